@@ -1,0 +1,35 @@
+import { describe, expect, test } from "bun:test";
+import { ConfigError } from "../shared/env.ts";
+import { loadEdgeConfig } from "./config.ts";
+
+describe("edge configuration", () => {
+  test("embedded defaults: local provider, file database under the data dir, port 8787", () => {
+    const c = loadEdgeConfig({});
+    expect(c.provider).toBe("local");
+    expect(c.port).toBe(8787);
+    expect(c.databaseUrl).toBe("file:.sam/sam.db");
+    expect(c.cloudflare.gatewayBase).toBe("https://gateway.ai.cloudflare.com/v1");
+    expect(c.hetzner.apiBase).toBe("https://api.hetzner.cloud/v1");
+  });
+
+  test("a Hetzner token selects the hetzner provider unless told otherwise", () => {
+    expect(loadEdgeConfig({ HCLOUD_TOKEN: "t" }).provider).toBe("hetzner");
+    expect(loadEdgeConfig({ HCLOUD_TOKEN: "t", SAM_PROVIDER: "local" }).provider).toBe("local");
+  });
+
+  test.each([
+    [{ SAM_PORT: "abc" }, "SAM_PORT: expected an integer from 0 to 65535, got 'abc'"],
+    [{ SAM_PORT: "70000" }, "SAM_PORT: expected an integer from 0 to 65535, got '70000'"],
+    [{ SAM_PROVIDER: "aws" }, "SAM_PROVIDER: expected one of local, hetzner, got 'aws'"],
+    [{ SAM_PROVIDER: "hetzner" }, "SAM_PROVIDER: 'hetzner' needs HCLOUD_TOKEN to be set"],
+    [{ SAM_DATABASE_URL: "postgres://db/sam" }, "SAM_DATABASE_URL: expected a file:, libsql:, http(s): or ws(s): URL, got 'postgres:'"],
+    [{ SAM_AI_GATEWAY: "maybe" }, "SAM_AI_GATEWAY: expected on or off, got 'maybe'"],
+    [{ SAM_AI_GATEWAY: "on" }, "SAM_AI_GATEWAY: 'on' needs CF_ACCOUNT_ID and CF_AI_GATEWAY_ID to be set"],
+    [{ SAM_INFERENCE_URL: "ftp://x" }, "SAM_INFERENCE_URL: expected a http/https URL, got 'ftp:'"],
+    [{ SAM_ADMIN_TOKEN: "short" }, "SAM_ADMIN_TOKEN: must be at least 16 characters"],
+    [{ SAM_AGENT_READY_TIMEOUT: "soon" }, "SAM_AGENT_READY_TIMEOUT: expected a positive duration like 90s, 15m or 1h, got 'soon'"],
+  ])("%j stops the start with one line naming the variable", (env, message) => {
+    expect(() => loadEdgeConfig(env)).toThrow(ConfigError);
+    expect(() => loadEdgeConfig(env)).toThrow(message);
+  });
+});

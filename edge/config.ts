@@ -1,0 +1,99 @@
+/**
+ * The edge's configuration, read once from an environment map (DESIGN.md § Fixed names). Every bad value
+ * throws a one-line `ConfigError` naming the variable; the Deno entry prints it and exits 2.
+ */
+import { ConfigError, envChoice, envFlag, envInt, envString, type Env } from "../shared/env.ts";
+import { timeoutsFromEnv, type Timeouts } from "../shared/timeouts.ts";
+
+export const DATABASE_SCHEMES = ["file:", "libsql:", "http:", "https:", "ws:", "wss:"] as const;
+
+export type EdgeConfig = {
+  host: string;
+  port: number;
+  dataDir: string;
+  /** Set when SAM_ADMIN_TOKEN is given; otherwise the edge generates one into the data dir. */
+  adminToken: string | null;
+  databaseUrl: string;
+  databaseToken: string | null;
+  /** The URL agents and the coding agents on nodes use to reach this edge. */
+  publicUrl: string | null;
+  provider: "local" | "hetzner";
+  hetzner: { token: string | null; apiBase: string };
+  cloudflare: {
+    accountId: string | null;
+    apiToken: string | null;
+    aiGateway: boolean;
+    gatewayId: string | null;
+    aigToken: string | null;
+    apiBase: string;
+    gatewayBase: string;
+  };
+  inference: { url: string | null; key: string | null };
+  timeouts: Timeouts;
+};
+
+function envUrl(env: Env, name: string, fallback: string | null, schemes: readonly string[]): string | null {
+  const raw = envString(env, name) ?? fallback;
+  if (raw === null) return null;
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError(`${name}: not a URL: '${raw}'`);
+  }
+  if (!schemes.includes(url.protocol)) {
+    throw new ConfigError(`${name}: expected a ${schemes.map((s) => s.slice(0, -1)).join("/")} URL, got '${url.protocol}'`);
+  }
+  return raw.replace(/\/+$/, "");
+}
+
+export function loadEdgeConfig(env: Env): EdgeConfig {
+  const dataDir = envString(env, "SAM_DATA_DIR", ".sam");
+  const hetznerToken = envString(env, "HCLOUD_TOKEN") ?? null;
+  const provider = envChoice(env, "SAM_PROVIDER", ["local", "hetzner"], hetznerToken ? "hetzner" : "local");
+  if (provider === "hetzner" && !hetznerToken) {
+    throw new ConfigError("SAM_PROVIDER: 'hetzner' needs HCLOUD_TOKEN to be set");
+  }
+  const databaseUrl = envString(env, "SAM_DATABASE_URL") ?? `file:${dataDir.replace(/\/+$/, "")}/sam.db`;
+  if (!DATABASE_SCHEMES.some((s) => databaseUrl.startsWith(s))) {
+    throw new ConfigError(`SAM_DATABASE_URL: expected a file:, libsql:, http(s): or ws(s): URL, got '${databaseUrl.split(":")[0]}:'`);
+  }
+  const aiGateway = envFlag(env, "SAM_AI_GATEWAY", false);
+  const accountId = envString(env, "CF_ACCOUNT_ID") ?? null;
+  const gatewayId = envString(env, "CF_AI_GATEWAY_ID") ?? null;
+  if (aiGateway && (!accountId || !gatewayId)) {
+    throw new ConfigError("SAM_AI_GATEWAY: 'on' needs CF_ACCOUNT_ID and CF_AI_GATEWAY_ID to be set");
+  }
+  const adminToken = envString(env, "SAM_ADMIN_TOKEN") ?? null;
+  if (adminToken !== null && adminToken.length < 16) {
+    throw new ConfigError("SAM_ADMIN_TOKEN: must be at least 16 characters");
+  }
+  return {
+    host: envString(env, "SAM_HOST", "127.0.0.1"),
+    port: envInt(env, "SAM_PORT", 8787, 0, 65535),
+    dataDir,
+    adminToken,
+    databaseUrl,
+    databaseToken: envString(env, "SAM_DATABASE_TOKEN") ?? null,
+    publicUrl: envUrl(env, "SAM_PUBLIC_URL", null, ["http:", "https:"]),
+    provider,
+    hetzner: {
+      token: hetznerToken,
+      apiBase: envUrl(env, "SAM_HCLOUD_API_BASE", "https://api.hetzner.cloud/v1", ["http:", "https:"])!,
+    },
+    cloudflare: {
+      accountId,
+      apiToken: envString(env, "CF_API_TOKEN") ?? null,
+      aiGateway,
+      gatewayId,
+      aigToken: envString(env, "CF_AIG_TOKEN") ?? null,
+      apiBase: envUrl(env, "SAM_CF_API_BASE", "https://api.cloudflare.com/client/v4", ["http:", "https:"])!,
+      gatewayBase: envUrl(env, "SAM_CF_GATEWAY_BASE", "https://gateway.ai.cloudflare.com/v1", ["http:", "https:"])!,
+    },
+    inference: {
+      url: envUrl(env, "SAM_INFERENCE_URL", null, ["http:", "https:"]),
+      key: envString(env, "SAM_INFERENCE_KEY") ?? null,
+    },
+    timeouts: timeoutsFromEnv(env),
+  };
+}

@@ -1,0 +1,79 @@
+/**
+ * Deno entry of the edge (DESIGN.md § Edge API). The only file that touches `Deno.*`: it reads the
+ * environment, serves the app, drives the safety-net tick (`Deno.cron` on Deploy, an interval locally)
+ * and shuts down cleanly on SIGINT/SIGTERM.
+ */
+import { ConfigError } from "../shared/env.ts";
+import { loadEdgeConfig } from "./config.ts";
+import { createEdge, type Edge } from "./edge.ts";
+
+const onDeploy = Boolean(Deno.env.get("DENO_DEPLOYMENT_ID"));
+let tick: (() => Promise<void>) | null = null;
+
+// Deploy requires crons to be registered at module top level; the handler waits for the edge to exist.
+if (onDeploy) {
+  Deno.cron("sam-tick", "* * * * *", async () => {
+    await tick?.();
+  });
+}
+
+function loadConfigOrExit() {
+  try {
+    return loadEdgeConfig(Deno.env.toObject());
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    console.error(`sam: configuration error: ${err.message}`);
+    Deno.exit(2);
+  }
+}
+
+async function createEdgeOrExit(): Promise<Edge> {
+  try {
+    return await createEdge(config);
+  } catch (err) {
+    // One line an operator can act on (e.g. a read-only data dir); the stack goes nowhere useful.
+    console.error(`sam: cannot start: ${(err as Error).message}`);
+    Deno.exit(1);
+  }
+}
+
+const config = loadConfigOrExit();
+const edge = await createEdgeOrExit();
+tick = edge.tick;
+
+const server = Deno.serve({
+  hostname: config.host,
+  port: config.port,
+  onListen({ hostname, port }) {
+    const url = `http://${hostname}:${port}`;
+    console.log(`SAM edge listening on ${url}`);
+    if (edge.admin.source === "env") console.log("admin token: from SAM_ADMIN_TOKEN");
+    else console.log(`admin token: ${edge.admin.token}  (kept in ${edge.admin.path})`);
+  },
+}, edge.app.fetch);
+
+let ticking = false;
+const interval = onDeploy ? null : setInterval(async () => {
+  if (ticking) return;
+  ticking = true;
+  try {
+    await edge.tick();
+  } catch (err) {
+    console.error("sam: tick failed:", (err as Error).message);
+  } finally {
+    ticking = false;
+  }
+}, config.timeouts.tick);
+
+let stopping = false;
+async function shutdown(signal: string) {
+  if (stopping) return;
+  stopping = true;
+  console.log(`SAM edge: ${signal}, shutting down`);
+  if (interval !== null) clearInterval(interval);
+  await server.shutdown();
+  await edge.close();
+  Deno.exit(0);
+}
+Deno.addSignalListener("SIGINT", () => void shutdown("SIGINT"));
+Deno.addSignalListener("SIGTERM", () => void shutdown("SIGTERM"));

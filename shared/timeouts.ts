@@ -1,0 +1,139 @@
+/**
+ * Every timer in SAM, derived from a few base values (DESIGN.md § Timeouts: one source of truth).
+ *
+ * The journal's failure was three independent literals racing each other; here the runner's deadlines and
+ * the stuck-task sweep that backs them up come from the same base values, and a configuration that would
+ * let the sweep fire before the runner's own deadline is refused at start.
+ */
+import { formatDuration } from "./duration.ts";
+import { ConfigError, envDuration, type Env } from "./env.ts";
+
+const SECOND = 1_000;
+const MINUTE = 60 * SECOND;
+
+/** The base values an operator sets. Everything else is derived from these. */
+export const TIMER_BASES = {
+  agentReady: { env: "SAM_AGENT_READY_TIMEOUT", default: 15 * MINUTE, meaning: "budget for a cold boot: node create to the agent's ready callback" },
+  heartbeat: { env: "SAM_HEARTBEAT_INTERVAL", default: 30 * SECOND, meaning: "how often an agent heartbeats" },
+  buffer: { env: "SAM_TIMEOUT_BUFFER", default: 5 * MINUTE, meaning: "slack between a runner deadline and the sweep that backs it up" },
+  tick: { env: "SAM_TICK_INTERVAL", default: 15 * SECOND, meaning: "period of the safety-net tick (Deno.cron fires at most once a minute)" },
+  dispatch: { env: "SAM_DISPATCH_TIMEOUT", default: 30 * SECOND, meaning: "a ready node must accept a dispatched task within this" },
+  taskRun: { env: "SAM_TASK_RUN_TIMEOUT", default: 60 * MINUTE, meaning: "longest a task may run on a node" },
+  nodeWarm: { env: "SAM_NODE_WARM", default: 10 * MINUTE, meaning: "an idle node stays warm this long for reuse" },
+  retryBackoff: { env: "SAM_RETRY_BACKOFF", default: 2 * SECOND, meaning: "first backoff of a transient-failure retry (doubles per attempt)" },
+} as const;
+
+/** Derived timers an operator may still override explicitly; the ordering check guards them. */
+export const TIMER_OVERRIDES = {
+  stuckQueued: { env: "SAM_STUCK_QUEUED_TIMEOUT", meaning: "sweep: a task not yet dispatched is failed after this long in its phase", derivation: "agentReady + buffer" },
+  nodeStale: { env: "SAM_NODE_STALE", meaning: "a node with no heartbeat for this long is stale", derivation: "3 × heartbeat" },
+} as const;
+
+export type TimerBase = keyof typeof TIMER_BASES;
+export type TimerOverride = keyof typeof TIMER_OVERRIDES;
+
+export type Timeouts = {
+  [K in TimerBase]: number;
+} & {
+  /** Runner deadline for a task waiting in `queued` for a node slot. */
+  queueWait: number;
+  /** Sweep limit for `queued`, `provisioning` and `waiting_for_agent` (the journal's stuck-queued cron). */
+  stuckQueued: number;
+  /** Sweep limit for `dispatched`. */
+  stuckDispatched: number;
+  /** Sweep limit for `running`. */
+  stuckRunning: number;
+  nodeStale: number;
+  /** A node with no heartbeat for this long is unhealthy and is not given work. */
+  nodeUnhealthy: number;
+  /** Cap of the agent's ready-callback backoff, so a late edge sees it within one heartbeat. */
+  readyRetryMax: number;
+};
+
+export const DERIVATIONS: Record<Exclude<keyof Timeouts, TimerBase>, string> = {
+  queueWait: "agentReady",
+  stuckQueued: TIMER_OVERRIDES.stuckQueued.derivation,
+  stuckDispatched: "dispatch + buffer",
+  stuckRunning: "taskRun + buffer",
+  nodeStale: TIMER_OVERRIDES.nodeStale.derivation,
+  nodeUnhealthy: "2 × nodeStale",
+  readyRetryMax: "heartbeat",
+};
+
+/** Derive the full table from base values and optional explicit overrides. Pure; does not validate. */
+export function deriveTimeouts(
+  bases: Record<TimerBase, number>,
+  overrides: Partial<Record<TimerOverride, number>> = {},
+): Timeouts {
+  const nodeStale = overrides.nodeStale ?? 3 * bases.heartbeat;
+  return {
+    ...bases,
+    queueWait: bases.agentReady,
+    stuckQueued: overrides.stuckQueued ?? bases.agentReady + bases.buffer,
+    stuckDispatched: bases.dispatch + bases.buffer,
+    stuckRunning: bases.taskRun + bases.buffer,
+    nodeStale,
+    nodeUnhealthy: 2 * nodeStale,
+    readyRetryMax: bases.heartbeat,
+  };
+}
+
+const fmt = formatDuration;
+
+/**
+ * The orderings that make the timers safe together. Each violation is one line naming the variables.
+ * A sweep limit must exceed the runner deadline it backs up by more than one tick, so the runner (which
+ * names the timer and the phase in its reason) always gets its turn first.
+ */
+export function timeoutViolations(t: Timeouts): string[] {
+  const out: string[] = [];
+  const envOf = (k: TimerBase | TimerOverride) =>
+    (k in TIMER_BASES ? TIMER_BASES[k as TimerBase].env : TIMER_OVERRIDES[k as TimerOverride].env);
+  const mustExceed = (what: string, value: number, floorText: string, floor: number, why: string) => {
+    if (!(value > floor)) out.push(`${what} (${fmt(value)}) must exceed ${floorText} (${fmt(floor)}): ${why}`);
+  };
+  mustExceed(envOf("buffer"), t.buffer, envOf("tick"), t.tick, "the sweep needs at least one tick of slack after a runner deadline");
+  mustExceed(
+    envOf("stuckQueued"), t.stuckQueued, `${envOf("agentReady")} + ${envOf("tick")}`, t.agentReady + t.tick,
+    "the stuck-task sweep would kill tasks the runner is still allowed to wait for",
+  );
+  mustExceed("stuckDispatched", t.stuckDispatched, `${envOf("dispatch")} + ${envOf("tick")}`, t.dispatch + t.tick, "the sweep would pre-empt the dispatch deadline");
+  mustExceed("stuckRunning", t.stuckRunning, `${envOf("taskRun")} + ${envOf("tick")}`, t.taskRun + t.tick, "the sweep would pre-empt the run deadline");
+  mustExceed(envOf("nodeStale"), t.nodeStale, `2 × ${envOf("heartbeat")}`, 2 * t.heartbeat, "one late heartbeat must not make a node stale");
+  mustExceed(envOf("agentReady"), t.agentReady, `2 × ${envOf("heartbeat")}`, 2 * t.heartbeat, "a boot budget shorter than two heartbeats cannot be observed");
+  mustExceed(envOf("taskRun"), t.taskRun, envOf("dispatch"), t.dispatch, "a task must be allowed to run longer than it takes to hand it over");
+  mustExceed(envOf("nodeWarm"), t.nodeWarm, envOf("tick"), t.tick, "the reaper runs on the tick and could not honour a shorter warm time");
+  mustExceed(envOf("dispatch"), t.dispatch, envOf("retryBackoff"), t.retryBackoff, "a dispatch must outlast its first retry backoff");
+  return out;
+}
+
+/** Read base values and overrides from the environment, derive, and refuse a breaking configuration. */
+export function timeoutsFromEnv(env: Env): Timeouts {
+  const bases = Object.fromEntries(
+    Object.entries(TIMER_BASES).map(([k, spec]) => [k, envDuration(env, spec.env, spec.default)]),
+  ) as Record<TimerBase, number>;
+  const overrides: Partial<Record<TimerOverride, number>> = {};
+  for (const [k, spec] of Object.entries(TIMER_OVERRIDES)) {
+    if (env[spec.env]?.trim()) overrides[k as TimerOverride] = envDuration(env, spec.env, 0);
+  }
+  const table = deriveTimeouts(bases, overrides);
+  const violations = timeoutViolations(table);
+  if (violations.length > 0) throw new ConfigError(violations[0]!);
+  return table;
+}
+
+export const DEFAULT_TIMEOUTS: Timeouts = deriveTimeouts(
+  Object.fromEntries(Object.entries(TIMER_BASES).map(([k, s]) => [k, s.default])) as Record<TimerBase, number>,
+);
+
+/** Rows for `GET /api/config` and the docs: name, value, and where it comes from. */
+export function describeTimeouts(t: Timeouts): { name: string; ms: number; value: string; source: string }[] {
+  return (Object.keys(t) as (keyof Timeouts)[]).map((name) => ({
+    name,
+    ms: t[name],
+    value: fmt(t[name]),
+    source: name in TIMER_BASES
+      ? TIMER_BASES[name as TimerBase].env
+      : `${DERIVATIONS[name as Exclude<keyof Timeouts, TimerBase>]}${name in TIMER_OVERRIDES ? ` (or ${TIMER_OVERRIDES[name as TimerOverride].env})` : ""}`,
+  }));
+}

@@ -1,0 +1,41 @@
+/** Agent → edge callbacks under `/api/agent/*` (node token), DESIGN.md § Node lifecycle and the agent. */
+import * as v from "valibot";
+import { BootTimeline } from "./boot.ts";
+import { EpochMs, Id, NonNegativeInt } from "./common.ts";
+import { MetricsSample } from "./metrics.ts";
+
+export const WorkspaceMode = v.picklist(["host", "devcontainer"]);
+export type WorkspaceMode = v.InferOutput<typeof WorkspaceMode>;
+
+export const AgentCapabilities = v.object({
+  workspaceModes: v.array(WorkspaceMode),
+  agents: v.array(v.picklist(["builtin", "command"])),
+  maxConcurrentTasks: v.pipe(v.number(), v.integer(), v.minValue(1)),
+  arch: v.string(),
+  os: v.string(),
+});
+export type AgentCapabilities = v.InferOutput<typeof AgentCapabilities>;
+
+/** `POST /api/agent/ready` */
+export const AgentReady = v.object({
+  nodeId: Id,
+  version: v.pipe(v.string(), v.maxLength(64)),
+  /** Where the edge reaches this agent, e.g. `https://203.0.113.7:8443` or `http://127.0.0.1:41234`. */
+  url: v.pipe(v.string(), v.url()),
+  /** SHA-256 fingerprint of the agent's self-signed TLS certificate, when it serves TLS. */
+  tlsFingerprint: v.optional(v.nullable(v.pipe(v.string(), v.regex(/^[0-9A-Fa-f:]{64,95}$/)))),
+  bootTimeline: BootTimeline,
+  capabilities: AgentCapabilities,
+  startedAt: EpochMs,
+});
+export type AgentReady = v.InferOutput<typeof AgentReady>;
+
+/** `POST /api/agent/heartbeat` */
+export const AgentHeartbeat = v.object({
+  nodeId: Id,
+  at: EpochMs,
+  uptimeMs: NonNegativeInt,
+  activeTasks: v.array(Id),
+  metrics: v.optional(v.nullable(MetricsSample)),
+});
+export type AgentHeartbeat = v.InferOutput<typeof AgentHeartbeat>;

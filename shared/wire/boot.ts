@@ -1,0 +1,22 @@
+/** The boot timeline an agent reads from `sam-boot` markers and reports with its ready callback. */
+import * as v from "valibot";
+import { EpochMs, NonNegativeInt } from "./common.ts";
+
+export const BootPhase = v.object({
+  name: v.pipe(v.string(), v.maxLength(128)),
+  startedAt: EpochMs,
+  endedAt: v.nullable(EpochMs),
+  durationMs: v.nullable(NonNegativeInt),
+  /** `failed`: a `PHASE FAILED` marker; `unterminated`: a start with no end. */
+  status: v.picklist(["ok", "failed", "unterminated"]),
+});
+export type BootPhase = v.InferOutput<typeof BootPhase>;
+
+export const BootTimeline = v.object({
+  source: v.picklist(["journald", "syslog", "none"]),
+  /** Kernel uptime when the agent started: how long the machine took to get to us. */
+  kernelUptimeMsAtAgentStart: v.nullable(NonNegativeInt),
+  agentStartedAt: EpochMs,
+  phases: v.pipe(v.array(BootPhase), v.maxLength(256)),
+});
+export type BootTimeline = v.InferOutput<typeof BootTimeline>;

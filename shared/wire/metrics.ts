@@ -1,0 +1,26 @@
+/** One resource-monitor sample (DESIGN.md § Resource monitor), as stored, served and heartbeated. */
+import * as v from "valibot";
+import { EpochMs, NonNegativeInt } from "./common.ts";
+
+const Percent = v.pipe(v.number(), v.minValue(0), v.maxValue(100));
+const Bytes = NonNegativeInt;
+const Disk = v.object({ path: v.string(), totalBytes: Bytes, usedBytes: Bytes, freeBytes: Bytes });
+
+export const MetricsSample = v.object({
+  at: EpochMs,
+  /** Null on the first sample, which has no earlier /proc/stat to take a delta from. */
+  cpuPercent: v.nullable(Percent),
+  load1: v.number(),
+  load5: v.number(),
+  load15: v.number(),
+  memTotalBytes: Bytes,
+  memUsedBytes: Bytes,
+  swapTotalBytes: Bytes,
+  swapUsedBytes: Bytes,
+  disk: Disk,
+  /** The data dir's filesystem, when it differs from `/`. */
+  dataDisk: v.optional(v.nullable(Disk)),
+  netRxBytes: v.optional(v.nullable(Bytes)),
+  netTxBytes: v.optional(v.nullable(Bytes)),
+});
+export type MetricsSample = v.InferOutput<typeof MetricsSample>;

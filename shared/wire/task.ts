@@ -1,0 +1,103 @@
+/** Tasks as users submit and read them (`/api/tasks`), and as the edge hands them to an agent. */
+import * as v from "valibot";
+import { EpochMs, Id, Labels, NonNegativeInt } from "./common.ts";
+
+export const TASK_STATUSES = [
+  "queued", "provisioning", "waiting_for_agent", "dispatched", "running", "succeeded", "failed", "cancelled",
+] as const;
+export const TaskStatus = v.picklist(TASK_STATUSES);
+export type TaskStatus = v.InferOutput<typeof TaskStatus>;
+export const TERMINAL_STATUSES: readonly TaskStatus[] = ["succeeded", "failed", "cancelled"];
+export const isTerminal = (s: TaskStatus) => TERMINAL_STATUSES.includes(s);
+
+/** A git remote: https/http/ssh/git URLs, scp-style `git@host:path`, or a local path/file URL (local nodes). */
+export const RepoUrl = v.pipe(
+  v.string(),
+  v.maxLength(2048),
+  v.regex(
+    /^(?:(?:https?|ssh|git|file):\/\/[^\s]+|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s]+|\/[^\s]*)$/,
+    "repo.url must be an http(s), ssh, git or file URL, user@host:path, or an absolute path",
+  ),
+  v.check((s) => !s.startsWith("-"), "repo.url must not start with '-'"),
+);
+export const GitRef = v.pipe(
+  v.string(),
+  v.regex(/^(?!-)(?!.*\.\.)[A-Za-z0-9._\/-]{1,200}$/, "repo.branch must be a plain git ref name"),
+);
+
+export const TaskRepo = v.strictObject({
+  url: RepoUrl,
+  branch: v.optional(GitRef),
+  /** A token for the clone (e.g. a GitHub PAT). Stored for dispatch only; never echoed back or logged. */
+  credential: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(4096))),
+});
+
+export const TaskAgent = v.variant("type", [
+  v.strictObject({ type: v.literal("builtin") }),
+  v.strictObject({
+    type: v.literal("command"),
+    command: v.pipe(v.string(), v.minLength(1), v.maxLength(16_384)),
+  }),
+]);
+export type TaskAgent = v.InferOutput<typeof TaskAgent>;
+
+export const ModelName = v.pipe(v.string(), v.minLength(1), v.maxLength(200), v.regex(/^[\w@./:-]+$/, "model must be a model id such as @cf/qwen/qwen2.5-coder-32b-instruct"));
+
+/** `POST /api/tasks` body. Unknown fields are refused so typos are not silently ignored. */
+export const TaskSubmission = v.strictObject({
+  prompt: v.pipe(v.string(), v.minLength(1, "prompt must not be empty"), v.maxLength(100_000)),
+  repo: v.optional(TaskRepo),
+  agent: v.optional(TaskAgent, { type: "builtin" }),
+  model: v.optional(ModelName),
+  labels: v.optional(Labels, {}),
+});
+export type TaskSubmission = v.InferOutput<typeof TaskSubmission>;
+
+export const TaskStep = v.object({
+  name: v.string(),
+  startedAt: EpochMs,
+  endedAt: EpochMs,
+  durationMs: NonNegativeInt,
+});
+export type TaskStep = v.InferOutput<typeof TaskStep>;
+
+/** What the agent reports when a task ends (`POST /api/agent/tasks/:id/result`). */
+export const TaskResult = v.object({
+  status: v.picklist(["succeeded", "failed", "cancelled"]),
+  exitCode: v.nullable(v.pipe(v.number(), v.integer())),
+  summary: v.optional(v.pipe(v.string(), v.maxLength(65_536))),
+  error: v.optional(v.pipe(v.string(), v.maxLength(65_536))),
+  diffStat: v.optional(v.pipe(v.string(), v.maxLength(65_536))),
+  patch: v.optional(v.pipe(v.string(), v.maxLength(1_048_576))),
+  patchTruncated: v.optional(v.boolean()),
+  steps: v.optional(v.array(TaskStep), []),
+  finishedAt: EpochMs,
+});
+export type TaskResult = v.InferOutput<typeof TaskResult>;
+
+/** Edge → agent: `POST /tasks` on the node. */
+export const TaskDispatch = v.object({
+  taskId: Id,
+  prompt: v.string(),
+  repo: v.optional(TaskRepo),
+  agent: TaskAgent,
+  model: v.optional(ModelName),
+  /** The edge's `/v1` base URL and the task inference token (scoped to this task). */
+  inference: v.object({ baseUrl: v.pipe(v.string(), v.url()), token: v.string() }),
+  timeoutMs: v.pipe(v.number(), v.integer(), v.minValue(1)),
+});
+export type TaskDispatch = v.InferOutput<typeof TaskDispatch>;
+
+/** One line of a task's log as it travels agent → edge → user. `seq` orders and de-duplicates. */
+export const TaskLogEvent = v.object({
+  seq: NonNegativeInt,
+  at: EpochMs,
+  stream: v.picklist(["stdout", "stderr", "system"]),
+  message: v.pipe(v.string(), v.maxLength(65_536)),
+});
+export type TaskLogEvent = v.InferOutput<typeof TaskLogEvent>;
+
+export const TaskLogBatch = v.object({
+  events: v.pipe(v.array(TaskLogEvent), v.minLength(1), v.maxLength(1000)),
+});
+export type TaskLogBatch = v.InferOutput<typeof TaskLogBatch>;
