@@ -5,3 +5,4 @@ export * from "./common.ts";
 export * from "./events.ts";
 export * from "./metrics.ts";
 export * from "./task.ts";
+export * from "./api.ts";
