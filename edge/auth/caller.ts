@@ -4,8 +4,13 @@
  */
 export type Caller =
   | { kind: "admin" }
-  | { kind: "key"; keyId: string; name: string }
-  | { kind: "task"; taskId: string; keyId: string; nodeId: string | null }
+  /** A user's API key; `rateLimitPerMinute` null means the edge default. */
+  | { kind: "key"; keyId: string; name: string; rateLimitPerMinute: number | null }
+  /** A task inference token: acts for the key that submitted the task, on `/v1/*` only, until the task ends. */
+  | { kind: "task"; taskId: string; keyId: string; name: string; nodeId: string | null; rateLimitPerMinute: number | null }
   | { kind: "node"; nodeId: string };
 
 export type CallerKind = Caller["kind"];
+
+/** Resolves a bearer token to its caller, or null when the token is unknown, revoked or expired. */
+export type Authenticate = (token: string) => Promise<Caller | null>;
