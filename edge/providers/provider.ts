@@ -23,6 +23,8 @@ export type CreateServerInput = {
   nodeId: string;
   /** The node's secret; the provider hands it to the VM (0600 file) and never logs it. */
   nodeToken: string;
+  /** The credential the edge presents to the agent; goes into the same 0600 file (docs/protocol.md). */
+  agentToken: string;
   /** Where the agent calls back (the edge's public URL). */
   controlPlaneUrl: string;
   labels: Record<string, string>;
