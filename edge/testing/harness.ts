@@ -65,6 +65,8 @@ export class DoubleProvider implements Provider {
   readonly name = "local" as const;
   readonly agents = new Map<string, AgentDouble>();
   readonly deleted: string[] = [];
+  /** What each node's server was created with (its tokens), by node id. */
+  readonly inputs = new Map<string, CreateServerInput>();
   private seq = 0;
 
   constructor(private readonly o: { autoReady?: boolean; double?: Partial<AgentDoubleOptions>; failCreate?: boolean } = {}) {}
@@ -72,6 +74,7 @@ export class DoubleProvider implements Provider {
   async create(input: CreateServerInput): Promise<CreateServerResult> {
     if (this.o.failCreate) throw new Error("injected provider failure");
     const createdAt = Date.now();
+    this.inputs.set(input.nodeId, input);
     const agent = await startAgentDouble({ nodeId: input.nodeId, controlPlaneUrl: input.controlPlaneUrl, nodeToken: input.nodeToken, agentToken: input.agentToken, ...this.o.double });
     const id = `double-${++this.seq}`;
     this.agents.set(input.nodeId, agent);
