@@ -7,7 +7,7 @@ import { DoubleProvider, startTestEdge, type TestEdge } from "./testing/harness.
 let t: TestEdge;
 let key: string;
 let nodeToken: string;
-let nodeId: string;
+let nodeId = "";
 
 beforeAll(async () => {
   const provider = new DoubleProvider();

@@ -74,13 +74,14 @@ export class Runner {
       if (!task || task.status !== "queued") return;
       const now = Date.now();
       let node = await this.d.nodes.findSlot(task.keyId, this.t, now);
+      let launch = () => {};
       if (!node) {
         if ((await this.d.nodes.countLive()) >= this.d.maxNodes) {
           // Stay queued; a finishing task or the tick places it. The queue-wait deadline still runs.
           await this.d.tasks.setNextAttempt(task.id, "queued", now + this.t.retryBackoff);
           return;
         }
-        node = await this.provisionNode(task.keyId);
+        ({ node, launch } = await this.newNode(task.keyId));
       }
       if (node.ownerKeyId === null && !(await this.d.nodes.claim(node.id, task.keyId))) continue;
       const nodeStatus = node.status;
@@ -104,6 +105,7 @@ export class Runner {
         andWhere: capacity,
         now,
       });
+      launch(); // even when another instance placed the task first: the node then stays warm for the next one
       if (ok) {
         await this.d.nodes.update(node.id, { idle_since: null });
         return;
@@ -113,13 +115,22 @@ export class Runner {
 
   /** Insert a node row and start creating its server in the background. */
   async provisionNode(ownerKeyId: string | null): Promise<NodeRecord> {
+    const { node, launch } = await this.newNode(ownerKeyId);
+    launch();
+    return node;
+  }
+
+  /** A node row with fresh credentials; `launch` starts the server create (after the caller placed its task). */
+  private async newNode(ownerKeyId: string | null): Promise<{ node: NodeRecord; launch: () => void }> {
     const id = `n-${randomToken("x").slice(2, 12).toLowerCase()}`;
     const nodeToken = randomToken(TOKEN_PREFIX.node);
     const agentToken = randomToken(TOKEN_PREFIX.agent);
     const now = Date.now();
     await this.d.nodes.insert({ id, provider: this.d.provider.name, ownerKeyId, nodeTokenHash: await hashToken(nodeToken), agentToken, slots: DEFAULT_SLOTS, now });
-    this.background(() => this.createServer(id, nodeToken, agentToken, ownerKeyId));
-    return (await this.d.nodes.get(id))!;
+    return {
+      node: (await this.d.nodes.get(id))!,
+      launch: () => this.background(() => this.createServer(id, nodeToken, agentToken, ownerKeyId)),
+    };
   }
 
   private async createServer(nodeId: string, nodeToken: string, agentToken: string, ownerKeyId: string | null): Promise<void> {

@@ -97,7 +97,7 @@ describe("tasks", () => {
     const seen: string[] = [];
     let cursor: string | null = null;
     do {
-      const page = v.parse(pageOf(TaskView), await (await t.call("GET", `/api/tasks?limit=2${cursor ? `&cursor=${cursor}` : ""}`)).json());
+      const page: { data: TaskView[]; nextCursor: string | null } = v.parse(pageOf(TaskView), await (await t.call("GET", `/api/tasks?limit=2${cursor ? `&cursor=${cursor}` : ""}`)).json());
       seen.push(...page.data.map((x) => x.id));
       cursor = page.nextCursor;
     } while (cursor);
