@@ -21,6 +21,24 @@ export type TestEdge = {
   stop(opts?: { keepData?: boolean }): Promise<void>;
 };
 
+/** A stable front URL for agents (like a real deployment's hostname) that can be pointed at a new edge. */
+export function startFrontProxy(): { url: string; target: { url: string }; stop(): Promise<void> } {
+  const target = { url: "" };
+  const server = Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    async fetch(req) {
+      const u = new URL(req.url);
+      try {
+        return await fetch(`${target.url}${u.pathname}${u.search}`, { method: req.method, headers: req.headers, body: req.body });
+      } catch {
+        return new Response("edge down", { status: 502 });
+      }
+    },
+  });
+  return { url: `http://127.0.0.1:${server.port}`, target, stop: () => server.stop(true) };
+}
+
 export async function startTestEdge(opts: { env?: Record<string, string>; provider?: Provider; dataDir?: string } = {}): Promise<TestEdge> {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), "sam-edge-"));
   const config = loadEdgeConfig({ SAM_DATA_DIR: dataDir, SAM_ADMIN_TOKEN: ADMIN, ...opts.env });
@@ -69,7 +87,7 @@ export class DoubleProvider implements Provider {
   readonly inputs = new Map<string, CreateServerInput>();
   private seq = 0;
 
-  constructor(private readonly o: { autoReady?: boolean; double?: Partial<AgentDoubleOptions>; failCreate?: boolean } = {}) {}
+  constructor(private readonly o: { autoReady?: boolean; double?: Partial<AgentDoubleOptions>; failCreate?: boolean; keepOnClose?: boolean } = {}) {}
 
   async create(input: CreateServerInput): Promise<CreateServerResult> {
     if (this.o.failCreate) throw new Error("injected provider failure");
@@ -106,6 +124,7 @@ export class DoubleProvider implements Provider {
   }
 
   async close(): Promise<void> {
+    if (this.o.keepOnClose) return; // an edge that "crashed": its servers live on
     await Promise.all([...this.servers.keys()].map((id) => this.delete(id)));
   }
 }
