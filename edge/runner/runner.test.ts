@@ -151,4 +151,22 @@ describe("runner", () => {
     expect(node.statusReason).toBe("idle for 10m (warm time)");
     expect(provider.deleted).toContain(done.nodeId!);
   });
+
+  test("a node whose server vanished (no heartbeats, provider has no server) fails, and so do its tasks", async () => {
+    const provider = new DoubleProvider({ autoReady: true, double: { mode: "hold" } });
+    const { t, key } = await edgeWith(provider);
+    const task = await (await t.call("POST", "/api/tasks", { token: key, body: { prompt: "p" } })).json();
+    const running = await until("running", async () => {
+      const x = await view(t, task.id);
+      return x.status === "running" ? x : undefined;
+    });
+    const node = await (await t.call("GET", `/api/nodes/${running.nodeId}`)).json();
+    await t.edge.runner.tick(node.lastHeartbeatAt + 3 * 60_000 + 1); // unhealthy, but the server still exists
+    expect((await view(t, task.id)).status).toBe("running");
+    await provider.delete((await provider.list())[0]!.id);
+    await t.edge.runner.tick(node.lastHeartbeatAt + 3 * 60_000 + 1);
+    const failed = await view(t, task.id);
+    expect(failed.status).toBe("failed");
+    expect(failed.error).toBe(`node ${node.id} is gone (no heartbeat for 3m and the provider no longer has its server)`);
+  });
 });

@@ -11,7 +11,7 @@ import { TOKEN_PREFIX } from "../auth/authenticate.ts";
 import { hashToken, randomToken } from "../auth/tokens.ts";
 import type { Provider } from "../providers/provider.ts";
 import { AgentUnreachable, type AgentClient } from "../nodes/agent-client.ts";
-import type { NodeRecord, NodeStore } from "../nodes/store.ts";
+import { nodeHealth, type NodeRecord, type NodeStore } from "../nodes/store.ts";
 import { ON_NODE_SQL, type TaskRecord, type TaskStore } from "../tasks/store.ts";
 import { runnerDeadline, sweepDeadline, SWEEP_LIMITS, type ActiveStatus } from "./deadlines.ts";
 import type { Wakeups } from "./wakeups.ts";
@@ -364,11 +364,29 @@ export class Runner {
       }
     }
     for (const node of await this.d.nodes.inStatus(["ready", "draining"])) {
+      if (nodeHealth(node, this.t, now) === "unhealthy" && await this.serverGone(node)) {
+        const reason = `no heartbeat for ${fmtMs(this.t.nodeUnhealthy)} and the provider no longer has its server`;
+        if (await this.d.nodes.transition(node.id, ["ready", "draining"], "failed", reason)) {
+          for (const task of await this.d.tasks.inStatus(["dispatched", "running"], { nodeId: node.id })) {
+            await this.fail(task, [task.status], `node ${node.id} is gone (${reason})`);
+          }
+        }
+        continue;
+      }
       if ((await this.d.nodes.busyCount(node.id)) > 0) continue;
       if (node.status === "draining") await this.deleteServer(node, node.statusReason ?? "drained");
       else if (node.idleSince !== null && node.idleSince + this.t.nodeWarm <= now) {
         await this.drainNode(node, `idle for ${fmtMs(this.t.nodeWarm)} (warm time)`);
       }
+    }
+  }
+
+  private async serverGone(node: NodeRecord): Promise<boolean> {
+    if (!node.providerServerId) return false;
+    try {
+      return (await this.d.provider.get(node.providerServerId)) === null;
+    } catch {
+      return false; // the provider itself failing says nothing about the server
     }
   }
 
