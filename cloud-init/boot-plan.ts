@@ -196,7 +196,7 @@ function renderPhase(phase: BootPhase): string {
 /** The preamble every phase relies on: a predictable umask and the directories the jobs write to. */
 const PREAMBLE = [
   "umask 022",
-  `mkdir -p ${VM.bootLogDir} /usr/local/lib/sam ${VM.agentDataDir}`,
+  `mkdir -p ${VM.bootLogDir} /usr/local/lib/sam /usr/local/bin ${VM.agentDataDir}`,
 ].join("\n");
 
 /** `runcmd` entries: one string per phase, which cloud-init writes one after another into one `sh` script. */
