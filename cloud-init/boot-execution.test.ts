@@ -88,7 +88,7 @@ function rehearse(name: string, opts: { tamper?: boolean; pullExit?: number } = 
   const script = join(dir, "runcmd");
   const rooted = underRoot(runcmdScript(userData), root);
   // Refuse to run anything that would still write to this machine's own system paths.
-  const stray = /\/(?:usr\/local|etc|var)(?:\/|\b)/.exec(rooted.split(root).join(""));
+  const stray = /(?<![\w.-])\/(?:usr\/local|etc|var)\b/.exec(rooted.split(root).join("ROOT"));
   if (stray) throw new Error(`rehearsal: the script still references ${stray[0]} outside the temp root`);
   writeFileSync(script, rooted);
   const env = {
