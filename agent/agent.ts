@@ -40,7 +40,11 @@ function checkDataDir(dir: string): void {
     writeFileSync(probe, new Uint8Array(64 * 1024));
     rmSync(probe);
   } catch (err) {
-    rmSync(probe, { force: true });
+    try {
+      rmSync(probe, { force: true });
+    } catch {
+      // the same failure again; the first one is the one to report
+    }
     const code = (err as NodeJS.ErrnoException).code ?? "";
     throw new StartError(`data dir '${dir}' ${ERRNO_TEXT[code] ?? `cannot be used (${(err as Error).message})`}`);
   }
