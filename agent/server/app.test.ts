@@ -16,7 +16,8 @@ const TOKEN = "samagent_test_0123456789";
 const dir = mkdtempSync(join(tmpdir(), "sam-agent-server-"));
 const events = new EventStore(join(dir, "events.db"), { nodeId: "node-1" });
 const metrics = new MetricsStore(join(dir, "metrics.db"));
-const monitor = new ResourceMonitor({ store: metrics, events, intervalMs: 60_000, dataDir: dir });
+let clock = Date.now();
+const monitor = new ResourceMonitor({ store: metrics, events, intervalMs: 60_000, dataDir: dir, now: () => (clock += 60_000) });
 let boot: BootTimeline | null = null;
 
 /** The task routes only delegate; this records what reached the executor seam. */
