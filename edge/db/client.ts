@@ -21,7 +21,14 @@ export async function openDatabase(url: string, authToken: string | null): Promi
   }
   const { createClient } = await import("@libsql/client/web");
   const remote = url.startsWith("libsql:") ? url.replace(/^libsql:/, "https:") : url;
-  return retryingBusy(createClient({ url: remote, authToken: authToken ?? undefined }));
+  return retryingBusy(createClient({ url: remote, authToken: authToken ?? undefined, fetch: fetchWithTimeout }));
+}
+
+/** A request to the database server that hangs fails instead of holding its caller forever. */
+const REQUEST_TIMEOUT_MS = 15_000;
+
+function fetchWithTimeout(input: RequestInfo | URL, init?: RequestInit): Promise<Response> {
+  return fetch(input, { ...init, signal: init?.signal ?? AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
 }
 
 /** How long a statement keeps retrying while the server reports the database locked. */
