@@ -217,7 +217,9 @@ export class Runner {
       andWhere,
       now,
     });
-    if (ok) await this.d.nodes.update(node.id, { idle_since: null });
+    // Skipped when the node was already busy (one write less per dispatch); a stale idle_since is harmless
+    // anyway: the reaper counts the node's tasks before it drains.
+    if (ok && node.idleSince !== null) await this.d.nodes.update(node.id, { idle_since: null });
     return ok;
   }
 
