@@ -43,10 +43,16 @@ function exportBaseline(ref: string): string {
   return dir;
 }
 
+let stderrTail = "";
+
 async function startEdge(runtime: "bun" | "deno", code: string, env: Record<string, string>): Promise<{ url: string; child: ChildProcess }> {
   const bin = join(root, "node_modules", ".bin", runtime);
   const args = runtime === "deno" ? ["run", "-A", "scripts/bench/edge-server.ts", code] : ["scripts/bench/edge-server.ts", code];
-  const child = spawn(bin, args, { cwd: root, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "inherit"] });
+  // The edge's stderr is kept, not shown: an overloaded baseline logs every timed-out request.
+  const child = spawn(bin, args, { cwd: root, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  child.stderr!.on("data", (chunk: Buffer) => {
+    stderrTail = (stderrTail + chunk.toString()).slice(-600);
+  });
   const url = await new Promise<string>((resolve, reject) => {
     let out = "";
     child.stdout!.on("data", (chunk: Buffer) => {
@@ -143,8 +149,10 @@ try {
       for (const db of DBS) {
         for (const [label, code] of [["baseline", baselineDir], ["this tree", root]] as const) {
           const id = `${runtime} ${db} ${label}`;
+          stderrTail = "";
           const r = await runOnce(runtime, db, code).catch((err) => {
-            console.log(`  ${id}: failed: ${(err as Error).message}`);
+            const last = stderrTail.trim().split("\n").filter((l) => l.startsWith("sam")).pop();
+            console.log(`  ${id}: failed: ${(err as Error).message}${last ? ` (edge: ${last})` : ""}`);
             return null;
           });
           if (!r) continue;
