@@ -67,8 +67,11 @@ export class Delivery {
           const res = await this.post(`/api/agent/tasks/${encodeURIComponent(taskId)}/events`, { events: lines });
           const last = lines[lines.length - 1]!.seq;
           if (res === "retry") { retry = true; break; }
-          if (res === "refused") this.deps.events.record({ type: "error", level: "error", taskId, message: `the edge refused task output up to seq ${last}; dropped` });
-          else {
+          if (res === "refused") {
+            // Retrying cannot help; skip the batch rather than resend it forever.
+            this.deps.events.record({ type: "error", level: "error", taskId, message: `the edge refused task output up to seq ${last}; dropped` });
+            this.deps.outbox.ack(taskId, last);
+          } else {
             const ack = v.safeParse(EventsAck, await res.json().catch(() => ({})));
             // The edge may already hold later seqs (a retry after a lost answer); never ack less than we sent.
             this.deps.outbox.ack(taskId, Math.max(last, ack.success ? ack.output.lastSeq ?? last : last));
@@ -84,7 +87,7 @@ export class Delivery {
           this.deps.outbox.markDelivered(taskId);
           this.tasks.delete(taskId);
           this.deps.onDelivered(taskId);
-          return;
+          break;
         }
         if (!s.again) break;
       }
