@@ -306,3 +306,14 @@ describe("agent restart mid-task", () => {
     }
   }, 20_000);
 });
+
+test("over-long text fields are cut to the wire's limit, keeping what matters", async () => {
+  const { clampResult } = await import("./executor.ts");
+  const { TaskResult } = await import("../../shared/wire/task.ts");
+  const v = await import("valibot");
+  const long = Array.from({ length: 20_000 }, (_, i) => ` file${i}.txt | 1 +`).join("\n") + "\n 20000 files changed, 20000 insertions(+)";
+  const r = clampResult({ status: "succeeded", exitCode: 0, summary: "x".repeat(70_000) + "THE END", diffStat: long, steps: [], finishedAt: 1 });
+  expect(v.safeParse(TaskResult, r).success).toBe(true);
+  expect(r.summary).toEndWith("THE END");
+  expect(r.diffStat).toEndWith("20000 files changed, 20000 insertions(+)");
+});

@@ -52,6 +52,19 @@ function stateOf(row: { taskId: string; status: TaskRunState["status"]; startedA
   return { taskId: row.taskId, status: row.status, startedAt: row.startedAt, finishedAt: row.finishedAt, exitCode: row.exitCode };
 }
 
+/** The wire caps text fields at 64 KiB; an edge would refuse the whole result over one long summary. */
+const TEXT_CAP = 65_536;
+function clampText(text: string | undefined, keep: "head" | "tail"): string | undefined {
+  if (text === undefined || text.length <= TEXT_CAP) return text;
+  const note = "\n[… cut to fit]\n";
+  return keep === "head" ? text.slice(0, TEXT_CAP - note.length) + note : note + text.slice(-(TEXT_CAP - note.length));
+}
+
+export function clampResult(r: TaskResult): TaskResult {
+  // A diff stat's last line is its total; a summary's end is its conclusion.
+  return { ...r, summary: clampText(r.summary, "tail"), error: clampText(r.error, "head"), diffStat: clampText(r.diffStat, "tail") };
+}
+
 /** The process group a lost run left behind, if it is still alive and still working in that workspace. */
 function strayGroup(metaDir: string, workspaceDir: string): number | null {
   const file = join(metaDir, "pgid");
@@ -105,7 +118,8 @@ export function createTaskExecutor(deps: TaskExecutorDeps): TaskExecutor {
     delivery.kick(taskId);
   };
 
-  const finish = (taskId: string, result: TaskResult) => {
+  const finish = (taskId: string, unclamped: TaskResult) => {
+    const result = clampResult(unclamped);
     outbox.finish(taskId, result);
     events.record({
       type: EVENT_TYPES.taskStep, taskId, level: result.status === "succeeded" ? "info" : "warn",
