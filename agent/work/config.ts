@@ -32,7 +32,7 @@ export const WORK_DEFAULTS: Omit<WorkConfig, "dataDir"> = {
   workspaceMode: "auto",
   maxConcurrentTasks: 2,
   keepOnFailure: false,
-  baseImage: "mcr.microsoft.com/devcontainers/base:bookworm",
+  baseImage: "mcr.microsoft.com/devcontainers/base:ubuntu",
   defaultModel: "@cf/qwen/qwen2.5-coder-32b-instruct",
   maxSteps: 30,
   commandTimeoutMs: 120_000,
