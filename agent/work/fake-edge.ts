@@ -1,6 +1,7 @@
 /**
- * Test support: a small HTTP server playing the edge's task callbacks (docs/protocol.md § Agent → edge),
- * idempotent by `(taskId, seq)` like the real edge, with switches for an outage. Plus an in-memory
+ * Test support: a small HTTP server playing the edge's callbacks (docs/protocol.md § Agent → edge): ready,
+ * heartbeat (with cancel requests), and task events/results idempotent by `(taskId, seq)` like the real
+ * edge, with switches for an outage. Plus an in-memory
  * `EventRecorder` and a `ControlPlane` over fetch, the two seams the executor is built against.
  */
 import * as v from "valibot";
@@ -12,6 +13,10 @@ export type FakeEdge = {
   token: string;
   logs: Map<string, TaskLogEvent[]>;
   results: Map<string, TaskResult>;
+  /** The last ready callback's body (the agent's URL and capabilities). */
+  ready: Record<string, unknown> | null;
+  /** Task ids the next heartbeat answers with in `cancel`. */
+  cancel: string[];
   /** Every accepted line, including duplicates the edge ignored (to prove retries duplicate nothing). */
   received: { taskId: string; seq: number }[];
   /** While > 0, answer this many posts with 503. */
@@ -31,6 +36,8 @@ export function startFakeEdge(token = "samnode_test"): FakeEdge {
     results: new Map<string, TaskResult>(),
     received: [] as { taskId: string; seq: number }[],
     failNext: 0,
+    ready: null as Record<string, unknown> | null,
+    cancel: [] as string[],
   } as FakeEdge;
   const handle = async (req: Request): Promise<Response> => {
       if (req.headers.get("authorization") !== `Bearer ${edge.token}`) {
@@ -40,7 +47,16 @@ export function startFakeEdge(token = "samnode_test"): FakeEdge {
         edge.failNext--;
         return Response.json({ error: { message: "busy", type: "unavailable_error", code: null } }, { status: 503 });
       }
-      const m = /^\/api\/agent\/tasks\/([^/]+)\/(events|result)$/.exec(new URL(req.url).pathname);
+      const path = new URL(req.url).pathname;
+      if (path === "/api/agent/ready" && req.method === "POST") {
+        edge.ready = (await req.json()) as Record<string, unknown>;
+        return Response.json({ ok: true });
+      }
+      if (path === "/api/agent/heartbeat" && req.method === "POST") {
+        const hb = (await req.json()) as { activeTasks: string[] };
+        return Response.json({ ok: true, cancel: edge.cancel.filter((t) => hb.activeTasks.includes(t)) });
+      }
+      const m = /^\/api\/agent\/tasks\/([^/]+)\/(events|result)$/.exec(path);
       if (!m || req.method !== "POST") return new Response("not found", { status: 404 });
       const taskId = decodeURIComponent(m[1]!);
       const body = await req.json();

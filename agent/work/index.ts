@@ -11,7 +11,7 @@ export { createTaskExecutor, RESTART_REASON, type TaskExecutorDeps } from "./exe
 export { WORK_DEFAULTS, workConfigFromEnv, type WorkConfig } from "./config.ts";
 
 /** The work-related part of the ready callback's capabilities; the mode a task gets is listed first. */
-export function workCapabilities(config: WorkConfig, env: Env): Pick<AgentCapabilities, "workspaceModes" | "agents" | "maxConcurrentTasks"> {
+export function workCapabilities(config: Pick<WorkConfig, "workspaceMode" | "maxConcurrentTasks">, env: Env): Pick<AgentCapabilities, "workspaceModes" | "agents" | "maxConcurrentTasks"> {
   const modes = config.workspaceMode === "auto" ? availableModes(env.PATH) : [chooseMode(config.workspaceMode, env.PATH)];
   return { workspaceModes: modes, agents: ["builtin", "command"], maxConcurrentTasks: config.maxConcurrentTasks };
 }
