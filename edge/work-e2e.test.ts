@@ -85,7 +85,7 @@ async function follow(t: TestEdge, key: string, id: string): Promise<{ events: T
       if (type === "end") end = JSON.parse(data);
       else events.push(JSON.parse(data));
     }
-    if (end) break;
+    // No early break: the edge closes the stream after `end`, and reading to the close releases the connection.
   }
   if (!end) throw new Error("the stream closed without an end event");
   return { events, end };
