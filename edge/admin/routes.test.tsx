@@ -41,7 +41,7 @@ describe("admin auth", () => {
       const none = await get(path, {});
       expect(none.status).toBe(303);
       expect(none.headers.get("Location")).toBe(`/admin/login?next=${encodeURIComponent(path)}`);
-      for (const headers of [{ Cookie: "sam_admin=samadm_wrong_wrong_wrong_wrong" }, { Authorization: "Bearer samadm_wrong_wrong_wrong_wrong" }]) {
+      for (const headers of [{ Cookie: "sam_admin=samadm_wrong_wrong_wrong_wrong" }, { Authorization: "Bearer samadm_wrong_wrong_wrong_wrong" }] as Record<string, string>[]) {
         const res = await get(path, headers);
         expect(res.status).toBe(401);
         const html = await res.text();

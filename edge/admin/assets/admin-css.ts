@@ -62,11 +62,14 @@ dl.facts dd { margin:0; overflow-wrap:anywhere; }
 .wf-mark-failed { color:var(--bad); }
 .wf-mark-unterminated { color:var(--warn); }
 /* Charts */
-.charts { display:grid; grid-template-columns:repeat(auto-fit,minmax(300px,1fr)); gap:1rem; }
+.charts { display:grid; grid-template-columns:repeat(auto-fit,minmax(min(100%,380px),1fr)); gap:1rem 1.5rem; }
 figure.chart { margin:0; }
-figure.chart svg { width:100%; height:auto; display:block; }
-.chart .grid line { stroke:#e2e8f0; stroke-width:1; }
-.chart text { font-size:11px; fill:var(--muted); }
+.plot { display:grid; grid-template-columns:2.6rem 1fr; grid-template-rows:auto auto; font-size:.72rem; color:var(--muted); position:relative; }
+.plot svg { grid-column:2; grid-row:1; width:100%; height:auto; display:block; background:#fbfcfe; border-left:1px solid var(--line); border-bottom:1px solid var(--line); }
+.plot .y { position:absolute; left:0; width:2.3rem; text-align:right; }
+.plot .y100 { top:0; } .plot .y50 { top:calc(50% - 1.1rem); } .plot .y0 { bottom:1.4rem; }
+.plot .x { grid-column:2; display:flex; justify-content:space-between; gap:.5rem; padding-top:.2rem; }
+.chart .grid { stroke:#e2e8f0; stroke-width:1; }
 .chart .line { fill:none; stroke:var(--accent); stroke-width:1.6; }
 .chart .pt { fill:var(--accent); }
 /* Task phases */
@@ -88,5 +91,13 @@ pre.box.error { background:#fff1f1; }
   .wf-axis .wf-label { display:none; }
   dl.facts { grid-template-columns:1fr; }
   dl.facts dt { font-weight:600; margin-top:.3rem; }
+  /* The event log as cards: time and level on a line, the message under it, nothing scrolls sideways. */
+  table.events, table.events tbody { display:block; }
+  table.events thead { display:none; }
+  table.events tr { display:grid; grid-template-columns:auto auto 1fr; gap:.2rem .5rem; padding:.5rem 0; border-bottom:1px solid var(--line); align-items:center; }
+  table.events td { border:0; padding:0; }
+  table.events td:nth-child(4) { grid-column:1 / -1; }
+  table.events td:first-child { font-size:.8rem; color:var(--muted); }
+  .plot .x span:last-child { text-align:right; }
 }
 `;

@@ -63,16 +63,16 @@ export function NodePage(p: NodePageProps) {
       </dl>
 
       <section>
+        <h2>Boot timeline</h2>
+        <WaterfallChart waterfall={bootWaterfall(node)} />
+      </section>
+
+      <section>
         <h2>Diagnostics</h2>
         <p class="actions">
           <a class="button" id="download-events" href={`${nodeUrl}/events.db`} download={`${node.id}-events.db`}>Download events DB</a>
           <a class="button" id="download-metrics" href={`${nodeUrl}/metrics.db`} download={`${node.id}-metrics.db`}>Download metrics DB</a>
         </p>
-      </section>
-
-      <section>
-        <h2>Boot timeline</h2>
-        <WaterfallChart waterfall={bootWaterfall(node)} />
       </section>
 
       <section>
