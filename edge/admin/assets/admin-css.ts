@@ -52,6 +52,7 @@ dl.facts dd { margin:0; overflow-wrap:anywhere; }
 .wf-axis .wf-track { background:none; height:18px; }
 .wf-tick { position:absolute; top:0; transform:translateX(-50%); font-size:.72rem; color:var(--muted); white-space:nowrap; }
 .wf-tick:first-child { transform:none; }
+.wf-tick.end { transform:translateX(-100%); }
 .wf-grid { position:absolute; top:0; bottom:0; border-left:1px dashed #cbd5e1; }
 .wf-bar { position:absolute; top:3px; bottom:3px; min-width:2px; border-radius:2px; background:var(--phase); }
 .wf-provider .wf-bar { background:var(--prov); }

@@ -14,7 +14,7 @@ export function WaterfallChart({ waterfall }: { waterfall: Waterfall | null }) {
       <div class="wf-row wf-axis" aria-hidden="true">
         <span class="wf-label">from {formatTime(waterfall.originAt)}</span>
         <div class="wf-track">
-          {waterfall.ticks.map((t) => <span class="wf-tick" style={`left:${t.left}%`}>+{formatDuration(t.offsetMs)}</span>)}
+          {waterfall.ticks.map((t) => <span class={t.left > 92 ? "wf-tick end" : "wf-tick"} style={`left:${t.left}%`}>+{formatDuration(t.offsetMs)}</span>)}
         </div>
       </div>
       {waterfall.rows.map((r) => (
