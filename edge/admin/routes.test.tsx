@@ -55,6 +55,15 @@ describe("admin auth", () => {
     expect(fake.calls).toEqual([]);
   });
 
+  test("an oversized or empty login form is refused with the form, not an error", async () => {
+    const huge = await login("x".repeat(100_000));
+    expect(huge.status).toBe(413);
+    expect(await huge.text()).toContain("far longer than an admin token");
+    const empty = await login("");
+    expect(empty.status).toBe(401);
+    expect(await empty.text()).toContain("Enter the admin token.");
+  });
+
   test("scripts may use the bearer header instead of the cookie", async () => {
     const res = await get("/admin/nodes", { Authorization: `Bearer ${ADMIN_TOKEN}` });
     expect(res.status).toBe(200);

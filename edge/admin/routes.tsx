@@ -4,6 +4,7 @@
  * and proxy the two SQLite downloads and a task's live log so the browser's cookie is all it needs.
  */
 import { Hono, type Context } from "hono";
+import { bodyLimit } from "hono/body-limit";
 import * as v from "valibot";
 import { HttpError } from "../../shared/errors.ts";
 import { NodeMetricsView, NodeView, TaskEventView, TaskView, pageOf } from "../../shared/wire/api.ts";
@@ -74,7 +75,7 @@ export function createAdminRoutes(opts: AdminRoutesOptions): Hono {
   app.get("/assets/admin.css", asset(ADMIN_CSS, "text/css; charset=utf-8"));
   app.get("/assets/live-log.js", asset(LIVE_LOG_JS, "text/javascript; charset=utf-8"));
 
-  const loginPage = (c: Context, p: { status: 401 | 200; error: string | null; next: string }) =>
+  const loginPage = (c: Context, p: { status: 401 | 200 | 413; error: string | null; next: string }) =>
     c.html(<LoginPage base={base} error={p.error} next={p.next} />, p.status);
 
   app.get("/login", (c) => {
@@ -83,7 +84,9 @@ export function createAdminRoutes(opts: AdminRoutesOptions): Hono {
     if (cred && timingSafeEqualString(cred.token, opts.adminToken)) return c.redirect(next, 303);
     return loginPage(c, { status: 200, error: null, next });
   });
-  app.post("/login", async (c) => {
+  // A token is ~50 bytes; nothing larger is worth reading.
+  const loginBody = bodyLimit({ maxSize: 4096, onError: (c) => loginPage(c, { status: 413, error: "That is far longer than an admin token.", next: base }) });
+  app.post("/login", loginBody, async (c) => {
     const form = await c.req.parseBody().catch(() => ({} as Record<string, unknown>));
     const next = safeNext(form.next, base);
     const token = typeof form.token === "string" ? form.token.trim() : "";

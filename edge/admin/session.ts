@@ -45,7 +45,7 @@ export function safeNext(next: unknown, basePath: string): string {
   return ok && !next.startsWith(`${basePath}/login`) ? next : basePath;
 }
 
-export type LoginPage = (c: Context, opts: { status: 401; error: string | null; next: string }) => Response | Promise<Response>;
+export type LoginPage = (c: Context, opts: { status: 401 | 413; error: string | null; next: string }) => Response | Promise<Response>;
 
 export function adminSession(opts: { adminToken: string; basePath: string; loginPage: LoginPage }): MiddlewareHandler {
   return async function adminSessionGuard(c, next) {
