@@ -21,8 +21,9 @@ export type ProviderTiming = { name: string; at: number };
 
 export type CreateServerInput = {
   nodeId: string;
-  /** The node's secret; the provider hands it to the VM (0600 file) and never logs it. */
+  /** The node's secrets (docs/protocol.md); the provider hands them to the VM in a 0600 file and never logs them. */
   nodeToken: string;
+  agentToken: string;
   /** Where the agent calls back (the edge's public URL). */
   controlPlaneUrl: string;
   labels: Record<string, string>;

@@ -1,0 +1,188 @@
+// The rendered boot, executed: cloud-init's own runcmd script runs under `sh` in a temp root with fake
+// docker/curl/systemctl/iptables/logger on PATH and a real `tar`, `sha256sum`, `openssl`, `install`. It proves
+// the order, that the image pull overlaps the Node.js install, that a tampered agent binary is refused, that a
+// failed phase still lets the agent start, and that the markers read back as boot phases.
+import { afterAll, describe, expect, test } from "bun:test";
+import { createHash } from "node:crypto";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { NODE_VERSION, PHASE_ORDER, nodeTarball } from "./boot-plan.ts";
+import type { CloudInitInput } from "./inputs.ts";
+import { materialiseWriteFiles, readCalls, runcmdScript, underRoot, writeFakes, type Call } from "./rehearsal.ts";
+import { renderCloudInit } from "./render.ts";
+import { SAMPLE_INPUT } from "./sample-inputs.ts";
+import { VM } from "./vm-layout.ts";
+
+const arch = process.arch === "arm64" ? "arm64" : "amd64";
+const work = mkdtempSync(join(tmpdir(), "sam-boot-exec-"));
+afterAll(() => { if (!process.env.SAM_KEEP) rmSync(work, { recursive: true, force: true }); });
+
+const AGENT_BYTES = "#!/bin/sh\necho sam-agent\n";
+const sha256 = (data: string | Buffer) => createHash("sha256").update(data).digest("hex");
+
+/** The downloads the fake curl serves: a Node.js tarball (with a recording `npm`) and its SHASUMS256.txt. */
+function buildDownloads(dir: string, agentBytes: string): void {
+  mkdirSync(dir, { recursive: true });
+  const tarball = nodeTarball(arch);
+  const top = join(dir, "src", `node-v${NODE_VERSION}`);
+  mkdirSync(join(top, "bin"), { recursive: true });
+  writeFileSync(join(top, "bin", "node"), "#!/bin/sh\necho v" + NODE_VERSION + "\n");
+  // npm as the tarball ships it: here it records its call and "installs" the devcontainer CLI.
+  writeFileSync(join(top, "bin", "npm"), `#!/bin/sh
+printf '%s %s npm %s\\n' "$(date +%s%6N)" "$(date +%s%6N)" "$*" >>"$SAM_FAKE_CALLS"
+prefix=; while [ $# -gt 0 ]; do case "$1" in --prefix) prefix=$2; shift 2;; *) shift;; esac; done
+case "$prefix" in "$SAM_FAKE_ROOT"/*) ;; *) echo "npm: prefix $prefix is outside the rehearsal root" >&2; exit 3;; esac
+mkdir -p "$prefix/bin" && printf '#!/bin/sh\\n' >"$prefix/bin/devcontainer" && chmod 0755 "$prefix/bin/devcontainer"
+`);
+  writeFileSync(join(top, "bin", "npx"), "#!/bin/sh\n");
+  for (const f of ["node", "npm", "npx"]) chmodSync(join(top, "bin", f), 0o755);
+  const tar = Bun.spawnSync(["tar", "-cJf", join(dir, tarball.file), "-C", join(dir, "src"), `node-v${NODE_VERSION}`]);
+  if (tar.exitCode !== 0) throw new Error(tar.stderr.toString());
+  writeFileSync(join(dir, "SHASUMS256.txt"), `${"0".repeat(64)}  node-v${NODE_VERSION}-darwin-arm64.tar.gz\n${sha256(readFileSync(join(dir, tarball.file)))}  ${tarball.file}\n`);
+  writeFileSync(join(dir, "sam-agent-linux"), agentBytes);
+}
+
+type Phase = { name: string; status: "ok" | "failed" | "unterminated"; startUs: number; endUs: number | null };
+
+/**
+ * A minimal reading of `journalctl -t sam-boot -o json` (the agent's `parseJournalJson`/`buildBootTimeline`
+ * had not landed on main when this was written): pair each START with its END or FAILED.
+ */
+function readBootPhases(journal: string): Phase[] {
+  const phases: Phase[] = [];
+  for (const line of journal.split("\n").filter(Boolean)) {
+    const entry = JSON.parse(line) as { __REALTIME_TIMESTAMP: string; SYSLOG_IDENTIFIER: string; MESSAGE: string };
+    if (entry.SYSLOG_IDENTIFIER !== "sam-boot") continue;
+    const m = /^PHASE (START|END|FAILED): ([a-z0-9-]+)$/.exec(entry.MESSAGE);
+    if (!m) continue;
+    const at = Number(entry.__REALTIME_TIMESTAMP);
+    if (m[1] === "START") phases.push({ name: m[2]!, status: "unterminated", startUs: at, endUs: null });
+    else {
+      const open = phases.find((p) => p.name === m[2] && p.endUs === null);
+      if (open) Object.assign(open, { endUs: at, status: m[1] === "END" ? "ok" : "failed" });
+    }
+  }
+  return phases.sort((a, b) => a.startUs - b.startUs);
+}
+
+type Boot = { root: string; exitCode: number; phases: Phase[]; calls: Call[]; stderr: string };
+
+/** Render, materialise and run one boot; `tamper` serves an agent binary that does not match its checksum. */
+function rehearse(name: string, opts: { tamper?: boolean; pullExit?: number } = {}): Boot {
+  const dir = join(work, name);
+  const root = join(dir, "root");
+  const fakes = join(dir, "fakes");
+  const downloads = join(dir, "downloads");
+  mkdirSync(root, { recursive: true });
+  writeFakes(fakes);
+  buildDownloads(downloads, opts.tamper ? AGENT_BYTES + "# injected\n" : AGENT_BYTES);
+  const input: CloudInitInput = {
+    ...SAMPLE_INPUT,
+    arch,
+    agentDownloadUrl: "https://downloads.example.com/sam/sam-agent-linux",
+    agentSha256: sha256(AGENT_BYTES),
+  };
+  const userData = renderCloudInit(input);
+  materialiseWriteFiles(userData, root);
+  const script = join(dir, "runcmd");
+  const rooted = underRoot(runcmdScript(userData), root);
+  // Refuse to run anything that would still write to this machine's own system paths.
+  const stray = /(?<![\w.-])\/(?:usr\/local|etc|var)\b/.exec(rooted.split(root).join("ROOT"));
+  if (stray) throw new Error(`rehearsal: the script still references ${stray[0]} outside the temp root`);
+  writeFileSync(script, rooted);
+  const env = {
+    PATH: `${root}/usr/local/bin:${fakes}:/usr/bin:/bin`,
+    SAM_FAKE_CALLS: join(dir, "calls.log"),
+    SAM_FAKE_JOURNAL: join(dir, "journal.json"),
+    SAM_FAKE_DOWNLOADS: downloads,
+    SAM_FAKE_PULL_EXIT: String(opts.pullExit ?? 0),
+    SAM_FAKE_ROOT: root,
+  };
+  const proc = Bun.spawnSync(["sh", script], { cwd: dir, env, timeout: 15_000 });
+  const journal = existsSync(env.SAM_FAKE_JOURNAL) ? readFileSync(env.SAM_FAKE_JOURNAL, "utf8") : "";
+  return { root, exitCode: proc.exitCode ?? -1, phases: readBootPhases(journal), calls: readCalls(env.SAM_FAKE_CALLS), stderr: proc.stderr.toString() };
+}
+
+const statusOf = (boot: Boot) => Object.fromEntries(boot.phases.map((p) => [p.name, p.status]));
+const systemctlCalls = (boot: Boot) => boot.calls.filter((c) => c.tool === "systemctl").map((c) => c.args.join(" "));
+
+describe("a rehearsed boot", () => {
+  let ok: Boot;
+  test("runs every phase in the designed order, the agent last", () => {
+    ok = rehearse("ok");
+    expect(ok.exitCode).toBe(0);
+    // Foreground phases run one after another in the plan's order; the background jobs start (in any
+    // order, they race) after the firewall is up.
+    const background = new Set(["nodejs-install", "image-pull", "agent-download"]);
+    expect(ok.phases.map((p) => p.name).sort()).toEqual([...PHASE_ORDER].sort());
+    expect(ok.phases.filter((p) => !background.has(p.name)).map((p) => p.name)).toEqual(PHASE_ORDER.filter((n) => !background.has(n)));
+    const byName = Object.fromEntries(ok.phases.map((p) => [p.name, p]));
+    for (const name of background) expect(byName[name]!.startUs).toBeGreaterThanOrEqual(byName["firewall"]!.endUs!);
+    for (let i = 1; i < ok.phases.length; i++) {
+      const [prev, cur] = [ok.phases[i - 1]!, ok.phases[i]!];
+      if (!background.has(prev.name) && !background.has(cur.name)) expect(cur.startUs).toBeGreaterThanOrEqual(prev.endUs!);
+    }
+    expect(ok.phases.every((p) => p.status === "ok")).toBe(true);
+    const sc = systemctlCalls(ok);
+    expect(sc[0]).toBe("start docker.service");
+    expect(sc.at(-1)).toBe("start --no-block sam-agent.service");
+    const restart = sc.indexOf("restart docker.service");
+    expect(restart).toBeGreaterThan(0);
+    expect(restart).toBeLessThan(sc.indexOf("start --no-block sam-agent.service"));
+    // The restart comes after the pull finished, so it never aborts it.
+    const pull = ok.calls.find((c) => c.tool === "docker" && c.args[0] === "pull")!;
+    const restartCall = ok.calls.find((c) => c.tool === "systemctl" && c.args.join(" ") === "restart docker.service")!;
+    expect(restartCall.startUs).toBeGreaterThanOrEqual(pull.endUs);
+    // No apt lock waits on the critical path, and the only image pulled is the configured one.
+    expect(ok.calls.filter((c) => c.tool === "apt-get")).toEqual([]);
+    expect(ok.calls.filter((c) => c.tool === "docker").map((c) => c.args.join(" "))).toEqual([`pull ${SAMPLE_INPUT.baseImage}`]);
+  }, 20_000);
+
+  test("pulls the base image while Node.js installs", () => {
+    const by = Object.fromEntries(ok.phases.map((p) => [p.name, p]));
+    const node = by["nodejs-install"]!;
+    const pull = by["image-pull"]!;
+    expect(pull.startUs).toBeLessThan(node.endUs!);
+    expect(node.startUs).toBeLessThan(pull.endUs!);
+  });
+
+  test("installs what the agent needs before it starts: node, devcontainer CLI, TLS, verified binary", () => {
+    const { root } = ok;
+    expect(existsSync(join(root, "usr/local/bin/devcontainer"))).toBe(true);
+    expect(readFileSync(join(root, VM.agentBinary), "utf8")).toBe(AGENT_BYTES);
+    expect(statSync(join(root, VM.agentBinary)).mode & 0o777).toBe(0o755);
+    expect(readFileSync(join(root, VM.tlsCert), "utf8")).toContain("BEGIN CERTIFICATE");
+    expect(statSync(join(root, VM.tlsKey)).mode & 0o777).toBe(0o600);
+    expect(statSync(join(root, VM.tokenFile)).mode & 0o777).toBe(0o600);
+    // The firewall opens SSH and the agent port in both families, then drops the rest.
+    const fw = ok.calls.filter((c) => c.tool === "iptables" || c.tool === "ip6tables").map((c) => `${c.tool} ${c.args.join(" ")}`);
+    for (const tool of ["iptables", "ip6tables"]) {
+      expect(fw).toContain(`${tool} -A INPUT -p tcp --dport 22 -j ACCEPT`);
+      expect(fw).toContain(`${tool} -A INPUT -p tcp --dport 8443 -j ACCEPT`);
+      expect(fw.at(fw.lastIndexOf(`${tool} -P INPUT DROP`))).toBeDefined();
+    }
+  });
+
+  test("refuses a tampered agent binary: never installed, never started", () => {
+    const boot = rehearse("tampered", { tamper: true });
+    const status = statusOf(boot);
+    expect(status["agent-download"]).toBe("ok");
+    expect(status["agent-verify"]).toBe("failed");
+    expect(status["agent-start"]).toBe("failed");
+    expect(existsSync(join(boot.root, VM.agentBinary))).toBe(false);
+    expect(existsSync(join(boot.root, VM.agentDownload))).toBe(false);
+    expect(systemctlCalls(boot).some((c) => c.includes("sam-agent"))).toBe(false);
+    // Everything else still completed.
+    expect(status["docker-restart"]).toBe("ok");
+  }, 20_000);
+
+  test("a failed phase is logged as FAILED and the agent still starts to report it", () => {
+    const boot = rehearse("pull-fails", { pullExit: 1 });
+    const status = statusOf(boot);
+    expect(status["image-pull"]).toBe("failed");
+    expect(status["image-pull-wait"]).toBe("failed");
+    expect(status["agent-start"]).toBe("ok");
+    expect(systemctlCalls(boot).at(-1)).toBe("start --no-block sam-agent.service");
+  }, 20_000);
+});

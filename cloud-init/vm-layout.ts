@@ -1,0 +1,24 @@
+/**
+ * Where things live on a VM (decided with the agent's configuration, docs/protocol.md). The renderer, the
+ * agent unit and the tests that rehearse a boot in a temp dir all read these, so a path is named once.
+ */
+export const VM = {
+  agentBinary: "/usr/local/bin/sam-agent",
+  /** The download lands here and only moves to `agentBinary` after its checksum matched. */
+  agentDownload: "/usr/local/lib/sam/sam-agent.download",
+  agentDataDir: "/var/lib/sam-agent",
+  configDir: "/etc/sam",
+  agentEnv: "/etc/sam/agent.env",
+  tokenFile: "/etc/sam/tokens",
+  tlsDir: "/etc/sam/tls",
+  tlsCert: "/etc/sam/tls/agent.crt",
+  tlsKey: "/etc/sam/tls/agent.key",
+  agentUnit: "/etc/systemd/system/sam-agent.service",
+  journaldDropIn: "/etc/systemd/journald.conf.d/sam.conf",
+  dockerDaemonJson: "/etc/docker/daemon.json",
+  /** Output of each background job, so a slow or failed one can be read after the fact. */
+  bootLogDir: "/var/log/sam-boot",
+} as const;
+
+/** The syslog tag of the boot markers the agent's boot timeline reads (DESIGN.md § Node lifecycle). */
+export const BOOT_TAG = "sam-boot";

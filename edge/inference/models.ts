@@ -1,0 +1,32 @@
+/**
+ * The curated model catalogue served by `GET /v1/models`. Workers AI's REST API lists no models in OpenAI's
+ * shape, so SAM keeps its own list of text-generation models with their capabilities (tool calling,
+ * context window) — the ones a coding agent can actually drive.
+ */
+export type CatalogueModel = { id: string; tools: boolean; contextLength: number; ownedBy: string };
+
+export const WORKERS_AI_MODELS: readonly CatalogueModel[] = [
+  { id: "@cf/meta/llama-3.3-70b-instruct-fp8-fast", tools: true, contextLength: 24_000, ownedBy: "meta" },
+  { id: "@cf/meta/llama-4-scout-17b-16e-instruct", tools: true, contextLength: 131_000, ownedBy: "meta" },
+  { id: "@cf/meta/llama-3.1-8b-instruct-fast", tools: true, contextLength: 128_000, ownedBy: "meta" },
+  { id: "@cf/openai/gpt-oss-120b", tools: true, contextLength: 128_000, ownedBy: "openai" },
+  { id: "@cf/openai/gpt-oss-20b", tools: true, contextLength: 128_000, ownedBy: "openai" },
+  { id: "@cf/qwen/qwen3-30b-a3b-fp8", tools: true, contextLength: 32_768, ownedBy: "qwen" },
+  { id: "@cf/qwen/qwen2.5-coder-32b-instruct", tools: false, contextLength: 32_768, ownedBy: "qwen" },
+  { id: "@cf/mistralai/mistral-small-3.1-24b-instruct", tools: true, contextLength: 128_000, ownedBy: "mistralai" },
+  { id: "@hf/nousresearch/hermes-2-pro-mistral-7b", tools: true, contextLength: 24_000, ownedBy: "nousresearch" },
+  { id: "@cf/google/gemma-3-12b-it", tools: false, contextLength: 80_000, ownedBy: "google" },
+];
+
+/** One entry of `GET /v1/models`: OpenAI's model object plus SAM's capability fields. */
+export function modelObject(m: CatalogueModel | { id: string }, created: number) {
+  const known = "tools" in m ? m : WORKERS_AI_MODELS.find((c) => c.id === m.id);
+  return {
+    id: m.id,
+    object: "model" as const,
+    created,
+    owned_by: known?.ownedBy ?? "upstream",
+    capabilities: known ? { tools: known.tools } : null,
+    context_length: known?.contextLength ?? null,
+  };
+}

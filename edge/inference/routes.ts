@@ -1,0 +1,308 @@
+/**
+ * The inference surface as a Hono app the edge mounts at its root: `POST /v1/chat/completions`,
+ * `GET /v1/models` (API keys and task inference tokens) and `GET /api/usage` (the admin sees every key,
+ * a key sees its own). Requests are checked here, forwarded to the upstream chosen in `upstream.ts`, and
+ * answered in OpenAI's shape; usage is tallied in memory and flushed off the request path.
+ */
+import { Hono, type Context } from "hono";
+import * as v from "valibot";
+import { HttpError } from "../../shared/errors.ts";
+import { parseOrThrow } from "../../shared/validate.ts";
+import type { Authenticate, Caller } from "../auth/caller.ts";
+import type { EdgeConfig } from "../config.ts";
+import type { Client } from "../db/client.ts";
+import { renderError, renderNotFound } from "../http-errors.ts";
+import type { InferenceConfig } from "./config.ts";
+import { modelObject, WORKERS_AI_MODELS } from "./models.ts";
+import { normaliseCompletion } from "./normalise.ts";
+import { RateLimiter, rateLimitHeaders } from "./rate-limit.ts";
+import { ChatRequest } from "./schema.ts";
+import { proxyStream, StreamNormaliser } from "./stream.ts";
+import { chatUpstreams, configuredMode, notConfiguredMessage, type InferenceCaller, type Upstream, type UpstreamMode } from "./upstream.ts";
+import { estimateTokens, UsageRecorder } from "./usage.ts";
+
+export type InferenceDeps = {
+  config: EdgeConfig;
+  inference: InferenceConfig;
+  authenticate: Authenticate;
+  db: Client;
+  fetch?: typeof fetch;
+  log?: (line: string) => void;
+};
+
+export type Inference = {
+  app: Hono;
+  usage: UsageRecorder;
+  /** The mode `bootstrapGateway` settled on; until called, the configured mode is used. */
+  setUpstreamMode(mode: UpstreamMode): void;
+  upstreamMode(): UpstreamMode;
+  /** Flush recorded usage and stop the flush timer. */
+  close(): Promise<void>;
+};
+
+/** Response header naming the path that served a completion: gateway, rest or openai-compatible. */
+export const UPSTREAM_HEADER = "x-sam-upstream";
+/** Set when the gateway failed before answering and REST served the request instead: why. */
+export const FALLBACK_HEADER = "x-sam-upstream-fallback";
+
+function bearer(c: Context): string | null {
+  const h = c.req.header("authorization");
+  if (!h) return null;
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(h);
+  return m ? m[1]! : "";
+}
+
+async function identify(c: Context, authenticate: Authenticate): Promise<Caller> {
+  const token = bearer(c);
+  const challenge = { headers: { "WWW-Authenticate": "Bearer" } };
+  if (token === null) {
+    throw new HttpError(401, "missing API key: send 'Authorization: Bearer <your sam_… key>'", { code: "missing_api_key", ...challenge });
+  }
+  const caller = token === "" ? null : await authenticate(token);
+  if (!caller) throw new HttpError(401, "invalid API key: it is unknown, revoked or expired", { code: "invalid_api_key", ...challenge });
+  return caller;
+}
+
+async function inferenceCaller(c: Context, authenticate: Authenticate): Promise<InferenceCaller> {
+  const caller = await identify(c, authenticate);
+  if (caller.kind === "key" || caller.kind === "task") return caller;
+  const what = caller.kind === "admin" ? "the admin token" : "a node token";
+  throw new HttpError(403, `${what} cannot call /v1: create an API key with POST /api/keys and use it instead`, { code: "not_an_api_key" });
+}
+
+/** The request body as text, refusing more than `max` bytes without reading past the limit. */
+async function readBody(req: Request, max: number): Promise<string> {
+  const tooBig = () => new HttpError(413, `request body exceeds ${max} bytes (SAM_INFERENCE_MAX_BODY_BYTES)`, { code: "request_too_large" });
+  const declared = Number(req.headers.get("content-length") ?? "0");
+  if (declared > max) throw tooBig();
+  if (!req.body) return "";
+  const reader = req.body.getReader();
+  const parts: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > max) {
+      await reader.cancel().catch(() => {});
+      throw tooBig();
+    }
+    parts.push(value);
+  }
+  if (parts.length === 1) return new TextDecoder().decode(parts[0]);
+  const all = new Uint8Array(size);
+  let at = 0;
+  for (const p of parts) {
+    all.set(p, at);
+    at += p.byteLength;
+  }
+  return new TextDecoder().decode(all);
+}
+
+/** A short, human message out of an upstream error body (OpenAI's shape or Cloudflare's envelope). */
+function upstreamMessage(text: string): string {
+  try {
+    const body = JSON.parse(text) as Record<string, unknown>;
+    const err = body.error as Record<string, unknown> | string | undefined;
+    if (typeof err === "string") return err.slice(0, 300);
+    if (err && typeof err.message === "string") return err.message.slice(0, 300);
+    const errors = body.errors as { message?: unknown }[] | undefined;
+    if (Array.isArray(errors) && typeof errors[0]?.message === "string") return errors[0].message.slice(0, 300);
+  } catch {
+    // not JSON: fall through to the raw text
+  }
+  return text.replace(/\s+/g, " ").trim().slice(0, 200) || "no details";
+}
+
+async function upstreamError(res: Response, path: string): Promise<HttpError> {
+  const text = await res.text().catch(() => "");
+  const detail = upstreamMessage(text);
+  const s = res.status;
+  if (s === 401 || s === 403) {
+    return new HttpError(502, `the ${path} upstream refused SAM's credentials (HTTP ${s}); the operator must check CF_API_TOKEN, CF_AIG_TOKEN or SAM_INFERENCE_KEY`, { code: "upstream_auth_failed" });
+  }
+  if (s === 429) {
+    const retry = res.headers.get("retry-after");
+    return new HttpError(429, `the ${path} upstream is rate limiting: ${detail}`, { code: "upstream_rate_limited", headers: retry ? { "retry-after": retry } : {} });
+  }
+  if (s >= 400 && s < 500) {
+    return new HttpError(s === 404 ? 404 : 400, `the model service rejected the request: ${detail}`, { code: "upstream_rejected", type: "invalid_request_error" });
+  }
+  return new HttpError(502, `the ${path} upstream failed (HTTP ${s}): ${detail}`, { code: "upstream_failed" });
+}
+
+type Attempt = { res: Response; upstream: Upstream; fallback: string | null };
+
+export function createInferenceRoutes(deps: InferenceDeps): Inference {
+  const { config, inference, authenticate } = deps;
+  const doFetch = deps.fetch ?? fetch;
+  const log = deps.log ?? ((line: string) => console.error(line));
+  const limiter = new RateLimiter();
+  const usage = new UsageRecorder(deps.db, inference.usageFlushMs, log);
+  let mode = configuredMode(config);
+  const app = new Hono();
+  app.onError(renderError);
+  app.notFound(renderNotFound);
+
+  const allowedModels = (): readonly string[] | null =>
+    inference.models ?? (mode === "openai-compatible" ? null : WORKERS_AI_MODELS.map((m) => m.id));
+
+  /** One upstream call with a deadline for its first byte; the client's disconnect aborts it too. */
+  async function send(u: Upstream, body: string, clientSignal: AbortSignal): Promise<Response> {
+    const deadline = new AbortController();
+    const timer = setTimeout(() => deadline.abort(new DOMException("first byte timeout", "TimeoutError")), inference.firstByteTimeoutMs);
+    try {
+      return await doFetch(u.url, {
+        method: "POST",
+        headers: u.headers,
+        body,
+        signal: AbortSignal.any([clientSignal, deadline.signal]),
+      });
+    } catch (err) {
+      if (clientSignal.aborted) throw new HttpError(499, "the client closed the request", { code: "client_closed" });
+      if (deadline.signal.aborted) {
+        throw new HttpError(504, `the ${u.path} upstream did not answer within ${inference.firstByteTimeoutMs / 1000}s`, { code: "upstream_timeout" });
+      }
+      throw new HttpError(502, `cannot reach the ${u.path} upstream: ${(err as Error).message.slice(0, 200)}`, { code: "upstream_unreachable" });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Try the upstreams in order: a gateway 5xx, connect error or timeout retries once on the next. */
+  async function forward(upstreams: Upstream[], body: string, clientSignal: AbortSignal): Promise<Attempt> {
+    let fallback: string | null = null;
+    for (let i = 0; ; i++) {
+      const u = upstreams[i]!;
+      const last = i === upstreams.length - 1;
+      let res: Response;
+      try {
+        res = await send(u, body, clientSignal);
+      } catch (err) {
+        if (last || !(err instanceof HttpError) || err.status === 499) throw err;
+        fallback = `${u.path}: ${err.code}`;
+        log(`sam inference: ${err.message}; retrying on ${upstreams[i + 1]!.path}`);
+        continue;
+      }
+      if (res.status >= 500 && !last) {
+        await res.body?.cancel().catch(() => {});
+        fallback = `${u.path}: HTTP ${res.status}`;
+        log(`sam inference: the ${u.path} upstream answered HTTP ${res.status}; retrying on ${upstreams[i + 1]!.path}`);
+        continue;
+      }
+      return { res, upstream: u, fallback };
+    }
+  }
+
+  app.post("/v1/chat/completions", async (c) => {
+    const caller = await inferenceCaller(c, authenticate);
+    const decision = limiter.take(caller.keyId, caller.rateLimitPerMinute ?? inference.rateLimitPerMinute);
+    const limitHeaders = rateLimitHeaders(decision);
+    if (!decision.allowed) {
+      throw new HttpError(429, `rate limit reached: ${decision.limit} requests per minute for this key; retry after ${decision.retryAfterSeconds}s`, { code: "rate_limit_exceeded", headers: limitHeaders });
+    }
+    const text = await readBody(c.req.raw, inference.maxBodyBytes);
+    if (text.trim() === "") throw new HttpError(400, "request body is empty; send a JSON chat completion request", { code: "invalid_json" });
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      throw new HttpError(400, "request body is not valid JSON", { code: "invalid_json" });
+    }
+    const request = parseOrThrow(ChatRequest, json);
+    const allowed = allowedModels();
+    if (allowed && !allowed.includes(request.model)) {
+      throw new HttpError(404, `the model '${request.model}' does not exist or is not enabled here; GET /v1/models lists the models you can use`, { code: "model_not_found", type: "invalid_request_error" });
+    }
+    const upstreams = chatUpstreams(config, mode, caller, request.model);
+    if (upstreams.length === 0) {
+      throw new HttpError(503, notConfiguredMessage(config), { code: "inference_not_configured", headers: { "x-should-retry": "false" } });
+    }
+    const attempt = await forward(upstreams, text, c.req.raw.signal);
+    const { res, upstream } = attempt;
+    if (!res.ok) throw await upstreamError(res, upstream.path);
+
+    const headers: Record<string, string> = { ...limitHeaders, [UPSTREAM_HEADER]: upstream.path };
+    if (attempt.fallback) headers[FALLBACK_HEADER] = attempt.fallback;
+    const toolNames = new Set((request.tools ?? []).map((t) => t.function.name));
+    const seed = `chatcmpl-${crypto.randomUUID()}`;
+    const record = (u: { promptTokens: number; completionTokens: number } | null, completionChars: number) => {
+      usage.record({
+        keyId: caller.keyId,
+        keyName: caller.name,
+        model: request.model,
+        promptTokens: u?.promptTokens ?? estimateTokens(text.length),
+        completionTokens: u?.completionTokens ?? estimateTokens(completionChars),
+        estimated: u === null,
+      });
+    };
+
+    if ((res.headers.get("content-type") ?? "").includes("text/event-stream") && res.body) {
+      const normaliser = new StreamNormaliser(toolNames, seed, request.model);
+      const body = proxyStream(res.body, normaliser, (end) => record(end.usage, end.completionChars));
+      return new Response(body, {
+        status: 200,
+        headers: { ...headers, "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache", connection: "keep-alive" },
+      });
+    }
+    const raw = await res.text();
+    const out = normaliseCompletion(raw, toolNames, seed);
+    record(out.usage, out.completionChars);
+    return new Response(out.body, { status: 200, headers: { ...headers, "content-type": "application/json" } });
+  });
+
+  app.get("/v1/models", async (c) => {
+    await inferenceCaller(c, authenticate);
+    const created = Math.floor(Date.now() / 1000);
+    const allowed = allowedModels();
+    if (allowed) {
+      return c.json({ object: "list", data: allowed.map((id) => modelObject(WORKERS_AI_MODELS.find((m) => m.id === id) ?? { id }, created)) });
+    }
+    // A generic upstream without an allowlist: its own list is the truth.
+    const headers: Record<string, string> = {};
+    if (config.inference.key) headers.authorization = `Bearer ${config.inference.key}`;
+    let res: Response;
+    try {
+      res = await doFetch(`${config.inference.url}/models`, { headers, signal: AbortSignal.timeout(inference.firstByteTimeoutMs) });
+    } catch (err) {
+      throw new HttpError(502, `cannot list the upstream's models: ${(err as Error).message.slice(0, 200)}`, { code: "upstream_unreachable" });
+    }
+    if (!res.ok) throw await upstreamError(res, "openai-compatible");
+    const body = await res.json().catch(() => null) as { data?: { id?: unknown }[] } | null;
+    const ids = (body?.data ?? []).map((m) => m.id).filter((id): id is string => typeof id === "string");
+    return c.json({ object: "list", data: ids.map((id) => modelObject({ id }, created)) });
+  });
+
+  const Day = v.optional(v.pipe(v.string(), v.isoDate("must be a date like 2025-01-31")));
+  const UsageQuery = v.object({ key: v.optional(v.string()), from: Day, to: Day });
+
+  app.get("/api/usage", async (c) => {
+    const caller = await identify(c, authenticate);
+    const q = parseOrThrow(UsageQuery, c.req.query());
+    let keyId = q.key;
+    if (caller.kind === "key") {
+      if (keyId !== undefined && keyId !== caller.keyId) throw new HttpError(403, "an API key can read only its own usage", { code: "forbidden" });
+      keyId = caller.keyId;
+    } else if (caller.kind !== "admin") {
+      throw new HttpError(403, "usage is readable with the admin token or an API key", { code: "forbidden" });
+    }
+    const from = q.from ?? new Date(Date.now() - 30 * 86_400_000).toISOString().slice(0, 10);
+    const to = q.to ?? new Date().toISOString().slice(0, 10);
+    const rows = await usage.query({ keyId, from, to });
+    const totals = rows.reduce(
+      (t, r) => ({ requests: t.requests + r.requests, promptTokens: t.promptTokens + r.promptTokens, completionTokens: t.completionTokens + r.completionTokens }),
+      { requests: 0, promptTokens: 0, completionTokens: 0 },
+    );
+    return c.json({ from, to, key: keyId ?? null, totals, rows });
+  });
+
+  return {
+    app,
+    usage,
+    setUpstreamMode(m) {
+      mode = m;
+    },
+    upstreamMode: () => mode,
+    close: () => usage.close(),
+  };
+}

@@ -1,0 +1,150 @@
+/**
+ * Inference proxy overhead (issue 6): the same requests sent straight to an instant OpenAI-compatible
+ * upstream ("direct"), through SAM, and through the Portkey gateway, in one run and interleaved in rounds so
+ * machine load hits all three alike. Prints latency p50/p99 for non-streaming at concurrency 1 and 32 and
+ * time-to-first-chunk for streaming, and the overhead added over direct.
+ *
+ *   node_modules/.bin/bun scripts/bench/inference-overhead.ts [--rounds 5] [--per-round 300]
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { createServer } from "node:net";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { BENCH_KEY, BENCH_MODEL } from "./inference-servers.ts";
+
+const root = dirname(dirname(dirname(fileURLToPath(import.meta.url))));
+const arg = (name: string, fallback: number) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? Number(process.argv[i + 1]) : fallback;
+};
+const ROUNDS = arg("rounds", 5);
+const PER_ROUND = arg("per-round", 300);
+const children: ChildProcess[] = [];
+
+function startProcess(cmd: string, args: string[], ready: RegExp): Promise<{ child: ChildProcess; match: RegExpMatchArray }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { cwd: root, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, NO_COLOR: "1" } });
+    children.push(child);
+    let out = "";
+    const timer = setTimeout(() => reject(new Error(`${cmd} did not start: ${out.slice(-500)}`)), 30_000);
+    const onData = (d: Buffer) => {
+      out += d.toString();
+      const m = out.replace(/\x1b\[[0-9;]*m/g, "").match(ready);
+      if (m) {
+        clearTimeout(timer);
+        resolve({ child, match: m });
+      }
+    };
+    child.stdout!.on("data", onData);
+    child.stderr!.on("data", onData);
+    child.on("exit", (code) => reject(new Error(`${cmd} exited ${code}: ${out.slice(-500)}`)));
+  });
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, "127.0.0.1", () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+type Target = { name: string; url: string; headers: Record<string, string> };
+
+const body = (stream: boolean) => JSON.stringify({ model: BENCH_MODEL, stream, messages: [{ role: "user", content: "ping" }] });
+const BODY = body(false);
+const STREAM_BODY = body(true);
+
+/** Milliseconds for one non-streaming request, body read in full. */
+async function once(t: Target): Promise<number> {
+  const start = performance.now();
+  const res = await fetch(t.url, { method: "POST", headers: t.headers, body: BODY });
+  await res.arrayBuffer();
+  if (res.status !== 200) throw new Error(`${t.name}: HTTP ${res.status}`);
+  return performance.now() - start;
+}
+
+/** Milliseconds to the first streamed chunk; the rest is drained outside the measurement. */
+async function firstChunk(t: Target): Promise<number> {
+  const start = performance.now();
+  const res = await fetch(t.url, { method: "POST", headers: t.headers, body: STREAM_BODY });
+  const reader = res.body!.getReader();
+  await reader.read();
+  const ms = performance.now() - start;
+  while (!(await reader.read()).done) { /* drain */ }
+  if (res.status !== 200) throw new Error(`${t.name}: HTTP ${res.status}`);
+  return ms;
+}
+
+async function concurrent(t: Target, n: number, c: number): Promise<number[]> {
+  const out: number[] = [];
+  let left = n;
+  await Promise.all(Array.from({ length: c }, async () => {
+    while (left-- > 0) out.push(await once(t));
+  }));
+  return out;
+}
+
+const pct = (xs: number[], p: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
+};
+
+async function main() {
+  const up = await startProcess(join(root, "node_modules/.bin/bun"), ["scripts/bench/inference-servers.ts", "upstream"], /PORT (\d+)/);
+  const upstream = `http://127.0.0.1:${up.match[1]}/v1`;
+  const sam = await startProcess(join(root, "node_modules/.bin/bun"), ["scripts/bench/inference-servers.ts", "sam", "--upstream", upstream], /PORT (\d+)/);
+  const portkeyPort = await freePort();
+  // Portkey under Bun, like SAM here: under Node 20 its streaming path fails ("TypeError: immutable" when it
+  // appends headers to undici's fetch response), so Node cannot serve the streaming row.
+  await startProcess(join(root, "node_modules/.bin/bun"), [join(root, "node_modules/@portkey-ai/gateway/build/start-server.js"), `--port=${portkeyPort}`], /Ready for connections/);
+
+  const json = { "content-type": "application/json", authorization: `Bearer ${BENCH_KEY}` };
+  const targets: Target[] = [
+    { name: "direct", url: `${upstream}/chat/completions`, headers: json },
+    { name: "SAM", url: `http://127.0.0.1:${sam.match[1]}/v1/chat/completions`, headers: json },
+    {
+      name: "Portkey",
+      url: `http://127.0.0.1:${portkeyPort}/v1/chat/completions`,
+      headers: { ...json, "x-portkey-provider": "openai", "x-portkey-custom-host": upstream },
+    },
+  ];
+
+  const scenarios = [
+    { name: "non-streaming, concurrency 1", run: async (t: Target) => { const xs = []; for (let i = 0; i < PER_ROUND; i++) xs.push(await once(t)); return xs; } },
+    { name: "non-streaming, concurrency 32", run: (t: Target) => concurrent(t, PER_ROUND * 4, 32) },
+    { name: "streaming, time to first chunk", run: async (t: Target) => { const xs = []; for (let i = 0; i < PER_ROUND; i++) xs.push(await firstChunk(t)); return xs; } },
+  ];
+
+  // Warm up every path (JIT, keep-alive connections) before measuring.
+  for (const t of targets) {
+    for (let i = 0; i < 200; i++) await once(t);
+    for (let i = 0; i < 50; i++) await firstChunk(t);
+  }
+
+  console.log(`\nrounds ${ROUNDS} × ${PER_ROUND} requests per target (×4 at concurrency 32), interleaved; ms\n`);
+  console.log("| scenario | target | p50 | p99 | added p50 | added p99 |");
+  console.log("| --- | --- | ---: | ---: | ---: | ---: |");
+  for (const sc of scenarios) {
+    const samples = new Map<string, number[]>(targets.map((t) => [t.name, []]));
+    for (let r = 0; r < ROUNDS; r++) {
+      for (const t of targets) samples.get(t.name)!.push(...await sc.run(t));
+    }
+    const d = samples.get("direct")!;
+    for (const t of targets) {
+      const xs = samples.get(t.name)!;
+      const p50 = pct(xs, 50);
+      const p99 = pct(xs, 99);
+      const added = t.name === "direct" ? ["—", "—"] : [(p50 - pct(d, 50)).toFixed(3), (p99 - pct(d, 99)).toFixed(3)];
+      console.log(`| ${sc.name} | ${t.name} | ${p50.toFixed(3)} | ${p99.toFixed(3)} | ${added[0]} | ${added[1]} |`);
+    }
+  }
+}
+
+try {
+  await main();
+} finally {
+  for (const c of children) c.kill("SIGTERM");
+}
+process.exit(0);
