@@ -4,7 +4,6 @@
  * real SQLite files for the exports (bun:sqlite), answers 504 with the JSON error shape for an unreachable
  * node, and streams a task's events as SSE that the test can feed.
  */
-import { Database } from "bun:sqlite";
 import { Hono } from "hono";
 import { bearerAuth } from "hono/bearer-auth";
 import { streamSSE } from "hono/streaming";
@@ -12,6 +11,7 @@ import { errorBody } from "../../../shared/errors.ts";
 import type { NodeView, TaskEventView, TaskView } from "../../../shared/wire/api.ts";
 import { isTerminal } from "../../../shared/wire/task.ts";
 import { WINDOWS, type MetricsWindow } from "../series.ts";
+import { sqliteDownload, sqliteFile } from "./sqlite-file.ts";
 import { seedNodeEvents, seedNodes, seedSamples, seedTaskEvents, seedTasks } from "./seed.ts";
 
 export const UNREACHABLE_NODE = "node-gone";
@@ -26,17 +26,6 @@ export type FakeApi = {
   /** The paths the admin pages called, to prove they went through the API. */
   calls: string[];
 };
-
-/** A real SQLite database with a few rows, as the agent's export would deliver it. */
-function sqliteFile(table: string, rows: number): Uint8Array {
-  const db = new Database(":memory:");
-  db.run(`CREATE TABLE ${table} (id INTEGER PRIMARY KEY, at INTEGER NOT NULL, body TEXT NOT NULL)`);
-  const insert = db.prepare(`INSERT INTO ${table} (at, body) VALUES (?, ?)`);
-  db.transaction(() => { for (let i = 0; i < rows; i++) insert.run(Date.now(), `row ${i}`); })();
-  const bytes = db.serialize();
-  db.close();
-  return bytes;
-}
 
 export function createFakeApi(adminToken: string, now = Date.now()): FakeApi {
   const nodes = seedNodes(now);
@@ -80,14 +69,7 @@ export function createFakeApi(adminToken: string, now = Date.now()): FakeApi {
       const id = c.req.param("id");
       if (!nodeOf(id)) return notFound(`node ${id}`);
       if (id === UNREACHABLE_NODE) return unreachable();
-      const bytes = sqliteFile(kind, 25);
-      return new Response(new Uint8Array(bytes), {
-        headers: {
-          "Content-Type": "application/vnd.sqlite3",
-          "Content-Disposition": `attachment; filename="${id}-${kind}.db"`,
-          "Content-Length": String(bytes.byteLength),
-        },
-      });
+      return sqliteDownload(sqliteFile(kind, 25), `${id}-${kind}.db`);
     });
   }
 
