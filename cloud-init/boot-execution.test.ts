@@ -2,6 +2,7 @@
 // docker/curl/systemctl/iptables/logger on PATH and a real `tar`, `sha256sum`, `openssl`, `install`. It proves
 // the order, that the image pull overlaps the Node.js install, that a tampered agent binary is refused, that a
 // failed phase still lets the agent start, and that the markers read back as boot phases.
+import { buildBootTimeline, parseJournalJson } from "../agent/boot/index.ts";
 import { afterAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -45,25 +46,17 @@ mkdir -p "$prefix/bin" && printf '#!/bin/sh\\n' >"$prefix/bin/devcontainer" && c
 
 type Phase = { name: string; status: "ok" | "failed" | "unterminated"; startUs: number; endUs: number | null };
 
-/**
- * A minimal reading of `journalctl -t sam-boot -o json` (the agent's `parseJournalJson`/`buildBootTimeline`
- * had not landed on main when this was written): pair each START with its END or FAILED.
- */
+/** The markers as the agent reads them on a real node: its own journald parser and phase pairing. */
 function readBootPhases(journal: string): Phase[] {
-  const phases: Phase[] = [];
-  for (const line of journal.split("\n").filter(Boolean)) {
-    const entry = JSON.parse(line) as { __REALTIME_TIMESTAMP: string; SYSLOG_IDENTIFIER: string; MESSAGE: string };
-    if (entry.SYSLOG_IDENTIFIER !== "sam-boot") continue;
-    const m = /^PHASE (START|END|FAILED): ([a-z0-9-]+)$/.exec(entry.MESSAGE);
-    if (!m) continue;
-    const at = Number(entry.__REALTIME_TIMESTAMP);
-    if (m[1] === "START") phases.push({ name: m[2]!, status: "unterminated", startUs: at, endUs: null });
-    else {
-      const open = phases.find((p) => p.name === m[2] && p.endUs === null);
-      if (open) Object.assign(open, { endUs: at, status: m[1] === "END" ? "ok" : "failed" });
-    }
-  }
-  return phases.sort((a, b) => a.startUs - b.startUs);
+  const markers = parseJournalJson(journal);
+  const timeline = buildBootTimeline({ source: "journald", markers, kernelUptimeMsAtAgentStart: null, agentStartedAt: Date.now() });
+  expect(markers.length).toBeGreaterThan(0);
+  return timeline.phases.map((p) => ({
+    name: p.name,
+    status: p.status,
+    startUs: p.startedAt * 1000,
+    endUs: p.endedAt === null ? null : p.endedAt * 1000,
+  }));
 }
 
 type Boot = { root: string; exitCode: number; phases: Phase[]; calls: Call[]; stderr: string };

@@ -1,0 +1,183 @@
+/**
+ * The agent assembled (DESIGN.md § Node lifecycle and the agent): open both databases, serve HTTP, start
+ * the resource monitor and retention, read the boot timeline, report ready, then heartbeat. `stop()` is
+ * the graceful shutdown SIGTERM triggers.
+ */
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { networkInterfaces } from "node:os";
+import { join } from "node:path";
+import type { AgentCapabilities, AgentReady } from "../shared/wire/agent.ts";
+import type { BootTimeline } from "../shared/wire/boot.ts";
+import { EVENT_TYPES } from "../shared/wire/events.ts";
+import { SAM_VERSION } from "../shared/version.ts";
+import { kernelUptimeMs, readBootTimeline } from "./boot/index.ts";
+import type { AgentConfig } from "./config/index.ts";
+import type { TaskExecutor } from "./contracts.ts";
+import { ControlPlaneClient, sendReady, startHeartbeats } from "./control-plane/client.ts";
+import { EventStore } from "./events/store.ts";
+import { ResourceMonitor } from "./monitor/monitor.ts";
+import { MetricsStore } from "./monitor/store.ts";
+import { createAgentApp } from "./server/app.ts";
+import { sweepExportTemps } from "./server/export.ts";
+
+/** A start failure an operator can act on (a read-only or full data dir); `main.ts` exits 1 with it. */
+export class StartError extends Error {}
+
+const ERRNO_TEXT: Record<string, string> = {
+  EROFS: "is on a read-only file system",
+  ENOSPC: "has no space left",
+  EACCES: "is not writable (permission denied)",
+  EPERM: "is not writable (operation not permitted)",
+  ENOTDIR: "is not a directory",
+  EEXIST: "is not a directory",
+};
+
+/** Make sure the data dir exists and takes a write, before SQLite gets a chance to fail less clearly. */
+function checkDataDir(dir: string): void {
+  const probe = join(dir, `.write-probe-${process.pid}`);
+  try {
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(probe, new Uint8Array(64 * 1024));
+    rmSync(probe);
+  } catch (err) {
+    try {
+      rmSync(probe, { force: true });
+    } catch {
+      // the same failure again; the first one is the one to report
+    }
+    const code = (err as NodeJS.ErrnoException).code ?? "";
+    throw new StartError(`data dir '${dir}' ${ERRNO_TEXT[code] ?? `cannot be used (${(err as Error).message})`}`);
+  }
+}
+
+function openStores(config: AgentConfig) {
+  let events: EventStore | null = null;
+  try {
+    events = new EventStore(join(config.dataDir, "events.db"), { nodeId: config.nodeId });
+    const metrics = new MetricsStore(join(config.dataDir, "metrics.db"));
+    return { events, metrics };
+  } catch (err) {
+    events?.close();
+    throw new StartError(`cannot open the databases in '${config.dataDir}': ${(err as Error).message}`);
+  }
+}
+
+function listenUrl(config: AgentConfig, port: number): string {
+  if (config.publicUrl) return config.publicUrl;
+  let host = config.host;
+  if (host === "0.0.0.0" || host === "::") {
+    const external = Object.values(networkInterfaces()).flat().find((i) => i && i.family === "IPv4" && !i.internal);
+    host = external?.address ?? "127.0.0.1";
+  }
+  return `${config.tls ? "https" : "http"}://${host.includes(":") ? `[${host}]` : host}:${port}`;
+}
+
+function capabilities(config: AgentConfig): AgentCapabilities {
+  const devcontainer = config.workspaceMode === "devcontainer" ||
+    (config.workspaceMode === "auto" && Bun.which("docker") !== null && Bun.which("devcontainer") !== null);
+  return {
+    workspaceModes: config.workspaceMode === "devcontainer" ? ["devcontainer"] : devcontainer ? ["host", "devcontainer"] : ["host"],
+    agents: ["builtin", "command"],
+    maxConcurrentTasks: config.maxConcurrentTasks,
+    arch: process.arch,
+    os: process.platform,
+  };
+}
+
+export type RunningAgent = { url: string; port: number; events: EventStore; stop(): Promise<void> };
+
+export async function startAgent(config: AgentConfig, opts: { executor?: TaskExecutor | null } = {}): Promise<RunningAgent> {
+  const startedAt = Date.now();
+  const uptimeAtStart = kernelUptimeMs();
+  checkDataDir(config.dataDir);
+  sweepExportTemps(config.dataDir);
+  const { events, metrics } = openStores(config);
+  const executor = opts.executor ?? null;
+  events.record({ type: EVENT_TYPES.agentStart, message: `sam-agent ${SAM_VERSION} starting`, detail: { version: SAM_VERSION, pid: process.pid } });
+
+  let boot: BootTimeline | null = null;
+  const app = createAgentApp({
+    nodeId: config.nodeId, agentToken: config.agentToken, version: SAM_VERSION, startedAt, events, metrics,
+    boot: () => boot, executor, exportDir: config.dataDir,
+  });
+  let server: ReturnType<typeof Bun.serve>;
+  try {
+    server = Bun.serve({
+      hostname: config.host, port: config.port, fetch: app.fetch,
+      tls: config.tls ? { cert: config.tls.cert, key: config.tls.key } : undefined,
+    });
+  } catch (err) {
+    events.close();
+    metrics.close();
+    throw new StartError(`cannot listen on ${config.host}:${config.port}: ${(err as Error).message}`);
+  }
+  const port = server.port!;
+  const url = listenUrl(config, port);
+
+  const monitor = new ResourceMonitor({ store: metrics, events, intervalMs: config.metricsMs, dataDir: config.dataDir });
+  monitor.start();
+
+  const prune = async () => {
+    const cutoff = Date.now() - config.retentionMs;
+    try {
+      const removed = (await events.prune(cutoff)) + (await metrics.prune(cutoff));
+      if (removed > 0) events.record({ type: "retention", message: `retention removed ${removed} rows older than ${new Date(cutoff).toISOString()}` });
+    } catch (err) {
+      events.record({ type: EVENT_TYPES.error, level: "error", message: `retention failed: ${(err as Error).message}` });
+    }
+  };
+  void prune();
+  const retentionTimer = setInterval(prune, Math.max(60_000, Math.min(3_600_000, config.retentionMs / 24)));
+
+  const controlPlane = new ControlPlaneClient(config.controlPlaneUrl, config.nodeToken);
+  const lifecycle = new AbortController();
+  let heartbeats: { stop(): void } | null = null;
+
+  const reporting = (async () => {
+    boot = await readBootTimeline({
+      source: config.bootSource, journalCommand: config.bootJournalCommand, syslogPath: config.bootSyslogPath,
+      agentStartedAt: startedAt, kernelUptimeMs: uptimeAtStart,
+    });
+    // A restarted agent reads the same markers again: record them once per machine boot.
+    const bootedAt = uptimeAtStart === null ? null : startedAt - uptimeAtStart;
+    if (bootedAt === null || !events.hasEventSince(EVENT_TYPES.bootPhase, bootedAt)) {
+      for (const phase of boot.phases) {
+        events.record({
+          type: EVENT_TYPES.bootPhase, at: phase.startedAt, level: phase.status === "ok" ? "info" : "warn",
+          message: `boot phase ${phase.name}: ${phase.status}${phase.durationMs === null ? "" : ` in ${phase.durationMs} ms`}`, detail: phase,
+        });
+      }
+    }
+    const ready: AgentReady = {
+      nodeId: config.nodeId, version: SAM_VERSION, url, tlsFingerprint: config.tls?.fingerprint ?? null,
+      bootTimeline: boot, capabilities: capabilities(config), startedAt,
+    };
+    const accepted = await sendReady({
+      controlPlane, events, ready, initialBackoffMs: Math.min(1_000, config.heartbeatMs), maxBackoffMs: config.heartbeatMs, signal: lifecycle.signal,
+    });
+    if (!accepted) return;
+    heartbeats = startHeartbeats({
+      controlPlane, events, nodeId: config.nodeId, startedAt, latestMetrics: () => monitor.latest(), executor, intervalMs: config.heartbeatMs,
+    });
+  })();
+
+  let stopping: Promise<void> | null = null;
+  const stop = () => stopping ??= (async () => {
+    lifecycle.abort();
+    heartbeats?.stop();
+    monitor.stop();
+    clearInterval(retentionTimer);
+    await reporting.catch(() => {});
+    try {
+      await executor?.shutdown();
+    } catch (err) {
+      events.record({ type: EVENT_TYPES.error, level: "error", message: `executor shutdown failed: ${(err as Error).message}` });
+    }
+    events.record({ type: EVENT_TYPES.agentStop, message: "sam-agent stopping", detail: { uptimeMs: Date.now() - startedAt } });
+    await server.stop();
+    events.close();
+    metrics.close();
+  })();
+
+  return { url, port, events, stop };
+}

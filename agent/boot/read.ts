@@ -1,0 +1,75 @@
+/**
+ * Reading the boot timeline on the node: journald first (`journalctl -b -t sam-boot -o json`), else the
+ * syslog file, plus the kernel uptime at agent start. Never throws and never hangs the start: a missing
+ * journalctl, an unreadable log or a slow command just yields fewer phases.
+ */
+import { readFileSync } from "node:fs";
+import type { BootTimeline } from "../../shared/wire/boot.ts";
+import { parseUptime } from "../monitor/proc.ts";
+import { buildBootTimeline, parseJournalJson, parseSyslog, type BootMarker } from "./markers.ts";
+
+export const DEFAULT_JOURNAL_COMMAND = ["journalctl", "-b", "-t", "sam-boot", "-o", "json", "--no-pager"];
+export const DEFAULT_SYSLOG_PATH = "/var/log/syslog";
+
+export type BootSource = "auto" | "journald" | "syslog" | "none";
+
+export type ReadBootOptions = {
+  source: BootSource;
+  journalCommand: string[];
+  syslogPath: string;
+  agentStartedAt: number;
+  /** Kernel uptime when the agent started, read by the caller as early as possible. */
+  kernelUptimeMs: number | null;
+  timeoutMs?: number;
+};
+
+/** Run the journal command; its stdout, or null when it is missing, fails or runs past the timeout. */
+async function runJournal(command: string[], timeoutMs: number): Promise<string | null> {
+  try {
+    const proc = Bun.spawn(command, { stdout: "pipe", stderr: "ignore", stdin: "ignore" });
+    const timer = setTimeout(() => proc.kill("SIGKILL"), timeoutMs);
+    const [text, code] = await Promise.all([new Response(proc.stdout).text(), proc.exited]);
+    clearTimeout(timer);
+    return code === 0 ? text : null;
+  } catch {
+    return null;
+  }
+}
+
+function readSyslog(path: string, year: number): BootMarker[] | null {
+  try {
+    return parseSyslog(readFileSync(path, "utf8"), year);
+  } catch {
+    return null;
+  }
+}
+
+export function kernelUptimeMs(procRoot = "/proc"): number | null {
+  try {
+    return parseUptime(readFileSync(`${procRoot}/uptime`, "utf8"));
+  } catch {
+    return null;
+  }
+}
+
+export async function readBootTimeline(opts: ReadBootOptions): Promise<BootTimeline> {
+  const base = { kernelUptimeMsAtAgentStart: opts.kernelUptimeMs, agentStartedAt: opts.agentStartedAt };
+  const build = (source: BootTimeline["source"], markers: BootMarker[]) => buildBootTimeline({ ...base, source, markers });
+  if (opts.source === "none") return build("none", []);
+
+  let journalRan = false;
+  if (opts.source === "auto" || opts.source === "journald") {
+    const text = await runJournal(opts.journalCommand, opts.timeoutMs ?? 5_000);
+    if (text !== null) {
+      journalRan = true;
+      const markers = parseJournalJson(text);
+      if (markers.length > 0 || opts.source === "journald") return build("journald", markers);
+    } else if (opts.source === "journald") {
+      return build("journald", []);
+    }
+  }
+  // Syslog: asked for, or journald gave nothing (not installed, or not persistent on this image).
+  const markers = readSyslog(opts.syslogPath, new Date(opts.agentStartedAt).getFullYear());
+  if (markers !== null && (markers.length > 0 || !journalRan)) return build("syslog", markers);
+  return build(journalRan ? "journald" : "none", []);
+}

@@ -1,0 +1,205 @@
+/**
+ * The agent's configuration (docs/protocol.md § Agent configuration): env, or `--kebab-case value` flags
+ * of the same names, validated into one object. Every bad value is a `ConfigError` whose one-line message
+ * names the variable; `main.ts` prints it and exits 2. Secrets come only from the `SAM_TOKEN_FILE` file.
+ */
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import * as v from "valibot";
+import { ConfigError, envChoice, envDuration, envInt, envParse, envString, type Env } from "../../shared/env.ts";
+import { Id } from "../../shared/wire/common.ts";
+import { DEFAULT_JOURNAL_COMMAND, DEFAULT_SYSLOG_PATH, type BootSource } from "../boot/index.ts";
+
+export type AgentConfig = {
+  nodeId: string;
+  controlPlaneUrl: string;
+  tokenFile: string;
+  /** Presented to the edge on `/api/agent/*`. */
+  nodeToken: string;
+  /** What this agent's own routes accept. */
+  agentToken: string;
+  host: string;
+  port: number;
+  publicUrl: string | null;
+  dataDir: string;
+  tls: { cert: string; key: string; fingerprint: string } | null;
+  heartbeatMs: number;
+  metricsMs: number;
+  retentionMs: number;
+  bootSource: BootSource;
+  /** Test seam and operator escape hatch: the command that prints `sam-boot` journal entries as JSON. */
+  bootJournalCommand: string[];
+  bootSyslogPath: string;
+  workspaceMode: "auto" | "host" | "devcontainer";
+  maxConcurrentTasks: number;
+};
+
+/** Every setting, in the order `--help` lists them. */
+export const SETTINGS: { name: string; default: string; meaning: string }[] = [
+  { name: "SAM_NODE_ID", default: "required", meaning: "the node's id" },
+  { name: "SAM_CONTROL_PLANE_URL", default: "required", meaning: "the edge's base URL (callbacks go to $URL/api/agent/*)" },
+  { name: "SAM_TOKEN_FILE", default: "required", meaning: "0600 file with SAM_NODE_TOKEN=… and SAM_AGENT_TOKEN=… lines" },
+  { name: "SAM_AGENT_HOST", default: "0.0.0.0", meaning: "listen address" },
+  { name: "SAM_AGENT_PORT", default: "8443", meaning: "listen port; 0 picks a free one" },
+  { name: "SAM_AGENT_PUBLIC_URL", default: "the listen URL", meaning: "the URL reported in the ready callback" },
+  { name: "SAM_AGENT_DATA_DIR", default: "/var/lib/sam-agent", meaning: "events.db, metrics.db, workspaces" },
+  { name: "SAM_TLS_CERT", default: "-", meaning: "PEM certificate to serve HTTPS with (needs SAM_TLS_KEY)" },
+  { name: "SAM_TLS_KEY", default: "-", meaning: "PEM private key of SAM_TLS_CERT" },
+  { name: "SAM_HEARTBEAT_INTERVAL", default: "30s", meaning: "heartbeat period" },
+  { name: "SAM_METRICS_INTERVAL", default: "60s", meaning: "resource-monitor period" },
+  { name: "SAM_EVENT_RETENTION", default: "7d", meaning: "retention of events and metrics" },
+  { name: "SAM_BOOT_SOURCE", default: "auto", meaning: "auto (journald, then syslog), journald, syslog or none" },
+  { name: "SAM_BOOT_JOURNAL_COMMAND", default: DEFAULT_JOURNAL_COMMAND.join(" "), meaning: "command printing the sam-boot journal as JSON lines" },
+  { name: "SAM_BOOT_SYSLOG_PATH", default: DEFAULT_SYSLOG_PATH, meaning: "syslog file read when journald has no markers" },
+  { name: "SAM_WORKSPACE_MODE", default: "auto", meaning: "host, devcontainer, or auto" },
+  { name: "SAM_MAX_CONCURRENT_TASKS", default: "2", meaning: "tasks at once on this node" },
+];
+
+const flagName = (env: string) => `--${env.replace(/^SAM_/, "").toLowerCase().replace(/_/g, "-")}`;
+const FLAGS = new Map(SETTINGS.map((s) => [flagName(s.name), s.name]));
+
+export type Invocation = { action: "run" | "version" | "help"; env: Env };
+
+/**
+ * Our own argv parsing (a compiled Bun binary handles none): `--version`, `--help`, and `--node-id x` or
+ * `--node-id=x` for each setting, overriding the environment.
+ */
+export function parseArgs(argv: string[], env: Env): Invocation {
+  const out: Env = { ...env };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === "--version" || arg === "-v") return { action: "version", env: out };
+    if (arg === "--help" || arg === "-h") return { action: "help", env: out };
+    const [flag, inline] = arg.includes("=") ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)] : [arg, undefined];
+    const name = FLAGS.get(flag);
+    if (!name) throw new ConfigError(`${flag}: unknown option; see --help`);
+    const value = inline ?? argv[++i];
+    if (value === undefined) throw new ConfigError(`${flag}: needs a value`);
+    out[name] = value;
+  }
+  return { action: "run", env: out };
+}
+
+export function helpText(version: string): string {
+  const width = Math.max(...SETTINGS.map((s) => flagName(s.name).length));
+  const rows = SETTINGS.map((s) => `  ${flagName(s.name).padEnd(width)}  ${s.name} (default ${s.default}): ${s.meaning}`);
+  return [
+    `sam-agent ${version}: the SAM node agent (event log, resource monitor, boot timeline, task runner).`,
+    "",
+    "Usage: sam-agent [--flag value]...   Every setting is an environment variable or the flag beside it.",
+    "",
+    ...rows,
+    "",
+    "  --version  print the version      --help  print this text",
+  ].join("\n");
+}
+
+// Bearer tokens must fit RFC 6750's token68, or no Authorization header could ever carry them.
+const Token = v.pipe(v.string(), v.minLength(16, "must be at least 16 characters"), v.regex(/^[A-Za-z0-9._~+/-]+=*$/, "must be a bearer token (letters, digits, ._~+/-)"));
+
+/** Parse the `KEY=VALUE` secrets file; quotes around a value are allowed, `#` lines are comments. */
+export function parseTokenFile(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const raw of text.split("\n")) {
+    const line = raw.trim();
+    if (!line || line.startsWith("#")) continue;
+    const eq = line.indexOf("=");
+    if (eq < 1) continue;
+    out[line.slice(0, eq).trim()] = line.slice(eq + 1).trim().replace(/^(['"])(.*)\1$/, "$2");
+  }
+  return out;
+}
+
+function readTokens(path: string): { nodeToken: string; agentToken: string } {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (err) {
+    throw new ConfigError(`SAM_TOKEN_FILE: cannot read '${path}' (${(err as NodeJS.ErrnoException).code ?? "error"})`);
+  }
+  const tokens = parseTokenFile(text);
+  const pick = (key: string) => {
+    const value = tokens[key];
+    if (!value) throw new ConfigError(`SAM_TOKEN_FILE: '${path}' has no ${key}= line`);
+    const r = v.safeParse(Token, value);
+    // The message names the key, never the value: a token must not reach a log.
+    if (!r.success) throw new ConfigError(`SAM_TOKEN_FILE: ${key} in '${path}' ${r.issues[0]!.message}`);
+    return value;
+  };
+  return { nodeToken: pick("SAM_NODE_TOKEN"), agentToken: pick("SAM_AGENT_TOKEN") };
+}
+
+function httpUrl(env: Env, name: string, required: true): string;
+function httpUrl(env: Env, name: string, required: false): string | null;
+function httpUrl(env: Env, name: string, required: boolean): string | null {
+  const raw = envString(env, name);
+  if (raw === undefined) {
+    if (required) throw new ConfigError(`${name}: required`);
+    return null;
+  }
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError(`${name}: not a URL: '${raw}'`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") throw new ConfigError(`${name}: expected an http(s) URL, got '${url.protocol}'`);
+  return raw.replace(/\/+$/, "");
+}
+
+/** SHA-256 of the certificate's DER bytes, as `AB:CD:…` (what `openssl x509 -fingerprint -sha256` prints). */
+export function certificateFingerprint(pem: string): string | null {
+  const m = /-----BEGIN CERTIFICATE-----([\s\S]+?)-----END CERTIFICATE-----/.exec(pem);
+  if (!m) return null;
+  const der = Buffer.from(m[1]!.replace(/\s+/g, ""), "base64");
+  return createHash("sha256").update(der).digest("hex").toUpperCase().match(/../g)!.join(":");
+}
+
+function readTls(env: Env): AgentConfig["tls"] {
+  const certPath = envString(env, "SAM_TLS_CERT");
+  const keyPath = envString(env, "SAM_TLS_KEY");
+  if (!certPath && !keyPath) return null;
+  if (!certPath || !keyPath) throw new ConfigError(`${certPath ? "SAM_TLS_KEY" : "SAM_TLS_CERT"}: required when ${certPath ? "SAM_TLS_CERT" : "SAM_TLS_KEY"} is set`);
+  const read = (name: string, path: string) => {
+    try {
+      return readFileSync(path, "utf8");
+    } catch (err) {
+      throw new ConfigError(`${name}: cannot read '${path}' (${(err as NodeJS.ErrnoException).code ?? "error"})`);
+    }
+  };
+  const cert = read("SAM_TLS_CERT", certPath);
+  const key = read("SAM_TLS_KEY", keyPath);
+  const fingerprint = certificateFingerprint(cert);
+  if (!fingerprint) throw new ConfigError(`SAM_TLS_CERT: '${certPath}' holds no PEM certificate`);
+  if (!key.includes("PRIVATE KEY-----")) throw new ConfigError(`SAM_TLS_KEY: '${keyPath}' holds no PEM private key`);
+  return { cert, key, fingerprint };
+}
+
+export function loadAgentConfig(env: Env): AgentConfig {
+  const nodeIdRaw = envString(env, "SAM_NODE_ID");
+  if (nodeIdRaw === undefined) throw new ConfigError("SAM_NODE_ID: required");
+  const nodeId = envParse("SAM_NODE_ID", Id, nodeIdRaw);
+  const controlPlaneUrl = httpUrl(env, "SAM_CONTROL_PLANE_URL", true);
+  const tokenFile = envString(env, "SAM_TOKEN_FILE");
+  if (tokenFile === undefined) throw new ConfigError("SAM_TOKEN_FILE: required");
+  const journal = envString(env, "SAM_BOOT_JOURNAL_COMMAND");
+  return {
+    nodeId,
+    controlPlaneUrl,
+    tokenFile,
+    ...readTokens(tokenFile),
+    host: envString(env, "SAM_AGENT_HOST", "0.0.0.0"),
+    port: envInt(env, "SAM_AGENT_PORT", 8443, 0, 65535),
+    publicUrl: httpUrl(env, "SAM_AGENT_PUBLIC_URL", false),
+    dataDir: envString(env, "SAM_AGENT_DATA_DIR", "/var/lib/sam-agent"),
+    tls: readTls(env),
+    heartbeatMs: envDuration(env, "SAM_HEARTBEAT_INTERVAL", 30_000),
+    metricsMs: envDuration(env, "SAM_METRICS_INTERVAL", 60_000),
+    retentionMs: envDuration(env, "SAM_EVENT_RETENTION", 7 * 86_400_000),
+    bootSource: envChoice(env, "SAM_BOOT_SOURCE", ["auto", "journald", "syslog", "none"], "auto"),
+    bootJournalCommand: journal ? journal.split(/\s+/) : DEFAULT_JOURNAL_COMMAND,
+    bootSyslogPath: envString(env, "SAM_BOOT_SYSLOG_PATH", DEFAULT_SYSLOG_PATH),
+    workspaceMode: envChoice(env, "SAM_WORKSPACE_MODE", ["auto", "host", "devcontainer"], "auto"),
+    maxConcurrentTasks: envInt(env, "SAM_MAX_CONCURRENT_TASKS", 2, 1, 64),
+  };
+}

@@ -1,0 +1,209 @@
+/**
+ * The node's event log (`events.db`, DESIGN.md § Event store). `record()` only queues: a timer flushes the
+ * queue in one transaction every few milliseconds (or at once when it reaches `maxBatch`), so a burst
+ * never waits on the disk and a crash loses at most the batch in flight, never a committed event.
+ */
+import type { Database } from "bun:sqlite";
+import type { EventInput, EventRecorder } from "../contracts.ts";
+import type { EventLevel, NodeEvent } from "../../shared/wire/events.ts";
+import { openDatabase, pruneInChunks, snapshotInto } from "../storage/sqlite.ts";
+
+/** While the disk refuses writes, at most this many events wait in memory; older ones are dropped. */
+const MAX_QUEUED_ON_FAILURE = 50_000;
+
+const MIGRATIONS = [
+  `CREATE TABLE events (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     at INTEGER NOT NULL,
+     level TEXT NOT NULL,
+     type TEXT NOT NULL,
+     node_id TEXT,
+     workspace_id TEXT,
+     task_id TEXT,
+     message TEXT NOT NULL,
+     detail TEXT
+   );
+   CREATE INDEX events_at ON events (at);
+   CREATE INDEX events_type_at ON events (type, at);
+   CREATE INDEX events_task_at ON events (task_id, at) WHERE task_id IS NOT NULL;`,
+];
+
+export const LEVEL_RANK: Record<EventLevel, number> = { debug: 0, info: 1, warn: 2, error: 3 };
+
+export type EventQuery = {
+  since?: number;
+  until?: number;
+  /** An exact type, or a prefix ending in `.*` (`heartbeat.*`). */
+  type?: string;
+  taskId?: string;
+  /** The least severe level to include: `warn` gives warn and error. */
+  level?: EventLevel;
+  limit: number;
+  /** Exclusive: events with a larger id than this. */
+  afterId?: number;
+};
+
+export type EventStoreOptions = {
+  nodeId: string | null;
+  /** Flush the queue this often (ms). */
+  flushIntervalMs?: number;
+  /** Flush at once when this many events are queued. */
+  maxBatch?: number;
+  /** Called after each committed batch with the id of its last event (tests, benchmarks). */
+  onCommit?: (lastId: number, count: number) => void;
+  now?: () => number;
+};
+
+type Row = {
+  id: number; at: number; level: EventLevel; type: string; node_id: string | null;
+  workspace_id: string | null; task_id: string | null; message: string; detail: string | null;
+};
+
+type Queued = [at: number, level: string, type: string, workspaceId: string | null, taskId: string | null, message: string, detail: string | null];
+
+export class EventStore implements EventRecorder {
+  readonly path: string;
+  private readonly db: Database;
+  private readonly nodeId: string | null;
+  private readonly flushIntervalMs: number;
+  private readonly maxBatch: number;
+  private readonly onCommit?: (lastId: number, count: number) => void;
+  private readonly now: () => number;
+  private queue: Queued[] = [];
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  private closed = false;
+  private failing = false;
+  private dropped = 0;
+  private readonly insert;
+  private readonly insertMany;
+
+  constructor(path: string, opts: EventStoreOptions) {
+    this.path = path;
+    this.db = openDatabase(path, MIGRATIONS);
+    this.nodeId = opts.nodeId;
+    this.flushIntervalMs = opts.flushIntervalMs ?? 5;
+    this.maxBatch = opts.maxBatch ?? 2_000;
+    this.onCommit = opts.onCommit;
+    this.now = opts.now ?? Date.now;
+    this.insert = this.db.query(
+      "INSERT INTO events (at, level, type, node_id, workspace_id, task_id, message, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+    );
+    this.insertMany = this.db.transaction((batch: Queued[]) => {
+      let last = 0;
+      for (const e of batch) {
+        last = (this.insert.get(e[0], e[1], e[2], this.nodeId, e[3], e[4], e[5], e[6]) as { id: number }).id;
+      }
+      return last;
+    });
+  }
+
+  record(event: EventInput): void {
+    if (this.closed) return;
+    this.queue.push([
+      event.at ?? this.now(),
+      event.level ?? "info",
+      event.type,
+      event.workspaceId ?? null,
+      event.taskId ?? null,
+      event.message,
+      event.detail === undefined ? null : safeJson(event.detail),
+    ]);
+    if (this.queue.length >= this.maxBatch) this.flush();
+    else this.timer ??= setTimeout(() => this.flush(), this.flushIntervalMs);
+  }
+
+  /** Commit everything queued in one transaction; returns how many events were written. */
+  flush(): number {
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+    if (this.queue.length === 0 || this.closed) return 0;
+    const batch = this.queue;
+    this.queue = [];
+    let lastId: number;
+    try {
+      lastId = this.insertMany(batch) as number;
+    } catch (err) {
+      // A full or failing disk must not crash the agent: keep the newest events (bounded) and retry later.
+      const pending = batch.concat(this.queue);
+      this.queue = pending.slice(-MAX_QUEUED_ON_FAILURE);
+      this.dropped += pending.length - this.queue.length;
+      if (!this.failing) console.error(`sam-agent: cannot write events.db: ${(err as Error).message}; retrying`);
+      this.failing = true;
+      this.timer ??= setTimeout(() => this.flush(), 1_000);
+      return 0;
+    }
+    this.failing = false;
+    this.onCommit?.(lastId, batch.length);
+    return batch.length;
+  }
+
+  query(q: EventQuery): { data: NodeEvent[]; nextCursor: string | null } {
+    const where: string[] = [];
+    const args: (string | number)[] = [];
+    if (q.afterId !== undefined) { where.push("id > ?"); args.push(q.afterId); }
+    if (q.since !== undefined) { where.push("at >= ?"); args.push(q.since); }
+    if (q.until !== undefined) { where.push("at < ?"); args.push(q.until); }
+    if (q.type !== undefined) {
+      if (q.type.endsWith(".*")) { where.push("type >= ? AND type < ?"); const p = q.type.slice(0, -1); args.push(p, `${p}\uffff`); }
+      else { where.push("type = ?"); args.push(q.type); }
+    }
+    if (q.taskId !== undefined) { where.push("task_id = ?"); args.push(q.taskId); }
+    if (q.level !== undefined) {
+      const levels = (Object.keys(LEVEL_RANK) as EventLevel[]).filter((l) => LEVEL_RANK[l] >= LEVEL_RANK[q.level!]);
+      where.push(`level IN (${levels.map(() => "?").join(", ")})`);
+      args.push(...levels);
+    }
+    const sql = `SELECT * FROM events ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY id LIMIT ?`;
+    const rows = this.db.query(sql).all(...args, q.limit) as Row[];
+    const data = rows.map(toEvent);
+    const nextCursor = rows.length === q.limit ? String(rows[rows.length - 1]!.id) : null;
+    return { data, nextCursor };
+  }
+
+  /** Delete events older than `cutoff` (ms), in chunks. */
+  prune(cutoff: number): Promise<number> {
+    return pruneInChunks(this.db, "events", "at", cutoff);
+  }
+
+  /** Whether any event of `type` was recorded at or after `since` (committed or queued). */
+  hasEventSince(type: string, since: number): boolean {
+    if (this.queue.some((e) => e[2] === type && e[0] >= since)) return true;
+    return this.db.query("SELECT 1 FROM events WHERE type = ? AND at >= ? LIMIT 1").get(type, since) !== null;
+  }
+
+  /** A consistent copy of the whole database at `dest`, including everything recorded so far. */
+  snapshot(dest: string): void {
+    this.flush();
+    snapshotInto(this.db, dest);
+  }
+
+  /** Events dropped because the disk refused writes for too long. */
+  get droppedCount(): number {
+    return this.dropped;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.flush();
+    this.closed = true;
+    this.db.close();
+  }
+}
+
+function toEvent(r: Row): NodeEvent {
+  return {
+    id: r.id, at: r.at, level: r.level, type: r.type, nodeId: r.node_id, workspaceId: r.workspace_id,
+    taskId: r.task_id, message: r.message, detail: r.detail === null ? null : JSON.parse(r.detail),
+  };
+}
+
+/** Detail that cannot be serialised (a cycle, a BigInt) must not lose the event itself. */
+function safeJson(detail: unknown): string | null {
+  try {
+    return JSON.stringify(detail) ?? null;
+  } catch {
+    return JSON.stringify({ unserialisable: String(detail) });
+  }
+}

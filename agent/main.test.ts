@@ -1,0 +1,229 @@
+/**
+ * The compiled `sam-agent` binary against a stub control plane (a small Bun.serve playing the edge):
+ * ready with a boot timeline, heartbeats, events, both exports as valid SQLite files, graceful SIGTERM,
+ * and the start failures (bad configuration, read-only or full data dir).
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import * as v from "valibot";
+import { AgentHeartbeat, AgentReady } from "../shared/wire/agent.ts";
+import { SAM_VERSION } from "../shared/version.ts";
+
+const root = join(import.meta.dir, "..");
+const BINARY = join(root, "agent", "dist", "sam-agent");
+const JOURNAL = join(import.meta.dir, "boot", "testdata", "journal.json");
+const NODE_TOKEN = "samnode_binary_test_0123456789";
+const AGENT_TOKEN = "samagent_binary_test_0123456789";
+
+function newestSource(dir: string): number {
+  let newest = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    if (entry.name === "dist" || entry.name === "node_modules") continue;
+    const p = join(dir, entry.name);
+    newest = Math.max(newest, entry.isDirectory() ? newestSource(p) : statSync(p).mtimeMs);
+  }
+  return newest;
+}
+
+const dirs: string[] = [];
+const tempDir = (prefix: string) => {
+  const d = mkdtempSync(join(tmpdir(), prefix));
+  dirs.push(d);
+  return d;
+};
+
+beforeAll(() => {
+  // `npm test` builds through setup.mjs; a focused run rebuilds only when sources are newer than the binary.
+  const stale = !existsSync(BINARY) || statSync(BINARY).mtimeMs < Math.max(newestSource(join(root, "agent")), newestSource(join(root, "shared")));
+  if (stale) {
+    const build = Bun.spawnSync([process.execPath, join(root, "scripts", "build-agent.ts")], { stdout: "ignore", stderr: "inherit" });
+    if (build.exitCode !== 0) throw new Error("building the agent binary failed");
+  }
+});
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+/** The edge's `/api/agent/*` as the protocol pins it; the first ready answer is a 503 to exercise the retry. */
+function stubEdge() {
+  const calls: { path: string; auth: string | null; body: unknown; at: number }[] = [];
+  let readyAnswers = 0;
+  const server = Bun.serve({
+    port: 0, hostname: "127.0.0.1",
+    async fetch(req) {
+      const path = new URL(req.url).pathname;
+      calls.push({ path, auth: req.headers.get("authorization"), body: await req.json(), at: Date.now() });
+      if (req.headers.get("authorization") !== `Bearer ${NODE_TOKEN}`) return Response.json({ error: { message: "bad token", type: "authentication_error", code: null } }, { status: 401 });
+      if (path === "/api/agent/ready" && readyAnswers++ === 0) {
+        return Response.json({ error: { message: "edge warming up", type: "unavailable_error", code: null } }, { status: 503 });
+      }
+      return Response.json({ ok: true, cancel: [] });
+    },
+  });
+  return { server, calls, url: `http://127.0.0.1:${server.port}` };
+}
+
+function tokenFile(dir: string): string {
+  const f = join(dir, "tokens");
+  writeFileSync(f, `SAM_NODE_TOKEN=${NODE_TOKEN}\nSAM_AGENT_TOKEN=${AGENT_TOKEN}\n`, { mode: 0o600 });
+  return f;
+}
+
+async function until<T>(what: string, probe: () => T | undefined | null | false, ms = 10_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = probe();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await Bun.sleep(20);
+  }
+}
+
+/** Start the binary; resolves with its URL once it printed the listening line. */
+async function spawnAgent(env: Record<string, string>, argv: string[] = []) {
+  const proc = Bun.spawn([BINARY, ...argv], { env: { PATH: process.env.PATH ?? "/usr/bin:/bin", ...env }, stdout: "pipe", stderr: "pipe" });
+  const reader = proc.stdout.getReader();
+  let out = "";
+  const deadline = Date.now() + 10_000;
+  while (!/listening on (\S+)/.test(out) && Date.now() < deadline) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    out += new TextDecoder().decode(value);
+  }
+  reader.releaseLock();
+  const url = /listening on (\S+)/.exec(out)?.[1];
+  if (!url) {
+    proc.kill("SIGKILL");
+    throw new Error(`agent did not start: ${out} ${await new Response(proc.stderr).text()}`);
+  }
+  return { proc, url };
+}
+
+const sqlite = (file: string, sql: string) => Bun.spawnSync(["sqlite3", file, sql]).stdout.toString().trim().split("\n");
+
+describe("the sam-agent binary", () => {
+  test("reports ready with a boot timeline, heartbeats, records events, and exports valid databases", async () => {
+    const dir = tempDir("sam-agent-bin-");
+    const dataDir = join(dir, "data");
+    const edge = stubEdge();
+    const { proc, url } = await spawnAgent({
+      SAM_NODE_ID: "node-bin", SAM_CONTROL_PLANE_URL: edge.url, SAM_TOKEN_FILE: tokenFile(dir), SAM_AGENT_DATA_DIR: dataDir,
+      SAM_AGENT_HOST: "127.0.0.1", SAM_AGENT_PORT: "0", SAM_HEARTBEAT_INTERVAL: "200ms", SAM_METRICS_INTERVAL: "250ms",
+      SAM_BOOT_JOURNAL_COMMAND: `cat ${JOURNAL}`,
+    });
+    try {
+      expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+      const auth = { Authorization: `Bearer ${AGENT_TOKEN}` };
+
+      await until("two heartbeats", () => edge.calls.filter((c) => c.path === "/api/agent/heartbeat").length >= 2);
+      expect(edge.calls.every((c) => c.auth === `Bearer ${NODE_TOKEN}`)).toBe(true);
+      const readies = edge.calls.filter((c) => c.path === "/api/agent/ready");
+      expect(readies.length).toBe(2); // the 503, then the accepted retry
+      const ready = v.parse(AgentReady, readies[1]!.body);
+      expect(ready).toMatchObject({ nodeId: "node-bin", version: SAM_VERSION, url, tlsFingerprint: null });
+      expect(ready.bootTimeline.source).toBe("journald");
+      expect(ready.bootTimeline.kernelUptimeMsAtAgentStart).toBeGreaterThan(0);
+      expect(ready.bootTimeline.phases.map((p) => `${p.name}:${p.status}`)).toEqual([
+        "docker:ok", "firewall:ok", "nodejs:ok", "base-image-pull:ok", "devcontainer-cli:failed", "tls:unterminated",
+      ]);
+      const beat = v.parse(AgentHeartbeat, edge.calls.find((c) => c.path === "/api/agent/heartbeat")!.body);
+      expect(beat.metrics?.memTotalBytes).toBeGreaterThan(0);
+      expect(beat.activeTasks).toEqual([]);
+
+      const health = await (await fetch(`${url}/health`)).json();
+      expect(health).toMatchObject({ ok: true, version: SAM_VERSION, nodeId: "node-bin" });
+      expect(await (await fetch(`${url}/boot`, { headers: auth })).json()).toEqual(ready.bootTimeline);
+      expect((await fetch(`${url}/events`)).status).toBe(401);
+
+      const listed = await (await fetch(`${url}/events?limit=1000`, { headers: auth })).json();
+      const seen = new Set(listed.data.map((e: { type: string }) => e.type));
+      for (const t of ["agent.start", "boot.phase", "agent.ready.failed", "agent.ready.sent", "heartbeat.sent"]) expect(seen.has(t)).toBe(true);
+
+      const metrics = await (await fetch(`${url}/metrics`, { headers: auth })).json();
+      expect(metrics.samples.length).toBeGreaterThanOrEqual(1);
+
+      for (const kind of ["events", "metrics"] as const) {
+        const res = await fetch(`${url}/${kind}/export`, { headers: auth });
+        expect(res.status).toBe(200);
+        expect(res.headers.get("content-type")).toBe("application/vnd.sqlite3");
+        expect(res.headers.get("content-disposition")).toMatch(new RegExp(`^attachment; filename="${kind}-node-bin-\\d{8}T\\d{6}Z\\.db"$`));
+        const bytes = new Uint8Array(await res.arrayBuffer());
+        expect(Number(res.headers.get("content-length"))).toBe(bytes.length);
+        const file = join(dir, `${kind}.db`);
+        writeFileSync(file, bytes);
+        expect(sqlite(file, "PRAGMA integrity_check")).toEqual(["ok"]);
+        if (kind === "events") {
+          expect(sqlite(file, "SELECT count(*) FROM events WHERE type = 'boot.phase'")).toEqual(["6"]);
+          expect(Number(sqlite(file, "SELECT count(*) FROM events WHERE type = 'heartbeat.sent'")[0])).toBeGreaterThanOrEqual(2);
+          expect(sqlite(file, "SELECT DISTINCT node_id FROM events")).toEqual(["node-bin"]);
+        } else {
+          expect(Number(sqlite(file, "SELECT count(*) FROM samples WHERE mem_total_bytes > 0")[0])).toBeGreaterThanOrEqual(1);
+        }
+      }
+      expect(readdirSync(dataDir).filter((f) => f.startsWith(".export-"))).toEqual([]);
+
+      proc.kill("SIGTERM");
+      expect(await proc.exited).toBe(0);
+      expect(sqlite(join(dataDir, "events.db"), "SELECT type FROM events ORDER BY id DESC LIMIT 1")).toEqual(["agent.stop"]);
+      expect(sqlite(join(dataDir, "events.db"), "PRAGMA integrity_check")).toEqual(["ok"]);
+    } finally {
+      proc.kill("SIGKILL");
+      edge.server.stop(true);
+    }
+  }, 20_000);
+
+  test("a restart does not record the same boot phases twice", async () => {
+    const dir = tempDir("sam-agent-bin-");
+    const edge = stubEdge();
+    const env = {
+      SAM_NODE_ID: "node-re", SAM_CONTROL_PLANE_URL: edge.url, SAM_TOKEN_FILE: tokenFile(dir), SAM_AGENT_DATA_DIR: join(dir, "data"),
+      SAM_AGENT_HOST: "127.0.0.1", SAM_AGENT_PORT: "0", SAM_BOOT_JOURNAL_COMMAND: `cat ${JOURNAL}`, SAM_HEARTBEAT_INTERVAL: "100ms",
+    };
+    try {
+      for (let run = 0; run < 2; run++) {
+        const before = edge.calls.filter((c) => c.path === "/api/agent/heartbeat").length;
+        const { proc } = await spawnAgent(env);
+        await until("a heartbeat", () => edge.calls.filter((c) => c.path === "/api/agent/heartbeat").length > before);
+        proc.kill("SIGTERM");
+        expect(await proc.exited).toBe(0);
+      }
+      const db = join(dir, "data", "events.db");
+      expect(sqlite(db, "SELECT count(*) FROM events WHERE type = 'boot.phase'")).toEqual(["6"]);
+      expect(sqlite(db, "SELECT count(*) FROM events WHERE type = 'agent.stop'")).toEqual(["2"]);
+    } finally {
+      edge.server.stop(true);
+    }
+  }, 20_000);
+
+  test("--version, --help, and a configuration error exits 2 with one line naming the variable", () => {
+    expect(Bun.spawnSync([BINARY, "--version"]).stdout.toString().trim()).toBe(SAM_VERSION);
+    expect(Bun.spawnSync([BINARY, "--help"]).stdout.toString()).toContain("--control-plane-url");
+    const bad = Bun.spawnSync([BINARY, "--node-id", "n1", "--control-plane-url", "http://127.0.0.1:1", "--token-file", "/nonexistent"], { env: {} });
+    expect(bad.exitCode).toBe(2);
+    expect(bad.stderr.toString()).toBe("sam-agent: configuration error: SAM_TOKEN_FILE: cannot read '/nonexistent' (ENOENT)\n");
+    const flag = Bun.spawnSync([BINARY, "--agent-prot", "1"], { env: {} });
+    expect(flag.exitCode).toBe(2);
+    expect(flag.stderr.toString()).toBe("sam-agent: configuration error: --agent-prot: unknown option; see --help\n");
+  });
+
+  // A private mount namespace gives a read-only or a full filesystem without touching the machine's mounts.
+  const canMount = Bun.spawnSync(["unshare", "-m", "mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", tmpdir()], { stderr: "ignore" }).exitCode === 0;
+  test.skipIf(!canMount).each([
+    ["read-only", "ro,size=1m", "true", /^sam-agent: cannot start: data dir '.*' is on a read-only file system\n$/],
+    ["full", "size=64k", "dd if=/dev/zero of=$D/fill bs=4k 2>/dev/null || true", /^sam-agent: cannot start: data dir '.*' has no space left\n$/],
+  ])("a %s data dir stops the start with exit 1 and one clear line, no hang", (_, options, fill, message) => {
+    const dir = tempDir("sam-agent-bin-");
+    const dataDir = join(dir, "data");
+    const script = `set -e; D=${dataDir}; mkdir -p $D; mount -t tmpfs -o ${options} tmpfs $D; ${fill}; exec ${BINARY}`;
+    const started = Date.now();
+    const r = Bun.spawnSync(["unshare", "-m", "sh", "-c", script], {
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", SAM_NODE_ID: "n1", SAM_CONTROL_PLANE_URL: "http://127.0.0.1:9", SAM_TOKEN_FILE: tokenFile(dir), SAM_AGENT_DATA_DIR: dataDir, SAM_AGENT_PORT: "0", SAM_AGENT_HOST: "127.0.0.1" },
+      timeout: 10_000,
+    });
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr.toString()).toMatch(message);
+  }, 15_000);
+});

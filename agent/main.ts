@@ -1,0 +1,54 @@
+/**
+ * Entry of the `sam-agent` binary. Exit codes: 0 after a graceful stop, 2 for a configuration error, 1 when
+ * the agent cannot start (a read-only or full data dir, a port in use); each with one line on stderr.
+ */
+import { ConfigError } from "../shared/env.ts";
+import { SAM_VERSION } from "../shared/version.ts";
+import { startAgent, StartError } from "./agent.ts";
+import { helpText, loadAgentConfig, parseArgs } from "./config/index.ts";
+
+function fail(code: number, message: string): never {
+  console.error(message);
+  process.exit(code);
+}
+
+let config;
+try {
+  const invocation = parseArgs(process.argv.slice(2), process.env);
+  if (invocation.action === "version") {
+    console.log(SAM_VERSION);
+    process.exit(0);
+  }
+  if (invocation.action === "help") {
+    console.log(helpText(SAM_VERSION));
+    process.exit(0);
+  }
+  config = loadAgentConfig(invocation.env);
+} catch (err) {
+  if (err instanceof ConfigError) fail(2, `sam-agent: configuration error: ${err.message}`);
+  throw err;
+}
+
+let agent;
+try {
+  agent = await startAgent(config);
+} catch (err) {
+  if (err instanceof StartError) fail(1, `sam-agent: cannot start: ${err.message}`);
+  fail(1, `sam-agent: cannot start: ${(err as Error).message}`);
+}
+console.log(`sam-agent ${SAM_VERSION} listening on ${agent.url} (node ${config.nodeId})`);
+
+const running = agent;
+process.on("uncaughtException", (err) => {
+  // Keep serving: the node's history and heartbeats matter more than one failed callback.
+  console.error(`sam-agent: unexpected error: ${err.message}`);
+  running.events.record({ type: "error", level: "error", message: `unexpected error: ${err.message}` });
+});
+for (const signal of ["SIGTERM", "SIGINT"] as const) {
+  process.on(signal, async () => {
+    const guard = setTimeout(() => fail(1, "sam-agent: shutdown took longer than 15 s; exiting"), 15_000);
+    await running.stop();
+    clearTimeout(guard);
+    process.exit(0);
+  });
+}

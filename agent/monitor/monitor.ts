@@ -1,0 +1,103 @@
+/**
+ * The resource monitor (DESIGN.md § Resource monitor): a sample at start and then every interval, from
+ * /proc (CPU delta, load, memory, network) and statfs (the root filesystem and, when it is another one,
+ * the data dir's), stored in metrics.db and kept in memory for the heartbeat.
+ */
+import { readFileSync, statfsSync, statSync } from "node:fs";
+import { join } from "node:path";
+import type { MetricsSample } from "../../shared/wire/metrics.ts";
+import type { EventRecorder } from "../contracts.ts";
+import { cpuPercent, parseLoadavg, parseMeminfo, parseNetDev, parseProcStat, type CpuTimes } from "./proc.ts";
+import type { MetricsStore } from "./store.ts";
+
+export type ResourceMonitorOptions = {
+  store: MetricsStore;
+  events: EventRecorder;
+  intervalMs: number;
+  dataDir: string;
+  /** `/proc` unless a test points elsewhere. */
+  procRoot?: string;
+  now?: () => number;
+};
+
+function readOr(path: string): string {
+  try {
+    return readFileSync(path, "utf8");
+  } catch {
+    return "";
+  }
+}
+
+function diskOf(path: string) {
+  const s = statfsSync(path);
+  const totalBytes = s.blocks * s.bsize;
+  const freeBytes = s.bavail * s.bsize;
+  // Used is what is not free for any user (blocks − bfree); free is what an unprivileged writer can still use.
+  return { path, totalBytes, usedBytes: (s.blocks - s.bfree) * s.bsize, freeBytes };
+}
+
+export class ResourceMonitor {
+  private readonly opts: ResourceMonitorOptions;
+  private prevCpu: CpuTimes | null = null;
+  private timer: ReturnType<typeof setInterval> | null = null;
+  private last: MetricsSample | null = null;
+  private failing = false;
+
+  constructor(opts: ResourceMonitorOptions) {
+    this.opts = opts;
+  }
+
+  /** Take one sample now (without storing it). */
+  sample(): MetricsSample {
+    const proc = this.opts.procRoot ?? "/proc";
+    const cpu = parseProcStat(readOr(join(proc, "stat")));
+    const load = parseLoadavg(readOr(join(proc, "loadavg"))) ?? { load1: 0, load5: 0, load15: 0 };
+    const mem = parseMeminfo(readOr(join(proc, "meminfo"))) ??
+      { memTotalBytes: 0, memUsedBytes: 0, swapTotalBytes: 0, swapUsedBytes: 0 };
+    const net = parseNetDev(readOr(join(proc, "net/dev")));
+    const pct = cpu && this.prevCpu ? cpuPercent(this.prevCpu, cpu) : null;
+    if (cpu) this.prevCpu = cpu;
+    const sameFs = statSync("/").dev === statSync(this.opts.dataDir).dev;
+    return {
+      at: (this.opts.now ?? Date.now)(),
+      cpuPercent: pct,
+      ...load,
+      ...mem,
+      disk: diskOf("/"),
+      dataDisk: sameFs ? null : diskOf(this.opts.dataDir),
+      netRxBytes: net?.rxBytes ?? null,
+      netTxBytes: net?.txBytes ?? null,
+    };
+  }
+
+  /** Sample, store and remember; a failure is recorded, never thrown (the agent keeps running). */
+  tick(): MetricsSample | null {
+    try {
+      const s = this.sample();
+      this.opts.store.add(s);
+      this.last = s;
+      this.failing = false;
+      return s;
+    } catch (err) {
+      if (!this.failing) {
+        this.opts.events.record({ type: "error", level: "error", message: `resource monitor: ${(err as Error).message}` });
+      }
+      this.failing = true;
+      return null;
+    }
+  }
+
+  latest(): MetricsSample | null {
+    return this.last;
+  }
+
+  start(): void {
+    this.tick();
+    this.timer = setInterval(() => this.tick(), this.opts.intervalMs);
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+}

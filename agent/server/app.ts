@@ -1,0 +1,86 @@
+/**
+ * The agent's HTTP surface (docs/protocol.md § Edge → agent) as a plain Hono app over the agent's parts.
+ * `/health` is open; every other route needs the agent token (Hono's bearer-auth, constant-time).
+ */
+import { Hono } from "hono";
+import { bearerAuth } from "hono/bearer-auth";
+import { bodyLimit } from "hono/body-limit";
+import { HttpError } from "../../shared/errors.ts";
+import { parseOrThrow, readJsonBody } from "../../shared/validate.ts";
+import type { BootTimeline } from "../../shared/wire/boot.ts";
+import { TaskDispatch } from "../../shared/wire/task.ts";
+import type { TaskExecutor } from "../contracts.ts";
+import type { EventStore } from "../events/store.ts";
+import type { MetricsStore } from "../monitor/store.ts";
+import { errorRenderer, renderNotFound } from "./errors.ts";
+import { exportResponse } from "./export.ts";
+import { parseEventsQuery, parseMetricsQuery } from "./query.ts";
+
+export type AgentAppDeps = {
+  nodeId: string;
+  agentToken: string;
+  version: string;
+  startedAt: number;
+  events: EventStore;
+  metrics: MetricsStore;
+  /** The boot timeline once read (null while the agent is still reading it). */
+  boot: () => BootTimeline | null;
+  /** Runs dispatched tasks; without one the task routes answer 503. */
+  executor?: TaskExecutor | null;
+  /** Where export snapshots are written (the data dir: same disk as the databases). */
+  exportDir: string;
+  now?: () => number;
+};
+
+export function createAgentApp(deps: AgentAppDeps): Hono {
+  const now = deps.now ?? Date.now;
+  const app = new Hono();
+  app.onError(errorRenderer(deps.events));
+  app.notFound(renderNotFound);
+
+  app.get("/health", (c) => c.json({ ok: true, version: deps.version, uptimeMs: now() - deps.startedAt, nodeId: deps.nodeId }));
+
+  app.use("*", bearerAuth({ token: deps.agentToken }));
+
+  app.get("/events", (c) => {
+    const q = parseEventsQuery(c.req.query());
+    return c.json(deps.events.query({
+      since: q.since, until: q.until, type: q.type, taskId: q.taskId, level: q.level, limit: q.limit, afterId: q.cursor,
+    }));
+  });
+
+  app.get("/metrics", (c) => c.json({ samples: deps.metrics.list(parseMetricsQuery(c.req.query())) }));
+
+  app.get("/boot", (c) => {
+    const timeline = deps.boot();
+    if (!timeline) throw new HttpError(503, "the boot timeline is still being read; retry in a second", { code: "boot_pending", headers: { "Retry-After": "1" } });
+    return c.json(timeline);
+  });
+
+  for (const kind of ["events", "metrics"] as const) {
+    app.get(`/${kind}/export`, () => exportResponse({
+      kind, source: kind === "events" ? deps.events : deps.metrics, dir: deps.exportDir, nodeId: deps.nodeId, now: now(),
+    }));
+  }
+
+  const executor = (): TaskExecutor => {
+    if (!deps.executor) throw new HttpError(503, "this agent has no task executor", { code: "no_executor" });
+    return deps.executor;
+  };
+
+  app.post("/tasks", bodyLimit({ maxSize: 2 * 1024 * 1024 }), async (c) => {
+    const ex = executor();
+    const dispatch = parseOrThrow(TaskDispatch, await readJsonBody(c.req.raw));
+    return c.json(await ex.start(dispatch), 202);
+  });
+
+  app.get("/tasks/:id", (c) => {
+    const state = executor().status(c.req.param("id"));
+    if (!state) throw new HttpError(404, `no task ${c.req.param("id")} on this node`, { code: "task_not_found" });
+    return c.json(state);
+  });
+
+  app.post("/tasks/:id/cancel", async (c) => c.json({ cancelled: await executor().cancel(c.req.param("id")) }));
+
+  return app;
+}

@@ -1,0 +1,88 @@
+/**
+ * Benchmarks of the compiled agent (issue 3): binary size (raw, zstd, gzip), start → first `/health` 200
+ * (median of runs), and RSS when idle. `--idle=300` waits that many seconds before reading RSS.
+ *   node_modules/.bin/bun scripts/bench/agent-binary.ts [--runs=15] [--idle=5]
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { gzipSync } from "node:zlib";
+
+const arg = (name: string, fallback: number) => Number(process.argv.find((a) => a.startsWith(`--${name}=`))?.split("=")[1] ?? fallback);
+const runs = arg("runs", 15);
+const idleSeconds = arg("idle", 5);
+const root = join(import.meta.dir, "..", "..");
+const binary = join(root, "agent", "dist", "sam-agent");
+const MiB = (n: number) => `${(n / 1048576).toFixed(1)} MiB`;
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+const raw = readFileSync(binary);
+const zstd = Bun.spawnSync(["zstd", "-19", "-T0", "-c", binary], { stderr: "ignore" });
+console.log(`binary: ${MiB(raw.length)} raw, ${zstd.exitCode === 0 ? MiB(zstd.stdout.length) : "n/a"} zstd -19, ${MiB(gzipSync(raw, { level: 9 }).length)} gzip -9`);
+
+const dir = mkdtempSync(join(tmpdir(), "sam-bench-bin-"));
+const edge = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => Response.json({ ok: true }) });
+writeFileSync(join(dir, "tokens"), "SAM_NODE_TOKEN=samnode_bench_0123456789\nSAM_AGENT_TOKEN=samagent_bench_0123456789\n");
+const env = (i: number) => ({
+  PATH: process.env.PATH!, SAM_NODE_ID: "bench", SAM_CONTROL_PLANE_URL: `http://127.0.0.1:${edge.port}`, SAM_TOKEN_FILE: join(dir, "tokens"),
+  SAM_AGENT_DATA_DIR: join(dir, `data-${i}`), SAM_AGENT_HOST: "127.0.0.1", SAM_BOOT_SOURCE: "none",
+});
+
+/** Start with a fixed free port so we can poll /health from the moment of spawn. */
+async function startToHealth(bin: string, i: number): Promise<number> {
+  const probe = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response() });
+  const port = probe.port!;
+  probe.stop(true);
+  const t0 = performance.now();
+  const proc = Bun.spawn([bin], { env: { ...env(i), SAM_AGENT_PORT: String(port) }, stdout: "ignore", stderr: "inherit" });
+  try {
+    for (;;) {
+      try {
+        const res = await fetch(`http://127.0.0.1:${port}/health`);
+        if (res.status === 200) return performance.now() - t0;
+      } catch {
+        // not listening yet
+      }
+      if (performance.now() - t0 > 10_000) throw new Error("agent did not answer /health within 10 s");
+      await Bun.sleep(1);
+    }
+  } finally {
+    proc.kill("SIGTERM");
+    await proc.exited;
+  }
+}
+
+// Baseline: the smallest compiled Bun HTTP server, to separate Bun's own cost from the agent's.
+const baselineSrc = join(dir, "baseline.ts");
+writeFileSync(baselineSrc, `Bun.serve({ hostname: "127.0.0.1", port: Number(process.env.SAM_AGENT_PORT), fetch: () => Response.json({ ok: true }) });`);
+const baseline = join(dir, "baseline");
+Bun.spawnSync([process.execPath, "build", "--compile", "--minify", baselineSrc, "--outfile", baseline], { stdout: "ignore" });
+
+async function idleRss(bin: string): Promise<[number, number]> {
+  const proc = Bun.spawn([bin], { env: { ...env(999), SAM_AGENT_PORT: "0", SAM_METRICS_INTERVAL: "60s" }, stdout: "ignore", stderr: "inherit" });
+  const rss = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${proc.pid}/status`, "utf8"))![1]) * 1024;
+  await Bun.sleep(1_000);
+  const first = rss();
+  await Bun.sleep(idleSeconds * 1000);
+  const last = rss();
+  proc.kill("SIGTERM");
+  await proc.exited;
+  return [first, last];
+}
+
+const agentStarts: number[] = [];
+const baseStarts: number[] = [];
+for (let i = 0; i < runs; i++) {
+  agentStarts.push(await startToHealth(binary, i));
+  baseStarts.push(await startToHealth(baseline, i));
+}
+const fmt = (xs: number[]) => `median ${median(xs).toFixed(1)} ms (min ${Math.min(...xs).toFixed(1)}, max ${Math.max(...xs).toFixed(1)})`;
+console.log(`start → first /health 200, ${runs} runs each (target ≤ 50 ms):`);
+console.log(`  sam-agent          ${fmt(agentStarts)}`);
+console.log(`  bare Bun.serve bin ${fmt(baseStarts)}   ratio ${(median(agentStarts) / median(baseStarts)).toFixed(2)}`);
+
+const [a1, a2] = await idleRss(binary);
+const [b1, b2] = await idleRss(baseline);
+console.log(`idle RSS (target ≤ 40 MiB): sam-agent ${MiB(a1)} after 1 s, ${MiB(a2)} after ${idleSeconds + 1} s; bare Bun.serve bin ${MiB(b1)} / ${MiB(b2)}`);
+edge.stop(true);
+rmSync(dir, { recursive: true, force: true });
