@@ -11,7 +11,11 @@ import { TaskDispatch } from "../../../shared/wire/task.ts";
 import { BOOT_PHASES, seedNodeEvents, seedSamples } from "./seed.ts";
 import { sqliteDownload, sqliteFile } from "./sqlite-file.ts";
 
-export type StubAgentOptions = { nodeId: string; controlPlaneUrl: string; nodeToken: string; agentToken: string; createdAt: number };
+export type StubAgentOptions = {
+  nodeId: string; controlPlaneUrl: string; nodeToken: string; agentToken: string; createdAt: number;
+  /** A boot that went wrong: a `PHASE FAILED` and a phase that never ended. */
+  troubledBoot?: boolean;
+};
 
 export type StubAgent = {
   url: string;
@@ -35,6 +39,13 @@ export async function startStubAgent(o: StubAgentOptions): Promise<StubAgent> {
     agentStartedAt: Math.min(startedAt, at(205)),
     phases: BOOT_PHASES.map((p) => ({ name: p.name, startedAt: at(p.start), endedAt: at(p.start + p.duration), durationMs: p.duration * 1000, status: "ok" as const })),
   };
+  if (o.troubledBoot) {
+    bootTimeline.phases = [
+      ...bootTimeline.phases.slice(0, 2),
+      { name: "tls", startedAt: at(60), endedAt: at(70), durationMs: 10_000, status: "failed" },
+      { name: "image-pull", startedAt: at(70), endedAt: null, durationMs: null, status: "unterminated" },
+    ];
+  }
   const samples = seedSamples(startedAt);
   const events = seedNodeEvents(startedAt, o.nodeId);
   const seqs = new Map<string, number>();

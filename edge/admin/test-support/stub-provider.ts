@@ -12,10 +12,13 @@ export class StubProvider implements Provider {
   readonly name = "local" as const;
   readonly agents = new Map<string, StubAgent>();
   private readonly servers = new Map<string, ProviderServer>();
+  /** The next server created boots with a failed and an unterminated phase. */
+  troubledNext = false;
 
   async create(input: CreateServerInput): Promise<CreateServerResult> {
     const createdAt = Date.now() - BOOT_LEAD_MS;
-    const agent = await startStubAgent({ nodeId: input.nodeId, controlPlaneUrl: input.controlPlaneUrl, nodeToken: input.nodeToken, agentToken: input.agentToken, createdAt });
+    const agent = await startStubAgent({ nodeId: input.nodeId, controlPlaneUrl: input.controlPlaneUrl, nodeToken: input.nodeToken, agentToken: input.agentToken, createdAt, troubledBoot: this.troubledNext });
+    this.troubledNext = false;
     this.agents.set(input.nodeId, agent);
     const server: ProviderServer = { id: `stub-${input.nodeId}`, nodeId: input.nodeId, status: "running", ipv4: "127.0.0.1", createdAt, labels: input.labels };
     this.servers.set(server.id, server);
