@@ -3,17 +3,49 @@
  * and the Deno entry serves the very same object.
  */
 import { Hono } from "hono";
-import { bearerAuth } from "hono/bearer-auth";
+import { bodyLimit } from "hono/body-limit";
+import { HttpError } from "../shared/errors.ts";
 import { describeTimeouts } from "../shared/timeouts.ts";
 import { SAM_VERSION } from "../shared/version.ts";
+import type { Authenticate } from "./auth/caller.ts";
+import { guard } from "./auth/guard.ts";
+import { callbackRoutes } from "./callbacks/callbacks.ts";
 import type { EdgeConfig } from "./config.ts";
+import type { Client } from "./db/client.ts";
 import { renderError, renderNotFound } from "./http-errors.ts";
+import { keyRoutes } from "./keys/keys.ts";
+import type { AgentClient } from "./nodes/agent-client.ts";
+import { nodeRoutes } from "./nodes/nodes.ts";
+import type { NodeStore } from "./nodes/store.ts";
+import type { Runner } from "./runner/runner.ts";
+import type { Wakeups } from "./runner/wakeups.ts";
+import type { TaskStore } from "./tasks/store.ts";
+import { taskRoutes } from "./tasks/tasks.ts";
 
 export type AppDeps = {
   config: EdgeConfig;
-  adminToken: string;
   startedAt: number;
+  db: Client;
+  authenticate: Authenticate;
+  tasks: TaskStore;
+  nodes: NodeStore;
+  runner: Runner;
+  agent: AgentClient;
+  wakeups: Wakeups;
 };
+
+/** Request bodies: user routes are small; agent callbacks carry log batches and patches. */
+const USER_BODY_LIMIT = 1024 * 1024;
+const AGENT_BODY_LIMIT = 8 * 1024 * 1024;
+
+function limit(maxSize: number) {
+  return bodyLimit({
+    maxSize,
+    onError: () => {
+      throw new HttpError(413, `request body is larger than ${maxSize / 1024 / 1024} MiB`, { code: "body_too_large" });
+    },
+  });
+}
 
 export function createApp(deps: AppDeps): Hono {
   const app = new Hono();
@@ -23,9 +55,10 @@ export function createApp(deps: AppDeps): Hono {
   app.get("/healthz", (c) =>
     c.json({ ok: true, version: SAM_VERSION, uptimeMs: Date.now() - deps.startedAt }));
 
-  const admin = bearerAuth({ token: deps.adminToken });
+  app.use("/api/agent/*", limit(AGENT_BODY_LIMIT));
+  app.use("/api/*", async (c, next) => (c.req.path.startsWith("/api/agent/") ? next() : limit(USER_BODY_LIMIT)(c, next)));
 
-  app.get("/api/config", admin, (c) => {
+  app.get("/api/config", guard(deps.authenticate, "admin"), (c) => {
     const { config } = deps;
     return c.json({
       version: SAM_VERSION,
@@ -39,6 +72,15 @@ export function createApp(deps: AppDeps): Hono {
       timeouts: describeTimeouts(config.timeouts),
     });
   });
+
+  const { authenticate, tasks, nodes, runner, agent, wakeups, config } = deps;
+  app.route("/api/keys", keyRoutes(deps.db, authenticate));
+  app.route("/api/tasks", taskRoutes({ authenticate, tasks, runner, wakeups, timeouts: config.timeouts }));
+  app.route("/api/nodes", nodeRoutes({
+    authenticate, nodes, runner, agent, timeouts: config.timeouts,
+    keyExists: async (id) => (await deps.db.execute({ sql: "SELECT 1 FROM api_keys WHERE id = ? AND revoked_at IS NULL", args: [id] })).rows.length > 0,
+  }));
+  app.route("/api/agent", callbackRoutes({ authenticate, tasks, nodes, runner, wakeups }));
 
   return app;
 }

@@ -30,6 +30,10 @@ export type EdgeConfig = {
   };
   inference: { url: string | null; key: string | null };
   timeouts: Timeouts;
+  /** Most nodes alive at once (`SAM_MAX_NODES`). */
+  maxNodes: number;
+  /** The local provider's agent: a binary path, or a command and arguments split on spaces (`SAM_AGENT_BINARY`). */
+  agentCommand: string[];
 };
 
 function envUrl(env: Env, name: string, fallback: string | null, schemes: readonly string[]): string | null {
@@ -95,5 +99,7 @@ export function loadEdgeConfig(env: Env): EdgeConfig {
       key: envString(env, "SAM_INFERENCE_KEY") ?? null,
     },
     timeouts: timeoutsFromEnv(env),
+    maxNodes: envInt(env, "SAM_MAX_NODES", 10, 1, 10_000),
+    agentCommand: envString(env, "SAM_AGENT_BINARY", "agent/dist/sam-agent").split(/\s+/).filter(Boolean),
   };
 }

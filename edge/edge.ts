@@ -1,37 +1,97 @@
 /**
- * The composition root: opens the database, applies migrations, resolves the admin token and builds the
- * app. Runtime-agnostic; `main.ts` (Deno) and the tests (Bun) both start the edge through here.
+ * The composition root: opens the database, applies migrations, resolves the admin token, builds the
+ * stores, the runner and the app. Runtime-agnostic; `main.ts` (Deno) and the tests (Bun) both start the
+ * edge through here.
  */
 import type { Hono } from "hono";
 import { createApp } from "./app.ts";
 import { resolveAdminToken, type AdminToken } from "./auth/admin-token.ts";
+import { createAuthenticate } from "./auth/authenticate.ts";
+import type { Authenticate } from "./auth/caller.ts";
 import type { EdgeConfig } from "./config.ts";
 import { openDatabase, type Client } from "./db/client.ts";
 import { migrate } from "./db/migrate.ts";
 import { MIGRATIONS } from "./db/migrations.ts";
+import { AgentClient, type AgentFetch } from "./nodes/agent-client.ts";
+import { NodeStore } from "./nodes/store.ts";
+import { LocalProvider } from "./providers/local/local.ts";
+import type { Provider } from "./providers/provider.ts";
+import { Runner } from "./runner/runner.ts";
+import { Wakeups } from "./runner/wakeups.ts";
+import { TaskStore } from "./tasks/store.ts";
 
 export type Edge = {
   app: Hono;
   db: Client;
   admin: AdminToken;
+  authenticate: Authenticate;
+  runner: Runner;
+  provider: Provider;
+  /** Where agents and coding agents reach this edge; set once it listens (SAM_PUBLIC_URL wins). */
+  setPublicUrl(url: string): void;
+  publicUrl(): string;
   /** The safety-net tick: applies timeouts and retries. Safe to call from any number of instances. */
   tick(): Promise<void>;
   close(): Promise<void>;
 };
 
-export async function createEdge(config: EdgeConfig): Promise<Edge> {
+export type EdgeOptions = {
+  /** Replaces the provider the config names (tests use a local provider running an agent double). */
+  provider?: Provider;
+  agentFetch?: AgentFetch;
+  log?: (message: string) => void;
+};
+
+export async function createEdge(config: EdgeConfig, options: EdgeOptions = {}): Promise<Edge> {
   const startedAt = Date.now();
   const db = await openDatabase(config.databaseUrl, config.databaseToken);
   await migrate(db, MIGRATIONS);
   const admin = resolveAdminToken(config.adminToken, config.dataDir);
-  const app = createApp({ config, adminToken: admin.token, startedAt });
+  const authenticate = createAuthenticate(db, admin.token);
+  const provider = options.provider ?? createProvider(config);
+  let publicUrl = config.publicUrl ?? `http://${config.host}:${config.port}`;
+  const tasks = new TaskStore(db);
+  const nodes = new NodeStore(db);
+  const agent = new AgentClient(options.agentFetch);
+  const wakeups = new Wakeups();
+  const runner = new Runner({
+    tasks, nodes, provider, agent, wakeups,
+    timeouts: config.timeouts,
+    maxNodes: config.maxNodes,
+    publicUrl: () => publicUrl,
+    log: options.log,
+  });
+  const app = createApp({ config, startedAt, db, authenticate, tasks, nodes, runner, agent, wakeups });
+  let ticking: Promise<void> | null = null;
   return {
     app,
     db,
     admin,
-    async tick() {},
+    authenticate,
+    runner,
+    provider,
+    setPublicUrl(url) {
+      if (!config.publicUrl) publicUrl = url.replace(/\/+$/, "");
+    },
+    publicUrl: () => publicUrl,
+    async tick() {
+      // One tick at a time per instance; other instances are kept apart by the CAS transitions.
+      ticking ??= runner.tick().finally(() => (ticking = null));
+      await ticking;
+    },
     async close() {
+      await ticking;
+      await runner.idle();
+      await provider.close();
       db.close();
     },
   };
+}
+
+function createProvider(config: EdgeConfig): Provider {
+  if (config.provider === "hetzner") {
+    // The Hetzner provider is its own issue; until it is wired in, say so instead of pretending.
+    throw new Error("SAM_PROVIDER=hetzner: the Hetzner provider is not wired into this build yet");
+  }
+  return new LocalProvider({ dataDir: config.dataDir, command: config.agentCommand, heartbeatIntervalMs: config.timeouts.heartbeat });
 }

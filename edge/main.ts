@@ -46,6 +46,7 @@ const server = Deno.serve({
   port: config.port,
   onListen({ hostname, port }) {
     const url = `http://${hostname}:${port}`;
+    edge.setPublicUrl(url);
     console.log(`SAM edge listening on ${url}`);
     if (edge.admin.source === "env") console.log("admin token: from SAM_ADMIN_TOKEN");
     else console.log(`admin token: ${edge.admin.token}  (kept in ${edge.admin.path})`);

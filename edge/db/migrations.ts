@@ -8,4 +8,98 @@ export const MIGRATIONS: Migration[] = [
       "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     ],
   },
+  {
+    id: "0002-control-plane",
+    statements: [
+      // API keys: only the SHA-256 of the secret is kept; `prefix` lets an operator recognise a key.
+      `CREATE TABLE api_keys (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        token_hash TEXT NOT NULL UNIQUE,
+        prefix TEXT NOT NULL,
+        rate_limit_per_minute INTEGER,
+        created_at INTEGER NOT NULL,
+        revoked_at INTEGER
+      )`,
+      `CREATE TABLE nodes (
+        id TEXT PRIMARY KEY,
+        status TEXT NOT NULL,
+        status_reason TEXT,
+        status_at INTEGER NOT NULL,
+        provider TEXT NOT NULL,
+        provider_server_id TEXT,
+        ipv4 TEXT,
+        owner_key_id TEXT,
+        node_token_hash TEXT NOT NULL UNIQUE,
+        agent_token TEXT NOT NULL,
+        slots INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        ready_at INTEGER,
+        last_heartbeat_at INTEGER,
+        idle_since INTEGER,
+        agent_version TEXT,
+        agent_url TEXT,
+        active_tasks TEXT NOT NULL DEFAULT '[]',
+        boot_timeline TEXT,
+        last_metrics TEXT,
+        capabilities TEXT
+      )`,
+      "CREATE INDEX nodes_status ON nodes (status, owner_key_id)",
+      `CREATE TABLE node_timings (
+        node_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        PRIMARY KEY (node_id, name)
+      )`,
+      `CREATE TABLE tasks (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        key_id TEXT NOT NULL,
+        idempotency_key TEXT,
+        request_hash TEXT NOT NULL,
+        status TEXT NOT NULL,
+        status_at INTEGER NOT NULL,
+        deadline_at INTEGER,
+        deadline_timer TEXT,
+        prompt TEXT NOT NULL,
+        repo_url TEXT,
+        repo_branch TEXT,
+        repo_credential TEXT,
+        agent TEXT NOT NULL,
+        model TEXT,
+        labels TEXT NOT NULL,
+        node_id TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at INTEGER,
+        cancel_requested INTEGER NOT NULL DEFAULT 0,
+        result TEXT,
+        error TEXT,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        UNIQUE (key_id, idempotency_key)
+      )`,
+      "CREATE INDEX tasks_status ON tasks (status, deadline_at)",
+      "CREATE INDEX tasks_node ON tasks (node_id, status)",
+      "CREATE INDEX tasks_key ON tasks (key_id, seq)",
+      // Status changes and log lines in one ordered sequence; `agent_seq` de-duplicates retried log batches.
+      `CREATE TABLE task_events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        task_id TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        type TEXT NOT NULL,
+        status TEXT,
+        stream TEXT,
+        message TEXT NOT NULL,
+        agent_seq INTEGER
+      )`,
+      "CREATE INDEX task_events_task ON task_events (task_id, id)",
+      "CREATE UNIQUE INDEX task_events_seq ON task_events (task_id, agent_seq) WHERE agent_seq IS NOT NULL",
+      // Task inference tokens (hash only), one per dispatch attempt; valid while the task is not terminal.
+      `CREATE TABLE task_tokens (
+        token_hash TEXT PRIMARY KEY,
+        task_id TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+      )`,
+    ],
+  },
 ];

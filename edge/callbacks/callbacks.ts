@@ -1,0 +1,110 @@
+/**
+ * Agent callbacks under `/api/agent/*` (docs/protocol.md § Agent → edge), node token only. A node may speak
+ * only for itself and its own tasks (403 otherwise), and every callback is idempotent, because agents
+ * retry until they get a 2xx.
+ */
+import { Hono } from "hono";
+import { HttpError } from "../../shared/errors.ts";
+import { parseOrThrow, readJsonBody } from "../../shared/validate.ts";
+import { AgentHeartbeat, AgentReady } from "../../shared/wire/agent.ts";
+import { isTerminal, TaskLogBatch, TaskResult } from "../../shared/wire/task.ts";
+import type { Authenticate, Caller } from "../auth/caller.ts";
+import { guard, type CallerEnv } from "../auth/guard.ts";
+import type { NodeStore } from "../nodes/store.ts";
+import type { Runner } from "../runner/runner.ts";
+import type { Wakeups } from "../runner/wakeups.ts";
+import type { TaskRecord, TaskStore } from "../tasks/store.ts";
+
+export type CallbackDeps = { authenticate: Authenticate; tasks: TaskStore; nodes: NodeStore; runner: Runner; wakeups: Wakeups };
+
+function nodeOf(caller: Caller): string {
+  if (caller.kind !== "node") throw new HttpError(403, "agent callbacks need a node token", { code: "forbidden" });
+  return caller.nodeId;
+}
+
+function sameNode(tokenNode: string, bodyNode: string): void {
+  if (tokenNode !== bodyNode) {
+    throw new HttpError(403, `this node token belongs to node ${tokenNode}, not ${bodyNode}`, { code: "wrong_node" });
+  }
+}
+
+export function callbackRoutes(d: CallbackDeps): Hono<CallerEnv> {
+  const app = new Hono<CallerEnv>();
+  app.use("*", guard(d.authenticate, "node"));
+
+  async function taskOfNode(nodeId: string, taskId: string): Promise<TaskRecord> {
+    const task = await d.tasks.get(taskId);
+    if (!task) throw new HttpError(404, `no task ${taskId}`, { code: "task_not_found" });
+    if (task.nodeId !== nodeId) throw new HttpError(403, `task ${taskId} is not assigned to node ${nodeId}`, { code: "wrong_node" });
+    return task;
+  }
+
+  app.post("/ready", async (c) => {
+    const nodeId = nodeOf(c.var.caller);
+    const body = parseOrThrow(AgentReady, await readJsonBody(c.req.raw));
+    sameNode(nodeId, body.nodeId);
+    const now = Date.now();
+    const fields = {
+      agent_url: body.url,
+      agent_version: body.version,
+      boot_timeline: JSON.stringify(body.bootTimeline),
+      capabilities: JSON.stringify(body.capabilities),
+      slots: body.capabilities.maxConcurrentTasks,
+      last_heartbeat_at: now,
+    };
+    const became = await d.nodes.transition(nodeId, ["provisioning", "booting", "ready"], "ready", null, fields, now);
+    if (!became) await d.nodes.update(nodeId, fields); // a draining node keeps draining, but learns the agent
+    await d.nodes.update(nodeId, { ready_at: (await d.nodes.get(nodeId))?.readyAt ?? now });
+    await d.nodes.addTimings(nodeId, [{ name: "agent_ready", at: now }]);
+    if (became) d.runner.background(() => d.runner.nodeReady(nodeId));
+    return c.json({ ok: true });
+  });
+
+  app.post("/heartbeat", async (c) => {
+    const nodeId = nodeOf(c.var.caller);
+    const body = parseOrThrow(AgentHeartbeat, await readJsonBody(c.req.raw));
+    sameNode(nodeId, body.nodeId);
+    const set: Record<string, string | number> = { last_heartbeat_at: Date.now(), active_tasks: JSON.stringify(body.activeTasks) };
+    if (body.metrics) set.last_metrics = JSON.stringify(body.metrics);
+    await d.nodes.update(nodeId, set);
+    // Tell the agent to stop what the edge no longer wants: tasks cancelled, failed by a deadline, or not its own.
+    const cancel: string[] = [];
+    for (const id of body.activeTasks) {
+      const task = await d.tasks.get(id);
+      if (!task || task.nodeId !== nodeId || isTerminal(task.status) || task.cancelRequested) cancel.push(id);
+    }
+    return c.json({ ok: true, cancel });
+  });
+
+  app.post("/tasks/:taskId/events", async (c) => {
+    const nodeId = nodeOf(c.var.caller);
+    const task = await taskOfNode(nodeId, c.req.param("taskId"));
+    const batch = parseOrThrow(TaskLogBatch, await readJsonBody(c.req.raw));
+    const out = await d.tasks.appendLogs(task.id, batch.events);
+    if (task.status === "dispatched") {
+      // Output proves the agent runs it, even if its 202 got lost on the way back.
+      await d.runner.markRunning(task.id, nodeId);
+    }
+    d.wakeups.notify(task.id);
+    return c.json(out);
+  });
+
+  app.post("/tasks/:taskId/result", async (c) => {
+    const nodeId = nodeOf(c.var.caller);
+    const task = await taskOfNode(nodeId, c.req.param("taskId"));
+    const result = parseOrThrow(TaskResult, await readJsonBody(c.req.raw));
+    if (isTerminal(task.status)) return c.json({ ok: true, status: task.status }); // a retry, or after a cancel
+    const error = result.status === "succeeded" ? null : (result.error ?? `the task ${result.status} with exit code ${result.exitCode}`);
+    const ok = await d.tasks.transition(task.id, ["dispatched", "running"], result.status, {
+      message: result.status === "succeeded" ? `succeeded (exit code ${result.exitCode})` : error!,
+      error,
+      result,
+    });
+    d.wakeups.notify(task.id);
+    if (ok) d.runner.background(() => d.runner.taskLeftNode(task));
+    const now = await d.tasks.get(task.id);
+    return c.json({ ok: true, status: now?.status ?? result.status });
+  });
+
+  return app;
+}

@@ -1,0 +1,420 @@
+/**
+ * The task runner (DESIGN.md § Task lifecycle). Progress is event-driven: a submission places the task on
+ * a node (or provisions one), the agent's ready callback dispatches waiting tasks at once, the result
+ * callback finishes them. `tick()` is only the safety net: it fails tasks whose own deadline (from the one
+ * timer table) has passed, retries transient failures with backoff, and reaps idle nodes. Every transition
+ * is a compare-and-set in SQL, so the tick, the callbacks and any number of edge instances never fight.
+ */
+import type { Timeouts } from "../../shared/timeouts.ts";
+import type { TaskDispatch, TaskStatus } from "../../shared/wire/task.ts";
+import { TOKEN_PREFIX } from "../auth/authenticate.ts";
+import { hashToken, randomToken } from "../auth/tokens.ts";
+import type { Provider } from "../providers/provider.ts";
+import { AgentUnreachable, type AgentClient } from "../nodes/agent-client.ts";
+import { nodeHealth, type NodeRecord, type NodeStore } from "../nodes/store.ts";
+import { ON_NODE_SQL, type TaskRecord, type TaskStore } from "../tasks/store.ts";
+import { runnerDeadline, sweepDeadline, SWEEP_LIMITS, type ActiveStatus } from "./deadlines.ts";
+import type { Wakeups } from "./wakeups.ts";
+
+export type RunnerDeps = {
+  tasks: TaskStore;
+  nodes: NodeStore;
+  provider: Provider;
+  agent: AgentClient;
+  timeouts: Timeouts;
+  /** Most nodes alive at once (provisioning, booting or ready). */
+  maxNodes: number;
+  /** The edge's public URL, known once it listens. */
+  publicUrl: () => string;
+  wakeups: Wakeups;
+  log?: (message: string) => void;
+};
+
+/** Slots a node is assumed to have before its agent reports its capabilities (the agent's default). */
+const DEFAULT_SLOTS = 2;
+const BOOTING: TaskStatus[] = ["provisioning", "waiting_for_agent"];
+
+export class Runner {
+  private readonly pending = new Set<Promise<unknown>>();
+  private readonly t: Timeouts;
+  private readonly log: (message: string) => void;
+
+  constructor(private readonly d: RunnerDeps) {
+    this.t = d.timeouts;
+    this.log = d.log ?? ((m) => console.error(`sam runner: ${m}`));
+  }
+
+  /** How long the edge waits for an agent's answer to a dispatch before treating it as a transient failure. */
+  get requestTimeoutMs(): number {
+    return Math.max(1_000, Math.floor(this.t.dispatch / 3));
+  }
+
+  /** Run work after the current request has answered; failures are logged, never lost silently. */
+  background(work: () => Promise<unknown>): void {
+    const p = work().catch((err) => this.log(`background work failed: ${(err as Error).message}`));
+    this.pending.add(p);
+    void p.finally(() => this.pending.delete(p));
+  }
+
+  /** Resolves when all background work (including work it started) is done. For tests and shutdown. */
+  async idle(): Promise<void> {
+    while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
+  }
+
+  // ---- events ----
+
+  submitted(task: TaskRecord): void {
+    this.background(() => this.place(task.id));
+  }
+
+  /** Put a queued task on a node of its key: a ready one (dispatch now), a booting one, or a new one. */
+  async place(taskId: string): Promise<void> {
+    for (let attempt = 0; attempt < 4; attempt++) {
+      const task = await this.d.tasks.get(taskId);
+      if (!task || task.status !== "queued") return;
+      const now = Date.now();
+      let node = await this.d.nodes.findSlot(task.keyId, this.t, now);
+      let launch = () => {};
+      if (!node) {
+        if ((await this.d.nodes.countLive()) >= this.d.maxNodes) {
+          // Stay queued; a finishing task or the tick places it. The queue-wait deadline still runs.
+          await this.d.tasks.setNextAttempt(task.id, "queued", now + this.t.retryBackoff);
+          return;
+        }
+        ({ node, launch } = await this.newNode(task.keyId));
+      }
+      if (node.ownerKeyId === null && !(await this.d.nodes.claim(node.id, task.keyId))) continue;
+      const nodeStatus = node.status;
+      const target: TaskStatus = nodeStatus === "ready" ? "dispatched" : nodeStatus === "booting" ? "waiting_for_agent" : "provisioning";
+      const capacity = {
+        sql: `EXISTS (SELECT 1 FROM nodes n WHERE n.id = ? AND n.status = ? AND n.owner_key_id = ?
+                AND (SELECT COUNT(*) FROM tasks x WHERE x.node_id = n.id AND x.status IN ${ON_NODE_SQL}) < n.slots)`,
+        args: [node.id, nodeStatus, task.keyId],
+      };
+      if (target === "dispatched") {
+        if (await this.claimDispatch(task, node, ["queued"], capacity)) {
+          await this.postDispatch(task.id, node);
+          return;
+        }
+        continue;
+      }
+      const ok = await this.d.tasks.transition(task.id, ["queued"], target, {
+        message: target === "provisioning" ? `node ${node.id} is being provisioned` : `waiting for the agent of node ${node.id}`,
+        nodeId: node.id,
+        deadline: runnerDeadline(target, now, this.t, node.createdAt),
+        andWhere: capacity,
+        now,
+      });
+      launch(); // even when another instance placed the task first: the node then stays warm for the next one
+      if (ok) {
+        await this.d.nodes.update(node.id, { idle_since: null });
+        return;
+      }
+    }
+  }
+
+  /** Insert a node row and start creating its server in the background. */
+  async provisionNode(ownerKeyId: string | null): Promise<NodeRecord> {
+    const { node, launch } = await this.newNode(ownerKeyId);
+    launch();
+    return node;
+  }
+
+  /** A node row with fresh credentials; `launch` starts the server create (after the caller placed its task). */
+  private async newNode(ownerKeyId: string | null): Promise<{ node: NodeRecord; launch: () => void }> {
+    const id = `n-${randomToken("x").slice(2, 12).toLowerCase()}`;
+    const nodeToken = randomToken(TOKEN_PREFIX.node);
+    const agentToken = randomToken(TOKEN_PREFIX.agent);
+    const now = Date.now();
+    await this.d.nodes.insert({ id, provider: this.d.provider.name, ownerKeyId, nodeTokenHash: await hashToken(nodeToken), agentToken, slots: DEFAULT_SLOTS, now });
+    return {
+      node: (await this.d.nodes.get(id))!,
+      launch: () => this.background(() => this.createServer(id, nodeToken, agentToken, ownerKeyId)),
+    };
+  }
+
+  private async createServer(nodeId: string, nodeToken: string, agentToken: string, ownerKeyId: string | null): Promise<void> {
+    try {
+      const { server, timings } = await this.d.provider.create({
+        nodeId,
+        nodeToken,
+        agentToken,
+        controlPlaneUrl: this.d.publicUrl(),
+        labels: { "sam-node": nodeId, ...(ownerKeyId ? { "sam-key": ownerKeyId } : {}) },
+      });
+      await this.d.nodes.update(nodeId, { provider_server_id: server.id, ipv4: server.ipv4 });
+      await this.d.nodes.addTimings(nodeId, timings);
+      // The agent may already have called ready (a local one is fast); then the node stays ready.
+      await this.d.nodes.transition(nodeId, ["provisioning"], "booting", null);
+      const node = await this.d.nodes.get(nodeId);
+      for (const task of await this.d.tasks.inStatus(["provisioning"], { nodeId })) {
+        if (node?.status === "ready") continue; // the ready handler dispatches these
+        await this.d.tasks.transition(task.id, ["provisioning"], "waiting_for_agent", {
+          message: `waiting for the agent of node ${nodeId}`,
+          deadline: runnerDeadline("waiting_for_agent", Date.now(), this.t, node?.createdAt),
+        });
+      }
+    } catch (err) {
+      const reason = `provider create failed: ${(err as Error).message}`;
+      this.log(`node ${nodeId}: ${reason}`);
+      await this.d.nodes.transition(nodeId, ["provisioning"], "failed", reason);
+      await this.requeueTasksOf(nodeId, reason);
+    }
+  }
+
+  /** Tasks of a node that will never come up go back to the queue (a transient failure), with backoff. */
+  private async requeueTasksOf(nodeId: string, reason: string): Promise<void> {
+    for (const task of await this.d.tasks.inStatus(BOOTING, { nodeId })) {
+      await this.d.tasks.transition(task.id, BOOTING, "queued", {
+        message: `back in the queue: node ${nodeId} failed (${reason})`,
+        nodeId: null,
+        // The queue wait counts from submission, so a task cannot bounce between failing nodes forever.
+        deadline: runnerDeadline("queued", task.createdAt, this.t),
+        nextAttemptAt: Date.now() + this.t.retryBackoff,
+      });
+    }
+  }
+
+  /** The agent's ready callback: dispatch everything waiting for this node at once. */
+  async nodeReady(nodeId: string): Promise<void> {
+    const node = await this.d.nodes.get(nodeId);
+    if (!node || node.status !== "ready") return;
+    const waiting = await this.d.tasks.inStatus(BOOTING, { nodeId });
+    await Promise.all(waiting.map(async (task) => {
+      if (await this.claimDispatch(task, node, BOOTING)) await this.postDispatch(task.id, node);
+    }));
+    if (node.ownerKeyId) await this.placeQueued(node.ownerKeyId);
+  }
+
+  /** A task left a node: note when the node went idle, and give its slot to the next queued task. */
+  async taskLeftNode(task: Pick<TaskRecord, "keyId" | "nodeId">): Promise<void> {
+    if (task.nodeId && (await this.d.nodes.busyCount(task.nodeId)) === 0) {
+      await this.d.nodes.update(task.nodeId, { idle_since: Date.now() });
+      const node = await this.d.nodes.get(task.nodeId);
+      if (node?.status === "draining") await this.deleteServer(node, "drained");
+    }
+    await this.placeQueued(task.keyId);
+  }
+
+  private async placeQueued(keyId: string, now?: number): Promise<void> {
+    const queued = await this.d.tasks.inStatus(["queued"], { keyId, retryDue: now, limit: 100 });
+    for (const task of queued) await this.place(task.id);
+  }
+
+  // ---- dispatch ----
+
+  private async claimDispatch(task: TaskRecord, node: NodeRecord, from: TaskStatus[], andWhere?: { sql: string; args: (string | number)[] }): Promise<boolean> {
+    const now = Date.now();
+    const ok = await this.d.tasks.transition(task.id, from, "dispatched", {
+      message: `dispatching to node ${node.id}`,
+      nodeId: node.id,
+      deadline: runnerDeadline("dispatched", now, this.t),
+      // A lease: if this instance dies before the agent answers, the tick retries after it.
+      nextAttemptAt: now + this.requestTimeoutMs + this.t.retryBackoff,
+      andWhere,
+      now,
+    });
+    if (ok) await this.d.nodes.update(node.id, { idle_since: null });
+    return ok;
+  }
+
+  /** `POST <agent>/tasks`. 202 (or 409: it already has it) → running; 429/5xx/unreachable → retry later. */
+  async postDispatch(taskId: string, node: NodeRecord): Promise<void> {
+    const task = await this.d.tasks.get(taskId);
+    if (!task || task.status !== "dispatched") return;
+    const token = randomToken(TOKEN_PREFIX.task);
+    await this.d.tasks.mintInferenceToken(task.id, await hashToken(token));
+    const body: TaskDispatch = {
+      taskId: task.id,
+      prompt: task.prompt,
+      agent: task.agent,
+      inference: { baseUrl: `${this.d.publicUrl()}/v1`, token },
+      timeoutMs: this.t.taskRun,
+    };
+    if (task.repo) {
+      body.repo = { url: task.repo.url };
+      if (task.repo.branch) body.repo.branch = task.repo.branch;
+      if (task.repo.credential) body.repo.credential = task.repo.credential;
+    }
+    if (task.model) body.model = task.model;
+    let transient: string;
+    try {
+      const res = await this.d.agent.call(node, "/tasks", { method: "POST", body, timeoutMs: this.requestTimeoutMs });
+      const text = await res.text();
+      if (res.status === 202 || res.status === 200 || res.status === 409) {
+        await this.markRunning(task.id, node.id);
+        return;
+      }
+      if (res.status !== 429 && res.status < 500) {
+        const reason = `node ${node.id} refused the task: HTTP ${res.status} ${agentMessage(text)}`;
+        await this.fail(task, ["dispatched"], reason);
+        return;
+      }
+      transient = `HTTP ${res.status} ${agentMessage(text)}`;
+    } catch (err) {
+      if (!(err instanceof AgentUnreachable)) throw err;
+      transient = err.message;
+    }
+    const backoff = this.t.retryBackoff * 2 ** Math.min(task.attempts, 8);
+    this.log(`dispatch of ${task.id} to ${node.id} failed (${transient}); retrying in ${backoff} ms`);
+    await this.d.tasks.setNextAttempt(task.id, "dispatched", Date.now() + backoff);
+  }
+
+  /** The agent has the task: `dispatched → running`, with the run deadline from now. */
+  async markRunning(taskId: string, nodeId: string): Promise<boolean> {
+    const now = Date.now();
+    const ok = await this.d.tasks.transition(taskId, ["dispatched"], "running", {
+      message: `running on node ${nodeId}`,
+      deadline: runnerDeadline("running", now, this.t),
+      now,
+    });
+    if (ok) this.d.wakeups.notify(taskId);
+    return ok;
+  }
+
+  // ---- user actions ----
+
+  /** Cancel: a task not yet on a node stops at once; one on a node is marked and the agent is told. */
+  async cancel(task: TaskRecord): Promise<boolean> {
+    const onNode = task.status === "dispatched" || task.status === "running";
+    if (onNode) await this.d.tasks.requestCancel(task.id);
+    const ok = await this.d.tasks.transition(task.id, [task.status], "cancelled", { message: "cancelled by the user", error: "cancelled by the user" });
+    if (!ok) return false;
+    this.d.wakeups.notify(task.id);
+    if (onNode && task.nodeId) this.background(() => this.cancelOnNode(task.id, task.nodeId!));
+    this.background(() => this.taskLeftNode(task));
+    return true;
+  }
+
+  private async cancelOnNode(taskId: string, nodeId: string): Promise<void> {
+    const node = await this.d.nodes.get(nodeId);
+    if (!node?.agentUrl) return;
+    try {
+      await (await this.d.agent.call(node, `/tasks/${taskId}/cancel`, { method: "POST", timeoutMs: this.requestTimeoutMs })).body?.cancel();
+    } catch (err) {
+      // The next heartbeat's answer carries the cancel too.
+      this.log(`cancel of ${taskId} on ${nodeId} not delivered now (${(err as Error).message}); the heartbeat carries it`);
+    }
+  }
+
+  async fail(task: TaskRecord, from: TaskStatus[], reason: string, andWhere?: { sql: string; args: (string | number)[] }): Promise<boolean> {
+    const onNode = task.status === "dispatched" || task.status === "running";
+    if (onNode) await this.d.tasks.requestCancel(task.id);
+    const ok = await this.d.tasks.transition(task.id, from, "failed", { message: reason, error: reason, andWhere });
+    if (!ok) return false;
+    this.log(`task ${task.id} failed: ${reason}`);
+    this.d.wakeups.notify(task.id);
+    if (onNode && task.nodeId) this.background(() => this.cancelOnNode(task.id, task.nodeId!));
+    await this.taskLeftNode(task);
+    return true;
+  }
+
+  /** Drain a node: no new tasks; deleted once its tasks are done (at once when idle). */
+  async drainNode(node: NodeRecord, reason: string): Promise<void> {
+    if (!(await this.d.nodes.transition(node.id, ["provisioning", "booting", "ready"], "draining", reason))) return;
+    if (node.status !== "ready") await this.requeueTasksOf(node.id, reason);
+    if ((await this.d.nodes.busyCount(node.id)) === 0) await this.deleteServer({ ...node, status: "draining" }, reason);
+  }
+
+  private async deleteServer(node: NodeRecord, reason: string): Promise<void> {
+    const fresh = (await this.d.nodes.get(node.id)) ?? node;
+    if (fresh.providerServerId) await this.d.provider.delete(fresh.providerServerId);
+    await this.d.nodes.transition(node.id, ["draining", "failed"], "deleted", reason);
+  }
+
+  // ---- the safety net ----
+
+  /** Apply deadlines, retry what failed transiently, place what was missed, reap idle nodes. Idempotent. */
+  async tick(now = Date.now()): Promise<void> {
+    // 1. Runner deadlines: each task's own, derived from the table when it entered its phase.
+    for (const task of await this.d.tasks.pastDeadline(now)) {
+      const deadline = runnerDeadline(task.status as ActiveStatus, task.statusAt, this.t);
+      await this.fail(task, [task.status], await this.timeoutReason(task, deadline.describe), { sql: "deadline_at <= ?", args: [now] });
+    }
+    // 2. The sweep: a task with no (or a lost) deadline that has sat in its phase past the stuck limit.
+    for (const status of Object.keys(SWEEP_LIMITS) as ActiveStatus[]) {
+      const limit = this.t[SWEEP_LIMITS[status]];
+      for (const task of await this.d.tasks.inStatus([status], { enteredBefore: now - limit })) {
+        const sweep = sweepDeadline(status, task.statusAt, this.t);
+        await this.fail(task, [status], await this.timeoutReason(task, sweep.describe), { sql: "status_at <= ?", args: [now - limit] });
+      }
+    }
+    // 3. Dispatches that failed transiently, or whose dispatching instance died before the agent answered.
+    for (const task of await this.d.tasks.inStatus(["dispatched"], { retryDue: now })) {
+      if (task.nextAttemptAt === null || !task.nodeId) continue;
+      const lease = now + this.requestTimeoutMs + this.t.retryBackoff * 2 ** Math.min(task.attempts, 8);
+      if (!(await this.d.tasks.claimRetry(task.id, "dispatched", task.attempts, lease, now))) continue;
+      const node = await this.d.nodes.get(task.nodeId);
+      if (node?.status === "ready" || node?.status === "draining") await this.postDispatch(task.id, node);
+    }
+    // 4. Tasks waiting for a node that is ready (its ready callback reached an instance that died).
+    for (const node of await this.d.nodes.inStatus(["ready"])) {
+      if ((await this.d.tasks.inStatus(BOOTING, { nodeId: node.id, limit: 1 })).length > 0) await this.nodeReady(node.id);
+    }
+    // 5. Queued tasks (submitted while no node was free, or requeued after a failed node).
+    const keys = new Set((await this.d.tasks.inStatus(["queued"], { retryDue: now })).map((t) => t.keyId));
+    for (const keyId of keys) await this.placeQueued(keyId, now);
+    // 6. Nodes: a boot past its budget fails; idle ready nodes past their warm time are reaped.
+    for (const node of await this.d.nodes.inStatus(["provisioning", "booting"])) {
+      if (node.createdAt + this.t.agentReady > now) continue;
+      const reason = `agent not ready after ${fmtMs(this.t.agentReady)} (boot budget); last phase: ${lastPhase(node)}`;
+      if (await this.d.nodes.transition(node.id, ["provisioning", "booting"], "failed", reason)) {
+        await this.requeueTasksOf(node.id, reason);
+        await this.deleteServer({ ...node, status: "failed" }, reason);
+      }
+    }
+    for (const node of await this.d.nodes.inStatus(["ready", "draining"])) {
+      if (nodeHealth(node, this.t, now) === "unhealthy" && await this.serverGone(node)) {
+        const reason = `no heartbeat for ${fmtMs(this.t.nodeUnhealthy)} and the provider no longer has its server`;
+        if (await this.d.nodes.transition(node.id, ["ready", "draining"], "failed", reason)) {
+          for (const task of await this.d.tasks.inStatus(["dispatched", "running"], { nodeId: node.id })) {
+            await this.fail(task, [task.status], `node ${node.id} is gone (${reason})`);
+          }
+        }
+        continue;
+      }
+      if ((await this.d.nodes.busyCount(node.id)) > 0) continue;
+      if (node.status === "draining") await this.deleteServer(node, node.statusReason ?? "drained");
+      else if (node.idleSince !== null && node.idleSince + this.t.nodeWarm <= now) {
+        await this.drainNode(node, `idle for ${fmtMs(this.t.nodeWarm)} (warm time)`);
+      }
+    }
+  }
+
+  private async serverGone(node: NodeRecord): Promise<boolean> {
+    if (!node.providerServerId) return false;
+    try {
+      return (await this.d.provider.get(node.providerServerId)) === null;
+    } catch {
+      return false; // the provider itself failing says nothing about the server
+    }
+  }
+
+  /** "agent not ready after 15m (boot budget); node n-12 last phase: nodejs-install" */
+  private async timeoutReason(task: TaskRecord, what: string): Promise<string> {
+    if (!task.nodeId) return what;
+    const node = await this.d.nodes.get(task.nodeId);
+    return node ? `${what}; node ${node.id} last phase: ${lastPhase(node)}` : what;
+  }
+}
+
+function lastPhase(node: NodeRecord): string {
+  const phases = node.bootTimeline?.phases ?? [];
+  const last = phases[phases.length - 1];
+  return last ? last.name : `${node.status} (no boot phase reported)`;
+}
+
+function fmtMs(ms: number): string {
+  return ms % 60_000 === 0 ? `${ms / 60_000}m` : ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
+}
+
+/** The message of an agent's JSON error, or the start of its body. */
+function agentMessage(text: string): string {
+  try {
+    const body = JSON.parse(text) as { error?: { message?: string } };
+    if (body.error?.message) return body.error.message;
+  } catch {
+    // not JSON
+  }
+  return text.slice(0, 200);
+}

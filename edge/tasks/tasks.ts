@@ -1,0 +1,124 @@
+/**
+ * `/api/tasks*`: submit (API key; `Idempotency-Key` honoured), list, read, follow the events as SSE, cancel.
+ * A key sees only its own tasks; the admin sees all.
+ */
+import { Hono } from "hono";
+import { streamSSE } from "hono/streaming";
+import * as v from "valibot";
+import { HttpError } from "../../shared/errors.ts";
+import { parseOrThrow, readJsonBody } from "../../shared/validate.ts";
+import { isTerminal, TaskStatus, TaskSubmission } from "../../shared/wire/task.ts";
+import type { Authenticate, Caller } from "../auth/caller.ts";
+import { guard, type CallerEnv } from "../auth/guard.ts";
+import { runnerDeadline } from "../runner/deadlines.ts";
+import type { Runner } from "../runner/runner.ts";
+import type { Wakeups } from "../runner/wakeups.ts";
+import type { Timeouts } from "../../shared/timeouts.ts";
+import type { TaskRecord, TaskStore } from "./store.ts";
+import { taskView } from "./view.ts";
+
+export type TaskRouteDeps = { authenticate: Authenticate; tasks: TaskStore; runner: Runner; wakeups: Wakeups; timeouts: Timeouts };
+
+const IdempotencyKey = v.pipe(v.string(), v.regex(/^[\x21-\x7e]{1,200}$/, "Idempotency-Key must be 1-200 printable characters"));
+const ListQuery = v.strictObject({
+  status: v.optional(TaskStatus),
+  cursor: v.optional(v.pipe(v.string(), v.regex(/^\d{1,15}$/, "cursor must be a nextCursor from a previous page"))),
+  limit: v.optional(v.pipe(v.string(), v.regex(/^\d{1,4}$/, "limit must be a number"), v.transform(Number), v.minValue(1), v.maxValue(500)), "50"),
+});
+const EventsQuery = v.strictObject({
+  follow: v.optional(v.picklist(["0", "1", "true", "false"])),
+  after: v.optional(v.pipe(v.string(), v.regex(/^-?\d{1,15}$/, "after must be an event id"))),
+  cursor: v.optional(v.pipe(v.string(), v.regex(/^-?\d{1,15}$/, "cursor must be a nextCursor from a previous page"))),
+  limit: v.optional(v.pipe(v.string(), v.regex(/^\d{1,4}$/, "limit must be a number"), v.transform(Number), v.minValue(1), v.maxValue(1000)), "500"),
+});
+
+/** How often an SSE follower re-reads the database when no in-process wake-up came (another instance wrote). */
+const FOLLOW_POLL_MS = 250;
+
+export function taskRoutes(d: TaskRouteDeps): Hono<CallerEnv> {
+  const app = new Hono<CallerEnv>();
+
+  async function visibleTask(caller: Caller, id: string): Promise<TaskRecord> {
+    const task = await d.tasks.get(id);
+    if (!task) throw new HttpError(404, `no task ${id}`, { code: "task_not_found" });
+    if (caller.kind === "key" && task.keyId !== caller.keyId) {
+      throw new HttpError(403, `task ${id} belongs to another API key`, { code: "forbidden" });
+    }
+    return task;
+  }
+
+  const viewOf = async (task: TaskRecord) => taskView(task, await d.tasks.statusEvents(task.id));
+
+  app.post("/", guard(d.authenticate, "key", "admin"), async (c) => {
+    const caller = c.var.caller;
+    if (caller.kind !== "key") {
+      throw new HttpError(403, "tasks are submitted with an API key (the admin creates one with POST /api/keys)", { code: "key_required" });
+    }
+    const header = c.req.header("Idempotency-Key");
+    const idem = header === undefined ? null : parseOrThrow(IdempotencyKey, header);
+    const submission = parseOrThrow(TaskSubmission, await readJsonBody(c.req.raw));
+    const now = Date.now();
+    const { task, created } = await d.tasks.submit(caller.keyId, submission, idem, runnerDeadline("queued", now, d.timeouts), now);
+    if (created) d.runner.submitted(task);
+    return c.json(await viewOf(task), created ? 201 : 200);
+  });
+
+  app.get("/", guard(d.authenticate, "key", "admin"), async (c) => {
+    const caller = c.var.caller;
+    const q = parseOrThrow(ListQuery, c.req.query());
+    const page = await d.tasks.list({
+      keyId: caller.kind === "key" ? caller.keyId : null,
+      status: q.status ?? null,
+      cursor: q.cursor === undefined ? null : Number(q.cursor),
+      limit: q.limit,
+    });
+    return c.json({ data: await Promise.all(page.tasks.map(viewOf)), nextCursor: page.nextCursor });
+  });
+
+  app.get("/:id", guard(d.authenticate, "key", "admin"), async (c) => {
+    return c.json(await viewOf(await visibleTask(c.var.caller, c.req.param("id"))));
+  });
+
+  app.post("/:id/cancel", guard(d.authenticate, "key", "admin"), async (c) => {
+    let task = await visibleTask(c.var.caller, c.req.param("id"));
+    if (isTerminal(task.status)) {
+      throw new HttpError(409, `task ${task.id} has already ended (${task.status})`, { code: "task_ended" });
+    }
+    // The CAS loses when the runner moved the task meanwhile; cancel from wherever it is now.
+    while (!isTerminal(task.status) && !(await d.runner.cancel(task))) task = (await d.tasks.get(task.id))!;
+    return c.json(await viewOf((await d.tasks.get(task.id))!));
+  });
+
+  app.get("/:id/events", guard(d.authenticate, "key", "admin"), async (c) => {
+    const task = await visibleTask(c.var.caller, c.req.param("id"));
+    const q = parseOrThrow(EventsQuery, c.req.query());
+    const lastEventId = c.req.header("Last-Event-ID");
+    let after = Number(q.after ?? q.cursor ?? (lastEventId && /^\d+$/.test(lastEventId) ? lastEventId : -1));
+    if (q.follow !== "1" && q.follow !== "true") {
+      const data = await d.tasks.events(task.id, after, q.limit + 1);
+      const page = data.slice(0, q.limit);
+      return c.json({ data: page, nextCursor: data.length > q.limit ? String(page[page.length - 1]!.id) : null });
+    }
+    return streamSSE(c, async (stream) => {
+      const aborted = new AbortController();
+      stream.onAbort(() => aborted.abort());
+      while (!aborted.signal.aborted) {
+        // Read the status before the events: a terminal status seen here means every event up to it is readable.
+        const current = await d.tasks.get(task.id);
+        const events = await d.tasks.events(task.id, after, 500);
+        for (const e of events) {
+          await stream.writeSSE({ event: e.type, id: String(e.id), data: JSON.stringify(e) });
+          after = e.id;
+        }
+        if (events.length === 500) continue;
+        if (current && isTerminal(current.status)) {
+          await stream.writeSSE({ event: "end", data: JSON.stringify({ status: current.status, error: current.error }) });
+          return;
+        }
+        await d.wakeups.wait(task.id, FOLLOW_POLL_MS, aborted.signal);
+      }
+    });
+  });
+
+  return app;
+}
