@@ -1,6 +1,7 @@
 /**
- * The admin pages in a real browser (chromium via playwright-core) against a served edge-style app with
- * seeded data: login, the waterfall's geometry, the charts' points, a download that opens as SQLite, an
+ * The admin pages in a real browser (chromium via playwright-core) against a real edge served on a loopback
+ * port (`createEdge`, libSQL file, runner, JSON API) with nodes and a task seeded through its API and stub
+ * agents' callbacks: login, the waterfall's geometry, the charts' points, a download that opens as SQLite, an
  * unreachable node, a wrong token, the live log, and a phone-width layout. Keeps docs/admin-node.png.
  */
 import { Database } from "bun:sqlite";
@@ -9,23 +10,37 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Page } from "playwright-core";
 import { launchBrowser } from "./test-support/browser.ts";
-import { UNREACHABLE_MESSAGE, UNREACHABLE_NODE } from "./test-support/fake-api.ts";
-import { ADMIN_TOKEN, mountOverFake } from "./test-support/mount.ts";
+import { ADMIN_TOKEN } from "./test-support/mount.ts";
 import { BOOT_PHASES } from "./test-support/seed.ts";
+import { serveEdge, until, type ServedEdge } from "./test-support/served-edge.ts";
+import type { StubAgent } from "./test-support/stub-agent.ts";
 
-const { app, fake } = mountOverFake();
-let server: ReturnType<typeof Bun.serve>;
+let served: ServedEdge;
 let browser: Awaited<ReturnType<typeof launchBrowser>>;
 let base: string;
+let ok: { id: string; agent: StubAgent };
+let gone: { id: string; agent: StubAgent };
+let taskId: string;
 
 beforeAll(async () => {
-  server = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: app.fetch });
-  base = `http://127.0.0.1:${server.port}`;
+  served = await serveEdge(ADMIN_TOKEN);
+  base = served.url;
+  const key = (await (await served.call("POST", "/api/keys", { name: "alice" })).json()) as { id: string; key: string };
+  ok = await served.readyNode(key.id);
+  served.provider.troubledNext = true;
+  gone = await served.readyNode(null);
+  await gone.agent.stop();
+  const submitted = await served.call("POST", "/api/tasks", { prompt: "Add a --json flag to the CLI", agent: { type: "command", command: "true" } }, key.key);
+  expect(submitted.status).toBe(201);
+  taskId = ((await submitted.json()) as { id: string }).id;
+  await until("the task running on the ready node", async () =>
+    ((await (await served.call("GET", `/api/tasks/${taskId}`)).json()) as { status: string }).status === "running");
+  await ok.agent.log(taskId, ["cloning the repository", "reading src/cli.ts"]);
   browser = await launchBrowser();
 }, 30_000);
 afterAll(async () => {
   await browser?.close();
-  server?.stop(true);
+  await served?.stop();
 });
 
 /** Screenshots refresh docs/ only when asked (`SAM_ADMIN_SCREENSHOTS=1`), so a test run leaves the tree clean. */
@@ -48,7 +63,7 @@ describe("admin pages in a browser", () => {
     await browser.context.clearCookies();
     const page = await browser.context.newPage();
     try {
-      for (const path of ["/admin/nodes", "/admin/nodes/node-ok", "/admin/tasks/task-done"]) {
+      for (const path of ["/admin/nodes", `/admin/nodes/${ok.id}`, `/admin/tasks/${taskId}`]) {
         await page.goto(`${base}${path}`);
         expect(new URL(page.url()).pathname).toBe("/admin/login");
         await page.fill("#token", "samadm_not_the_right_token_at_all");
@@ -59,7 +74,7 @@ describe("admin pages in a browser", () => {
       }
       // A forged cookie is no better than none.
       await browser.context.addCookies([{ name: "sam_admin", value: "samadm_forged_forged_forged_forged", url: base }]);
-      const res = await page.goto(`${base}/admin/nodes/node-ok`);
+      const res = await page.goto(`${base}/admin/nodes/${ok.id}`);
       expect(res?.status()).toBe(401);
       expect(await page.locator(".waterfall").count()).toBe(0);
     } finally {
@@ -73,7 +88,7 @@ describe("admin pages in a browser", () => {
     try {
       const cookie = (await browser.context.cookies(`${base}/admin/nodes`)).find((c) => c.name === "sam_admin")!;
       expect(cookie).toMatchObject({ httpOnly: true, sameSite: "Strict", path: "/admin" });
-      await Promise.all([page.waitForURL(/\/admin\/nodes\/node-ok$/), page.click("a[href='/admin/nodes/node-ok']")]);
+      await Promise.all([page.waitForURL(`${base}/admin/nodes/${ok.id}`), page.click(`a[href='/admin/nodes/${ok.id}']`)]);
 
       const labels = await page.$$eval(".wf-row[data-kind]", (rows) => rows.map((r) => r.getAttribute("data-phase")));
       expect(labels).toEqual([
@@ -99,7 +114,7 @@ describe("admin pages in a browser", () => {
   test("the charts render points, and the window switch redraws them", async () => {
     const page = await loggedInPage();
     try {
-      await page.goto(`${base}/admin/nodes/node-ok`);
+      await page.goto(`${base}/admin/nodes/${ok.id}`);
       for (const name of ["cpu", "memory", "disk"]) {
         const circles = page.locator(`figure[data-chart=${name}] circle.pt`);
         expect(await circles.count()).toBeGreaterThanOrEqual(59);
@@ -113,7 +128,7 @@ describe("admin pages in a browser", () => {
       }
       await Promise.all([page.waitForURL(/window=24h/), page.click("#windows a:text('24h')")]);
       expect(await page.getAttribute("#windows a.current", "href")).toContain("window=24h");
-      expect(Number(await page.getAttribute("figure[data-chart=cpu]", "data-points"))).toBeGreaterThan(100);
+      expect(Number(await page.getAttribute("figure[data-chart=cpu]", "data-points"))).toBe(59);
     } finally {
       await page.close();
     }
@@ -122,10 +137,10 @@ describe("admin pages in a browser", () => {
   test("the Download events DB and Download metrics DB buttons deliver files that open as SQLite", async () => {
     const page = await loggedInPage();
     try {
-      await page.goto(`${base}/admin/nodes/node-ok`);
+      await page.goto(`${base}/admin/nodes/${ok.id}`);
       for (const [button, table] of [["#download-events", "events"], ["#download-metrics", "metrics"]] as const) {
         const [download] = await Promise.all([page.waitForEvent("download"), page.click(button)]);
-        expect(download.suggestedFilename()).toBe(`node-ok-${table}.db`);
+        expect(download.suggestedFilename()).toBe(`${ok.id}-${table}.db`);
         const path = join(browser.dir, download.suggestedFilename());
         await download.saveAs(path);
         expect(readFileSync(path).subarray(0, 15).toString()).toBe("SQLite format 3");
@@ -142,16 +157,17 @@ describe("admin pages in a browser", () => {
   test("an unreachable node shows its message, on its page and when a download is tried", async () => {
     const page = await loggedInPage();
     try {
-      await page.goto(`${base}/admin/nodes/${UNREACHABLE_NODE}`);
+      await page.goto(`${base}/admin/nodes/${gone.id}`);
       const banner = page.locator("#unreachable");
       expect(await banner.isVisible()).toBe(true);
-      expect(await banner.textContent()).toContain(UNREACHABLE_MESSAGE);
+      expect(await banner.textContent()).toContain(`the agent of node ${gone.id} is unreachable`);
+      expect(await banner.textContent()).toContain("Last known: status ready");
       expect(await page.locator('.wf-row[data-status="unterminated"]').count()).toBe(1);
       expect(await page.locator('.wf-row[data-status="failed"]').count()).toBe(1);
       expect(await page.locator(".wf-mark-unterminated").textContent()).toContain("unterminated");
-      const res = await page.goto(`${base}/admin/nodes/${UNREACHABLE_NODE}/events.db`);
-      expect(res?.status()).toBe(504);
-      expect(await page.locator("#unreachable").textContent()).toContain(UNREACHABLE_MESSAGE);
+      const res = await page.goto(`${base}/admin/nodes/${gone.id}/events.db`);
+      expect([502, 504]).toContain(res!.status());
+      expect(await page.locator("#unreachable").textContent()).toContain(`the agent of node ${gone.id} is unreachable`);
     } finally {
       await page.close();
     }
@@ -160,11 +176,12 @@ describe("admin pages in a browser", () => {
   test("a running task's log follows live over SSE", async () => {
     const page = await loggedInPage();
     try {
-      await page.goto(`${base}/admin/tasks/task-run`);
+      await page.goto(`${base}/admin/tasks/${taskId}`);
       await page.waitForFunction(() => document.getElementById("log-state")?.textContent === "following live…");
-      fake.pushTaskEvent("task-run", { at: Date.now(), type: "log", stream: "stdout", message: "added --json to src/cli.ts" });
+      expect(ok.agent.dispatched).toContain(taskId);
+      await ok.agent.log(taskId, ["added --json to src/cli.ts"]);
       await page.locator("#log li", { hasText: "added --json to src/cli.ts" }).waitFor({ timeout: 5_000 });
-      fake.pushTaskEvent("task-run", { at: Date.now(), type: "status", status: "succeeded", message: "" });
+      await ok.agent.finish(taskId, "Added the flag.");
       await page.waitForFunction(() => document.querySelector("#task-status .badge")?.textContent === "succeeded");
       await page.waitForFunction(() => document.getElementById("log-state")?.textContent?.startsWith("task ended"));
       // Lines already on the page are not repeated by the stream.
@@ -178,14 +195,14 @@ describe("admin pages in a browser", () => {
     const page = await loggedInPage();
     try {
       await page.setViewportSize({ width: 390, height: 844 });
-      await page.goto(`${base}/admin/nodes/node-ok`);
+      await page.goto(`${base}/admin/nodes/${ok.id}`);
       const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
       expect(overflow).toBeLessThanOrEqual(0);
       const bar = (await page.locator(`.wf-row[data-phase="node-install"] .wf-bar`).boundingBox())!;
       expect(bar.width).toBeGreaterThan(50);
       await page.screenshot({ path: shotPath("admin-node-phone.png"), fullPage: true });
       await page.setViewportSize({ width: 1280, height: 900 });
-      await page.goto(`${base}/admin/nodes/node-ok`);
+      await page.goto(`${base}/admin/nodes/${ok.id}`);
       const png = await page.screenshot({ path: shotPath("admin-node.png"), fullPage: true });
       expect(png.subarray(1, 4).toString()).toBe("PNG");
     } finally {

@@ -1,6 +1,7 @@
 /**
  * A small stand-in for the edge's JSON API (the routes the admin pages consume), serving seeded data in the
- * promised shapes — used until the real edge API exists. It checks the admin bearer like the real one, serves
+ * promised shapes. The in-process page tests use it for cases the real edge makes slow or awkward to stage
+ * (a week of samples, a 504, pagination of shapes); the browser tests run against the real edge. It checks the admin bearer like the real one, serves
  * real SQLite files for the exports (bun:sqlite), answers 504 with the JSON error shape for an unreachable
  * node, and streams a task's events as SSE that the test can feed.
  */
