@@ -132,6 +132,9 @@ describe("admin pages", () => {
     const missing = await get("/admin/nodes/nope");
     expect(missing.status).toBe(404);
     expect(await missing.text()).toContain("no node nope");
+    const nowhere = await get("/admin/no/such/page");
+    expect(nowhere.status).toBe(404);
+    expect(nowhere.headers.get("Content-Type")).toContain("text/html");
     const badId = await get("/admin/nodes/..%2F..%2Fapi%2Fconfig");
     expect([400, 404]).toContain(badId.status);
   });

@@ -183,6 +183,11 @@ export function createAdminRoutes(opts: AdminRoutesOptions): Hono {
     });
   });
 
+  // Behind the session guard: an admin who mistypes a URL gets a page, not the API's JSON 404.
+  app.all("*", (c) => {
+    throw new HttpError(404, `no admin page at ${c.req.path}`);
+  });
+
   function fetchTaskEvents(path: string) {
     return fetchView(api, TaskEventsView, path);
   }

@@ -6,7 +6,6 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Hono } from "hono";
 import { loadEdgeConfig } from "../../config.ts";
 import { createEdge, type Edge } from "../../edge.ts";
 import { inProcessApi } from "../api-client.ts";
@@ -40,13 +39,9 @@ export async function serveEdge(adminToken: string): Promise<ServedEdge> {
   const dir = mkdtempSync(join(tmpdir(), "sam-admin-edge-"));
   const provider = new StubProvider();
   const edge = await createEdge(loadEdgeConfig({ SAM_DATA_DIR: dir, SAM_ADMIN_TOKEN: adminToken }), { provider, log: () => {} });
-  const admin = new Hono().route("/admin", createAdminRoutes({ api: inProcessApi(edge.app, adminToken), adminToken }));
-  const server = Bun.serve({
-    hostname: "127.0.0.1",
-    port: 0,
-    idleTimeout: 0,
-    fetch: (req) => (new URL(req.url).pathname.startsWith("/admin") ? admin.fetch(req) : edge.app.fetch(req)),
-  });
+  // Exactly the wiring the composition root needs (README § Admin pages): the pages on the edge's own app.
+  edge.app.route("/admin", createAdminRoutes({ api: inProcessApi(edge.app, edge.admin.token), adminToken: edge.admin.token }));
+  const server = Bun.serve({ hostname: "127.0.0.1", port: 0, idleTimeout: 0, fetch: edge.app.fetch });
   const url = `http://127.0.0.1:${server.port}`;
   edge.setPublicUrl(url);
 
