@@ -21,6 +21,8 @@ export type ServedEdge = {
   call(method: string, path: string, body?: unknown, token?: string): Promise<Response>;
   /** Provision a node for `ownerKeyId` and let its stub agent report ready and heartbeat once. */
   readyNode(ownerKeyId: string | null): Promise<{ id: string; agent: StubAgent }>;
+  /** Provision a node and wait for it to be ready on its own (real agents). */
+  provision(timeoutMs: number): Promise<string>;
   stop(): Promise<void>;
 };
 
@@ -35,10 +37,11 @@ export async function until<T>(what: string, check: () => Promise<T | null | und
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
 }
 
-export async function serveEdge(adminToken: string): Promise<ServedEdge> {
+/** `realAgents`: the edge's own local provider runs the real agent binary per node, as under `npm start`. */
+export async function serveEdge(adminToken: string, opts: { realAgents?: boolean } = {}): Promise<ServedEdge> {
   const dir = mkdtempSync(join(tmpdir(), "sam-admin-edge-"));
   const provider = new StubProvider();
-  const edge = await createEdge(loadEdgeConfig({ SAM_DATA_DIR: dir, SAM_ADMIN_TOKEN: adminToken }), { provider, log: () => {} });
+  const edge = await createEdge(loadEdgeConfig({ SAM_DATA_DIR: dir, SAM_ADMIN_TOKEN: adminToken }), { provider: opts.realAgents ? undefined : provider, log: () => {} });
   // Exactly the wiring the composition root needs (README § Admin pages): the pages on the edge's own app.
   edge.app.route("/admin", createAdminRoutes({ api: inProcessApi(edge.app, edge.admin.token), adminToken: edge.admin.token }));
   const server = Bun.serve({ hostname: "127.0.0.1", port: 0, idleTimeout: 0, fetch: edge.app.fetch });
@@ -71,6 +74,13 @@ export async function serveEdge(adminToken: string): Promise<ServedEdge> {
       await agent.heartbeat();
       await until(`node ${id} ready`, async () => ((await (await call("GET", `/api/nodes/${id}`)).json()) as { status: string }).status === "ready");
       return { id, agent };
+    },
+    async provision(timeoutMs) {
+      const res = await call("POST", "/api/nodes", {});
+      if (res.status !== 201) throw new Error(`node provisioning failed: ${res.status} ${await res.text()}`);
+      const { id } = (await res.json()) as { id: string };
+      await until(`node ${id} ready`, async () => ((await (await call("GET", `/api/nodes/${id}`)).json()) as { status: string }).status === "ready", timeoutMs);
+      return id;
     },
     async stop() {
       await server.stop(true);
