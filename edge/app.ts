@@ -32,6 +32,8 @@ export type AppDeps = {
   runner: Runner;
   agent: AgentClient;
   wakeups: Wakeups;
+  /** The inference upstream actually in use (after the gateway bootstrap). */
+  inferenceMode: () => string;
 };
 
 /** Request bodies: user routes are small; agent callbacks carry log batches and patches. */
@@ -68,6 +70,7 @@ export function createApp(deps: AppDeps): Hono {
         aiGateway: config.cloudflare.aiGateway,
         workersAi: Boolean(config.cloudflare.accountId && config.cloudflare.apiToken),
         openaiCompatible: Boolean(config.inference.url),
+        upstream: deps.inferenceMode(),
       },
       timeouts: describeTimeouts(config.timeouts),
     });

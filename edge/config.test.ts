@@ -13,8 +13,16 @@ describe("edge configuration", () => {
   });
 
   test("a Hetzner token selects the hetzner provider unless told otherwise", () => {
-    expect(loadEdgeConfig({ HCLOUD_TOKEN: "t" }).provider).toBe("hetzner");
+    const hetzner = {
+      HCLOUD_TOKEN: "t",
+      SAM_PUBLIC_URL: "https://sam.example.com",
+      SAM_AGENT_DOWNLOAD_URL: "https://downloads.example.com/sam-agent",
+      SAM_AGENT_SHA256: "a".repeat(64),
+    };
+    expect(loadEdgeConfig(hetzner).provider).toBe("hetzner");
+    expect(loadEdgeConfig(hetzner).hetznerProvider?.agentDownloadUrl).toBe("https://downloads.example.com/sam-agent");
     expect(loadEdgeConfig({ HCLOUD_TOKEN: "t", SAM_PROVIDER: "local" }).provider).toBe("local");
+    expect(loadEdgeConfig({ HCLOUD_TOKEN: "t", SAM_PROVIDER: "local" }).hetznerProvider).toBeNull();
   });
 
   test.each([
@@ -22,6 +30,9 @@ describe("edge configuration", () => {
     [{ SAM_PORT: "70000" }, "SAM_PORT: expected an integer from 0 to 65535, got '70000'"],
     [{ SAM_PROVIDER: "aws" }, "SAM_PROVIDER: expected one of local, hetzner, got 'aws'"],
     [{ SAM_PROVIDER: "hetzner" }, "SAM_PROVIDER: 'hetzner' needs HCLOUD_TOKEN to be set"],
+    [{ HCLOUD_TOKEN: "t" }, "SAM_PUBLIC_URL: the hetzner provider needs the edge's public URL, which its VMs call back"],
+    [{ HCLOUD_TOKEN: "t", SAM_PUBLIC_URL: "https://sam.example.com" }, "SAM_AGENT_DOWNLOAD_URL: the hetzner provider needs"],
+    [{ SAM_RATE_LIMIT_RPM: "lots" }, "SAM_RATE_LIMIT_RPM: "],
     [{ SAM_DATABASE_URL: "postgres://db/sam" }, "SAM_DATABASE_URL: expected a file:, libsql:, http(s): or ws(s): URL, got 'postgres:'"],
     [{ SAM_AI_GATEWAY: "maybe" }, "SAM_AI_GATEWAY: expected on or off, got 'maybe'"],
     [{ SAM_AI_GATEWAY: "on" }, "SAM_AI_GATEWAY: 'on' needs CF_ACCOUNT_ID and CF_AI_GATEWAY_ID to be set"],

@@ -4,6 +4,9 @@
  */
 import { ConfigError, envChoice, envFlag, envInt, envString, type Env } from "../shared/env.ts";
 import { timeoutsFromEnv, type Timeouts } from "../shared/timeouts.ts";
+import { loadInferenceConfig, type InferenceConfig } from "./inference/config.ts";
+import { hetznerOptionsFromEnv } from "./providers/hetzner/config.ts";
+import type { HetznerProviderOptions } from "./providers/hetzner/provider.ts";
 
 export const DATABASE_SCHEMES = ["file:", "libsql:", "http:", "https:", "ws:", "wss:"] as const;
 
@@ -29,6 +32,10 @@ export type EdgeConfig = {
     gatewayBase: string;
   };
   inference: { url: string | null; key: string | null };
+  /** Limits of the `/v1` proxy: rate limit, body size, model allowlist, flush interval. */
+  inferenceProxy: InferenceConfig;
+  /** Server type, image, agent download… read only when the hetzner provider is selected. */
+  hetznerProvider: HetznerProviderOptions | null;
   timeouts: Timeouts;
   /** Most nodes alive at once (`SAM_MAX_NODES`). */
   maxNodes: number;
@@ -58,6 +65,9 @@ export function loadEdgeConfig(env: Env): EdgeConfig {
   if (provider === "hetzner" && !hetznerToken) {
     throw new ConfigError("SAM_PROVIDER: 'hetzner' needs HCLOUD_TOKEN to be set");
   }
+  if (provider === "hetzner" && !envString(env, "SAM_PUBLIC_URL")) {
+    throw new ConfigError("SAM_PUBLIC_URL: the hetzner provider needs the edge's public URL, which its VMs call back");
+  }
   const databaseUrl = envString(env, "SAM_DATABASE_URL") ?? `file:${dataDir.replace(/\/+$/, "")}/sam.db`;
   if (!DATABASE_SCHEMES.some((s) => databaseUrl.startsWith(s))) {
     throw new ConfigError(`SAM_DATABASE_URL: expected a file:, libsql:, http(s): or ws(s): URL, got '${databaseUrl.split(":")[0]}:'`);
@@ -72,6 +82,7 @@ export function loadEdgeConfig(env: Env): EdgeConfig {
   if (adminToken !== null && adminToken.length < 16) {
     throw new ConfigError("SAM_ADMIN_TOKEN: must be at least 16 characters");
   }
+  const timeouts = timeoutsFromEnv(env);
   return {
     host: envString(env, "SAM_HOST", "127.0.0.1"),
     port: envInt(env, "SAM_PORT", 8787, 0, 65535),
@@ -98,7 +109,16 @@ export function loadEdgeConfig(env: Env): EdgeConfig {
       url: envUrl(env, "SAM_INFERENCE_URL", null, ["http:", "https:"]),
       key: envString(env, "SAM_INFERENCE_KEY") ?? null,
     },
-    timeouts: timeoutsFromEnv(env),
+    inferenceProxy: loadInferenceConfig(env),
+    hetznerProvider: provider === "hetzner"
+      ? hetznerOptionsFromEnv(env, {
+        token: hetznerToken!,
+        apiBase: envUrl(env, "SAM_HCLOUD_API_BASE", "https://api.hetzner.cloud/v1", ["http:", "https:"])!,
+        retryBackoffMs: timeouts.retryBackoff,
+        heartbeatMs: timeouts.heartbeat,
+      })
+      : null,
+    timeouts,
     maxNodes: envInt(env, "SAM_MAX_NODES", 10, 1, 10_000),
     agentCommand: envString(env, "SAM_AGENT_BINARY", "agent/dist/sam-agent").split(/\s+/).filter(Boolean),
   };

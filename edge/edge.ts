@@ -12,6 +12,8 @@ import type { EdgeConfig } from "./config.ts";
 import { openDatabase, type Client } from "./db/client.ts";
 import { migrate } from "./db/migrate.ts";
 import { MIGRATIONS } from "./db/migrations.ts";
+import { bootstrapGateway, createInferenceRoutes, INFERENCE_MIGRATIONS } from "./inference/index.ts";
+import { createHetznerProvider } from "./providers/hetzner/provider.ts";
 import { AgentClient, type AgentFetch } from "./nodes/agent-client.ts";
 import { NodeStore } from "./nodes/store.ts";
 import { LocalProvider } from "./providers/local/local.ts";
@@ -45,7 +47,7 @@ export type EdgeOptions = {
 export async function createEdge(config: EdgeConfig, options: EdgeOptions = {}): Promise<Edge> {
   const startedAt = Date.now();
   const db = await openDatabase(config.databaseUrl, config.databaseToken);
-  await migrate(db, MIGRATIONS);
+  await migrate(db, [...MIGRATIONS, ...INFERENCE_MIGRATIONS]);
   const admin = resolveAdminToken(config.adminToken, config.dataDir);
   const authenticate = createAuthenticate(db, admin.token);
   const provider = options.provider ?? createProvider(config);
@@ -61,7 +63,17 @@ export async function createEdge(config: EdgeConfig, options: EdgeOptions = {}):
     publicUrl: () => publicUrl,
     log: options.log,
   });
-  const app = createApp({ config, startedAt, db, authenticate, tasks, nodes, runner, agent, wakeups });
+  const inference = createInferenceRoutes({ config, inference: config.inferenceProxy, authenticate, db, log: options.log });
+  // Never throws: a gateway that cannot be looked up or created degrades to the REST path.
+  inference.setUpstreamMode(await bootstrapGateway(config, {
+    gatewayRateLimitPerMinute: config.inferenceProxy.gatewayRateLimitPerMinute,
+    log: options.log,
+  }));
+  const app = createApp({
+    config, startedAt, db, authenticate, tasks, nodes, runner, agent, wakeups,
+    inferenceMode: inference.upstreamMode,
+  });
+  app.route("/", inference.app);
   let ticking: Promise<void> | null = null;
   return {
     app,
@@ -82,6 +94,7 @@ export async function createEdge(config: EdgeConfig, options: EdgeOptions = {}):
     async close() {
       await ticking;
       await runner.idle();
+      await inference.close();
       await provider.close();
       db.close();
     },
@@ -89,9 +102,6 @@ export async function createEdge(config: EdgeConfig, options: EdgeOptions = {}):
 }
 
 function createProvider(config: EdgeConfig): Provider {
-  if (config.provider === "hetzner") {
-    // The Hetzner provider is its own issue; until it is wired in, say so instead of pretending.
-    throw new Error("SAM_PROVIDER=hetzner: the Hetzner provider is not wired into this build yet");
-  }
+  if (config.hetznerProvider) return createHetznerProvider(config.hetznerProvider);
   return new LocalProvider({ dataDir: config.dataDir, command: config.agentCommand, heartbeatIntervalMs: config.timeouts.heartbeat });
 }

@@ -15,7 +15,10 @@ if (target && !/^bun-linux-(x64|arm64)(-baseline|-modern)?$/.test(target)) {
 const outfile = join(root, "agent", "dist", target ? `sam-agent-${target.replace(/^bun-/, "")}` : "sam-agent");
 mkdirSync(join(root, "agent", "dist"), { recursive: true });
 
-const args = ["build", "--compile", "--minify", "--sourcemap=none", join(root, "agent", "main.ts"), "--outfile", outfile];
+// `--bytecode` ships JavaScriptCore bytecode instead of source: start → first /health drops from ≈ 46 to
+// ≈ 26 ms on the dev VM (issue 3 target ≤ 50 ms) for +1.7 MiB of binary. It needs `--format=esm` for
+// our top-level await.
+const args = ["build", "--compile", "--bytecode", "--format=esm", "--minify", "--sourcemap=none", join(root, "agent", "main.ts"), "--outfile", outfile];
 if (target) args.push(`--target=${target}`);
 const proc = Bun.spawnSync([process.execPath, ...args], { stdout: "inherit", stderr: "inherit" });
 if (proc.exitCode !== 0) process.exit(proc.exitCode ?? 1);

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
-import { mkdtempSync, rmSync } from "node:fs";
+import { closeSync, mkdtempSync, readSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { EventStore } from "./store.ts";
@@ -112,9 +112,15 @@ describe("EventStore", () => {
     const dir = tempDir();
     const store = new EventStore(join(dir, "events.db"), { nodeId: "n1" });
     for (let i = 0; i < 100; i++) store.record({ type: "x", message: `m${i}` });
-    store.snapshot(join(dir, "copy.db"));
+    const snapshot = store.openSnapshot(join(dir, "unused.db"), { inPlace: true });
     store.record({ type: "x", message: "after" });
+    store.flush();
+    const bytes = new Uint8Array(snapshot.size);
+    readSync(snapshot.fd, bytes, 0, snapshot.size, 0);
+    closeSync(snapshot.fd);
+    snapshot.release();
     store.close();
+    writeFileSync(join(dir, "copy.db"), bytes);
     const copy = new Database(join(dir, "copy.db"), { readonly: true });
     expect(copy.query("PRAGMA integrity_check").get()).toEqual({ integrity_check: "ok" });
     expect(copy.query("SELECT count(*) AS n FROM events").get()).toEqual({ n: 100 });

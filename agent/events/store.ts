@@ -6,7 +6,7 @@
 import type { Database } from "bun:sqlite";
 import type { EventInput, EventRecorder } from "../contracts.ts";
 import type { EventLevel, NodeEvent } from "../../shared/wire/events.ts";
-import { openDatabase, pruneInChunks, snapshotInto } from "../storage/sqlite.ts";
+import { openDatabase, pruneInChunks, Snapshots, type Snapshot } from "../storage/sqlite.ts";
 
 /** While the disk refuses writes, at most this many events wait in memory; older ones are dropped. */
 const MAX_QUEUED_ON_FAILURE = 50_000;
@@ -76,10 +76,12 @@ export class EventStore implements EventRecorder {
   private dropped = 0;
   private readonly insert;
   private readonly insertMany;
+  private readonly snapshots: Snapshots;
 
   constructor(path: string, opts: EventStoreOptions) {
     this.path = path;
     this.db = openDatabase(path, MIGRATIONS);
+    this.snapshots = new Snapshots(this.db, path);
     this.nodeId = opts.nodeId;
     this.flushIntervalMs = opts.flushIntervalMs ?? 5;
     this.maxBatch = opts.maxBatch ?? 2_000;
@@ -173,10 +175,10 @@ export class EventStore implements EventRecorder {
     return this.db.query("SELECT 1 FROM events WHERE type = ? AND at >= ? LIMIT 1").get(type, since) !== null;
   }
 
-  /** A consistent copy of the whole database at `dest`, including everything recorded so far. */
-  snapshot(dest: string): void {
+  /** A consistent snapshot of the whole database, including everything recorded so far (see `Snapshots`). */
+  openSnapshot(tempPath: string, opts: { inPlace: boolean }): Snapshot {
     this.flush();
-    snapshotInto(this.db, dest);
+    return this.snapshots.open(tempPath, opts);
   }
 
   /** Events dropped because the disk refused writes for too long. */
@@ -188,6 +190,7 @@ export class EventStore implements EventRecorder {
     if (this.closed) return;
     this.flush();
     this.closed = true;
+    this.snapshots.close();
     this.db.close();
   }
 }

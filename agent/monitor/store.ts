@@ -1,7 +1,7 @@
 /** `metrics.db`: one row per resource-monitor sample, same retention and export as the event log. */
 import type { Database } from "bun:sqlite";
 import type { MetricsSample } from "../../shared/wire/metrics.ts";
-import { openDatabase, pruneInChunks, snapshotInto } from "../storage/sqlite.ts";
+import { openDatabase, pruneInChunks, Snapshots, type Snapshot } from "../storage/sqlite.ts";
 
 const MIGRATIONS = [
   `CREATE TABLE samples (
@@ -28,11 +28,13 @@ export class MetricsStore {
   readonly path: string;
   private readonly db: Database;
   private readonly insert;
+  private readonly snapshots: Snapshots;
   private closed = false;
 
   constructor(path: string) {
     this.path = path;
     this.db = openDatabase(path, MIGRATIONS);
+    this.snapshots = new Snapshots(this.db, path);
     this.insert = this.db.query(
       `INSERT OR REPLACE INTO samples VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
@@ -60,13 +62,14 @@ export class MetricsStore {
     return pruneInChunks(this.db, "samples", "at", cutoff);
   }
 
-  snapshot(dest: string): void {
-    snapshotInto(this.db, dest);
+  openSnapshot(tempPath: string, opts: { inPlace: boolean }): Snapshot {
+    return this.snapshots.open(tempPath, opts);
   }
 
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.snapshots.close();
     this.db.close();
   }
 }

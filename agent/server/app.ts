@@ -13,7 +13,7 @@ import type { TaskExecutor } from "../contracts.ts";
 import type { EventStore } from "../events/store.ts";
 import type { MetricsStore } from "../monitor/store.ts";
 import { errorRenderer, renderNotFound } from "./errors.ts";
-import { exportResponse } from "./export.ts";
+import { exportResponse, type Connection } from "./export.ts";
 import { parseEventsQuery, parseMetricsQuery } from "./query.ts";
 
 export type AgentAppDeps = {
@@ -31,6 +31,14 @@ export type AgentAppDeps = {
   exportDir: string;
   now?: () => number;
 };
+
+/** The request's TCP ports, when Bun.serve runs the app (Hono passes the server as `env`). */
+function connectionOf(req: Request, env: unknown): Connection | null {
+  const server = env as { requestIP?(r: Request): { port: number } | null; port?: number } | undefined;
+  const client = server?.requestIP?.(req);
+  const serverPort = Number(server?.port);
+  return client && serverPort > 0 ? { serverPort, clientPort: client.port } : null;
+}
 
 export function createAgentApp(deps: AgentAppDeps): Hono {
   const now = deps.now ?? Date.now;
@@ -58,8 +66,9 @@ export function createAgentApp(deps: AgentAppDeps): Hono {
   });
 
   for (const kind of ["events", "metrics"] as const) {
-    app.get(`/${kind}/export`, () => exportResponse({
+    app.get(`/${kind}/export`, (c) => exportResponse({
       kind, source: kind === "events" ? deps.events : deps.metrics, dir: deps.exportDir, nodeId: deps.nodeId, now: now(),
+      connection: connectionOf(c.req.raw, c.env),
     }));
   }
 

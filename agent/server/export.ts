@@ -1,15 +1,17 @@
 /**
- * Database downloads (`/events/export`, `/metrics/export`): a consistent snapshot is written to a temp file
- * beside the databases, the file is unlinked at once (our descriptor keeps it readable), and Bun streams it
- * with sendfile through `/proc/self/fd/N`, which keeps `Content-Length` (Bun drops it for JS streams).
- * Our descriptor is closed as soon as Bun holds its own, so nothing is left behind even when a client
- * disconnects mid-download.
+ * Database downloads (`/events/export`, `/metrics/export`). The store hands over a consistent snapshot as
+ * an open descriptor (normally its own main file, frozen while the download runs; see `Snapshots`). A
+ * small snapshot is read into memory and released at once; a large one is streamed by Bun with sendfile
+ * through `/proc/self/fd/N`, which keeps `Content-Length` (Bun drops it for JS streams). We watch for
+ * Bun's own descriptor to the file and release the snapshot when Bun has closed it (sent, or the client
+ * went away), so nothing is held or left behind after the download.
  */
-import { closeSync, fstatSync, openSync, readdirSync, readlinkSync, rmSync, unlinkSync } from "node:fs";
+import { closeSync, readdirSync, readFileSync, readlinkSync, readSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { HttpError } from "../../shared/errors.ts";
+import type { Snapshot } from "../storage/sqlite.ts";
 
-export type Snapshotter = { snapshot(dest: string): void };
+export type Snapshotter = { openSnapshot(tempPath: string, opts: { inPlace: boolean }): Snapshot };
 
 /** `20261124T023138Z`: sortable and safe in a file name. */
 export function utcStamp(ms: number): string {
@@ -17,8 +19,13 @@ export function utcStamp(ms: number): string {
 }
 
 const TEMP_PREFIX = ".export-";
-/** How long we keep our descriptor when we never see Bun open its own (a tiny file sent at once). */
-const HOLD_MS = 60_000;
+/** How long we look for Bun's own descriptor to a streamed snapshot (see `releaseWhenServed`). */
+const SEE_MS = 1_000;
+/**
+ * Snapshots up to this size are copied into memory and released before the response: small files are
+ * what loopback can send in one turn of the event loop, faster than we can watch.
+ */
+const IN_MEMORY_MAX = 4 * 1024 * 1024;
 
 /** Remove temp files an earlier process left (a crash mid-export). */
 export function sweepExportTemps(dir: string): void {
@@ -27,24 +34,78 @@ export function sweepExportTemps(dir: string): void {
   }
 }
 
-function openDescriptorsTo(target: string, except: number): boolean {
+function descriptorsTo(target: string): number[] {
+  const found: number[] = [];
   for (const fd of readdirSync("/proc/self/fd")) {
-    if (Number(fd) === except) continue;
     try {
-      if (readlinkSync(`/proc/self/fd/${fd}`) === target) return true;
+      if (readlinkSync(`/proc/self/fd/${fd}`) === target) found.push(Number(fd));
     } catch {
       // closed while we looked
     }
   }
-  return false;
+  return found;
 }
 
-async function releaseWhenServed(fd: number): Promise<void> {
-  const target = readlinkSync(`/proc/self/fd/${fd}`);
-  const deadline = Date.now() + HOLD_MS;
-  while (Date.now() < deadline && !openDescriptorsTo(target, fd)) await Bun.sleep(20);
-  closeSync(fd);
+/** The TCP connection a download goes out on (both ports), to watch the kernel's queues drain. */
+export type Connection = { serverPort: number; clientPort: number };
+
+/**
+ * Bytes the kernel still holds for the connection: our send queue and, when the client is on this
+ * machine, its receive queue. sendfile queues references to page-cache pages rather than copies (on
+ * loopback they travel on into the client's receive queue), so the file must not change until these
+ * are empty, even after Bun has closed its descriptor.
+ */
+function queuedBytes(c: Connection): number {
+  let total = 0;
+  for (const table of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    let text: string;
+    try {
+      text = readFileSync(table, "utf8");
+    } catch {
+      continue;
+    }
+    for (const line of text.split("\n").slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length < 5) continue;
+      const local = parseInt(f[1]!.slice(f[1]!.lastIndexOf(":") + 1), 16);
+      const remote = parseInt(f[2]!.slice(f[2]!.lastIndexOf(":") + 1), 16);
+      if ((local === c.serverPort && remote === c.clientPort) || (local === c.clientPort && remote === c.serverPort)) {
+        const [tx, rx] = f[4]!.split(":").map((h) => parseInt(h, 16));
+        total += (tx ?? 0) + (rx ?? 0);
+      }
+    }
+  }
+  return total;
 }
+
+/**
+ * Close our descriptor once Bun has its own to the same file, and release the snapshot once Bun's is
+ * closed again and the connection's kernel queues are empty (see `queuedBytes`). `before` are the
+ * descriptors to that file that existed before the response (ours, SQLite's). Bun opens the file while
+ * it renders the response, before the next turn of the event loop; if no new descriptor is seen within
+ * `SEE_MS`, Bun has already handed the whole file to the kernel and closed it.
+ */
+async function releaseWhenServed(fd: number, target: string, before: Set<number>, connection: Connection, snapshot: Snapshot): Promise<void> {
+  const newDescriptors = () => descriptorsTo(target).filter((d) => !before.has(d));
+  let bun: number[] = [];
+  try {
+    await new Promise((resolve) => setImmediate(resolve));
+    const deadline = Date.now() + SEE_MS;
+    while ((bun = newDescriptors()).length === 0 && Date.now() < deadline) await Bun.sleep(5);
+    closeSync(fd);
+    while (bun.some((d) => descriptorsTo(target).includes(d))) await Bun.sleep(20);
+    while (queuedBytes(connection) > 0) await Bun.sleep(20);
+  } finally {
+    snapshot.release();
+  }
+}
+
+const headers = (opts: { kind: string; nodeId: string; now: number }, size: number) => ({
+  "Content-Type": "application/vnd.sqlite3",
+  "Content-Disposition": `attachment; filename="${opts.kind}-${opts.nodeId}-${utcStamp(opts.now)}.db"`,
+  "Content-Length": String(size),
+  "Cache-Control": "no-store",
+});
 
 export function exportResponse(opts: {
   kind: "events" | "metrics";
@@ -52,25 +113,35 @@ export function exportResponse(opts: {
   dir: string;
   nodeId: string;
   now: number;
+  /** Without it (a server that cannot say), the snapshot is always a copy. */
+  connection: Connection | null;
 }): Response {
-  const tmp = join(opts.dir, `${TEMP_PREFIX}${opts.kind}-${crypto.randomUUID()}.db`);
-  let fd: number;
+  let snapshot: Snapshot;
   try {
-    opts.source.snapshot(tmp);
-    fd = openSync(tmp, "r");
+    const tempPath = join(opts.dir, `${TEMP_PREFIX}${opts.kind}-${crypto.randomUUID()}.db`);
+    snapshot = opts.source.openSnapshot(tempPath, { inPlace: opts.connection !== null });
   } catch (err) {
     throw new HttpError(503, `cannot snapshot ${opts.kind}.db: ${(err as Error).message}`, { code: "snapshot_failed" });
-  } finally {
-    rmSync(tmp, { force: true });
   }
-  const size = fstatSync(fd).size;
-  void releaseWhenServed(fd);
-  return new Response(Bun.file(`/proc/self/fd/${fd}`), {
-    headers: {
-      "Content-Type": "application/vnd.sqlite3",
-      "Content-Disposition": `attachment; filename="${opts.kind}-${opts.nodeId}-${utcStamp(opts.now)}.db"`,
-      "Content-Length": String(size),
-      "Cache-Control": "no-store",
-    },
-  });
+  const { fd, size } = snapshot;
+  if (size <= IN_MEMORY_MAX) {
+    const bytes = new Uint8Array(size);
+    try {
+      for (let at = 0; at < size;) {
+        const n = readSync(fd, bytes, at, size - at, at);
+        if (n === 0) throw new Error("the snapshot ended early");
+        at += n;
+      }
+    } catch (err) {
+      throw new HttpError(503, `cannot read the ${opts.kind}.db snapshot: ${(err as Error).message}`, { code: "snapshot_failed" });
+    } finally {
+      closeSync(fd);
+      snapshot.release();
+    }
+    return new Response(bytes, { headers: headers(opts, size) });
+  }
+  const target = readlinkSync(`/proc/self/fd/${fd}`);
+  const before = new Set(descriptorsTo(target));
+  void releaseWhenServed(fd, target, before, opts.connection ?? { serverPort: -1, clientPort: -1 }, snapshot);
+  return new Response(Bun.file(`/proc/self/fd/${fd}`), { headers: headers(opts, size) });
 }

@@ -181,6 +181,7 @@ describe("configured from the edge's environment", () => {
     SAM_AGENT_DOWNLOAD_URL: "https://downloads.example.com/sam-agent-linux-x64",
     SAM_AGENT_SHA256: "b".repeat(64),
     SAM_HCLOUD_REQUEST_TIMEOUT: "2s",
+    SAM_PUBLIC_URL: "https://sam.example.com",
   };
 
   test("SAM_PROVIDER=hetzner with a token creates real-shaped servers", async () => {
