@@ -5,7 +5,9 @@
  */
 import { Database } from "bun:sqlite";
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { existsSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { ADMIN_TOKEN } from "./test-support/mount.ts";
 import { serveEdge, type ServedEdge } from "./test-support/served-edge.ts";
 
@@ -38,14 +40,22 @@ test("a node run by the real agent has its page: provider spans, charts and even
 }, 10_000);
 
 test("both downloads deliver the real agent's SQLite databases, intact", async () => {
-  for (const kind of ["events", "metrics"]) {
-    const res = await page(`/admin/nodes/${nodeId}/${kind}.db`);
-    expect(res.status).toBe(200);
-    expect(res.headers.get("Content-Type")).toBe("application/vnd.sqlite3");
-    expect(res.headers.get("Content-Disposition")).toContain("attachment");
-    const db = Database.deserialize(new Uint8Array(await res.arrayBuffer()));
-    expect(db.query("PRAGMA integrity_check").get()).toEqual({ integrity_check: "ok" });
-    expect((db.query("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table'").get() as { n: number }).n).toBeGreaterThan(0);
-    db.close();
+  // Opened from a file, as an operator would: the agent's snapshot may be in WAL mode, which needs a file.
+  const dir = mkdtempSync(join(tmpdir(), "sam-admin-download-"));
+  try {
+    for (const kind of ["events", "metrics"]) {
+      const res = await page(`/admin/nodes/${nodeId}/${kind}.db`);
+      expect(res.status).toBe(200);
+      expect(res.headers.get("Content-Type")).toBe("application/vnd.sqlite3");
+      expect(res.headers.get("Content-Disposition")).toContain("attachment");
+      const path = join(dir, `${kind}.db`);
+      writeFileSync(path, new Uint8Array(await res.arrayBuffer()));
+      const db = new Database(path);
+      expect(db.query("PRAGMA integrity_check").get()).toEqual({ integrity_check: "ok" });
+      expect((db.query("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table'").get() as { n: number }).n).toBeGreaterThan(0);
+      db.close();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 }, 10_000);
