@@ -1,6 +1,6 @@
 /**
  * A real edge (`createEdge`, real libSQL file database, real runner and API) served on an ephemeral loopback
- * port with the admin pages mounted at `/admin` the way the edge mounts them, over stub agents (a provider of
+ * port — the admin pages at `/admin` as the composition root mounts them — over stub agents (a provider of
  * this machine's own processes). Seeding goes through the edge's public API and the agents' callbacks only.
  */
 import { mkdtempSync, rmSync } from "node:fs";
@@ -8,8 +8,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadEdgeConfig } from "../../config.ts";
 import { createEdge, type Edge } from "../../edge.ts";
-import { inProcessApi } from "../api-client.ts";
-import { createAdminRoutes } from "../routes.tsx";
 import type { StubAgent } from "./stub-agent.ts";
 import { StubProvider } from "./stub-provider.ts";
 
@@ -42,8 +40,6 @@ export async function serveEdge(adminToken: string, opts: { realAgents?: boolean
   const dir = mkdtempSync(join(tmpdir(), "sam-admin-edge-"));
   const provider = new StubProvider();
   const edge = await createEdge(loadEdgeConfig({ SAM_DATA_DIR: dir, SAM_ADMIN_TOKEN: adminToken }), { provider: opts.realAgents ? undefined : provider, log: () => {} });
-  // Exactly the wiring the composition root needs (README § Admin pages): the pages on the edge's own app.
-  edge.app.route("/admin", createAdminRoutes({ api: inProcessApi(edge.app, edge.admin.token), adminToken: edge.admin.token }));
   const server = Bun.serve({ hostname: "127.0.0.1", port: 0, idleTimeout: 0, fetch: edge.app.fetch });
   const url = `http://127.0.0.1:${server.port}`;
   edge.setPublicUrl(url);
