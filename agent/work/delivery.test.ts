@@ -39,6 +39,8 @@ describe("task log delivery", () => {
     outbox.finish("ta", result);
     delivery.kick("ta");
     await until("the result", () => edge.results.get("ta"));
+    // The edge records the result before it answers; the agent forgets the run once it has the answer.
+    await until("the agent saw the result acknowledged", () => delivered.length > 0);
     expect(edge.linesOf("ta")).toEqual(Array.from({ length: 2500 }, (_, i) => `line ${i}`));
     // Batches never exceed the protocol's 1,000 lines (the fake parses each with TaskLogBatch).
     expect(edge.received.filter((r) => r.taskId === "ta").length).toBe(2500);
@@ -92,6 +94,7 @@ describe("task log delivery", () => {
     expect(second.outbox.appendLine("tc", "system", "after restart").seq).toBe(5);
     second.delivery.kick("tc");
     await until("the result", () => edge.results.get("tc"));
+    await until("the agent saw the result acknowledged", () => second.delivered.length > 0);
     expect(edge.linesOf("tc")).toEqual(["l0", "l1", "l2", "l3", "l4", "after restart"]);
     expect(edge.results.get("tc")?.summary).toBe("from the first life");
     expect(second.delivered).toEqual(["tc"]);
