@@ -16,7 +16,6 @@ import { EVENT_TYPES } from "../../shared/wire/events.ts";
 import { TaskDispatch, type TaskLogEvent, type TaskResult, type TaskStep } from "../../shared/wire/task.ts";
 import type { ControlPlane, EventRecorder, TaskExecutor, TaskRunState } from "../contracts.ts";
 import { createToolBox } from "./builtin/tools.ts";
-import { runBuiltinAgent } from "./builtin/loop.ts";
 import { scrubbedEnv, taskEnv } from "./child-env.ts";
 import type { WorkConfig } from "./config.ts";
 import { Delivery } from "./delivery.ts";
@@ -221,6 +220,9 @@ export function createTaskExecutor(deps: TaskExecutorDeps): TaskExecutor {
       const tools = await createToolBox(paths.dir, (command, o) =>
         execInWorkspace(ws, command, { env, forward, signal: o.signal, timeoutMs: o.timeoutMs, killGraceMs: config.killGraceMs, onSpawn, onLine: (s, l) => { o.onLine(s, l); log(taskId, s, l); } }),
         config.commandTimeoutMs);
+      // Loaded on first use: the `openai` client is the largest module in the binary, and most nodes run
+      // command tasks or sit idle (issue 3: idle RSS).
+      const { runBuiltinAgent } = await import("./builtin/loop.ts");
       const res = await step("agent", () =>
         runBuiltinAgent({
           baseUrl: dispatch.inference.baseUrl, apiKey: dispatch.inference.token, model, prompt: dispatch.prompt,
