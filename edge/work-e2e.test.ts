@@ -4,38 +4,25 @@
  * follow its events, read the result. Built-in tasks use the Cloudflare fake as the inference upstream.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TaskEventView, TaskView } from "../shared/wire/api.ts";
 import { gitOutput } from "../agent/work/git.ts";
 import { chatCompletion, startCloudflareFake, type CloudflareFake } from "./inference/fake/cloudflare.ts";
 import { startTestEdge, until, type TestEdge } from "./testing/harness.ts";
+import { AGENT_BINARY, ensureAgentBinary } from "../agent/testing/binary.ts";
 
-const root = join(import.meta.dir, "..");
-const BINARY = join(root, "agent", "dist", "sam-agent");
+const BINARY = AGENT_BINARY;
 let base: string;
 let repo: string;
 let cf: CloudflareFake;
 let edge: TestEdge;
 let bare: TestEdge;
 
-function newestSource(dir: string): number {
-  let newest = 0;
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    if (e.name === "dist" || e.name === "node_modules") continue;
-    const p = join(dir, e.name);
-    newest = Math.max(newest, e.isDirectory() ? newestSource(p) : statSync(p).mtimeMs);
-  }
-  return newest;
-}
 
 beforeAll(async () => {
-  const stale = !existsSync(BINARY) || statSync(BINARY).mtimeMs < Math.max(newestSource(join(root, "agent")), newestSource(join(root, "shared")));
-  if (stale) {
-    const build = Bun.spawnSync([process.execPath, join(root, "scripts", "build-agent.ts")], { stdout: "ignore", stderr: "inherit" });
-    if (build.exitCode !== 0) throw new Error("building the agent binary failed");
-  }
+  ensureAgentBinary();
   base = mkdtempSync(join(tmpdir(), "sam-work-e2e-"));
   repo = join(base, "repo");
   mkdirSync(repo);

@@ -4,36 +4,23 @@
  * which the next start reports the task failed.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gitOutput } from "./git.ts";
 import { RESTART_REASON } from "./executor.ts";
 import { startFakeEdge, until, type FakeEdge } from "./fake-edge.ts";
+import { AGENT_BINARY, ensureAgentBinary } from "../testing/binary.ts";
 
-const root = join(import.meta.dir, "..", "..");
-const BINARY = join(root, "agent", "dist", "sam-agent");
+const BINARY = AGENT_BINARY;
 const AGENT_TOKEN = "samagent_work_binary_test_0123456789";
 let base: string;
 let edge: FakeEdge;
 const procs: ReturnType<typeof Bun.spawn>[] = [];
 
-function newestSource(dir: string): number {
-  let newest = 0;
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    if (e.name === "dist" || e.name === "node_modules") continue;
-    const p = join(dir, e.name);
-    newest = Math.max(newest, e.isDirectory() ? newestSource(p) : statSync(p).mtimeMs);
-  }
-  return newest;
-}
 
 beforeAll(() => {
-  const stale = !existsSync(BINARY) || statSync(BINARY).mtimeMs < Math.max(newestSource(join(root, "agent")), newestSource(join(root, "shared")));
-  if (stale) {
-    const build = Bun.spawnSync([process.execPath, join(root, "scripts", "build-agent.ts")], { stdout: "ignore", stderr: "inherit" });
-    if (build.exitCode !== 0) throw new Error("building the agent binary failed");
-  }
+  ensureAgentBinary();
   base = mkdtempSync(join(tmpdir(), "sam-work-bin-"));
   edge = startFakeEdge("samnode_work_binary_test_0123456789");
 });
