@@ -54,12 +54,15 @@ describe("EventStore", () => {
 
   test("the timer commits a burst in bounded transactions, one per turn of the event loop, losing nothing", async () => {
     const commits: number[] = [];
-    const store = new EventStore(join(tempDir(), "events.db"), { nodeId: "n1", maxBatch: 10_000, turnBatch: 100, flushIntervalMs: 1, onCommit: (_, n) => commits.push(n) });
-    for (let i = 0; i < 250; i++) store.record({ type: "x", message: `m${i}` });
-    // Something else that wants the event loop during the drain gets it between two transactions.
+    // Something else that wants the event loop once the drain has begun (queued right after the first
+    // transaction, like a request arriving mid-burst) gets it before the drain finishes.
     let between = -1;
-    const cb = () => { between = commits.length; };
-    setTimeout(() => setImmediate(cb), 1);
+    const onCommit = (_: unknown, n: number) => {
+      commits.push(n);
+      if (commits.length === 1) setImmediate(() => { between = commits.length; });
+    };
+    const store = new EventStore(join(tempDir(), "events.db"), { nodeId: "n1", maxBatch: 10_000, turnBatch: 100, flushIntervalMs: 1, onCommit });
+    for (let i = 0; i < 250; i++) store.record({ type: "x", message: `m${i}` });
     const deadline = Date.now() + 3_000;
     while (commits.reduce((a, b) => a + b, 0) < 250 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 2));
     expect(commits).toEqual([100, 100, 50]);
