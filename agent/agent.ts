@@ -12,12 +12,13 @@ import { EVENT_TYPES } from "../shared/wire/events.ts";
 import { SAM_VERSION } from "../shared/version.ts";
 import { kernelUptimeMs, readBootTimeline } from "./boot/index.ts";
 import type { AgentConfig } from "./config/index.ts";
-import type { TaskExecutor } from "./contracts.ts";
+import type { ControlPlane, EventRecorder, TaskExecutor } from "./contracts.ts";
 import { ControlPlaneClient, sendReady, startHeartbeats } from "./control-plane/client.ts";
 import { EventStore } from "./events/store.ts";
 import { ResourceMonitor } from "./monitor/monitor.ts";
 import { MetricsStore } from "./monitor/store.ts";
 import { createAgentApp } from "./server/app.ts";
+import { workCapabilities } from "./work/index.ts";
 import { sweepExportTemps } from "./server/export.ts";
 
 /** A start failure an operator can act on (a read-only or full data dir); `main.ts` exits 1 with it. */
@@ -73,26 +74,30 @@ function listenUrl(config: AgentConfig, port: number): string {
 }
 
 function capabilities(config: AgentConfig): AgentCapabilities {
-  const devcontainer = config.workspaceMode === "devcontainer" ||
-    (config.workspaceMode === "auto" && Bun.which("docker") !== null && Bun.which("devcontainer") !== null);
-  return {
-    workspaceModes: config.workspaceMode === "devcontainer" ? ["devcontainer"] : devcontainer ? ["host", "devcontainer"] : ["host"],
-    agents: ["builtin", "command"],
-    maxConcurrentTasks: config.maxConcurrentTasks,
-    arch: process.arch,
-    os: process.platform,
-  };
+  // The work side decides which mode tasks get (listed first), so it also says what the node offers.
+  return { ...workCapabilities(config, process.env), arch: process.arch, os: process.platform };
 }
+
+/** Builds the executor from parts the agent creates itself (the event store, the control-plane client). */
+export type ExecutorFactory = (parts: { events: EventRecorder; controlPlane: ControlPlane }) => TaskExecutor;
 
 export type RunningAgent = { url: string; port: number; events: EventStore; stop(): Promise<void> };
 
-export async function startAgent(config: AgentConfig, opts: { executor?: TaskExecutor | null } = {}): Promise<RunningAgent> {
+export async function startAgent(config: AgentConfig, opts: { executor?: TaskExecutor | ExecutorFactory | null } = {}): Promise<RunningAgent> {
   const startedAt = Date.now();
   const uptimeAtStart = kernelUptimeMs();
   checkDataDir(config.dataDir);
   sweepExportTemps(config.dataDir);
   const { events, metrics } = openStores(config);
-  const executor = opts.executor ?? null;
+  const controlPlane = new ControlPlaneClient(config.controlPlaneUrl, config.nodeToken);
+  let executor: TaskExecutor | null;
+  try {
+    executor = typeof opts.executor === "function" ? opts.executor({ events, controlPlane }) : opts.executor ?? null;
+  } catch (err) {
+    events.close();
+    metrics.close();
+    throw new StartError(`cannot start the task executor in '${config.dataDir}': ${(err as Error).message}`);
+  }
   events.record({ type: EVENT_TYPES.agentStart, message: `sam-agent ${SAM_VERSION} starting`, detail: { version: SAM_VERSION, pid: process.pid } });
 
   let boot: BootTimeline | null = null;
@@ -129,7 +134,6 @@ export async function startAgent(config: AgentConfig, opts: { executor?: TaskExe
   void prune();
   const retentionTimer = setInterval(prune, Math.max(60_000, Math.min(3_600_000, config.retentionMs / 24)));
 
-  const controlPlane = new ControlPlaneClient(config.controlPlaneUrl, config.nodeToken);
   const lifecycle = new AbortController();
   let heartbeats: { stop(): void } | null = null;
 

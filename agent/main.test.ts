@@ -4,28 +4,19 @@
  * and the start failures (bad configuration, read-only or full data dir).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as v from "valibot";
 import { AgentHeartbeat, AgentReady } from "../shared/wire/agent.ts";
 import { SAM_VERSION } from "../shared/version.ts";
+import { AGENT_BINARY, ensureAgentBinary } from "./testing/binary.ts";
 
-const root = join(import.meta.dir, "..");
-const BINARY = join(root, "agent", "dist", "sam-agent");
+const BINARY = AGENT_BINARY;
 const JOURNAL = join(import.meta.dir, "boot", "testdata", "journal.json");
 const NODE_TOKEN = "samnode_binary_test_0123456789";
 const AGENT_TOKEN = "samagent_binary_test_0123456789";
 
-function newestSource(dir: string): number {
-  let newest = 0;
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    if (entry.name === "dist" || entry.name === "node_modules") continue;
-    const p = join(dir, entry.name);
-    newest = Math.max(newest, entry.isDirectory() ? newestSource(p) : statSync(p).mtimeMs);
-  }
-  return newest;
-}
 
 const dirs: string[] = [];
 const tempDir = (prefix: string) => {
@@ -36,11 +27,7 @@ const tempDir = (prefix: string) => {
 
 beforeAll(() => {
   // `npm test` builds through setup.mjs; a focused run rebuilds only when sources are newer than the binary.
-  const stale = !existsSync(BINARY) || statSync(BINARY).mtimeMs < Math.max(newestSource(join(root, "agent")), newestSource(join(root, "shared")));
-  if (stale) {
-    const build = Bun.spawnSync([process.execPath, join(root, "scripts", "build-agent.ts")], { stdout: "ignore", stderr: "inherit" });
-    if (build.exitCode !== 0) throw new Error("building the agent binary failed");
-  }
+  ensureAgentBinary();
 });
 afterAll(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });

@@ -6,6 +6,7 @@ import { ConfigError } from "../shared/env.ts";
 import { SAM_VERSION } from "../shared/version.ts";
 import { startAgent, StartError } from "./agent.ts";
 import { helpText, loadAgentConfig, parseArgs } from "./config/index.ts";
+import { createTaskExecutor, workConfigFromEnv, type WorkConfig } from "./work/index.ts";
 
 function fail(code: number, message: string): never {
   console.error(message);
@@ -13,6 +14,7 @@ function fail(code: number, message: string): never {
 }
 
 let config;
+let work: WorkConfig;
 try {
   const invocation = parseArgs(process.argv.slice(2), process.env);
   if (invocation.action === "version") {
@@ -24,6 +26,7 @@ try {
     process.exit(0);
   }
   config = loadAgentConfig(invocation.env);
+  work = workConfigFromEnv(invocation.env, config.dataDir);
 } catch (err) {
   if (err instanceof ConfigError) fail(2, `sam-agent: configuration error: ${err.message}`);
   throw err;
@@ -31,7 +34,8 @@ try {
 
 let agent;
 try {
-  agent = await startAgent(config);
+  // Tasks get the agent's environment minus its secrets (agent/work/child-env.ts).
+  agent = await startAgent(config, { executor: (parts) => createTaskExecutor({ config: work, ...parts, env: process.env }) });
 } catch (err) {
   if (err instanceof StartError) fail(1, `sam-agent: cannot start: ${err.message}`);
   fail(1, `sam-agent: cannot start: ${(err as Error).message}`);

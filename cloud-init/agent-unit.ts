@@ -41,6 +41,8 @@ export function agentEnvFile(config: CloudInitConfig): string {
     SAM_TLS_KEY: VM.tlsKey,
     SAM_HEARTBEAT_INTERVAL: `${config.heartbeatSeconds}s`,
     SAM_BOOT_SOURCE: "journald",
+    // The image the boot pre-pulls is the one workspaces use when a repo has no devcontainer.json.
+    SAM_DEVCONTAINER_IMAGE: config.baseImage,
   };
   return Object.entries(entries).map(([k, v]) => `${k}=${v}\n`).join("");
 }

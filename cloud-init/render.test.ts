@@ -69,6 +69,8 @@ describe("the agent unit and its secrets", () => {
     expect(env.permissions).toBe("0644");
     expect(env.content).toContain(`SAM_TOKEN_FILE=${VM.tokenFile}\n`);
     expect(env.content).toContain(`SAM_CONTROL_PLANE_URL=${SAMPLE_INPUT.controlPlaneUrl}\n`);
+    // Workspaces without a devcontainer.json use the very image the boot pre-pulled.
+    expect(env.content).toContain(`SAM_DEVCONTAINER_IMAGE=${SAMPLE_INPUT.baseImage}\n`);
   });
 });
 

@@ -4,6 +4,8 @@
  * edge through here.
  */
 import type { Hono } from "hono";
+import { inProcessApi } from "./admin/api-client.ts";
+import { createAdminRoutes } from "./admin/routes.tsx";
 import { createApp } from "./app.ts";
 import { resolveAdminToken, type AdminToken } from "./auth/admin-token.ts";
 import { createAuthenticate } from "./auth/authenticate.ts";
@@ -77,6 +79,7 @@ export async function createEdge(config: EdgeConfig, options: EdgeOptions = {}):
     inferenceMode: inference.upstreamMode,
   });
   app.route("/", inference.app);
+  app.route("/admin", createAdminRoutes({ api: inProcessApi(app, admin.token), adminToken: admin.token }));
   let ticking: Promise<void> | null = null;
   return {
     app,

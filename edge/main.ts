@@ -48,6 +48,7 @@ const server = Deno.serve({
     const url = `http://${hostname}:${port}`;
     edge.setPublicUrl(url);
     console.log(`SAM edge listening on ${url}`);
+    console.log(`admin pages: ${url}/admin`);
     if (edge.admin.source === "env") console.log("admin token: from SAM_ADMIN_TOKEN");
     else console.log(`admin token: ${edge.admin.token}  (kept in ${edge.admin.path})`);
   },

@@ -48,7 +48,8 @@ const denoTests = findFiles(join(root, "edge"), /\.deno-test\.ts$/);
 const denoCheck = await step("type check (deno check: the Deno entry and its tests)", bin("deno"), ["check", "edge/main.ts", ...denoTests]);
 if (denoCheck.code !== 0) failures.push("deno check");
 
-const bun = await step("bun test", bin("bun"), ["test", ...extra], { SAM_TEST: "1" });
+// --isolate: each file gets a fresh global, so a handle one file leaks (an open stream, a timer) cannot stall another.
+const bun = await step("bun test", bin("bun"), ["test", "--isolate", ...extra], { SAM_TEST: "1" });
 {
   const out = strip(bun.output);
   const p = [...out.matchAll(/^\s*(\d+) pass$/gm)].pop();

@@ -53,6 +53,14 @@ export const SETTINGS: { name: string; default: string; meaning: string }[] = [
   { name: "SAM_BOOT_SYSLOG_PATH", default: DEFAULT_SYSLOG_PATH, meaning: "syslog file read when journald has no markers" },
   { name: "SAM_WORKSPACE_MODE", default: "auto", meaning: "host, devcontainer, or auto" },
   { name: "SAM_MAX_CONCURRENT_TASKS", default: "2", meaning: "tasks at once on this node" },
+  // Read by agent/work (docs/work.md); listed here so --help shows them and the flags exist.
+  { name: "SAM_KEEP_FAILED_WORKSPACES", default: "off", meaning: "keep a failed task's workspace for inspection" },
+  { name: "SAM_DEVCONTAINER_IMAGE", default: "mcr.microsoft.com/devcontainers/base:ubuntu", meaning: "image when a repo has no devcontainer.json" },
+  { name: "SAM_AGENT_MODEL", default: "@cf/qwen/qwen2.5-coder-32b-instruct", meaning: "the coding agent's model when a task names none" },
+  { name: "SAM_AGENT_MAX_STEPS", default: "30", meaning: "built-in agent: model rounds before it gives up" },
+  { name: "SAM_AGENT_COMMAND_TIMEOUT", default: "120s", meaning: "built-in agent: limit of one run_command" },
+  { name: "SAM_PATCH_MAX_BYTES", default: "1000000", meaning: "cap of the patch in a task's result" },
+  { name: "SAM_KILL_GRACE", default: "3s", meaning: "SIGTERM to SIGKILL grace when a task is cancelled or times out" },
 ];
 
 const flagName = (env: string) => `--${env.replace(/^SAM_/, "").toLowerCase().replace(/_/g, "-")}`;

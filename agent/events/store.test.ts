@@ -52,6 +52,26 @@ describe("EventStore", () => {
     expect(commits).toEqual([100, 100, 50]);
   });
 
+  test("the timer commits a burst in bounded transactions, one per turn of the event loop, losing nothing", async () => {
+    const commits: number[] = [];
+    // Something else that wants the event loop once the drain has begun (queued right after the first
+    // transaction, like a request arriving mid-burst) gets it before the drain finishes.
+    let between = -1;
+    const onCommit = (_: unknown, n: number) => {
+      commits.push(n);
+      if (commits.length === 1) setImmediate(() => { between = commits.length; });
+    };
+    const store = new EventStore(join(tempDir(), "events.db"), { nodeId: "n1", maxBatch: 10_000, turnBatch: 100, flushIntervalMs: 1, onCommit });
+    for (let i = 0; i < 250; i++) store.record({ type: "x", message: `m${i}` });
+    const deadline = Date.now() + 3_000;
+    while (commits.reduce((a, b) => a + b, 0) < 250 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 2));
+    expect(commits).toEqual([100, 100, 50]);
+    expect(between).toBeGreaterThan(0);
+    expect(between).toBeLessThan(3);
+    expect(store.query({ limit: 1000 }).data.map((e) => e.message)).toEqual(Array.from({ length: 250 }, (_, i) => `m${i}`));
+    store.close();
+  });
+
   test("survives a reopen, with the schema versioned", () => {
     const dir = tempDir();
     const path = join(dir, "events.db");

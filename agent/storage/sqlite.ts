@@ -9,6 +9,7 @@ import { closeSync, fstatSync, openSync, rmSync, statSync } from "node:fs";
 export type Migration = string;
 
 const BUSY_TIMEOUT_MS = 5_000;
+const WAL_AUTOCHECKPOINT_PAGES = 200;
 
 export function openDatabase(path: string, migrations: readonly Migration[]): Database {
   const db = new Database(path, { create: true, readwrite: true, strict: true });
@@ -16,6 +17,10 @@ export function openDatabase(path: string, migrations: readonly Migration[]): Da
     db.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
     db.exec("PRAGMA journal_mode = WAL");
     db.exec("PRAGMA synchronous = NORMAL");
+    // The commit that crosses this many WAL pages copies them into the main file on the event loop: at the
+    // default 1,000 pages that was a 6–10 ms stall during an ingest burst; 200 pages (800 KiB) keeps each
+    // under ≈ 2–4 ms for about the same total work (issue 3: /health p99 during ingest).
+    db.exec(`PRAGMA wal_autocheckpoint = ${WAL_AUTOCHECKPOINT_PAGES}`);
     const { user_version: current } = db.query("PRAGMA user_version").get() as { user_version: number };
     if (current > migrations.length) {
       throw new Error(`${path} has schema version ${current}, newer than this agent knows (${migrations.length})`);

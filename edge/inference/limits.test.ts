@@ -63,6 +63,33 @@ describe("bad input gets OpenAI-style errors the openai client raises as typed e
     expect(fake.requests.length).toBe(0);
   });
 
+  test("a huge body sent chunked (no Content-Length) is refused with 413 too; a small chunked one is served", async () => {
+    const chunked = (text: string) => {
+      const bytes = new TextEncoder().encode(text);
+      const body = new ReadableStream<Uint8Array>({
+        start(c) {
+          for (let i = 0; i < bytes.length; i += 4096) c.enqueue(bytes.subarray(i, i + 4096));
+          c.close();
+        },
+      });
+      return fetch(`${s.baseURL}/chat/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${TOKENS.alice}` },
+        body,
+        duplex: "half",
+      } as RequestInit);
+    };
+    const huge = await chunked(JSON.stringify({ model: MODEL, messages: [{ role: "user", content: "x".repeat(50_000) }] }));
+    expect(huge.status).toBe(413);
+    expect((await huge.json()).error.message).toContain("SAM_INFERENCE_MAX_BODY_BYTES");
+    expect(fake.requests.length).toBe(0);
+    const small = await chunked(JSON.stringify({ model: MODEL, messages: [{ role: "user", content: "y".repeat(10_000) }] }));
+    expect(small.status).toBe(200);
+    expect((await small.json()).choices[0].message.content).toBe("Hello from rest");
+    expect(fake.requests.length).toBe(1);
+    expect(fake.requests[0]!.body).toMatchObject({ messages: [{ role: "user", content: "y".repeat(10_000) }] });
+  });
+
   test("no key, an unknown key, and the admin or a node token", async () => {
     const noKey = await post(JSON.stringify({ model: MODEL, messages: [] }), null);
     expect(noKey.status).toBe(401);

@@ -70,11 +70,27 @@ async function inferenceCaller(c: Context, authenticate: Authenticate): Promise<
   throw new HttpError(403, `${what} cannot call /v1: create an API key with POST /api/keys and use it instead`, { code: "not_an_api_key" });
 }
 
-/** The request body as text, refusing more than `max` bytes without reading past the limit. */
+/** Stateless (no `stream` option), so one decoder serves every request: constructing one costs more than decoding a small body. */
+const utf8 = new TextDecoder();
+
+/**
+ * The request body as text, refusing more than `max` bytes without reading past the limit. With a declared
+ * Content-Length (within the limit) the HTTP layer delivers at most that many bytes, so the body is read in
+ * one native call; only a body of unknown length (chunked) is read piece by piece through a stream reader,
+ * which costs a JS ReadableStream per request.
+ */
 async function readBody(req: Request, max: number): Promise<string> {
   const tooBig = () => new HttpError(413, `request body exceeds ${max} bytes (SAM_INFERENCE_MAX_BODY_BYTES)`, { code: "request_too_large" });
-  const declared = Number(req.headers.get("content-length") ?? "0");
+  const length = req.headers.get("content-length");
+  const declared = Number(length ?? "0");
   if (declared > max) throw tooBig();
+  // Not `req.body` first: under Bun merely touching it builds the ReadableStream this path avoids.
+  if (length !== null && Number.isSafeInteger(declared)) {
+    const bytes = await req.arrayBuffer();
+    // A Request built in-process is not held to its header; refuse it all the same.
+    if (bytes.byteLength > max) throw tooBig();
+    return utf8.decode(bytes);
+  }
   if (!req.body) return "";
   const reader = req.body.getReader();
   const parts: Uint8Array[] = [];
@@ -89,14 +105,14 @@ async function readBody(req: Request, max: number): Promise<string> {
     }
     parts.push(value);
   }
-  if (parts.length === 1) return new TextDecoder().decode(parts[0]);
+  if (parts.length === 1) return utf8.decode(parts[0]);
   const all = new Uint8Array(size);
   let at = 0;
   for (const p of parts) {
     all.set(p, at);
     at += p.byteLength;
   }
-  return new TextDecoder().decode(all);
+  return utf8.decode(all);
 }
 
 /** A short, human message out of an upstream error body (OpenAI's shape or Cloudflare's envelope). */
@@ -147,20 +163,25 @@ export function createInferenceRoutes(deps: InferenceDeps): Inference {
   const allowedModels = (): readonly string[] | null =>
     inference.models ?? (mode === "openai-compatible" ? null : WORKERS_AI_MODELS.map((m) => m.id));
 
-  /** One upstream call with a deadline for its first byte; the client's disconnect aborts it too. */
+  /**
+   * One upstream call with a deadline for its first byte; the client's disconnect aborts it too, also later
+   * while its body is read. One controller fed by both rather than `AbortSignal.any`, which costs several
+   * microseconds per request (measured: 5 µs under Deno, 2 µs under Bun).
+   */
   async function send(u: Upstream, body: string, clientSignal: AbortSignal): Promise<Response> {
-    const deadline = new AbortController();
-    const timer = setTimeout(() => deadline.abort(new DOMException("first byte timeout", "TimeoutError")), inference.firstByteTimeoutMs);
+    const upstreamAbort = new AbortController();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      upstreamAbort.abort(new DOMException("first byte timeout", "TimeoutError"));
+    }, inference.firstByteTimeoutMs);
+    if (clientSignal.aborted) upstreamAbort.abort(clientSignal.reason);
+    else clientSignal.addEventListener("abort", () => upstreamAbort.abort(clientSignal.reason), { once: true });
     try {
-      return await doFetch(u.url, {
-        method: "POST",
-        headers: u.headers,
-        body,
-        signal: AbortSignal.any([clientSignal, deadline.signal]),
-      });
+      return await doFetch(u.url, { method: "POST", headers: u.headers, body, signal: upstreamAbort.signal });
     } catch (err) {
       if (clientSignal.aborted) throw new HttpError(499, "the client closed the request", { code: "client_closed" });
-      if (deadline.signal.aborted) {
+      if (timedOut) {
         throw new HttpError(504, `the ${u.path} upstream did not answer within ${inference.firstByteTimeoutMs / 1000}s`, { code: "upstream_timeout" });
       }
       throw new HttpError(502, `cannot reach the ${u.path} upstream: ${(err as Error).message.slice(0, 200)}`, { code: "upstream_unreachable" });

@@ -58,6 +58,8 @@ export class UsageRecorder {
   private tally = new Map<string, Tally>();
   private timer: ReturnType<typeof setInterval> | null = null;
   private flushing: Promise<void> = Promise.resolve();
+  /** The UTC day of the last event and its bounds: formatting a date per request showed up in profiles. */
+  private day = { text: "", from: 0, to: 0 };
 
   constructor(private readonly db: Client, flushEveryMs: number, private readonly log: (line: string) => void = console.error) {
     this.timer = setInterval(() => { void this.flush(); }, flushEveryMs);
@@ -65,8 +67,17 @@ export class UsageRecorder {
     (this.timer as { unref?: () => void }).unref?.();
   }
 
+  private dayOf(at: number): string {
+    if (at < this.day.from || at >= this.day.to) {
+      const text = new Date(at).toISOString().slice(0, 10);
+      const from = Date.parse(`${text}T00:00:00Z`);
+      this.day = { text, from, to: from + 86_400_000 };
+    }
+    return this.day.text;
+  }
+
   record(e: UsageEvent): void {
-    const day = new Date(e.at ?? Date.now()).toISOString().slice(0, 10);
+    const day = this.dayOf(e.at ?? Date.now());
     const k = `${day}\u0000${e.keyId}\u0000${e.model}`;
     let t = this.tally.get(k);
     if (!t) {

@@ -1,8 +1,11 @@
 /**
  * Benchmarks of the compiled agent (issue 3): binary size (raw, zstd, gzip), start → first `/health` 200
- * (median of runs), and RSS when idle. `--idle=300` waits that many seconds before reading RSS.
- *   node_modules/.bin/bun scripts/bench/agent-binary.ts [--runs=15] [--idle=5]
+ * (median of runs), RSS when idle (`--idle=300` waits that many seconds before reading it), and RSS after
+ * an hour-equivalent of the node's own events (heartbeats and resource samples at `--speedup` times their
+ * default rate, for an hour / speedup). Each beside the smallest compiled `Bun.serve` binary.
+ *   node_modules/.bin/bun scripts/bench/agent-binary.ts [--runs=15] [--idle=5] [--speedup=100]
  */
+import { Database } from "bun:sqlite";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -11,6 +14,7 @@ import { gzipSync } from "node:zlib";
 const arg = (name: string, fallback: number) => Number(process.argv.find((a) => a.startsWith(`--${name}=`))?.split("=")[1] ?? fallback);
 const runs = arg("runs", 15);
 const idleSeconds = arg("idle", 5);
+const speedup = arg("speedup", 100);
 const root = join(import.meta.dir, "..", "..");
 const binary = join(root, "agent", "dist", "sam-agent");
 const MiB = (n: number) => `${(n / 1048576).toFixed(1)} MiB`;
@@ -58,16 +62,21 @@ writeFileSync(baselineSrc, `Bun.serve({ hostname: "127.0.0.1", port: Number(proc
 const baseline = join(dir, "baseline");
 Bun.spawnSync([process.execPath, "build", "--compile", "--minify", baselineSrc, "--outfile", baseline], { stdout: "ignore" });
 
-async function idleRss(bin: string): Promise<[number, number]> {
-  const proc = Bun.spawn([bin], { env: { ...env(999), SAM_AGENT_PORT: "0", SAM_METRICS_INTERVAL: "60s" }, stdout: "ignore", stderr: "inherit" });
+/** RSS after 1 s and after `seconds` more; with its composition from smaps_rollup at the end. */
+async function idleRss(bin: string, seconds: number, extraEnv: Record<string, string> = {}, run = 999): Promise<[number, number, string]> {
+  const proc = Bun.spawn([bin], { env: { ...env(run), SAM_AGENT_PORT: "0", SAM_METRICS_INTERVAL: "60s", ...extraEnv }, stdout: "ignore", stderr: "inherit" });
   const rss = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${proc.pid}/status`, "utf8"))![1]) * 1024;
   await Bun.sleep(1_000);
   const first = rss();
-  await Bun.sleep(idleSeconds * 1000);
+  await Bun.sleep(seconds * 1000);
   const last = rss();
+  // Anonymous memory (heaps) vs file pages of the executable that were touched (Bun's code, counted in RSS).
+  const rollup = readFileSync(`/proc/${proc.pid}/smaps_rollup`, "utf8");
+  const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+)`, "m").exec(rollup)?.[1] ?? 0) * 1024;
+  const parts = `anonymous ${MiB(kb("Anonymous"))}, file-backed ${MiB(kb("Rss") - kb("Anonymous"))}`;
   proc.kill("SIGTERM");
   await proc.exited;
-  return [first, last];
+  return [first, last, parts];
 }
 
 const agentStarts: number[] = [];
@@ -81,8 +90,17 @@ console.log(`start → first /health 200, ${runs} runs each (target ≤ 50 ms):`
 console.log(`  sam-agent          ${fmt(agentStarts)}`);
 console.log(`  bare Bun.serve bin ${fmt(baseStarts)}   ratio ${(median(agentStarts) / median(baseStarts)).toFixed(2)}`);
 
-const [a1, a2] = await idleRss(binary);
-const [b1, b2] = await idleRss(baseline);
-console.log(`idle RSS (target ≤ 40 MiB): sam-agent ${MiB(a1)} after 1 s, ${MiB(a2)} after ${idleSeconds + 1} s; bare Bun.serve bin ${MiB(b1)} / ${MiB(b2)}`);
+const [a1, a2, ap] = await idleRss(binary, idleSeconds);
+const [b1, b2, bp] = await idleRss(baseline, idleSeconds);
+console.log(`idle RSS (target ≤ 40 MiB): sam-agent ${MiB(a1)} after 1 s, ${MiB(a2)} after ${idleSeconds + 1} s (${ap}); bare Bun.serve bin ${MiB(b1)} / ${MiB(b2)} (${bp})`);
+
+// An hour of the node's own events at `speedup`×: heartbeats (each one an HTTP call and events) and samples.
+const hourSeconds = Math.round(3600 / speedup);
+const fast = { SAM_HEARTBEAT_INTERVAL: `${Math.round(30_000 / speedup)}ms`, SAM_METRICS_INTERVAL: `${Math.round(60_000 / speedup)}ms` };
+const [h1, h2, hp] = await idleRss(binary, hourSeconds, fast, 998);
+const db = new Database(join(dir, "data-998", "events.db"), { readonly: true });
+const recorded = (db.query("SELECT count(*) AS n FROM events").get() as { n: number }).n;
+db.close();
+console.log(`RSS after an hour-equivalent (${hourSeconds} s at ${speedup}×, ${recorded} events recorded): sam-agent ${MiB(h2)} (${hp}; ${MiB(h1)} after 1 s)`);
 edge.stop(true);
 rmSync(dir, { recursive: true, force: true });

@@ -2,11 +2,18 @@
  * Inference proxy overhead (issue 6): the same requests sent straight to an instant OpenAI-compatible
  * upstream ("direct"), through SAM, and through the Portkey gateway, in one run and interleaved in rounds so
  * machine load hits all three alike. Prints latency p50/p99 for non-streaming at concurrency 1 and 32 and
- * time-to-first-chunk for streaming, and the overhead added over direct.
+ * time-to-first-chunk for streaming, and the overhead added over direct. SAM is measured under Bun
+ * (`Bun.serve`) and under Deno (`Deno.serve`, the edge's production runtime); a bare fetch-forwarding proxy
+ * in each runtime shows the floor any proxy there pays. Also printed: the proxy process's CPU time per
+ * request (from /proc), which machine load disturbs far less than latency does.
  *
- *   node_modules/.bin/bun scripts/bench/inference-overhead.ts [--rounds 5] [--per-round 300]
+ *   node_modules/.bin/bun scripts/bench/inference-overhead.ts [--rounds 5] [--per-round 300] [--pin]
+ *
+ * `--pin` (taskset): the load generator and the upstream on CPU 0, every proxy on CPU 1, so a proxy never
+ * competes with the generator for a core (on a 2-core machine; other processes still share both).
  */
 import { spawn, type ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -19,11 +26,16 @@ const arg = (name: string, fallback: number) => {
 };
 const ROUNDS = arg("rounds", 5);
 const PER_ROUND = arg("per-round", 300);
+const PIN = process.argv.includes("--pin");
 const children: ChildProcess[] = [];
+const BUN = join(root, "node_modules/.bin/bun");
+const DENO = join(root, "node_modules/.bin/deno");
 
-function startProcess(cmd: string, args: string[], ready: RegExp): Promise<{ child: ChildProcess; match: RegExpMatchArray }> {
+/** Start a server process (on `cpu` when pinning) and wait for its ready line. */
+function startProcess(cmd: string, args: string[], ready: RegExp, cpu: number): Promise<{ child: ChildProcess; match: RegExpMatchArray }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd: root, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, NO_COLOR: "1" } });
+    const [file, argv] = PIN ? ["taskset", ["-c", String(cpu), cmd, ...args]] : [cmd, args];
+    const child = spawn(file, argv, { cwd: root, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, NO_COLOR: "1" } });
     children.push(child);
     let out = "";
     const timer = setTimeout(() => reject(new Error(`${cmd} did not start: ${out.slice(-500)}`)), 30_000);
@@ -50,7 +62,13 @@ function freePort(): Promise<number> {
   });
 }
 
-type Target = { name: string; url: string; headers: Record<string, string> };
+type Target = { name: string; url: string; headers: Record<string, string>; pid: number | null };
+
+/** CPU time (user + system) a process has used so far, in ms; taskset execs, so the pid is the server's. */
+function cpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * 10; // utime, stime in ticks of 1/100 s
+}
 
 const body = (stream: boolean) => JSON.stringify({ model: BENCH_MODEL, stream, messages: [{ role: "user", content: "ping" }] });
 const BODY = body(false);
@@ -92,23 +110,34 @@ const pct = (xs: number[], p: number) => {
 };
 
 async function main() {
-  const up = await startProcess(join(root, "node_modules/.bin/bun"), ["scripts/bench/inference-servers.ts", "upstream"], /PORT (\d+)/);
+  if (PIN) spawn("taskset", ["-p", "-c", "0", String(process.pid)], { stdio: "ignore" });
+  const up = await startProcess(BUN, ["scripts/bench/inference-servers.ts", "upstream"], /PORT (\d+)/, 0);
   const upstream = `http://127.0.0.1:${up.match[1]}/v1`;
-  const sam = await startProcess(join(root, "node_modules/.bin/bun"), ["scripts/bench/inference-servers.ts", "sam", "--upstream", upstream], /PORT (\d+)/);
+  const server = (runtime: string[], role: string) =>
+    startProcess(runtime[0]!, [...runtime.slice(1), "scripts/bench/inference-servers.ts", role, "--upstream", upstream], /PORT (\d+)/, 1);
+  const samBun = await server([BUN], "sam");
+  const samDeno = await server([DENO, "run", "-A"], "sam");
+  const bareBun = await server([BUN], "bare");
+  const bareDeno = await server([DENO, "run", "-A"], "bare");
   const portkeyPort = await freePort();
   // Portkey under Bun, like SAM here: under Node 20 its streaming path fails ("TypeError: immutable" when it
   // appends headers to undici's fetch response), so Node cannot serve the streaming row.
-  await startProcess(join(root, "node_modules/.bin/bun"), [join(root, "node_modules/@portkey-ai/gateway/build/start-server.js"), `--port=${portkeyPort}`], /Ready for connections/);
+  const portkey = await startProcess(BUN, [join(root, "node_modules/@portkey-ai/gateway/build/start-server.js"), `--port=${portkeyPort}`], /Ready for connections/, 1);
 
   const json = { "content-type": "application/json", authorization: `Bearer ${BENCH_KEY}` };
+  const at = (p: { match: RegExpMatchArray }) => `http://127.0.0.1:${p.match[1]}/v1/chat/completions`;
   const targets: Target[] = [
-    { name: "direct", url: `${upstream}/chat/completions`, headers: json },
-    { name: "SAM", url: `http://127.0.0.1:${sam.match[1]}/v1/chat/completions`, headers: json },
+    { name: "direct", url: `${upstream}/chat/completions`, headers: json, pid: null },
+    { name: "SAM (Bun)", url: at(samBun), headers: json, pid: samBun.child.pid! },
+    { name: "SAM (Deno)", url: at(samDeno), headers: json, pid: samDeno.child.pid! },
     {
-      name: "Portkey",
+      name: "Portkey (Bun)",
       url: `http://127.0.0.1:${portkeyPort}/v1/chat/completions`,
       headers: { ...json, "x-portkey-provider": "openai", "x-portkey-custom-host": upstream },
+      pid: portkey.child.pid!,
     },
+    { name: "bare proxy (Bun)", url: at(bareBun), headers: json, pid: bareBun.child.pid! },
+    { name: "bare proxy (Deno)", url: at(bareDeno), headers: json, pid: bareDeno.child.pid! },
   ];
 
   const scenarios = [
@@ -123,13 +152,18 @@ async function main() {
     for (let i = 0; i < 50; i++) await firstChunk(t);
   }
 
-  console.log(`\nrounds ${ROUNDS} × ${PER_ROUND} requests per target (×4 at concurrency 32), interleaved; ms\n`);
-  console.log("| scenario | target | p50 | p99 | added p50 | added p99 |");
-  console.log("| --- | --- | ---: | ---: | ---: | ---: |");
+  console.log(`\nrounds ${ROUNDS} × ${PER_ROUND} requests per target (×4 at concurrency 32), interleaved${PIN ? ", pinned" : ""}; ms\n`);
+  console.log("| scenario | target | p50 | p99 | added p50 | added p99 | proxy CPU µs/request |");
+  console.log("| --- | --- | ---: | ---: | ---: | ---: | ---: |");
   for (const sc of scenarios) {
     const samples = new Map<string, number[]>(targets.map((t) => [t.name, []]));
+    const cpu = new Map<string, number>(targets.map((t) => [t.name, 0]));
     for (let r = 0; r < ROUNDS; r++) {
-      for (const t of targets) samples.get(t.name)!.push(...await sc.run(t));
+      for (const t of targets) {
+        const before = t.pid ? cpuMs(t.pid) : 0;
+        samples.get(t.name)!.push(...await sc.run(t));
+        if (t.pid) cpu.set(t.name, cpu.get(t.name)! + cpuMs(t.pid) - before);
+      }
     }
     const d = samples.get("direct")!;
     for (const t of targets) {
@@ -137,7 +171,8 @@ async function main() {
       const p50 = pct(xs, 50);
       const p99 = pct(xs, 99);
       const added = t.name === "direct" ? ["—", "—"] : [(p50 - pct(d, 50)).toFixed(3), (p99 - pct(d, 99)).toFixed(3)];
-      console.log(`| ${sc.name} | ${t.name} | ${p50.toFixed(3)} | ${p99.toFixed(3)} | ${added[0]} | ${added[1]} |`);
+      const perRequest = t.pid ? ((cpu.get(t.name)! * 1000) / xs.length).toFixed(0) : "—";
+      console.log(`| ${sc.name} | ${t.name} | ${p50.toFixed(3)} | ${p99.toFixed(3)} | ${added[0]} | ${added[1]} | ${perRequest} |`);
     }
   }
 }

@@ -1,7 +1,10 @@
 /**
- * The two servers of the inference benchmark, each run as its own process so the load generator does not
- * share their event loop: `upstream` (an OpenAI-compatible server that answers instantly, JSON and SSE)
- * and `sam --upstream URL` (SAM's inference routes in front of it). Each prints `PORT <n>` when listening.
+ * The servers of the inference benchmark, each run as its own process so the load generator does not
+ * share their event loop: `upstream` (an OpenAI-compatible server that answers instantly, JSON and SSE),
+ * `sam --upstream URL` (SAM's inference routes in front of it) and `bare --upstream URL` (the floor: a
+ * proxy that only forwards the request with `fetch` and returns the response, no auth, checks or usage).
+ * Each prints `PORT <n>` when listening. Under Bun they are served by `Bun.serve`; run with
+ * `deno run -A` they are served by `Deno.serve`, the edge's production runtime.
  */
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -28,17 +31,34 @@ const chunkOf = (delta: object, finish: string | null) =>
   `data: ${JSON.stringify({ id: "chatcmpl-bench", object: "chat.completion.chunk", created: 1_700_000_000, model: BENCH_MODEL, choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`;
 const STREAM = chunkOf({ role: "assistant", content: "" }, null) + chunkOf({ content: "ok" }, null) + chunkOf({}, "stop") + "data: [DONE]\n\n";
 
-async function upstream() {
-  const server = Bun.serve({
-    port: 0,
-    hostname: "127.0.0.1",
-    async fetch(req) {
-      const body = await req.json() as { stream?: boolean };
-      if (body.stream) return new Response(STREAM, { headers: { "content-type": "text/event-stream" } });
-      return new Response(COMPLETION, { headers: { "content-type": "application/json" } });
-    },
-  });
+type Handler = (req: Request) => Response | Promise<Response>;
+type DenoServe = { serve(opts: { port: number; hostname: string; onListen(addr: { port: number }): void }, h: Handler): unknown };
+
+/** Serve on an ephemeral loopback port with the runtime's own server and print `PORT <n>`. */
+function serve(handler: Handler): void {
+  const deno = (globalThis as { Deno?: DenoServe }).Deno;
+  if (deno) {
+    deno.serve({ port: 0, hostname: "127.0.0.1", onListen: ({ port }) => console.log(`PORT ${port}`) }, handler);
+    return;
+  }
+  const server = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: handler });
   console.log(`PORT ${server.port}`);
+}
+
+function upstream() {
+  serve(async (req) => {
+    const body = await req.json() as { stream?: boolean };
+    if (body.stream) return new Response(STREAM, { headers: { "content-type": "text/event-stream" } });
+    return new Response(COMPLETION, { headers: { "content-type": "application/json" } });
+  });
+}
+
+/** The least any fetch-based proxy in this runtime can do: forward the body, hand back the response. */
+function bare(upstreamUrl: string) {
+  serve(async (req) => {
+    const res = await fetch(`${upstreamUrl}/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: await req.arrayBuffer() });
+    return new Response(res.body, { status: res.status, headers: { "content-type": res.headers.get("content-type") ?? "application/json" } });
+  });
 }
 
 async function sam(upstreamUrl: string) {
@@ -52,8 +72,7 @@ async function sam(upstreamUrl: string) {
     authenticate: async (token) => token === BENCH_KEY ? { kind: "key", keyId: "k1", name: "bench", rateLimitPerMinute: null } : null,
     db,
   });
-  const server = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: inference.app.fetch });
-  console.log(`PORT ${server.port}`);
+  serve(inference.app.fetch);
   process.on("SIGTERM", async () => {
     await inference.close();
     process.exit(0);
@@ -62,10 +81,11 @@ async function sam(upstreamUrl: string) {
 
 if (import.meta.main) {
   const [role, , url] = process.argv.slice(2);
-  if (role === "upstream") await upstream();
+  if (role === "upstream") upstream();
   else if (role === "sam" && url) await sam(url);
+  else if (role === "bare" && url) bare(url);
   else {
-    console.error("usage: inference-servers.ts upstream | sam --upstream http://127.0.0.1:PORT/v1");
+    console.error("usage: inference-servers.ts upstream | sam --upstream http://127.0.0.1:PORT/v1 | bare --upstream …");
     process.exit(2);
   }
 }

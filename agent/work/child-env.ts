@@ -1,0 +1,34 @@
+/**
+ * The environment of every process a task starts: the agent's own secrets and settings removed (node and
+ * agent tokens, the token file, cloud credentials), the task's inputs added. A coding agent runs arbitrary
+ * commands, so nothing it can read may let it act as the node.
+ */
+import type { Env } from "../../shared/env.ts";
+import type { TaskDispatch } from "../../shared/wire/task.ts";
+
+/** Whole prefixes and names that belong to the agent, never to the work it runs. */
+const SCRUBBED_PREFIXES = ["SAM_", "HCLOUD_", "CF_", "TURSO_"];
+const SCRUBBED_NAMES = new Set(["OPENAI_API_KEY", "OPENAI_BASE_URL", "GIT_ASKPASS", "SSH_ASKPASS"]);
+
+export function scrubbedEnv(base: Env): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, val] of Object.entries(base)) {
+    if (val === undefined) continue;
+    if (SCRUBBED_NAMES.has(k) || SCRUBBED_PREFIXES.some((p) => k.startsWith(p))) continue;
+    out[k] = val;
+  }
+  return out;
+}
+
+/** What a coding agent sees: the scrubbed base plus the prompt and the task's inference endpoint. */
+export function taskEnv(base: Env, dispatch: TaskDispatch, model: string): Record<string, string> {
+  return {
+    ...scrubbedEnv(base),
+    SAM_TASK_ID: dispatch.taskId,
+    SAM_TASK_PROMPT: dispatch.prompt,
+    OPENAI_BASE_URL: dispatch.inference.baseUrl,
+    OPENAI_API_KEY: dispatch.inference.token,
+    OPENAI_MODEL: model,
+    GIT_TERMINAL_PROMPT: "0",
+  };
+}

@@ -1,0 +1,56 @@
+/**
+ * Settings of the work side of the agent (workspaces, coding agents, delivery), read from the agent's
+ * environment. Names follow docs/protocol.md § Agent configuration; the ones only this part uses are
+ * documented in docs/work.md.
+ */
+import { envChoice, envDuration, envFlag, envInt, envString, type Env } from "../../shared/env.ts";
+
+export type WorkspaceModeSetting = "auto" | "host" | "devcontainer";
+
+export type WorkConfig = {
+  /** The agent's data dir; workspaces live in `workspaces/`, the durable outbox in `work.db`. */
+  dataDir: string;
+  workspaceMode: WorkspaceModeSetting;
+  maxConcurrentTasks: number;
+  /** Keep a failed task's workspace (and container) for inspection instead of deleting it. */
+  keepOnFailure: boolean;
+  /** Image for a devcontainer when the repo has no devcontainer.json. */
+  baseImage: string;
+  /** Default model of the built-in agent when the task names none. */
+  defaultModel: string;
+  /** Built-in agent: model round trips before it gives up. */
+  maxSteps: number;
+  /** Built-in agent: one `run_command` call's limit. */
+  commandTimeoutMs: number;
+  /** Cap of the patch in the result (bytes of UTF-8 text). */
+  patchMaxBytes: number;
+  /** Grace between SIGTERM and SIGKILL when a task is cancelled or times out. */
+  killGraceMs: number;
+};
+
+export const WORK_DEFAULTS: Omit<WorkConfig, "dataDir"> = {
+  workspaceMode: "auto",
+  maxConcurrentTasks: 2,
+  keepOnFailure: false,
+  baseImage: "mcr.microsoft.com/devcontainers/base:ubuntu",
+  defaultModel: "@cf/qwen/qwen2.5-coder-32b-instruct",
+  maxSteps: 30,
+  commandTimeoutMs: 120_000,
+  patchMaxBytes: 1_000_000,
+  killGraceMs: 3_000,
+};
+
+export function workConfigFromEnv(env: Env, dataDir: string): WorkConfig {
+  return {
+    dataDir,
+    workspaceMode: envChoice(env, "SAM_WORKSPACE_MODE", ["auto", "host", "devcontainer"] as const, WORK_DEFAULTS.workspaceMode),
+    maxConcurrentTasks: envInt(env, "SAM_MAX_CONCURRENT_TASKS", WORK_DEFAULTS.maxConcurrentTasks, 1, 256),
+    keepOnFailure: envFlag(env, "SAM_KEEP_FAILED_WORKSPACES", WORK_DEFAULTS.keepOnFailure),
+    baseImage: envString(env, "SAM_DEVCONTAINER_IMAGE", WORK_DEFAULTS.baseImage),
+    defaultModel: envString(env, "SAM_AGENT_MODEL", WORK_DEFAULTS.defaultModel),
+    maxSteps: envInt(env, "SAM_AGENT_MAX_STEPS", WORK_DEFAULTS.maxSteps, 1, 1000),
+    commandTimeoutMs: envDuration(env, "SAM_AGENT_COMMAND_TIMEOUT", WORK_DEFAULTS.commandTimeoutMs),
+    patchMaxBytes: envInt(env, "SAM_PATCH_MAX_BYTES", WORK_DEFAULTS.patchMaxBytes, 1024, 1_048_576),
+    killGraceMs: envDuration(env, "SAM_KILL_GRACE", WORK_DEFAULTS.killGraceMs),
+  };
+}

@@ -1,0 +1,319 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { HttpError } from "../../shared/errors.ts";
+import type { TaskDispatch } from "../../shared/wire/task.ts";
+import type { TaskExecutor } from "../contracts.ts";
+import { startScriptedModel, type ScriptedModel } from "./builtin/scripted-model.ts";
+import { WORK_DEFAULTS, type WorkConfig } from "./config.ts";
+import { createTaskExecutor, RESTART_REASON } from "./executor.ts";
+import { fetchControlPlane, memoryRecorder, startFakeEdge, until, type FakeEdge } from "./fake-edge.ts";
+import { gitOutput } from "./git.ts";
+
+const NODE_SECRET = "samnode_must_never_leak_0123456789";
+const baseEnv = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/tmp", SAM_NODE_TOKEN: NODE_SECRET, SAM_AGENT_TOKEN: "samagent_x" };
+let base: string;
+let repo: string;
+let edge: FakeEdge;
+let model: ScriptedModel;
+const executors: TaskExecutor[] = [];
+let n = 0;
+
+beforeAll(async () => {
+  base = mkdtempSync(join(tmpdir(), "sam-exec-"));
+  repo = join(base, "repo");
+  mkdirSync(repo);
+  const ident = { ...baseEnv, GIT_AUTHOR_NAME: "t", GIT_AUTHOR_EMAIL: "t@e", GIT_COMMITTER_NAME: "t", GIT_COMMITTER_EMAIL: "t@e" };
+  await gitOutput(repo, ident, ["init", "-q", "-b", "main"]);
+  writeFileSync(join(repo, "hello.txt"), "hello\n");
+  await gitOutput(repo, ident, ["add", "-A"]);
+  await gitOutput(repo, ident, ["commit", "-qm", "init"]);
+  edge = startFakeEdge();
+  model = startScriptedModel();
+});
+afterAll(async () => {
+  await Promise.all(executors.map((e) => e.shutdown().catch(() => {})));
+  await edge.stop();
+  await model.stop();
+  rmSync(base, { recursive: true, force: true });
+});
+
+function harness(over: Partial<WorkConfig> = {}, env: Record<string, string> = baseEnv) {
+  const dataDir = join(base, `data-${++n}`);
+  const events = memoryRecorder();
+  const config: WorkConfig = { ...WORK_DEFAULTS, dataDir, workspaceMode: "host", killGraceMs: 500, ...over };
+  const executor = createTaskExecutor({ config, events, controlPlane: fetchControlPlane(edge.url, edge.token), env });
+  executors.push(executor);
+  return { executor, events, dataDir };
+}
+
+function dispatch(over: Partial<TaskDispatch> & { command?: string } = {}): TaskDispatch {
+  const { command, ...rest } = over;
+  return {
+    taskId: `t${++n}`,
+    prompt: "add a line to hello.txt",
+    agent: command ? { type: "command", command } : { type: "builtin" },
+    inference: { baseUrl: model.url, token: "samtask_abc" },
+    timeoutMs: 20_000,
+    ...rest,
+  };
+}
+
+const resultOf = (taskId: string) => until(`the result of ${taskId}`, () => edge.results.get(taskId), 15_000);
+
+describe("command tasks on the host", () => {
+  test("edits a cloned repo; output streams in order; the result carries the diff; the workspace goes", async () => {
+    const { executor, events, dataDir } = harness();
+    const d = dispatch({
+      repo: { url: repo },
+      command: 'echo "start $SAM_TASK_PROMPT"; echo world >> hello.txt; echo oops >&2; env | grep -c SAM_NODE_TOKEN || true; echo "key=$OPENAI_API_KEY"',
+    });
+    const state = await executor.start(d);
+    expect(state).toMatchObject({ taskId: d.taskId, status: "running", finishedAt: null });
+    const result = await resultOf(d.taskId);
+    expect(result).toMatchObject({ status: "succeeded", exitCode: 0 });
+    expect(result.diffStat).toContain("hello.txt | 1 +");
+    expect(result.patch).toContain("+world");
+    expect(result.steps!.map((s) => s.name)).toEqual(["clone", "agent", "diff"]);
+    const lines = edge.linesOf(d.taskId);
+    expect(lines).toContain("start add a line to hello.txt");
+    expect(lines).toContain("oops");
+    expect(lines).toContain("key=samtask_abc");
+    expect(lines).toContain("0"); // no SAM_NODE_TOKEN in the command's environment
+    expect(edge.logs.get(d.taskId)!.map((e) => e.seq)).toEqual(lines.map((_, i) => i));
+    expect(lines.indexOf("start add a line to hello.txt")).toBeLessThan(lines.indexOf("key=samtask_abc"));
+    expect(result.summary).toContain("key=samtask_abc");
+    expect(JSON.stringify(events.events)).not.toContain(NODE_SECRET);
+    expect(executor.status(d.taskId)).toMatchObject({ status: "succeeded", exitCode: 0 });
+    await until("the workspace to be removed", () => !existsSync(join(dataDir, "workspaces", d.taskId)));
+    expect(events.events.map((e) => e.type)).toEqual(expect.arrayContaining(["workspace.create", "task.output", "task.step", "workspace.cleanup"]));
+  }, 20_000);
+
+  test("a failing command is reported with its exit code; keep-on-failure keeps the workspace", async () => {
+    const { executor, events, dataDir } = harness({ keepOnFailure: true });
+    const d = dispatch({ command: "echo partial > out.txt; exit 3" });
+    await executor.start(d);
+    const result = await resultOf(d.taskId);
+    expect(result).toMatchObject({ status: "failed", exitCode: 3, error: "command exited with code 3" });
+    const kept = await until("cleanup to run", () => events.events.find((e) => e.type === "workspace.cleanup"));
+    expect(kept.message).toStartWith("workspace kept for inspection");
+    expect(readFileSync(join(dataDir, "workspaces", d.taskId, "out.txt"), "utf8")).toBe("partial\n");
+  }, 20_000);
+
+  test("a clone that fails fails the task with git's reason", async () => {
+    const { executor } = harness();
+    const d = dispatch({ repo: { url: join(base, "no-such-repo") }, command: "true" });
+    await executor.start(d);
+    const result = await resultOf(d.taskId);
+    expect(result.status).toBe("failed");
+    expect(result.error).toContain("git clone of");
+  }, 20_000);
+
+  test("cancel kills the process group and the task ends cancelled", async () => {
+    const { executor } = harness();
+    const d = dispatch({ command: "sleep 60 & echo child=$!; wait" });
+    await executor.start(d);
+    const line = await until("the child's pid", () => edge.linesOf(d.taskId).find((l) => l.startsWith("child=")));
+    const child = Number(line.slice("child=".length));
+    expect(await executor.cancel(d.taskId)).toBe(true);
+    const result = await resultOf(d.taskId);
+    expect(result).toMatchObject({ status: "cancelled", error: "cancelled" });
+    expect(executor.status(d.taskId)?.status).toBe("cancelled");
+    await until("the child to die", () => !/^\d+ \(.*\) [^Z]/.test(existsSync(`/proc/${child}/stat`) ? readFileSync(`/proc/${child}/stat`, "utf8") : ""));
+    expect(await executor.cancel(d.taskId)).toBe(false);
+    expect(await executor.cancel("unknown")).toBe(false);
+  }, 20_000);
+
+  test("a task that outlives its timeout is stopped and fails naming the timeout", async () => {
+    const { executor } = harness();
+    const d = dispatch({ command: "sleep 60", timeoutMs: 300 });
+    await executor.start(d);
+    const result = await resultOf(d.taskId);
+    expect(result.status).toBe("failed");
+    expect(result.error).toBe("timed out after 300 ms (the task's run timeout)");
+  }, 20_000);
+
+  test("at capacity a dispatch gets 429; a duplicate gets 409", async () => {
+    const { executor } = harness({ maxConcurrentTasks: 1 });
+    const d = dispatch({ command: "sleep 60" });
+    await executor.start(d);
+    const busy = await executor.start(dispatch({ command: "true" })).catch((e) => e);
+    expect(busy).toBeInstanceOf(HttpError);
+    expect(busy.status).toBe(429);
+    expect(busy.headers["Retry-After"]).toBe("5");
+    const dup = await executor.start({ ...d }).catch((e) => e);
+    expect(dup.status).toBe(409);
+    expect(executor.activeTaskIds()).toEqual([d.taskId]);
+    await executor.cancel(d.taskId);
+    await resultOf(d.taskId);
+    expect((await executor.start({ ...d }).catch((e) => e)).status).toBe(409);
+  }, 20_000);
+
+  test("a malformed dispatch is a 400 naming the field", async () => {
+    const { executor } = harness();
+    const bad = await executor.start({ ...dispatch(), taskId: "../etc" }).catch((e) => e);
+    expect(bad.status).toBe(400);
+    expect(bad.message).toStartWith("taskId:");
+  });
+
+  test("shutdown fails running tasks with 'agent stopping', delivers, and refuses new work", async () => {
+    const { executor } = harness();
+    const d = dispatch({ command: "sleep 60" });
+    await executor.start(d);
+    await executor.shutdown();
+    expect(edge.results.get(d.taskId)).toMatchObject({ status: "failed", error: "agent stopping" });
+    const late = await executor.start(dispatch({ command: "true" })).catch((e) => e);
+    expect(late.status).toBe(503);
+  }, 20_000);
+});
+
+describe("built-in agent tasks", () => {
+  test("the model's write_file lands in the workspace and the result says so", async () => {
+    const { executor } = harness();
+    model.script = [
+      { toolCalls: [{ name: "write_file", args: { path: "notes/todo.md", content: "- ship it\n" } }] },
+      { content: "Wrote the todo list." },
+    ];
+    const d = dispatch({ repo: { url: repo }, model: "@cf/test/model" });
+    await executor.start(d);
+    const result = await resultOf(d.taskId);
+    expect(result).toMatchObject({ status: "succeeded", exitCode: 0 });
+    expect(result.summary).toBe("Wrote the todo list.\n\nFiles written: notes/todo.md");
+    expect(result.diffStat).toContain("notes/todo.md");
+    expect(result.patch).toContain("+- ship it");
+    expect(model.requests.at(-1)!.model).toBe("@cf/test/model");
+    expect(edge.linesOf(d.taskId).some((l) => l.includes("write_file"))).toBe(true);
+  }, 20_000);
+
+  test("no upstream configured: the task fails at once with the 503's message", async () => {
+    const { executor } = harness();
+    model.script = [{ status: 503, message: "no inference upstream is configured" }];
+    const d = dispatch();
+    const t0 = Date.now();
+    await executor.start(d);
+    const result = await resultOf(d.taskId);
+    expect(result).toMatchObject({ status: "failed", error: "inference failed (503): no inference upstream is configured" });
+    expect(Date.now() - t0).toBeLessThan(3_000);
+  }, 20_000);
+});
+
+describe("devcontainer workspaces (fake docker and devcontainer CLIs)", () => {
+  function fakeClis(outcome: "success" | "error") {
+    const bin = join(base, `bin-${++n}`);
+    const record = join(bin, "calls.log");
+    mkdirSync(bin);
+    writeFileSync(join(bin, "devcontainer"), `#!/bin/sh
+echo "devcontainer $*" >> ${record}
+echo '{"type":"progress","text":"pulling image"}'
+if [ "${outcome}" = success ]; then
+  echo '{"outcome":"success","containerId":"c0ffee","remoteUser":"vscode","remoteWorkspaceFolder":"/workspaces/w"}'
+else
+  echo '{"outcome":"error","message":"image not found","description":"An error occurred setting up the container."}'
+  exit 1
+fi
+`);
+    // docker exec runs the command here, on the host, in the workspace (the agent's cwd for it).
+    writeFileSync(join(bin, "docker"), `#!/bin/sh
+echo "docker $*" >> ${record}
+if [ "$1" = exec ]; then
+  while [ "$1" != c0ffee ]; do shift; done; shift
+  echo "forwarded key length: \${#OPENAI_API_KEY}" >> ${record}
+  exec "$@"
+fi
+`);
+    chmodSync(join(bin, "devcontainer"), 0o755);
+    chmodSync(join(bin, "docker"), 0o755);
+    return { env: { ...baseEnv, PATH: `${bin}:${baseEnv.PATH}` }, record };
+  }
+
+  test("devcontainer up builds the container (recorded with its duration), the command runs through docker exec, cleanup removes it", async () => {
+    const clis = fakeClis("success");
+    const { executor, events } = harness({ workspaceMode: "auto" }, clis.env);
+    const d = dispatch({ repo: { url: repo }, command: "echo in-container >> hello.txt" });
+    await executor.start(d);
+    const result = await resultOf(d.taskId);
+    expect(result).toMatchObject({ status: "succeeded" });
+    expect(result.steps!.map((s) => s.name)).toEqual(["clone", "container.build", "agent", "diff"]);
+    expect(result.patch).toContain("+in-container");
+    const build = events.events.find((e) => e.type === "container.build")!;
+    expect(build.message).toMatch(/^devcontainer built in \d+ ms \(base-image\)$/);
+    expect((build.detail as { durationMs: number }).durationMs).toBeGreaterThanOrEqual(0);
+    await until("the container to be removed", () => readFileSync(clis.record, "utf8").includes("docker rm -f c0ffee"));
+    const calls = readFileSync(clis.record, "utf8");
+    expect(calls).toContain(`devcontainer up --workspace-folder`);
+    expect(calls).toContain("--id-label sam.task=" + d.taskId);
+    expect(calls).toContain("docker exec -i -w /workspaces/w -u vscode -e SAM_TASK_ID");
+    expect(calls).toContain(`forwarded key length: ${"samtask_abc".length}`);
+    expect(calls).not.toContain("samtask_abc");
+    expect(edge.linesOf(d.taskId)).toContain('{"type":"progress","text":"pulling image"}');
+  }, 20_000);
+
+  test("a failed devcontainer build fails the task with the CLI's message", async () => {
+    const clis = fakeClis("error");
+    const { executor, events } = harness({ workspaceMode: "devcontainer" }, clis.env);
+    const d = dispatch({ command: "true" });
+    await executor.start(d);
+    const result = await resultOf(d.taskId);
+    expect(result).toMatchObject({ status: "failed", error: "devcontainer up failed: image not found" });
+    expect(events.events.find((e) => e.type === "container.build")).toMatchObject({ level: "error" });
+  }, 20_000);
+});
+
+describe("agent restart mid-task", () => {
+  test("a task whose agent process died is reported failed on the next start, and its stray processes are killed", async () => {
+    const dataDir = join(base, "restart");
+    const script = join(base, "first-life.ts");
+    const executorPath = join(import.meta.dir, "executor.ts");
+    const d = dispatch({ command: "sleep 60 & echo child=$!; wait" });
+    writeFileSync(script, `
+      import { createTaskExecutor } from ${JSON.stringify(executorPath)};
+      import { WORK_DEFAULTS } from ${JSON.stringify(join(import.meta.dir, "config.ts"))};
+      const ex = createTaskExecutor({
+        config: { ...WORK_DEFAULTS, dataDir: ${JSON.stringify(dataDir)}, workspaceMode: "host" },
+        events: { record() {} },
+        controlPlane: { post: (p, b) => fetch(${JSON.stringify(edge.url)} + p, { method: "POST", headers: { authorization: "Bearer ${edge.token}", "content-type": "application/json" }, body: JSON.stringify(b) }) },
+        env: ${JSON.stringify(baseEnv)},
+      });
+      await ex.start(${JSON.stringify(d)});
+      setInterval(() => {}, 1000);
+    `);
+    const first = Bun.spawn([process.execPath, script], { stdout: "ignore", stderr: "inherit" });
+    try {
+      const line = await until("the child's pid", () => edge.linesOf(d.taskId).find((l) => l.startsWith("child=")), 10_000);
+      const child = Number(line.slice("child=".length));
+      first.kill("SIGKILL");
+      await first.exited;
+      const { executor } = (() => {
+        const events = memoryRecorder();
+        const executor = createTaskExecutor({ config: { ...WORK_DEFAULTS, dataDir, workspaceMode: "host" }, events, controlPlane: fetchControlPlane(edge.url, edge.token), env: baseEnv });
+        executors.push(executor);
+        return { executor };
+      })();
+      const result = await resultOf(d.taskId);
+      expect(result).toMatchObject({ status: "failed", error: RESTART_REASON });
+      expect(executor.status(d.taskId)).toMatchObject({ status: "failed" });
+      expect(edge.linesOf(d.taskId).at(-1)).toBe(`${RESTART_REASON} (its leftover processes were killed)`);
+      await until("the stray child to die", () => {
+        try {
+          return /^\d+ \(.*\) Z/.test(readFileSync(`/proc/${child}/stat`, "utf8"));
+        } catch {
+          return true;
+        }
+      });
+    } finally {
+      first.kill("SIGKILL");
+    }
+  }, 20_000);
+});
+
+test("over-long text fields are cut to the wire's limit, keeping what matters", async () => {
+  const { clampResult } = await import("./executor.ts");
+  const { TaskResult } = await import("../../shared/wire/task.ts");
+  const v = await import("valibot");
+  const long = Array.from({ length: 20_000 }, (_, i) => ` file${i}.txt | 1 +`).join("\n") + "\n 20000 files changed, 20000 insertions(+)";
+  const r = clampResult({ status: "succeeded", exitCode: 0, summary: "x".repeat(70_000) + "THE END", diffStat: long, steps: [], finishedAt: 1 });
+  expect(v.safeParse(TaskResult, r).success).toBe(true);
+  expect(r.summary).toEndWith("THE END");
+  expect(r.diffStat).toEndWith("20000 files changed, 20000 insertions(+)");
+});

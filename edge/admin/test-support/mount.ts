@@ -1,0 +1,14 @@
+/** The admin routes mounted at `/admin` over the fake API, the way the edge mounts them over its own. */
+import { Hono } from "hono";
+import { inProcessApi } from "../api-client.ts";
+import { createAdminRoutes } from "../routes.tsx";
+import { createFakeApi, type FakeApi } from "./fake-api.ts";
+
+export const ADMIN_TOKEN = "samadm_test_0123456789abcdefghijklmnopqrstuv";
+
+export function mountOverFake(now = Date.now()): { app: Hono; fake: FakeApi } {
+  const fake = createFakeApi(ADMIN_TOKEN, now);
+  const app = new Hono();
+  app.route("/admin", createAdminRoutes({ api: inProcessApi(fake.app, ADMIN_TOKEN), adminToken: ADMIN_TOKEN, now: () => now }));
+  return { app, fake };
+}

@@ -1,0 +1,137 @@
+/**
+ * The main job end to end (issue: running the work): an edge served over HTTP with the local provider
+ * starting the real `sam-agent` binary, driven like a user with curl would — create a key, submit a task,
+ * follow its events, read the result. Built-in tasks use the Cloudflare fake as the inference upstream.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { TaskEventView, TaskView } from "../shared/wire/api.ts";
+import { gitOutput } from "../agent/work/git.ts";
+import { chatCompletion, startCloudflareFake, type CloudflareFake } from "./inference/fake/cloudflare.ts";
+import { startTestEdge, until, type TestEdge } from "./testing/harness.ts";
+import { AGENT_BINARY, ensureAgentBinary } from "../agent/testing/binary.ts";
+
+const BINARY = AGENT_BINARY;
+let base: string;
+let repo: string;
+let cf: CloudflareFake;
+let edge: TestEdge;
+let bare: TestEdge;
+
+
+beforeAll(async () => {
+  ensureAgentBinary();
+  base = mkdtempSync(join(tmpdir(), "sam-work-e2e-"));
+  repo = join(base, "repo");
+  mkdirSync(repo);
+  const ident = { PATH: process.env.PATH ?? "", GIT_AUTHOR_NAME: "t", GIT_AUTHOR_EMAIL: "t@e", GIT_COMMITTER_NAME: "t", GIT_COMMITTER_EMAIL: "t@e" };
+  await gitOutput(repo, ident, ["init", "-q", "-b", "main"]);
+  writeFileSync(join(repo, "hello.txt"), "hello world\n");
+  await gitOutput(repo, ident, ["add", "-A"]);
+  await gitOutput(repo, ident, ["commit", "-qm", "init"]);
+  cf = startCloudflareFake();
+  const common = { SAM_AGENT_BINARY: BINARY, SAM_HEARTBEAT_INTERVAL: "1s" };
+  edge = await startTestEdge({
+    env: { ...common, CF_ACCOUNT_ID: cf.accountId, CF_API_TOKEN: cf.apiToken, SAM_CF_API_BASE: cf.apiBase, SAM_CF_GATEWAY_BASE: cf.gatewayBase },
+  });
+  bare = await startTestEdge({ env: common });
+}, 30_000);
+
+afterAll(async () => {
+  await edge?.stop();
+  await bare?.stop();
+  await cf?.close();
+  rmSync(base, { recursive: true, force: true });
+}, 30_000);
+
+async function submit(t: TestEdge, key: string, body: unknown): Promise<TaskView> {
+  const res = await t.call("POST", "/api/tasks", { token: key, body });
+  expect(res.status).toBe(201);
+  return (await res.json()) as TaskView;
+}
+
+/** `curl -N …/events?follow=1`: every SSE event until `end`. */
+async function follow(t: TestEdge, key: string, id: string): Promise<{ events: TaskEventView[]; end: { status: string; error: string | null } }> {
+  const res = await fetch(`${t.url}/api/tasks/${id}/events?follow=1`, { headers: { Authorization: `Bearer ${key}` } });
+  expect(res.headers.get("content-type")).toStartWith("text/event-stream");
+  const events: TaskEventView[] = [];
+  let end: { status: string; error: string | null } | null = null;
+  const decoder = new TextDecoder();
+  let buf = "";
+  for await (const chunk of res.body!) {
+    buf += decoder.decode(chunk, { stream: true });
+    let i: number;
+    while ((i = buf.indexOf("\n\n")) >= 0) {
+      const block = buf.slice(0, i);
+      buf = buf.slice(i + 2);
+      const type = /^event: (.*)$/m.exec(block)?.[1];
+      const data = /^data: (.*)$/m.exec(block)?.[1];
+      if (!data) continue;
+      if (type === "end") end = JSON.parse(data);
+      else events.push(JSON.parse(data));
+    }
+    // No early break: the edge closes the stream after `end`, and reading to the close releases the connection.
+  }
+  if (!end) throw new Error("the stream closed without an end event");
+  return { events, end };
+}
+
+async function finished(t: TestEdge, key: string, id: string): Promise<TaskView> {
+  return until(`task ${id} to finish`, async () => {
+    const view = (await (await t.call("GET", `/api/tasks/${id}`, { token: key })).json()) as TaskView;
+    return ["succeeded", "failed", "cancelled"].includes(view.status) ? view : undefined;
+  }, 20_000);
+}
+
+describe("a task from submission to result, on a real agent", () => {
+  test("a shell-command task edits a file in a git repo: its output streams live and the result carries the diff", async () => {
+    const { key } = await edge.createKey("alice");
+    const task = await submit(edge, key, {
+      prompt: "say goodbye",
+      repo: { url: repo },
+      agent: { type: "command", command: 'echo "prompt: $SAM_TASK_PROMPT"; sed -i s/hello/goodbye/ hello.txt; echo edited' },
+    });
+    const { events, end } = await follow(edge, key, task.id);
+    expect(end.status).toBe("succeeded");
+    const logs = events.filter((e) => e.type === "log").map((e) => e.message);
+    expect(logs).toContain("prompt: say goodbye");
+    expect(logs.indexOf("prompt: say goodbye")).toBeLessThan(logs.indexOf("edited"));
+    const statuses = events.filter((e) => e.type === "status").map((e) => e.status);
+    expect(statuses).toEqual(expect.arrayContaining(["queued", "running", "succeeded"]));
+    const view = await finished(edge, key, task.id);
+    expect(view.result).toMatchObject({ status: "succeeded", exitCode: 0 });
+    expect(view.result!.diffStat).toContain("hello.txt | 2 +-");
+    expect(view.result!.patch).toContain("-hello world");
+    expect(view.result!.patch).toContain("+goodbye world");
+    expect(view.result!.steps!.map((s) => s.name)).toEqual(["clone", "agent", "diff"]);
+  }, 40_000);
+
+  test("a built-in task against the Cloudflare fake: the model's write_file lands, and the result says so", async () => {
+    const { key } = await edge.createKey("bob");
+    cf.replies.rest.push(
+      { json: chatCompletion({ content: null, tool_calls: [{ id: "call_1", type: "function", function: { name: "write_file", arguments: JSON.stringify({ path: "GREETING.md", content: "# Hello from SAM\n" }) } }] }, { finish: "tool_calls" }) },
+      { json: chatCompletion({ content: "Added GREETING.md." }) },
+    );
+    const task = await submit(edge, key, { prompt: "add a greeting file", repo: { url: repo }, model: "@cf/qwen/qwen2.5-coder-32b-instruct" });
+    const view = await finished(edge, key, task.id);
+    expect(view.status).toBe("succeeded");
+    expect(view.result!.summary).toBe("Added GREETING.md.\n\nFiles written: GREETING.md");
+    expect(view.result!.diffStat).toContain("GREETING.md");
+    expect(view.result!.patch).toContain("+# Hello from SAM");
+    const calls = cf.requests.filter((r) => r.endpoint === "rest");
+    expect(calls.length).toBe(2);
+    expect(JSON.stringify(calls[1]!.body)).toContain("wrote 17 bytes to GREETING.md");
+  }, 40_000);
+
+  test("a built-in task with no upstream configured fails fast with the 503's message", async () => {
+    const { key } = await bare.createKey("carol");
+    const task = await submit(bare, key, { prompt: "anything" });
+    const view = await finished(bare, key, task.id);
+    expect(view.status).toBe("failed");
+    expect(view.error).toStartWith("inference failed (503): ");
+    expect(view.error).toContain("CF_ACCOUNT_ID");
+    expect(view.phases.run).toBeLessThan(5_000);
+  }, 40_000);
+});
