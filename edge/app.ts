@@ -32,6 +32,8 @@ export type AppDeps = {
   runner: Runner;
   agent: AgentClient;
   wakeups: Wakeups;
+  /** Forgets a revoked API key in this instance's auth cache. */
+  keyRevoked?: (keyId: string) => void;
   /** The inference upstream actually in use (after the gateway bootstrap). */
   inferenceMode: () => string;
 };
@@ -77,7 +79,7 @@ export function createApp(deps: AppDeps): Hono {
   });
 
   const { authenticate, tasks, nodes, runner, agent, wakeups, config } = deps;
-  app.route("/api/keys", keyRoutes(deps.db, authenticate));
+  app.route("/api/keys", keyRoutes(deps.db, authenticate, deps.keyRevoked));
   app.route("/api/tasks", taskRoutes({ authenticate, tasks, runner, wakeups, timeouts: config.timeouts }));
   app.route("/api/nodes", nodeRoutes({
     authenticate, nodes, runner, agent, timeouts: config.timeouts,

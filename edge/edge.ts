@@ -10,6 +10,7 @@ import { createApp } from "./app.ts";
 import { resolveAdminToken, type AdminToken } from "./auth/admin-token.ts";
 import { createAuthenticate } from "./auth/authenticate.ts";
 import type { Authenticate } from "./auth/caller.ts";
+import { KeyCache } from "./auth/key-cache.ts";
 import type { EdgeConfig } from "./config.ts";
 import { openDatabase, type Client } from "./db/client.ts";
 import { migrate } from "./db/migrate.ts";
@@ -51,7 +52,8 @@ export async function createEdge(config: EdgeConfig, options: EdgeOptions = {}):
   const db = await openDatabase(config.databaseUrl, config.databaseToken);
   await migrate(db, [...MIGRATIONS, ...INFERENCE_MIGRATIONS]);
   const admin = resolveAdminToken(config.adminToken, config.dataDir);
-  const authenticate = createAuthenticate(db, admin.token);
+  const keyCache = new KeyCache();
+  const authenticate = createAuthenticate(db, admin.token, keyCache);
   const provider = options.provider ?? createProvider(config);
   let publicUrl = config.publicUrl ?? `http://${config.host}:${config.port}`;
   const tasks = new TaskStore(db);
@@ -73,6 +75,7 @@ export async function createEdge(config: EdgeConfig, options: EdgeOptions = {}):
   }));
   const app = createApp({
     config, startedAt, db, authenticate, tasks, nodes, runner, agent, wakeups,
+    keyRevoked: (id) => keyCache.revoked(id),
     inferenceMode: inference.upstreamMode,
   });
   app.route("/", inference.app);

@@ -5,26 +5,33 @@
  */
 import type { Client } from "../db/client.ts";
 import type { Authenticate, Caller } from "./caller.ts";
+import { KeyCache } from "./key-cache.ts";
 import { hashToken, timingSafeEqualString } from "./tokens.ts";
 
 export const TOKEN_PREFIX = { key: "sam", node: "samnode", agent: "samagent", task: "samtask" } as const;
 
 const TERMINAL_SQL = "('succeeded','failed','cancelled')";
 
-export function createAuthenticate(db: Client, adminToken: string): Authenticate {
+/** `keys` caches API-key lookups briefly (see key-cache.ts for the bound on revocation). */
+export function createAuthenticate(db: Client, adminToken: string, keys = new KeyCache()): Authenticate {
   return async (token: string): Promise<Caller | null> => {
     if (timingSafeEqualString(token, adminToken)) return { kind: "admin" };
     const prefix = token.slice(0, token.indexOf("_"));
     if (prefix !== "sam" && prefix !== "samnode" && prefix !== "samtask") return null;
     const hash = await hashToken(token);
     if (prefix === "sam") {
+      const cached = keys.get(hash);
+      if (cached) return cached;
+      const ticket = keys.ticket();
       const r = await db.execute({
         sql: "SELECT id, name, rate_limit_per_minute FROM api_keys WHERE token_hash = ? AND revoked_at IS NULL",
         args: [hash],
       });
       const row = r.rows[0];
       if (!row) return null;
-      return { kind: "key", keyId: String(row.id), name: String(row.name), rateLimitPerMinute: nullableNumber(row.rate_limit_per_minute) };
+      const caller = { kind: "key", keyId: String(row.id), name: String(row.name), rateLimitPerMinute: nullableNumber(row.rate_limit_per_minute) } as const;
+      keys.set(hash, caller, ticket);
+      return caller;
     }
     if (prefix === "samnode") {
       const r = await db.execute({

@@ -2,7 +2,7 @@
  * The one place that picks a libSQL client by URL scheme. Deno Deploy loads no native addons, so remote
  * URLs go through `@libsql/client/web` and only `file:` loads the native client (imported lazily).
  */
-import type { Client } from "@libsql/client";
+import type { Client, InStatement } from "@libsql/client";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 
@@ -21,7 +21,7 @@ export async function openDatabase(url: string, authToken: string | null): Promi
   }
   const { createClient } = await import("@libsql/client/web");
   const remote = url.startsWith("libsql:") ? url.replace(/^libsql:/, "https:") : url;
-  return retryingBusy(createClient({ url: remote, authToken: authToken ?? undefined, fetch: fetchWithTimeout }));
+  return remoteClient(createClient({ url: remote, authToken: authToken ?? undefined, fetch: fetchWithTimeout }));
 }
 
 /** A request to the database server that hangs fails instead of holding its caller forever. */
@@ -35,15 +35,25 @@ function fetchWithTimeout(input: RequestInfo | URL, init?: RequestInit): Promise
 const BUSY_RETRY_MS = 5_000;
 
 /**
- * sqld answers SQLITE_BUSY at once when concurrent writers collide (there is no busy timeout over HTTP). A
- * statement or batch that failed so was rolled back whole, so retrying it with a short backoff is safe.
+ * The remote client as the edge uses it: one write in flight per instance, and SQLITE_BUSY retried.
+ *
+ * Why one write at a time: sqld has no busy timeout over HTTP, and its lock waiters spin. With tens of
+ * concurrent writers (a burst of submissions plus their placement and dispatch), its threads spin on the
+ * write lock while the holder starves for CPU; on a loaded 2-core machine every request then hangs until
+ * the 15 s request timeout (the two-instance test stalled for 55-60 s so). SQLite takes one writer at a
+ * time anyway, so queueing writes here costs no throughput and leaves sqld at most one waiter per
+ * instance. Reads are not queued.
+ *
+ * A statement or batch that failed with SQLITE_BUSY was rolled back whole, so retrying it with a short
+ * backoff is safe; the queue is released during the backoff so reads and the other instance progress.
  */
-function retryingBusy(client: Client): Client {
-  const retry = async <T>(work: () => Promise<T>): Promise<T> => {
+function remoteClient(client: Client): Client {
+  const writes = new WriteQueue();
+  const retry = async <T>(write: boolean, work: () => Promise<T>): Promise<T> => {
     const deadline = Date.now() + BUSY_RETRY_MS;
     for (let delay = 2; ; delay = Math.min(delay * 2, 100)) {
       try {
-        return await work();
+        return await (write ? writes.run(work) : work());
       } catch (err) {
         if ((err as { code?: string }).code !== "SQLITE_BUSY" || Date.now() > deadline) throw err;
         await new Promise((r) => setTimeout(r, delay * (0.5 + Math.random())));
@@ -52,10 +62,31 @@ function retryingBusy(client: Client): Client {
   };
   return new Proxy(client, {
     get(target, prop, receiver) {
-      if (prop === "execute") return (...args: Parameters<Client["execute"]>) => retry(() => target.execute(...args));
-      if (prop === "batch") return (...args: Parameters<Client["batch"]>) => retry(() => target.batch(...args));
+      if (prop === "execute") {
+        return (...args: Parameters<Client["execute"]>) => retry(isWrite(args[0]), () => target.execute(...args));
+      }
+      if (prop === "batch") {
+        return (...args: Parameters<Client["batch"]>) => retry(args[1] !== "read", () => target.batch(...args));
+      }
       const value = Reflect.get(target, prop, receiver);
       return typeof value === "function" ? value.bind(target) : value;
     },
   });
+}
+
+/** Only a plain SELECT is a read; anything else (INSERT … RETURNING, PRAGMA, WITH …) queues as a write. */
+function isWrite(stmt: InStatement): boolean {
+  const sql = typeof stmt === "string" ? stmt : stmt.sql;
+  return !/^\s*SELECT\b/i.test(sql);
+}
+
+/** A FIFO of async work, one at a time. */
+class WriteQueue {
+  private tail: Promise<unknown> = Promise.resolve();
+
+  run<T>(work: () => Promise<T>): Promise<T> {
+    const result = this.tail.then(work);
+    this.tail = result.catch(() => {});
+    return result;
+  }
 }

@@ -39,7 +39,8 @@ function keyView(row: Record<string, unknown>): KeyView {
   };
 }
 
-export function keyRoutes(db: Client, authenticate: Authenticate): Hono<CallerEnv> {
+/** `onRevoked` lets this instance's auth cache forget a key the moment it is revoked. */
+export function keyRoutes(db: Client, authenticate: Authenticate, onRevoked: (keyId: string) => void = () => {}): Hono<CallerEnv> {
   const app = new Hono<CallerEnv>();
   app.use("*", guard(authenticate, "admin"));
 
@@ -70,6 +71,7 @@ export function keyRoutes(db: Client, authenticate: Authenticate): Hono<CallerEn
   app.delete("/:id", async (c) => {
     const id = c.req.param("id");
     const r = await db.execute({ sql: "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", args: [Date.now(), id] });
+    onRevoked(id);
     if (r.rowsAffected === 0) {
       const exists = await db.execute({ sql: "SELECT 1 FROM api_keys WHERE id = ?", args: [id] });
       if (!exists.rows[0]) throw new HttpError(404, `no API key ${id}`, { code: "key_not_found" });

@@ -64,13 +64,16 @@ export class Runner {
   // ---- events ----
 
   submitted(task: TaskRecord): void {
-    this.background(() => this.place(task.id));
+    this.background(() => this.place(task.id, task));
   }
 
-  /** Put a queued task on a node of its key: a ready one (dispatch now), a booting one, or a new one. */
-  async place(taskId: string): Promise<void> {
+  /**
+   * Put a queued task on a node of its key: a ready one (dispatch now), a booting one, or a new one.
+   * `fresh` is the record just written (a submission), which spares the first read.
+   */
+  async place(taskId: string, fresh?: TaskRecord): Promise<void> {
     for (let attempt = 0; attempt < 4; attempt++) {
-      const task = await this.d.tasks.get(taskId);
+      const task = attempt === 0 && fresh ? fresh : await this.d.tasks.get(taskId);
       if (!task || task.status !== "queued") return;
       const now = Date.now();
       let node = await this.d.nodes.findSlot(task.keyId, this.t, now);
@@ -214,7 +217,9 @@ export class Runner {
       andWhere,
       now,
     });
-    if (ok) await this.d.nodes.update(node.id, { idle_since: null });
+    // Skipped when the node was already busy (one write less per dispatch); a stale idle_since is harmless
+    // anyway: the reaper counts the node's tasks before it drains.
+    if (ok && node.idleSince !== null) await this.d.nodes.update(node.id, { idle_since: null });
     return ok;
   }
 

@@ -66,6 +66,14 @@ export function taskFromRow(r: Row): TaskRecord {
   };
 }
 
+/** The first status event of every task. */
+export const QUEUED_MESSAGE = "task queued";
+
+/** The transitions of a task just submitted, as `statusEvents` would read them back. */
+export function submittedTransitions(task: TaskRecord): { status: TaskStatus; at: number; message: string }[] {
+  return [{ status: "queued", at: task.createdAt, message: QUEUED_MESSAGE }];
+}
+
 export function newTaskId(): string {
   return `t_${randomToken("x").slice(2, 22)}`;
 }
@@ -79,7 +87,10 @@ async function requestHash(s: TaskSubmission): Promise<string> {
 export class TaskStore {
   constructor(private readonly db: Client) {}
 
-  /** Insert a queued task, or return the one an earlier request with the same Idempotency-Key made. */
+  /**
+   * Insert a queued task, or return the one an earlier request with the same Idempotency-Key made. One write
+   * batch; a new task comes back from the insert itself (RETURNING), so nothing is read again.
+   */
   async submit(keyId: string, s: TaskSubmission, idempotencyKey: string | null, deadline: { at: number; timer: string }, now = Date.now()): Promise<{ task: TaskRecord; created: boolean }> {
     const id = newTaskId();
     const hash = await requestHash(s);
@@ -88,16 +99,18 @@ export class TaskStore {
         sql: `INSERT INTO tasks (id, key_id, idempotency_key, request_hash, status, status_at, deadline_at, deadline_timer, prompt,
                 repo_url, repo_branch, repo_credential, agent, model, labels, created_at, updated_at)
               VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-              ON CONFLICT (key_id, idempotency_key) DO NOTHING`,
+              ON CONFLICT (key_id, idempotency_key) DO NOTHING
+              RETURNING *`,
         args: [id, keyId, idempotencyKey, hash, now, deadline.at, deadline.timer, s.prompt, s.repo?.url ?? null, s.repo?.branch ?? null,
           s.repo?.credential ?? null, JSON.stringify(s.agent), s.model ?? null, JSON.stringify(s.labels), now, now],
       },
       {
-        sql: "INSERT INTO task_events (task_id, at, type, status, message) SELECT ?, ?, 'status', 'queued', 'task queued' WHERE changes() = 1",
-        args: [id, now],
+        sql: "INSERT INTO task_events (task_id, at, type, status, message) SELECT ?, ?, 'status', 'queued', ? WHERE changes() = 1",
+        args: [id, now, QUEUED_MESSAGE],
       },
     ], "write");
-    if (insert!.rowsAffected === 1) return { task: (await this.get(id))!, created: true };
+    const inserted = insert!.rows[0] as Row | undefined;
+    if (inserted) return { task: taskFromRow(inserted), created: true };
     const r = await this.db.execute({ sql: "SELECT * FROM tasks WHERE key_id = ? AND idempotency_key = ?", args: [keyId, idempotencyKey] });
     const existing = r.rows[0] as Row | undefined;
     if (!existing) throw new Error("idempotent insert found neither a new nor an existing task");

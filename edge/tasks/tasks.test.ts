@@ -38,6 +38,11 @@ describe("tasks", () => {
     expect(created.keyId).toBe(alice.id);
 
     const done = await waitForStatus(created.id, "succeeded");
+    // The 201 answer is built from the insert itself; it says what the database holds.
+    expect(created.transitions).toEqual([{ status: "queued", at: created.createdAt, reason: "task queued" }]);
+    expect(done.transitions[0]).toEqual(created.transitions[0]!);
+    const stable = (x: typeof done) => ({ id: x.id, prompt: x.prompt, repo: x.repo, agent: x.agent, model: x.model, labels: x.labels, keyId: x.keyId, createdAt: x.createdAt });
+    expect(stable(done)).toEqual(stable(created));
     // In lifecycle order; waiting_for_agent is skipped when the agent is ready before the server create returns.
     const lifecycle = ["queued", "provisioning", "waiting_for_agent", "dispatched", "running", "succeeded"];
     const seen = done.transitions.map((x) => x.status);

@@ -14,7 +14,7 @@ import { runnerDeadline } from "../runner/deadlines.ts";
 import type { Runner } from "../runner/runner.ts";
 import type { Wakeups } from "../runner/wakeups.ts";
 import type { Timeouts } from "../../shared/timeouts.ts";
-import type { TaskRecord, TaskStore } from "./store.ts";
+import { submittedTransitions, type TaskRecord, type TaskStore } from "./store.ts";
 import { taskView } from "./view.ts";
 
 export type TaskRouteDeps = { authenticate: Authenticate; tasks: TaskStore; runner: Runner; wakeups: Wakeups; timeouts: Timeouts };
@@ -59,8 +59,10 @@ export function taskRoutes(d: TaskRouteDeps): Hono<CallerEnv> {
     const submission = parseOrThrow(TaskSubmission, await readJsonBody(c.req.raw));
     const now = Date.now();
     const { task, created } = await d.tasks.submit(caller.keyId, submission, idem, runnerDeadline("queued", now, d.timeouts), now);
-    if (created) d.runner.submitted(task);
-    return c.json(await viewOf(task), created ? 201 : 200);
+    if (!created) return c.json(await viewOf(task), 200);
+    // Answered as queued (durably so); the runner places it right after, off this request's path.
+    d.runner.submitted(task);
+    return c.json(taskView(task, submittedTransitions(task)), 201);
   });
 
   app.get("/", guard(d.authenticate, "key", "admin"), async (c) => {

@@ -13,6 +13,8 @@ const double = await startAgentDouble({
   controlPlaneUrl: env.SAM_CONTROL_PLANE_URL!,
   ...tokens,
   capacity: Number(env.SAM_MAX_CONCURRENT_TASKS ?? 2),
+  // "hold" keeps tasks running (benchmarks: no process per task); the default runs each task's command.
+  mode: env.SAM_DOUBLE_MODE === "hold" ? "hold" : "run",
   heartbeatMs: parseDuration(env.SAM_HEARTBEAT_INTERVAL ?? "30s") ?? 30_000,
 });
 console.log(`agent double for ${env.SAM_NODE_ID} on ${double.url}`);
