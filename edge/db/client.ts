@@ -13,9 +13,15 @@ export async function openDatabase(url: string, authToken: string | null): Promi
     const path = url.slice("file:".length).split("?")[0]!;
     if (path && path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
     const { createClient } = await import("@libsql/client");
-    const client = createClient({ url });
-    // WAL lets readers (SSE followers, exports) run beside the writer; the busy timeout rides out short locks.
+    // One connection: the native client's calls are synchronous anyway, and per-connection pragmas would
+    // otherwise hold only on whichever pooled connection ran them (the only interactive transaction, the
+    // migrations', runs at start before anything else uses the client).
+    const client = createClient({ url, concurrency: 1 });
+    // WAL lets readers (SSE followers, exports) run beside the writer; the busy timeout rides out locks
+    // another process holds. synchronous=NORMAL is SQLite's setting for WAL: a commit no longer waits for an
+    // fsync (a power cut may lose the last commits, never the database's integrity) — ~250 µs → ~20 µs.
     await client.execute("PRAGMA journal_mode = WAL");
+    await client.execute("PRAGMA synchronous = NORMAL");
     await client.execute("PRAGMA busy_timeout = 5000");
     return client;
   }
