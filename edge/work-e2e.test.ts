@@ -4,14 +4,14 @@
  * follow its events, read the result. Built-in tasks use the Cloudflare fake as the inference upstream.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TaskEventView, TaskView } from "../shared/wire/api.ts";
-import { gitOutput } from "../agent/work/git.ts";
 import { chatCompletion, startCloudflareFake, type CloudflareFake } from "./inference/fake/cloudflare.ts";
 import { startTestEdge, until, type TestEdge } from "./testing/harness.ts";
 import { AGENT_BINARY, ensureAgentBinary } from "../agent/testing/binary.ts";
+import { initRepo } from "../agent/testing/git-repo.ts";
 
 const BINARY = AGENT_BINARY;
 let base: string;
@@ -24,13 +24,7 @@ let bare: TestEdge;
 beforeAll(async () => {
   ensureAgentBinary();
   base = mkdtempSync(join(tmpdir(), "sam-work-e2e-"));
-  repo = join(base, "repo");
-  mkdirSync(repo);
-  const ident = { PATH: process.env.PATH ?? "", GIT_AUTHOR_NAME: "t", GIT_AUTHOR_EMAIL: "t@e", GIT_COMMITTER_NAME: "t", GIT_COMMITTER_EMAIL: "t@e" };
-  await gitOutput(repo, ident, ["init", "-q", "-b", "main"]);
-  writeFileSync(join(repo, "hello.txt"), "hello world\n");
-  await gitOutput(repo, ident, ["add", "-A"]);
-  await gitOutput(repo, ident, ["commit", "-qm", "init"]);
+  repo = await initRepo(join(base, "repo"), { "hello.txt": "hello world\n" });
   cf = startCloudflareFake();
   const common = { SAM_AGENT_BINARY: BINARY, SAM_HEARTBEAT_INTERVAL: "1s" };
   edge = await startTestEdge({

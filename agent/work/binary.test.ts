@@ -4,13 +4,13 @@
  * which the next start reports the task failed.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { gitOutput } from "./git.ts";
 import { RESTART_REASON } from "./executor.ts";
 import { startFakeEdge, until, type FakeEdge } from "./fake-edge.ts";
 import { AGENT_BINARY, ensureAgentBinary } from "../testing/binary.ts";
+import { initRepo } from "../testing/git-repo.ts";
 
 const BINARY = AGENT_BINARY;
 const AGENT_TOKEN = "samagent_work_binary_test_0123456789";
@@ -62,13 +62,7 @@ function task(taskId: string, command: string, repo?: string) {
 
 describe("the agent binary runs tasks", () => {
   test("a dispatched command edits the repo; the result has the diff; the agent's secrets are not in its env; heartbeat cancel stops a task", async () => {
-    const repo = join(base, "repo");
-    mkdirSync(repo);
-    const ident = { PATH: process.env.PATH ?? "", GIT_AUTHOR_NAME: "t", GIT_AUTHOR_EMAIL: "t@e", GIT_COMMITTER_NAME: "t", GIT_COMMITTER_EMAIL: "t@e" };
-    await gitOutput(repo, ident, ["init", "-q", "-b", "main"]);
-    writeFileSync(join(repo, "a.txt"), "a\n");
-    await gitOutput(repo, ident, ["add", "-A"]);
-    await gitOutput(repo, ident, ["commit", "-qm", "init"]);
+    const repo = await initRepo(join(base, "repo"), { "a.txt": "a\n" });
 
     const { url } = await startAgent(join(base, "data1"));
     expect(edge.ready).toMatchObject({ capabilities: { workspaceModes: ["host"], agents: ["builtin", "command"] } });

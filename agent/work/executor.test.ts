@@ -9,7 +9,7 @@ import { startScriptedModel, type ScriptedModel } from "./builtin/scripted-model
 import { WORK_DEFAULTS, type WorkConfig } from "./config.ts";
 import { createTaskExecutor, RESTART_REASON } from "./executor.ts";
 import { fetchControlPlane, memoryRecorder, startFakeEdge, until, type FakeEdge } from "./fake-edge.ts";
-import { gitOutput } from "./git.ts";
+import { initRepo } from "../testing/git-repo.ts";
 
 const NODE_SECRET = "samnode_must_never_leak_0123456789";
 const baseEnv = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/tmp", SAM_NODE_TOKEN: NODE_SECRET, SAM_AGENT_TOKEN: "samagent_x" };
@@ -22,13 +22,7 @@ let n = 0;
 
 beforeAll(async () => {
   base = mkdtempSync(join(tmpdir(), "sam-exec-"));
-  repo = join(base, "repo");
-  mkdirSync(repo);
-  const ident = { ...baseEnv, GIT_AUTHOR_NAME: "t", GIT_AUTHOR_EMAIL: "t@e", GIT_COMMITTER_NAME: "t", GIT_COMMITTER_EMAIL: "t@e" };
-  await gitOutput(repo, ident, ["init", "-q", "-b", "main"]);
-  writeFileSync(join(repo, "hello.txt"), "hello\n");
-  await gitOutput(repo, ident, ["add", "-A"]);
-  await gitOutput(repo, ident, ["commit", "-qm", "init"]);
+  repo = await initRepo(join(base, "repo"), { "hello.txt": "hello\n" }, baseEnv);
   edge = startFakeEdge();
   model = startScriptedModel();
 });
