@@ -13,6 +13,7 @@ export async function openDatabase(url: string, authToken: string | null): Promi
     const path = url.slice("file:".length).split("?")[0]!;
     if (path && path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
     const { createClient } = await import("@libsql/client");
+    (await import("./statement-cache.ts")).cachePreparedStatements();
     // One connection: the native client's calls are synchronous anyway, and per-connection pragmas would
     // otherwise hold only on whichever pooled connection ran them (the only interactive transaction, the
     // migrations', runs at start before anything else uses the client).
