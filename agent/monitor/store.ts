@@ -59,7 +59,8 @@ export class MetricsStore {
   }
 
   prune(cutoff: number): Promise<number> {
-    return pruneInChunks(this.db, "samples", "at", cutoff);
+    // `samples` is WITHOUT ROWID, keyed by its time.
+    return pruneInChunks(this.db, "samples", "at", cutoff, { keyColumn: "at" });
   }
 
   openSnapshot(tempPath: string, opts: { inPlace: boolean }): Snapshot {

@@ -40,17 +40,20 @@ export function openDatabase(path: string, migrations: readonly Migration[]): Da
 
 /**
  * Delete rows older than `cutoff` in chunks of `chunk`, yielding to the event loop between chunks so a
- * large backlog (an agent that was off for weeks) never stalls the writer or the HTTP server.
+ * large backlog (an agent that was off for weeks) never stalls the writer or the HTTP server. `keyColumn`
+ * names the row's key: `rowid`, or the primary key of a `WITHOUT ROWID` table (which has no rowid).
  */
 export async function pruneInChunks(
   db: Database,
   table: string,
   timeColumn: string,
   cutoff: number,
-  chunk = 2_000,
+  opts: { keyColumn?: string; chunk?: number } = {},
 ): Promise<number> {
+  const key = opts.keyColumn ?? "rowid";
+  const chunk = opts.chunk ?? 2_000;
   const del = db.query(
-    `DELETE FROM ${table} WHERE rowid IN (SELECT rowid FROM ${table} WHERE ${timeColumn} < ? ORDER BY ${timeColumn} LIMIT ${chunk})`,
+    `DELETE FROM ${table} WHERE ${key} IN (SELECT ${key} FROM ${table} WHERE ${timeColumn} < ? ORDER BY ${timeColumn} LIMIT ${chunk})`,
   );
   let total = 0;
   for (;;) {
