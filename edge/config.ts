@@ -83,6 +83,7 @@ export function loadEdgeConfig(env: Env): EdgeConfig {
     throw new ConfigError("SAM_ADMIN_TOKEN: must be at least 16 characters");
   }
   const timeouts = timeoutsFromEnv(env);
+  const hetznerApiBase = envUrl(env, "SAM_HCLOUD_API_BASE", "https://api.hetzner.cloud/v1", ["http:", "https:"])!;
   return {
     host: envString(env, "SAM_HOST", "127.0.0.1"),
     port: envInt(env, "SAM_PORT", 8787, 0, 65535),
@@ -94,7 +95,7 @@ export function loadEdgeConfig(env: Env): EdgeConfig {
     provider,
     hetzner: {
       token: hetznerToken,
-      apiBase: envUrl(env, "SAM_HCLOUD_API_BASE", "https://api.hetzner.cloud/v1", ["http:", "https:"])!,
+      apiBase: hetznerApiBase,
     },
     cloudflare: {
       accountId,
@@ -113,7 +114,7 @@ export function loadEdgeConfig(env: Env): EdgeConfig {
     hetznerProvider: provider === "hetzner"
       ? hetznerOptionsFromEnv(env, {
         token: hetznerToken!,
-        apiBase: envUrl(env, "SAM_HCLOUD_API_BASE", "https://api.hetzner.cloud/v1", ["http:", "https:"])!,
+        apiBase: hetznerApiBase,
         retryBackoffMs: timeouts.retryBackoff,
         heartbeatMs: timeouts.heartbeat,
       })

@@ -4,13 +4,12 @@
  * and the admin token is compared in constant time.
  */
 import type { Client } from "../db/client.ts";
+import { TERMINAL_SQL } from "../tasks/store.ts";
 import type { Authenticate, Caller } from "./caller.ts";
 import { KeyCache } from "./key-cache.ts";
 import { hashToken, timingSafeEqualString } from "./tokens.ts";
 
 export const TOKEN_PREFIX = { key: "sam", node: "samnode", agent: "samagent", task: "samtask" } as const;
-
-const TERMINAL_SQL = "('succeeded','failed','cancelled')";
 
 /** `keys` caches API-key lookups briefly (see key-cache.ts for the bound on revocation). */
 export function createAuthenticate(db: Client, adminToken: string, keys = new KeyCache()): Authenticate {

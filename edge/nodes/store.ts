@@ -6,7 +6,10 @@ import type { BootTimeline } from "../../shared/wire/boot.ts";
 import type { MetricsSample } from "../../shared/wire/metrics.ts";
 import type { Timeouts } from "../../shared/timeouts.ts";
 import type { Client } from "../db/client.ts";
-import { ON_NODE_SQL } from "../tasks/store.ts";
+import { ON_NODE_SQL, sqlList } from "../tasks/store.ts";
+
+/** Nodes that exist or are coming up: what counts against SAM_MAX_NODES and can take work. */
+const LIVE_NODE_SQL = sqlList(["provisioning", "booting", "ready"] satisfies NodeStatus[]);
 
 export type NodeRecord = {
   id: string;
@@ -140,7 +143,7 @@ export class NodeStore {
   async findSlot(keyId: string, t: Timeouts, now = Date.now()): Promise<NodeRecord | null> {
     const r = await this.db.execute({
       sql: `SELECT * FROM nodes n
-            WHERE n.status IN ('provisioning','booting','ready') AND (n.owner_key_id = ? OR n.owner_key_id IS NULL)
+            WHERE n.status IN ${LIVE_NODE_SQL} AND (n.owner_key_id = ? OR n.owner_key_id IS NULL)
               AND (n.status <> 'ready' OR COALESCE(n.last_heartbeat_at, n.ready_at) > ?)
               AND (SELECT COUNT(*) FROM tasks t WHERE t.node_id = n.id AND t.status IN ${ON_NODE_SQL}) < n.slots
             ORDER BY CASE n.status WHEN 'ready' THEN 0 WHEN 'booting' THEN 1 ELSE 2 END, n.owner_key_id IS NULL, n.created_at
@@ -157,7 +160,7 @@ export class NodeStore {
   }
 
   async countLive(): Promise<number> {
-    const r = await this.db.execute("SELECT COUNT(*) AS n FROM nodes WHERE status IN ('provisioning','booting','ready')");
+    const r = await this.db.execute(`SELECT COUNT(*) AS n FROM nodes WHERE status IN ${LIVE_NODE_SQL}`);
     return Number(r.rows[0]?.n ?? 0);
   }
 

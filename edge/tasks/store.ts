@@ -5,14 +5,16 @@
 import type { InArgs, InValue } from "@libsql/client";
 import { HttpError } from "../../shared/errors.ts";
 import type { TaskEventView } from "../../shared/wire/api.ts";
-import type { TaskAgent, TaskLogEvent, TaskResult, TaskStatus, TaskSubmission } from "../../shared/wire/task.ts";
+import { TERMINAL_STATUSES, type TaskAgent, type TaskLogEvent, type TaskResult, type TaskStatus, type TaskSubmission } from "../../shared/wire/task.ts";
 import { randomToken } from "../auth/tokens.ts";
 import type { Client } from "../db/client.ts";
 
 export const ACTIVE_STATUSES = ["queued", "provisioning", "waiting_for_agent", "dispatched", "running"] as const;
+/** A fixed list of statuses as an SQL `IN` list, e.g. `('succeeded','failed','cancelled')`. */
+export const sqlList = (values: readonly string[]) => `(${values.map((v) => `'${v}'`).join(",")})`;
 /** Statuses that hold a slot on a node. */
-export const ON_NODE_SQL = "('provisioning','waiting_for_agent','dispatched','running')";
-export const TERMINAL_SQL = "('succeeded','failed','cancelled')";
+export const ON_NODE_SQL = sqlList(["provisioning", "waiting_for_agent", "dispatched", "running"] satisfies TaskStatus[]);
+export const TERMINAL_SQL = sqlList(TERMINAL_STATUSES);
 
 export type TaskRecord = {
   id: string;
