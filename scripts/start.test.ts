@@ -5,17 +5,10 @@ import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { processExists } from "../shared/process.ts";
 
 const root = join(import.meta.dir, "..");
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 test("npm start serves /healthz and a SIGINT stops it with no orphans", async () => {
   const dataDir = mkdtempSync(join(tmpdir(), "sam-start-"));
@@ -49,8 +42,8 @@ test("npm start serves /healthz and a SIGINT stops it with no orphans", async ()
   const { code, signal } = await exited;
   expect(code === 0 || signal === "SIGINT").toBe(true);
   const deadline = Date.now() + 5_000;
-  while (group.some(alive) && Date.now() < deadline) await Bun.sleep(50);
-  expect(group.filter(alive)).toEqual([]);
+  while (group.some(processExists) && Date.now() < deadline) await Bun.sleep(50);
+  expect(group.filter(processExists)).toEqual([]);
   expect(out).toContain("SAM edge: SIGINT, shutting down");
   rmSync(dataDir, { recursive: true, force: true });
 }, 60_000);

@@ -1,20 +1,14 @@
 import { describe, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { MAX_LINE, runInGroup } from "./process-group.ts";
 import { until } from "./fake-edge.ts";
+import { processRunning } from "../../shared/process.ts";
 
 const env = { PATH: process.env.PATH ?? "/usr/bin:/bin" };
 
 /** Running, not a zombie waiting for a reaper (PID 1 in a container may never reap it). */
-function alive(pid: number): boolean {
-  try {
-    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
-  } catch {
-    return false;
-  }
-}
 
 describe("runInGroup", () => {
   test("streams stdout and stderr as lines, in order per stream, and returns the exit code", async () => {
@@ -45,12 +39,12 @@ describe("runInGroup", () => {
       cwd: tmpdir(), env, signal: ctl.signal, killGraceMs: 500,
       onLine: (_s, l) => { child = Number(l); },
     });
-    await until("the background child", () => child > 0 && alive(child));
+    await until("the background child", () => child > 0 && processRunning(child));
     ctl.abort();
     const run = await done;
     expect(run.aborted).toBe(true);
     expect(run.exitCode).toBeNull();
-    await until("the child to die", () => !alive(child), 3_000);
+    await until("the child to die", () => !processRunning(child), 3_000);
   }, 10_000);
 
   test("a timeout ends the command and says so", async () => {
@@ -64,6 +58,6 @@ describe("runInGroup", () => {
     let child = 0;
     const run = await runInGroup(["sh", "-c", "sleep 60 & echo $!"], { cwd: tmpdir(), env, onLine: (_s, l) => { child = Number(l); } });
     expect(run.exitCode).toBe(0);
-    await until("the straggler to die", () => child > 0 && !alive(child), 3_000);
+    await until("the straggler to die", () => child > 0 && !processRunning(child), 3_000);
   }, 10_000);
 });

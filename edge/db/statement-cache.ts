@@ -29,12 +29,13 @@ export function cachePreparedStatements(): void {
   proto.prepare = function (sql, ...rest) {
     if (rest.length > 0) return prepare.call(this, sql, ...rest);
     const cache = (this[CACHE] ??= new Map());
-    if (SCHEMA_CHANGE.test(sql)) {
-      cache.clear();
-      return prepare.call(this, sql);
-    }
     let stmt = cache.get(sql);
     if (!stmt) {
+      // Schema statements are never cached, so a hit is never one; only a miss needs the check.
+      if (SCHEMA_CHANGE.test(sql)) {
+        cache.clear();
+        return prepare.call(this, sql);
+      }
       stmt = prepare.call(this, sql);
       // A prepared statement's result columns are fixed; the client asks for them twice per call.
       const columns = stmt.columns;

@@ -4,6 +4,7 @@ import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { startTestEdge, until, type TestEdge } from "../../testing/harness.ts";
 import { LocalProvider } from "./local.ts";
+import { processRunning } from "../../../shared/process.ts";
 
 const agentCommand = `${process.execPath} ${join(import.meta.dir, "..", "..", "testing", "agent-double-main.ts")}`;
 const edges: TestEdge[] = [];
@@ -11,14 +12,6 @@ afterAll(async () => {
   for (const e of edges) await e.stop();
 });
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return !/^\d+ \(.*\) Z /.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
-  } catch {
-    return false;
-  }
-}
 
 describe("local provider", () => {
   test("a task reaches a local agent process; delete stops it; close stops the rest", async () => {
@@ -33,7 +26,7 @@ describe("local provider", () => {
     const dir = join(t.dataDir, "nodes", done.nodeId);
     expect(statSync(join(dir, "tokens")).mode & 0o777).toBe(0o600);
     const pid = Number(readFileSync(join(dir, "agent.pid"), "utf8"));
-    expect(alive(pid)).toBe(true);
+    expect(processRunning(pid)).toBe(true);
     // The secrets are in the file, not in the agent's environment.
     expect(readFileSync(`/proc/${pid}/environ`, "utf8")).not.toContain("samnode_");
     const events = (await (await t.call("GET", `/api/tasks/${task.id}/events`)).json()).data;
@@ -41,14 +34,14 @@ describe("local provider", () => {
 
     const res = await t.call("DELETE", `/api/nodes/${done.nodeId}`);
     expect((await res.json()).status).toBe("deleted");
-    expect(alive(pid)).toBe(false);
+    expect(processRunning(pid)).toBe(false);
     expect(existsSync(join(dir, "tokens"))).toBe(false);
 
     const warm = await (await t.call("POST", "/api/nodes", { body: {} })).json();
     await until("warm node ready", async () => (await (await t.call("GET", `/api/nodes/${warm.id}`)).json()).status === "ready", 15_000);
     const warmPid = Number(readFileSync(join(t.dataDir, "nodes", warm.id, "agent.pid"), "utf8"));
     await t.edge.provider.close(); // what edge shutdown does
-    expect(alive(warmPid)).toBe(false);
+    expect(processRunning(warmPid)).toBe(false);
   }, 30_000);
 
   test("after an edge crash, a new provider re-adopts the live agents from their PID files and can stop them", async () => {
@@ -62,6 +55,6 @@ describe("local provider", () => {
     const servers = await adopted.list();
     expect(servers.map((s) => [s.id, s.nodeId])).toEqual([[`local-${pid}`, node.id]]);
     await adopted.close();
-    expect(alive(pid)).toBe(false);
+    expect(processRunning(pid)).toBe(false);
   }, 30_000);
 });

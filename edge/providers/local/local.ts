@@ -9,6 +9,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, 
 import { join } from "node:path";
 import process from "node:process";
 import type { CreateServerInput, CreateServerResult, Provider, ProviderServer } from "../provider.ts";
+import { processExists } from "../../../shared/process.ts";
 
 export type LocalProviderOptions = {
   dataDir: string;
@@ -134,18 +135,10 @@ function serverIdOf(pid: number): string {
   return `local-${pid}`;
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Alive and really this node's agent (a PID can be reused after a reboot): its environment names the node. */
 function isAgentOf(pid: number, nodeId: string): boolean {
-  if (!alive(pid)) return false;
+  if (!processExists(pid)) return false;
   try {
     const environ = readFileSync(`/proc/${pid}/environ`, "utf8");
     if (!environ.split("\0").includes(`SAM_NODE_ID=${nodeId}`)) return false;
