@@ -12,7 +12,7 @@ import { hashToken, randomToken } from "../auth/tokens.ts";
 import type { Provider } from "../providers/provider.ts";
 import { AgentUnreachable, type AgentClient } from "../nodes/agent-client.ts";
 import { nodeHealth, type NodeRecord, type NodeStore } from "../nodes/store.ts";
-import { ON_NODE_SQL, type TaskRecord, type TaskStore } from "../tasks/store.ts";
+import type { TaskRecord, TaskStore } from "../tasks/store.ts";
 import { runnerDeadline, sweepDeadline, SWEEP_LIMITS, type ActiveStatus } from "./deadlines.ts";
 import type { Wakeups } from "./wakeups.ts";
 
@@ -90,8 +90,7 @@ export class Runner {
       const nodeStatus = node.status;
       const target: TaskStatus = nodeStatus === "ready" ? "dispatched" : nodeStatus === "booting" ? "waiting_for_agent" : "provisioning";
       const capacity = {
-        sql: `EXISTS (SELECT 1 FROM nodes n WHERE n.id = ? AND n.status = ? AND n.owner_key_id = ?
-                AND (SELECT COUNT(*) FROM tasks x WHERE x.node_id = n.id AND x.status IN ${ON_NODE_SQL}) < n.slots)`,
+        sql: "EXISTS (SELECT 1 FROM nodes n WHERE n.id = ? AND n.status = ? AND n.owner_key_id = ? AND n.tasks_on_node < n.slots)",
         args: [node.id, nodeStatus, task.keyId],
       };
       if (target === "dispatched") {
