@@ -154,6 +154,8 @@ export class TaskStore {
     result?: TaskResult;
     /** Extra SQL condition on the row, e.g. a node capacity check; args follow the rest. */
     andWhere?: { sql: string; args: InValue[] };
+    /** Store this task inference token hash with the move (in the same batch), only when the move happens. */
+    inferenceTokenHash?: string;
     now?: number;
   }): Promise<boolean> {
     const now = opts.now ?? Date.now();
@@ -178,6 +180,11 @@ export class TaskStore {
         sql: "INSERT INTO task_events (task_id, at, type, status, message) SELECT ?, ?, 'status', ?, ? WHERE changes() = 1",
         args: [id, now, to, opts.message],
       },
+      // changes() is now the event's: 1 exactly when the move happened.
+      ...(opts.inferenceTokenHash === undefined ? [] : [{
+        sql: "INSERT INTO task_tokens (token_hash, task_id, created_at) SELECT ?, ?, ? WHERE changes() = 1",
+        args: [opts.inferenceTokenHash, id, now],
+      }]),
     ], "write");
     return update!.rowsAffected === 1;
   }
