@@ -24,7 +24,7 @@ export async function openDatabase(url: string, authToken: string | null): Promi
     await client.execute("PRAGMA journal_mode = WAL");
     await client.execute("PRAGMA synchronous = NORMAL");
     await client.execute("PRAGMA busy_timeout = 5000");
-    return client;
+    return (await import("./group-commit.ts")).groupCommits(client);
   }
   const { createClient } = await import("@libsql/client/web");
   const remote = url.startsWith("libsql:") ? url.replace(/^libsql:/, "https:") : url;
