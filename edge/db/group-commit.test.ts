@@ -73,3 +73,34 @@ test("reads, and batches in other modes, are not held back", async () => {
   expect(commits).toEqual([]);
   expect((await other.execute("SELECT name FROM t WHERE id = 30")).rows[0]!.name).toBe("d");
 });
+
+test("while a group is being written (a slow server), the next one gathers batches from many turns", async () => {
+  const sizes: number[] = [];
+  let release!: () => void;
+  const held = new Promise<void>((r) => (release = r));
+  let calls = 0;
+  // The first write waits until released, as a request to a remote database would.
+  const slow = new Proxy(raw, {
+    get(target, prop, receiver) {
+      if (prop === "batch") {
+        return async (...args: Parameters<Client["batch"]>) => {
+          if (calls++ === 0) await held;
+          return target.batch(...args);
+        };
+      }
+      const value = Reflect.get(target, prop, receiver);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  const grouped = groupCommits(slow, { onCommit: (n) => sizes.push(n) });
+  const first = grouped.batch(insert(40, "first"), "write");
+  const later: Promise<unknown>[] = [];
+  for (let i = 41; i <= 44; i++) {
+    await new Promise((r) => setImmediate(r)); // each in a turn of its own
+    later.push(grouped.batch(insert(i, `later${i}`), "write"));
+  }
+  release();
+  await Promise.all([first, ...later]);
+  expect(sizes).toEqual([1, 4]);
+  expect(calls).toBe(2);
+});
