@@ -104,3 +104,11 @@ test("while a group is being written (a slow server), the next one gathers batch
   expect(sizes).toEqual([1, 4]);
   expect(calls).toBe(2);
 });
+
+test("a burst larger than one group is written in several, in order", async () => {
+  const sizes: number[] = [];
+  const grouped = groupCommits(raw, { onCommit: (n) => sizes.push(n) });
+  const results = await Promise.all(Array.from({ length: 300 }, (_, i) => grouped.batch(insert(1000 + i, `burst${i}`), "write")));
+  expect(sizes).toEqual([256, 44]);
+  expect(results.every((r, i) => r[0]!.rows[0]!.id === 1000 + i)).toBe(true);
+});

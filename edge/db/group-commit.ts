@@ -13,6 +13,9 @@
 import type { Client, InStatement, ResultSet } from "@libsql/client";
 import { setImmediate } from "node:timers";
 
+/** Most batches in one transaction (one request over HTTP); the rest wait for the next group. */
+const MAX_GROUP = 256;
+
 type Pending = { stmts: InStatement[]; resolve(results: ResultSet[]): void; reject(err: unknown): void };
 
 export type GroupCommitOptions = {
@@ -53,8 +56,7 @@ export function groupCommits(client: Client, o: GroupCommitOptions = {}): Client
   async function flush(): Promise<void> {
     scheduled = false;
     writing = true;
-    const group = queue;
-    queue = [];
+    const group = queue.splice(0, MAX_GROUP);
     try {
       await write(group);
     } finally {
