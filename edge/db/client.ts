@@ -5,6 +5,7 @@
 import type { Client, InStatement } from "@libsql/client";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
+import { groupCommits } from "./group-commit.ts";
 
 export type { Client } from "@libsql/client";
 
@@ -24,11 +25,11 @@ export async function openDatabase(url: string, authToken: string | null): Promi
     await client.execute("PRAGMA journal_mode = WAL");
     await client.execute("PRAGMA synchronous = NORMAL");
     await client.execute("PRAGMA busy_timeout = 5000");
-    return client;
+    return groupCommits(client);
   }
   const { createClient } = await import("@libsql/client/web");
   const remote = url.startsWith("libsql:") ? url.replace(/^libsql:/, "https:") : url;
-  return remoteClient(createClient({ url: remote, authToken: authToken ?? undefined, fetch: fetchWithTimeout }));
+  return groupCommits(remoteClient(createClient({ url: remote, authToken: authToken ?? undefined, fetch: fetchWithTimeout })));
 }
 
 /** A request to the database server that hangs fails instead of holding its caller forever. */

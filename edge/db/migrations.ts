@@ -102,4 +102,32 @@ export const MIGRATIONS: Migration[] = [
       )`,
     ],
   },
+  {
+    // How many tasks hold a slot on each node, kept by triggers in the very statement that moves a task on or
+    // off a node (so in its transaction, whoever writes it: any instance, any code path). Placement compares
+    // it with `slots` instead of counting the node's tasks each time, which grew with the tasks a node held.
+    // The status list is `ON_NODE_SQL` written out: a shipped migration's text never changes.
+    id: "0003-node-task-count",
+    statements: [
+      "ALTER TABLE nodes ADD COLUMN tasks_on_node INTEGER NOT NULL DEFAULT 0",
+      `UPDATE nodes SET tasks_on_node = (SELECT COUNT(*) FROM tasks t WHERE t.node_id = nodes.id
+        AND t.status IN ('provisioning','waiting_for_agent','dispatched','running'))`,
+      `CREATE TRIGGER tasks_on_node_insert AFTER INSERT ON tasks
+        WHEN NEW.node_id IS NOT NULL AND NEW.status IN ('provisioning','waiting_for_agent','dispatched','running')
+        BEGIN UPDATE nodes SET tasks_on_node = tasks_on_node + 1 WHERE id = NEW.node_id; END`,
+      `CREATE TRIGGER tasks_on_node_update AFTER UPDATE OF status, node_id ON tasks
+        WHEN OLD.node_id IS NOT NEW.node_id
+          OR (OLD.status IN ('provisioning','waiting_for_agent','dispatched','running'))
+            <> (NEW.status IN ('provisioning','waiting_for_agent','dispatched','running'))
+        BEGIN
+          UPDATE nodes SET tasks_on_node = tasks_on_node - 1
+            WHERE id = OLD.node_id AND OLD.status IN ('provisioning','waiting_for_agent','dispatched','running');
+          UPDATE nodes SET tasks_on_node = tasks_on_node + 1
+            WHERE id = NEW.node_id AND NEW.status IN ('provisioning','waiting_for_agent','dispatched','running');
+        END`,
+      `CREATE TRIGGER tasks_on_node_delete AFTER DELETE ON tasks
+        WHEN OLD.node_id IS NOT NULL AND OLD.status IN ('provisioning','waiting_for_agent','dispatched','running')
+        BEGIN UPDATE nodes SET tasks_on_node = tasks_on_node - 1 WHERE id = OLD.node_id; END`,
+    ],
+  },
 ];

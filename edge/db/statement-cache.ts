@@ -16,7 +16,7 @@ const CACHE = Symbol("sam.preparedStatements");
 const MAX_STATEMENTS = 1_000;
 const SCHEMA_CHANGE = /^\s*(CREATE|ALTER|DROP)\b/i;
 
-type Statement = { columns(): unknown[] };
+type Statement = { columns(): unknown[]; safeIntegers(toggle?: boolean): Statement; raw(toggle?: boolean): Statement };
 type Prepare = (this: { [CACHE]?: Map<string, Statement> }, sql: string, ...rest: unknown[]) => Statement;
 
 let installed = false;
@@ -37,15 +37,43 @@ export function cachePreparedStatements(): void {
         return prepare.call(this, sql);
       }
       stmt = prepare.call(this, sql);
-      // A prepared statement's result columns are fixed; the client asks for them twice per call.
-      const columns = stmt.columns;
-      let known: unknown[] | undefined;
-      stmt.columns = function () {
-        return (known ??= columns.call(this));
-      };
+      rememberFixedAnswers(stmt);
       if (cache.size >= MAX_STATEMENTS) cache.clear();
       cache.set(sql, stmt);
     }
     return stmt;
+  };
+}
+
+/**
+ * The client asks a statement the same questions on every call: its columns (twice), `safeIntegers(true)`
+ * and `raw(true)` — which, for a statement that returns no rows, throws a native error it then catches
+ * (~3.4 µs under Deno per write statement). The answers are fixed for a prepared statement (whether it
+ * returns rows never changes), so each native call is made once and its outcome replayed.
+ */
+function rememberFixedAnswers(stmt: Statement): void {
+  const { columns, safeIntegers, raw } = stmt;
+  let known: unknown[] | undefined;
+  stmt.columns = function () {
+    return (known ??= columns.call(this));
+  };
+  let integers: boolean | undefined;
+  stmt.safeIntegers = function (toggle = true) {
+    if (toggle !== integers) (safeIntegers.call(this, toggle), (integers = toggle));
+    return this;
+  };
+  let rawMode: boolean | undefined;
+  let notAReader: unknown;
+  stmt.raw = function (toggle = true) {
+    if (toggle === rawMode) return this;
+    if (notAReader !== undefined) throw notAReader;
+    try {
+      raw.call(this, toggle);
+    } catch (err) {
+      notAReader = err;
+      throw err;
+    }
+    rawMode = toggle;
+    return this;
   };
 }

@@ -6,7 +6,7 @@ import type { BootTimeline } from "../../shared/wire/boot.ts";
 import type { MetricsSample } from "../../shared/wire/metrics.ts";
 import type { Timeouts } from "../../shared/timeouts.ts";
 import type { Client } from "../db/client.ts";
-import { ON_NODE_SQL, sqlList } from "../tasks/store.ts";
+import { sqlList } from "../tasks/store.ts";
 
 /** Nodes that exist or are coming up: what counts against SAM_MAX_NODES and can take work. */
 const LIVE_NODE_SQL = sqlList(["provisioning", "booting", "ready"] satisfies NodeStatus[]);
@@ -145,7 +145,7 @@ export class NodeStore {
       sql: `SELECT * FROM nodes n
             WHERE n.status IN ${LIVE_NODE_SQL} AND (n.owner_key_id = ? OR n.owner_key_id IS NULL)
               AND (n.status <> 'ready' OR COALESCE(n.last_heartbeat_at, n.ready_at) > ?)
-              AND (SELECT COUNT(*) FROM tasks t WHERE t.node_id = n.id AND t.status IN ${ON_NODE_SQL}) < n.slots
+              AND n.tasks_on_node < n.slots
             ORDER BY CASE n.status WHEN 'ready' THEN 0 WHEN 'booting' THEN 1 ELSE 2 END, n.owner_key_id IS NULL, n.created_at
             LIMIT 1`,
       args: [keyId, now - t.nodeStale],
@@ -164,9 +164,10 @@ export class NodeStore {
     return Number(r.rows[0]?.n ?? 0);
   }
 
+  /** Tasks holding a slot on the node (the count the triggers of migration 0003 keep). */
   async busyCount(id: string): Promise<number> {
-    const r = await this.db.execute({ sql: `SELECT COUNT(*) AS n FROM tasks WHERE node_id = ? AND status IN ${ON_NODE_SQL}`, args: [id] });
-    return Number(r.rows[0]?.n ?? 0);
+    const r = await this.db.execute({ sql: "SELECT tasks_on_node FROM nodes WHERE id = ?", args: [id] });
+    return Number(r.rows[0]?.tasks_on_node ?? 0);
   }
 
   async view(n: NodeRecord, t: Timeouts, now = Date.now()): Promise<NodeView> {

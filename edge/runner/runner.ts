@@ -12,7 +12,7 @@ import { hashToken, randomToken } from "../auth/tokens.ts";
 import type { Provider } from "../providers/provider.ts";
 import { AgentUnreachable, type AgentClient } from "../nodes/agent-client.ts";
 import { nodeHealth, type NodeRecord, type NodeStore } from "../nodes/store.ts";
-import { ON_NODE_SQL, type TaskRecord, type TaskStore } from "../tasks/store.ts";
+import type { TaskRecord, TaskStore } from "../tasks/store.ts";
 import { runnerDeadline, sweepDeadline, SWEEP_LIMITS, type ActiveStatus } from "./deadlines.ts";
 import type { Wakeups } from "./wakeups.ts";
 
@@ -90,13 +90,13 @@ export class Runner {
       const nodeStatus = node.status;
       const target: TaskStatus = nodeStatus === "ready" ? "dispatched" : nodeStatus === "booting" ? "waiting_for_agent" : "provisioning";
       const capacity = {
-        sql: `EXISTS (SELECT 1 FROM nodes n WHERE n.id = ? AND n.status = ? AND n.owner_key_id = ?
-                AND (SELECT COUNT(*) FROM tasks x WHERE x.node_id = n.id AND x.status IN ${ON_NODE_SQL}) < n.slots)`,
+        sql: "EXISTS (SELECT 1 FROM nodes n WHERE n.id = ? AND n.status = ? AND n.owner_key_id = ? AND n.tasks_on_node < n.slots)",
         args: [node.id, nodeStatus, task.keyId],
       };
       if (target === "dispatched") {
-        if (await this.claimDispatch(task, node, ["queued"], capacity)) {
-          await this.postDispatch(task.id, node);
+        const claimed = await this.claimDispatch(task, node, ["queued"], capacity);
+        if (claimed) {
+          await this.dispatch(claimed.task, node, claimed.token);
           return;
         }
         continue;
@@ -184,7 +184,8 @@ export class Runner {
     if (!node || node.status !== "ready") return;
     const waiting = await this.d.tasks.inStatus(BOOTING, { nodeId });
     await Promise.all(waiting.map(async (task) => {
-      if (await this.claimDispatch(task, node, BOOTING)) await this.postDispatch(task.id, node);
+      const claimed = await this.claimDispatch(task, node, BOOTING);
+      if (claimed) await this.dispatch(claimed.task, node, claimed.token);
     }));
     if (node.ownerKeyId) await this.placeQueued(node.ownerKeyId);
   }
@@ -206,29 +207,47 @@ export class Runner {
 
   // ---- dispatch ----
 
-  private async claimDispatch(task: TaskRecord, node: NodeRecord, from: TaskStatus[], andWhere?: { sql: string; args: (string | number)[] }): Promise<boolean> {
+  /**
+   * The dispatch CAS, which also stores the attempt's inference token (one write batch). Returns the task as
+   * the CAS left it, so the dispatch needs no re-read: what it sends (prompt, agent, repo, model) never changes.
+   */
+  private async claimDispatch(task: TaskRecord, node: NodeRecord, from: TaskStatus[], andWhere?: { sql: string; args: (string | number)[] }): Promise<{ task: TaskRecord; token: string } | null> {
     const now = Date.now();
+    const deadline = runnerDeadline("dispatched", now, this.t);
+    // A lease: if this instance dies before the agent answers, the tick retries after it.
+    const nextAttemptAt = now + this.requestTimeoutMs + this.t.retryBackoff;
+    const token = randomToken(TOKEN_PREFIX.task);
     const ok = await this.d.tasks.transition(task.id, from, "dispatched", {
       message: `dispatching to node ${node.id}`,
       nodeId: node.id,
-      deadline: runnerDeadline("dispatched", now, this.t),
-      // A lease: if this instance dies before the agent answers, the tick retries after it.
-      nextAttemptAt: now + this.requestTimeoutMs + this.t.retryBackoff,
+      deadline,
+      nextAttemptAt,
       andWhere,
+      inferenceTokenHash: await hashToken(token),
       now,
     });
+    if (!ok) return null;
     // Skipped when the node was already busy (one write less per dispatch); a stale idle_since is harmless
     // anyway: the reaper counts the node's tasks before it drains.
-    if (ok && node.idleSince !== null) await this.d.nodes.update(node.id, { idle_since: null });
-    return ok;
+    if (node.idleSince !== null) await this.d.nodes.update(node.id, { idle_since: null });
+    const dispatched: TaskRecord = {
+      ...task, status: "dispatched", statusAt: now, updatedAt: now, nodeId: node.id,
+      deadlineAt: deadline.at, deadlineTimer: deadline.timer, nextAttemptAt, attempts: 0,
+    };
+    return { task: dispatched, token };
   }
 
-  /** `POST <agent>/tasks`. 202 (or 409: it already has it) → running; 429/5xx/unreachable → retry later. */
+  /** Dispatch a task already `dispatched` (a retry of the tick): read it, mint a fresh token, send it. */
   async postDispatch(taskId: string, node: NodeRecord): Promise<void> {
     const task = await this.d.tasks.get(taskId);
     if (!task || task.status !== "dispatched") return;
     const token = randomToken(TOKEN_PREFIX.task);
     await this.d.tasks.mintInferenceToken(task.id, await hashToken(token));
+    await this.dispatch(task, node, token);
+  }
+
+  /** `POST <agent>/tasks`. 202 (or 409: it already has it) → running; 429/5xx/unreachable → retry later. */
+  private async dispatch(task: TaskRecord, node: NodeRecord, token: string): Promise<void> {
     const body: TaskDispatch = {
       taskId: task.id,
       prompt: task.prompt,

@@ -6,7 +6,7 @@ import type { InArgs, InValue } from "@libsql/client";
 import { HttpError } from "../../shared/errors.ts";
 import type { TaskEventView } from "../../shared/wire/api.ts";
 import { TERMINAL_STATUSES, type TaskAgent, type TaskLogEvent, type TaskResult, type TaskStatus, type TaskSubmission } from "../../shared/wire/task.ts";
-import { randomToken } from "../auth/tokens.ts";
+import { randomToken, sha256Hex } from "../auth/tokens.ts";
 import type { Client } from "../db/client.ts";
 
 export const ACTIVE_STATUSES = ["queued", "provisioning", "waiting_for_agent", "dispatched", "running"] as const;
@@ -81,9 +81,8 @@ export function newTaskId(): string {
 }
 
 /** A stable digest of a submission, so a replayed Idempotency-Key with a different body is refused. */
-async function requestHash(s: TaskSubmission): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(JSON.stringify(s)));
-  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+function requestHash(s: TaskSubmission): string {
+  return sha256Hex(JSON.stringify(s));
 }
 
 export class TaskStore {
@@ -95,7 +94,7 @@ export class TaskStore {
    */
   async submit(keyId: string, s: TaskSubmission, idempotencyKey: string | null, deadline: { at: number; timer: string }, now = Date.now()): Promise<{ task: TaskRecord; created: boolean }> {
     const id = newTaskId();
-    const hash = await requestHash(s);
+    const hash = requestHash(s);
     const [insert] = await this.db.batch([
       {
         sql: `INSERT INTO tasks (id, key_id, idempotency_key, request_hash, status, status_at, deadline_at, deadline_timer, prompt,
@@ -155,6 +154,8 @@ export class TaskStore {
     result?: TaskResult;
     /** Extra SQL condition on the row, e.g. a node capacity check; args follow the rest. */
     andWhere?: { sql: string; args: InValue[] };
+    /** Store this task inference token hash with the move (in the same batch), only when the move happens. */
+    inferenceTokenHash?: string;
     now?: number;
   }): Promise<boolean> {
     const now = opts.now ?? Date.now();
@@ -179,6 +180,11 @@ export class TaskStore {
         sql: "INSERT INTO task_events (task_id, at, type, status, message) SELECT ?, ?, 'status', ?, ? WHERE changes() = 1",
         args: [id, now, to, opts.message],
       },
+      // changes() is now the event's: 1 exactly when the move happened.
+      ...(opts.inferenceTokenHash === undefined ? [] : [{
+        sql: "INSERT INTO task_tokens (token_hash, task_id, created_at) SELECT ?, ?, ? WHERE changes() = 1",
+        args: [opts.inferenceTokenHash, id, now],
+      }]),
     ], "write");
     return update!.rowsAffected === 1;
   }

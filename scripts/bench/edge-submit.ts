@@ -11,7 +11,7 @@
  */
 import { createClient } from "@libsql/client";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startSqld } from "../../edge/testing/sqld.ts";
@@ -28,11 +28,19 @@ const ROUNDS = Number(flag("rounds", "3"));
 const WARMUP = 300;
 const RUNTIMES = flag("runtimes", "bun,deno").split(",") as ("bun" | "deno")[];
 const DBS = flag("dbs", "file,sqld").split(",") as ("file" | "sqld")[];
-// The edge before the issue-4 follow-up (submission path, key cache, sqld write queue).
-const BASELINE = flag("baseline", "001d923");
+// The edge before the third round of issue 4 (per-node count, dispatch batch, group commit).
+const BASELINE = flag("baseline", "898a341");
 const ADMIN = "admin-token-for-the-bench-0123456789";
 
-type Run = { reqPerSec: number; p50: number; p99: number; errors: number; drainedPerSec: number };
+type Run = { reqPerSec: number; p50: number; p99: number; errors: number; drainedPerSec: number; cpuUsPerTask: number };
+
+/** CPU time (user + system) a process has used so far, in µs: the steady measure beside the wall-clock ones. */
+function cpuMicros(pid: number): number {
+  // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  return ((Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS) * 1e6;
+}
+const CLOCK_TICKS = Number(spawnSync("getconf", ["CLK_TCK"]).stdout.toString().trim()) || 100;
 
 function exportBaseline(ref: string): string {
   mkdirSync(join(root, ".tmp"), { recursive: true });
@@ -121,13 +129,15 @@ async function runOnce(runtime: "bun" | "deno", db: "file" | "sqld", code: strin
       await load(edge.url, key.key, WARMUP, null); // JIT and caches; not measured
       await poll("warm-up dispatched", async () => ((await running()) >= WARMUP ? true : undefined), 120_000);
       const latencies: number[] = [];
+      const cpuBefore = cpuMicros(edge.child.pid!);
       const started = performance.now();
       const errors = await load(edge.url, key.key, REQUESTS, latencies);
       const seconds = (performance.now() - started) / 1000;
       await poll("all dispatched", async () => ((await running()) >= WARMUP + REQUESTS - errors ? true : undefined), 180_000);
       const drained = (performance.now() - started) / 1000;
+      const cpuUsPerTask = (cpuMicros(edge.child.pid!) - cpuBefore) / REQUESTS;
       const s = summary(latencies);
-      return { reqPerSec: REQUESTS / seconds, p50: s.p50, p99: s.p99, errors, drainedPerSec: REQUESTS / drained };
+      return { reqPerSec: REQUESTS / seconds, p50: s.p50, p99: s.p99, errors, drainedPerSec: REQUESTS / drained, cpuUsPerTask };
     } finally {
       counter.close();
     }
@@ -156,7 +166,7 @@ try {
             return null;
           });
           if (!r) continue;
-          console.log(`  round ${round + 1} ${id.padEnd(22)} ${r.reqPerSec.toFixed(0).padStart(5)} req/s  p50 ${r.p50.toFixed(1)} ms  p99 ${r.p99.toFixed(1)} ms  drained ${r.drainedPerSec.toFixed(0)}/s  errors ${r.errors}`);
+          console.log(`  round ${round + 1} ${id.padEnd(22)} ${r.reqPerSec.toFixed(0).padStart(5)} req/s  p50 ${r.p50.toFixed(1)} ms  p99 ${r.p99.toFixed(1)} ms  drained ${r.drainedPerSec.toFixed(0)}/s  edge CPU ${r.cpuUsPerTask.toFixed(0)} µs/task  errors ${r.errors}`);
           results.set(id, [...(results.get(id) ?? []), r]);
         }
       }
@@ -166,8 +176,8 @@ try {
   rmSync(baselineDir, { recursive: true, force: true });
 }
 
-console.log("\n| runtime | db | code | req/s | p50 ms | p99 ms | dispatched/s | errors | req/s vs baseline |");
-console.log("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+console.log("\n| runtime | db | code | req/s | p50 ms | p99 ms | dispatched/s | edge CPU µs/task | errors | req/s vs baseline |");
+console.log("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
 for (const runtime of RUNTIMES) {
   for (const db of DBS) {
     const base = results.get(`${runtime} ${db} baseline`);
@@ -176,7 +186,7 @@ for (const runtime of RUNTIMES) {
       if (!runs) continue;
       const m = (f: (r: Run) => number) => median(runs.map(f));
       const ratio = base ? `${(m((r) => r.reqPerSec) / median(base.map((r) => r.reqPerSec))).toFixed(2)}×` : "—";
-      console.log(`| ${runtime} | ${db} | ${label} | ${m((r) => r.reqPerSec).toFixed(0)} | ${m((r) => r.p50).toFixed(1)} | ${m((r) => r.p99).toFixed(1)} | ${m((r) => r.drainedPerSec).toFixed(0)} | ${runs.reduce((n, r) => n + r.errors, 0)} | ${ratio} |`);
+      console.log(`| ${runtime} | ${db} | ${label} | ${m((r) => r.reqPerSec).toFixed(0)} | ${m((r) => r.p50).toFixed(1)} | ${m((r) => r.p99).toFixed(1)} | ${m((r) => r.drainedPerSec).toFixed(0)} | ${m((r) => r.cpuUsPerTask).toFixed(0)} | ${runs.reduce((n, r) => n + r.errors, 0)} | ${ratio} |`);
     }
   }
 }
