@@ -112,3 +112,28 @@ test("a burst larger than one group is written in several, in order", async () =
   expect(sizes).toEqual([256, 44]);
   expect(results.every((r, i) => r[0]!.rows[0]!.id === 1000 + i)).toBe(true);
 });
+
+test("a group whose outcome is unknown (the request to the database failed) is not run again: every caller gets the error", async () => {
+  let calls = 0;
+  // The request times out after the server may have committed: running the batches again could write twice.
+  const flaky = new Proxy(raw, {
+    get(target, prop, receiver) {
+      if (prop === "batch") {
+        return async (...args: Parameters<Client["batch"]>) => {
+          calls++;
+          await target.batch(...args);
+          throw new DOMException("The operation timed out.", "TimeoutError");
+        };
+      }
+      const value = Reflect.get(target, prop, receiver);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  const grouped = groupCommits(flaky);
+  const outcomes = await Promise.allSettled([50, 51, 52].map((id) => grouped.batch(insert(id, `timeout${id}`), "write")));
+  expect(outcomes.map((o) => o.status)).toEqual(["rejected", "rejected", "rejected"]);
+  expect(String((outcomes[0] as PromiseRejectedResult).reason)).toContain("timed out");
+  expect(calls).toBe(1);
+  // Written once (the server did commit), never twice.
+  expect(Number((await other.execute("SELECT COUNT(*) AS n FROM log WHERE t_id BETWEEN 50 AND 52")).rows[0]!.n)).toBe(3);
+});

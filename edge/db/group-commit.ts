@@ -8,7 +8,8 @@
  * Each caller still gets only its own results, and only after the group has committed (durably, as before).
  * A statement that fails rolls the whole group back; the group's batches are then run again one by one, so
  * only the failing batch fails (with its own error), never its neighbours. Nothing is committed twice: a
- * failed group left nothing behind.
+ * group SQLite refused left nothing behind, and a group whose outcome is unknown (the request to a remote
+ * database failed) is not run again — each of its callers gets that error.
  */
 import type { Client, InStatement, ResultSet } from "@libsql/client";
 import { setImmediate } from "node:timers";
@@ -22,6 +23,12 @@ export type GroupCommitOptions = {
   /** Called after each transaction with the number of batches it held (tests, benchmarks). */
   onCommit?: (batches: number) => void;
 };
+
+/** An error SQLite itself raised for a statement (constraint, busy, …): its transaction was rolled back. */
+function isStatementError(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === "string" && code.startsWith("SQLITE_");
+}
 
 export function groupCommits(client: Client, o: GroupCommitOptions = {}): Client {
   let queue: Pending[] = [];
@@ -44,7 +51,14 @@ export function groupCommits(client: Client, o: GroupCommitOptions = {}): Client
     let results: ResultSet[];
     try {
       results = await client.batch(group.flatMap((p) => p.stmts), "write");
-    } catch {
+    } catch (err) {
+      // A statement SQLite refused rolled the whole group back: safe to run each batch again alone. Any other
+      // failure (a request timeout or a dropped connection to sqld) leaves the outcome unknown — the group may
+      // have committed — so running it again could write twice: every caller gets the error, as one would have.
+      if (!isStatementError(err)) {
+        for (const p of group) p.reject(err);
+        return;
+      }
       for (const p of group) await runAlone(p);
       return;
     }
