@@ -19,7 +19,7 @@ import { INFERENCE_MIGRATIONS } from "../../edge/inference/usage.ts";
 export const BENCH_KEY = "sam_bench_key";
 export const BENCH_MODEL = "bench-model";
 
-const COMPLETION = JSON.stringify({
+export const COMPLETION = JSON.stringify({
   id: "chatcmpl-bench",
   object: "chat.completion",
   created: 1_700_000_000,
@@ -29,13 +29,13 @@ const COMPLETION = JSON.stringify({
 });
 const chunkOf = (delta: object, finish: string | null) =>
   `data: ${JSON.stringify({ id: "chatcmpl-bench", object: "chat.completion.chunk", created: 1_700_000_000, model: BENCH_MODEL, choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`;
-const STREAM = chunkOf({ role: "assistant", content: "" }, null) + chunkOf({ content: "ok" }, null) + chunkOf({}, "stop") + "data: [DONE]\n\n";
+export const STREAM = chunkOf({ role: "assistant", content: "" }, null) + chunkOf({ content: "ok" }, null) + chunkOf({}, "stop") + "data: [DONE]\n\n";
 
-type Handler = (req: Request) => Response | Promise<Response>;
+export type Handler = (req: Request) => Response | Promise<Response>;
 type DenoServe = { serve(opts: { port: number; hostname: string; onListen(addr: { port: number }): void }, h: Handler): unknown };
 
 /** Serve on an ephemeral loopback port with the runtime's own server and print `PORT <n>`. */
-function serve(handler: Handler): void {
+export function serve(handler: Handler): void {
   const deno = (globalThis as { Deno?: DenoServe }).Deno;
   if (deno) {
     deno.serve({ port: 0, hostname: "127.0.0.1", onListen: ({ port }) => console.log(`PORT ${port}`) }, handler);
