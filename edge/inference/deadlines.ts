@@ -1,9 +1,9 @@
 /**
- * First-byte deadlines for upstream calls, all served by one timer. Every call gets the same timeout, so
- * deadlines come due in the order the calls started: a FIFO whose head expires next, and the timer is
- * re-armed only when it fires (about once per timeout period under load), not per call. A `setTimeout` +
- * `clearTimeout` per call cost ≈ 2 µs under Deno (a Node-style `Timeout` object each) and showed in the
- * proxy's CPU per request.
+ * Per-call deadlines of one fixed delay (the upstream's first-byte timeout, the start of the client watch),
+ * all served by one timer. With one delay, deadlines come due in the order the calls started: a FIFO whose
+ * head expires next, and the timer is re-armed only when it fires (about once per delay under load), not
+ * per call. A `setTimeout` + `clearTimeout` per call cost ≈ 2 µs under Deno (a Node-style `Timeout` object
+ * each) and showed in the proxy's CPU per request.
  */
 
 type Entry = { at: number; onExpire: (() => void) | null };
