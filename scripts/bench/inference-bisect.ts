@@ -141,7 +141,7 @@ const arg = (name: string, fallback: string) => {
 };
 
 /** Nanoseconds of CPU all live threads of `pid` have used (per-thread schedstat, first field). */
-function cpuNs(pid: number): number {
+export function cpuNs(pid: number): number {
   let ns = 0;
   for (const tid of readdirSync(`/proc/${pid}/task`)) {
     try {

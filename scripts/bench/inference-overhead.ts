@@ -7,16 +7,19 @@
  * in each runtime shows the floor any proxy there pays. Also printed: the proxy process's CPU time per
  * request (from /proc), which machine load disturbs far less than latency does.
  *
- *   node_modules/.bin/bun scripts/bench/inference-overhead.ts [--rounds 5] [--per-round 300] [--pin]
+ *   node_modules/.bin/bun scripts/bench/inference-overhead.ts [--rounds 5] [--per-round 300] [--pin] [--base DIR]
+ *
+ * `--base DIR` also runs SAM from another code tree (`git archive <ref> | tar -x -C DIR` plus a node_modules
+ * symlink) as "SAM before", so a before → after comes from one interleaved run.
  *
  * `--pin` (taskset): the load generator and the upstream on CPU 0, every proxy on CPU 1, so a proxy never
  * competes with the generator for a core (on a 2-core machine; other processes still share both).
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { cpuNs } from "./inference-bisect.ts";
 import { BENCH_KEY, BENCH_MODEL } from "./inference-servers.ts";
 
 const root = dirname(dirname(dirname(fileURLToPath(import.meta.url))));
@@ -27,6 +30,10 @@ const arg = (name: string, fallback: number) => {
 const ROUNDS = arg("rounds", 5);
 const PER_ROUND = arg("per-round", 300);
 const PIN = process.argv.includes("--pin");
+const BASE = (() => {
+  const i = process.argv.indexOf("--base");
+  return i > 0 ? process.argv[i + 1]! : null;
+})();
 const children: ChildProcess[] = [];
 const BUN = join(root, "node_modules/.bin/bun");
 const DENO = join(root, "node_modules/.bin/deno");
@@ -64,11 +71,8 @@ function freePort(): Promise<number> {
 
 type Target = { name: string; url: string; headers: Record<string, string>; pid: number | null };
 
-/** CPU time (user + system) a process has used so far, in ms; taskset execs, so the pid is the server's. */
-function cpuMs(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-  return (Number(fields[11]) + Number(fields[12])) * 10; // utime, stime in ticks of 1/100 s
-}
+/** CPU time a process has used so far, in ms (ns resolution); taskset execs, so the pid is the server's. */
+const cpuMs = (pid: number) => cpuNs(pid) / 1e6;
 
 const body = (stream: boolean) => JSON.stringify({ model: BENCH_MODEL, stream, messages: [{ role: "user", content: "ping" }] });
 const BODY = body(false);
@@ -113,10 +117,11 @@ async function main() {
   if (PIN) spawn("taskset", ["-p", "-c", "0", String(process.pid)], { stdio: "ignore" });
   const up = await startProcess(BUN, ["scripts/bench/inference-servers.ts", "upstream"], /PORT (\d+)/, 0);
   const upstream = `http://127.0.0.1:${up.match[1]}/v1`;
-  const server = (runtime: string[], role: string) =>
-    startProcess(runtime[0]!, [...runtime.slice(1), "scripts/bench/inference-servers.ts", role, "--upstream", upstream], /PORT (\d+)/, 1);
+  const server = (runtime: string[], role: string, tree = root) =>
+    startProcess(runtime[0]!, [...runtime.slice(1), join(tree, "scripts/bench/inference-servers.ts"), role, "--upstream", upstream], /PORT (\d+)/, 1);
   const samBun = await server([BUN], "sam");
   const samDeno = await server([DENO, "run", "-A"], "sam");
+  const before = BASE ? [await server([BUN], "sam", BASE), await server([DENO, "run", "-A"], "sam", BASE)] : null;
   const bareBun = await server([BUN], "bare");
   const bareDeno = await server([DENO, "run", "-A"], "bare");
   const portkeyPort = await freePort();
@@ -130,6 +135,12 @@ async function main() {
     { name: "direct", url: `${upstream}/chat/completions`, headers: json, pid: null },
     { name: "SAM (Bun)", url: at(samBun), headers: json, pid: samBun.child.pid! },
     { name: "SAM (Deno)", url: at(samDeno), headers: json, pid: samDeno.child.pid! },
+    ...(before
+      ? [
+        { name: "SAM before (Bun)", url: at(before[0]!), headers: json, pid: before[0]!.child.pid! },
+        { name: "SAM before (Deno)", url: at(before[1]!), headers: json, pid: before[1]!.child.pid! },
+      ]
+      : []),
     {
       name: "Portkey (Bun)",
       url: `http://127.0.0.1:${portkeyPort}/v1/chat/completions`,
