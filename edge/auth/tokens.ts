@@ -1,4 +1,5 @@
-/** Secret tokens: generation, storage hashes and constant-time comparison (Web Crypto, runs anywhere). */
+/** Secret tokens: generation, storage hashes and constant-time comparison (runs under Bun, Deno and Node). */
+import { createHash } from "node:crypto";
 
 const ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 
@@ -10,16 +11,22 @@ export function randomToken(prefix: string): string {
   return `${prefix}_${out}`;
 }
 
-/** SHA-256 hex; tokens are high-entropy, so a fast hash is the right storage form (no need for a KDF). */
+/**
+ * SHA-256 hex; tokens are high-entropy, so a fast hash is the right storage form (no need for a KDF). Every
+ * request with an API key hashes its token (the key cache is keyed by the hash), so this is on the hot path:
+ * `node:crypto` hashes in ≈ 1 µs under both runtimes, where `crypto.subtle.digest` cost ≈ 40 µs of CPU per
+ * call under Deno (13 µs with 32 in flight) and 4 µs under Bun.
+ */
 export async function hashToken(token: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(token));
-  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+  return createHash("sha256").update(token).digest("hex");
 }
+
+const utf8 = new TextEncoder();
 
 /** Compare two strings in time independent of where they differ. */
 export function timingSafeEqualString(a: string, b: string): boolean {
-  const ea = new TextEncoder().encode(a);
-  const eb = new TextEncoder().encode(b);
+  const ea = utf8.encode(a);
+  const eb = utf8.encode(b);
   let diff = ea.length ^ eb.length;
   const n = Math.max(ea.length, eb.length);
   for (let i = 0; i < n; i++) diff |= (ea[i] ?? 0) ^ (eb[i] ?? 0);
