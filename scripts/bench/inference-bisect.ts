@@ -14,7 +14,7 @@
  * `signal`; `signal` wires it through the controller to the upstream fetch; `timer` arms and clears a
  * first-byte timer; `hono` serves the handler through a Hono router. `sam` is SAM's real inference app, `base`
  * the one in the code tree at --base (`git archive <ref> | tar -x -C DIR` plus a node_modules symlink), for a
- * before → after in one run. Under Deno, `nolegacy` runs the process with `--unstable-no-legacy-abort` (the
+ * before → after in one run; `sam,realauth` uses the edge's real key check (see inference-servers.ts). Under Deno, `nolegacy` runs the process with `--unstable-no-legacy-abort` (the
  * request's signal then aborts only on a disconnect), and `cdp` takes a V8 CPU profile over the inspector and
  * prints the functions with the most self time per request (the inspector's own network events inflate
  * fetch-related entries; compare variants, not totals). With --pin the generator and the upstream run on
@@ -206,7 +206,9 @@ async function main() {
   for (const v of variants) {
     const features = v.split(",");
     const samAt = features[0] === "sam" ? root : features[0] === "base" ? arg("base", "") : null;
-    const role = samAt ? [join(samAt, "scripts/bench/inference-servers.ts"), "sam", "--upstream", upstream] : ["scripts/bench/inference-bisect.ts", "variant", v, upstream];
+    const role = samAt
+      ? [join(samAt, "scripts/bench/inference-servers.ts"), "sam", "--upstream", upstream, ...(features.includes("realauth") ? ["--real-auth"] : [])]
+      : ["scripts/bench/inference-bisect.ts", "variant", v, upstream];
     const flags = runtime === "deno" && features.includes("nolegacy") ? ["--unstable-no-legacy-abort"] : [];
     // `cdp`: a V8 CPU profile over the inspector protocol, summarised by function after the run.
     if (runtime === "deno" && features.includes("cdp")) flags.push("--inspect=127.0.0.1:0");

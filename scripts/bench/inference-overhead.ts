@@ -7,7 +7,10 @@
  * in each runtime shows the floor any proxy there pays. Also printed: the proxy process's CPU time per
  * request (from /proc), which machine load disturbs far less than latency does.
  *
- *   node_modules/.bin/bun scripts/bench/inference-overhead.ts [--rounds 5] [--per-round 300] [--pin] [--base DIR]
+ *   node_modules/.bin/bun scripts/bench/inference-overhead.ts [--rounds 5] [--per-round 300] [--pin] [--base DIR] [--real-auth]
+ *
+ * `--real-auth`: SAM checks the key as the edge does (SHA-256 of the token, key cache, database) instead of
+ * comparing it with a constant.
  *
  * `--base DIR` also runs SAM from another code tree (`git archive <ref> | tar -x -C DIR` plus a node_modules
  * symlink) as "SAM before", so a before → after comes from one interleaved run.
@@ -30,6 +33,7 @@ const arg = (name: string, fallback: number) => {
 const ROUNDS = arg("rounds", 5);
 const PER_ROUND = arg("per-round", 300);
 const PIN = process.argv.includes("--pin");
+const REAL_AUTH = process.argv.includes("--real-auth");
 const BASE = (() => {
   const i = process.argv.indexOf("--base");
   return i > 0 ? process.argv[i + 1]! : null;
@@ -117,8 +121,10 @@ async function main() {
   if (PIN) spawn("taskset", ["-p", "-c", "0", String(process.pid)], { stdio: "ignore" });
   const up = await startProcess(BUN, ["scripts/bench/inference-servers.ts", "upstream"], /PORT (\d+)/, 0);
   const upstream = `http://127.0.0.1:${up.match[1]}/v1`;
-  const server = (runtime: string[], role: string, tree = root) =>
-    startProcess(runtime[0]!, [...runtime.slice(1), join(tree, "scripts/bench/inference-servers.ts"), role, "--upstream", upstream], /PORT (\d+)/, 1);
+  const server = (runtime: string[], role: string, tree = root) => {
+    const options = role === "sam" && REAL_AUTH ? ["--real-auth"] : [];
+    return startProcess(runtime[0]!, [...runtime.slice(1), join(tree, "scripts/bench/inference-servers.ts"), role, "--upstream", upstream, ...options], /PORT (\d+)/, 1);
+  };
   const samBun = await server([BUN], "sam");
   const samDeno = await server([DENO, "run", "-A"], "sam");
   const before = BASE ? [await server([BUN], "sam", BASE), await server([DENO, "run", "-A"], "sam", BASE)] : null;
@@ -163,7 +169,7 @@ async function main() {
     for (let i = 0; i < 50; i++) await firstChunk(t);
   }
 
-  console.log(`\nrounds ${ROUNDS} × ${PER_ROUND} requests per target (×4 at concurrency 32), interleaved${PIN ? ", pinned" : ""}; ms\n`);
+  console.log(`\nrounds ${ROUNDS} × ${PER_ROUND} requests per target (×4 at concurrency 32), interleaved${PIN ? ", pinned" : ""}${REAL_AUTH ? ", SAM with the edge's key check" : ""}; ms\n`);
   console.log("| scenario | target | p50 | p99 | added p50 | added p99 | proxy CPU µs/request |");
   console.log("| --- | --- | ---: | ---: | ---: | ---: | ---: |");
   for (const sc of scenarios) {
