@@ -163,10 +163,13 @@ async function main() {
     { name: "streaming, time to first chunk", run: async (t: Target) => { const xs = []; for (let i = 0; i < PER_ROUND; i++) xs.push(await firstChunk(t)); return xs; } },
   ];
 
-  // Warm up every path (JIT, keep-alive connections) before measuring.
+  // Warm up every path (JIT, keep-alive connections) before measuring. Under Bun, SAM's CPU per request
+  // settles only after ~10,000 requests (JIT tiers): with 200 warm-up requests the c=32 rows measured the
+  // warm-up (first rounds ≈ 60–80 µs, then ≈ 42 µs, in inference-bisect.ts), which no long-running edge pays.
   for (const t of targets) {
     for (let i = 0; i < 200; i++) await once(t);
-    for (let i = 0; i < 50; i++) await firstChunk(t);
+    await concurrent(t, 12_000, 32);
+    for (let i = 0; i < 200; i++) await firstChunk(t);
   }
 
   console.log(`\nrounds ${ROUNDS} × ${PER_ROUND} requests per target (×4 at concurrency 32), interleaved${PIN ? ", pinned" : ""}${REAL_AUTH ? ", SAM with the edge's key check" : ""}; ms\n`);
