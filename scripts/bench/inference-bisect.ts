@@ -12,7 +12,8 @@
  * `buffer` reads the upstream answer in full and returns a string; `rheaders` returns SAM's five response
  * headers; `ctl` passes an AbortController's signal to the upstream fetch; `reqsignal` touches the request's
  * `signal`; `signal` wires it through the controller to the upstream fetch; `timer` arms and clears a
- * first-byte timer; `hono` serves the handler through a Hono router. `sam` is SAM's real inference app, `base`
+ * first-byte timer; `hono` serves the handler through a Hono router; `pipe` puts a JS ReadableStream between
+ * the upstream body and the client (as SAM's streaming path does), worth measuring with --stream (SSE). `sam` is SAM's real inference app, `base`
  * the one in the code tree at --base (`git archive <ref> | tar -x -C DIR` plus a node_modules symlink), for a
  * before → after in one run; `sam,realauth` uses the edge's real key check (see inference-servers.ts). Under Deno, `nolegacy` runs the process with `--unstable-no-legacy-abort` (the
  * request's signal then aborts only on a disconnect), and `cdp` takes a V8 CPU profile over the inspector and
@@ -70,6 +71,19 @@ function variant(upstreamUrl: string, features: Set<string>): Handler {
       : {};
     headers["content-type"] = res.headers.get("content-type") ?? "application/json";
     if (features.has("buffer")) return new Response(await res.text(), { status: res.status, headers });
+    if (features.has("pipe") && res.body) {
+      // A JS stream between the upstream body and the client, pulled as the client reads (as SAM's is).
+      const reader = res.body.getReader();
+      const body = new ReadableStream<Uint8Array>({
+        async pull(controller) {
+          const { done, value } = await reader.read();
+          if (done) controller.close();
+          else controller.enqueue(value);
+        },
+        cancel: (reason) => reader.cancel(reason),
+      }, { highWaterMark: 0 });
+      return new Response(body, { status: res.status, headers });
+    }
     return new Response(res.body, { status: res.status, headers });
   };
   if (!features.has("hono")) return handler;
@@ -178,7 +192,8 @@ function start(cpu: number, cmd: string, args: string[]): Promise<{ child: Child
   });
 }
 
-const BODY = JSON.stringify({ model: BENCH_MODEL, stream: false, messages: [{ role: "user", content: "ping" }] });
+const STREAM = process.argv.includes("--stream");
+const BODY = JSON.stringify({ model: BENCH_MODEL, stream: STREAM, messages: [{ role: "user", content: "ping" }] });
 const HEADERS = { "content-type": "application/json", authorization: `Bearer ${BENCH_KEY}` };
 
 async function load(url: string, n: number, c: number): Promise<void> {
