@@ -6,7 +6,7 @@
  *   node_modules/.bin/bun scripts/bench/inference-handler.ts [--requests 50000] [--stream]
  *   node_modules/.bin/deno run -A scripts/bench/inference-handler.ts …
  */
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadEdgeConfig } from "../../edge/config.ts";
@@ -54,4 +54,6 @@ const wall = performance.now() - start;
 const used = process.cpuUsage(cpu);
 console.log(`${"Deno" in globalThis ? "Deno" : "Bun"}${STREAMING ? ", streaming" : ""}: ${(wall * 1000 / REQUESTS).toFixed(1)} µs/request wall, ${((used.user + used.system) / REQUESTS).toFixed(1)} µs CPU (incl. the Request the bench builds and the stub's Response)`);
 await inference.close();
+db.close();
+rmSync(dir, { recursive: true, force: true });
 process.exit(0);

@@ -7,7 +7,7 @@
  * Each prints `PORT <n>` when listening. Under Bun they are served by `Bun.serve`; run with
  * `deno run -A` they are served by `Deno.serve`, the edge's production runtime.
  */
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadEdgeConfig } from "../../edge/config.ts";
@@ -94,6 +94,8 @@ async function sam(upstreamUrl: string, realAuth: boolean) {
   serve(inference.app.fetch);
   process.on("SIGTERM", async () => {
     await inference.close();
+    db.close();
+    rmSync(dir, { recursive: true, force: true });
     process.exit(0);
   });
 }
