@@ -20,11 +20,12 @@ beforeEach(() => {
 });
 
 const client = (apiKey: string = TOKENS.alice) => new OpenAI({ baseURL: s.baseURL, apiKey, maxRetries: 0 });
-const post = (body: string, token: string | null = TOKENS.alice) =>
+const post = (body: string, token: string | null = TOKENS.alice, signal?: AbortSignal) =>
   fetch(`${s.baseURL}/chat/completions`, {
     method: "POST",
     headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
     body,
+    signal,
   });
 
 describe("bad input gets OpenAI-style errors the openai client raises as typed errors", () => {
@@ -142,6 +143,20 @@ test("a client that disconnects mid-stream aborts the upstream request", async (
   const deadline = Date.now() + 3_000;
   while (fake.cancelledStreams === before && Date.now() < deadline) await Bun.sleep(10);
   expect(fake.cancelledStreams).toBe(before + 1);
+});
+
+test("a client that disconnects while the upstream has not answered yet aborts the upstream request", async () => {
+  fake.replies.rest.push({ delayMs: 5_000, json: { never: "sent" } });
+  const ac = new AbortController();
+  const before = fake.abandonedWaits;
+  const requests = fake.requests.length;
+  const pending = post(JSON.stringify({ model: MODEL, messages: [{ role: "user", content: "hi" }] }), TOKENS.alice, ac.signal).catch((e) => e);
+  const deadline = Date.now() + 3_000;
+  while (fake.requests.length === requests && Date.now() < deadline) await Bun.sleep(5);
+  ac.abort();
+  expect(await pending).toBeInstanceOf(Error);
+  while (fake.abandonedWaits === before && Date.now() < deadline) await Bun.sleep(5);
+  expect(fake.abandonedWaits).toBe(before + 1);
 });
 
 test("an upstream that breaks mid-stream ends the stream with an error the openai client raises", async () => {

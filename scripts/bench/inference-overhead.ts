@@ -7,16 +7,22 @@
  * in each runtime shows the floor any proxy there pays. Also printed: the proxy process's CPU time per
  * request (from /proc), which machine load disturbs far less than latency does.
  *
- *   node_modules/.bin/bun scripts/bench/inference-overhead.ts [--rounds 5] [--per-round 300] [--pin]
+ *   node_modules/.bin/bun scripts/bench/inference-overhead.ts [--rounds 5] [--per-round 300] [--pin] [--base DIR] [--real-auth]
+ *
+ * `--real-auth`: SAM checks the key as the edge does (SHA-256 of the token, key cache, database) instead of
+ * comparing it with a constant.
+ *
+ * `--base DIR` also runs SAM from another code tree (`git archive <ref> | tar -x -C DIR` plus a node_modules
+ * symlink) as "SAM before", so a before → after comes from one interleaved run.
  *
  * `--pin` (taskset): the load generator and the upstream on CPU 0, every proxy on CPU 1, so a proxy never
  * competes with the generator for a core (on a 2-core machine; other processes still share both).
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { cpuNs } from "./inference-bisect.ts";
 import { BENCH_KEY, BENCH_MODEL } from "./inference-servers.ts";
 
 const root = dirname(dirname(dirname(fileURLToPath(import.meta.url))));
@@ -27,6 +33,11 @@ const arg = (name: string, fallback: number) => {
 const ROUNDS = arg("rounds", 5);
 const PER_ROUND = arg("per-round", 300);
 const PIN = process.argv.includes("--pin");
+const REAL_AUTH = process.argv.includes("--real-auth");
+const BASE = (() => {
+  const i = process.argv.indexOf("--base");
+  return i > 0 ? process.argv[i + 1]! : null;
+})();
 const children: ChildProcess[] = [];
 const BUN = join(root, "node_modules/.bin/bun");
 const DENO = join(root, "node_modules/.bin/deno");
@@ -64,11 +75,8 @@ function freePort(): Promise<number> {
 
 type Target = { name: string; url: string; headers: Record<string, string>; pid: number | null };
 
-/** CPU time (user + system) a process has used so far, in ms; taskset execs, so the pid is the server's. */
-function cpuMs(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-  return (Number(fields[11]) + Number(fields[12])) * 10; // utime, stime in ticks of 1/100 s
-}
+/** CPU time a process has used so far, in ms (ns resolution); taskset execs, so the pid is the server's. */
+const cpuMs = (pid: number) => cpuNs(pid) / 1e6;
 
 const body = (stream: boolean) => JSON.stringify({ model: BENCH_MODEL, stream, messages: [{ role: "user", content: "ping" }] });
 const BODY = body(false);
@@ -113,10 +121,13 @@ async function main() {
   if (PIN) spawn("taskset", ["-p", "-c", "0", String(process.pid)], { stdio: "ignore" });
   const up = await startProcess(BUN, ["scripts/bench/inference-servers.ts", "upstream"], /PORT (\d+)/, 0);
   const upstream = `http://127.0.0.1:${up.match[1]}/v1`;
-  const server = (runtime: string[], role: string) =>
-    startProcess(runtime[0]!, [...runtime.slice(1), "scripts/bench/inference-servers.ts", role, "--upstream", upstream], /PORT (\d+)/, 1);
+  const server = (runtime: string[], role: string, tree = root) => {
+    const options = role === "sam" && REAL_AUTH ? ["--real-auth"] : [];
+    return startProcess(runtime[0]!, [...runtime.slice(1), join(tree, "scripts/bench/inference-servers.ts"), role, "--upstream", upstream, ...options], /PORT (\d+)/, 1);
+  };
   const samBun = await server([BUN], "sam");
   const samDeno = await server([DENO, "run", "-A"], "sam");
+  const before = BASE ? [await server([BUN], "sam", BASE), await server([DENO, "run", "-A"], "sam", BASE)] : null;
   const bareBun = await server([BUN], "bare");
   const bareDeno = await server([DENO, "run", "-A"], "bare");
   const portkeyPort = await freePort();
@@ -130,6 +141,12 @@ async function main() {
     { name: "direct", url: `${upstream}/chat/completions`, headers: json, pid: null },
     { name: "SAM (Bun)", url: at(samBun), headers: json, pid: samBun.child.pid! },
     { name: "SAM (Deno)", url: at(samDeno), headers: json, pid: samDeno.child.pid! },
+    ...(before
+      ? [
+        { name: "SAM before (Bun)", url: at(before[0]!), headers: json, pid: before[0]!.child.pid! },
+        { name: "SAM before (Deno)", url: at(before[1]!), headers: json, pid: before[1]!.child.pid! },
+      ]
+      : []),
     {
       name: "Portkey (Bun)",
       url: `http://127.0.0.1:${portkeyPort}/v1/chat/completions`,
@@ -146,13 +163,16 @@ async function main() {
     { name: "streaming, time to first chunk", run: async (t: Target) => { const xs = []; for (let i = 0; i < PER_ROUND; i++) xs.push(await firstChunk(t)); return xs; } },
   ];
 
-  // Warm up every path (JIT, keep-alive connections) before measuring.
+  // Warm up every path (JIT, keep-alive connections) before measuring. Under Bun, SAM's CPU per request
+  // settles only after ~10,000 requests (JIT tiers): with 200 warm-up requests the c=32 rows measured the
+  // warm-up (first rounds ≈ 60–80 µs, then ≈ 42 µs, in inference-bisect.ts), which no long-running edge pays.
   for (const t of targets) {
     for (let i = 0; i < 200; i++) await once(t);
-    for (let i = 0; i < 50; i++) await firstChunk(t);
+    await concurrent(t, 12_000, 32);
+    for (let i = 0; i < 200; i++) await firstChunk(t);
   }
 
-  console.log(`\nrounds ${ROUNDS} × ${PER_ROUND} requests per target (×4 at concurrency 32), interleaved${PIN ? ", pinned" : ""}; ms\n`);
+  console.log(`\nrounds ${ROUNDS} × ${PER_ROUND} requests per target (×4 at concurrency 32), interleaved${PIN ? ", pinned" : ""}${REAL_AUTH ? ", SAM with the edge's key check" : ""}; ms\n`);
   console.log("| scenario | target | p50 | p99 | added p50 | added p99 | proxy CPU µs/request |");
   console.log("| --- | --- | ---: | ---: | ---: | ---: | ---: |");
   for (const sc of scenarios) {

@@ -1,17 +1,23 @@
 /**
  * The servers of the inference benchmark, each run as its own process so the load generator does not
  * share their event loop: `upstream` (an OpenAI-compatible server that answers instantly, JSON and SSE),
- * `sam --upstream URL` (SAM's inference routes in front of it) and `bare --upstream URL` (the floor: a
+ * `sam --upstream URL [--real-auth]` (SAM's inference routes in front of it; by default the key check is a
+ * constant comparison, with `--real-auth` the edge's own: SHA-256 of the token, key cache, database) and `bare --upstream URL` (the floor: a
  * proxy that only forwards the request with `fetch` and returns the response, no auth, checks or usage).
  * Each prints `PORT <n>` when listening. Under Bun they are served by `Bun.serve`; run with
  * `deno run -A` they are served by `Deno.serve`, the edge's production runtime.
  */
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadEdgeConfig } from "../../edge/config.ts";
 import { openDatabase } from "../../edge/db/client.ts";
 import { migrate } from "../../edge/db/migrate.ts";
+import { createAuthenticate } from "../../edge/auth/authenticate.ts";
+import type { Authenticate } from "../../edge/auth/caller.ts";
+import { hashToken, randomToken } from "../../edge/auth/tokens.ts";
+import type { Client } from "../../edge/db/client.ts";
+import { MIGRATIONS } from "../../edge/db/migrations.ts";
 import { loadInferenceConfig } from "../../edge/inference/config.ts";
 import { createInferenceRoutes } from "../../edge/inference/routes.ts";
 import { INFERENCE_MIGRATIONS } from "../../edge/inference/usage.ts";
@@ -19,7 +25,7 @@ import { INFERENCE_MIGRATIONS } from "../../edge/inference/usage.ts";
 export const BENCH_KEY = "sam_bench_key";
 export const BENCH_MODEL = "bench-model";
 
-const COMPLETION = JSON.stringify({
+export const COMPLETION = JSON.stringify({
   id: "chatcmpl-bench",
   object: "chat.completion",
   created: 1_700_000_000,
@@ -29,13 +35,13 @@ const COMPLETION = JSON.stringify({
 });
 const chunkOf = (delta: object, finish: string | null) =>
   `data: ${JSON.stringify({ id: "chatcmpl-bench", object: "chat.completion.chunk", created: 1_700_000_000, model: BENCH_MODEL, choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`;
-const STREAM = chunkOf({ role: "assistant", content: "" }, null) + chunkOf({ content: "ok" }, null) + chunkOf({}, "stop") + "data: [DONE]\n\n";
+export const STREAM = chunkOf({ role: "assistant", content: "" }, null) + chunkOf({ content: "ok" }, null) + chunkOf({}, "stop") + "data: [DONE]\n\n";
 
-type Handler = (req: Request) => Response | Promise<Response>;
+export type Handler = (req: Request) => Response | Promise<Response>;
 type DenoServe = { serve(opts: { port: number; hostname: string; onListen(addr: { port: number }): void }, h: Handler): unknown };
 
 /** Serve on an ephemeral loopback port with the runtime's own server and print `PORT <n>`. */
-function serve(handler: Handler): void {
+export function serve(handler: Handler): void {
   const deno = (globalThis as { Deno?: DenoServe }).Deno;
   if (deno) {
     deno.serve({ port: 0, hostname: "127.0.0.1", onListen: ({ port }) => console.log(`PORT ${port}`) }, handler);
@@ -61,7 +67,18 @@ function bare(upstreamUrl: string) {
   });
 }
 
-async function sam(upstreamUrl: string) {
+/** The edge's real key check (hash, then the key cache, then the database) with the bench key stored. */
+async function realAuthenticate(db: Client): Promise<Authenticate> {
+  await migrate(db, MIGRATIONS);
+  await db.execute({
+    sql: "INSERT INTO api_keys (id, name, token_hash, prefix, created_at) VALUES ('k1', 'bench', ?, 'sam_', 1)",
+    args: [await hashToken(BENCH_KEY)],
+  });
+  return createAuthenticate(db, randomToken("admin"));
+}
+
+/** SAM's inference routes; `realAuth` uses the edge's key check instead of a constant comparison. */
+async function sam(upstreamUrl: string, realAuth: boolean) {
   const dir = mkdtempSync(join(tmpdir(), "sam-bench-"));
   const env = { SAM_DATA_DIR: dir, SAM_INFERENCE_URL: upstreamUrl, SAM_RATE_LIMIT_RPM: "1000000" };
   const db = await openDatabase(`file:${join(dir, "sam.db")}`, null);
@@ -69,12 +86,16 @@ async function sam(upstreamUrl: string) {
   const inference = createInferenceRoutes({
     config: loadEdgeConfig(env),
     inference: loadInferenceConfig(env),
-    authenticate: async (token) => token === BENCH_KEY ? { kind: "key", keyId: "k1", name: "bench", rateLimitPerMinute: null } : null,
+    authenticate: realAuth
+      ? await realAuthenticate(db)
+      : async (token) => token === BENCH_KEY ? { kind: "key", keyId: "k1", name: "bench", rateLimitPerMinute: null } : null,
     db,
   });
   serve(inference.app.fetch);
   process.on("SIGTERM", async () => {
     await inference.close();
+    db.close();
+    rmSync(dir, { recursive: true, force: true });
     process.exit(0);
   });
 }
@@ -82,10 +103,10 @@ async function sam(upstreamUrl: string) {
 if (import.meta.main) {
   const [role, , url] = process.argv.slice(2);
   if (role === "upstream") upstream();
-  else if (role === "sam" && url) await sam(url);
+  else if (role === "sam" && url) await sam(url, process.argv.includes("--real-auth"));
   else if (role === "bare" && url) bare(url);
   else {
-    console.error("usage: inference-servers.ts upstream | sam --upstream http://127.0.0.1:PORT/v1 | bare --upstream …");
+    console.error("usage: inference-servers.ts upstream | sam --upstream http://127.0.0.1:PORT/v1 [--real-auth] | bare --upstream …");
     process.exit(2);
   }
 }

@@ -59,6 +59,8 @@ export type CloudflareFake = {
   gatewayToken: string;
   /** Streams whose client went away before the stream ended. */
   cancelledStreams: number;
+  /** Requests whose client went away while a reply's `delayMs` ran (before any byte was sent). */
+  abandonedWaits: number;
   close(): Promise<void>;
 };
 
@@ -141,11 +143,22 @@ export function startCloudflareFake(opts: { accountId?: string; apiToken?: strin
     gateways: new Map(),
     gatewayToken: opts.gatewayToken ?? "aig-token-fake",
     cancelledStreams: 0,
+    abandonedWaits: 0,
     close: async () => {},
   };
 
   async function reply(r: FakeReply, signal: AbortSignal): Promise<Response> {
-    if (r.delayMs) await sleep(r.delayMs);
+    if (r.delayMs) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, r.delayMs);
+        signal.addEventListener("abort", () => {
+          clearTimeout(timer);
+          fake.abandonedWaits++;
+          resolve();
+        }, { once: true });
+      });
+      if (signal.aborted) return new Response(null, { status: 499 });
+    }
     if (r.sse) {
       const pieces = [...r.sse];
       const enc = new TextEncoder();
