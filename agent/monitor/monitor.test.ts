@@ -64,6 +64,16 @@ describe("ResourceMonitor", () => {
     store.close();
   });
 
+  test("a sample still reading when the monitor stops is dropped, not written to the closing store", async () => {
+    const { store, monitor, events } = setup();
+    const pending = monitor.tick();
+    monitor.stop();
+    expect(await pending).toBeNull();
+    expect(store.list({ limit: 10 })).toEqual([]);
+    expect(events).toEqual([]);
+    store.close();
+  });
+
   test("a failing store is recorded as one error event, not thrown", async () => {
     const { store, monitor, events } = setup();
     store.close();

@@ -42,6 +42,7 @@ export class ResourceMonitor {
   private timer: ReturnType<typeof setInterval> | null = null;
   private last: MetricsSample | null = null;
   private failing = false;
+  private stopped = false;
 
   constructor(opts: ResourceMonitorOptions) {
     this.opts = opts;
@@ -77,6 +78,8 @@ export class ResourceMonitor {
   async tick(): Promise<MetricsSample | null> {
     try {
       const s = await this.sample();
+      // The reads are asynchronous: a sample that finishes after stop() must not reach a closed store.
+      if (this.stopped) return null;
       this.opts.store.add(s);
       this.last = s;
       this.failing = false;
@@ -100,6 +103,7 @@ export class ResourceMonitor {
   }
 
   stop(): void {
+    this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
   }
