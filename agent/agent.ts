@@ -3,9 +3,6 @@
  * the resource monitor and retention, read the boot timeline, report ready, then heartbeat. `stop()` is
  * the graceful shutdown SIGTERM triggers.
  */
-import { mkdirSync, rmSync, writeFileSync } from "node:fs";
-import { networkInterfaces } from "node:os";
-import { join } from "node:path";
 import type { AgentCapabilities, AgentReady } from "../shared/wire/agent.ts";
 import type { BootTimeline } from "../shared/wire/boot.ts";
 import { EVENT_TYPES } from "../shared/wire/events.ts";
@@ -18,6 +15,7 @@ import { EventStore } from "./events/store.ts";
 import { ResourceMonitor } from "./monitor/monitor.ts";
 import { MetricsStore } from "./monitor/store.ts";
 import { createAgentApp } from "./server/app.ts";
+import { nodeOs } from "./runtime/node.ts";
 import { workCapabilities } from "./work/index.ts";
 import { sweepExportTemps } from "./server/export.ts";
 
@@ -33,19 +31,19 @@ const ERRNO_TEXT: Record<string, string> = {
   EEXIST: "is not a directory",
 };
 
-/** Make sure the data dir exists and takes a write, before SQLite gets a chance to fail less clearly. */
-function checkDataDir(dir: string): void {
-  const probe = join(dir, `.write-probe-${process.pid}`);
+/**
+ * Make sure the data dir exists and takes a write, before SQLite gets a chance to fail less clearly.
+ * `Bun.write` makes the missing directories; Bun's file APIs rather than node:fs keep the idle agent small
+ * (runtime/node.ts).
+ */
+async function checkDataDir(dir: string): Promise<void> {
+  const probe = `${dir}/.write-probe-${process.pid}`;
   try {
-    mkdirSync(dir, { recursive: true });
-    writeFileSync(probe, new Uint8Array(64 * 1024));
-    rmSync(probe);
+    await Bun.write(probe, new Uint8Array(64 * 1024));
+    await Bun.file(probe).delete();
   } catch (err) {
-    try {
-      rmSync(probe, { force: true });
-    } catch {
-      // the same failure again; the first one is the one to report
-    }
+    // The same failure again, if any; the first one is the one to report.
+    await Bun.file(probe).delete().catch(() => {});
     const code = (err as NodeJS.ErrnoException).code ?? "";
     throw new StartError(`data dir '${dir}' ${ERRNO_TEXT[code] ?? `cannot be used (${(err as Error).message})`}`);
   }
@@ -54,8 +52,8 @@ function checkDataDir(dir: string): void {
 function openStores(config: AgentConfig) {
   let events: EventStore | null = null;
   try {
-    events = new EventStore(join(config.dataDir, "events.db"), { nodeId: config.nodeId });
-    const metrics = new MetricsStore(join(config.dataDir, "metrics.db"));
+    events = new EventStore(`${config.dataDir}/events.db`, { nodeId: config.nodeId });
+    const metrics = new MetricsStore(`${config.dataDir}/metrics.db`);
     return { events, metrics };
   } catch (err) {
     events?.close();
@@ -67,7 +65,7 @@ function listenUrl(config: AgentConfig, port: number): string {
   if (config.publicUrl) return config.publicUrl;
   let host = config.host;
   if (host === "0.0.0.0" || host === "::") {
-    const external = Object.values(networkInterfaces()).flat().find((i) => i && i.family === "IPv4" && !i.internal);
+    const external = Object.values(nodeOs().networkInterfaces()).flat().find((i) => i && i.family === "IPv4" && !i.internal);
     host = external?.address ?? "127.0.0.1";
   }
   return `${config.tls ? "https" : "http"}://${host.includes(":") ? `[${host}]` : host}:${port}`;
@@ -85,9 +83,9 @@ export type RunningAgent = { url: string; port: number; events: EventStore; stop
 
 export async function startAgent(config: AgentConfig, opts: { executor?: TaskExecutor | ExecutorFactory | null } = {}): Promise<RunningAgent> {
   const startedAt = Date.now();
-  const uptimeAtStart = kernelUptimeMs();
-  checkDataDir(config.dataDir);
-  sweepExportTemps(config.dataDir);
+  const uptimeAtStart = await kernelUptimeMs();
+  await checkDataDir(config.dataDir);
+  await sweepExportTemps(config.dataDir);
   const { events, metrics } = openStores(config);
   const controlPlane = new ControlPlaneClient(config.controlPlaneUrl, config.nodeToken);
   let executor: TaskExecutor | null;

@@ -25,7 +25,7 @@ try {
     console.log(helpText(SAM_VERSION));
     process.exit(0);
   }
-  config = loadAgentConfig(invocation.env);
+  config = await loadAgentConfig(invocation.env);
   work = workConfigFromEnv(invocation.env, config.dataDir);
 } catch (err) {
   if (err instanceof ConfigError) fail(2, `sam-agent: configuration error: ${err.message}`);

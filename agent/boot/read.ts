@@ -3,7 +3,6 @@
  * syslog file, plus the kernel uptime at agent start. Never throws and never hangs the start: a missing
  * journalctl, an unreadable log or a slow command just yields fewer phases.
  */
-import { readFileSync } from "node:fs";
 import type { BootTimeline } from "../../shared/wire/boot.ts";
 import { parseUptime } from "../monitor/proc.ts";
 import { buildBootTimeline, parseJournalJson, parseSyslog, type BootMarker } from "./markers.ts";
@@ -36,17 +35,18 @@ async function runJournal(command: string[], timeoutMs: number): Promise<string 
   }
 }
 
-function readSyslog(path: string, year: number): BootMarker[] | null {
+// Bun's file reads, not node:fs: these run at every start (runtime/node.ts).
+async function readSyslog(path: string, year: number): Promise<BootMarker[] | null> {
   try {
-    return parseSyslog(readFileSync(path, "utf8"), year);
+    return parseSyslog(await Bun.file(path).text(), year);
   } catch {
     return null;
   }
 }
 
-export function kernelUptimeMs(procRoot = "/proc"): number | null {
+export async function kernelUptimeMs(procRoot = "/proc"): Promise<number | null> {
   try {
-    return parseUptime(readFileSync(`${procRoot}/uptime`, "utf8"));
+    return parseUptime(await Bun.file(`${procRoot}/uptime`).text());
   } catch {
     return null;
   }
@@ -69,7 +69,7 @@ export async function readBootTimeline(opts: ReadBootOptions): Promise<BootTimel
     }
   }
   // Syslog: asked for, or journald gave nothing (not installed, or not persistent on this image).
-  const markers = readSyslog(opts.syslogPath, new Date(opts.agentStartedAt).getFullYear());
+  const markers = await readSyslog(opts.syslogPath, new Date(opts.agentStartedAt).getFullYear());
   if (markers !== null && (markers.length > 0 || !journalRan)) return build("syslog", markers);
   return build(journalRan ? "journald" : "none", []);
 }

@@ -3,8 +3,6 @@
  * of the same names, validated into one object. Every bad value is a `ConfigError` whose one-line message
  * names the variable; `main.ts` prints it and exits 2. Secrets come only from the `SAM_TOKEN_FILE` file.
  */
-import { createHash } from "node:crypto";
-import { readFileSync } from "node:fs";
 import * as v from "valibot";
 import { ConfigError, envChoice, envDuration, envInt, envParse, envString, type Env } from "../../shared/env.ts";
 import { Id } from "../../shared/wire/common.ts";
@@ -118,10 +116,15 @@ export function parseTokenFile(text: string): Record<string, string> {
   return out;
 }
 
-function readTokens(path: string): { nodeToken: string; agentToken: string } {
+/** Bun's file read, not node:fs: configuration is read at every start (runtime/node.ts). */
+async function readText(path: string): Promise<string> {
+  return await Bun.file(path).text();
+}
+
+async function readTokens(path: string): Promise<{ nodeToken: string; agentToken: string }> {
   let text: string;
   try {
-    text = readFileSync(path, "utf8");
+    text = await readText(path);
   } catch (err) {
     throw new ConfigError(`SAM_TOKEN_FILE: cannot read '${path}' (${(err as NodeJS.ErrnoException).code ?? "error"})`);
   }
@@ -160,30 +163,30 @@ export function certificateFingerprint(pem: string): string | null {
   const m = /-----BEGIN CERTIFICATE-----([\s\S]+?)-----END CERTIFICATE-----/.exec(pem);
   if (!m) return null;
   const der = Buffer.from(m[1]!.replace(/\s+/g, ""), "base64");
-  return createHash("sha256").update(der).digest("hex").toUpperCase().match(/../g)!.join(":");
+  return new Bun.CryptoHasher("sha256").update(der).digest("hex").toUpperCase().match(/../g)!.join(":");
 }
 
-function readTls(env: Env): AgentConfig["tls"] {
+async function readTls(env: Env): Promise<AgentConfig["tls"]> {
   const certPath = envString(env, "SAM_TLS_CERT");
   const keyPath = envString(env, "SAM_TLS_KEY");
   if (!certPath && !keyPath) return null;
   if (!certPath || !keyPath) throw new ConfigError(`${certPath ? "SAM_TLS_KEY" : "SAM_TLS_CERT"}: required when ${certPath ? "SAM_TLS_CERT" : "SAM_TLS_KEY"} is set`);
-  const read = (name: string, path: string) => {
+  const read = async (name: string, path: string) => {
     try {
-      return readFileSync(path, "utf8");
+      return await readText(path);
     } catch (err) {
       throw new ConfigError(`${name}: cannot read '${path}' (${(err as NodeJS.ErrnoException).code ?? "error"})`);
     }
   };
-  const cert = read("SAM_TLS_CERT", certPath);
-  const key = read("SAM_TLS_KEY", keyPath);
+  const cert = await read("SAM_TLS_CERT", certPath);
+  const key = await read("SAM_TLS_KEY", keyPath);
   const fingerprint = certificateFingerprint(cert);
   if (!fingerprint) throw new ConfigError(`SAM_TLS_CERT: '${certPath}' holds no PEM certificate`);
   if (!key.includes("PRIVATE KEY-----")) throw new ConfigError(`SAM_TLS_KEY: '${keyPath}' holds no PEM private key`);
   return { cert, key, fingerprint };
 }
 
-export function loadAgentConfig(env: Env): AgentConfig {
+export async function loadAgentConfig(env: Env): Promise<AgentConfig> {
   const nodeIdRaw = envString(env, "SAM_NODE_ID");
   if (nodeIdRaw === undefined) throw new ConfigError("SAM_NODE_ID: required");
   const nodeId = envParse("SAM_NODE_ID", Id, nodeIdRaw);
@@ -195,12 +198,12 @@ export function loadAgentConfig(env: Env): AgentConfig {
     nodeId,
     controlPlaneUrl,
     tokenFile,
-    ...readTokens(tokenFile),
+    ...(await readTokens(tokenFile)),
     host: envString(env, "SAM_AGENT_HOST", "0.0.0.0"),
     port: envInt(env, "SAM_AGENT_PORT", 8443, 0, 65535),
     publicUrl: httpUrl(env, "SAM_AGENT_PUBLIC_URL", false),
     dataDir: envString(env, "SAM_AGENT_DATA_DIR", "/var/lib/sam-agent"),
-    tls: readTls(env),
+    tls: await readTls(env),
     heartbeatMs: envDuration(env, "SAM_HEARTBEAT_INTERVAL", 30_000),
     metricsMs: envDuration(env, "SAM_METRICS_INTERVAL", 60_000),
     retentionMs: envDuration(env, "SAM_EVENT_RETENTION", 7 * 86_400_000),

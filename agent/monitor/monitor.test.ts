@@ -26,36 +26,37 @@ function setup(procRoot?: string) {
 }
 
 describe("ResourceMonitor", () => {
-  test("samples this machine: the first has no CPU figure, the next one does; all valid wire samples", () => {
+  test("samples this machine: the first has no CPU figure, the next one does; all valid wire samples", async () => {
     const { store, monitor } = setup();
-    const first = monitor.tick()!;
+    const first = (await monitor.tick())!;
     expect(first.cpuPercent).toBeNull();
     expect(v.is(MetricsSample, first)).toBe(true);
     expect(first.memTotalBytes).toBeGreaterThan(first.memUsedBytes);
     expect(first.disk.path).toBe("/");
     expect(first.disk.totalBytes).toBeGreaterThan(first.disk.freeBytes);
-    const second = monitor.tick()!;
+    const second = (await monitor.tick())!;
     expect(second.cpuPercent === null || (second.cpuPercent >= 0 && second.cpuPercent <= 100)).toBe(true);
     expect(monitor.latest()).toEqual(second);
     expect(store.list({ limit: 10 })).toEqual([first, second]);
     store.close();
   });
 
-  test("list returns the newest samples in the window, oldest first", () => {
+  test("list returns the newest samples in the window, oldest first", async () => {
     const { store, monitor } = setup();
-    const all = [monitor.tick()!, monitor.tick()!, monitor.tick()!, monitor.tick()!];
+    const all: MetricsSample[] = [];
+    for (let i = 0; i < 4; i++) all.push((await monitor.tick())!);
     expect(store.list({ limit: 2 }).map((s) => s.at)).toEqual([all[2]!.at, all[3]!.at]);
     expect(store.list({ since: all[1]!.at, until: all[3]!.at, limit: 10 }).map((s) => s.at)).toEqual([all[1]!.at, all[2]!.at]);
     store.close();
   });
 
-  test("a /proc with missing files still yields a sample (zeros, nulls) instead of stopping the monitor", () => {
+  test("a /proc with missing files still yields a sample (zeros, nulls) instead of stopping the monitor", async () => {
     const proc = mkdtempSync(join(tmpdir(), "sam-proc-"));
     dirs.push(proc);
     mkdirSync(join(proc, "net"));
     writeFileSync(join(proc, "meminfo"), "MemTotal: 1000 kB\nMemFree: 500 kB\n");
     const { store, monitor, events } = setup(proc);
-    const s = monitor.tick()!;
+    const s = (await monitor.tick())!;
     expect(s.memTotalBytes).toBe(1000 * 1024);
     expect(s.load1).toBe(0);
     expect(s.netRxBytes).toBeNull();
@@ -63,13 +64,23 @@ describe("ResourceMonitor", () => {
     store.close();
   });
 
-  test("a failing store is recorded as one error event, not thrown", () => {
+  test("a sample still reading when the monitor stops is dropped, not written to the closing store", async () => {
+    const { store, monitor, events } = setup();
+    const pending = monitor.tick();
+    monitor.stop();
+    expect(await pending).toBeNull();
+    expect(store.list({ limit: 10 })).toEqual([]);
+    expect(events).toEqual([]);
+    store.close();
+  });
+
+  test("a failing store is recorded as one error event, not thrown", async () => {
     const { store, monitor, events } = setup();
     store.close();
     const real = store.add.bind(store);
     store.add = () => { throw new Error("disk I/O error"); };
-    expect(monitor.tick()).toBeNull();
-    expect(monitor.tick()).toBeNull();
+    expect(await monitor.tick()).toBeNull();
+    expect(await monitor.tick()).toBeNull();
     expect(events.map((e) => e.message)).toEqual(["resource monitor: disk I/O error"]);
     store.add = real;
   });

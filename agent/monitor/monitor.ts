@@ -3,10 +3,9 @@
  * /proc (CPU delta, load, memory, network) and statfs (the root filesystem and, when it is another one,
  * the data dir's), stored in metrics.db and kept in memory for the heartbeat.
  */
-import { readFileSync, statfsSync, statSync } from "node:fs";
-import { join } from "node:path";
 import type { MetricsSample } from "../../shared/wire/metrics.ts";
 import type { EventRecorder } from "../contracts.ts";
+import { nodeFs } from "../runtime/node.ts";
 import { cpuPercent, parseLoadavg, parseMeminfo, parseNetDev, parseProcStat, type CpuTimes } from "./proc.ts";
 import type { MetricsStore } from "./store.ts";
 
@@ -20,16 +19,17 @@ export type ResourceMonitorOptions = {
   now?: () => number;
 };
 
-function readOr(path: string): string {
+/** Bun's file read, not node:fs: a sample is taken at start and every minute (runtime/node.ts). */
+async function readOr(path: string): Promise<string> {
   try {
-    return readFileSync(path, "utf8");
+    return await Bun.file(path).text();
   } catch {
     return "";
   }
 }
 
 function diskOf(path: string) {
-  const s = statfsSync(path);
+  const s = nodeFs().statfsSync(path);
   const totalBytes = s.blocks * s.bsize;
   const freeBytes = s.bavail * s.bsize;
   // Used is what is not free for any user (blocks − bfree); free is what an unprivileged writer can still use.
@@ -42,22 +42,26 @@ export class ResourceMonitor {
   private timer: ReturnType<typeof setInterval> | null = null;
   private last: MetricsSample | null = null;
   private failing = false;
+  private stopped = false;
 
   constructor(opts: ResourceMonitorOptions) {
     this.opts = opts;
   }
 
   /** Take one sample now (without storing it). */
-  sample(): MetricsSample {
+  async sample(): Promise<MetricsSample> {
     const proc = this.opts.procRoot ?? "/proc";
-    const cpu = parseProcStat(readOr(join(proc, "stat")));
-    const load = parseLoadavg(readOr(join(proc, "loadavg"))) ?? { load1: 0, load5: 0, load15: 0 };
-    const mem = parseMeminfo(readOr(join(proc, "meminfo"))) ??
-      { memTotalBytes: 0, memUsedBytes: 0, swapTotalBytes: 0, swapUsedBytes: 0 };
-    const net = parseNetDev(readOr(join(proc, "net/dev")));
+    const [statText, loadText, memText, netText, rootStat, dataStat] = await Promise.all([
+      readOr(`${proc}/stat`), readOr(`${proc}/loadavg`), readOr(`${proc}/meminfo`), readOr(`${proc}/net/dev`),
+      Bun.file("/").stat(), Bun.file(this.opts.dataDir).stat(),
+    ]);
+    const cpu = parseProcStat(statText);
+    const load = parseLoadavg(loadText) ?? { load1: 0, load5: 0, load15: 0 };
+    const mem = parseMeminfo(memText) ?? { memTotalBytes: 0, memUsedBytes: 0, swapTotalBytes: 0, swapUsedBytes: 0 };
+    const net = parseNetDev(netText);
     const pct = cpu && this.prevCpu ? cpuPercent(this.prevCpu, cpu) : null;
     if (cpu) this.prevCpu = cpu;
-    const sameFs = statSync("/").dev === statSync(this.opts.dataDir).dev;
+    const sameFs = rootStat.dev === dataStat.dev;
     return {
       at: (this.opts.now ?? Date.now)(),
       cpuPercent: pct,
@@ -71,9 +75,11 @@ export class ResourceMonitor {
   }
 
   /** Sample, store and remember; a failure is recorded, never thrown (the agent keeps running). */
-  tick(): MetricsSample | null {
+  async tick(): Promise<MetricsSample | null> {
     try {
-      const s = this.sample();
+      const s = await this.sample();
+      // The reads are asynchronous: a sample that finishes after stop() must not reach a closed store.
+      if (this.stopped) return null;
       this.opts.store.add(s);
       this.last = s;
       this.failing = false;
@@ -92,11 +98,12 @@ export class ResourceMonitor {
   }
 
   start(): void {
-    this.tick();
-    this.timer = setInterval(() => this.tick(), this.opts.intervalMs);
+    void this.tick();
+    this.timer = setInterval(() => void this.tick(), this.opts.intervalMs);
   }
 
   stop(): void {
+    this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
   }

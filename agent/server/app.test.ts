@@ -48,14 +48,14 @@ const url = (p: string, s = server) => `http://127.0.0.1:${s.port}${p}`;
 const auth = { Authorization: `Bearer ${TOKEN}` };
 const get = (p: string, s = server) => fetch(url(p, s), { headers: auth });
 
-beforeAll(() => {
+beforeAll(async () => {
   events.record({ at: 1_000, type: "agent.start", message: "started" });
   events.record({ at: 2_000, type: "heartbeat.sent", message: "hb" });
   events.record({ at: 3_000, type: "heartbeat.failed", message: "hb failed", level: "warn" });
   events.record({ at: 4_000, type: "task.step", message: "clone", taskId: "t1" });
   events.flush();
-  monitor.tick();
-  monitor.tick();
+  await monitor.tick();
+  await monitor.tick();
 });
 afterAll(() => {
   server.stop(true);

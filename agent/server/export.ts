@@ -6,8 +6,7 @@
  * Bun's own descriptor to the file and release the snapshot when Bun has closed it (sent, or the client
  * went away), so nothing is held or left behind after the download.
  */
-import { closeSync, readdirSync, readFileSync, readlinkSync, readSync, rmSync } from "node:fs";
-import { join } from "node:path";
+import { nodeFs } from "../runtime/node.ts";
 import { HttpError } from "../../shared/errors.ts";
 import type { Snapshot } from "../storage/sqlite.ts";
 
@@ -27,18 +26,18 @@ const SEE_MS = 1_000;
  */
 const IN_MEMORY_MAX = 4 * 1024 * 1024;
 
-/** Remove temp files an earlier process left (a crash mid-export). */
-export function sweepExportTemps(dir: string): void {
-  for (const name of readdirSync(dir)) {
-    if (name.startsWith(TEMP_PREFIX)) rmSync(join(dir, name), { force: true });
+/** Remove temp files an earlier process left (a crash mid-export). Bun's glob: this runs at every start. */
+export async function sweepExportTemps(dir: string): Promise<void> {
+  for await (const name of new Bun.Glob(`${TEMP_PREFIX}*`).scan({ cwd: dir, dot: true })) {
+    await Bun.file(`${dir}/${name}`).delete().catch(() => {});
   }
 }
 
 function descriptorsTo(target: string): number[] {
   const found: number[] = [];
-  for (const fd of readdirSync("/proc/self/fd")) {
+  for (const fd of nodeFs().readdirSync("/proc/self/fd")) {
     try {
-      if (readlinkSync(`/proc/self/fd/${fd}`) === target) found.push(Number(fd));
+      if (nodeFs().readlinkSync(`/proc/self/fd/${fd}`) === target) found.push(Number(fd));
     } catch {
       // closed while we looked
     }
@@ -60,7 +59,7 @@ function queuedBytes(c: Connection): number {
   for (const table of ["/proc/net/tcp", "/proc/net/tcp6"]) {
     let text: string;
     try {
-      text = readFileSync(table, "utf8");
+      text = nodeFs().readFileSync(table, "utf8");
     } catch {
       continue;
     }
@@ -92,7 +91,7 @@ async function releaseWhenServed(fd: number, target: string, before: Set<number>
     await new Promise((resolve) => setImmediate(resolve));
     const deadline = Date.now() + SEE_MS;
     while ((bun = newDescriptors()).length === 0 && Date.now() < deadline) await Bun.sleep(5);
-    closeSync(fd);
+    nodeFs().closeSync(fd);
     while (bun.some((d) => descriptorsTo(target).includes(d))) await Bun.sleep(20);
     while (queuedBytes(connection) > 0) await Bun.sleep(20);
   } finally {
@@ -118,7 +117,7 @@ export function exportResponse(opts: {
 }): Response {
   let snapshot: Snapshot;
   try {
-    const tempPath = join(opts.dir, `${TEMP_PREFIX}${opts.kind}-${crypto.randomUUID()}.db`);
+    const tempPath = `${opts.dir}/${TEMP_PREFIX}${opts.kind}-${crypto.randomUUID()}.db`;
     snapshot = opts.source.openSnapshot(tempPath, { inPlace: opts.connection !== null });
   } catch (err) {
     throw new HttpError(503, `cannot snapshot ${opts.kind}.db: ${(err as Error).message}`, { code: "snapshot_failed" });
@@ -128,19 +127,19 @@ export function exportResponse(opts: {
     const bytes = new Uint8Array(size);
     try {
       for (let at = 0; at < size;) {
-        const n = readSync(fd, bytes, at, size - at, at);
+        const n = nodeFs().readSync(fd, bytes, at, size - at, at);
         if (n === 0) throw new Error("the snapshot ended early");
         at += n;
       }
     } catch (err) {
       throw new HttpError(503, `cannot read the ${opts.kind}.db snapshot: ${(err as Error).message}`, { code: "snapshot_failed" });
     } finally {
-      closeSync(fd);
+      nodeFs().closeSync(fd);
       snapshot.release();
     }
     return new Response(bytes, { headers: headers(opts, size) });
   }
-  const target = readlinkSync(`/proc/self/fd/${fd}`);
+  const target = nodeFs().readlinkSync(`/proc/self/fd/${fd}`);
   const before = new Set(descriptorsTo(target));
   void releaseWhenServed(fd, target, before, opts.connection ?? { serverPort: -1, clientPort: -1 }, snapshot);
   return new Response(Bun.file(`/proc/self/fd/${fd}`), { headers: headers(opts, size) });

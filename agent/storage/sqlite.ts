@@ -3,7 +3,7 @@
  * schema, retention that deletes in bounded chunks, and consistent snapshots for the export routes.
  */
 import { Database } from "bun:sqlite";
-import { closeSync, fstatSync, openSync, rmSync, statSync } from "node:fs";
+import { nodeFs } from "../runtime/node.ts";
 
 /** One schema step per entry; `user_version` records how many have been applied. */
 export type Migration = string;
@@ -127,8 +127,8 @@ export class Snapshots {
       // Nothing can have been written since the checkpoint (one writer, same thread), but prove the
       // reader's snapshot is the main file alone before relying on it.
       if (walBytes(this.path) !== 0) throw new Error("the WAL is not empty");
-      fd = openSync(this.path, "r");
-      const size = fstatSync(fd).size;
+      fd = nodeFs().openSync(this.path, "r");
+      const size = nodeFs().fstatSync(fd).size;
       this.pin = reader;
       let released = false;
       return {
@@ -141,7 +141,7 @@ export class Snapshots {
         },
       };
     } catch {
-      if (fd !== null) closeSync(fd);
+      if (fd !== null) nodeFs().closeSync(fd);
       reader.close();
       return null;
     }
@@ -151,18 +151,18 @@ export class Snapshots {
     try {
       // `VACUUM INTO` reads inside one transaction: a single point in time even while other writes commit.
       this.db.query("VACUUM INTO ?").run(tempPath);
-      const fd = openSync(tempPath, "r");
-      return { fd, size: fstatSync(fd).size, release: () => {} };
+      const fd = nodeFs().openSync(tempPath, "r");
+      return { fd, size: nodeFs().fstatSync(fd).size, release: () => {} };
     } finally {
       // Our descriptor keeps the unlinked file readable; nothing is left behind on disk.
-      rmSync(tempPath, { force: true });
+      nodeFs().rmSync(tempPath, { force: true });
     }
   }
 }
 
 function walBytes(path: string): number {
   try {
-    return statSync(`${path}-wal`).size;
+    return nodeFs().statSync(`${path}-wal`).size;
   } catch {
     return 0;
   }

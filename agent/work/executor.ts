@@ -7,8 +7,7 @@
  * next start was lost with the previous process, and is reported failed with that reason (its stray
  * process group, if any survived, is killed).
  */
-import { existsSync, readFileSync, readlinkSync, unlinkSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { nodeFs, nodePath } from "../runtime/node.ts";
 import type { Env } from "../../shared/env.ts";
 import { HttpError } from "../../shared/errors.ts";
 import { parseOrThrow } from "../../shared/validate.ts";
@@ -66,13 +65,13 @@ export function clampResult(r: TaskResult): TaskResult {
 
 /** The process group a lost run left behind, if it is still alive and still working in that workspace. */
 function strayGroup(metaDir: string, workspaceDir: string): number | null {
-  const file = join(metaDir, "pgid");
-  if (!existsSync(file)) return null;
-  const pgid = Number(readFileSync(file, "utf8"));
+  const file = nodePath().join(metaDir, "pgid");
+  if (!nodeFs().existsSync(file)) return null;
+  const pgid = Number(nodeFs().readFileSync(file, "utf8"));
   if (!Number.isInteger(pgid) || pgid <= 1) return null;
   try {
     // A recycled pid would work elsewhere: only a process whose cwd is this workspace is ours.
-    return readlinkSync(`/proc/${pgid}/cwd`).startsWith(workspaceDir) ? pgid : null;
+    return nodeFs().readlinkSync(`/proc/${pgid}/cwd`).startsWith(workspaceDir) ? pgid : null;
   } catch {
     return null;
   }
@@ -191,8 +190,8 @@ export function createTaskExecutor(deps: TaskExecutorDeps): TaskExecutor {
     const model = dispatch.model ?? config.defaultModel;
     const env = taskEnv(baseEnv, dispatch, model);
     const forward = ["SAM_TASK_ID", "SAM_TASK_PROMPT", "OPENAI_BASE_URL", "OPENAI_API_KEY", "OPENAI_MODEL", "GIT_TERMINAL_PROMPT"];
-    const pgidFile = join(paths.metaDir, "pgid");
-    const onSpawn = (pgid: number) => writeFileSync(pgidFile, String(pgid));
+    const pgidFile = nodePath().join(paths.metaDir, "pgid");
+    const onSpawn = (pgid: number) => nodeFs().writeFileSync(pgidFile, String(pgid));
 
     let outcome: { ok: boolean; exitCode: number | null; summary?: string; error?: string };
     if (dispatch.agent.type === "command") {
@@ -231,7 +230,7 @@ export function createTaskExecutor(deps: TaskExecutorDeps): TaskExecutor {
       const wrote = tools.written.length > 0 ? `\n\nFiles written: ${[...new Set(tools.written)].join(", ")}` : "";
       outcome = res.ok ? { ok: true, exitCode: 0, summary: res.summary + wrote } : { ok: false, exitCode: null, error: res.error };
     }
-    if (existsSync(pgidFile)) unlinkSync(pgidFile);
+    if (nodeFs().existsSync(pgidFile)) nodeFs().unlinkSync(pgidFile);
 
     let change: Partial<TaskResult> = {};
     if (base) {

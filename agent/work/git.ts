@@ -3,8 +3,7 @@
  * and the environment — never on a command line, in a URL on disk, or in a log) and, when the work is done,
  * the change as `git diff --stat` plus a size-capped patch against the commit that was cloned.
  */
-import { chmodSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { nodeFs, nodePath } from "../runtime/node.ts";
 import { runInGroup, type LineSink } from "./process-group.ts";
 
 /** Print the username or the password git asks for; the values come from the clone's environment only. */
@@ -46,9 +45,9 @@ export type CloneInput = {
 };
 
 export async function cloneRepo(input: CloneInput): Promise<{ ok: true; head: string } | { ok: false; error: string }> {
-  const askpass = join(input.metaDir, "askpass.sh");
-  writeFileSync(askpass, ASKPASS, { mode: 0o700 });
-  chmodSync(askpass, 0o700);
+  const askpass = nodePath().join(input.metaDir, "askpass.sh");
+  nodeFs().writeFileSync(askpass, ASKPASS, { mode: 0o700 });
+  nodeFs().chmodSync(askpass, 0o700);
   const cred = input.credential ? splitCredential(input.credential) : { username: "", password: "" };
   const env = {
     ...input.env,

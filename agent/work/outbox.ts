@@ -8,9 +8,8 @@
  * (`EventRecorder`) is record-only, while delivery needs to read back what has not been acknowledged.
  */
 import { Database } from "bun:sqlite";
-import { mkdirSync } from "node:fs";
-import { join } from "node:path";
 import * as v from "valibot";
+import { nodeFs } from "../runtime/node.ts";
 import { TaskResult, type TaskLogEvent } from "../../shared/wire/task.ts";
 import type { TaskRunState } from "../contracts.ts";
 
@@ -51,8 +50,15 @@ export class Outbox {
   private readonly nextSeq = new Map<string, number>();
 
   constructor(dataDir: string) {
-    mkdirSync(dataDir, { recursive: true });
-    this.db = new Database(join(dataDir, "work.db"), { create: true, strict: true });
+    const file = `${dataDir}/work.db`;
+    try {
+      this.db = new Database(file, { create: true, strict: true });
+    } catch {
+      // No data dir yet (the agent makes it before this; other callers may not). node:fs only here: it
+      // costs the idle agent RSS (runtime/node.ts).
+      nodeFs().mkdirSync(dataDir, { recursive: true });
+      this.db = new Database(file, { create: true, strict: true });
+    }
     this.db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;");
     this.db.exec(`
       CREATE TABLE IF NOT EXISTS runs (

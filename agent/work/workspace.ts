@@ -3,8 +3,7 @@
  * `workspace-meta/<task>` for helper files that must not show up in the repo's diff), where commands run
  * either directly on the host or inside a devcontainer built with `devcontainer up`.
  */
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { nodeFs, nodePath } from "../runtime/node.ts";
 import type { WorkspaceMode } from "../../shared/wire/agent.ts";
 import type { WorkspaceModeSetting } from "./config.ts";
 import { runInGroup, type GroupRun, type LineSink } from "./process-group.ts";
@@ -31,19 +30,20 @@ export type Workspace = {
 };
 
 export function workspacePaths(dataDir: string, taskId: string): { dir: string; metaDir: string } {
-  return { dir: join(dataDir, "workspaces", taskId), metaDir: join(dataDir, "workspace-meta", taskId) };
+  return { dir: nodePath().join(dataDir, "workspaces", taskId), metaDir: nodePath().join(dataDir, "workspace-meta", taskId) };
 }
 
 export function createWorkspaceDirs(dataDir: string, taskId: string): { dir: string; metaDir: string } {
   const p = workspacePaths(dataDir, taskId);
-  mkdirSync(p.dir, { recursive: true, mode: 0o755 });
-  mkdirSync(p.metaDir, { recursive: true, mode: 0o700 });
+  nodeFs().mkdirSync(p.dir, { recursive: true, mode: 0o755 });
+  nodeFs().mkdirSync(p.metaDir, { recursive: true, mode: 0o700 });
   return p;
 }
 
 /** Whether an executable is on PATH (for `auto` mode and the capabilities in the ready callback). */
 export function onPath(name: string, path: string | undefined): boolean {
-  return (path ?? "").split(":").some((d) => d !== "" && existsSync(join(d, name)));
+  // Bun's own lookup: this runs at start, where node:fs would cost the idle agent RSS (runtime/node.ts).
+  return !!path && Bun.which(name, { PATH: path }) !== null;
 }
 
 /** The modes this node can offer: host always; devcontainer when both CLIs are installed. */
@@ -59,7 +59,7 @@ export function chooseMode(setting: WorkspaceModeSetting, path: string | undefin
 /** The repo's own devcontainer.json, or null when it has none (then the configured base image is used). */
 export function repoDevcontainerConfig(dir: string): string | null {
   for (const rel of [".devcontainer/devcontainer.json", ".devcontainer.json"]) {
-    if (existsSync(join(dir, rel))) return join(dir, rel);
+    if (nodeFs().existsSync(nodePath().join(dir, rel))) return nodePath().join(dir, rel);
   }
   return null;
 }
@@ -88,8 +88,8 @@ export async function buildDevcontainer(
   const own = repoDevcontainerConfig(ws.dir);
   const argv = ["devcontainer", "up", "--workspace-folder", ws.dir, "--id-label", `sam.task=${ws.taskId}`, "--log-format", "json"];
   if (!own) {
-    const generated = join(ws.metaDir, "devcontainer.json");
-    writeFileSync(generated, JSON.stringify({ name: `sam-${ws.taskId}`, image: opts.baseImage }, null, 2));
+    const generated = nodePath().join(ws.metaDir, "devcontainer.json");
+    nodeFs().writeFileSync(generated, JSON.stringify({ name: `sam-${ws.taskId}`, image: opts.baseImage }, null, 2));
     argv.push("--config", generated);
   }
   let outcome: ReturnType<typeof UpOutcome> = null;
@@ -107,7 +107,7 @@ export async function buildDevcontainer(
   const o = outcome as ReturnType<typeof UpOutcome>;
   if (run.exitCode === 0 && o?.outcome === "success" && o.containerId) {
     // Kept beside the workspace so cleanup finds the container even after an agent restart.
-    writeFileSync(join(ws.metaDir, "container-id"), o.containerId);
+    nodeFs().writeFileSync(nodePath().join(ws.metaDir, "container-id"), o.containerId);
     return {
       ok: true,
       durationMs: run.durationMs,
@@ -139,12 +139,12 @@ export function execInWorkspace(ws: Workspace, command: string, opts: ExecOption
 
 /** Remove the container (if one was built) and both directories. Idempotent. */
 export async function removeWorkspace(ws: { dir: string; metaDir: string }, env: Record<string, string>): Promise<void> {
-  const idFile = join(ws.metaDir, "container-id");
-  if (existsSync(idFile)) {
-    const id = readFileSync(idFile, "utf8").trim();
+  const idFile = nodePath().join(ws.metaDir, "container-id");
+  if (nodeFs().existsSync(idFile)) {
+    const id = nodeFs().readFileSync(idFile, "utf8").trim();
     const p = Bun.spawn(["docker", "rm", "-f", id], { env, stdin: "ignore", stdout: "ignore", stderr: "ignore" });
     await p.exited;
   }
-  rmSync(ws.dir, { recursive: true, force: true });
-  rmSync(ws.metaDir, { recursive: true, force: true });
+  nodeFs().rmSync(ws.dir, { recursive: true, force: true });
+  nodeFs().rmSync(ws.metaDir, { recursive: true, force: true });
 }

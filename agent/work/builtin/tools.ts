@@ -3,8 +3,7 @@
  * and refused when it — or any symlink on the way — leads outside it. File reads and command output are
  * capped so one call cannot flood the model's context; commands have a timeout and run as their own group.
  */
-import { lstat, mkdir, readdir, readFile, realpath, stat, writeFile } from "node:fs/promises";
-import { dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
+import { nodeFsPromises as fsp, nodePath } from "../../runtime/node.ts";
 import * as v from "valibot";
 import { describeIssue } from "../../../shared/validate.ts";
 import type { GroupRun, LineSink } from "../process-group.ts";
@@ -62,23 +61,23 @@ const Args = {
 export type ToolName = keyof typeof Args;
 
 function inside(root: string, p: string): boolean {
-  return p === root || p.startsWith(root + sep);
+  return p === root || p.startsWith(root + nodePath().sep);
 }
 
 /** The nearest existing ancestor (or the path itself), resolved through symlinks. */
 async function realAncestor(p: string): Promise<string> {
-  for (let cur = p; ; cur = dirname(cur)) {
+  for (let cur = p; ; cur = nodePath().dirname(cur)) {
     try {
-      return await realpath(cur);
+      return await fsp().realpath(cur);
     } catch {
-      if (dirname(cur) === cur) throw new ToolError("path does not resolve");
+      if (nodePath().dirname(cur) === cur) throw new ToolError("path does not resolve");
     }
   }
 }
 
 /** Resolve a model-supplied path inside `root` (already a realpath), or throw a ToolError saying why not. */
 export async function confine(root: string, userPath: string): Promise<string> {
-  const abs = isAbsolute(userPath) ? resolve(userPath) : resolve(root, userPath);
+  const abs = nodePath().isAbsolute(userPath) ? nodePath().resolve(userPath) : nodePath().resolve(root, userPath);
   if (!inside(root, abs)) throw new ToolError(`${userPath}: outside the workspace`);
   if (!inside(root, await realAncestor(abs))) throw new ToolError(`${userPath}: leads outside the workspace through a symlink`);
   return abs;
@@ -93,30 +92,30 @@ export type ToolBox = {
 };
 
 export async function createToolBox(workspaceDir: string, runCommand: CommandRunner, commandTimeoutMs: number): Promise<ToolBox> {
-  const root = await realpath(workspaceDir);
+  const root = await fsp().realpath(workspaceDir);
   const written: string[] = [];
 
   const handlers: { [K in ToolName]: (a: v.InferOutput<(typeof Args)[K]>, signal?: AbortSignal) => Promise<string> } = {
     async read_file({ path }) {
       const abs = await confine(root, path);
-      const st = await stat(abs).catch(() => null);
+      const st = await fsp().stat(abs).catch(() => null);
       if (!st) throw new ToolError(`${path}: no such file`);
       if (!st.isFile()) throw new ToolError(`${path}: not a regular file`);
-      const buf = await readFile(abs);
+      const buf = await fsp().readFile(abs);
       const text = buf.subarray(0, READ_CAP).toString("utf8");
       return buf.length > READ_CAP ? `${text}\n[truncated: showing ${READ_CAP} of ${buf.length} bytes]` : text;
     },
     async write_file({ path, content }) {
       const abs = await confine(root, path);
-      const existing = await lstat(abs).catch(() => null);
+      const existing = await fsp().lstat(abs).catch(() => null);
       if (existing?.isDirectory()) throw new ToolError(`${path}: is a directory`);
       // A dangling symlink would be followed by the write to wherever it points.
-      if (existing?.isSymbolicLink() && !(await realpath(abs).catch(() => null))) throw new ToolError(`${path}: is a symlink to nowhere`);
-      await mkdir(dirname(abs), { recursive: true });
+      if (existing?.isSymbolicLink() && !(await fsp().realpath(abs).catch(() => null))) throw new ToolError(`${path}: is a symlink to nowhere`);
+      await fsp().mkdir(nodePath().dirname(abs), { recursive: true });
       // Re-check after mkdir: a parent could be a symlink created between the two steps.
       await confine(root, path);
-      await writeFile(abs, content);
-      const rel = relative(root, abs);
+      await fsp().writeFile(abs, content);
+      const rel = nodePath().relative(root, abs);
       written.push(rel);
       return `wrote ${Buffer.byteLength(content)} bytes to ${rel}`;
     },
@@ -124,14 +123,14 @@ export async function createToolBox(workspaceDir: string, runCommand: CommandRun
       const start = await confine(root, path);
       const out: string[] = [];
       const walk = async (dir: string): Promise<void> => {
-        const entries = await readdir(dir, { withFileTypes: true }).catch(() => null);
+        const entries = await fsp().readdir(dir, { withFileTypes: true }).catch(() => null);
         if (!entries) throw new ToolError(`${path}: not a directory`);
         entries.sort((a, b) => a.name.localeCompare(b.name));
         for (const e of entries) {
           if (out.length >= LIST_CAP) return;
           if (e.name === ".git") continue;
-          const p = join(dir, e.name);
-          out.push(relative(root, p) + (e.isDirectory() ? "/" : ""));
+          const p = nodePath().join(dir, e.name);
+          out.push(nodePath().relative(root, p) + (e.isDirectory() ? "/" : ""));
           // Symlinked directories are listed, not followed.
           if (e.isDirectory()) await walk(p);
         }
