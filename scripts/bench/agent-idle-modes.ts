@@ -3,7 +3,9 @@
  * DFG tier compiled anything during the run (issue 3: the idle figure is bimodal on exactly that; see
  * docs/benchmarks.md § Issue 3, fourth round). Prints each run and, per binary, how many runs sat over
  * 40 MiB, the median RSS and the median start → first `/health` 200 (cold, so disk reads included).
- *   node_modules/.bin/bun scripts/bench/agent-idle-modes.ts --before=/tmp/sam-agent-main [--after=agent/dist/sam-agent] [--runs=6] [--idle=20]
+ * `--sources=DIR` also dumps the source of each DFG-compiled function (`BUN_JSC_dumpSourceAtDFGTime`) into
+ * DIR/<run>-<binary>.txt, to name what the minified binary compiled.
+ *   node_modules/.bin/bun scripts/bench/agent-idle-modes.ts --before=/tmp/sam-agent-main [--after=agent/dist/sam-agent] [--runs=6] [--idle=20] [--sources=DIR]
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -15,6 +17,7 @@ const binaries = { before: opt("before", ""), after: opt("after", join(root, "ag
 if (!binaries.before) throw new Error("--before=<binary> is required (e.g. main built with scripts/build-agent.ts's flags)");
 const runs = Number(opt("runs", "6"));
 const idleSeconds = Number(opt("idle", "20"));
+const sources = opt("sources", "");
 const MiB = (n: number) => n / 1048576;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
@@ -31,7 +34,7 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-async function run(bin: string, i: number): Promise<Run> {
+async function run(bin: string, i: number, label: string): Promise<Run> {
   // Drop the binary's pages from the page cache, as after a reboot (see agent-binary.ts).
   Bun.spawnSync(["dd", `if=${bin}`, "iflag=nocache", "count=0", "status=none"]);
   const port = await freePort();
@@ -40,7 +43,7 @@ async function run(bin: string, i: number): Promise<Run> {
     env: {
       PATH: process.env.PATH!, SAM_NODE_ID: "bench", SAM_CONTROL_PLANE_URL: `http://127.0.0.1:${edge.port}`, SAM_TOKEN_FILE: join(dir, "tokens"),
       SAM_AGENT_DATA_DIR: join(dir, `data-${i}`), SAM_AGENT_HOST: "127.0.0.1", SAM_AGENT_PORT: String(port), SAM_BOOT_SOURCE: "none",
-      SAM_METRICS_INTERVAL: "60s", BUN_JSC_reportDFGCompileTimes: "1",
+      SAM_METRICS_INTERVAL: "60s", BUN_JSC_reportDFGCompileTimes: "1", ...(sources ? { BUN_JSC_dumpSourceAtDFGTime: "1" } : {}),
     },
     stdout: "ignore", stderr: "pipe",
   });
@@ -60,6 +63,7 @@ async function run(bin: string, i: number): Promise<Run> {
   proc.kill("SIGTERM");
   await proc.exited;
   const stderr = await new Response(proc.stderr).text();
+  if (sources) writeFileSync(join(sources, `${label}.txt`), stderr);
   // One line per DFG compile, e.g. "Optimized _standardSchema#… using DFGMode with DFG into 1234 bytes in 5.6 ms".
   const dfg = stderr.split("\n").filter((l) => /with DFG/.test(l)).map((l) => /^Optimized ([^#\s]+)/.exec(l)?.[1] ?? l.slice(0, 60));
   return { rss, anon, health, dfg };
@@ -68,7 +72,7 @@ async function run(bin: string, i: number): Promise<Run> {
 const results: Record<keyof typeof binaries, Run[]> = { before: [], after: [] };
 for (let i = 0; i < runs; i++) {
   for (const which of (i % 2 === 0 ? ["before", "after"] : ["after", "before"]) as (keyof typeof binaries)[]) {
-    const r = await run(binaries[which], i * 2 + (which === "before" ? 0 : 1));
+    const r = await run(binaries[which], i * 2 + (which === "before" ? 0 : 1), `${i + 1}-${which}`);
     results[which].push(r);
     console.log(`run ${i + 1} ${which.padEnd(6)} RSS ${MiB(r.rss).toFixed(1)} MiB (anonymous ${MiB(r.anon).toFixed(1)}) at ${idleSeconds} s, /health after ${r.health.toFixed(1)} ms, DFG compiles: ${r.dfg.length ? r.dfg.join(", ") : "none"}`);
   }
