@@ -77,7 +77,7 @@ function capabilities(config: AgentConfig): AgentCapabilities {
 }
 
 /** Builds the executor from parts the agent creates itself (the event store, the control-plane client). */
-export type ExecutorFactory = (parts: { events: EventRecorder; controlPlane: ControlPlane }) => TaskExecutor;
+export type ExecutorFactory = (parts: { events: EventRecorder; controlPlane: ControlPlane }) => TaskExecutor | Promise<TaskExecutor>;
 
 export type RunningAgent = { url: string; port: number; events: EventStore; stop(): Promise<void> };
 
@@ -90,7 +90,7 @@ export async function startAgent(config: AgentConfig, opts: { executor?: TaskExe
   const controlPlane = new ControlPlaneClient(config.controlPlaneUrl, config.nodeToken);
   let executor: TaskExecutor | null;
   try {
-    executor = typeof opts.executor === "function" ? opts.executor({ events, controlPlane }) : opts.executor ?? null;
+    executor = typeof opts.executor === "function" ? await opts.executor({ events, controlPlane }) : opts.executor ?? null;
   } catch (err) {
     events.close();
     metrics.close();

@@ -6,7 +6,7 @@ import { ConfigError } from "../shared/env.ts";
 import { SAM_VERSION } from "../shared/version.ts";
 import { startAgent, StartError } from "./agent.ts";
 import { helpText, loadAgentConfig, parseArgs } from "./config/index.ts";
-import { createTaskExecutor, workConfigFromEnv, type WorkConfig } from "./work/index.ts";
+import { loadTaskExecutor, workConfigFromEnv, type WorkConfig } from "./work/index.ts";
 
 function fail(code: number, message: string): never {
   console.error(message);
@@ -34,8 +34,9 @@ try {
 
 let agent;
 try {
-  // Tasks get the agent's environment minus its secrets (agent/work/child-env.ts).
-  agent = await startAgent(config, { executor: (parts) => createTaskExecutor({ config: work, ...parts, env: process.env }) });
+  // Tasks get the agent's environment minus its secrets (agent/work/child-env.ts). The executor's code is
+  // loaded on the first task (agent/work/index.ts).
+  agent = await startAgent(config, { executor: (parts) => loadTaskExecutor({ config: work, ...parts, env: process.env }) });
 } catch (err) {
   if (err instanceof StartError) fail(1, `sam-agent: cannot start: ${err.message}`);
   fail(1, `sam-agent: cannot start: ${(err as Error).message}`);
