@@ -6,6 +6,7 @@ import type { Client, InStatement } from "@libsql/client";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { groupCommits } from "./group-commit.ts";
+import { wrapClient } from "./wrap-client.ts";
 
 export type { Client } from "@libsql/client";
 
@@ -68,17 +69,9 @@ function remoteClient(client: Client): Client {
       }
     }
   };
-  return new Proxy(client, {
-    get(target, prop, receiver) {
-      if (prop === "execute") {
-        return (...args: Parameters<Client["execute"]>) => retry(isWrite(args[0]), () => target.execute(...args));
-      }
-      if (prop === "batch") {
-        return (...args: Parameters<Client["batch"]>) => retry(args[1] !== "read", () => target.batch(...args));
-      }
-      const value = Reflect.get(target, prop, receiver);
-      return typeof value === "function" ? value.bind(target) : value;
-    },
+  return wrapClient(client, {
+    execute: (...args: Parameters<Client["execute"]>) => retry(isWrite(args[0]), () => client.execute(...args)),
+    batch: (...args: Parameters<Client["batch"]>) => retry(args[1] !== "read", () => client.batch(...args)),
   });
 }
 

@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { groupCommits } from "./group-commit.ts";
+import { wrapClient } from "./wrap-client.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "sam-group-"));
 const url = `file:${join(dir, "g.db")}`;
@@ -80,16 +81,10 @@ test("while a group is being written (a slow server), the next one gathers batch
   const held = new Promise<void>((r) => (release = r));
   let calls = 0;
   // The first write waits until released, as a request to a remote database would.
-  const slow = new Proxy(raw, {
-    get(target, prop, receiver) {
-      if (prop === "batch") {
-        return async (...args: Parameters<Client["batch"]>) => {
-          if (calls++ === 0) await held;
-          return target.batch(...args);
-        };
-      }
-      const value = Reflect.get(target, prop, receiver);
-      return typeof value === "function" ? value.bind(target) : value;
+  const slow = wrapClient(raw, {
+    batch: async (...args: Parameters<Client["batch"]>) => {
+      if (calls++ === 0) await held;
+      return raw.batch(...args);
     },
   });
   const grouped = groupCommits(slow, { onCommit: (n) => sizes.push(n) });
@@ -116,17 +111,11 @@ test("a burst larger than one group is written in several, in order", async () =
 test("a group whose outcome is unknown (the request to the database failed) is not run again: every caller gets the error", async () => {
   let calls = 0;
   // The request times out after the server may have committed: running the batches again could write twice.
-  const flaky = new Proxy(raw, {
-    get(target, prop, receiver) {
-      if (prop === "batch") {
-        return async (...args: Parameters<Client["batch"]>) => {
-          calls++;
-          await target.batch(...args);
-          throw new DOMException("The operation timed out.", "TimeoutError");
-        };
-      }
-      const value = Reflect.get(target, prop, receiver);
-      return typeof value === "function" ? value.bind(target) : value;
+  const flaky = wrapClient(raw, {
+    batch: async (...args: Parameters<Client["batch"]>) => {
+      calls++;
+      await raw.batch(...args);
+      throw new DOMException("The operation timed out.", "TimeoutError");
     },
   });
   const grouped = groupCommits(flaky);

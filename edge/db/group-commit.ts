@@ -13,6 +13,7 @@
  */
 import type { Client, InStatement, ResultSet } from "@libsql/client";
 import { setImmediate } from "node:timers";
+import { wrapClient } from "./wrap-client.ts";
 
 /** Most batches in one transaction (one request over HTTP); the rest wait for the next group. */
 const MAX_GROUP = 256;
@@ -85,14 +86,8 @@ export function groupCommits(client: Client, o: GroupCommitOptions = {}): Client
       schedule();
     });
 
-  return new Proxy(client, {
-    get(target, prop, receiver) {
-      if (prop === "batch") {
-        return (stmts: InStatement[], mode?: Parameters<Client["batch"]>[1]) =>
-          mode === "write" && stmts.length > 0 ? batch(stmts) : target.batch(stmts, mode);
-      }
-      const value = Reflect.get(target, prop, receiver);
-      return typeof value === "function" ? value.bind(target) : value;
-    },
+  return wrapClient(client, {
+    batch: (stmts: InStatement[], mode?: Parameters<Client["batch"]>[1]) =>
+      mode === "write" && stmts.length > 0 ? batch(stmts) : client.batch(stmts, mode),
   });
 }
