@@ -108,7 +108,7 @@ export function createAdminRoutes(opts: AdminRoutesOptions): Hono {
 
   app.get("/nodes", async (c) => {
     const cursor = parseOrThrow(Cursor, c.req.query("cursor"));
-    const page = await requireView(api, NodesPageView, `/api/nodes${cursor ? `?cursor=${encodeURIComponent(cursor)}` : ""}`);
+    const page = await requireView(api, NodesPageView, withCursor("/api/nodes", cursor));
     return c.html(<NodesPage base={base} nodes={page.data} nextCursor={page.nextCursor} now={now()} />);
   });
 
@@ -149,7 +149,7 @@ export function createAdminRoutes(opts: AdminRoutesOptions): Hono {
 
   app.get("/tasks", async (c) => {
     const cursor = parseOrThrow(Cursor, c.req.query("cursor"));
-    const page = await requireView(api, TasksPageView, `/api/tasks${cursor ? `?cursor=${encodeURIComponent(cursor)}` : ""}`);
+    const page = await requireView(api, TasksPageView, withCursor("/api/tasks", cursor));
     return c.html(<TasksPage base={base} tasks={page.data} nextCursor={page.nextCursor} now={now()} />);
   });
 
@@ -159,7 +159,7 @@ export function createAdminRoutes(opts: AdminRoutesOptions): Hono {
     const events: TaskEventView[] = [];
     let cursor: string | null = null;
     for (let i = 0; i < MAX_LOG_PAGES; i++) {
-      const page: Awaited<ReturnType<typeof fetchTaskEvents>> = await fetchTaskEvents( `/api/tasks/${id}/events${cursor ? `?cursor=${encodeURIComponent(cursor)}` : ""}`);
+      const page: Awaited<ReturnType<typeof fetchTaskEvents>> = await fetchTaskEvents(withCursor(`/api/tasks/${id}/events`, cursor));
       if (!page.ok) break;
       events.push(...page.data.data);
       cursor = page.data.nextCursor;
@@ -201,4 +201,9 @@ function nodeIdOf(c: Context): string {
 }
 function taskIdOf(c: Context): string {
   return parseOrThrow(Id, c.req.param("id"), "invalid_task_id");
+}
+
+/** An API list path, with the page cursor when there is one. */
+function withCursor(path: string, cursor: string | null | undefined): string {
+  return cursor ? `${path}?cursor=${encodeURIComponent(cursor)}` : path;
 }
