@@ -17,7 +17,7 @@ export function createAuthenticate(db: Client, adminToken: string, keys = new Ke
     if (timingSafeEqualString(token, adminToken)) return { kind: "admin" };
     const prefix = token.slice(0, token.indexOf("_"));
     if (prefix !== "sam" && prefix !== "samnode" && prefix !== "samtask") return null;
-    const hash = await hashToken(token);
+    const hash = hashToken(token);
     if (prefix === "sam") {
       const cached = keys.get(hash);
       if (cached) return cached;

@@ -26,7 +26,7 @@ async function insertKey(id: string): Promise<string> {
   const secret = randomToken("sam");
   await db.execute({
     sql: "INSERT INTO api_keys (id, name, token_hash, prefix, created_at) VALUES (?, ?, ?, ?, ?)",
-    args: [id, `name-${id}`, await hashToken(secret), secret.slice(0, 8), Date.now()],
+    args: [id, `name-${id}`, hashToken(secret), secret.slice(0, 8), Date.now()],
   });
   return secret;
 }
@@ -71,7 +71,7 @@ describe("API key cache", () => {
   test("a lookup that raced a revocation is not cached", async () => {
     const cache = new KeyCache();
     const secret = await insertKey("key_race");
-    const hash = await hashToken(secret);
+    const hash = hashToken(secret);
     const ticket = cache.ticket(); // the lookup starts and reads the row (still valid) ...
     cache.revoked("key_race"); // ... the key is revoked meanwhile ...
     cache.set(hash, { kind: "key", keyId: "key_race", name: "n", rateLimitPerMinute: null }, ticket);
@@ -84,7 +84,7 @@ describe("API key cache", () => {
     expect(await authenticate(secret)).toBeNull();
     await db.execute({
       sql: "INSERT INTO api_keys (id, name, token_hash, prefix, created_at) VALUES ('key_late', 'late', ?, 'sam_', 1)",
-      args: [await hashToken(secret)],
+      args: [hashToken(secret)],
     });
     expect((await authenticate(secret))?.kind).toBe("key");
   });

@@ -22,7 +22,7 @@ export function sha256Hex(text: string): string {
 }
 
 /** SHA-256 hex; tokens are high-entropy, so a fast hash is the right storage form (no need for a KDF). */
-export async function hashToken(token: string): Promise<string> {
+export function hashToken(token: string): string {
   return sha256Hex(token);
 }
 

@@ -51,7 +51,7 @@ export function keyRoutes(db: Client, authenticate: Authenticate, onRevoked: (ke
     const now = Date.now();
     await db.execute({
       sql: "INSERT INTO api_keys (id, name, token_hash, prefix, rate_limit_per_minute, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-      args: [id, input.name, await hashToken(secret), secret.slice(0, 8), input.rateLimitPerMinute, now],
+      args: [id, input.name, hashToken(secret), secret.slice(0, 8), input.rateLimitPerMinute, now],
     });
     const view: KeyView = { id, name: input.name, prefix: secret.slice(0, 8), rateLimitPerMinute: input.rateLimitPerMinute, createdAt: now, revokedAt: null };
     return c.json({ ...view, key: secret }, 201);

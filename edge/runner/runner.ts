@@ -129,7 +129,7 @@ export class Runner {
     const nodeToken = randomToken(TOKEN_PREFIX.node);
     const agentToken = randomToken(TOKEN_PREFIX.agent);
     const now = Date.now();
-    await this.d.nodes.insert({ id, provider: this.d.provider.name, ownerKeyId, nodeTokenHash: await hashToken(nodeToken), agentToken, slots: DEFAULT_SLOTS, now });
+    await this.d.nodes.insert({ id, provider: this.d.provider.name, ownerKeyId, nodeTokenHash: hashToken(nodeToken), agentToken, slots: DEFAULT_SLOTS, now });
     return {
       node: (await this.d.nodes.get(id))!,
       launch: () => this.background(() => this.createServer(id, nodeToken, agentToken, ownerKeyId)),
@@ -223,7 +223,7 @@ export class Runner {
       deadline,
       nextAttemptAt,
       andWhere,
-      inferenceTokenHash: await hashToken(token),
+      inferenceTokenHash: hashToken(token),
       now,
     });
     if (!ok) return null;
@@ -242,7 +242,7 @@ export class Runner {
     const task = await this.d.tasks.get(taskId);
     if (!task || task.status !== "dispatched") return;
     const token = randomToken(TOKEN_PREFIX.task);
-    await this.d.tasks.mintInferenceToken(task.id, await hashToken(token));
+    await this.d.tasks.mintInferenceToken(task.id, hashToken(token));
     await this.dispatch(task, node, token);
   }
 

@@ -72,7 +72,7 @@ async function realAuthenticate(db: Client): Promise<Authenticate> {
   await migrate(db, MIGRATIONS);
   await db.execute({
     sql: "INSERT INTO api_keys (id, name, token_hash, prefix, created_at) VALUES ('k1', 'bench', ?, 'sam_', 1)",
-    args: [await hashToken(BENCH_KEY)],
+    args: [hashToken(BENCH_KEY)],
   });
   return createAuthenticate(db, randomToken("admin"));
 }
