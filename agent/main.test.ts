@@ -161,6 +161,37 @@ describe("the sam-agent binary", () => {
     }
   }, 20_000);
 
+  test("an idle agent JIT-compiles nothing in the optimizing tier and loads the bytecode its build recorded", async () => {
+    // docs/agent.md § Memory: a DFG compile pages in ≈ 2 MiB of compiler code for good; the bytecode an idle
+    // agent uses is laid out from the build's record of an idle run (scripts/build-agent.ts).
+    const dir = tempDir("sam-agent-bin-");
+    const edge = stubEdge();
+    const record = join(dir, "order.txt");
+    const { proc, url } = await spawnAgent({
+      SAM_NODE_ID: "node-idle", SAM_CONTROL_PLANE_URL: edge.url, SAM_TOKEN_FILE: tokenFile(dir), SAM_AGENT_DATA_DIR: join(dir, "data"),
+      SAM_AGENT_HOST: "127.0.0.1", SAM_AGENT_PORT: "0", SAM_BOOT_SOURCE: "none", SAM_HEARTBEAT_INTERVAL: "100ms", SAM_METRICS_INTERVAL: "100ms",
+      BUN_JSC_reportDFGCompileTimes: "1", BUN_BYTECODE_ORDER_OUT: record,
+    });
+    try {
+      await until("ten heartbeats", () => edge.calls.filter((c) => c.path === "/api/agent/heartbeat").length >= 10);
+      for (let i = 0; i < 20; i++) expect((await fetch(`${url}/health`)).status).toBe(200);
+      proc.kill("SIGTERM");
+      expect(await proc.exited).toBe(0);
+      const dfg = (await new Response(proc.stderr).text()).split("\n").filter((l) => /with DFG|with FTL/.test(l));
+      expect(dfg).toEqual([]);
+      // The record's entries ("F <hash>" for a function, and other kinds): nearly all this run loaded must be
+      // in the build's record (a run may take a path the build's did not, e.g. a heartbeat racing the stop).
+      const entries = (text: string) => new Set(text.split("\n").filter((l) => /^[A-Z] [0-9a-f]{16}$/.test(l)));
+      const built = entries(await Bun.file(join(import.meta.dir, "dist", "bytecode-order.txt")).text());
+      const used = [...entries(await Bun.file(record).text())];
+      expect(used.filter((e) => e.startsWith("F ")).length).toBeGreaterThan(100);
+      expect(used.filter((e) => !built.has(e)).length).toBeLessThan(used.length * 0.05);
+    } finally {
+      proc.kill("SIGKILL");
+      edge.server.stop(true);
+    }
+  }, 20_000);
+
   test("a restart does not record the same boot phases twice", async () => {
     const dir = tempDir("sam-agent-bin-");
     const edge = stubEdge();

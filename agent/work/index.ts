@@ -32,7 +32,13 @@ export function workCapabilities(config: Pick<WorkConfig, "workspaceMode" | "max
  * failure to open it still stops the start.
  */
 export async function loadTaskExecutor(deps: TaskExecutorDeps): Promise<TaskExecutor> {
-  const create = async () => (await import("./executor.ts")).createTaskExecutor(deps);
+  const create = async () => {
+    // The binary starts with JavaScriptCore's tier-up thresholds scaled up (scripts/build-agent.ts,
+    // `--compile-jit-policy`) so run-once start-up code is never JIT-compiled; with work, the JIT's normal
+    // policy is back for the node's hot paths (event ingest, task output).
+    Bun.unsafe.setJITPolicy(1);
+    return (await import("./executor.ts")).createTaskExecutor(deps);
+  };
   if (await Bun.file(`${deps.config.dataDir}/work.db`).exists()) return create();
   let loaded: TaskExecutor | null = null;
   let loading: Promise<TaskExecutor> | null = null;

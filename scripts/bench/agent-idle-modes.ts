@@ -5,7 +5,9 @@
  * 40 MiB, the median RSS and the median start → first `/health` 200 (cold, so disk reads included).
  * `--sources=DIR` also dumps the source of each DFG-compiled function (`BUN_JSC_dumpSourceAtDFGTime`) into
  * DIR/<run>-<binary>.txt, to name what the minified binary compiled.
+ * `--bin=LABEL=PATH` (repeatable) compares more than two binaries; the start order rotates every run.
  *   node_modules/.bin/bun scripts/bench/agent-idle-modes.ts --before=/tmp/sam-agent-main [--after=agent/dist/sam-agent] [--runs=6] [--idle=20] [--sources=DIR]
+ *   node_modules/.bin/bun scripts/bench/agent-idle-modes.ts --bin=main=/tmp/a --bin=jit=/tmp/b --bin=order=/tmp/c --runs=6
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -13,8 +15,9 @@ import { join } from "node:path";
 
 const opt = (name: string, fallback: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.split("=")[1] ?? fallback;
 const root = join(import.meta.dir, "..", "..");
-const binaries = { before: opt("before", ""), after: opt("after", join(root, "agent", "dist", "sam-agent")) };
-if (!binaries.before) throw new Error("--before=<binary> is required (e.g. main built with scripts/build-agent.ts's flags)");
+const listed = process.argv.filter((a) => a.startsWith("--bin=")).map((a) => a.slice("--bin=".length).split("=", 2) as [string, string]);
+const binaries: [string, string][] = listed.length ? listed : [["before", opt("before", "")], ["after", opt("after", join(root, "agent", "dist", "sam-agent"))]];
+if (binaries.some(([, path]) => !path)) throw new Error("--before=<binary> (or --bin=LABEL=PATH twice) is required (e.g. main built with scripts/build-agent.ts's flags)");
 const runs = Number(opt("runs", "6"));
 const idleSeconds = Number(opt("idle", "20"));
 const sources = opt("sources", "");
@@ -69,19 +72,21 @@ async function run(bin: string, i: number, label: string): Promise<Run> {
   return { rss, anon, health, dfg };
 }
 
-const results: Record<keyof typeof binaries, Run[]> = { before: [], after: [] };
+const results = new Map<string, Run[]>(binaries.map(([label]) => [label, []]));
+const width = Math.max(...binaries.map(([label]) => label.length));
 for (let i = 0; i < runs; i++) {
-  for (const which of (i % 2 === 0 ? ["before", "after"] : ["after", "before"]) as (keyof typeof binaries)[]) {
-    const r = await run(binaries[which], i * 2 + (which === "before" ? 0 : 1), `${i + 1}-${which}`);
-    results[which].push(r);
-    console.log(`run ${i + 1} ${which.padEnd(6)} RSS ${MiB(r.rss).toFixed(1)} MiB (anonymous ${MiB(r.anon).toFixed(1)}) at ${idleSeconds} s, /health after ${r.health.toFixed(1)} ms, DFG compiles: ${r.dfg.length ? r.dfg.join(", ") : "none"}`);
+  const order = binaries.map((_, k) => binaries[(k + i) % binaries.length]!);
+  for (const [k, [which, bin]] of order.entries()) {
+    const r = await run(bin, i * binaries.length + k, `${i + 1}-${which}`);
+    results.get(which)!.push(r);
+    console.log(`run ${i + 1} ${which.padEnd(width)} RSS ${MiB(r.rss).toFixed(1)} MiB (anonymous ${MiB(r.anon).toFixed(1)}) at ${idleSeconds} s, /health after ${r.health.toFixed(1)} ms, DFG compiles: ${r.dfg.length ? r.dfg.join(", ") : "none"}`);
   }
 }
-for (const which of ["before", "after"] as const) {
-  const rs = results[which];
+for (const [which, rs] of results) {
   const over = rs.filter((r) => r.rss > 40 * 1048576).length;
+  const overMb = rs.filter((r) => r.rss > 40e6).length;
   const withDfg = rs.filter((r) => r.dfg.length > 0).length;
-  console.log(`${which}: ${over}/${rs.length} runs over 40 MiB, ${withDfg}/${rs.length} with a DFG compile; RSS median ${MiB(median(rs.map((r) => r.rss))).toFixed(1)} MiB ` +
+  console.log(`${which}: ${over}/${rs.length} runs over 40 MiB (${overMb} over 40 MB), ${withDfg}/${rs.length} with a DFG compile; RSS median ${MiB(median(rs.map((r) => r.rss))).toFixed(1)} MiB ` +
     `(${rs.map((r) => MiB(r.rss).toFixed(1)).join(" ")}); cold start → /health median ${median(rs.map((r) => r.health)).toFixed(1)} ms`);
 }
 edge.stop(true);
