@@ -1,7 +1,12 @@
 // An https agent: the edge's calls trust exactly the certificate the agent reported in its ready callback
 // (docs/protocol.md § TLS), over real TLS with certificates made by openssl as cloud-init makes them.
 import { afterAll, describe, expect, test } from "bun:test";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import * as v from "valibot";
+import { AGENT_BINARY, ensureAgentBinary } from "../../agent/testing/binary.ts";
+import { LocalProvider } from "../providers/local/local.ts";
 import { NodeView } from "../../shared/wire/api.ts";
 import { DoubleProvider, startTestEdge, until, type TestEdge } from "../testing/harness.ts";
 import { selfSignedCertificate } from "../testing/tls.ts";
@@ -74,4 +79,25 @@ describe("an https agent", () => {
     expect((await mismatch.json()).error.code).toBe("tls_fingerprint_mismatch");
     for (const { t, id } of [missing, wrong]) expect(await status(t, id)).not.toBe("ready");
   }, 20_000);
+
+  test("the real agent binary serving TLS: ready with its certificate, events proxied, a task run, all pinned", async () => {
+    ensureAgentBinary();
+    const provider = new LocalProvider({
+      dataDir: mkdtempSync(join(tmpdir(), "sam-tls-nodes-")), command: [AGENT_BINARY], heartbeatIntervalMs: 1_000,
+      env: { SAM_TLS_CERT: served.certPath, SAM_TLS_KEY: served.keyPath },
+    });
+    const t = await startTestEdge({ provider });
+    edges.push(t);
+    const id = v.parse(NodeView, await (await t.call("POST", "/api/nodes", { body: {} })).json()).id;
+    await until("ready", async () => (await status(t, id)) === "ready", 15_000);
+    expect(v.parse(NodeView, await (await t.call("GET", `/api/nodes/${id}`)).json()).agentUrl).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
+
+    const events = await t.call("GET", `/api/nodes/${id}/events?type=agent.start`);
+    expect(events.status).toBe(200);
+    expect((await events.json()).data.map((e: { type: string }) => e.type)).toEqual(["agent.start"]);
+
+    const key = await t.createKey();
+    const task = await (await t.call("POST", "/api/tasks", { token: key.key, body: { prompt: "over tls", agent: { type: "command", command: "echo over-tls" } } })).json();
+    await until("task succeeded", async () => (await (await t.call("GET", `/api/tasks/${task.id}`, { token: key.key })).json()).status === "succeeded", 15_000);
+  }, 40_000);
 });
