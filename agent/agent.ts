@@ -6,6 +6,7 @@
 import type { AgentCapabilities, AgentReady } from "../shared/wire/agent.ts";
 import type { BootTimeline } from "../shared/wire/boot.ts";
 import { EVENT_TYPES } from "../shared/wire/events.ts";
+import { firstCertificatePem } from "../shared/tls.ts";
 import { SAM_VERSION } from "../shared/version.ts";
 import { kernelUptimeMs, readBootTimeline } from "./boot/index.ts";
 import type { AgentConfig } from "./config/index.ts";
@@ -152,6 +153,7 @@ export async function startAgent(config: AgentConfig, opts: { executor?: TaskExe
     }
     const ready: AgentReady = {
       nodeId: config.nodeId, version: SAM_VERSION, url, tlsFingerprint: config.tls?.fingerprint ?? null,
+      tlsCertificate: config.tls ? firstCertificatePem(config.tls.cert) : null,
       bootTimeline: boot, capabilities: capabilities(config), startedAt,
     };
     const accepted = await sendReady({

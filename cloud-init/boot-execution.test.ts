@@ -147,6 +147,12 @@ describe("a rehearsed boot", () => {
     expect(statSync(join(root, VM.agentBinary)).mode & 0o777).toBe(0o755);
     expect(readFileSync(join(root, VM.tlsCert), "utf8")).toContain("BEGIN CERTIFICATE");
     expect(statSync(join(root, VM.tlsKey)).mode & 0o777).toBe(0o600);
+    // The certificate names the address the agent reports (the default route's source), and is no CA: the
+    // edge pins exactly it (edge/nodes/pinned-fetch.ts).
+    const ext = Bun.spawnSync(["openssl", "x509", "-in", join(root, VM.tlsCert), "-noout", "-ext", "subjectAltName,basicConstraints"]);
+    expect(ext.stdout.toString()).toContain(`DNS:sam-node-${SAMPLE_INPUT.nodeId}, IP Address:203.0.113.7`);
+    expect(ext.stdout.toString()).toContain("CA:FALSE");
+    expect(readFileSync(join(root, VM.agentEnv), "utf8")).toEndWith("SAM_AGENT_PUBLIC_URL=https://203.0.113.7:8443\n");
     expect(statSync(join(root, VM.tokenFile)).mode & 0o777).toBe(0o600);
     // The firewall opens SSH and the agent port in both families, then drops the rest.
     const fw = ok.calls.filter((c) => c.tool === "iptables" || c.tool === "ip6tables").map((c) => `${c.tool} ${c.args.join(" ")}`);

@@ -130,12 +130,20 @@ export function bootPlan(config: CloudInitConfig): BootPhase[] {
     // Applies daemon.json (live-restore, log limits); nothing started by us runs yet, so nothing is killed.
     { name: "docker-restart", run: ["systemctl restart docker.service"] },
     {
+      // The agent's certificate names the address the edge calls (the source address of the default route:
+      // on Hetzner the public IPv4 on eth0) and is no CA, so the edge can trust exactly it once the agent
+      // reports it (docs/protocol.md § TLS); the agent reports that same address as its URL.
       name: "tls",
       run: [
         `mkdir -p ${VM.tlsDir}`,
         `chmod 0700 ${VM.tlsDir}`,
-        `openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 825 -subj ${shellQuote(`/CN=sam-node-${config.nodeId}`)} -keyout ${VM.tlsKey} -out ${VM.tlsCert}`,
+        `public_ip=$(ip -4 route get 1.1.1.1 | sed -n 's/.* src \\([0-9.]*\\).*/\\1/p')`,
+        `test -n "$public_ip"`,
+        `openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 825 -subj ${shellQuote(`/CN=sam-node-${config.nodeId}`)} ` +
+          `-addext "subjectAltName=DNS:sam-node-${config.nodeId},IP:$public_ip" -addext 'basicConstraints=critical,CA:FALSE' ` +
+          `-addext 'keyUsage=critical,digitalSignature' -addext 'extendedKeyUsage=serverAuth' -keyout ${VM.tlsKey} -out ${VM.tlsCert}`,
         `chmod 0600 ${VM.tlsKey}`,
+        `echo "SAM_AGENT_PUBLIC_URL=https://$public_ip:${config.agentPort}" >>${VM.agentEnv}`,
       ],
     },
     {

@@ -3,7 +3,7 @@
  * run (cloud-init's own `shellify`, through the Python of the installed cloud-init), its `write_files` are
  * materialised, and both are moved under a temp root so nothing touches this machine's `/etc` or `/usr`.
  * The commands the VM would use that this machine cannot run for real (`docker`, `systemctl`, `iptables`,
- * `logger`, `curl`, `apt-get`) are fakes that record their calls with timestamps and sleep briefly.
+ * `logger`, `curl`, `apt-get`, `ip`) are fakes that record their calls with timestamps and sleep briefly.
  */
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -71,6 +71,8 @@ cp "$src" "$out"
 record curl "$url"
 `,
   systemctl: `${RECORD}record systemctl "$@"\n`,
+  // \`ip -4 route get\` as on a Hetzner VM: the default route's source is the public IPv4 on eth0.
+  ip: `${RECORD}record ip "$@"\nprintf '1.1.1.1 via 172.31.1.1 dev eth0 src 203.0.113.7 uid 0 \\n    cache \\n'\n`,
   iptables: `${RECORD}record iptables "$@"\n[ "$1" = -C ] && exit 1\nexit 0\n`,
   ip6tables: `${RECORD}record ip6tables "$@"\n[ "$1" = -C ] && exit 1\nexit 0\n`,
   "apt-get": `${RECORD}sleep 0.2\nrecord apt-get "$@"\n`,

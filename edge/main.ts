@@ -1,7 +1,8 @@
 /**
- * Deno entry of the edge (DESIGN.md § Edge API). The only file that touches `Deno.*`: it reads the
- * environment, serves the app, drives the safety-net tick (`Deno.cron` on Deploy, an interval locally)
- * and shuts down cleanly on SIGINT/SIGTERM.
+ * Deno entry of the edge (DESIGN.md § Edge API). The only file that touches `Deno.*` (besides the feature
+ * test for `Deno.createHttpClient` in nodes/pinned-fetch.ts): it reads the environment, serves the app,
+ * drives the safety-net tick (`Deno.cron` on Deploy, an interval locally) and shuts down cleanly on
+ * SIGINT/SIGTERM.
  */
 import { ConfigError } from "../shared/env.ts";
 import { loadEdgeConfig } from "./config.ts";

@@ -5,6 +5,7 @@
  */
 import * as v from "valibot";
 import { ConfigError, envChoice, envDuration, envInt, envParse, envString, type Env } from "../../shared/env.ts";
+import { certificateDer, formatFingerprint } from "../../shared/tls.ts";
 import { Id } from "../../shared/wire/common.ts";
 import { DEFAULT_JOURNAL_COMMAND, DEFAULT_SYSLOG_PATH, type BootSource } from "../boot/index.ts";
 
@@ -160,10 +161,8 @@ function httpUrl(env: Env, name: string, required: boolean): string | null {
 
 /** SHA-256 of the certificate's DER bytes, as `AB:CD:…` (what `openssl x509 -fingerprint -sha256` prints). */
 export function certificateFingerprint(pem: string): string | null {
-  const m = /-----BEGIN CERTIFICATE-----([\s\S]+?)-----END CERTIFICATE-----/.exec(pem);
-  if (!m) return null;
-  const der = Buffer.from(m[1]!.replace(/\s+/g, ""), "base64");
-  return new Bun.CryptoHasher("sha256").update(der).digest("hex").toUpperCase().match(/../g)!.join(":");
+  const der = certificateDer(pem);
+  return der ? formatFingerprint(new Bun.CryptoHasher("sha256").update(der).digest("hex")) : null;
 }
 
 async function readTls(env: Env): Promise<AgentConfig["tls"]> {

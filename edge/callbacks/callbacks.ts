@@ -4,7 +4,9 @@
  * retry until they get a 2xx.
  */
 import { Hono } from "hono";
+import { createHash } from "node:crypto";
 import { HttpError } from "../../shared/errors.ts";
+import { certificateDer, firstCertificatePem, formatFingerprint, sameFingerprint } from "../../shared/tls.ts";
 import { parseOrThrow, readJsonBody } from "../../shared/validate.ts";
 import { AgentHeartbeat, AgentReady } from "../../shared/wire/agent.ts";
 import { isTerminal, TaskLogBatch, TaskResult } from "../../shared/wire/task.ts";
@@ -28,6 +30,25 @@ function sameNode(tokenNode: string, bodyNode: string): void {
   }
 }
 
+/**
+ * The certificate the edge will pin for an agent (null for an `http` agent). An `https` agent must report its
+ * certificate, and a fingerprint it also reports must be that certificate's: the edge never learns a
+ * certificate it cannot check against what the agent said it serves.
+ */
+function pinnedCertificate(body: AgentReady): string | null {
+  if (new URL(body.url).protocol !== "https:") return null;
+  const pem = body.tlsCertificate ? firstCertificatePem(body.tlsCertificate) : null;
+  const der = body.tlsCertificate ? certificateDer(body.tlsCertificate) : null;
+  if (!pem || !der) {
+    throw new HttpError(400, "an https agent must report its certificate (tlsCertificate, PEM) so the edge can pin it", { code: "tls_certificate_required" });
+  }
+  const fingerprint = formatFingerprint(createHash("sha256").update(der).digest("hex"));
+  if (body.tlsFingerprint && !sameFingerprint(body.tlsFingerprint, fingerprint)) {
+    throw new HttpError(400, `tlsFingerprint ${body.tlsFingerprint} is not the fingerprint of tlsCertificate (${fingerprint})`, { code: "tls_fingerprint_mismatch" });
+  }
+  return pem;
+}
+
 export function callbackRoutes(d: CallbackDeps): Hono<CallerEnv> {
   const app = new Hono<CallerEnv>();
   app.use("*", guard(d.authenticate, "node"));
@@ -46,6 +67,7 @@ export function callbackRoutes(d: CallbackDeps): Hono<CallerEnv> {
     const now = Date.now();
     const fields = {
       agent_url: body.url,
+      agent_tls_cert: pinnedCertificate(body),
       agent_version: body.version,
       boot_timeline: JSON.stringify(body.bootTimeline),
       capabilities: JSON.stringify(body.capabilities),

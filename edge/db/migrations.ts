@@ -130,4 +130,10 @@ export const MIGRATIONS: Migration[] = [
         BEGIN UPDATE nodes SET tasks_on_node = tasks_on_node - 1 WHERE id = OLD.node_id; END`,
     ],
   },
+  {
+    // The certificate an `https` agent reported in its ready callback: the edge's calls to that agent trust it
+    // and nothing else (edge/nodes/pinned-fetch.ts).
+    id: "0004-agent-tls-cert",
+    statements: ["ALTER TABLE nodes ADD COLUMN agent_tls_cert TEXT"],
+  },
 ];

@@ -3,6 +3,7 @@
  * on the response headers only, so a streamed body (an export) is never cut short or buffered.
  */
 import { HttpError } from "../../shared/errors.ts";
+import { isCertificateError, pinnedTls } from "./pinned-fetch.ts";
 import type { NodeRecord } from "./store.ts";
 
 export type AgentFetch = (input: string, init?: RequestInit) => Promise<Response>;
@@ -17,10 +18,14 @@ export class AgentUnreachable extends Error {
 export class AgentClient {
   constructor(private readonly fetchImpl: AgentFetch = (input, init) => fetch(input, init)) {}
 
-  async call(node: Pick<NodeRecord, "id" | "agentUrl" | "agentToken" | "status">, path: string, init: { method?: string; body?: unknown; timeoutMs: number }): Promise<Response> {
+  async call(node: Pick<NodeRecord, "id" | "agentUrl" | "agentToken" | "agentTlsCert" | "status">, path: string, init: { method?: string; body?: unknown; timeoutMs: number }): Promise<Response> {
     if (!node.agentUrl) {
       throw new HttpError(409, `node ${node.id} has no agent yet (status: ${node.status})`, { code: "agent_not_ready" });
     }
+    // An https agent is called trusting only the certificate it reported (pinned-fetch.ts); without one on
+    // record there is nothing to trust, and the call is not made.
+    const https = node.agentUrl.startsWith("https:");
+    if (https && !node.agentTlsCert) throw new AgentUnreachable("unreachable", `node ${node.id} serves https but reported no certificate`);
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), init.timeoutMs);
     try {
@@ -32,10 +37,12 @@ export class AgentClient {
         },
         body: init.body === undefined ? undefined : JSON.stringify(init.body),
         signal: controller.signal,
+        ...(https ? pinnedTls(node.agentTlsCert!) : {}),
       });
     } catch (err) {
       if (controller.signal.aborted) throw new AgentUnreachable("timeout", `no answer within ${init.timeoutMs} ms`);
-      throw new AgentUnreachable("unreachable", describeFetchError(err));
+      const why = describeFetchError(err);
+      throw new AgentUnreachable("unreachable", isCertificateError(why) ? `the agent's TLS certificate is not the one it reported (${why})` : why);
     } finally {
       clearTimeout(timer);
     }
@@ -43,6 +50,8 @@ export class AgentClient {
 }
 
 function describeFetchError(err: unknown): string {
-  const e = err as { code?: string; message?: string; cause?: { code?: string } };
-  return e.cause?.code ?? e.code ?? (e.message ? e.message.split("\n")[0]! : "connection failed");
+  // Bun names the failure in `code`; Deno says "fetch failed" and puts the reason in the cause's message.
+  const e = err as { code?: string; message?: string; cause?: { code?: string; message?: string } };
+  const firstLine = (text?: string) => (text ? text.split("\n")[0]! : undefined);
+  return e.cause?.code ?? e.code ?? firstLine(e.cause?.message) ?? firstLine(e.message) ?? "connection failed";
 }

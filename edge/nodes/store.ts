@@ -28,6 +28,8 @@ export type NodeRecord = {
   idleSince: number | null;
   agentVersion: string | null;
   agentUrl: string | null;
+  /** The certificate (PEM) an `https` agent reported; the edge's calls to it trust only this one. */
+  agentTlsCert: string | null;
   activeTasks: string[];
   bootTimeline: BootTimeline | null;
   lastMetrics: MetricsSample | null;
@@ -57,6 +59,7 @@ export function nodeFromRow(r: Row): NodeRecord {
     idleSince: num(r.idle_since),
     agentVersion: str(r.agent_version),
     agentUrl: str(r.agent_url),
+    agentTlsCert: str(r.agent_tls_cert),
     activeTasks: json<string[]>(r.active_tasks) ?? [],
     bootTimeline: json<BootTimeline>(r.boot_timeline),
     lastMetrics: json<MetricsSample>(r.last_metrics),

@@ -21,6 +21,11 @@ export type AgentDoubleOptions = {
   heartbeatMs?: number;
   /** Answer `POST /tasks` with this status instead of accepting (fault injection). */
   dispatchStatus?: number;
+  /**
+   * Serve HTTPS with this certificate, and report it in the ready callback; `report` overrides what the ready
+   * callback says (a missing or foreign certificate, a wrong fingerprint).
+   */
+  tls?: { cert: string; key: string; report?: { tlsCertificate?: string | null; tlsFingerprint?: string | null } };
 };
 
 export type AgentDouble = {
@@ -93,6 +98,7 @@ export async function startAgentDouble(o: AgentDoubleOptions): Promise<AgentDoub
   const server = Bun.serve({
     hostname: "127.0.0.1",
     port: 0,
+    tls: o.tls ? { cert: o.tls.cert, key: o.tls.key } : undefined,
     async fetch(req) {
       const url = new URL(req.url);
       if (url.pathname === "/health") return Response.json({ ok: true, version: "double", uptimeMs: Date.now() - startedAt, nodeId: o.nodeId });
@@ -126,7 +132,7 @@ export async function startAgentDouble(o: AgentDoubleOptions): Promise<AgentDoub
       return Response.json({ error: { message: "no route", type: "not_found_error", code: null } }, { status: 404 });
     },
   });
-  const url = `http://127.0.0.1:${server.port}`;
+  const url = `${o.tls ? "https" : "http"}://127.0.0.1:${server.port}`;
 
   const double: AgentDouble = {
     url,
@@ -138,6 +144,7 @@ export async function startAgentDouble(o: AgentDoubleOptions): Promise<AgentDoub
         nodeId: o.nodeId,
         version: "double-1",
         url,
+        ...(o.tls ? { tlsCertificate: o.tls.cert, ...o.tls.report } : {}),
         bootTimeline: { source: "none", kernelUptimeMsAtAgentStart: null, agentStartedAt: startedAt, phases: [] },
         capabilities: { workspaceModes: ["host"], agents: ["command"], maxConcurrentTasks: capacity, arch: process.arch, os: process.platform },
         startedAt,

@@ -24,6 +24,15 @@ export const AgentReady = v.object({
   url: v.pipe(v.string(), v.url()),
   /** SHA-256 fingerprint of the agent's self-signed TLS certificate, when it serves TLS. */
   tlsFingerprint: v.optional(v.nullable(v.pipe(v.string(), v.regex(/^[0-9A-Fa-f:]{64,95}$/)))),
+  /**
+   * That certificate (PEM): the edge pins it for its calls to an `https` agent URL, after checking it against
+   * `tlsFingerprint` (docs/protocol.md § TLS). Required with an `https` URL.
+   */
+  tlsCertificate: v.optional(v.nullable(v.pipe(
+    v.string(),
+    v.maxLength(16_384, "tlsCertificate is at most 16 KiB"),
+    v.regex(/^\s*-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+-----END CERTIFICATE-----\s*$/, "tlsCertificate must be one PEM certificate"),
+  ))),
   bootTimeline: BootTimeline,
   capabilities: AgentCapabilities,
   startedAt: EpochMs,

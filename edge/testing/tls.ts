@@ -1,0 +1,26 @@
+/**
+ * Self-signed certificates as cloud-init makes them for a node (cloud-init/boot-plan.ts § tls: P-256, the
+ * node's IP in subjectAltName, no CA), here for 127.0.0.1, made by the real `openssl`.
+ */
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+export type TestCertificate = { cert: string; key: string; fingerprint: string; certPath: string; keyPath: string; dir: string; remove(): void };
+
+export function selfSignedCertificate(name: string): TestCertificate {
+  const dir = mkdtempSync(join(tmpdir(), "sam-tls-"));
+  const certPath = join(dir, "agent.crt");
+  const keyPath = join(dir, "agent.key");
+  const made = Bun.spawnSync([
+    "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj", `/CN=${name}`,
+    "-addext", `subjectAltName=DNS:${name},IP:127.0.0.1`, "-addext", "basicConstraints=critical,CA:FALSE",
+    "-addext", "keyUsage=critical,digitalSignature", "-addext", "extendedKeyUsage=serverAuth", "-keyout", keyPath, "-out", certPath,
+  ], { stderr: "pipe" });
+  if (made.exitCode !== 0) throw new Error(`openssl failed: ${made.stderr.toString()}`);
+  const fp = Bun.spawnSync(["openssl", "x509", "-in", certPath, "-noout", "-fingerprint", "-sha256"]).stdout.toString();
+  return {
+    cert: readFileSync(certPath, "utf8"), key: readFileSync(keyPath, "utf8"), fingerprint: fp.trim().split("=")[1]!, certPath, keyPath, dir,
+    remove: () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
