@@ -132,6 +132,19 @@ describe("a rehearsed boot", () => {
     expect(ok.calls.filter((c) => c.tool === "docker").map((c) => c.args.join(" "))).toEqual([`pull ${SAMPLE_INPUT.baseImage}`]);
   }, 20_000);
 
+  test("installs the agent binary and leaves none of it in the page cache (it is read from disk on start)", () => {
+    // A just-written file sits in large folios a process maps whole: ≈ 5 MiB more idle RSS (docs/agent.md).
+    // First of the checks on this boot: the ones below read the installed file, which caches it again.
+    // util-linux's fincore counts a file's cached pages; checked on this rehearsal's installed file.
+    const cached = Bun.spawnSync(["fincore", "--bytes", "--noheadings", "--output", "RES", join(ok.root, VM.agentBinary)]);
+    expect(cached.exitCode).toBe(0);
+    expect(Number(cached.stdout.toString().trim())).toBe(0);
+    // And what fincore reports for a file just written the same way, unflushed: it would catch a missing drop.
+    const control = join(ok.root, "control-copy");
+    Bun.spawnSync(["install", "-m", "0755", join(ok.root, VM.agentBinary), control]);
+    expect(Number(Bun.spawnSync(["fincore", "--bytes", "--noheadings", "--output", "RES", control]).stdout.toString().trim())).toBeGreaterThan(0);
+  });
+
   test("pulls the base image while Node.js installs", () => {
     const by = Object.fromEntries(ok.phases.map((p) => [p.name, p]));
     const node = by["nodejs-install"]!;
