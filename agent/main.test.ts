@@ -10,7 +10,7 @@ import { join } from "node:path";
 import * as v from "valibot";
 import { AgentHeartbeat, AgentReady } from "../shared/wire/agent.ts";
 import { SAM_VERSION } from "../shared/version.ts";
-import { AGENT_BINARY, ensureAgentBinary } from "./testing/binary.ts";
+import { AGENT_BINARY, ensureAgentBinary, listeningUrl } from "./testing/binary.ts";
 
 const BINARY = AGENT_BINARY;
 const JOURNAL = join(import.meta.dir, "boot", "testdata", "journal.json");
@@ -71,16 +71,7 @@ async function until<T>(what: string, probe: () => T | undefined | null | false,
 /** Start the binary; resolves with its URL once it printed the listening line. */
 async function spawnAgent(env: Record<string, string>, argv: string[] = []) {
   const proc = Bun.spawn([BINARY, ...argv], { env: { PATH: process.env.PATH ?? "/usr/bin:/bin", ...env }, stdout: "pipe", stderr: "pipe" });
-  const reader = proc.stdout.getReader();
-  let out = "";
-  const deadline = Date.now() + 10_000;
-  while (!/listening on (\S+)/.test(out) && Date.now() < deadline) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    out += new TextDecoder().decode(value);
-  }
-  reader.releaseLock();
-  const url = /listening on (\S+)/.exec(out)?.[1];
+  const { url, out } = await listeningUrl(proc.stdout);
   if (!url) {
     proc.kill("SIGKILL");
     throw new Error(`agent did not start: ${out} ${await new Response(proc.stderr).text()}`);

@@ -12,6 +12,7 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { listeningUrl } from "../agent/testing/binary.ts";
 
 /**
  * The JIT policy the binary starts with (`--compile-jit-policy`): JavaScriptCore's tier-up thresholds × 32
@@ -65,16 +66,8 @@ async function recordIdleLife(binary: string, work: string): Promise<string> {
     stdout: "pipe", stderr: "pipe",
   });
   try {
-    const reader = proc.stdout.getReader();
-    let out = "";
     const deadline = Date.now() + 10_000;
-    while (!/listening on (\S+)/.test(out) && Date.now() < deadline) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      out += new TextDecoder().decode(value);
-    }
-    reader.releaseLock();
-    const url = /listening on (\S+)/.exec(out)?.[1];
+    const { url, out } = await listeningUrl(proc.stdout);
     if (!url) throw new Error(`the agent did not start: ${out}${await new Response(proc.stderr).text()}`);
     while (seen.filter((p) => p === "/api/agent/heartbeat").length < 2 && Date.now() < deadline) await Bun.sleep(20);
     if (!seen.includes("/api/agent/ready")) throw new Error("the agent sent no ready callback");
