@@ -4,7 +4,7 @@
  * an hour-equivalent of the node's own events (heartbeats and resource samples at `--speedup` times their
  * default rate, for an hour / speedup). Each beside the smallest compiled `Bun.serve` binary. Idle RSS is
  * read three times, by how the binary sits in the page cache when it starts (see `prepare`).
- *   node_modules/.bin/bun scripts/bench/agent-binary.ts [--runs=15] [--idle=5] [--speedup=100]
+ *   node_modules/.bin/bun scripts/bench/agent-binary.ts [--runs=15] [--idle=5] [--speedup=100] [--binary=agent/dist/sam-agent]
  */
 import { Database } from "bun:sqlite";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -17,7 +17,7 @@ const runs = arg("runs", 15);
 const idleSeconds = arg("idle", 5);
 const speedup = arg("speedup", 100);
 const root = join(import.meta.dir, "..", "..");
-const binary = join(root, "agent", "dist", "sam-agent");
+const binary = process.argv.find((a) => a.startsWith("--binary="))?.slice("--binary=".length) ?? join(root, "agent", "dist", "sam-agent");
 const MiB = (n: number) => `${(n / 1048576).toFixed(1)} MiB`;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
