@@ -1,8 +1,8 @@
 /**
  * The agent's self-signed certificate as both sides see it: the agent reports its certificate (PEM) and its
  * SHA-256 fingerprint in the ready callback; the edge checks one against the other and pins the certificate
- * for its calls to that agent (docs/protocol.md § TLS). Pure functions; the SHA-256 is the caller's (the
- * agent hashes with Bun's hasher, the edge with `node:crypto`), so neither side loads what it avoids.
+ * for its calls to that agent (docs/protocol.md § TLS). Pure functions, without `node:crypto` (which the idle
+ * agent does not load; it hashes with Bun's hasher): the edge parses the certificate with `X509Certificate`.
  */
 
 const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----([A-Za-z0-9+/=\s]+?)-----END CERTIFICATE-----/;

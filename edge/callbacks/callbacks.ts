@@ -4,9 +4,9 @@
  * retry until they get a 2xx.
  */
 import { Hono } from "hono";
-import { createHash } from "node:crypto";
+import { X509Certificate } from "node:crypto";
 import { HttpError } from "../../shared/errors.ts";
-import { certificateDer, firstCertificatePem, formatFingerprint, sameFingerprint } from "../../shared/tls.ts";
+import { sameFingerprint } from "../../shared/tls.ts";
 import { parseOrThrow, readJsonBody } from "../../shared/validate.ts";
 import { AgentHeartbeat, AgentReady } from "../../shared/wire/agent.ts";
 import { isTerminal, TaskLogBatch, TaskResult } from "../../shared/wire/task.ts";
@@ -31,22 +31,32 @@ function sameNode(tokenNode: string, bodyNode: string): void {
 }
 
 /**
- * The certificate the edge will pin for an agent (null for an `http` agent). An `https` agent must report its
- * certificate, and a fingerprint it also reports must be that certificate's: the edge never learns a
- * certificate it cannot check against what the agent said it serves.
+ * The certificate the edge will pin for an agent (null for an `http` agent). An `https` agent must report a
+ * certificate the edge's calls can verify — an X.509 end-entity certificate (no CA) naming the URL's host —
+ * and a fingerprint it also reports must be that certificate's: the edge never pins what it cannot check,
+ * and a node with a certificate every call would fail on learns why at once, in its ready answer.
  */
 function pinnedCertificate(body: AgentReady): string | null {
-  if (new URL(body.url).protocol !== "https:") return null;
-  const pem = body.tlsCertificate ? firstCertificatePem(body.tlsCertificate) : null;
-  const der = body.tlsCertificate ? certificateDer(body.tlsCertificate) : null;
-  if (!pem || !der) {
+  const url = new URL(body.url);
+  if (url.protocol !== "https:") return null;
+  if (!body.tlsCertificate) {
     throw new HttpError(400, "an https agent must report its certificate (tlsCertificate, PEM) so the edge can pin it", { code: "tls_certificate_required" });
   }
-  const fingerprint = formatFingerprint(createHash("sha256").update(der).digest("hex"));
-  if (body.tlsFingerprint && !sameFingerprint(body.tlsFingerprint, fingerprint)) {
-    throw new HttpError(400, `tlsFingerprint ${body.tlsFingerprint} is not the fingerprint of tlsCertificate (${fingerprint})`, { code: "tls_fingerprint_mismatch" });
+  const invalid = (why: string) => new HttpError(400, `tlsCertificate ${why}`, { code: "tls_certificate_invalid" });
+  let cert: X509Certificate;
+  try {
+    cert = new X509Certificate(body.tlsCertificate);
+  } catch {
+    throw invalid("is not an X.509 certificate");
   }
-  return pem;
+  if (cert.ca) throw invalid("is a CA certificate; an agent's must be an end-entity one (basicConstraints CA:FALSE)");
+  const host = url.hostname.replace(/^\[|\]$/g, "");
+  const named = /^[\d.]+$|:/.test(host) ? cert.checkIP(host) : cert.checkHost(host);
+  if (!named) throw invalid(`does not name ${host} (the agent's URL) in its subjectAltName`);
+  if (body.tlsFingerprint && !sameFingerprint(body.tlsFingerprint, cert.fingerprint256)) {
+    throw new HttpError(400, `tlsFingerprint ${body.tlsFingerprint} is not the fingerprint of tlsCertificate (${cert.fingerprint256})`, { code: "tls_fingerprint_mismatch" });
+  }
+  return cert.toString();
 }
 
 export function callbackRoutes(d: CallbackDeps): Hono<CallerEnv> {

@@ -80,6 +80,30 @@ describe("an https agent", () => {
     for (const { t, id } of [missing, wrong]) expect(await status(t, id)).not.toBe("ready");
   }, 20_000);
 
+  test("a certificate the edge's calls could never verify is refused at ready, saying why", async () => {
+    const ca = selfSignedCertificate("sam-node-ca", { ca: true }); // what cloud-init made before: a CA
+    const elsewhere = selfSignedCertificate("sam-node-x", { ip: "10.9.8.7" });
+    try {
+      const cases: [string, string, RegExp][] = [
+        [ca.cert, "tls_certificate_invalid", /is a CA certificate/],
+        [elsewhere.cert, "tls_certificate_invalid", /does not name 127\.0\.0\.1/],
+        ["-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", "tls_certificate_invalid", /is not an X\.509 certificate/],
+      ];
+      for (const [tlsCertificate, code, message] of cases) {
+        const e = await edgeWith({ tlsCertificate, tlsFingerprint: null }, false);
+        await until("the double", async () => e.provider.agents.get(e.id));
+        const res = await e.provider.agents.get(e.id)!.ready();
+        expect(res.status).toBe(400);
+        const { error } = await res.json();
+        expect(error.code).toBe(code);
+        expect(error.message).toMatch(message);
+      }
+    } finally {
+      ca.remove();
+      elsewhere.remove();
+    }
+  }, 20_000);
+
   test("the real agent binary serving TLS: ready with its certificate, events proxied, a task run, all pinned", async () => {
     ensureAgentBinary();
     const provider = new LocalProvider({

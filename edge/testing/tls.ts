@@ -8,14 +8,16 @@ import { join } from "node:path";
 
 export type TestCertificate = { cert: string; key: string; fingerprint: string; certPath: string; keyPath: string; dir: string; remove(): void };
 
-export function selfSignedCertificate(name: string): TestCertificate {
+/** `ip` is the address in subjectAltName (127.0.0.1); `ca: true` makes it as openssl does by default (a CA). */
+export function selfSignedCertificate(name: string, o: { ip?: string; ca?: boolean } = {}): TestCertificate {
   const dir = mkdtempSync(join(tmpdir(), "sam-tls-"));
   const certPath = join(dir, "agent.crt");
   const keyPath = join(dir, "agent.key");
   const made = Bun.spawnSync([
     "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj", `/CN=${name}`,
-    "-addext", `subjectAltName=DNS:${name},IP:127.0.0.1`, "-addext", "basicConstraints=critical,CA:FALSE",
-    "-addext", "keyUsage=critical,digitalSignature", "-addext", "extendedKeyUsage=serverAuth", "-keyout", keyPath, "-out", certPath,
+    "-addext", `subjectAltName=DNS:${name},IP:${o.ip ?? "127.0.0.1"}`,
+    ...(o.ca ? [] : ["-addext", "basicConstraints=critical,CA:FALSE", "-addext", "keyUsage=critical,digitalSignature", "-addext", "extendedKeyUsage=serverAuth"]),
+    "-keyout", keyPath, "-out", certPath,
   ], { stderr: "pipe" });
   if (made.exitCode !== 0) throw new Error(`openssl failed: ${made.stderr.toString()}`);
   const fp = Bun.spawnSync(["openssl", "x509", "-in", certPath, "-noout", "-fingerprint", "-sha256"]).stdout.toString();
