@@ -48,6 +48,7 @@ const cases: Case[] = [
   ["ready with wrong types", "POST", () => "/api/agent/ready", { body: { nodeId, version: 1, url: "nope" } }, 400],
   ["heartbeat wrong types", "POST", () => "/api/agent/heartbeat", { body: { nodeId, at: "now", uptimeMs: -1, activeTasks: "x" } }, 400],
   ["10 MB heartbeat", "POST", () => "/api/agent/heartbeat", { raw: huge }, 413],
+  ["heartbeat listing 1001 tasks", "POST", () => "/api/agent/heartbeat", { body: { nodeId, at: 1, uptimeMs: 1, activeTasks: Array.from({ length: 1001 }, (_, i) => `task_${i}`) } }, 400],
 ];
 
 describe("bad input", () => {

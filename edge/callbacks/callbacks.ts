@@ -100,11 +100,11 @@ export function callbackRoutes(d: CallbackDeps): Hono<CallerEnv> {
     if (body.metrics) set.last_metrics = JSON.stringify(body.metrics);
     await d.nodes.update(nodeId, set);
     // Tell the agent to stop what the edge no longer wants: tasks cancelled, failed by a deadline, or not its own.
-    const cancel: string[] = [];
-    for (const id of body.activeTasks) {
-      const task = await d.tasks.get(id);
-      if (!task || task.nodeId !== nodeId || isTerminal(task.status) || task.cancelRequested) cancel.push(id);
-    }
+    const standing = await d.tasks.standing(body.activeTasks);
+    const cancel = body.activeTasks.filter((id) => {
+      const task = standing.get(id);
+      return !task || task.nodeId !== nodeId || isTerminal(task.status) || task.cancelRequested;
+    });
     return c.json({ ok: true, cancel });
   });
 

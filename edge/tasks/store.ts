@@ -126,6 +126,18 @@ export class TaskStore {
     return r.rows[0] ? taskFromRow(r.rows[0] as Row) : null;
   }
 
+  /** Where each of `ids` stands, for a heartbeat's list (one statement, however many): absent ids are unknown. */
+  async standing(ids: string[]): Promise<Map<string, Pick<TaskRecord, "nodeId" | "status" | "cancelRequested">>> {
+    if (ids.length === 0) return new Map();
+    const r = await this.db.execute({
+      sql: "SELECT id, node_id, status, cancel_requested FROM tasks WHERE id IN (SELECT value FROM json_each(?))",
+      args: [JSON.stringify(ids)],
+    });
+    return new Map((r.rows as Row[]).map((row) => [String(row.id), {
+      nodeId: row.node_id === null ? null : String(row.node_id), status: String(row.status) as TaskStatus, cancelRequested: Number(row.cancel_requested) === 1,
+    }]));
+  }
+
   async list(q: { keyId: string | null; status: TaskStatus | null; cursor: number | null; limit: number }): Promise<{ tasks: TaskRecord[]; nextCursor: string | null }> {
     const where: string[] = [];
     const args: InValue[] = [];

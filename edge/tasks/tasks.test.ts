@@ -124,6 +124,28 @@ describe("tasks", () => {
     expect((await submit(bob.key, body, { "Idempotency-Key": "req-1" })).status).toBe(201);
   });
 
+  test("a heartbeat answers which reported tasks to stop: unknown, ended or cancelled ones; its own running ones stay", async () => {
+    const hold = new DoubleProvider({ autoReady: true, double: { mode: "hold", capacity: 3 } });
+    const h = await startTestEdge({ provider: hold });
+    try {
+      const key = await h.createKey();
+      const submit = async () => (await (await h.call("POST", "/api/tasks", { token: key.key, body: { prompt: "p", agent: { type: "command", command: "sleep 60" } } })).json()).id as string;
+      const [running, ended, cancelled] = [await submit(), await submit(), await submit()];
+      for (const id of [running, ended, cancelled]) {
+        await until(`${id} running`, async () => (await (await h.call("GET", `/api/tasks/${id}`)).json()).status === "running");
+      }
+      const agent = [...hold.agents.values()][0]!;
+      expect((await agent.finish(ended, { status: "succeeded" })).status).toBe(200);
+      expect((await h.call("POST", `/api/tasks/${cancelled}/cancel`, { token: key.key })).status).toBe(200);
+      const unknown = "task_not_on_this_edge";
+      const answer = await agent.heartbeat([running, ended, unknown, cancelled]);
+      expect(answer.cancel).toEqual([ended, unknown, cancelled]);
+      expect((await agent.heartbeat([running])).cancel).toEqual([]);
+    } finally {
+      await h.stop();
+    }
+  }, 15_000);
+
   test("cancel stops a running task on its node and answers 409 once it has ended", async () => {
     const hold = new DoubleProvider({ autoReady: true, double: { mode: "hold" } });
     const h = await startTestEdge({ provider: hold });

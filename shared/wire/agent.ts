@@ -44,7 +44,8 @@ export const AgentHeartbeat = v.object({
   nodeId: Id,
   at: EpochMs,
   uptimeMs: NonNegativeInt,
-  activeTasks: v.array(Id),
+  /** The tasks the agent runs (at most its concurrency; the bound keeps one heartbeat's work bounded). */
+  activeTasks: v.pipe(v.array(Id), v.maxLength(1_000, "activeTasks lists at most 1000 tasks")),
   metrics: v.optional(v.nullable(MetricsSample)),
 });
 export type AgentHeartbeat = v.InferOutput<typeof AgentHeartbeat>;
