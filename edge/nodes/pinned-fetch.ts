@@ -14,7 +14,7 @@ const deno = (globalThis as { Deno?: Partial<DenoLike> }).Deno;
 const MAX_CLIENTS = 256;
 const clients = new Map<string, HttpClientLike>();
 
-/** Extra `RequestInit` fields for a call that must present `certificate` (PEM) and no other. */
+/** Extra `RequestInit` fields for a call that trusts `certificate` (PEM) as the agent's, and no other. */
 export function pinnedTls(certificate: string): Record<string, unknown> {
   if (!deno?.createHttpClient) return { tls: { ca: certificate } };
   let client = clients.get(certificate);
