@@ -85,12 +85,13 @@ async function recordIdleLife(binary: string, work: string): Promise<string> {
   return record;
 }
 
-const extra = [`--compile-jit-policy=${STARTUP_JIT_POLICY}`, ...(target ? [`--target=${target}`] : [])];
+const jitPolicy = `--compile-jit-policy=${STARTUP_JIT_POLICY}`;
+const extra = [jitPolicy, ...(target ? [`--target=${target}`] : [])];
 if (withOrder) {
   const work = mkdtempSync(join(tmpdir(), "sam-agent-order-"));
   try {
     const probe = join(work, "sam-agent-probe");
-    build(probe, [`--compile-jit-policy=${STARTUP_JIT_POLICY}`]);
+    build(probe, [jitPolicy]); // for this machine, whatever the target: it has to run here
     let record: string;
     try {
       record = await recordIdleLife(probe, work);

@@ -134,7 +134,7 @@ export class TaskStore {
       args: [JSON.stringify(ids)],
     });
     return new Map((r.rows as Row[]).map((row) => [String(row.id), {
-      nodeId: row.node_id === null ? null : String(row.node_id), status: String(row.status) as TaskStatus, cancelRequested: Number(row.cancel_requested) === 1,
+      nodeId: str(row.node_id), status: String(row.status) as TaskStatus, cancelRequested: Number(row.cancel_requested) === 1,
     }]));
   }
 
