@@ -8,7 +8,7 @@ import type { BootTimeline } from "../shared/wire/boot.ts";
 import { EVENT_TYPES } from "../shared/wire/events.ts";
 import { firstCertificatePem } from "../shared/tls.ts";
 import { SAM_VERSION } from "../shared/version.ts";
-import { kernelUptimeMs, readBootTimeline } from "./boot/index.ts";
+import { kernelBootId, kernelUptimeMs, readBootTimeline } from "./boot/index.ts";
 import type { AgentConfig } from "./config/index.ts";
 import type { ControlPlane, EventRecorder, TaskExecutor } from "./contracts.ts";
 import { ControlPlaneClient, sendReady, startHeartbeats } from "./control-plane/client.ts";
@@ -139,17 +139,18 @@ export async function startAgent(config: AgentConfig, opts: { executor?: TaskExe
   const reporting = (async () => {
     boot = await readBootTimeline({
       source: config.bootSource, journalCommand: config.bootJournalCommand, syslogPath: config.bootSyslogPath,
-      agentStartedAt: startedAt, kernelUptimeMs: uptimeAtStart,
+      agentStartedAt: startedAt, kernelUptimeMs: uptimeAtStart, kernelBootId: await kernelBootId(),
     });
-    // A restarted agent reads the same markers again: record them once per machine boot.
-    const bootedAt = uptimeAtStart === null ? null : startedAt - uptimeAtStart;
-    if (bootedAt === null || !events.hasEventSince(EVENT_TYPES.bootPhase, bootedAt)) {
-      for (const phase of boot.phases) {
-        events.record({
-          type: EVENT_TYPES.bootPhase, at: phase.startedAt, level: phase.status === "ok" ? "info" : "warn",
-          message: `boot phase ${phase.name}: ${phase.status}${phase.durationMs === null ? "" : ` in ${phase.durationMs} ms`}`, detail: phase,
-        });
-      }
+    // A restarted agent reads the same markers again: record them once per machine boot, keyed by the boot's
+    // id rather than by comparing timestamps with the boot time (a clock step or an old journal fools that).
+    const bootId = boot.bootId ?? null;
+    for (const phase of boot.phases) {
+      if (events.hasBootPhase(bootId, phase.name, phase.startedAt)) continue;
+      events.record({
+        type: EVENT_TYPES.bootPhase, at: phase.startedAt, level: phase.status === "ok" ? "info" : "warn",
+        message: `boot phase ${phase.name}: ${phase.status}${phase.durationMs === null ? "" : ` in ${phase.durationMs} ms`}`,
+        detail: { ...phase, bootId },
+      });
     }
     const ready: AgentReady = {
       nodeId: config.nodeId, version: SAM_VERSION, url, tlsFingerprint: config.tls?.fingerprint ?? null,

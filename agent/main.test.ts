@@ -4,7 +4,7 @@
  * and the start failures (bad configuration, read-only or full data dir).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as v from "valibot";
@@ -183,28 +183,36 @@ describe("the sam-agent binary", () => {
     }
   }, 20_000);
 
-  test("a restart does not record the same boot phases twice", async () => {
+  test("a restart records a boot's phases once, keyed by the boot id, not by the host's clock", async () => {
     const dir = tempDir("sam-agent-bin-");
+    // The same markers under another boot id: a rebooted machine whose journal kept the old boot's lines.
+    const otherBoot = join(dir, "journal-other-boot.json");
+    writeFileSync(otherBoot, readFileSync(JOURNAL, "utf8").replaceAll('"_BOOT_ID": "7c1f"', '"_BOOT_ID": "9a2e"'));
     const edge = stubEdge();
     const env = {
       SAM_NODE_ID: "node-re", SAM_CONTROL_PLANE_URL: edge.url, SAM_TOKEN_FILE: tokenFile(dir), SAM_AGENT_DATA_DIR: join(dir, "data"),
-      SAM_AGENT_HOST: "127.0.0.1", SAM_AGENT_PORT: "0", SAM_BOOT_JOURNAL_COMMAND: `cat ${JOURNAL}`, SAM_HEARTBEAT_INTERVAL: "100ms",
+      SAM_AGENT_HOST: "127.0.0.1", SAM_AGENT_PORT: "0", SAM_HEARTBEAT_INTERVAL: "100ms",
     };
+    const db = join(dir, "data", "events.db");
+    const phases = () => sqlite(db, "SELECT count(*) FROM events WHERE type = 'boot.phase'")[0];
     try {
-      for (let run = 0; run < 2; run++) {
+      // The fixture's timestamps predate this host's boot; they must not matter either way.
+      for (const [journal, expected] of [[JOURNAL, "6"], [JOURNAL, "6"], [otherBoot, "12"], [otherBoot, "12"]] as const) {
         const before = edge.calls.filter((c) => c.path === "/api/agent/heartbeat").length;
-        const { proc } = await spawnAgent(env);
+        const { proc } = await spawnAgent({ ...env, SAM_BOOT_JOURNAL_COMMAND: `cat ${journal}` });
         await until("a heartbeat", () => edge.calls.filter((c) => c.path === "/api/agent/heartbeat").length > before);
         proc.kill("SIGTERM");
         expect(await proc.exited).toBe(0);
+        expect(phases()).toBe(expected);
       }
-      const db = join(dir, "data", "events.db");
-      expect(sqlite(db, "SELECT count(*) FROM events WHERE type = 'boot.phase'")).toEqual(["6"]);
-      expect(sqlite(db, "SELECT count(*) FROM events WHERE type = 'agent.stop'")).toEqual(["2"]);
+      expect(sqlite(db, "SELECT DISTINCT json_extract(detail, '$.bootId') FROM events WHERE type = 'boot.phase' ORDER BY 1")).toEqual(["7c1f", "9a2e"]);
+      expect(sqlite(db, "SELECT count(*) FROM events WHERE type = 'agent.stop'")).toEqual(["4"]);
+      const ready = edge.calls.filter((c) => c.path === "/api/agent/ready").at(-1)!.body as { bootTimeline: { bootId: string } };
+      expect(ready.bootTimeline.bootId).toBe("9a2e");
     } finally {
       edge.server.stop(true);
     }
-  }, 20_000);
+  }, 30_000);
 
   test("--version, --help, and a configuration error exits 2 with one line naming the variable", () => {
     expect(Bun.spawnSync([BINARY, "--version"]).stdout.toString().trim()).toBe(SAM_VERSION);

@@ -11,6 +11,14 @@ const TAG = "sam-boot";
 const MARKER = /^PHASE (START|END|FAILED):\s*(.+?)\s*$/;
 const MAX_NAME = 128;
 const MAX_PHASES = 256;
+/** journald writes a boot id as 32 hex digits; the kernel's `boot_id` file as a dashed UUID. */
+const BOOT_ID = /^[0-9a-fA-F-]{1,64}$/;
+
+/** A boot id as the agent keys boot records by: lower-case hex without dashes, or null when unusable. */
+export function normaliseBootId(raw: string | null | undefined): string | null {
+  const id = raw?.trim() ?? "";
+  return BOOT_ID.test(id) ? id.replaceAll("-", "").toLowerCase() : null;
+}
 
 function markerOf(at: number, message: string): BootMarker | null {
   const m = MARKER.exec(message.trim());
@@ -44,6 +52,22 @@ export function parseJournalJson(text: string): BootMarker[] {
     if (marker) out.push(marker);
   }
   return out;
+}
+
+/** The `_BOOT_ID` of the last `sam-boot` entry in journald JSON output: the boot those markers belong to. */
+export function journalBootId(text: string): string | null {
+  let id: string | null = null;
+  for (const line of text.split("\n")) {
+    if (!line.includes("_BOOT_ID")) continue;
+    try {
+      const entry = JSON.parse(line) as Record<string, unknown>;
+      if (entry.SYSLOG_IDENTIFIER !== undefined && entry.SYSLOG_IDENTIFIER !== TAG) continue;
+      if (typeof entry._BOOT_ID === "string" && BOOT_ID.test(entry._BOOT_ID)) id = entry._BOOT_ID;
+    } catch {
+      continue;
+    }
+  }
+  return id;
 }
 
 const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
@@ -90,6 +114,8 @@ export type BootTimelineInput = {
   markers: BootMarker[];
   kernelUptimeMsAtAgentStart: number | null;
   agentStartedAt: number;
+  /** The machine boot the markers belong to (journald's `_BOOT_ID`, else the kernel's `boot_id`). */
+  bootId?: string | null;
 };
 
 /**
@@ -119,6 +145,7 @@ export function buildBootTimeline(input: BootTimelineInput): BootTimeline {
     source: input.source,
     kernelUptimeMsAtAgentStart: input.kernelUptimeMsAtAgentStart,
     agentStartedAt: input.agentStartedAt,
+    bootId: normaliseBootId(input.bootId),
     phases: phases.slice(0, MAX_PHASES),
   };
 }

@@ -5,7 +5,7 @@
  */
 import type { BootTimeline } from "../../shared/wire/boot.ts";
 import { parseUptime } from "../monitor/proc.ts";
-import { buildBootTimeline, parseJournalJson, parseSyslog, type BootMarker } from "./markers.ts";
+import { buildBootTimeline, journalBootId, parseJournalJson, parseSyslog, type BootMarker } from "./markers.ts";
 
 export const DEFAULT_JOURNAL_COMMAND = ["journalctl", "-b", "-t", "sam-boot", "-o", "json", "--no-pager"];
 export const DEFAULT_SYSLOG_PATH = "/var/log/syslog";
@@ -19,6 +19,8 @@ export type ReadBootOptions = {
   agentStartedAt: number;
   /** Kernel uptime when the agent started, read by the caller as early as possible. */
   kernelUptimeMs: number | null;
+  /** This machine's boot id (`kernelBootId()`): the boot of syslog markers, and of a journal without `_BOOT_ID`. */
+  kernelBootId?: string | null;
   timeoutMs?: number;
 };
 
@@ -52,9 +54,19 @@ export async function kernelUptimeMs(procRoot = "/proc"): Promise<number | null>
   }
 }
 
+/** The kernel's id of the running boot (a new one at every boot), or null where it cannot be read. */
+export async function kernelBootId(procRoot = "/proc"): Promise<string | null> {
+  try {
+    return (await Bun.file(`${procRoot}/sys/kernel/random/boot_id`).text()).trim() || null;
+  } catch {
+    return null;
+  }
+}
+
 export async function readBootTimeline(opts: ReadBootOptions): Promise<BootTimeline> {
   const base = { kernelUptimeMsAtAgentStart: opts.kernelUptimeMs, agentStartedAt: opts.agentStartedAt };
-  const build = (source: BootTimeline["source"], markers: BootMarker[]) => buildBootTimeline({ ...base, source, markers });
+  const build = (source: BootTimeline["source"], markers: BootMarker[], bootId = opts.kernelBootId) =>
+    buildBootTimeline({ ...base, source, markers, bootId });
   if (opts.source === "none") return build("none", []);
 
   let journalRan = false;
@@ -63,7 +75,7 @@ export async function readBootTimeline(opts: ReadBootOptions): Promise<BootTimel
     if (text !== null) {
       journalRan = true;
       const markers = parseJournalJson(text);
-      if (markers.length > 0 || opts.source === "journald") return build("journald", markers);
+      if (markers.length > 0 || opts.source === "journald") return build("journald", markers, journalBootId(text) ?? opts.kernelBootId);
     } else if (opts.source === "journald") {
       return build("journald", []);
     }

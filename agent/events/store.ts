@@ -7,7 +7,7 @@
  */
 import type { Database } from "bun:sqlite";
 import type { EventInput, EventRecorder } from "../contracts.ts";
-import type { EventLevel, NodeEvent } from "../../shared/wire/events.ts";
+import { EVENT_TYPES, type EventLevel, type NodeEvent } from "../../shared/wire/events.ts";
 import { openDatabase, pruneInChunks, Snapshots, type Snapshot } from "../storage/sqlite.ts";
 
 /** While the disk refuses writes, at most this many events wait in memory; older ones are dropped. */
@@ -213,9 +213,26 @@ export class EventStore implements EventRecorder {
   }
 
   /** Whether any event of `type` was recorded at or after `since` (committed or queued). */
-  hasEventSince(type: string, since: number): boolean {
-    for (let i = this.head; i < this.queue.length; i++) if (this.queue[i]![2] === type && this.queue[i]![0] >= since) return true;
-    return this.db.query("SELECT 1 FROM events WHERE type = ? AND at >= ? LIMIT 1").get(type, since) !== null;
+  /**
+   * Whether this boot phase (its boot id, name and start) is recorded already, queued or committed. Keys are
+   * the phase's own identity, never the host's clock, so a restarted agent records a boot's phases once.
+   */
+  hasBootPhase(bootId: string | null, name: string, startedAt: number): boolean {
+    const same = (detail: string | null) => {
+      if (detail === null) return false;
+      try {
+        const d = JSON.parse(detail) as { name?: unknown; bootId?: unknown };
+        return d.name === name && (d.bootId ?? null) === bootId;
+      } catch {
+        return false;
+      }
+    };
+    for (let i = this.head; i < this.queue.length; i++) {
+      const q = this.queue[i]!;
+      if (q[2] === EVENT_TYPES.bootPhase && q[0] === startedAt && same(q[6])) return true;
+    }
+    const rows = this.db.query("SELECT detail FROM events WHERE type = ? AND at = ?").all(EVENT_TYPES.bootPhase, startedAt) as { detail: string | null }[];
+    return rows.some((r) => same(r.detail));
   }
 
   /** A consistent snapshot of the whole database, including everything recorded so far (see `Snapshots`). */

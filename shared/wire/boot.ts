@@ -17,6 +17,11 @@ export const BootTimeline = v.object({
   /** Kernel uptime when the agent started: how long the machine took to get to us. */
   kernelUptimeMsAtAgentStart: v.nullable(NonNegativeInt),
   agentStartedAt: EpochMs,
+  /**
+   * The machine boot these phases belong to (hex, no dashes): journald's `_BOOT_ID` of the markers, else the
+   * kernel's `/proc/sys/kernel/random/boot_id`. Optional for agents that predate it.
+   */
+  bootId: v.optional(v.nullable(v.pipe(v.string(), v.regex(/^[0-9a-f]{1,64}$/)))),
   phases: v.pipe(v.array(BootPhase), v.maxLength(256)),
 });
 export type BootTimeline = v.InferOutput<typeof BootTimeline>;
