@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { chunk, sseEvents, textStream } from "./fake/cloudflare.ts";
-import { StreamNormaliser } from "./stream.ts";
+import { proxyStream, StreamNormaliser } from "./stream.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -66,5 +66,32 @@ describe("stream normaliser", () => {
     const evs = events(run(input, ["f"], 64).out);
     expect(evs.flatMap((e) => e.choices[0]?.delta.tool_calls ?? [])).toHaveLength(1);
     expect(evs.at(-1)!.choices[0]!.finish_reason).toBe("tool_calls");
+  });
+});
+
+describe("proxyStream", () => {
+  test("with tools and an upstream split mid-event, the client still gets every event (a pull that enqueued nothing stalled it)", async () => {
+    const input = sseEvents([
+      chunk({ role: "assistant", tool_calls: [{ index: 0, id: "call_x", type: "function", function: { name: "f", arguments: "" } }] }),
+      chunk({ tool_calls: [{ index: 0, function: { arguments: "{}" } }] }),
+      chunk({}, "tool_calls"),
+    ]).join("");
+    const bytes = enc.encode(input);
+    let i = 0;
+    const upstream = new ReadableStream<Uint8Array>({
+      pull(c) {
+        if (i >= bytes.length) return c.close();
+        c.enqueue(bytes.slice(i, i + 3));
+        i += 3;
+      },
+    });
+    let ended: unknown = null;
+    const body = proxyStream(upstream, new StreamNormaliser(new Set(["f"]), "seed-1", "m"), (end) => { ended = end; });
+    const text = await Promise.race([
+      new Response(body).text(),
+      Bun.sleep(5_000).then(() => "timed out: the stream stalled"),
+    ]);
+    expect(text).toBe(input);
+    expect(ended).toMatchObject({ completed: true });
   });
 });

@@ -279,24 +279,30 @@ export function proxyStream(upstream: ReadableStream<Uint8Array>, normaliser: St
     onEnd(normaliser.result(completed));
   };
   return new ReadableStream<Uint8Array>({
+    // A pull that enqueues nothing is not called again (Deno, Bun and Node alike): keep reading until a read
+    // yields bytes for the client (an upstream read may end mid-event) or the upstream ends.
     async pull(controller) {
-      let read: Awaited<ReturnType<typeof reader.read>>;
-      try {
-        read = await reader.read();
-      } catch {
-        if (ended) return;
-        controller.enqueue(normaliser.fail("the upstream model server broke off the stream; retry the request"));
-        controller.close();
-        finish(false);
-        return;
+      for (;;) {
+        let read: Awaited<ReturnType<typeof reader.read>>;
+        try {
+          read = await reader.read();
+        } catch {
+          if (ended) return;
+          controller.enqueue(normaliser.fail("the upstream model server broke off the stream; retry the request"));
+          controller.close();
+          finish(false);
+          return;
+        }
+        if (read.done) {
+          for (const bytes of normaliser.end()) controller.enqueue(bytes);
+          controller.close();
+          finish(true);
+          return;
+        }
+        const out = normaliser.push(read.value);
+        for (const bytes of out) controller.enqueue(bytes);
+        if (out.length > 0) return;
       }
-      if (read.done) {
-        for (const bytes of normaliser.end()) controller.enqueue(bytes);
-        controller.close();
-        finish(true);
-        return;
-      }
-      for (const bytes of normaliser.push(read.value)) controller.enqueue(bytes);
     },
     async cancel(reason) {
       finish(false);
