@@ -38,7 +38,6 @@ export const PHASE_ORDER = [
   "agent-verify",
   "agent-start",
 ] as const;
-export type PhaseName = (typeof PHASE_ORDER)[number];
 
 /** Node.js for the devcontainer CLI (which needs Node ≥ 20): the official build, not Ubuntu's 18. */
 export const NODE_VERSION = "22.11.0";

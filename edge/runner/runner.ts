@@ -5,6 +5,7 @@
  * timer table) has passed, retries transient failures with backoff, and reaps idle nodes. Every transition
  * is a compare-and-set in SQL, so the tick, the callbacks and any number of edge instances never fight.
  */
+import { formatDuration } from "../../shared/duration.ts";
 import type { Timeouts } from "../../shared/timeouts.ts";
 import type { TaskDispatch, TaskStatus } from "../../shared/wire/task.ts";
 import { TOKEN_PREFIX } from "../auth/authenticate.ts";
@@ -381,7 +382,7 @@ export class Runner {
     // 6. Nodes: a boot past its budget fails; idle ready nodes past their warm time are reaped.
     for (const node of await this.d.nodes.inStatus(["provisioning", "booting"])) {
       if (node.createdAt + this.t.agentReady > now) continue;
-      const reason = `agent not ready after ${fmtMs(this.t.agentReady)} (boot budget); last phase: ${lastPhase(node)}`;
+      const reason = `agent not ready after ${formatDuration(this.t.agentReady)} (boot budget); last phase: ${lastPhase(node)}`;
       if (await this.d.nodes.transition(node.id, ["provisioning", "booting"], "failed", reason)) {
         await this.requeueTasksOf(node.id, reason);
         await this.deleteServer({ ...node, status: "failed" }, reason);
@@ -389,7 +390,7 @@ export class Runner {
     }
     for (const node of await this.d.nodes.inStatus(["ready", "draining"])) {
       if (nodeHealth(node, this.t, now) === "unhealthy" && await this.serverGone(node)) {
-        const reason = `no heartbeat for ${fmtMs(this.t.nodeUnhealthy)} and the provider no longer has its server`;
+        const reason = `no heartbeat for ${formatDuration(this.t.nodeUnhealthy)} and the provider no longer has its server`;
         if (await this.d.nodes.transition(node.id, ["ready", "draining"], "failed", reason)) {
           for (const task of await this.d.tasks.inStatus(["dispatched", "running"], { nodeId: node.id })) {
             await this.fail(task, [task.status], `node ${node.id} is gone (${reason})`);
@@ -400,7 +401,7 @@ export class Runner {
       if ((await this.d.nodes.busyCount(node.id)) > 0) continue;
       if (node.status === "draining") await this.deleteServer(node, node.statusReason ?? "drained");
       else if (node.idleSince !== null && node.idleSince + this.t.nodeWarm <= now) {
-        await this.drainNode(node, `idle for ${fmtMs(this.t.nodeWarm)} (warm time)`);
+        await this.drainNode(node, `idle for ${formatDuration(this.t.nodeWarm)} (warm time)`);
       }
     }
   }
@@ -426,10 +427,6 @@ function lastPhase(node: NodeRecord): string {
   const phases = node.bootTimeline?.phases ?? [];
   const last = phases[phases.length - 1];
   return last ? last.name : `${node.status} (no boot phase reported)`;
-}
-
-function fmtMs(ms: number): string {
-  return ms % 60_000 === 0 ? `${ms / 60_000}m` : ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
 }
 
 /** The message of an agent's JSON error, or the start of its body. */

@@ -24,3 +24,7 @@ export const MetricsSample = v.object({
   netTxBytes: v.optional(v.nullable(Bytes)),
 });
 export type MetricsSample = v.InferOutput<typeof MetricsSample>;
+
+/** The time windows metrics are served and charted for (`?window=`), in milliseconds. */
+export const METRICS_WINDOWS = { "1h": 3_600_000, "24h": 86_400_000, "7d": 604_800_000 } as const;
+export type MetricsWindow = keyof typeof METRICS_WINDOWS;
