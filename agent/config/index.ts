@@ -6,6 +6,7 @@
 import * as v from "valibot";
 import { ConfigError, envChoice, envDuration, envInt, envParse, envString, type Env } from "../../shared/env.ts";
 import { certificateDer, formatFingerprint } from "../../shared/tls.ts";
+import { taskSlotsFromEnv } from "../../shared/wire/agent.ts";
 import { Id } from "../../shared/wire/common.ts";
 import { DEFAULT_JOURNAL_COMMAND, DEFAULT_SYSLOG_PATH, type BootSource } from "../boot/index.ts";
 
@@ -210,6 +211,6 @@ export async function loadAgentConfig(env: Env): Promise<AgentConfig> {
     bootJournalCommand: journal ? journal.split(/\s+/) : DEFAULT_JOURNAL_COMMAND,
     bootSyslogPath: envString(env, "SAM_BOOT_SYSLOG_PATH", DEFAULT_SYSLOG_PATH),
     workspaceMode: envChoice(env, "SAM_WORKSPACE_MODE", ["auto", "host", "devcontainer"], "auto"),
-    maxConcurrentTasks: envInt(env, "SAM_MAX_CONCURRENT_TASKS", 2, 1, 64),
+    maxConcurrentTasks: taskSlotsFromEnv(env),
   };
 }

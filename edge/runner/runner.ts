@@ -7,6 +7,7 @@
  */
 import { formatDuration } from "../../shared/duration.ts";
 import type { Timeouts } from "../../shared/timeouts.ts";
+import { TASK_SLOTS } from "../../shared/wire/agent.ts";
 import type { TaskDispatch, TaskStatus } from "../../shared/wire/task.ts";
 import { TOKEN_PREFIX } from "../auth/authenticate.ts";
 import { hashToken, randomToken } from "../auth/tokens.ts";
@@ -32,7 +33,6 @@ export type RunnerDeps = {
 };
 
 /** Slots a node is assumed to have before its agent reports its capabilities (the agent's default). */
-const DEFAULT_SLOTS = 2;
 const BOOTING: TaskStatus[] = ["provisioning", "waiting_for_agent"];
 
 export class Runner {
@@ -130,7 +130,7 @@ export class Runner {
     const nodeToken = randomToken(TOKEN_PREFIX.node);
     const agentToken = randomToken(TOKEN_PREFIX.agent);
     const now = Date.now();
-    await this.d.nodes.insert({ id, provider: this.d.provider.name, ownerKeyId, nodeTokenHash: hashToken(nodeToken), agentToken, slots: DEFAULT_SLOTS, now });
+    await this.d.nodes.insert({ id, provider: this.d.provider.name, ownerKeyId, nodeTokenHash: hashToken(nodeToken), agentToken, slots: TASK_SLOTS.default, now });
     return {
       node: (await this.d.nodes.get(id))!,
       launch: () => this.background(() => this.createServer(id, nodeToken, agentToken, ownerKeyId)),
