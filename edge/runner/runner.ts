@@ -6,6 +6,7 @@
  * is a compare-and-set in SQL, so the tick, the callbacks and any number of edge instances never fight.
  */
 import { formatDuration } from "../../shared/duration.ts";
+import { errorMessageOf } from "../../shared/errors.ts";
 import type { Timeouts } from "../../shared/timeouts.ts";
 import { TASK_SLOTS } from "../../shared/wire/agent.ts";
 import type { TaskDispatch, TaskStatus } from "../../shared/wire/task.ts";
@@ -431,11 +432,5 @@ function lastPhase(node: NodeRecord): string {
 
 /** The message of an agent's JSON error, or the start of its body. */
 function agentMessage(text: string): string {
-  try {
-    const body = JSON.parse(text) as { error?: { message?: string } };
-    if (body.error?.message) return body.error.message;
-  } catch {
-    // not JSON
-  }
-  return text.slice(0, 200);
+  return errorMessageOf(text) ?? text.slice(0, 200);
 }
