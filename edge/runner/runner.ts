@@ -9,7 +9,8 @@ import { formatDuration } from "../../shared/duration.ts";
 import { errorMessageOf } from "../../shared/errors.ts";
 import type { Timeouts } from "../../shared/timeouts.ts";
 import { TASK_SLOTS } from "../../shared/wire/agent.ts";
-import type { TaskDispatch, TaskStatus } from "../../shared/wire/task.ts";
+import * as v from "valibot";
+import { TaskRunState, type TaskDispatch, type TaskStatus } from "../../shared/wire/task.ts";
 import { TOKEN_PREFIX } from "../auth/authenticate.ts";
 import { hashToken, randomToken } from "../auth/tokens.ts";
 import type { Provider } from "../providers/provider.ts";
@@ -267,16 +268,24 @@ export class Runner {
     try {
       const res = await this.d.agent.call(node, "/tasks", { method: "POST", body, timeoutMs: this.requestTimeoutMs });
       const text = await res.text();
-      if (res.status === 202 || res.status === 200 || res.status === 409) {
+      if (res.status === 409) {
+        // The agent has this task already (a retried dispatch whose first answer was lost).
         await this.markRunning(task.id, node.id);
         return;
       }
-      if (res.status !== 429 && res.status < 500) {
+      if (res.status === 202 || res.status === 200) {
+        if (acceptedRun(text, task.id)) {
+          await this.markRunning(task.id, node.id);
+          return;
+        }
+        transient = `HTTP ${res.status} with a body that is not this task's run state: ${text.slice(0, 200)}`;
+      } else if (res.status !== 429 && res.status < 500) {
         const reason = `node ${node.id} refused the task: HTTP ${res.status} ${agentMessage(text)}`;
         await this.fail(task, ["dispatched"], reason);
         return;
+      } else {
+        transient = `HTTP ${res.status} ${agentMessage(text)}`;
       }
-      transient = `HTTP ${res.status} ${agentMessage(text)}`;
     } catch (err) {
       if (!(err instanceof AgentUnreachable)) throw err;
       transient = err.message;
@@ -431,6 +440,16 @@ function lastPhase(node: NodeRecord): string {
 }
 
 /** The message of an agent's JSON error, or the start of its body. */
+/** Whether an agent's answer to a dispatch is a valid run state of `taskId`. */
+function acceptedRun(text: string, taskId: string): boolean {
+  try {
+    const parsed = v.safeParse(TaskRunState, JSON.parse(text));
+    return parsed.success && parsed.output.taskId === taskId;
+  } catch {
+    return false;
+  }
+}
+
 function agentMessage(text: string): string {
   return errorMessageOf(text) ?? text.slice(0, 200);
 }
