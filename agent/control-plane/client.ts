@@ -9,12 +9,13 @@ import type { AgentHeartbeat, AgentReady } from "../../shared/wire/agent.ts";
 import { EVENT_TYPES } from "../../shared/wire/events.ts";
 import type { MetricsSample } from "../../shared/wire/metrics.ts";
 import type { ControlPlane, EventRecorder, TaskExecutor } from "../contracts.ts";
+import { REQUEST_TIMEOUTS } from "../../shared/timeouts.ts";
 
 export class ControlPlaneClient implements ControlPlane {
   constructor(
     private readonly baseUrl: string,
     private readonly nodeToken: string,
-    private readonly timeoutMs = 10_000,
+    private readonly timeoutMs: number = REQUEST_TIMEOUTS.agentToEdge.ms,
   ) {}
 
   post(path: string, body: unknown, init: { signal?: AbortSignal } = {}): Promise<Response> {

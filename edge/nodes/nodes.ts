@@ -6,7 +6,7 @@ import { Hono } from "hono";
 import * as v from "valibot";
 import { HttpError } from "../../shared/errors.ts";
 import { parseOrThrow, readJsonBody } from "../../shared/validate.ts";
-import type { Timeouts } from "../../shared/timeouts.ts";
+import { REQUEST_TIMEOUTS, type Timeouts } from "../../shared/timeouts.ts";
 import { METRICS_WINDOWS, MetricsSample, type MetricsWindow } from "../../shared/wire/metrics.ts";
 import type { NodeMetricsView } from "../../shared/wire/api.ts";
 import type { Authenticate } from "../auth/caller.ts";
@@ -29,7 +29,7 @@ const AgentMetrics = v.object({ samples: v.array(MetricsSample) });
 /** Headers an export keeps on its way through the edge. */
 const PASSED_HEADERS = ["content-type", "content-length", "content-disposition", "last-modified", "etag", "cache-control"];
 /** How long the edge waits for an agent's response headers (a body may then stream for as long as it takes). */
-const PROXY_TIMEOUT_MS = 10_000;
+const PROXY_TIMEOUT_MS = REQUEST_TIMEOUTS.exportProxyHeaders.ms;
 
 export function nodeRoutes(d: NodeRouteDeps): Hono<CallerEnv> {
   const app = new Hono<CallerEnv>();
