@@ -1,5 +1,5 @@
 /**
- * Deno entry of the edge (DESIGN.md § Edge API). The only file that touches `Deno.*` (besides the feature
+ * Deno entry of the edge. The only file that touches `Deno.*` (besides the feature
  * test for `Deno.createHttpClient` in nodes/pinned-fetch.ts): it reads the environment, serves the app,
  * drives the safety-net tick (`Deno.cron` on Deploy, an interval locally) and shuts down cleanly on
  * SIGINT/SIGTERM.

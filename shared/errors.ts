@@ -1,5 +1,5 @@
 /**
- * The one JSON error shape every SAM HTTP surface answers with (DESIGN.md § Identities and auth):
+ * The one JSON error shape every SAM HTTP surface answers with (docs/architecture.md § Identities):
  * `{ "error": { "message", "type", "code" } }` — the same shape OpenAI clients parse.
  */
 import * as v from "valibot";

@@ -1,7 +1,7 @@
 /**
- * Every timer in SAM, derived from a few base values (DESIGN.md § Timeouts: one source of truth).
+ * Every timer in SAM, derived from a few base values (docs/timeouts.md).
  *
- * The journal's failure was three independent literals racing each other; here the runner's deadlines and
+ * The slow-boot incident was three independent literal timers racing each other; here the runner's deadlines and
  * the stuck-task sweep that backs them up come from the same base values, and a configuration that would
  * let the sweep fire before the runner's own deadline is refused at start.
  */
@@ -37,7 +37,7 @@ export type Timeouts = {
 } & {
   /** Runner deadline for a task waiting in `queued` for a node slot. */
   queueWait: number;
-  /** Sweep limit for `queued`, `provisioning` and `waiting_for_agent` (the journal's stuck-queued cron). */
+  /** Sweep limit for `queued`, `provisioning` and `waiting_for_agent` (the old stuck-queued cron). */
   stuckQueued: number;
   /** Sweep limit for `dispatched`. */
   stuckDispatched: number;

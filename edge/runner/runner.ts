@@ -1,5 +1,5 @@
 /**
- * The task runner (DESIGN.md § Task lifecycle). Progress is event-driven: a submission places the task on
+ * The task runner (docs/architecture.md § Task lifecycle). Progress is event-driven: a submission places the task on
  * a node (or provisions one), the agent's ready callback dispatches waiting tasks at once, the result
  * callback finishes them. `tick()` is only the safety net: it fails tasks whose own deadline (from the one
  * timer table) has passed, retries transient failures with backoff, and reaps idle nodes. Every transition

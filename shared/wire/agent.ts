@@ -1,4 +1,4 @@
-/** Agent → edge callbacks under `/api/agent/*` (node token), DESIGN.md § Node lifecycle and the agent. */
+/** Agent → edge callbacks under `/api/agent/*` (node token), docs/protocol.md. */
 import * as v from "valibot";
 import { envInt, type Env } from "../env.ts";
 import { BootTimeline } from "./boot.ts";

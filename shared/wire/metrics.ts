@@ -1,4 +1,4 @@
-/** One resource-monitor sample (DESIGN.md § Resource monitor), as stored, served and heartbeated. */
+/** One resource-monitor sample (docs/agent.md), as stored, served and heartbeated. */
 import * as v from "valibot";
 import { EpochMs, NonNegativeInt } from "./common.ts";
 
