@@ -32,7 +32,7 @@ const FIGURES: Record<string, Figure> = {
   "agent-start": { seconds: 1, source: "estimate: daemon-reload + start, agent opens its databases" },
 };
 
-/** The journal's order: everything in series, Node.js from apt, and the ghost pull competing for bandwidth. */
+/** The incident's old order: everything in series, Node.js from apt, and the ghost pull competing for bandwidth. */
 const OLD_SERIAL: [string, Figure][] = [
   ["docker-start", FIGURES["docker-start"]!],
   ["agent-start (too early)", { seconds: 1, source: "journal: agent started 2nd" }],
