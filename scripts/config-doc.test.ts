@@ -23,7 +23,7 @@ function traced(values: Record<string, string>) {
   return { env, read };
 }
 
-const TIMER_ENVS = new Set([...Object.values(TIMER_BASES), ...Object.values(TIMER_OVERRIDES)].map((t) => t.env));
+const TIMER_ENVS = new Set<string>([...Object.values(TIMER_BASES), ...Object.values(TIMER_OVERRIDES)].map((t) => t.env));
 
 test("docs/configuration.md is what scripts/config-doc.ts generates", () => {
   expect(readFileSync(CONFIG_DOC, "utf8")).toBe(renderConfigDoc());
