@@ -58,7 +58,7 @@ describe("POST /v1/responses with the openai client", () => {
     const call = first.output.find((o) => o.type === "function_call")!;
     expect(call).toMatchObject({ type: "function_call", name: "get_weather", status: "completed" });
     expect(JSON.parse(call.arguments)).toEqual({ city: "Paris" });
-    expect(upstream.requests[0]!.tools).toEqual([{ type: "function", function: { name: "get_weather", description: "Weather in a city", parameters: WEATHER.parameters } }]);
+    expect(upstream.requests[0]!.tools as unknown[]).toEqual([{ type: "function", function: { name: "get_weather", description: "Weather in a city", parameters: WEATHER.parameters } }]);
     const second = await openai.responses.create({
       model: "m",
       tools: [WEATHER],
@@ -242,8 +242,7 @@ describe("the OpenAI Agents SDK in responses mode", () => {
       const weather = tool({
         name: "get_weather",
         description: "Weather in a city",
-        strict: false,
-        parameters: { type: "object", properties: { city: { type: "string" } }, required: ["city"], additionalProperties: false },
+        parameters: { type: "object" as const, properties: { city: { type: "string" } }, required: ["city"], additionalProperties: false as const },
         execute: async (input) => {
           seen.push((input as { city: string }).city);
           return "windy in Lisbon";
