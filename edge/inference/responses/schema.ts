@@ -134,7 +134,10 @@ export function check<S extends v.GenericSchema>(schema: S, raw: unknown, where:
   if (result.success) return result.output;
   const issue = result.issues[0];
   const path = v.getDotPath(issue);
-  throw new HttpError(400, `${where}${path ? `.${path}` : ""}: ${issue.message}`, { code: "invalid_request" });
+  const field = `${where}${path ? `.${path}` : ""}`;
+  // valibot's message for a missing key names only types; say which field is missing.
+  const message = issue.input === undefined && path ? `${field} is required` : `${field}: ${issue.message}`;
+  throw new HttpError(400, message, { code: "invalid_request" });
 }
 
 /** One input item checked against the schema of its type; other types are left for the caller to drop. */
