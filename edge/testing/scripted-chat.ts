@@ -11,7 +11,9 @@ export type ChatStep =
   | { text: string }
   | { calls: { name: string; args: unknown }[] }
   | { hermes: { name: string; args: unknown } }
-  | { status: number; message: string };
+  | { status: number; message: string }
+  /** Streams the text, then drops the connection without finishing the response. */
+  | { broken: string };
 
 export type ChatBody = {
   model: string;
@@ -36,7 +38,9 @@ function head(id: string, model: string) {
   return { id, object: "chat.completion.chunk", created: 1_700_000_000, model };
 }
 
-function sse(id: string, model: string, step: Exclude<ChatStep, { status: number }>): string {
+type Answer = Exclude<ChatStep, { status: number } | { broken: string }>;
+
+function sse(id: string, model: string, step: Answer): string {
   const chunk = (delta: Record<string, unknown>, finish: string | null = null) =>
     `data: ${JSON.stringify({ ...head(id, model), choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`;
   let out = "";
@@ -58,7 +62,7 @@ function sse(id: string, model: string, step: Exclude<ChatStep, { status: number
   return out + `data: ${JSON.stringify({ ...head(id, model), choices: [], usage: USAGE })}\n\ndata: [DONE]\n\n`;
 }
 
-function json(id: string, model: string, step: Exclude<ChatStep, { status: number }>) {
+function json(id: string, model: string, step: Answer) {
   let message: Record<string, unknown>;
   let finish = "stop";
   if ("text" in step) message = { role: "assistant", content: step.text };
@@ -95,6 +99,12 @@ export async function startScriptedChat(script: ScriptedChat["script"] = []): Pr
         return;
       }
       const id = `chatcmpl-s${++n}`;
+      if ("broken" in step) {
+        res.writeHead(200, { "content-type": "text/event-stream" });
+        res.write(`data: ${JSON.stringify({ ...head(id, body.model), choices: [{ index: 0, delta: { content: step.broken }, finish_reason: null }] })}\n\n`);
+        setTimeout(() => res.destroy(), 200);
+        return;
+      }
       if (body.stream) {
         res.writeHead(200, { "content-type": "text/event-stream" });
         res.end(sse(id, body.model, step));

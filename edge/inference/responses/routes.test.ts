@@ -224,6 +224,19 @@ describe("what real clients send", () => {
     expect(err.message).toContain("context too long");
   });
 
+  test("an upstream that breaks off mid-stream ends the stream with response.failed", async () => {
+    upstream.script = [{ broken: "partial answ" }];
+    const res = await post({ model: "m", input: "x", stream: true });
+    expect(res.status).toBe(200);
+    const events = (await res.text()).split("\n\n").filter(Boolean).map((e) => JSON.parse(e.split("\n")[1]!.slice(6)));
+    const types = events.map((e) => e.type);
+    // Whether the partial text arrives before the break depends on the runtime's fetch; the ending does not.
+    expect(types.slice(0, 2)).toEqual(["response.created", "response.in_progress"]);
+    expect(types.at(-1)).toBe("response.failed");
+    expect(types).not.toContain("response.completed");
+    expect(events.at(-1).response).toMatchObject({ status: "failed", error: { code: "upstream_stream_failed" } });
+  });
+
   test("usage is recorded for the key like a chat completion", async () => {
     upstream.script = [{ text: "counted" }];
     await client(TOKENS.task).responses.create({ model: "usage-model", input: "count me" });

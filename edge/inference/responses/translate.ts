@@ -86,7 +86,9 @@ function messagesOf(input: ResponsesRequest["input"], dropped: Set<string>): Cha
         return;
       }
       case "function_call_output": {
-        const { text } = partsOf(item.output as string | Part[], `${where}.output`, dropped);
+        const { text, images } = partsOf(item.output as string | Part[], `${where}.output`, dropped);
+        // A chat `tool` message carries text only.
+        if (images.length > 0) dropped.add("input:function_call_output.input_image");
         out.push({ role: "tool", tool_call_id: item.call_id, content: text });
         return;
       }
