@@ -44,7 +44,11 @@ test("codex exec writes the file the model asks for, through SAM's Responses API
   // Codex sent its own request shape: developer messages, its tools, and the shell result back as a tool message.
   const first = upstream.requests[0]!;
   expect(first.stream).toBe(true);
-  expect(first.tools!.map((t) => t.function.name)).toContain("exec_command");
+  const names = first.tools!.map((t) => t.function.name);
+  expect(names).toContain("exec_command");
+  // Its namespace tool arrived flattened; its built-in web_search tool was not forwarded.
+  expect(names).toContain("multi_agent_v1__spawn_agent");
+  expect(names).not.toContain("web_search");
   const tool = upstream.requests.at(-1)!.messages.find((m) => m.role === "tool");
   expect(tool).toBeDefined();
 }, 120_000);
