@@ -63,7 +63,8 @@ export function mountResponses(app: Hono, deps: ResponsesDeps): void {
     const headers = bridgeHeaders(plan);
 
     const id = `resp_${crypto.randomUUID().replaceAll("-", "")}`;
-    const events = new ResponseEvents({ id, created_at: Math.floor(Date.now() / 1000), model: request.model, request }, plan.tools, body.length);
+    const base = { id, created_at: Math.floor(Date.now() / 1000), model: request.model, request };
+    const events = new ResponseEvents(base, plan.tools, body.length, request.stream === true);
     const toolNames = new Set(plan.tools.keys());
     const record = (u: Usage | null, completionChars: number) => usage.record({
       keyId: caller.keyId,

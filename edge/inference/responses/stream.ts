@@ -31,9 +31,16 @@ export class ResponseEvents {
   private finishReason: string | null = null;
   completionChars = 0;
 
-  constructor(private readonly base: ResponseBase, private readonly tools: ReadonlyMap<string, ToolRef>, private readonly promptChars: number) {}
+  /** `emit: false` builds only the final output (a non-streaming answer): no event is serialised. */
+  constructor(
+    private readonly base: ResponseBase,
+    private readonly tools: ReadonlyMap<string, ToolRef>,
+    private readonly promptChars: number,
+    private readonly emit = true,
+  ) {}
 
   private event(type: string, fields: Record<string, unknown>): string {
+    if (!this.emit) return "";
     return `event: ${type}\ndata: ${JSON.stringify({ type, sequence_number: this.seq++, ...fields })}\n\n`;
   }
 
