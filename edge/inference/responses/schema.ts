@@ -1,7 +1,7 @@
 /**
  * The Responses API request as SAM checks it before spending an upstream call. Only the fields the bridge
  * uses are validated; the API keeps growing, so unknown fields are accepted and ignored. Input items and
- * tools are checked per type (`parseItem`, `parseTool`), so an error names the exact item and field.
+ * tools are checked per type (`parseItem`, `check`), so an error names the exact item and field.
  */
 import * as v from "valibot";
 import { HttpError } from "../../../shared/errors.ts";

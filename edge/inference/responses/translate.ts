@@ -142,7 +142,11 @@ function toolChoiceOf(req: ResponsesRequest, tools: Map<string, ToolRef>): unkno
     }
     return { type: "function", function: { name } };
   };
-  if (choice.type === "function") return forced((choice as { name: string }).name);
+  if (choice.type === "function") {
+    const name = (choice as { name?: unknown }).name;
+    if (typeof name !== "string") throw new HttpError(400, "tool_choice.name is required for {type: \"function\"}", { code: "invalid_tool_choice" });
+    return forced(name);
+  }
   if (choice.type === "allowed_tools") return undefined; // narrowed in toChat, where the tool list is at hand
   throw new HttpError(400, `tool_choice forces the built-in tool '${choice.type}', which SAM's open models cannot run; use a function tool instead`, { code: "unsupported_tool_choice" });
 }
