@@ -21,6 +21,7 @@ export const TIMER_BASES = {
   taskRun: { env: "SAM_TASK_RUN_TIMEOUT", default: 60 * MINUTE, meaning: "longest a task may run on a node" },
   nodeWarm: { env: "SAM_NODE_WARM", default: 10 * MINUTE, meaning: "an idle node stays warm this long for reuse" },
   retryBackoff: { env: "SAM_RETRY_BACKOFF", default: 2 * SECOND, meaning: "first backoff of a transient-failure retry (doubles per attempt)" },
+  forgeRequest: { env: "SAM_FORGE_REQUEST_TIMEOUT", default: 30 * SECOND, meaning: "one call to a forge's REST API when a task's work is delivered as a pull request" },
 } as const;
 
 /** Derived timers an operator may still override explicitly; the ordering check guards them. */
