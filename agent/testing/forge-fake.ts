@@ -5,6 +5,7 @@
  * for these targets", and scripted answers (a secondary rate limit with `retry-after`, a 5xx) queued by a test.
  * `node:http` only, so Bun and Deno tests share it.
  */
+import { Buffer } from "node:buffer";
 import { createServer, type IncomingMessage } from "node:http";
 import type { AddressInfo } from "node:net";
 
