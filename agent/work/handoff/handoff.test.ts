@@ -135,6 +135,21 @@ describe("delivery to a real git remote", () => {
     expect(gitIn(bare, ["rev-parse", "main"]).trim()).toBe(before);
   }, 40_000);
 
+  test("a branch a server hook protects is reported as protected_branch", async () => {
+    const hook = join(bare, "hooks", "pre-receive");
+    writeFileSync(hook, '#!/bin/sh\nwhile read old new ref; do case "$ref" in refs/heads/release/*) echo "error: GH006: Protected branch update failed for $ref." >&2; exit 1;; esac; done\n');
+    chmodSync(hook, 0o755);
+    try {
+      const r = await run(dispatch({ branch: "release/next" }));
+      expect(r.status).toBe("succeeded");
+      expect(r.delivery).toMatchObject({ status: "failed", code: "protected_branch", branch: "release/next" });
+      expect(r.patch).toContain("+goodbye world");
+      expect(gitIn(bare, ["branch", "--list", "release/next"]).trim()).toBe("");
+    } finally {
+      rmSync(hook);
+    }
+  }, 40_000);
+
   test("a wrong credential fails the delivery, the task still succeeds and keeps its patch", async () => {
     const wrong = "ghp_wrong_token_0000";
     const pushesBefore = git.requests.filter((r) => r.path.endsWith("git-receive-pack") && r.authorized).length;
