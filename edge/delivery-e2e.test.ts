@@ -113,5 +113,8 @@ describe("a task that ends as a pull request", () => {
     const body = (await res.json()) as { error: { message: string; type: string } };
     expect(body.error.type).toBe("invalid_request_error");
     expect(body.error.message).toContain("force");
+    const noToken = await edge.call("POST", "/api/tasks", { token: key, body: { prompt: "x", repo: { url: `${git.url}/acme/widgets.git`, push: { pullRequest: {} } } } });
+    expect(noToken.status).toBe(400);
+    expect(((await noToken.json()) as { error: { message: string } }).error.message).toContain("repo.push.pullRequest needs repo.credential");
   });
 });

@@ -58,13 +58,16 @@ export const RepoPush = v.strictObject({
 });
 export type RepoPush = v.InferOutput<typeof RepoPush>;
 
-export const TaskRepo = v.strictObject({
-  url: RepoUrl,
-  branch: v.optional(GitRef),
-  /** A token for the clone and the push (e.g. a GitHub PAT). Stored for dispatch only; never echoed back or logged. */
-  credential: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(4096))),
-  push: v.optional(RepoPush),
-});
+export const TaskRepo = v.pipe(
+  v.strictObject({
+    url: RepoUrl,
+    branch: v.optional(GitRef),
+    /** A token for the clone and the push (e.g. a GitHub PAT). Stored for dispatch only; never echoed back or logged. */
+    credential: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(4096))),
+    push: v.optional(RepoPush),
+  }),
+  v.check((r) => !r.push?.pullRequest || r.credential !== undefined, "repo.push.pullRequest needs repo.credential (a token the forge's API accepts)"),
+);
 export type TaskRepo = v.InferOutput<typeof TaskRepo>;
 
 export const TaskAgent = v.variant("type", [
