@@ -45,6 +45,8 @@ Deno.test({
       env: {
         SAM_PORT: "0", SAM_DATA_DIR: join(base, "edge"), SAM_ADMIN_TOKEN: ADMIN,
         SAM_AGENT_BINARY: join(root, "agent", "dist", "sam-agent"), SAM_HEARTBEAT_INTERVAL: "1s",
+        // Set on the edge, handed to its local agents: who SAM's commits are by.
+        SAM_GIT_AUTHOR_NAME: "Deno Deliverer", SAM_GIT_AUTHOR_EMAIL: "deno@sam.example",
       },
       stdout: "piped",
       stderr: "piped",
@@ -83,6 +85,7 @@ Deno.test({
 
       assert.equal(gitIn(bare, ["rev-parse", "sam/goodbye"]).trim(), end.delivery.commit);
       assert.equal(gitIn(bare, ["show", "sam/goodbye:hello.txt"]), "goodbye world\n");
+      assert.equal(gitIn(bare, ["log", "-1", "--format=%an <%ae>|%cn <%ce>", "sam/goodbye"]).trim(), "Deno Deliverer <deno@sam.example>|Deno Deliverer <deno@sam.example>");
       assert.equal(forgejo.pulls.length, 1);
       assert.equal(forgejo.pulls[0]!.head, "sam/goodbye");
       assert.equal(forgejo.pulls[0]!.base, "main");
