@@ -183,6 +183,17 @@ describe("delivery to a real git remote", () => {
     }
   }, 60_000);
 
+  test("a pull request the forge refuses (404) leaves the pushed branch reported, the delivery failed, the patch kept", async () => {
+    github.script.push({ status: 404, json: { message: "Not Found", documentation_url: "https://docs.github.com/rest/pulls/pulls#create-a-pull-request", status: "404" } });
+    const d = dispatch({ pullRequest: { forge: "github", apiBase: github.apiBase } });
+    const r = await run(d);
+    expect(r.status).toBe("succeeded");
+    expect(r.delivery).toMatchObject({ status: "failed", code: "pull_request_failed", branch: `sam/${d.taskId}` });
+    expect(r.delivery!.reason).toBe(`the branch was pushed, but the pull request was not opened: no repository acme/widgets at ${github.apiBase}, or the credential cannot see it (404: Not Found)`);
+    expect(gitIn(bare, ["rev-parse", `sam/${d.taskId}`]).trim()).toBe(r.delivery!.commit!);
+    expect(r.patch).toContain("+goodbye world");
+  }, 40_000);
+
   test("a secondary rate limit (403 with retry-after) is waited out and retried: the PR opens once", async () => {
     github.script.push(githubSecondaryRateLimit(1));
     const before = github.requests.length;

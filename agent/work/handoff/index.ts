@@ -49,7 +49,7 @@ export async function handOff(i: HandOffInput): Promise<TaskDelivery> {
   const failed = (code: NonNullable<TaskDelivery["code"]>, reason: string, done: Partial<TaskDelivery> = {}): TaskDelivery => {
     i.log(`delivery: not delivered — ${reason}`);
     // The wire caps the reason; an edge refuses a whole result over one long field.
-    return { status: "failed", branch, ...done, code, reason: reason.length > 4000 ? `${reason.slice(0, 3990)} [… cut]` : reason };
+    return { branch, ...done, status: "failed", code, reason: reason.length > 4000 ? `${reason.slice(0, 3990)} [… cut]` : reason };
   };
   // Resolve the forge first: a pull request that cannot be opened should not leave a branch behind unexplained.
   const target = forgeTarget(i.repo.url, push.pullRequest ?? {});
