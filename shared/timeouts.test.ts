@@ -31,7 +31,6 @@ const basesArb = fc.record({
   taskRun: duration(1 * SECOND, 24 * 3600 * SECOND),
   nodeWarm: duration(1 * SECOND, 24 * 3600 * SECOND),
   retryBackoff: duration(100, 60 * SECOND),
-  forgeRequest: duration(1 * SECOND, 10 * MINUTE),
 }) satisfies fc.Arbitrary<Record<TimerBase, number>>;
 
 const env = (values: Record<string, number>) =>
@@ -85,7 +84,7 @@ describe("timeout table", () => {
     );
   });
 
-  test("the journal's configuration (stuck sweep 10 min, boot budget 15 min) is refused with one clear line", () => {
+  test("the slow-boot incident's configuration (stuck sweep 10 min, boot budget 15 min) is refused with one clear line", () => {
     expect(() => timeoutsFromEnv({ SAM_STUCK_QUEUED_TIMEOUT: "10m" })).toThrow(
       /^SAM_STUCK_QUEUED_TIMEOUT \(10m\) must exceed SAM_AGENT_READY_TIMEOUT \+ SAM_TICK_INTERVAL \(915s\): the stuck-task sweep would kill tasks/,
     );

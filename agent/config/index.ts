@@ -6,6 +6,8 @@
 import * as v from "valibot";
 import { ConfigError, envChoice, envDuration, envInt, envParse, envString, type Env } from "../../shared/env.ts";
 import { certificateDer, formatFingerprint } from "../../shared/tls.ts";
+import { TIMER_BASES } from "../../shared/timeouts.ts";
+import { taskSlotsFromEnv } from "../../shared/wire/agent.ts";
 import { Id } from "../../shared/wire/common.ts";
 import { DEFAULT_JOURNAL_COMMAND, DEFAULT_SYSLOG_PATH, type BootSource } from "../boot/index.ts";
 
@@ -65,9 +67,8 @@ export const SETTINGS: { name: string; default: string; meaning: string }[] = [
   { name: "SAM_GIT_AUTHOR_EMAIL", default: "sam@localhost", meaning: "author e-mail of the commit SAM pushes" },
   { name: "SAM_GIT_COMMITTER_NAME", default: "the author", meaning: "committer of the commit SAM pushes" },
   { name: "SAM_GIT_COMMITTER_EMAIL", default: "the author's", meaning: "committer e-mail of the commit SAM pushes" },
-  { name: "SAM_TASK_SEES_REPO_CREDENTIAL", default: "off", meaning: "let the task's own git use the repo credential (askpass)" },
+  { name: "SAM_TASK_SEES_REPO_CREDENTIAL", default: "off", meaning: "let the task's own git use the repo credential (a credential helper in its environment)" },
   { name: "SAM_RETRY_BACKOFF", default: "2s", meaning: "first backoff of a delivery retry (doubles per attempt)" },
-  { name: "SAM_FORGE_REQUEST_TIMEOUT", default: "30s", meaning: "limit of one forge API call (pull request)" },
 ];
 
 const flagName = (env: string) => `--${env.replace(/^SAM_/, "").toLowerCase().replace(/_/g, "-")}`;
@@ -211,13 +212,13 @@ export async function loadAgentConfig(env: Env): Promise<AgentConfig> {
     publicUrl: httpUrl(env, "SAM_AGENT_PUBLIC_URL", false),
     dataDir: envString(env, "SAM_AGENT_DATA_DIR", "/var/lib/sam-agent"),
     tls: await readTls(env),
-    heartbeatMs: envDuration(env, "SAM_HEARTBEAT_INTERVAL", 30_000),
+    heartbeatMs: envDuration(env, TIMER_BASES.heartbeat.env, TIMER_BASES.heartbeat.default),
     metricsMs: envDuration(env, "SAM_METRICS_INTERVAL", 60_000),
     retentionMs: envDuration(env, "SAM_EVENT_RETENTION", 7 * 86_400_000),
     bootSource: envChoice(env, "SAM_BOOT_SOURCE", ["auto", "journald", "syslog", "none"], "auto"),
     bootJournalCommand: journal ? journal.split(/\s+/) : DEFAULT_JOURNAL_COMMAND,
     bootSyslogPath: envString(env, "SAM_BOOT_SYSLOG_PATH", DEFAULT_SYSLOG_PATH),
     workspaceMode: envChoice(env, "SAM_WORKSPACE_MODE", ["auto", "host", "devcontainer"], "auto"),
-    maxConcurrentTasks: envInt(env, "SAM_MAX_CONCURRENT_TASKS", 2, 1, 64),
+    maxConcurrentTasks: taskSlotsFromEnv(env),
   };
 }

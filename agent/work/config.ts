@@ -4,7 +4,8 @@
  * documented in docs/work.md.
  */
 import { envChoice, envDuration, envFlag, envInt, envString, type Env } from "../../shared/env.ts";
-import { TIMER_BASES } from "../../shared/timeouts.ts";
+import { REQUEST_TIMEOUTS, TIMER_BASES } from "../../shared/timeouts.ts";
+import { TASK_SLOTS, taskSlotsFromEnv } from "../../shared/wire/agent.ts";
 
 export type WorkspaceModeSetting = "auto" | "host" | "devcontainer";
 
@@ -39,7 +40,7 @@ export type WorkConfig = {
 
 export const WORK_DEFAULTS: Omit<WorkConfig, "dataDir"> = {
   workspaceMode: "auto",
-  maxConcurrentTasks: 2,
+  maxConcurrentTasks: TASK_SLOTS.default,
   keepOnFailure: false,
   baseImage: "mcr.microsoft.com/devcontainers/base:ubuntu",
   defaultModel: "@cf/qwen/qwen2.5-coder-32b-instruct",
@@ -51,7 +52,7 @@ export const WORK_DEFAULTS: Omit<WorkConfig, "dataDir"> = {
   gitCommitter: { name: "SAM", email: "sam@localhost" },
   exposeRepoCredential: false,
   retryBackoffMs: TIMER_BASES.retryBackoff.default,
-  forgeRequestTimeoutMs: TIMER_BASES.forgeRequest.default,
+  forgeRequestTimeoutMs: REQUEST_TIMEOUTS.forgeRequest.ms,
 };
 
 export function workConfigFromEnv(env: Env, dataDir: string): WorkConfig {
@@ -62,7 +63,7 @@ export function workConfigFromEnv(env: Env, dataDir: string): WorkConfig {
   return {
     dataDir,
     workspaceMode: envChoice(env, "SAM_WORKSPACE_MODE", ["auto", "host", "devcontainer"] as const, WORK_DEFAULTS.workspaceMode),
-    maxConcurrentTasks: envInt(env, "SAM_MAX_CONCURRENT_TASKS", WORK_DEFAULTS.maxConcurrentTasks, 1, 256),
+    maxConcurrentTasks: taskSlotsFromEnv(env),
     keepOnFailure: envFlag(env, "SAM_KEEP_FAILED_WORKSPACES", WORK_DEFAULTS.keepOnFailure),
     baseImage: envString(env, "SAM_DEVCONTAINER_IMAGE", WORK_DEFAULTS.baseImage),
     defaultModel: envString(env, "SAM_AGENT_MODEL", WORK_DEFAULTS.defaultModel),
@@ -77,6 +78,6 @@ export function workConfigFromEnv(env: Env, dataDir: string): WorkConfig {
     },
     exposeRepoCredential: envFlag(env, "SAM_TASK_SEES_REPO_CREDENTIAL", WORK_DEFAULTS.exposeRepoCredential),
     retryBackoffMs: envDuration(env, TIMER_BASES.retryBackoff.env, WORK_DEFAULTS.retryBackoffMs),
-    forgeRequestTimeoutMs: envDuration(env, TIMER_BASES.forgeRequest.env, WORK_DEFAULTS.forgeRequestTimeoutMs),
+    forgeRequestTimeoutMs: WORK_DEFAULTS.forgeRequestTimeoutMs,
   };
 }

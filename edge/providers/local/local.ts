@@ -1,5 +1,5 @@
 /**
- * The local provider: one agent process per node on this machine (DESIGN.md § Providers), each with its own
+ * The local provider: one agent process per node on this machine (README § Local nodes), each with its own
  * data dir `<dataDir>/nodes/<id>`, a 0600 tokens file, a free port, and a PID file. Agents run in their own
  * session, so a terminal's Ctrl-C reaches only the edge, which stops them in `close()`. After an edge crash
  * (kill -9) the agents live on; a restarted edge re-adopts those its PID files name (see README).
@@ -27,7 +27,7 @@ const INHERITED_ENV = ["PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ", "USER"]
 /** Agent settings an operator sets on the edge for its local nodes: how delivery commits and pushes (docs/delivery.md). */
 const DELIVERY_SETTINGS = [
   "SAM_GIT_AUTHOR_NAME", "SAM_GIT_AUTHOR_EMAIL", "SAM_GIT_COMMITTER_NAME", "SAM_GIT_COMMITTER_EMAIL",
-  "SAM_TASK_SEES_REPO_CREDENTIAL", "SAM_RETRY_BACKOFF", "SAM_FORGE_REQUEST_TIMEOUT",
+  "SAM_TASK_SEES_REPO_CREDENTIAL", "SAM_RETRY_BACKOFF",
 ];
 
 export class LocalProvider implements Provider {
