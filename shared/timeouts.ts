@@ -151,6 +151,7 @@ export const REQUEST_TIMEOUTS = {
   exportProxyHeaders: { ms: 10_000, meaning: "the edge waits this long for an agent's export headers (the body then streams)" },
   databaseRequest: { ms: 15_000, meaning: "one request to a remote libSQL server (sqld, Turso)" },
   builtinModelCall: { ms: 120_000, meaning: "the built-in coding agent's wait for one model answer" },
+  forgeRequest: { ms: 30_000, meaning: "one call to a forge's REST API when a task's work becomes a pull request" },
 } as const;
 
 /** `describeTimeouts` rows for the per-request limits. */
