@@ -178,6 +178,10 @@ export function createInferenceRoutes(deps: InferenceDeps): Inference {
   const limiter = new RateLimiter();
   const deadlines = new Deadlines(inference.firstByteTimeoutMs);
   const clientWatch = new Deadlines(CLIENT_WATCH_AFTER_MS);
+  const idle = {
+    deadlines: new Deadlines(config.timeouts.inferenceIdle),
+    message: `the upstream model server sent nothing for ${config.timeouts.inferenceIdle / 1000}s (SAM_INFERENCE_IDLE_TIMEOUT); retry the request`,
+  };
   const usage = new UsageRecorder(deps.db, inference.usageFlushMs, log);
   let mode = configuredMode(config);
   const app = new Hono();
@@ -312,7 +316,7 @@ export function createInferenceRoutes(deps: InferenceDeps): Inference {
       const body = proxyStream(res.body, normaliser, (end) => {
         release();
         record(end.usage, end.completionChars);
-      });
+      }, idle);
       return respond(body, "text/event-stream; charset=utf-8", limitHeaders, samHeaders, STREAM_HEADERS);
     }
     let raw: string;
@@ -381,6 +385,7 @@ export function createInferenceRoutes(deps: InferenceDeps): Inference {
     close: () => {
       deadlines.close();
       clientWatch.close();
+      idle.deadlines.close();
       return usage.close();
     },
   };
