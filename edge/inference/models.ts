@@ -18,6 +18,11 @@ export const WORKERS_AI_MODELS: readonly CatalogueModel[] = [
   { id: "@cf/google/gemma-3-12b-it", tools: false, contextLength: 80_000, ownedBy: "google" },
 ];
 
+/** The catalogue entry for `id`, or undefined for a model SAM knows nothing about (a generic upstream's). */
+export function catalogueModel(id: string): CatalogueModel | undefined {
+  return WORKERS_AI_MODELS.find((m) => m.id === id);
+}
+
 /** One entry of `GET /v1/models`: OpenAI's model object plus SAM's capability fields. */
 export function modelObject(m: CatalogueModel | { id: string }, created: number) {
   const known = "tools" in m ? m : WORKERS_AI_MODELS.find((c) => c.id === m.id);
