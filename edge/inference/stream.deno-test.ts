@@ -78,3 +78,20 @@ for (const tools of [false, true]) {
     });
   });
 }
+
+Deno.test("openai-node's chat.completions.stream() gets role-less upstream streams as text and tool calls under Deno", async () => {
+  const { default: OpenAI } = await import("openai");
+  const { CITY_ARGS, scriptedModel, TEXT_ANSWER } = await import("./fake/scripted-model.ts");
+  await withSam(scriptedModel, {}, async (base) => {
+    const openai = new OpenAI({ baseURL: `${base}/v1`, apiKey: "sam_k", maxRetries: 0 });
+    const tools = [{ type: "function" as const, function: { name: "get_weather", parameters: { type: "object", properties: { city: { type: "string" } } } } }];
+    const text = await openai.chat.completions.stream({ model: "text", messages: [{ role: "user", content: "hi" }] }).finalChatCompletion();
+    assert.equal(text.choices[0]!.message.content, TEXT_ANSWER);
+    for (const shape of ["native", "hermes", "json"]) {
+      const done = await openai.chat.completions.stream({ model: shape, messages: [{ role: "user", content: "hi" }], tools }).finalChatCompletion();
+      const call = done.choices[0]!.message.tool_calls![0] as { function: { name: string; arguments: string } };
+      assert.equal(call.function.name, "get_weather", shape);
+      assert.deepEqual(JSON.parse(call.function.arguments), CITY_ARGS);
+    }
+  });
+});
