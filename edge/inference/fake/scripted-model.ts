@@ -4,6 +4,10 @@
  * (`<tool_call>` text) or `json` (a bare `{"name", "arguments"}` object) — calling the request's first tool
  * with `{"city": "Paris"}`. Once the conversation holds a tool result it answers with text quoting it.
  * Streams leave out `role` and split events across writes, as Workers AI and TCP do.
+ *
+ * For coding-agent CLIs, the model `writer` (native tool call) or `writer-hermes` answers a prompt holding
+ * `write "<text>" to <absolute path>` by calling the client's own file-writing tool (`write_file`, or the
+ * first tool whose name says write) with that path and text.
  */
 
 export const SHAPES = ["text", "native", "hermes", "json"] as const;
@@ -26,11 +30,26 @@ function contentText(content: unknown): string {
   return "";
 }
 
+const WRITE_ORDER = /write "([^"]*)" to (\/\S+)/;
+
+/** A coding agent's write tool called with the path and text the user asked for, or null. */
+function writeOrder(body: Body): { tool: string; args: Record<string, string> } | null {
+  const order = (body.messages ?? []).filter((m) => m.role === "user").map((m) => WRITE_ORDER.exec(contentText(m.content))).find(Boolean);
+  const names = (body.tools ?? []).map((t) => t.function.name);
+  const tool = names.find((n) => n === "write_file") ?? names.find((n) => /write/i.test(n));
+  if (!order || !tool) return null;
+  return { tool, args: { [tool === "write_file" ? "file_path" : "path"]: order[2]!, content: order[1]! } };
+}
+
 /** What the model answers: text, or one call of `tool` in the given shape. */
-function plan(body: Body): { text: string } | { tool: string; shape: Exclude<Shape, "text"> } {
+function plan(body: Body): { text: string } | { tool: string; shape: Exclude<Shape, "text">; args?: Record<string, string> } {
   const messages = body.messages ?? [];
   const toolResult = [...messages].reverse().find((m) => m.role === "tool");
   if (toolResult) return { text: finalAnswer(contentText(toolResult.content)) };
+  if (body.model?.startsWith("writer")) {
+    const order = writeOrder(body);
+    return order ? { ...order, shape: body.model === "writer-hermes" ? "hermes" : "native" } : { text: TEXT_ANSWER };
+  }
   const shape = (SHAPES as readonly string[]).includes(body.model ?? "") ? body.model as Shape : "text";
   const tool = body.tools?.[0]?.function.name;
   if (shape === "text" || !tool) return { text: TEXT_ANSWER };
@@ -43,10 +62,10 @@ function completion(body: Body): Response {
   let finish = "stop";
   if ("text" in p) message = { role: "assistant", content: p.text };
   else if (p.shape === "native") {
-    message = { role: "assistant", content: null, tool_calls: [{ id: "call_scripted_1", type: "function", function: { name: p.tool, arguments: JSON.stringify(CITY_ARGS) } }] };
+    message = { role: "assistant", content: null, tool_calls: [{ id: "call_scripted_1", type: "function", function: { name: p.tool, arguments: JSON.stringify(p.args ?? CITY_ARGS) } }] };
     finish = "tool_calls";
   } else {
-    const call = JSON.stringify({ name: p.tool, arguments: CITY_ARGS });
+    const call = JSON.stringify({ name: p.tool, arguments: p.args ?? CITY_ARGS });
     message = { role: "assistant", content: p.shape === "hermes" ? `<tool_call>${call}</tool_call>` : call };
   }
   return Response.json({ ...base, object: "chat.completion", model: body.model, choices: [{ index: 0, message, finish_reason: finish, logprobs: null }], usage });
@@ -69,10 +88,10 @@ function stream(body: Body): Response {
     events.push(ev({}, "stop"));
   } else if (p.shape === "native") {
     events.push(ev({ tool_calls: [{ index: 0, id: "call_scripted_1", type: "function", function: { name: p.tool, arguments: "" } }] }));
-    for (const piece of pieces(JSON.stringify(CITY_ARGS), 3)) events.push(ev({ tool_calls: [{ index: 0, function: { arguments: piece } }] }));
+    for (const piece of pieces(JSON.stringify(p.args ?? CITY_ARGS), 3)) events.push(ev({ tool_calls: [{ index: 0, function: { arguments: piece } }] }));
     events.push(ev({}, "tool_calls"));
   } else {
-    const call = JSON.stringify({ name: p.tool, arguments: CITY_ARGS });
+    const call = JSON.stringify({ name: p.tool, arguments: p.args ?? CITY_ARGS });
     for (const piece of pieces(p.shape === "hermes" ? `<tool_call>${call}</tool_call>` : call, 4)) events.push(ev({ content: piece }));
     events.push(ev({}, "stop"));
   }
