@@ -13,7 +13,7 @@ import { serveInference, TOKENS, type Served } from "./fake/harness.ts";
 import { CITY_ARGS, finalAnswer, scriptedModel, SHAPES, TEXT_ANSWER, type Shape } from "./fake/scripted-model.ts";
 
 const TOOL_RESULT = "sunny, 21°C";
-const parameters = { type: "object", properties: { city: { type: "string" } }, required: ["city"], additionalProperties: false } as const;
+const parameters = { type: "object", properties: { city: { type: "string" } }, required: ["city"], additionalProperties: false };
 const expected = (shape: Shape) => (shape === "text" ? TEXT_ANSWER : finalAnswer(TOOL_RESULT));
 
 let upstream: ReturnType<typeof Bun.serve>;
@@ -53,7 +53,9 @@ describe("openai-node", () => {
         },
       }],
     };
-    const runner = stream ? openai.chat.completions.runTools({ ...params, stream: true }) : openai.chat.completions.runTools(params);
+    // runTools' overloads do not narrow on a `stream` known only at run time.
+    const runTools = openai.chat.completions.runTools.bind(openai.chat.completions) as (p: unknown) => { finalContent(): Promise<string | null> };
+    const runner = runTools({ ...params, stream });
     expect(await runner.finalContent()).toBe(expected(shape));
     expect(calls).toEqual(shape === "text" ? [] : [CITY_ARGS]);
   });
