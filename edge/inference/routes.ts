@@ -120,9 +120,13 @@ async function readBody(req: Request, max: number): Promise<string> {
 function upstreamMessage(text: string): string {
   try {
     const body = JSON.parse(text) as Record<string, unknown>;
-    const err = body.error as Record<string, unknown> | string | undefined;
+    const err = body.error as Record<string, unknown> | string | { message?: unknown }[] | undefined;
     if (typeof err === "string") return err.slice(0, 300);
-    if (err && typeof err.message === "string") return err.message.slice(0, 300);
+    // AI Gateway's own errors: `error: [{ code, message }]`.
+    if (Array.isArray(err)) {
+      const messages = err.map((e) => e?.message).filter((m): m is string => typeof m === "string");
+      if (messages.length) return messages.join("; ").slice(0, 300);
+    } else if (err && typeof err.message === "string") return err.message.slice(0, 300);
     const errors = body.errors as { message?: unknown }[] | undefined;
     if (Array.isArray(errors) && typeof errors[0]?.message === "string") return errors[0].message.slice(0, 300);
   } catch {
@@ -159,6 +163,16 @@ function respond(body: BodyInit, contentType: string, ...headerSets: Record<stri
     for (const name in set) res.headers.append(name, set[name]!);
   }
   return res;
+}
+
+/**
+ * AI Gateway's `cf-aig-*` response headers (log id, cache status, …), copied for the client: the log id is how
+ * a user finds the request in the gateway's logs.
+ */
+function gatewayHeaders(from: Headers, into: Record<string, string>): void {
+  from.forEach((value, name) => {
+    if (name.startsWith("cf-aig-")) into[name] = value;
+  });
 }
 
 /** How long an upstream call runs before the client's disconnect is watched for (see `send`). */
@@ -260,6 +274,14 @@ export function createInferenceRoutes(deps: InferenceDeps): Inference {
         log(`sam inference: the ${u.path} upstream answered HTTP ${res.status}; retrying on ${upstreams[i + 1]!.path}`);
         continue;
       }
+      if ((res.status === 401 || res.status === 403) && u.path === "gateway" && !last) {
+        // An authenticated gateway SAM holds no (or a wrong) CF_AIG_TOKEN for: REST still serves the request.
+        const detail = upstreamMessage(await res.text().catch(() => ""));
+        call.release();
+        fallback = `gateway: HTTP ${res.status} ${detail}`.slice(0, 200);
+        log(`sam inference: the gateway refused SAM (HTTP ${res.status}: ${detail}); check CF_AIG_TOKEN against the gateway's authentication setting; retrying on ${upstreams[i + 1]!.path}`);
+        continue;
+      }
       return { ...call, upstream: u, fallback };
     }
   }
@@ -293,11 +315,15 @@ export function createInferenceRoutes(deps: InferenceDeps): Inference {
     if (!res.ok) {
       const err = await upstreamError(res, upstream.path);
       release();
+      err.headers[UPSTREAM_HEADER] = upstream.path;
+      if (upstream.path === "gateway") gatewayHeaders(res.headers, err.headers);
+      if (attempt.fallback) err.headers[FALLBACK_HEADER] = attempt.fallback;
       throw err;
     }
 
     const samHeaders: Record<string, string> = { [UPSTREAM_HEADER]: upstream.path };
     if (attempt.fallback) samHeaders[FALLBACK_HEADER] = attempt.fallback;
+    if (upstream.path === "gateway") gatewayHeaders(res.headers, samHeaders);
     const toolNames = request.tools?.length ? new Set(request.tools.map((t) => t.function.name)) : NO_TOOLS;
     const seed = `chatcmpl-${crypto.randomUUID()}`;
     const record = (u: { promptTokens: number; completionTokens: number } | null, completionChars: number) => {

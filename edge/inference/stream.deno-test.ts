@@ -11,7 +11,7 @@ import { INFERENCE_MIGRATIONS } from "./usage.ts";
 const sse = (delta: object, finish: string | null = null) =>
   `data: ${JSON.stringify({ id: "c1", object: "chat.completion.chunk", created: 1, model: "m", choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`;
 
-async function withSam(upstream: (req: Request) => Response, env: Record<string, string>, run: (base: string) => Promise<void>) {
+async function withSam(upstream: (req: Request) => Response | Promise<Response>, env: Record<string, string>, run: (base: string) => Promise<void>) {
   const up = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen() {} }, upstream);
   const dir = await Deno.makeTempDir();
   const all = { SAM_DATA_DIR: dir, SAM_INFERENCE_URL: `http://127.0.0.1:${up.addr.port}/v1`, ...env };
