@@ -96,3 +96,15 @@ Deno.test("the gateway's cf-aig-* headers reach the client, streaming and not; a
     assert.match(bad.headers.get("cf-aig-log-id") ?? "", /^01J/);
   });
 });
+
+Deno.test("POST /v1/embeddings under Deno: the openai client gets bge vectors through the gateway", async () => {
+  const { default: OpenAI } = await import("openai");
+  await withGateway({ CF_AIG_TOKEN: "aig-token-fake" }, async ({ base, fake }) => {
+    const openai = new OpenAI({ baseURL: `${base}/v1`, apiKey: "sam_k", maxRetries: 0 });
+    const res = await openai.embeddings.create({ model: "@cf/baai/bge-base-en-v1.5", input: ["a", "b"] }).withResponse();
+    assert.equal(res.response.headers.get("x-sam-upstream"), "gateway");
+    assert.deepEqual(res.data.data.map((d) => d.embedding.length), [768, 768]);
+    assert.ok(res.data.usage.prompt_tokens > 0);
+    assert.equal(fake.requests.filter((r) => r.endpoint === "gateway").at(-1)!.path, `/v1/${fake.accountId}/sam-gw/workers-ai/v1/embeddings`);
+  });
+});

@@ -14,12 +14,13 @@ import type { Client } from "../db/client.ts";
 import { renderError, renderNotFound } from "../http-errors.ts";
 import type { InferenceConfig } from "./config.ts";
 import { Deadlines } from "./deadlines.ts";
-import { modelObject, WORKERS_AI_MODELS } from "./models.ts";
+import { EmbeddingRequest, finishEmbeddings, upstreamEmbeddingBody } from "./embeddings.ts";
+import { modelObject, WORKERS_AI_EMBEDDING_MODELS, WORKERS_AI_MODELS } from "./models.ts";
 import { normaliseCompletion } from "./normalise.ts";
 import { RateLimiter, rateLimitHeaders } from "./rate-limit.ts";
 import { ChatRequest } from "./schema.ts";
 import { proxyStream, StreamNormaliser } from "./stream.ts";
-import { chatUpstreams, configuredMode, notConfiguredMessage, type InferenceCaller, type Upstream, type UpstreamMode } from "./upstream.ts";
+import { chatUpstreams, configuredMode, notConfiguredMessage, type InferenceCaller, type Operation, type Upstream, type UpstreamMode } from "./upstream.ts";
 import { estimateTokens, UsageRecorder } from "./usage.ts";
 
 export type InferenceDeps = {
@@ -204,6 +205,8 @@ export function createInferenceRoutes(deps: InferenceDeps): Inference {
 
   const allowedModels = (): readonly string[] | null =>
     inference.models ?? (mode === "openai-compatible" ? null : WORKERS_AI_MODELS.map((m) => m.id));
+  const allowedEmbeddingModels = (): readonly string[] | null =>
+    inference.models ?? (mode === "openai-compatible" ? null : WORKERS_AI_EMBEDDING_MODELS.map((m) => m.id));
 
   /**
    * One upstream call with a deadline for its first byte; the client's disconnect aborts it too, also later
@@ -286,44 +289,63 @@ export function createInferenceRoutes(deps: InferenceDeps): Inference {
     }
   }
 
-  app.post("/v1/chat/completions", async (c) => {
+  /** The caller, within its rate limit; the limit headers go on every answer. */
+  async function admit(c: Context): Promise<{ caller: InferenceCaller; limitHeaders: Record<string, string> }> {
     const caller = await inferenceCaller(c, authenticate);
     const decision = limiter.take(caller.keyId, caller.rateLimitPerMinute ?? inference.rateLimitPerMinute);
     const limitHeaders = rateLimitHeaders(decision);
     if (!decision.allowed) {
       throw new HttpError(429, `rate limit reached: ${decision.limit} requests per minute for this key; retry after ${decision.retryAfterSeconds}s`, { code: "rate_limit_exceeded", headers: limitHeaders });
     }
+    return { caller, limitHeaders };
+  }
+
+  /** The request body as text and JSON, within the size limit. */
+  async function jsonBody(c: Context, what: string): Promise<{ text: string; json: unknown }> {
     const text = await readBody(c.req.raw, inference.maxBodyBytes);
-    if (text.trim() === "") throw new HttpError(400, "request body is empty; send a JSON chat completion request", { code: "invalid_json" });
-    let json: unknown;
+    if (text.trim() === "") throw new HttpError(400, `request body is empty; send a JSON ${what}`, { code: "invalid_json" });
     try {
-      json = JSON.parse(text);
+      return { text, json: JSON.parse(text) };
     } catch {
       throw new HttpError(400, "request body is not valid JSON", { code: "invalid_json" });
     }
-    const request = parseOrThrow(ChatRequest, json);
-    const allowed = allowedModels();
-    if (allowed && !allowed.includes(request.model)) {
-      throw new HttpError(404, `the model '${request.model}' does not exist or is not enabled here; GET /v1/models lists the models you can use`, { code: "model_not_found", type: "invalid_request_error" });
+  }
+
+  /** The upstreams for `model` and `op`, refusing a model not enabled here or a proxy with no upstream. */
+  function upstreamsFor(caller: InferenceCaller, model: string, allowed: readonly string[] | null, op: Operation): Upstream[] {
+    if (allowed && !allowed.includes(model)) {
+      throw new HttpError(404, `the model '${model}' does not exist or is not enabled here; GET /v1/models lists the models you can use`, { code: "model_not_found", type: "invalid_request_error" });
     }
-    const upstreams = chatUpstreams(config, mode, caller, request.model);
+    const upstreams = chatUpstreams(config, mode, caller, model, op);
     if (upstreams.length === 0) {
       throw new HttpError(503, notConfiguredMessage(config), { code: "inference_not_configured", headers: { "x-should-retry": "false" } });
     }
-    const attempt = await forward(upstreams, text, c.req.raw);
-    const { res, upstream, release } = attempt;
-    if (!res.ok) {
-      const err = await upstreamError(res, upstream.path);
-      release();
-      err.headers[UPSTREAM_HEADER] = upstream.path;
-      if (upstream.path === "gateway") gatewayHeaders(res.headers, err.headers);
-      if (attempt.fallback) err.headers[FALLBACK_HEADER] = attempt.fallback;
-      throw err;
-    }
+    return upstreams;
+  }
 
+  /** SAM's headers for an answer from `attempt`; an upstream error is thrown with them. */
+  async function answered(attempt: Attempt): Promise<Record<string, string>> {
+    const { res, upstream } = attempt;
     const samHeaders: Record<string, string> = { [UPSTREAM_HEADER]: upstream.path };
     if (attempt.fallback) samHeaders[FALLBACK_HEADER] = attempt.fallback;
     if (upstream.path === "gateway") gatewayHeaders(res.headers, samHeaders);
+    if (!res.ok) {
+      const err = await upstreamError(res, upstream.path);
+      attempt.release();
+      Object.assign(err.headers, samHeaders);
+      throw err;
+    }
+    return samHeaders;
+  }
+
+  app.post("/v1/chat/completions", async (c) => {
+    const { caller, limitHeaders } = await admit(c);
+    const { text, json } = await jsonBody(c, "chat completion request");
+    const request = parseOrThrow(ChatRequest, json);
+    const upstreams = upstreamsFor(caller, request.model, allowedModels(), "chat/completions");
+    const attempt = await forward(upstreams, text, c.req.raw);
+    const { res, release } = attempt;
+    const samHeaders = await answered(attempt);
     const toolNames = request.tools?.length ? new Set(request.tools.map((t) => t.function.name)) : NO_TOOLS;
     const seed = `chatcmpl-${crypto.randomUUID()}`;
     const record = (u: { promptTokens: number; completionTokens: number } | null, completionChars: number) => {
@@ -356,13 +378,37 @@ export function createInferenceRoutes(deps: InferenceDeps): Inference {
     return respond(out.body, "application/json", limitHeaders, samHeaders);
   });
 
+  app.post("/v1/embeddings", async (c) => {
+    const { caller, limitHeaders } = await admit(c);
+    const { text, json } = await jsonBody(c, "embeddings request");
+    const request = parseOrThrow(EmbeddingRequest, json);
+    const upstreams = upstreamsFor(caller, request.model, allowedEmbeddingModels(), "embeddings");
+    const base64 = request.encoding_format === "base64";
+    const attempt = await forward(upstreams, upstreamEmbeddingBody(text, request, base64), c.req.raw);
+    const samHeaders = await answered(attempt);
+    let raw: string;
+    try {
+      raw = await attempt.res.text();
+    } finally {
+      attempt.release();
+    }
+    const out = finishEmbeddings(raw, base64);
+    usage.record({
+      keyId: caller.keyId,
+      keyName: caller.name,
+      model: request.model,
+      promptTokens: out.promptTokens ?? estimateTokens(text.length),
+      completionTokens: 0,
+      estimated: out.promptTokens === null,
+    });
+    return respond(out.body, "application/json", limitHeaders, samHeaders);
+  });
+
   app.get("/v1/models", async (c) => {
     await inferenceCaller(c, authenticate);
     const created = Math.floor(Date.now() / 1000);
-    const allowed = allowedModels();
-    if (allowed) {
-      return c.json({ object: "list", data: allowed.map((id) => modelObject(WORKERS_AI_MODELS.find((m) => m.id === id) ?? { id }, created)) });
-    }
+    const allowed = inference.models ?? (mode === "openai-compatible" ? null : [...allowedModels()!, ...allowedEmbeddingModels()!]);
+    if (allowed) return c.json({ object: "list", data: allowed.map((id) => modelObject({ id }, created)) });
     // A generic upstream without an allowlist: its own list is the truth.
     const headers: Record<string, string> = {};
     if (config.inference.key) headers.authorization = `Bearer ${config.inference.key}`;

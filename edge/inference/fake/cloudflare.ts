@@ -1,7 +1,7 @@
 /**
  * A Cloudflare fake for tests and benchmarks (this machine cannot reach Cloudflare): one HTTP server on an
  * ephemeral loopback port serving
- *   - the Workers AI REST endpoint  `/client/v4/accounts/{account}/ai/v1/chat/completions`,
+ *   - the Workers AI REST endpoints `/client/v4/accounts/{account}/ai/v1/{chat/completions,embeddings}`,
  *   - the AI Gateway endpoint       `/v1/{account}/{gateway}/workers-ai/v1/chat/completions`
  *     (checks `Authorization`, `cf-aig-authorization` on an authenticated gateway and `cf-aig-metadata`),
  *   - the gateway management API    `/client/v4/accounts/{account}/ai-gateway/gateways[/{id}]` (GET, POST,
@@ -265,6 +265,23 @@ export function startCloudflareFake(opts: { accountId?: string; apiToken?: strin
     return res;
   }
 
+  /** Deterministic float vectors (Workers AI answers floats), with the usage Workers AI reports. */
+  function embed(endpoint: FakeEndpoint, req: Request, body: Record<string, unknown>): Promise<Response> | Response {
+    const scripted = fake.replies[endpoint].shift();
+    if (scripted) return reply(scripted, req.signal);
+    const inputs = typeof body.input === "string" ? [body.input] : Array.isArray(body.input) ? body.input : null;
+    if (typeof body.model !== "string" || !inputs || inputs.length === 0) {
+      return Response.json({ error: { message: "model and input are required", type: "invalid_request_error" } }, { status: 400 });
+    }
+    const dims = /bge-small/.test(body.model) ? 384 : /bge-base/.test(body.model) ? 768 : 1024;
+    const data = inputs.map((input, index) => {
+      const seed = JSON.stringify(input).length;
+      return { object: "embedding", index, embedding: Array.from({ length: dims }, (_, i) => Math.fround(((seed * 31 + i) % 97) / 97 - 0.5)) };
+    });
+    const tokens = inputs.reduce((n: number, input) => n + Math.ceil(JSON.stringify(input).length / 4), 0);
+    return Response.json({ object: "list", data, model: body.model, usage: { prompt_tokens: tokens, total_tokens: tokens } });
+  }
+
   function management(req: Request, rest: string[], body: Record<string, unknown> | null): Promise<Response> | Response {
     const scripted = fake.replies.management.shift();
     if (scripted) return reply(scripted, req.signal);
@@ -318,6 +335,11 @@ export function startCloudflareFake(opts: { accountId?: string; apiToken?: strin
           if (auth !== `Bearer ${apiToken}`) return cfError(401, 10000, "Authentication error");
           return chat("rest", req, body ?? {});
         }
+        if (parts.slice(4, 7).join("/") === "ai/v1/embeddings" && parts.length === 7 && req.method === "POST") {
+          record("rest");
+          if (auth !== `Bearer ${apiToken}`) return cfError(401, 10000, "Authentication error");
+          return embed("rest", req, body ?? {});
+        }
         if (parts[4] === "ai-gateway" && parts[5] === "gateways") {
           record("management");
           if (auth !== `Bearer ${apiToken}`) return cfError(401, 10000, "Authentication error");
@@ -325,7 +347,8 @@ export function startCloudflareFake(opts: { accountId?: string; apiToken?: strin
         }
       }
       // /v1/{account}/{gateway}/workers-ai/v1/chat/completions
-      if (parts[0] === "v1" && parts.slice(3).join("/") === "workers-ai/v1/chat/completions" && req.method === "POST") {
+      const gatewayOp = parts[0] === "v1" && req.method === "POST" ? { "workers-ai/v1/chat/completions": "chat", "workers-ai/v1/embeddings": "embeddings" }[parts.slice(3).join("/")] : undefined;
+      if (gatewayOp) {
         record("gateway");
         if (parts[1] !== accountId) return Response.json({ success: false, result: [], messages: [], error: [{ code: 2001, message: "Please configure AI Gateway in the Cloudflare dashboard" }] }, { status: 400 });
         const gw = fake.gateways.get(parts[2]!);
@@ -336,7 +359,7 @@ export function startCloudflareFake(opts: { accountId?: string; apiToken?: strin
         if (auth !== `Bearer ${apiToken}`) return cfError(401, 10000, "Authentication error");
         const bad = validMetadata(req.headers.get("cf-aig-metadata"));
         if (bad) return cfError(400, 2010, bad);
-        return chat("gateway", req, body ?? {});
+        return gatewayOp === "embeddings" ? embed("gateway", req, body ?? {}) : chat("gateway", req, body ?? {});
       }
       // /openai/v1/... — a generic OpenAI-compatible server
       if (parts[0] === "openai" && parts[1] === "v1") {
@@ -344,6 +367,7 @@ export function startCloudflareFake(opts: { accountId?: string; apiToken?: strin
         if (auth !== `Bearer ${apiToken}`) return Response.json({ error: { message: "Incorrect API key", type: "invalid_request_error", code: "invalid_api_key" } }, { status: 401 });
         if (parts[2] === "models") return Response.json({ object: "list", data: [{ id: "qwen2.5-coder:7b", object: "model", created: 0, owned_by: "library" }] });
         if (parts[2] === "chat" && parts[3] === "completions") return chat("openai", req, body ?? {});
+        if (parts[2] === "embeddings") return embed("openai", req, body ?? {});
       }
       return cfError(404, 7000, `No route for ${req.method} ${url.pathname}`);
     },
