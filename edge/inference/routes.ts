@@ -1,5 +1,5 @@
 /**
- * The inference surface as a Hono app the edge mounts at its root: `POST /v1/chat/completions`,
+ * The inference surface as a Hono app the edge mounts at its root: `POST /v1/chat/completions`, `POST /v1/embeddings`,
  * `GET /v1/models` (API keys and task inference tokens) and `GET /api/usage` (the admin sees every key,
  * a key sees its own). Requests are checked here, forwarded to the upstream chosen in `upstream.ts`, and
  * answered in OpenAI's shape; usage is tallied in memory and flushed off the request path.
@@ -323,19 +323,20 @@ export function createInferenceRoutes(deps: InferenceDeps): Inference {
     return upstreams;
   }
 
-  /** SAM's headers for an answer from `attempt`; an upstream error is thrown with them. */
-  async function answered(attempt: Attempt): Promise<Record<string, string>> {
-    const { res, upstream } = attempt;
-    const samHeaders: Record<string, string> = { [UPSTREAM_HEADER]: upstream.path };
+  /** SAM's headers for an answer from `attempt`: which upstream, why not the first, the gateway's own. */
+  function samHeadersOf(attempt: Attempt): Record<string, string> {
+    const samHeaders: Record<string, string> = { [UPSTREAM_HEADER]: attempt.upstream.path };
     if (attempt.fallback) samHeaders[FALLBACK_HEADER] = attempt.fallback;
-    if (upstream.path === "gateway") gatewayHeaders(res.headers, samHeaders);
-    if (!res.ok) {
-      const err = await upstreamError(res, upstream.path);
-      attempt.release();
-      Object.assign(err.headers, samHeaders);
-      throw err;
-    }
+    if (attempt.upstream.path === "gateway") gatewayHeaders(attempt.res.headers, samHeaders);
     return samHeaders;
+  }
+
+  /** An upstream's error answer as the client's error, carrying SAM's headers. */
+  async function failure(attempt: Attempt, samHeaders: Record<string, string>): Promise<HttpError> {
+    const err = await upstreamError(attempt.res, attempt.upstream.path);
+    attempt.release();
+    Object.assign(err.headers, samHeaders);
+    return err;
   }
 
   app.post("/v1/chat/completions", async (c) => {
@@ -345,7 +346,8 @@ export function createInferenceRoutes(deps: InferenceDeps): Inference {
     const upstreams = upstreamsFor(caller, request.model, allowedModels(), "chat/completions");
     const attempt = await forward(upstreams, text, c.req.raw);
     const { res, release } = attempt;
-    const samHeaders = await answered(attempt);
+    const samHeaders = samHeadersOf(attempt);
+    if (!res.ok) throw await failure(attempt, samHeaders);
     const toolNames = request.tools?.length ? new Set(request.tools.map((t) => t.function.name)) : NO_TOOLS;
     const seed = `chatcmpl-${crypto.randomUUID()}`;
     const record = (u: { promptTokens: number; completionTokens: number } | null, completionChars: number) => {
@@ -385,7 +387,8 @@ export function createInferenceRoutes(deps: InferenceDeps): Inference {
     const upstreams = upstreamsFor(caller, request.model, allowedEmbeddingModels(), "embeddings");
     const base64 = request.encoding_format === "base64";
     const attempt = await forward(upstreams, upstreamEmbeddingBody(text, request, base64), c.req.raw);
-    const samHeaders = await answered(attempt);
+    const samHeaders = samHeadersOf(attempt);
+    if (!attempt.res.ok) throw await failure(attempt, samHeaders);
     let raw: string;
     try {
       raw = await attempt.res.text();
