@@ -58,6 +58,9 @@ function envUrl(env: Env, name: string, fallback: string | null, schemes: readon
   return raw.replace(/\/+$/, "");
 }
 
+/** Cloudflare's documented AI Gateway id pattern (at most 64 characters). */
+const GATEWAY_ID = /^[a-z0-9_]+(?:-[a-z0-9_]+)*$/;
+
 export function loadEdgeConfig(env: Env): EdgeConfig {
   const dataDir = envString(env, "SAM_DATA_DIR", ".sam");
   const hetznerToken = envString(env, "HCLOUD_TOKEN") ?? null;
@@ -77,6 +80,9 @@ export function loadEdgeConfig(env: Env): EdgeConfig {
   const gatewayId = envString(env, "CF_AI_GATEWAY_ID") ?? null;
   if (aiGateway && (!accountId || !gatewayId)) {
     throw new ConfigError("SAM_AI_GATEWAY: 'on' needs CF_ACCOUNT_ID and CF_AI_GATEWAY_ID to be set");
+  }
+  if (gatewayId !== null && !(gatewayId.length <= 64 && GATEWAY_ID.test(gatewayId))) {
+    throw new ConfigError("CF_AI_GATEWAY_ID: 1-64 lowercase letters, digits and _, in groups joined by single hyphens (Cloudflare's gateway id rule), e.g. 'sam-gateway'");
   }
   const adminToken = envString(env, "SAM_ADMIN_TOKEN") ?? null;
   if (adminToken !== null && adminToken.length < 16) {

@@ -108,7 +108,7 @@ describe("a task from submission to result, on a real agent", () => {
       { json: chatCompletion({ content: null, tool_calls: [{ id: "call_1", type: "function", function: { name: "write_file", arguments: JSON.stringify({ path: "GREETING.md", content: "# Hello from SAM\n" }) } }] }, { finish: "tool_calls" }) },
       { json: chatCompletion({ content: "Added GREETING.md." }) },
     );
-    const task = await submit(edge, key, { prompt: "add a greeting file", repo: { url: repo }, model: "@cf/qwen/qwen2.5-coder-32b-instruct" });
+    const task = await submit(edge, key, { prompt: "add a greeting file", repo: { url: repo }, model: "@cf/qwen/qwen3-30b-a3b-fp8" });
     const view = await finished(edge, key, task.id);
     expect(view.status).toBe("succeeded");
     expect(view.result!.summary).toBe("Added GREETING.md.\n\nFiles written: GREETING.md");

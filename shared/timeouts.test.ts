@@ -32,6 +32,7 @@ const basesArb = fc.record({
   nodeWarm: duration(1 * SECOND, 24 * 3600 * SECOND),
   retryBackoff: duration(100, 60 * SECOND),
   responseRetention: duration(1 * SECOND, 24 * 3600 * SECOND),
+  inferenceIdle: duration(1 * SECOND, 10 * MINUTE),
 }) satisfies fc.Arbitrary<Record<TimerBase, number>>;
 
 const env = (values: Record<string, number>) =>

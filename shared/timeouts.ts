@@ -22,6 +22,7 @@ export const TIMER_BASES = {
   nodeWarm: { env: "SAM_NODE_WARM", default: 10 * MINUTE, meaning: "an idle node stays warm this long for reuse" },
   retryBackoff: { env: "SAM_RETRY_BACKOFF", default: 2 * SECOND, meaning: "first backoff of a transient-failure retry (doubles per attempt)" },
   responseRetention: { env: "SAM_RESPONSE_RETENTION", default: 60 * MINUTE, meaning: "a stored /v1/responses answer can be continued (previous_response_id) for this long" },
+  inferenceIdle: { env: "SAM_INFERENCE_IDLE_TIMEOUT", default: 60 * SECOND, meaning: "a streamed completion whose upstream sends no byte for this long ends with an error event" },
 } as const;
 
 /** Derived timers an operator may still override explicitly; the ordering check guards them. */

@@ -57,7 +57,7 @@ export const SETTINGS: { name: string; default: string; meaning: string }[] = [
   // Read by agent/work (docs/work.md); listed here so --help shows them and the flags exist.
   { name: "SAM_KEEP_FAILED_WORKSPACES", default: "off", meaning: "keep a failed task's workspace for inspection" },
   { name: "SAM_DEVCONTAINER_IMAGE", default: "mcr.microsoft.com/devcontainers/base:ubuntu", meaning: "image when a repo has no devcontainer.json" },
-  { name: "SAM_AGENT_MODEL", default: "@cf/qwen/qwen2.5-coder-32b-instruct", meaning: "the coding agent's model when a task names none" },
+  { name: "SAM_AGENT_MODEL", default: "@cf/qwen/qwen3-30b-a3b-fp8", meaning: "the coding agent's model when a task names none" },
   { name: "SAM_AGENT_MAX_STEPS", default: "30", meaning: "built-in agent: model rounds before it gives up" },
   { name: "SAM_AGENT_COMMAND_TIMEOUT", default: "120s", meaning: "built-in agent: limit of one run_command" },
   { name: "SAM_PATCH_MAX_BYTES", default: "1000000", meaning: "cap of the patch in a task's result" },

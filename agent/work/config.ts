@@ -43,7 +43,7 @@ export const WORK_DEFAULTS: Omit<WorkConfig, "dataDir"> = {
   maxConcurrentTasks: TASK_SLOTS.default,
   keepOnFailure: false,
   baseImage: "mcr.microsoft.com/devcontainers/base:ubuntu",
-  defaultModel: "@cf/qwen/qwen2.5-coder-32b-instruct",
+  defaultModel: "@cf/qwen/qwen3-30b-a3b-fp8",
   maxSteps: 30,
   commandTimeoutMs: 120_000,
   patchMaxBytes: 1_000_000,

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import { loadEdgeConfig } from "../config.ts";
-import { envelope, startCloudflareFake, type CloudflareFake } from "./fake/cloudflare.ts";
+import { envelope, gatewayObject, startCloudflareFake, type CloudflareFake } from "./fake/cloudflare.ts";
 import { fakeEnv } from "./fake/harness.ts";
 import { bootstrapGateway } from "./gateway.ts";
 
@@ -51,9 +51,64 @@ describe("gateway bootstrap", () => {
     expect(fake.gateways.size).toBe(1);
   });
 
-  test("a 409 from create counts as success", async () => {
-    fake.replies.management.push({ status: 404, json: { success: false, errors: [{ code: 7002, message: "Not Found" }] } }, envelope(null, 409, [{ code: 7004, message: "conflict" }]));
+  test("a create that fails while another instance creates the gateway: the second lookup finds it", async () => {
+    fake.replies.management.push(
+      { status: 404, json: { success: false, errors: [{ code: 7002, message: "Not Found" }], messages: [], result: null } },
+      envelope(null, 400, [{ code: 7001, message: "Input Validation Error" }]),
+    );
+    fake.gateways.set("sam-gw", gatewayObject({ id: "sam-gw", rate_limiting_interval: 60, rate_limiting_limit: 300 }));
     expect(await boot()).toBe("gateway");
+    expect(fake.requests.map((r) => r.method)).toEqual(["GET", "POST", "GET"]);
+    expect(logs.join("\n")).toContain("exists (create answered HTTP 400: Input Validation Error)");
+  });
+
+  test("a create refused for another reason, with no gateway behind it, degrades to REST", async () => {
+    fake.replies.management.push({ status: 404, json: { success: false, errors: [], messages: [], result: null } }, envelope(null, 400, [{ code: 7001, message: "Input Validation Error: id" }]));
+    expect(await boot()).toBe("rest");
+    expect(logs.join("\n")).toContain("cannot create AI Gateway 'sam-gw' (HTTP 400: Input Validation Error: id)");
+  });
+
+  test("an existing gateway whose rate limit differs from SAM_AI_GATEWAY_RPM is updated with PUT, its other settings kept", async () => {
+    fake.gateways.set("sam-gw", gatewayObject({ id: "sam-gw", rate_limiting_interval: 60, rate_limiting_limit: 50, cache_ttl: 120, created_at: "2026-01-01T00:00:00Z", modified_at: "2026-01-01T00:00:00Z" }));
+    expect(await boot()).toBe("gateway");
+    expect(fake.requests.map((r) => r.method)).toEqual(["GET", "PUT"]);
+    const gw = fake.gateways.get("sam-gw")!;
+    expect(gw).toMatchObject({ rate_limiting_limit: 300, rate_limiting_interval: 60, cache_ttl: 120, created_at: "2026-01-01T00:00:00Z" });
+    expect(gw.modified_at).not.toBe("2026-01-01T00:00:00Z");
+    expect(logs.join("\n")).toContain("updated to SAM's settings");
+    // Settled: the next start changes nothing.
+    fake.requests.length = 0;
+    await boot();
+    expect(fake.requests.map((r) => r.method)).toEqual(["GET"]);
+  });
+
+  test("an open gateway is given authentication when CF_AIG_TOKEN is set", async () => {
+    fake.gateways.set("sam-gw", gatewayObject({ id: "sam-gw", rate_limiting_interval: 60, rate_limiting_limit: 300 }));
+    expect(await boot({ CF_AIG_TOKEN: "t0ken" })).toBe("gateway");
+    expect(fake.gateways.get("sam-gw")!.authentication).toBe(true);
+  });
+
+  test("an authenticated gateway (like Cloudflare's default) without CF_AIG_TOKEN: REST, and the log says why", async () => {
+    fake.gateways.set("sam-gw", gatewayObject({ id: "sam-gw", authentication: true, rate_limiting_interval: 60, rate_limiting_limit: 300 }));
+    expect(await boot()).toBe("rest");
+    expect(fake.gateways.get("sam-gw")!.authentication).toBe(true);
+    expect(logs.join("\n")).toContain("requires authentication (cf-aig-authorization) and CF_AIG_TOKEN is not set; inference uses rest");
+  });
+
+  test("the fake validates create bodies as the schema does", async () => {
+    const post = (body: unknown) => fetch(`${fake.apiBase}/accounts/${fake.accountId}/ai-gateway/gateways`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${fake.apiToken}`, "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    const good = { id: "ok-gw", cache_invalidate_on_update: false, cache_ttl: 0, collect_logs: true, rate_limiting_interval: 0, rate_limiting_limit: 0, rate_limiting_technique: "fixed" };
+    for (const bad of [{ ...good, id: "Bad Id" }, { ...good, rate_limiting_technique: "leaky" }, { id: "x" }]) {
+      const res = await post(bad);
+      expect(res.status).toBe(400);
+      expect(await res.json()).toMatchObject({ success: false, errors: [{ code: 7001 }], messages: [], result: null });
+    }
+    const created = await (await post(good)).json();
+    expect(created.result).toMatchObject({ id: "ok-gw", created_at: expect.any(String), modified_at: expect.any(String) });
   });
 
   test("a failing Cloudflare API degrades to REST and says why, without throwing", async () => {
@@ -63,7 +118,11 @@ describe("gateway bootstrap", () => {
   });
 
   test("a refused token on create degrades to REST", async () => {
-    fake.replies.management.push({ status: 404, json: { success: false, errors: [] } }, envelope(null, 403, [{ code: 10000, message: "Authentication error" }]));
+    fake.replies.management.push(
+      { status: 404, json: { success: false, errors: [] } },
+      envelope(null, 403, [{ code: 10000, message: "Authentication error" }]),
+      envelope(null, 403, [{ code: 10000, message: "Authentication error" }]),
+    );
     expect(await boot()).toBe("rest");
     expect(logs.join("\n")).toContain("cannot create AI Gateway 'sam-gw' (HTTP 403: Authentication error)");
   });

@@ -18,15 +18,32 @@ export const WORKERS_AI_MODELS: readonly CatalogueModel[] = [
   { id: "@cf/google/gemma-3-12b-it", tools: false, contextLength: 80_000, ownedBy: "google" },
 ];
 
+/** Workers AI's embedding models on the same OpenAI-compatible base (`POST /v1/embeddings`). */
+export type EmbeddingModel = { id: string; dimensions: number; contextLength: number; ownedBy: string };
+
+export const WORKERS_AI_EMBEDDING_MODELS: readonly EmbeddingModel[] = [
+  { id: "@cf/baai/bge-small-en-v1.5", dimensions: 384, contextLength: 512, ownedBy: "baai" },
+  { id: "@cf/baai/bge-base-en-v1.5", dimensions: 768, contextLength: 512, ownedBy: "baai" },
+  { id: "@cf/baai/bge-large-en-v1.5", dimensions: 1024, contextLength: 512, ownedBy: "baai" },
+  { id: "@cf/baai/bge-m3", dimensions: 1024, contextLength: 8192, ownedBy: "baai" },
+];
+
+/** The catalogue entry for `id`, or undefined for a model SAM knows nothing about (a generic upstream's). */
+export function catalogueModel(id: string): CatalogueModel | undefined {
+  return WORKERS_AI_MODELS.find((m) => m.id === id);
+}
+
 /** One entry of `GET /v1/models`: OpenAI's model object plus SAM's capability fields. */
-export function modelObject(m: CatalogueModel | { id: string }, created: number) {
-  const known = "tools" in m ? m : WORKERS_AI_MODELS.find((c) => c.id === m.id);
+export function modelObject(m: { id: string }, created: number) {
+  const known = catalogueModel(m.id);
+  const embedding = known ? undefined : WORKERS_AI_EMBEDDING_MODELS.find((e) => e.id === m.id);
+  const capabilities = known ? { tools: known.tools } : embedding ? { tools: false, embeddings: true, dimensions: embedding.dimensions } : null;
   return {
     id: m.id,
     object: "model" as const,
     created,
-    owned_by: known?.ownedBy ?? "upstream",
-    capabilities: known ? { tools: known.tools } : null,
-    context_length: known?.contextLength ?? null,
+    owned_by: known?.ownedBy ?? embedding?.ownedBy ?? "upstream",
+    capabilities,
+    context_length: known?.contextLength ?? embedding?.contextLength ?? null,
   };
 }

@@ -1,6 +1,7 @@
 /**
- * The inference surface as a Hono app the edge mounts at its root: `POST /v1/chat/completions`,
- * `POST /v1/responses` (bridged onto chat completions in `responses/`), `GET /v1/models` (API keys and task inference tokens) and `GET /api/usage` (the admin sees every key,
+ * The inference surface as a Hono app the edge mounts at its root: `POST /v1/chat/completions`, `POST /v1/embeddings`,
+ * `POST /v1/responses` (bridged onto chat completions in `responses/`), `GET /v1/models` (API keys and task
+ * inference tokens) and `GET /api/usage` (the admin sees every key,
  * a key sees its own). Requests are checked here, forwarded to the upstream chosen in `upstream.ts`, and
  * answered in OpenAI's shape; usage is tallied in memory and flushed off the request path.
  */
@@ -14,14 +15,15 @@ import type { Client } from "../db/client.ts";
 import { renderError, renderNotFound } from "../http-errors.ts";
 import type { InferenceConfig } from "./config.ts";
 import { Deadlines } from "./deadlines.ts";
-import { modelObject, WORKERS_AI_MODELS } from "./models.ts";
+import { EmbeddingRequest, finishEmbeddings, upstreamEmbeddingBody } from "./embeddings.ts";
+import { modelObject, WORKERS_AI_EMBEDDING_MODELS, WORKERS_AI_MODELS } from "./models.ts";
 import { normaliseCompletion } from "./normalise.ts";
 import { RateLimiter, rateLimitHeaders } from "./rate-limit.ts";
 import { mountResponses } from "./responses/routes.ts";
 import { ResponseStore } from "./responses/store.ts";
 import { ChatRequest } from "./schema.ts";
 import { proxyStream, StreamNormaliser } from "./stream.ts";
-import { chatUpstreams, configuredMode, notConfiguredMessage, type InferenceCaller, type Upstream, type UpstreamMode } from "./upstream.ts";
+import { chatUpstreams, configuredMode, notConfiguredMessage, type InferenceCaller, type Operation, type Upstream, type UpstreamMode } from "./upstream.ts";
 import { estimateTokens, UsageRecorder } from "./usage.ts";
 
 export type InferenceDeps = {
@@ -122,9 +124,13 @@ async function readBody(req: Request, max: number): Promise<string> {
 function upstreamMessage(text: string): string {
   try {
     const body = JSON.parse(text) as Record<string, unknown>;
-    const err = body.error as Record<string, unknown> | string | undefined;
+    const err = body.error as Record<string, unknown> | string | { message?: unknown }[] | undefined;
     if (typeof err === "string") return err.slice(0, 300);
-    if (err && typeof err.message === "string") return err.message.slice(0, 300);
+    // AI Gateway's own errors: `error: [{ code, message }]`.
+    if (Array.isArray(err)) {
+      const messages = err.map((e) => e?.message).filter((m): m is string => typeof m === "string");
+      if (messages.length) return messages.join("; ").slice(0, 300);
+    } else if (err && typeof err.message === "string") return err.message.slice(0, 300);
     const errors = body.errors as { message?: unknown }[] | undefined;
     if (Array.isArray(errors) && typeof errors[0]?.message === "string") return errors[0].message.slice(0, 300);
   } catch {
@@ -163,6 +169,16 @@ function respond(body: BodyInit, contentType: string, ...headerSets: Record<stri
   return res;
 }
 
+/**
+ * AI Gateway's `cf-aig-*` response headers (log id, cache status, …), copied for the client: the log id is how
+ * a user finds the request in the gateway's logs.
+ */
+function gatewayHeaders(from: Headers, into: Record<string, string>): void {
+  from.forEach((value, name) => {
+    if (name.startsWith("cf-aig-")) into[name] = value;
+  });
+}
+
 /** How long an upstream call runs before the client's disconnect is watched for (see `send`). */
 export const CLIENT_WATCH_AFTER_MS = 20;
 
@@ -184,6 +200,10 @@ export function createInferenceRoutes(deps: InferenceDeps): Inference {
   const limiter = new RateLimiter();
   const deadlines = new Deadlines(inference.firstByteTimeoutMs);
   const clientWatch = new Deadlines(CLIENT_WATCH_AFTER_MS);
+  const idle = {
+    deadlines: new Deadlines(config.timeouts.inferenceIdle),
+    message: `the upstream model server sent nothing for ${config.timeouts.inferenceIdle / 1000}s (SAM_INFERENCE_IDLE_TIMEOUT); retry the request`,
+  };
   const usage = new UsageRecorder(deps.db, inference.usageFlushMs, log);
   let mode = configuredMode(config);
   const app = new Hono();
@@ -192,6 +212,8 @@ export function createInferenceRoutes(deps: InferenceDeps): Inference {
 
   const allowedModels = (): readonly string[] | null =>
     inference.models ?? (mode === "openai-compatible" ? null : WORKERS_AI_MODELS.map((m) => m.id));
+  const allowedEmbeddingModels = (): readonly string[] | null =>
+    inference.models ?? (mode === "openai-compatible" ? null : WORKERS_AI_EMBEDDING_MODELS.map((m) => m.id));
 
   /**
    * One upstream call with a deadline for its first byte; the client's disconnect aborts it too, also later
@@ -262,26 +284,44 @@ export function createInferenceRoutes(deps: InferenceDeps): Inference {
         log(`sam inference: the ${u.path} upstream answered HTTP ${res.status}; retrying on ${upstreams[i + 1]!.path}`);
         continue;
       }
+      if ((res.status === 401 || res.status === 403) && u.path === "gateway" && !last) {
+        // An authenticated gateway SAM holds no (or a wrong) CF_AIG_TOKEN for: REST still serves the request.
+        const detail = upstreamMessage(await res.text().catch(() => ""));
+        call.release();
+        fallback = `gateway: HTTP ${res.status} ${detail}`.slice(0, 200);
+        log(`sam inference: the gateway refused SAM (HTTP ${res.status}: ${detail}); check CF_AIG_TOKEN against the gateway's authentication setting; retrying on ${upstreams[i + 1]!.path}`);
+        continue;
+      }
       return { ...call, upstream: u, fallback };
     }
   }
 
-  /** What every `/v1` POST does before looking at its fields: caller, rate limit, body as text and JSON. */
-  async function admit(c: Context): Promise<Admitted> {
+  /** The caller, within its rate limit; the limit headers go on every answer. */
+  async function admit(c: Context): Promise<{ caller: InferenceCaller; limitHeaders: Record<string, string> }> {
     const caller = await inferenceCaller(c, authenticate);
     const decision = limiter.take(caller.keyId, caller.rateLimitPerMinute ?? inference.rateLimitPerMinute);
     const limitHeaders = rateLimitHeaders(decision);
     if (!decision.allowed) {
       throw new HttpError(429, `rate limit reached: ${decision.limit} requests per minute for this key; retry after ${decision.retryAfterSeconds}s`, { code: "rate_limit_exceeded", headers: limitHeaders });
     }
+    return { caller, limitHeaders };
+  }
+
+  /** The request body as text and JSON, within the size limit. */
+  async function jsonBody(c: Context, what: string): Promise<{ text: string; json: unknown }> {
     const text = await readBody(c.req.raw, inference.maxBodyBytes);
-    if (text.trim() === "") throw new HttpError(400, "request body is empty; send a JSON request", { code: "invalid_json" });
-    let json: unknown;
+    if (text.trim() === "") throw new HttpError(400, `request body is empty; send a JSON ${what}`, { code: "invalid_json" });
     try {
-      json = JSON.parse(text);
+      return { text, json: JSON.parse(text) };
     } catch {
       throw new HttpError(400, "request body is not valid JSON", { code: "invalid_json" });
     }
+  }
+
+  /** What every `/v1` POST of the Responses bridge does before looking at its fields: caller, limit, body. */
+  async function admitted(c: Context): Promise<Admitted> {
+    const { caller, limitHeaders } = await admit(c);
+    const { text, json } = await jsonBody(c, "request");
     return { caller, limitHeaders, text, json };
   }
 
@@ -290,31 +330,49 @@ export function createInferenceRoutes(deps: InferenceDeps): Inference {
    * refused becomes the `HttpError` to answer with. `samHeaders` name the path that served it.
    */
   async function complete(caller: InferenceCaller, model: string, body: string, client: Request): Promise<Completed> {
-    const allowed = allowedModels();
+    const attempt = await forward(upstreamsFor(caller, model, allowedModels(), "chat/completions"), body, client);
+    const samHeaders = samHeadersOf(attempt);
+    if (!attempt.res.ok) throw await failure(attempt, samHeaders);
+    return { res: attempt.res, release: attempt.release, samHeaders };
+  }
+
+  /** The upstreams for `model` and `op`, refusing a model not enabled here or a proxy with no upstream. */
+  function upstreamsFor(caller: InferenceCaller, model: string, allowed: readonly string[] | null, op: Operation): Upstream[] {
     if (allowed && !allowed.includes(model)) {
       throw new HttpError(404, `the model '${model}' does not exist or is not enabled here; GET /v1/models lists the models you can use`, { code: "model_not_found", type: "invalid_request_error" });
     }
-    const upstreams = chatUpstreams(config, mode, caller, model);
+    const upstreams = chatUpstreams(config, mode, caller, model, op);
     if (upstreams.length === 0) {
       throw new HttpError(503, notConfiguredMessage(config), { code: "inference_not_configured", headers: { "x-should-retry": "false" } });
     }
-    const attempt = await forward(upstreams, body, client);
-    const { res, upstream, release } = attempt;
-    if (!res.ok) {
-      const err = await upstreamError(res, upstream.path);
-      release();
-      throw err;
-    }
-    const samHeaders: Record<string, string> = { [UPSTREAM_HEADER]: upstream.path };
+    return upstreams;
+  }
+
+  /** SAM's headers for an answer from `attempt`: which upstream, why not the first, the gateway's own. */
+  function samHeadersOf(attempt: Attempt): Record<string, string> {
+    const samHeaders: Record<string, string> = { [UPSTREAM_HEADER]: attempt.upstream.path };
     if (attempt.fallback) samHeaders[FALLBACK_HEADER] = attempt.fallback;
-    return { res, release, samHeaders };
+    if (attempt.upstream.path === "gateway") gatewayHeaders(attempt.res.headers, samHeaders);
+    return samHeaders;
+  }
+
+  /** An upstream's error answer as the client's error, carrying SAM's headers. */
+  async function failure(attempt: Attempt, samHeaders: Record<string, string>): Promise<HttpError> {
+    const err = await upstreamError(attempt.res, attempt.upstream.path);
+    attempt.release();
+    Object.assign(err.headers, samHeaders);
+    return err;
   }
 
   app.post("/v1/chat/completions", async (c) => {
-    const { caller, limitHeaders, text, json } = await admit(c);
+    const { caller, limitHeaders } = await admit(c);
+    const { text, json } = await jsonBody(c, "chat completion request");
     const request = parseOrThrow(ChatRequest, json);
-    const { res, release, samHeaders } = await complete(caller, request.model, text, c.req.raw);
-
+    const upstreams = upstreamsFor(caller, request.model, allowedModels(), "chat/completions");
+    const attempt = await forward(upstreams, text, c.req.raw);
+    const { res, release } = attempt;
+    const samHeaders = samHeadersOf(attempt);
+    if (!res.ok) throw await failure(attempt, samHeaders);
     const toolNames = request.tools?.length ? new Set(request.tools.map((t) => t.function.name)) : NO_TOOLS;
     const seed = `chatcmpl-${crypto.randomUUID()}`;
     const record = (u: { promptTokens: number; completionTokens: number } | null, completionChars: number) => {
@@ -333,7 +391,7 @@ export function createInferenceRoutes(deps: InferenceDeps): Inference {
       const body = proxyStream(res.body, normaliser, (end) => {
         release();
         record(end.usage, end.completionChars);
-      });
+      }, idle);
       return respond(body, "text/event-stream; charset=utf-8", limitHeaders, samHeaders, STREAM_HEADERS);
     }
     let raw: string;
@@ -347,13 +405,38 @@ export function createInferenceRoutes(deps: InferenceDeps): Inference {
     return respond(out.body, "application/json", limitHeaders, samHeaders);
   });
 
+  app.post("/v1/embeddings", async (c) => {
+    const { caller, limitHeaders } = await admit(c);
+    const { text, json } = await jsonBody(c, "embeddings request");
+    const request = parseOrThrow(EmbeddingRequest, json);
+    const upstreams = upstreamsFor(caller, request.model, allowedEmbeddingModels(), "embeddings");
+    const base64 = request.encoding_format === "base64";
+    const attempt = await forward(upstreams, upstreamEmbeddingBody(text, request, base64), c.req.raw);
+    const samHeaders = samHeadersOf(attempt);
+    if (!attempt.res.ok) throw await failure(attempt, samHeaders);
+    let raw: string;
+    try {
+      raw = await attempt.res.text();
+    } finally {
+      attempt.release();
+    }
+    const out = finishEmbeddings(raw, base64);
+    usage.record({
+      keyId: caller.keyId,
+      keyName: caller.name,
+      model: request.model,
+      promptTokens: out.promptTokens ?? estimateTokens(text.length),
+      completionTokens: 0,
+      estimated: out.promptTokens === null,
+    });
+    return respond(out.body, "application/json", limitHeaders, samHeaders);
+  });
+
   app.get("/v1/models", async (c) => {
     await inferenceCaller(c, authenticate);
     const created = Math.floor(Date.now() / 1000);
-    const allowed = allowedModels();
-    if (allowed) {
-      return c.json({ object: "list", data: allowed.map((id) => modelObject(WORKERS_AI_MODELS.find((m) => m.id === id) ?? { id }, created)) });
-    }
+    const allowed = inference.models ?? (mode === "openai-compatible" ? null : [...allowedModels()!, ...allowedEmbeddingModels()!]);
+    if (allowed) return c.json({ object: "list", data: allowed.map((id) => modelObject({ id }, created)) });
     // A generic upstream without an allowlist: its own list is the truth.
     const headers: Record<string, string> = {};
     if (config.inference.key) headers.authorization = `Bearer ${config.inference.key}`;
@@ -393,12 +476,13 @@ export function createInferenceRoutes(deps: InferenceDeps): Inference {
   });
 
   mountResponses(app, {
-    admit,
+    admit: admitted,
     complete,
     caller: (c) => inferenceCaller(c, authenticate),
     respond,
     usage,
     store: new ResponseStore(deps.db, config.timeouts.responseRetention, inference.maxBodyBytes),
+    idle,
     log,
   });
 
@@ -412,6 +496,7 @@ export function createInferenceRoutes(deps: InferenceDeps): Inference {
     close: () => {
       deadlines.close();
       clientWatch.close();
+      idle.deadlines.close();
       return usage.close();
     },
   };

@@ -1,17 +1,22 @@
 /**
  * Streaming chat completions: upstream SSE bytes go to the client as they arrive. Without tools in the
- * request every chunk is forwarded untouched the moment it is read, and only watched (usage, `[DONE]`).
+ * request every complete event is forwarded untouched the moment its last byte is read, and only watched
+ * (usage, `[DONE]`); the one rewrite is `role: "assistant"` added to a choice's first delta when upstream
+ * left it out (Workers AI does; openai-node and LangChain need it). A partial event waits for its end: no
+ * SSE client can act on half an event, and an error event appended later must not land inside one.
  * With tools, events are repaired where broken: text that starts a tool call is held back until it can be
  * told apart from prose, then sent as `tool_calls`; object `arguments`, missing ids and a `stop` finish
  * after tool calls are fixed. The stream always ends with `data: [DONE]`. Cancelling the returned stream
  * (a client that went away) cancels the upstream body, which aborts the upstream request.
  */
+import type { Deadlines } from "./deadlines.ts";
 import { readUsage, type Usage } from "./normalise.ts";
 import { parseTextToolCalls, repairToolCall, toolCallStart, toToolCalls } from "./tool-calls.ts";
 
 export type StreamEnd = { usage: Usage | null; completionChars: number; completed: boolean };
 
 type ChoiceState = {
+  roleSent: boolean;
   held: string;
   holding: "no" | "partial" | "tag" | "json";
   sawText: boolean;
@@ -22,6 +27,27 @@ type ChoiceState = {
 
 const encoder = new TextEncoder();
 const EVENT_END = /\r?\n\r?\n/;
+const LF = 10;
+const CR = 13;
+
+/**
+ * End (exclusive) of the first complete SSE event in `b` at or after `from`, or -1: the bytes form of
+ * `EVENT_END`, a line feed followed by an optional carriage return and a line feed.
+ */
+function eventEnd(b: Uint8Array, from: number): number {
+  for (let i = b.indexOf(LF, from); i !== -1; i = b.indexOf(LF, i + 1)) {
+    if (b[i + 1] === LF) return i + 2;
+    if (b[i + 1] === CR && b[i + 2] === LF) return i + 3;
+  }
+  return -1;
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const all = new Uint8Array(a.byteLength + b.byteLength);
+  all.set(a);
+  all.set(b, a.byteLength);
+  return all;
+}
 
 function dataOf(event: string): string | null {
   let data: string | null = null;
@@ -33,9 +59,24 @@ function dataOf(event: string): string | null {
 
 const sse = (value: unknown) => `data: ${JSON.stringify(value)}\n\n`;
 
+/** Stateless (no `stream` option): complete events never split a UTF-8 sequence. */
+const utf8 = new TextDecoder();
+
+/** Give a choice's delta `role: "assistant"` (first, as OpenAI orders it) if it has none; true if changed. */
+function withRole(choice: Record<string, unknown>): boolean {
+  const delta = choice.delta;
+  if (typeof delta === "object" && delta !== null && "role" in delta) return false;
+  choice.delta = { role: "assistant", ...(typeof delta === "object" && delta !== null ? delta : {}) };
+  return true;
+}
+
 export class StreamNormaliser {
   private readonly decoder = new TextDecoder();
   private buffer = "";
+  /** Without tools: the bytes of an event not yet complete. */
+  private pending: Uint8Array | null = null;
+  /** Without tools: choice indices whose first delta went out. */
+  private readonly seenChoices = new Set<number>();
   private sawDone = false;
   private usage: Usage | null = null;
   private completionChars = 0;
@@ -48,12 +89,8 @@ export class StreamNormaliser {
 
   /** Bytes in from upstream; bytes out to the client, now. */
   push(bytes: Uint8Array): Uint8Array[] {
+    if (this.toolNames.size === 0) return this.passThrough(bytes);
     this.buffer += this.decoder.decode(bytes, { stream: true });
-    if (this.toolNames.size === 0) {
-      // Forward untouched; read the events only to learn usage and whether [DONE] came.
-      this.drainEvents((event) => { this.watch(event); });
-      return [bytes];
-    }
     const out: string[] = [];
     this.drainEvents((event) => { out.push(...this.repair(event)); });
     return out.length === 0 ? [] : [encoder.encode(out.join(""))];
@@ -61,25 +98,60 @@ export class StreamNormaliser {
 
   /** The upstream body ended: release what was held and make sure `[DONE]` closes the stream. */
   end(): Uint8Array[] {
-    const tail = this.buffer + this.decoder.decode();
-    this.buffer = "";
-    const out: string[] = [];
-    if (tail.trim() !== "") {
-      const event = tail + "\n\n";
-      if (this.toolNames.size === 0) {
-        this.watch(event);
-        out.push(tail.endsWith("\n") ? "\n" : "\n\n");
-      } else out.push(...this.repair(event));
+    const out: Uint8Array[] = [];
+    const text: string[] = [];
+    if (this.toolNames.size === 0) {
+      const tail = this.pending;
+      this.pending = null;
+      if (tail !== null) {
+        const event = utf8.decode(tail);
+        const rewritten = event.trim() === "" ? null : this.watch(event + "\n\n");
+        if (rewritten !== null) text.push(rewritten);
+        else {
+          out.push(tail);
+          if (event.trim() !== "") text.push(event.endsWith("\n") ? "\n" : "\n\n");
+        }
+      }
+    } else {
+      const tail = this.buffer + this.decoder.decode();
+      this.buffer = "";
+      if (tail.trim() !== "") text.push(...this.repair(tail + "\n\n"));
     }
     if (!this.sawDone) {
       for (const [index, st] of this.choices) {
-        out.push(...this.release(st, index));
-        if (st.sawToolCalls && !st.finished) out.push(this.chunk({ index, delta: {}, finish_reason: "tool_calls" }));
+        text.push(...this.release(st, index));
+        if (st.sawToolCalls && !st.finished) text.push(this.chunk({ index, delta: {}, finish_reason: "tool_calls" }));
       }
-      out.push("data: [DONE]\n\n");
+      text.push("data: [DONE]\n\n");
       this.sawDone = true;
     }
-    return out.length === 0 ? [] : [encoder.encode(out.join(""))];
+    if (text.length > 0) out.push(encoder.encode(text.join("")));
+    return out;
+  }
+
+  /**
+   * Without tools: complete events go out as the upstream's own bytes (views, no copy), except a choice's
+   * first delta without a role, which is re-encoded with one.
+   */
+  private passThrough(bytes: Uint8Array): Uint8Array[] {
+    const pending = this.pending;
+    const data = pending === null ? bytes : concat(pending, bytes);
+    const out: Uint8Array[] = [];
+    let start = 0;
+    let sent = 0;
+    // Bytes of `pending` were scanned already; only its last two could begin an event end.
+    for (let end = eventEnd(data, pending === null ? 0 : Math.max(0, pending.byteLength - 2)); end !== -1; end = eventEnd(data, start)) {
+      const rewritten = this.watch(utf8.decode(data.subarray(start, end)));
+      if (rewritten !== null) {
+        if (start > sent) out.push(data.subarray(sent, start));
+        out.push(encoder.encode(rewritten));
+        sent = end;
+      }
+      start = end;
+    }
+    if (start > sent) out.push(data.subarray(sent, start));
+    this.pending = start === data.byteLength ? null : data.slice(start);
+    return out;
   }
 
   /** An upstream failure after the stream began: an error event OpenAI clients raise, then `[DONE]`. */
@@ -120,21 +192,29 @@ export class StreamNormaliser {
     if (typeof chunk.model === "string") this.template.model = chunk.model;
   }
 
-  private watch(event: string): void {
+  /** Read an event passed through; returns it re-encoded when a choice's first delta needs a role, else null. */
+  private watch(event: string): string | null {
     const { data, chunk } = this.parse(event);
     if (data === "[DONE]") this.sawDone = true;
-    if (!chunk) return;
+    if (!chunk) return null;
     this.note(chunk);
-    if (!Array.isArray(chunk.choices)) return;
-    for (const c of chunk.choices as { delta?: { content?: unknown } }[]) {
-      if (typeof c.delta?.content === "string") this.completionChars += c.delta.content.length;
-    }
+    if (!Array.isArray(chunk.choices)) return null;
+    let changed = false;
+    (chunk.choices as Record<string, unknown>[]).forEach((c, i) => {
+      const delta = c.delta as { content?: unknown; role?: unknown } | undefined;
+      if (typeof delta?.content === "string") this.completionChars += delta.content.length;
+      const index = typeof c.index === "number" ? c.index : i;
+      if (this.seenChoices.has(index)) return;
+      this.seenChoices.add(index);
+      if (withRole(c)) changed = true;
+    });
+    return changed ? sse(chunk) : null;
   }
 
   private state(index: number): ChoiceState {
     let st = this.choices.get(index);
     if (!st) {
-      st = { held: "", holding: "no", sawText: false, sawToolCalls: false, toolIndices: new Set(), finished: false };
+      st = { roleSent: false, held: "", holding: "no", sawText: false, sawToolCalls: false, toolIndices: new Set(), finished: false };
       this.choices.set(index, st);
     }
     return st;
@@ -167,6 +247,10 @@ export class StreamNormaliser {
     (chunk.choices as Record<string, unknown>[]).forEach((c, i) => {
       const index = typeof c.index === "number" ? c.index : i;
       const st = this.state(index);
+      if (!st.roleSent) {
+        st.roleSent = true;
+        if (withRole(c)) changed = true;
+      }
       const delta = (typeof c.delta === "object" && c.delta !== null ? c.delta : {}) as Record<string, unknown>;
       if (Array.isArray(delta.tool_calls)) {
         (delta.tool_calls as Record<string, unknown>[]).forEach((tc, k) => {
@@ -266,17 +350,37 @@ export class StreamNormaliser {
   }
 }
 
+/** What `proxyStream` watches besides the bytes: a per-read idle deadline and the message it ends with. */
+export type IdleWatch = { deadlines: Deadlines; message: string };
+
 /**
  * The client-facing body: reads upstream as the client reads (no buffering ahead), and calls `onEnd` once,
- * whether the stream completed, failed, or the client went away.
+ * whether the stream completed, failed, went idle, or the client went away. An upstream that sends no byte
+ * within the idle deadline is cancelled and the client gets an error event and `[DONE]` instead of a hang.
  */
-export function proxyStream(upstream: ReadableStream<Uint8Array>, normaliser: StreamNormaliser, onEnd: (end: StreamEnd) => void): ReadableStream<Uint8Array> {
+export function proxyStream(
+  upstream: ReadableStream<Uint8Array>,
+  normaliser: StreamNormaliser,
+  onEnd: (end: StreamEnd) => void,
+  idle?: IdleWatch,
+): ReadableStream<Uint8Array> {
   const reader = upstream.getReader();
   let ended = false;
+  let wentIdle = false;
   const finish = (completed: boolean) => {
     if (ended) return;
     ended = true;
     onEnd(normaliser.result(completed));
+  };
+  const onIdle = () => {
+    wentIdle = true;
+    // A pending read then resolves as done; `wentIdle` tells it apart from a clean end.
+    reader.cancel(new DOMException("upstream idle", "TimeoutError")).catch(() => {});
+  };
+  const fail = (controller: ReadableStreamDefaultController<Uint8Array>, message: string) => {
+    controller.enqueue(normaliser.fail(message));
+    controller.close();
+    finish(false);
   };
   return new ReadableStream<Uint8Array>({
     // A pull that enqueues nothing is not called again (Deno, Bun and Node alike): keep reading until a read
@@ -284,15 +388,16 @@ export function proxyStream(upstream: ReadableStream<Uint8Array>, normaliser: St
     async pull(controller) {
       for (;;) {
         let read: Awaited<ReturnType<typeof reader.read>>;
+        const stopWatch = idle?.deadlines.add(onIdle);
         try {
           read = await reader.read();
         } catch {
           if (ended) return;
-          controller.enqueue(normaliser.fail("the upstream model server broke off the stream; retry the request"));
-          controller.close();
-          finish(false);
-          return;
+          return fail(controller, wentIdle ? idle!.message : "the upstream model server broke off the stream; retry the request");
+        } finally {
+          stopWatch?.();
         }
+        if (wentIdle) return ended ? undefined : fail(controller, idle!.message);
         if (read.done) {
           for (const bytes of normaliser.end()) controller.enqueue(bytes);
           controller.close();

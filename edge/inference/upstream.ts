@@ -46,16 +46,19 @@ export function gatewayMetadata(caller: InferenceCaller, model: string): Record<
   return meta;
 }
 
-function restUpstream(cf: Cloudflare): Upstream {
+/** The OpenAI-compatible operations every upstream serves under its `/v1` base. */
+export type Operation = "chat/completions" | "embeddings";
+
+function restUpstream(cf: Cloudflare, op: Operation): Upstream {
   return {
     path: "rest",
-    url: `${cf.apiBase}/accounts/${encodeURIComponent(cf.accountId!)}/ai/v1/chat/completions`,
+    url: `${cf.apiBase}/accounts/${encodeURIComponent(cf.accountId!)}/ai/v1/${op}`,
     headers: { "content-type": "application/json", authorization: `Bearer ${cf.apiToken}` },
   };
 }
 
 /** The upstreams to try, in order: the gateway falls back to REST once; the others have no fallback. */
-export function chatUpstreams(config: EdgeConfig, mode: UpstreamMode, caller: InferenceCaller, model: string): Upstream[] {
+export function chatUpstreams(config: EdgeConfig, mode: UpstreamMode, caller: InferenceCaller, model: string, op: Operation = "chat/completions"): Upstream[] {
   const cf = config.cloudflare;
   switch (mode) {
     case "gateway": {
@@ -66,15 +69,15 @@ export function chatUpstreams(config: EdgeConfig, mode: UpstreamMode, caller: In
         "cf-aig-metadata": JSON.stringify(gatewayMetadata(caller, model)),
       };
       if (cf.aigToken) headers["cf-aig-authorization"] = `Bearer ${cf.aigToken}`;
-      const url = `${cf.gatewayBase}/${encodeURIComponent(cf.accountId!)}/${encodeURIComponent(cf.gatewayId!)}/workers-ai/v1/chat/completions`;
-      return [{ path: "gateway", url, headers }, restUpstream(cf)];
+      const url = `${cf.gatewayBase}/${encodeURIComponent(cf.accountId!)}/${encodeURIComponent(cf.gatewayId!)}/workers-ai/v1/${op}`;
+      return [{ path: "gateway", url, headers }, restUpstream(cf, op)];
     }
     case "rest":
-      return [restUpstream(cf)];
+      return [restUpstream(cf, op)];
     case "openai-compatible": {
       const headers: Record<string, string> = { "content-type": "application/json" };
       if (config.inference.key) headers.authorization = `Bearer ${config.inference.key}`;
-      return [{ path: "openai-compatible", url: `${config.inference.url}/chat/completions`, headers }];
+      return [{ path: "openai-compatible", url: `${config.inference.url}/${op}`, headers }];
     }
     case "none":
       return [];

@@ -17,6 +17,7 @@ const basesArb = fc.record({
   nodeWarm: d(SECOND, 24 * 3600 * SECOND),
   retryBackoff: d(100, 60 * SECOND),
   responseRetention: d(SECOND, 24 * 3600 * SECOND),
+  inferenceIdle: d(SECOND, 10 * MINUTE),
 }) satisfies fc.Arbitrary<Record<TimerBase, number>>;
 const statusArb = fc.constantFrom<ActiveStatus>("queued", "provisioning", "waiting_for_agent", "dispatched", "running");
 

@@ -9,6 +9,7 @@ import { HttpError } from "../../shared/errors.ts";
 import { parseOrThrow, readJsonBody } from "../../shared/validate.ts";
 import { isTerminal, TaskStatus, TaskSubmission } from "../../shared/wire/task.ts";
 import type { Authenticate, Caller } from "../auth/caller.ts";
+import { catalogueModel } from "../inference/models.ts";
 import { guard, type CallerEnv } from "../auth/guard.ts";
 import { runnerDeadline } from "../runner/deadlines.ts";
 import type { Runner } from "../runner/runner.ts";
@@ -31,6 +32,14 @@ const EventsQuery = v.strictObject({
   cursor: v.optional(v.pipe(v.string(), v.regex(/^-?\d{1,15}$/, "cursor must be a nextCursor from a previous page"))),
   limit: v.optional(v.pipe(v.string(), v.regex(/^\d{1,4}$/, "limit must be a number"), v.transform(Number), v.minValue(1), v.maxValue(1000)), "500"),
 });
+
+/** The built-in agent works only through tool calls: a model known not to make them would fail every task. */
+function refuseModelWithoutTools(submission: TaskSubmission): void {
+  if (submission.agent.type !== "builtin" || submission.model === undefined) return;
+  if (catalogueModel(submission.model)?.tools !== false) return;
+  throw new HttpError(400, `the model '${submission.model}' cannot call tools, and the built-in agent works through tool calls: ` +
+    "choose a model whose capabilities.tools is true (GET /v1/models), or run your own agent with agent.type \"command\"", { code: "model_without_tools" });
+}
 
 /** How often an SSE follower re-reads the database when no in-process wake-up came (another instance wrote). */
 const FOLLOW_POLL_MS = 250;
@@ -57,6 +66,7 @@ export function taskRoutes(d: TaskRouteDeps): Hono<CallerEnv> {
     const header = c.req.header("Idempotency-Key");
     const idem = header === undefined ? null : parseOrThrow(IdempotencyKey, header);
     const submission = parseOrThrow(TaskSubmission, await readJsonBody(c.req.raw));
+    refuseModelWithoutTools(submission);
     const now = Date.now();
     const { task, created } = await d.tasks.submit(caller.keyId, submission, idem, runnerDeadline("queued", now, d.timeouts), now);
     if (!created) return c.json(await viewOf(task), 200);

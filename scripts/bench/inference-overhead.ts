@@ -1,13 +1,15 @@
 /**
- * Inference proxy overhead: the same requests sent straight to an instant OpenAI-compatible
- * upstream ("direct"), through SAM, and through the Portkey gateway, in one run and interleaved in rounds so
- * machine load hits all three alike. Prints latency p50/p99 for non-streaming at concurrency 1 and 32 and
- * time-to-first-chunk for streaming, and the overhead added over direct. SAM is measured under Bun
+ * Inference proxy overhead: the same requests sent straight to an instant OpenAI-compatible upstream
+ * ("direct"), through SAM, and through the Portkey gateway, in one run and interleaved in rounds so machine
+ * load hits all alike. Prints latency p50/p99 for non-streaming at concurrency 1 and 32 and time-to-first-
+ * chunk for streaming, without and with tools (a role-less native tool-call stream, which SAM repairs), the
+ * overhead added over direct, and a summary of SAM's added p50 against the bare forwarder's (the floor) and
+ * Portkey's. SAM is measured under Bun
  * (`Bun.serve`) and under Deno (`Deno.serve`, the edge's production runtime); a bare fetch-forwarding proxy
  * in each runtime shows the floor any proxy there pays. Also printed: the proxy process's CPU time per
  * request (from /proc), which machine load disturbs far less than latency does.
  *
- *   node_modules/.bin/bun scripts/bench/inference-overhead.ts [--rounds 5] [--per-round 300] [--pin] [--base DIR] [--real-auth] [--responses]
+ *   node_modules/.bin/bun scripts/bench/inference-overhead.ts [--rounds 5] [--per-round 300] [--warmup 12000] [--pin] [--base DIR] [--real-auth] [--responses]
  *
  * `--responses`: also SAM's `POST /v1/responses` (bridged onto the same upstream) beside the chat rows:
  * `store: false` as Codex sends it, and stored (one database write per response) under Deno.
@@ -35,6 +37,7 @@ const arg = (name: string, fallback: number) => {
 };
 const ROUNDS = arg("rounds", 5);
 const PER_ROUND = arg("per-round", 300);
+const WARMUP = arg("warmup", 12_000);
 const PIN = process.argv.includes("--pin");
 const REAL_AUTH = process.argv.includes("--real-auth");
 const RESPONSES = process.argv.includes("--responses");
@@ -87,6 +90,12 @@ const body = (stream: boolean) => JSON.stringify({ model: BENCH_MODEL, stream, m
 const BODY = body(false);
 const STREAM_BODY = body(true);
 const responsesBody = (stream: boolean, store: boolean) => JSON.stringify({ model: BENCH_MODEL, stream, store, input: "ping" });
+const TOOL_STREAM_BODY = JSON.stringify({
+  model: BENCH_MODEL,
+  stream: true,
+  messages: [{ role: "user", content: "Weather in Paris?" }],
+  tools: [{ type: "function", function: { name: "get_weather", parameters: { type: "object", properties: { city: { type: "string" } } } } }],
+});
 
 /** Milliseconds for one non-streaming request, body read in full. */
 async function once(t: Target): Promise<number> {
@@ -98,9 +107,9 @@ async function once(t: Target): Promise<number> {
 }
 
 /** Milliseconds to the first streamed chunk; the rest is drained outside the measurement. */
-async function firstChunk(t: Target): Promise<number> {
+async function firstChunk(t: Target, body = STREAM_BODY): Promise<number> {
   const start = performance.now();
-  const res = await fetch(t.url, { method: "POST", headers: t.headers, body: t.streamBody ?? STREAM_BODY });
+  const res = await fetch(t.url, { method: "POST", headers: t.headers, body: body === STREAM_BODY ? t.streamBody ?? body : body });
   const reader = res.body!.getReader();
   await reader.read();
   const ms = performance.now() - start;
@@ -177,15 +186,18 @@ async function main() {
     { name: "non-streaming, concurrency 1", run: async (t: Target) => { const xs = []; for (let i = 0; i < PER_ROUND; i++) xs.push(await once(t)); return xs; } },
     { name: "non-streaming, concurrency 32", run: (t: Target) => concurrent(t, PER_ROUND * 4, 32) },
     { name: "streaming, time to first chunk", run: async (t: Target) => { const xs = []; for (let i = 0; i < PER_ROUND; i++) xs.push(await firstChunk(t)); return xs; } },
+    { name: "streaming with tools, time to first chunk", run: async (t: Target) => { const xs = []; for (let i = 0; i < PER_ROUND; i++) xs.push(await firstChunk(t, TOOL_STREAM_BODY)); return xs; } },
   ];
+  const summary: string[] = [];
 
   // Warm up every path (JIT, keep-alive connections) before measuring. Under Bun, SAM's CPU per request
   // settles only after ~10,000 requests (JIT tiers): with 200 warm-up requests the c=32 rows measured the
   // warm-up (first rounds ≈ 60–80 µs, then ≈ 42 µs, in inference-bisect.ts), which no long-running edge pays.
   for (const t of targets) {
     for (let i = 0; i < 200; i++) await once(t);
-    await concurrent(t, 12_000, 32);
+    await concurrent(t, WARMUP, 32);
     for (let i = 0; i < 200; i++) await firstChunk(t);
+    for (let i = 0; i < 200; i++) await firstChunk(t, TOOL_STREAM_BODY);
   }
 
   console.log(`\nrounds ${ROUNDS} × ${PER_ROUND} requests per target (×4 at concurrency 32), interleaved${PIN ? ", pinned" : ""}${REAL_AUTH ? ", SAM with the edge's key check" : ""}; ms\n`);
@@ -210,7 +222,18 @@ async function main() {
       const perRequest = t.pid ? ((cpu.get(t.name)! * 1000) / xs.length).toFixed(0) : "—";
       console.log(`| ${sc.name} | ${t.name} | ${p50.toFixed(3)} | ${p99.toFixed(3)} | ${added[0]} | ${added[1]} | ${perRequest} |`);
     }
+    const added = (name: string) => pct(samples.get(name)!, 50) - pct(d, 50);
+    for (const rt of ["Deno", "Bun"]) {
+      const sam = added(`SAM (${rt})`);
+      const floor = added(`bare proxy (${rt})`);
+      const portkey = added("Portkey (Bun)");
+      summary.push(`| ${sc.name} | ${rt} | ${sam.toFixed(3)} | ${floor.toFixed(3)} | ${(sam / floor).toFixed(2)}× | ${portkey.toFixed(3)} | ${sam < portkey ? "yes" : "no"} |`);
+    }
   }
+  console.log("\nSAM's added p50 against the floor (a bare fetch forwarder in the same runtime) and Portkey; ms\n");
+  console.log("| scenario | runtime | SAM added p50 | floor added p50 | SAM ÷ floor | Portkey added p50 | SAM ahead of Portkey |");
+  console.log("| --- | --- | ---: | ---: | ---: | ---: | --- |");
+  for (const line of summary) console.log(line);
 }
 
 try {

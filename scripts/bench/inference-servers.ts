@@ -36,6 +36,9 @@ export const COMPLETION = JSON.stringify({
 const chunkOf = (delta: object, finish: string | null) =>
   `data: ${JSON.stringify({ id: "chatcmpl-bench", object: "chat.completion.chunk", created: 1_700_000_000, model: BENCH_MODEL, choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`;
 export const STREAM = chunkOf({ role: "assistant", content: "" }, null) + chunkOf({ content: "ok" }, null) + chunkOf({}, "stop") + "data: [DONE]\n\n";
+/** A streamed native tool call as Workers AI sends it: no `role` in the first delta. */
+export const TOOL_STREAM = chunkOf({ tool_calls: [{ index: 0, id: "call_bench", type: "function", function: { name: "get_weather", arguments: "" } }] }, null) +
+  chunkOf({ tool_calls: [{ index: 0, function: { arguments: "{\"city\":\"Paris\"}" } }] }, null) + chunkOf({}, "tool_calls") + "data: [DONE]\n\n";
 
 export type Handler = (req: Request) => Response | Promise<Response>;
 type DenoServe = { serve(opts: { port: number; hostname: string; onListen(addr: { port: number }): void }, h: Handler): unknown };
@@ -53,8 +56,8 @@ export function serve(handler: Handler): void {
 
 function upstream() {
   serve(async (req) => {
-    const body = await req.json() as { stream?: boolean };
-    if (body.stream) return new Response(STREAM, { headers: { "content-type": "text/event-stream" } });
+    const body = await req.json() as { stream?: boolean; tools?: unknown[] };
+    if (body.stream) return new Response(body.tools ? TOOL_STREAM : STREAM, { headers: { "content-type": "text/event-stream" } });
     return new Response(COMPLETION, { headers: { "content-type": "application/json" } });
   });
 }

@@ -79,7 +79,7 @@ export const TaskAgent = v.variant("type", [
 ]);
 export type TaskAgent = v.InferOutput<typeof TaskAgent>;
 
-export const ModelName = v.pipe(v.string(), v.minLength(1), v.maxLength(200), v.regex(/^[\w@./:-]+$/, "model must be a model id such as @cf/qwen/qwen2.5-coder-32b-instruct"));
+export const ModelName = v.pipe(v.string(), v.minLength(1), v.maxLength(200), v.regex(/^[\w@./:-]+$/, "model must be a model id such as @cf/qwen/qwen3-30b-a3b-fp8"));
 
 /** `POST /api/tasks` body. Unknown fields are refused so typos are not silently ignored. */
 export const TaskSubmission = v.strictObject({

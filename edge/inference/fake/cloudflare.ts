@@ -1,11 +1,13 @@
 /**
  * A Cloudflare fake for tests and benchmarks (this machine cannot reach Cloudflare): one HTTP server on an
  * ephemeral loopback port serving
- *   - the Workers AI REST endpoint  `/client/v4/accounts/{account}/ai/v1/chat/completions`,
+ *   - the Workers AI REST endpoints `/client/v4/accounts/{account}/ai/v1/{chat/completions,embeddings}`,
  *   - the AI Gateway endpoint       `/v1/{account}/{gateway}/workers-ai/v1/chat/completions`
  *     (checks `Authorization`, `cf-aig-authorization` on an authenticated gateway and `cf-aig-metadata`),
- *   - the gateway management API    `/client/v4/accounts/{account}/ai-gateway/gateways[/{id}]`
- *     with Cloudflare's `{ success, errors, messages, result }` envelope,
+ *   - the gateway management API    `/client/v4/accounts/{account}/ai-gateway/gateways[/{id}]` (GET, POST,
+ *     PUT) as Cloudflare's API schema describes it: gateway objects with `created_at`/`modified_at`, create
+ *     and update bodies validated (required fields, enums, the id pattern) with the one documented error
+ *     (400, code 7001), everything in the `{ success, errors, messages, result }` envelope,
  *   - a plain OpenAI-compatible server under `/openai/v1` (a stand-in for llama.cpp/vLLM/Ollama).
  * Every request is recorded; replies are scripted per test through queues, with a default text answer.
  */
@@ -39,7 +41,46 @@ export type RecordedRequest = {
   body: unknown;
 };
 
-export type FakeGateway = { id: string; authentication: boolean; collect_logs: boolean; rate_limiting_limit: number; rate_limiting_interval: number; [k: string]: unknown };
+export type FakeGateway = {
+  id: string;
+  authentication: boolean;
+  collect_logs: boolean;
+  rate_limiting_limit: number | null;
+  rate_limiting_interval: number | null;
+  [k: string]: unknown;
+};
+
+/** A gateway as Cloudflare returns it, from the settings given (as a test seeds one that already exists). */
+export function gatewayObject(settings: Partial<FakeGateway> & { id: string }, now = new Date().toISOString()): FakeGateway {
+  return {
+    cache_invalidate_on_update: false,
+    cache_ttl: 0,
+    collect_logs: true,
+    rate_limiting_interval: 0,
+    rate_limiting_limit: 0,
+    rate_limiting_technique: "fixed",
+    authentication: false,
+    created_at: now,
+    modified_at: now,
+    ...settings,
+  };
+}
+
+const GATEWAY_ID = /^[a-z0-9_]+(?:-[a-z0-9_]+)*$/;
+
+/** Create (with `id`) or update body problems, as the schema states them; empty when valid. */
+function gatewayBodyProblems(body: Record<string, unknown> | null, create: boolean): string[] {
+  const b = body ?? {};
+  const out: string[] = [];
+  if (create && !(typeof b.id === "string" && b.id.length >= 1 && b.id.length <= 64 && GATEWAY_ID.test(b.id))) out.push("id: must match ^[a-z0-9_]+(?:-[a-z0-9_]+)*$ (1-64)");
+  for (const k of ["cache_invalidate_on_update", "collect_logs"]) if (typeof b[k] !== "boolean") out.push(`${k}: required boolean`);
+  for (const k of ["cache_ttl", "rate_limiting_interval", "rate_limiting_limit"]) {
+    if (!(k in b) || !(b[k] === null || (typeof b[k] === "number" && (b[k] as number) >= 0))) out.push(`${k}: required number or null`);
+  }
+  if (!["fixed", "sliding"].includes(b.rate_limiting_technique as string)) out.push("rate_limiting_technique: one of fixed, sliding");
+  if ("authentication" in b && typeof b.authentication !== "boolean") out.push("authentication: boolean");
+  return out;
+}
 
 export type CloudflareFake = {
   url: string;
@@ -128,7 +169,19 @@ function validMetadata(raw: string | null): string | null {
   return null;
 }
 
-export function startCloudflareFake(opts: { accountId?: string; apiToken?: string; gatewayToken?: string } = {}): CloudflareFake {
+/** Serves a fetch handler on an ephemeral loopback port; the default is `Bun.serve`, a Deno test passes its own. */
+export type ServeLoopback = (fetch: (req: Request) => Promise<Response>) => { port: number; stop(): Promise<void> };
+
+type BunServe = { serve(o: object): { port: number; stop(force: boolean): Promise<void> } };
+
+const bunServe: ServeLoopback = (fetch) => {
+  // Reached through globalThis so this module also type-checks under Deno, whose tests pass `serve`.
+  const { Bun } = globalThis as unknown as { Bun: BunServe };
+  const server = Bun.serve({ port: 0, hostname: "127.0.0.1", idleTimeout: 30, fetch });
+  return { port: server.port, stop: () => server.stop(true) };
+};
+
+export function startCloudflareFake(opts: { accountId?: string; apiToken?: string; gatewayToken?: string; serve?: ServeLoopback } = {}): CloudflareFake {
   const accountId = opts.accountId ?? "acc123";
   const apiToken = opts.apiToken ?? "cf-token-fake";
   const fake: CloudflareFake = {
@@ -203,7 +256,30 @@ export function startCloudflareFake(opts: { accountId?: string; apiToken?: strin
     if (typeof body.model !== "string" || !Array.isArray(body.messages)) {
       return Response.json({ error: { message: "model and messages are required", type: "invalid_request_error" } }, { status: 400 });
     }
-    return reply(fake.replies[endpoint].shift() ?? defaultChat(endpoint, body), req.signal);
+    const res = await reply(fake.replies[endpoint].shift() ?? defaultChat(endpoint, body), req.signal);
+    if (endpoint === "gateway") {
+      // What AI Gateway adds to every answer it proxies.
+      res.headers.set("cf-aig-log-id", `01J${crypto.randomUUID().replace(/-/g, "").slice(0, 23).toUpperCase()}`);
+      res.headers.set("cf-aig-cache-status", "MISS");
+    }
+    return res;
+  }
+
+  /** Deterministic float vectors (Workers AI answers floats), with the usage Workers AI reports. */
+  function embed(endpoint: FakeEndpoint, req: Request, body: Record<string, unknown>): Promise<Response> | Response {
+    const scripted = fake.replies[endpoint].shift();
+    if (scripted) return reply(scripted, req.signal);
+    const inputs = typeof body.input === "string" ? [body.input] : Array.isArray(body.input) ? body.input : null;
+    if (typeof body.model !== "string" || !inputs || inputs.length === 0) {
+      return Response.json({ error: { message: "model and input are required", type: "invalid_request_error" } }, { status: 400 });
+    }
+    const dims = /bge-small/.test(body.model) ? 384 : /bge-base/.test(body.model) ? 768 : 1024;
+    const data = inputs.map((input, index) => {
+      const seed = JSON.stringify(input).length;
+      return { object: "embedding", index, embedding: Array.from({ length: dims }, (_, i) => Math.fround(((seed * 31 + i) % 97) / 97 - 0.5)) };
+    });
+    const tokens = inputs.reduce((n: number, input) => n + Math.ceil(JSON.stringify(input).length / 4), 0);
+    return Response.json({ object: "list", data, model: body.model, usage: { prompt_tokens: tokens, total_tokens: tokens } });
   }
 
   function management(req: Request, rest: string[], body: Record<string, unknown> | null): Promise<Response> | Response {
@@ -215,34 +291,31 @@ export function startCloudflareFake(opts: { accountId?: string; apiToken?: strin
       return gw ? Response.json({ success: true, errors: [], messages: [], result: gw }) : cfError(404, 7002, "Not Found");
     }
     if (rest.length === 0 && req.method === "POST") {
-      const id = body?.id;
-      if (typeof id !== "string" || !/^[a-z0-9-]{1,64}$/.test(id)) return cfError(400, 7001, "Input Validation Error: id");
-      if (typeof body?.collect_logs !== "boolean" || typeof body?.rate_limiting_limit !== "number") {
-        return cfError(400, 7001, "Input Validation Error: collect_logs, rate_limiting_limit and rate_limiting_interval are required");
-      }
-      if (fake.gateways.has(id)) return cfError(400, 7004, "A gateway with this id already exists");
-      const gw: FakeGateway = {
-        ...(body as object),
-        id,
-        authentication: body?.authentication === true,
-        collect_logs: body.collect_logs,
-        rate_limiting_limit: body.rate_limiting_limit as number,
-        rate_limiting_interval: Number(body?.rate_limiting_interval ?? 0),
-        created_at: new Date().toISOString(),
-      };
+      const problems = gatewayBodyProblems(body, true);
+      if (problems.length) return cfError(400, 7001, `Input Validation Error: ${problems.join("; ")}`);
+      const id = body!.id as string;
+      // The schema documents no "already exists" error: a duplicate is one more 400 with code 7001.
+      if (fake.gateways.has(id)) return cfError(400, 7001, "Input Validation Error");
+      const gw = gatewayObject({ ...(body as object), id } as FakeGateway);
       fake.gateways.set(id, gw);
       return Response.json({ success: true, errors: [], messages: [], result: gw });
+    }
+    if (rest.length === 1 && req.method === "PUT") {
+      const gw = fake.gateways.get(rest[0]!);
+      if (!gw) return cfError(404, 7002, "Not Found");
+      const problems = gatewayBodyProblems(body, false);
+      if (problems.length) return cfError(400, 7001, `Input Validation Error: ${problems.join("; ")}`);
+      const updated = { ...gw, ...(body as object), id: gw.id, created_at: gw.created_at, modified_at: new Date().toISOString() } as FakeGateway;
+      fake.gateways.set(gw.id, updated);
+      return Response.json({ success: true, errors: [], messages: [], result: updated });
     }
     return cfError(405, 10000, "method not allowed");
   }
 
-  const server = Bun.serve({
-    port: 0,
-    hostname: "127.0.0.1",
-    idleTimeout: 30,
-    async fetch(req) {
+  const server = (opts.serve ?? bunServe)(
+    async (req) => {
       const url = new URL(req.url);
-      const text = req.method === "POST" ? await req.text() : "";
+      const text = req.method === "POST" || req.method === "PUT" ? await req.text() : "";
       let body: Record<string, unknown> | null = null;
       try {
         body = text ? JSON.parse(text) : null;
@@ -262,6 +335,11 @@ export function startCloudflareFake(opts: { accountId?: string; apiToken?: strin
           if (auth !== `Bearer ${apiToken}`) return cfError(401, 10000, "Authentication error");
           return chat("rest", req, body ?? {});
         }
+        if (parts.slice(4, 7).join("/") === "ai/v1/embeddings" && parts.length === 7 && req.method === "POST") {
+          record("rest");
+          if (auth !== `Bearer ${apiToken}`) return cfError(401, 10000, "Authentication error");
+          return embed("rest", req, body ?? {});
+        }
         if (parts[4] === "ai-gateway" && parts[5] === "gateways") {
           record("management");
           if (auth !== `Bearer ${apiToken}`) return cfError(401, 10000, "Authentication error");
@@ -269,7 +347,8 @@ export function startCloudflareFake(opts: { accountId?: string; apiToken?: strin
         }
       }
       // /v1/{account}/{gateway}/workers-ai/v1/chat/completions
-      if (parts[0] === "v1" && parts.slice(3).join("/") === "workers-ai/v1/chat/completions" && req.method === "POST") {
+      const gatewayOp = parts[0] === "v1" && req.method === "POST" ? { "workers-ai/v1/chat/completions": "chat", "workers-ai/v1/embeddings": "embeddings" }[parts.slice(3).join("/")] : undefined;
+      if (gatewayOp) {
         record("gateway");
         if (parts[1] !== accountId) return Response.json({ success: false, result: [], messages: [], error: [{ code: 2001, message: "Please configure AI Gateway in the Cloudflare dashboard" }] }, { status: 400 });
         const gw = fake.gateways.get(parts[2]!);
@@ -280,7 +359,7 @@ export function startCloudflareFake(opts: { accountId?: string; apiToken?: strin
         if (auth !== `Bearer ${apiToken}`) return cfError(401, 10000, "Authentication error");
         const bad = validMetadata(req.headers.get("cf-aig-metadata"));
         if (bad) return cfError(400, 2010, bad);
-        return chat("gateway", req, body ?? {});
+        return gatewayOp === "embeddings" ? embed("gateway", req, body ?? {}) : chat("gateway", req, body ?? {});
       }
       // /openai/v1/... — a generic OpenAI-compatible server
       if (parts[0] === "openai" && parts[1] === "v1") {
@@ -288,16 +367,15 @@ export function startCloudflareFake(opts: { accountId?: string; apiToken?: strin
         if (auth !== `Bearer ${apiToken}`) return Response.json({ error: { message: "Incorrect API key", type: "invalid_request_error", code: "invalid_api_key" } }, { status: 401 });
         if (parts[2] === "models") return Response.json({ object: "list", data: [{ id: "qwen2.5-coder:7b", object: "model", created: 0, owned_by: "library" }] });
         if (parts[2] === "chat" && parts[3] === "completions") return chat("openai", req, body ?? {});
+        if (parts[2] === "embeddings") return embed("openai", req, body ?? {});
       }
       return cfError(404, 7000, `No route for ${req.method} ${url.pathname}`);
     },
-  });
+  );
   fake.url = `http://127.0.0.1:${server.port}`;
   fake.apiBase = `${fake.url}/client/v4`;
   fake.gatewayBase = `${fake.url}/v1`;
   fake.openaiBase = `${fake.url}/openai/v1`;
-  fake.close = async () => {
-    await server.stop(true);
-  };
+  fake.close = () => server.stop();
   return fake;
 }

@@ -10,7 +10,7 @@ import { HttpError } from "../../../shared/errors.ts";
 import { parseOrThrow } from "../../../shared/validate.ts";
 import { normaliseCompletion, type Usage } from "../normalise.ts";
 import type { Admitted, Completed } from "../routes.ts";
-import { proxyStream, StreamNormaliser } from "../stream.ts";
+import { proxyStream, StreamNormaliser, type IdleWatch } from "../stream.ts";
 import type { InferenceCaller } from "../upstream.ts";
 import { estimateTokens, type UsageRecorder } from "../usage.ts";
 import { ResponsesRequest } from "./schema.ts";
@@ -29,6 +29,8 @@ export type ResponsesDeps = {
   respond(body: BodyInit, contentType: string, ...headerSets: Record<string, string>[]): Response;
   usage: UsageRecorder;
   store: ResponseStore;
+  /** The idle-upstream watch of streamed completions (SAM_INFERENCE_IDLE_TIMEOUT), shared with the chat route. */
+  idle?: IdleWatch;
   log: (line: string) => void;
 };
 
@@ -95,7 +97,7 @@ export function mountResponses(app: Hono, deps: ResponsesDeps): void {
       const chat = proxyStream(res.body, normaliser, (end) => {
         release();
         record(end.usage, end.completionChars);
-      });
+      }, deps.idle);
       const stream = responsesStream(chat, events, keep);
       if (request.stream) return respond(stream, "text/event-stream; charset=utf-8", limitHeaders, samHeaders, headers, STREAM_HEADERS);
       // An upstream that streamed unasked: read the events to the end and answer with the final object.
