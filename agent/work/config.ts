@@ -4,6 +4,7 @@
  * documented in docs/work.md.
  */
 import { envChoice, envDuration, envFlag, envInt, envString, type Env } from "../../shared/env.ts";
+import { SANDBOX_DEFAULTS, sandboxConfigFromEnv, type SandboxConfig } from "./sandbox/config.ts";
 
 export type WorkspaceModeSetting = "auto" | "host" | "devcontainer";
 
@@ -26,6 +27,8 @@ export type WorkConfig = {
   patchMaxBytes: number;
   /** Grace between SIGTERM and SIGKILL when a task is cancelled or times out. */
   killGraceMs: number;
+  /** The host-mode task sandbox (docs/sandbox.md). */
+  sandbox: SandboxConfig;
 };
 
 export const WORK_DEFAULTS: Omit<WorkConfig, "dataDir"> = {
@@ -38,6 +41,7 @@ export const WORK_DEFAULTS: Omit<WorkConfig, "dataDir"> = {
   commandTimeoutMs: 120_000,
   patchMaxBytes: 1_000_000,
   killGraceMs: 3_000,
+  sandbox: SANDBOX_DEFAULTS,
 };
 
 export function workConfigFromEnv(env: Env, dataDir: string): WorkConfig {
@@ -52,5 +56,6 @@ export function workConfigFromEnv(env: Env, dataDir: string): WorkConfig {
     commandTimeoutMs: envDuration(env, "SAM_AGENT_COMMAND_TIMEOUT", WORK_DEFAULTS.commandTimeoutMs),
     patchMaxBytes: envInt(env, "SAM_PATCH_MAX_BYTES", WORK_DEFAULTS.patchMaxBytes, 1024, 1_048_576),
     killGraceMs: envDuration(env, "SAM_KILL_GRACE", WORK_DEFAULTS.killGraceMs),
+    sandbox: sandboxConfigFromEnv(env),
   };
 }

@@ -5,7 +5,10 @@
  *
  * Runs are recorded in the durable outbox before they start: a run the agent finds still `running` on its
  * next start was lost with the previous process, and is reported failed with that reason (its stray
- * process group, if any survived, is killed).
+ * process group, if any survived, is killed, and so is every other process that carries its task id).
+ *
+ * Host-mode commands run in the task sandbox (sandbox/, docs/sandbox.md); a node that cannot run one
+ * refuses host-mode tasks unless the operator turned the sandbox off.
  */
 import { nodeFs, nodePath } from "../runtime/node.ts";
 import type { Env } from "../../shared/env.ts";
@@ -21,6 +24,7 @@ import { Delivery } from "./delivery.ts";
 import { cloneRepo, collectChange } from "./git.ts";
 import { Outbox } from "./outbox.ts";
 import { signalGroup } from "./process-group.ts";
+import { probeSandbox, reapTask, reclaimWorkspace } from "./sandbox/index.ts";
 import {
   buildDevcontainer, chooseMode, createWorkspaceDirs, execInWorkspace, removeWorkspace, workspacePaths, type Workspace,
 } from "./workspace.ts";
@@ -131,7 +135,8 @@ export function createTaskExecutor(deps: TaskExecutorDeps): TaskExecutor {
     const paths = workspacePaths(config.dataDir, lost.taskId);
     const stray = strayGroup(paths.metaDir, paths.dir);
     if (stray) signalGroup(stray, "SIGKILL");
-    log(lost.taskId, "system", `${RESTART_REASON}${stray ? " (its leftover processes were killed)" : ""}`);
+    const reaped = reapTask(lost.taskId, paths.dir);
+    log(lost.taskId, "system", `${RESTART_REASON}${stray || reaped > 0 ? " (its leftover processes were killed)" : ""}`);
     finish(lost.taskId, { status: "failed", exitCode: null, error: RESTART_REASON, steps: [], finishedAt: Date.now() });
   }
   for (const run of outbox.undelivered()) delivery.kick(run.taskId);
@@ -160,8 +165,16 @@ export function createTaskExecutor(deps: TaskExecutorDeps): TaskExecutor {
 
     const paths = createWorkspaceDirs(config.dataDir, taskId);
     const mode = chooseMode(config.workspaceMode, baseEnv.PATH);
-    const ws: Workspace = { taskId, ...paths, mode, container: null };
-    events.record({ type: EVENT_TYPES.workspaceCreate, taskId, workspaceId: taskId, message: `workspace created (${mode})`, detail: { dir: paths.dir, mode } });
+    const sandbox = mode === "host" ? probeSandbox(config.sandbox, baseEnv.PATH) : null;
+    if (sandbox?.state === "unavailable") return failed(sandbox.message);
+    const ws: Workspace = {
+      taskId, ...paths, mode, container: null,
+      sandbox: sandbox && {
+        taskId, workspace: paths.dir, config: config.sandbox, status: sandbox,
+        secrets: [config.dataDir, ...(baseEnv.SAM_TOKEN_FILE ? [baseEnv.SAM_TOKEN_FILE] : [])],
+      },
+    };
+    events.record({ type: EVENT_TYPES.workspaceCreate, taskId, workspaceId: taskId, message: `workspace created (${mode}${sandbox ? `, sandbox ${sandbox.state === "ready" ? "bubblewrap" : "off"}` : ""})`, detail: { dir: paths.dir, mode } });
 
     let base: string | null = null;
     if (dispatch.repo) {
@@ -231,6 +244,7 @@ export function createTaskExecutor(deps: TaskExecutorDeps): TaskExecutor {
       outcome = res.ok ? { ok: true, exitCode: 0, summary: res.summary + wrote } : { ok: false, exitCode: null, error: res.error };
     }
     if (nodeFs().existsSync(pgidFile)) nodeFs().unlinkSync(pgidFile);
+    if (ws.sandbox) await reclaimWorkspace(ws.sandbox);
 
     let change: Partial<TaskResult> = {};
     if (base) {

@@ -7,6 +7,7 @@ import { nodeFs, nodePath } from "../runtime/node.ts";
 import type { WorkspaceMode } from "../../shared/wire/agent.ts";
 import type { WorkspaceModeSetting } from "./config.ts";
 import { runInGroup, type GroupRun, type LineSink } from "./process-group.ts";
+import { runSandboxed, type TaskSandbox } from "./sandbox/index.ts";
 
 export type ExecOptions = {
   env: Record<string, string>;
@@ -27,6 +28,8 @@ export type Workspace = {
   metaDir: string;
   mode: WorkspaceMode;
   container: Container | null;
+  /** Host mode: the sandbox every command of the task runs in (docs/sandbox.md). */
+  sandbox?: TaskSandbox | null;
 };
 
 export function workspacePaths(dataDir: string, taskId: string): { dir: string; metaDir: string } {
@@ -125,6 +128,9 @@ export async function buildDevcontainer(
 
 /** Run a shell command in the workspace, on the host or in its container, as its own process group. */
 export function execInWorkspace(ws: Workspace, command: string, opts: ExecOptions): Promise<GroupRun> {
+  if (!ws.container && ws.sandbox) {
+    return runSandboxed(ws.sandbox, command, { env: opts.env, onLine: opts.onLine, timeoutMs: opts.timeoutMs, signal: opts.signal, killGraceMs: opts.killGraceMs, onSpawn: opts.onSpawn });
+  }
   if (!ws.container) {
     return runInGroup(["sh", "-c", command], { cwd: ws.dir, env: opts.env, onLine: opts.onLine, timeoutMs: opts.timeoutMs, signal: opts.signal, killGraceMs: opts.killGraceMs, onSpawn: opts.onSpawn });
   }
