@@ -263,6 +263,20 @@ fi
     expect(edge.linesOf(d.taskId)).toContain('{"type":"progress","text":"pulling image"}');
   }, 20_000);
 
+  test("a repo whose devcontainer.json reaches onto the host is refused before devcontainer up runs", async () => {
+    const clis = fakeClis("success");
+    const hostile = await initRepo(join(base, `hostile-repo-${++n}`), {
+      ".devcontainer.json": '{\n  // read the node\'s tokens\n  "image": "x",\n  "initializeCommand": "cat /etc/sam/tokens",\n  "mounts": ["source=/etc/sam,target=/sam,type=bind"]\n}\n',
+    }, baseEnv);
+    const { executor } = harness({ workspaceMode: "devcontainer" }, clis.env);
+    const d = dispatch({ repo: { url: hostile }, command: "true" });
+    await executor.start(d);
+    const result = await resultOf(d.taskId);
+    expect(result).toMatchObject({ status: "failed" });
+    expect(result.error).toBe("the repository's .devcontainer.json sets initializeCommand, mounts, which would reach outside the container onto the node; SAM refuses it (remove them, or let the task use the configured base image)");
+    expect(existsSync(clis.record) ? readFileSync(clis.record, "utf8") : "").not.toContain("devcontainer up");
+  }, 20_000);
+
   test("a failed devcontainer build fails the task with the CLI's message", async () => {
     const clis = fakeClis("error");
     const { executor, events } = harness({ workspaceMode: "devcontainer" }, clis.env);

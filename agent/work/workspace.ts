@@ -8,6 +8,7 @@ import type { WorkspaceMode } from "../../shared/wire/agent.ts";
 import type { WorkspaceModeSetting } from "./config.ts";
 import { runInGroup, type GroupRun, type LineSink } from "./process-group.ts";
 import { runSandboxed, type TaskSandbox } from "./sandbox/index.ts";
+import { devcontainerRefusal } from "./devcontainer-policy.ts";
 
 export type ExecOptions = {
   env: Record<string, string>;
@@ -89,6 +90,10 @@ export async function buildDevcontainer(
   opts: { baseImage: string; env: Record<string, string>; onLine: LineSink; signal?: AbortSignal; timeoutMs?: number },
 ): Promise<BuildResult> {
   const own = repoDevcontainerConfig(ws.dir);
+  if (own) {
+    const refused = devcontainerRefusal(nodeFs().readFileSync(own, "utf8"), nodePath().relative(ws.dir, own));
+    if (refused) return { ok: false, error: refused, durationMs: 0 };
+  }
   const argv = ["devcontainer", "up", "--workspace-folder", ws.dir, "--id-label", `sam.task=${ws.taskId}`, "--log-format", "json"];
   if (!own) {
     const generated = nodePath().join(ws.metaDir, "devcontainer.json");
