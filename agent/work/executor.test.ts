@@ -100,6 +100,25 @@ describe("command tasks on the host", () => {
     expect(events.events.map((e) => e.type)).toEqual(expect.arrayContaining(["workspace.create", "task.output", "task.step", "workspace.cleanup"]));
   }, 20_000);
 
+  test("what a task plants in .git (fsmonitor, hooks, a filter driver) never runs when the agent collects the change", async () => {
+    const { executor } = harness();
+    const marker = join(base, `planted-ran-${++n}`);
+    const plant = [
+      `git config core.fsmonitor 'touch ${marker}.fsmonitor; false'`,
+      `git config filter.evil.clean 'touch ${marker}.filter; cat'`,
+      "echo '* filter=evil' > .gitattributes",
+      `printf '#!/bin/sh\ntouch ${marker}.hook\n' > .git/hooks/post-index-change`,
+      "chmod +x .git/hooks/post-index-change",
+      "echo world >> hello.txt",
+    ].join("; ");
+    const d = dispatch({ repo: { url: repo }, command: plant });
+    await executor.start(d);
+    const result = await resultOf(d.taskId);
+    expect(result).toMatchObject({ status: "succeeded" });
+    expect(result.patch).toContain("+world");
+    for (const what of ["fsmonitor", "filter", "hook"]) expect([what, existsSync(`${marker}.${what}`)]).toEqual([what, false]);
+  }, 20_000);
+
   test("a failing command is reported with its exit code; keep-on-failure keeps the workspace", async () => {
     const { executor, events, dataDir } = harness({ keepOnFailure: true });
     const d = dispatch({ command: "echo partial > out.txt; exit 3" });

@@ -25,6 +25,7 @@ import { cloneRepo, collectChange } from "./git.ts";
 import { Outbox } from "./outbox.ts";
 import { signalGroup } from "./process-group.ts";
 import { probeSandbox, reapTask, reclaimWorkspace } from "./sandbox/index.ts";
+import { hardenedGitEnv, restoreGitDir, snapshotGitConfig } from "./sandbox/repo-guard.ts";
 import {
   buildDevcontainer, chooseMode, createWorkspaceDirs, execInWorkspace, removeWorkspace, workspacePaths, type Workspace,
 } from "./workspace.ts";
@@ -184,6 +185,7 @@ export function createTaskExecutor(deps: TaskExecutorDeps): TaskExecutor {
         cloneRepo({ url: repo.url, branch: repo.branch, credential: repo.credential, dir: paths.dir, metaDir: paths.metaDir, env: toolEnv, signal, onLine: (_s, l) => sys(l) }));
       if (!cloned.ok) return failed(cloned.error);
       base = cloned.head;
+      snapshotGitConfig(paths.dir, paths.metaDir);
     }
 
     if (mode === "devcontainer") {
@@ -249,7 +251,9 @@ export function createTaskExecutor(deps: TaskExecutorDeps): TaskExecutor {
     let change: Partial<TaskResult> = {};
     if (base) {
       try {
-        const c = await step("diff", () => collectChange(paths.dir, toolEnv, base, config.patchMaxBytes));
+        // The task could write .git; git must not run what it planted there (sandbox/repo-guard.ts).
+        restoreGitDir(paths.dir, paths.metaDir);
+        const c = await step("diff", () => collectChange(paths.dir, hardenedGitEnv(toolEnv), base, config.patchMaxBytes));
         change = { diffStat: c.diffStat, patch: c.patch, patchTruncated: c.patchTruncated };
         if (c.diffStat) sys(c.diffStat.split("\n").pop() ?? "");
       } catch (err) {
