@@ -61,7 +61,7 @@ Deno.test("a task under the Deno edge runs sandboxed: no admin token, no edge en
     const m = await readUntil(child.stdout, /listening on (http:\/\/[\d.]+:\d+)[\s\S]*admin token: (samadm_\w+)/, 20_000);
     const [url, admin] = [m[1]!, m[2]!];
     const call = (method: string, path: string, token: string, body?: unknown) =>
-      fetch(`${url}${path}`, { method, headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" }, body: body && JSON.stringify(body) });
+      fetch(`${url}${path}`, { method, headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" }, body: body === undefined ? undefined : JSON.stringify(body) });
     const key = (await (await call("POST", "/api/keys", admin, { name: "mallory" })).json()).key as string;
 
     const tokenFile = (await Array.fromAsync(Deno.readDir(dataDir))).map((e) => e.name).find((n) => n.includes("admin"));
