@@ -10,7 +10,7 @@
  * (a real uid, checked through /proc/self/uid_map) and because nothing of the host's data is bound into it.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TaskEventView, TaskView } from "../shared/wire/api.ts";
@@ -168,6 +168,12 @@ describe("a host-mode task in the sandbox", () => {
     // Its daemon died with its PID namespace, before the result was sent.
     expect(taskProcesses(hostile.id, workspaceOf(edge, nodeId, hostile.id))).toEqual([]);
     expect(readFileSync(join(victimWs, "secret.txt"), "utf8")).toBe("alice-secret\n");
+    // After a task, the agent's data dir and every database in it (work.db included) are owner-only.
+    const agentData = join(nodeDir(edge, nodeId), "data");
+    expect(statSync(agentData).mode & 0o777).toBe(0o700);
+    const dbs = readdirSync(agentData).filter((f) => /\.db(-wal|-shm)?$/.test(f));
+    expect(dbs).toEqual(expect.arrayContaining(["events.db", "metrics.db", "work.db", "work.db-wal"]));
+    for (const f of dbs) expect([f, statSync(join(agentData, f)).mode & 0o777]).toEqual([f, 0o600]);
 
     // The victim, cancelled: its setsid daemon goes with it.
     const cancel = await edge.call("POST", `/api/tasks/${victim.id}/cancel`, { token: alice.key });
