@@ -40,7 +40,7 @@ export async function runSandboxed(sb: TaskSandbox, command: string, opts: Omit<
       reapTask(sb.taskId, sb.workspace);
     }
   }
-  if (status.tools.setpriv) await chownTree(sb.workspace, sb.config.uid, sb.config.gid);
+  if (status.tools.setpriv) chownTree(sb.workspace, sb.config.uid, sb.config.gid);
   const argv = bwrapArgv({
     ...status.tools, uid: sb.config.uid, gid: sb.config.gid, workspace: sb.workspace,
     layout: readHostLayout(sb.secrets), limits: sb.config.limits, argv: ["sh", "-c", command],
@@ -51,5 +51,5 @@ export async function runSandboxed(sb: TaskSandbox, command: string, opts: Omit<
 /** After the task's last command: the workspace back to the agent's user, for its git and its cleanup. */
 export async function reclaimWorkspace(sb: TaskSandbox): Promise<void> {
   if (sb.status.state !== "ready" || !sb.status.tools.setpriv) return;
-  await chownTree(sb.workspace, process.getuid!(), process.getgid!());
+  chownTree(sb.workspace, process.getuid!(), process.getgid!());
 }
