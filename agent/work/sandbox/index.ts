@@ -14,7 +14,6 @@ import type { SandboxStatus } from "./probe.ts";
 import { runInGroup, type GroupOptions, type GroupRun } from "../process-group.ts";
 
 export { sandboxConfigFromEnv, SANDBOX_DEFAULTS, type SandboxConfig } from "./config.ts";
-export { SANDBOX_WORKSPACE } from "./bwrap.ts";
 export { reapTask } from "./reap.ts";
 export { isRoot, probeSandbox, sandboxCapability, type SandboxCapability, type SandboxStatus, type SandboxTools } from "./probe.ts";
 

@@ -25,8 +25,9 @@ export type LocalProviderOptions = {
 /** Environment an agent inherits from the edge: enough to run, none of the edge's own secrets. */
 const INHERITED_ENV = ["PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ", "USER"];
 /** The task sandbox's settings (docs/sandbox.md) are the agent's, but an operator sets them where the edge starts. */
-const INHERITED_PREFIX = "SAM_TASK_";
-const NOT_INHERITED = new Set(["SAM_TASK_RUN_TIMEOUT"]); // the edge's own timer
+const SANDBOX_SETTINGS = [
+  "SAM_TASK_SANDBOX", "SAM_TASK_UID", "SAM_TASK_GID", "SAM_TASK_MAX_PROCESSES", "SAM_TASK_MAX_OPEN_FILES", "SAM_TASK_MEMORY_LIMIT", "SAM_TASK_CPU_LIMIT",
+];
 
 export class LocalProvider implements Provider {
   readonly name = "local" as const;
@@ -63,10 +64,7 @@ export class LocalProvider implements Provider {
     const tokenFile = join(dir, "tokens");
     writeFileSync(tokenFile, `SAM_NODE_TOKEN=${input.nodeToken}\nSAM_AGENT_TOKEN=${input.agentToken}\n`, { mode: 0o600 });
     const env: Record<string, string> = {};
-    for (const name of INHERITED_ENV) if (process.env[name]) env[name] = process.env[name]!;
-    for (const [name, value] of Object.entries(process.env)) {
-      if (name.startsWith(INHERITED_PREFIX) && !NOT_INHERITED.has(name) && value !== undefined) env[name] = value;
-    }
+    for (const name of [...INHERITED_ENV, ...SANDBOX_SETTINGS]) if (process.env[name]) env[name] = process.env[name]!;
     Object.assign(env, this.o.env ?? {}, {
       SAM_NODE_ID: input.nodeId,
       SAM_CONTROL_PLANE_URL: input.controlPlaneUrl,
