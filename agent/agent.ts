@@ -16,7 +16,7 @@ import { EventStore } from "./events/store.ts";
 import { ResourceMonitor } from "./monitor/monitor.ts";
 import { MetricsStore } from "./monitor/store.ts";
 import { createAgentApp } from "./server/app.ts";
-import { nodeOs } from "./runtime/node.ts";
+import { nodeFs, nodeOs } from "./runtime/node.ts";
 import { workCapabilities } from "./work/index.ts";
 import { sweepExportTemps } from "./server/export.ts";
 
@@ -47,6 +47,22 @@ async function checkDataDir(dir: string): Promise<void> {
     await Bun.file(probe).delete().catch(() => {});
     const code = (err as NodeJS.ErrnoException).code ?? "";
     throw new StartError(`data dir '${dir}' ${ERRNO_TEXT[code] ?? `cannot be used (${(err as Error).message})`}`);
+  }
+}
+
+/** What in the data dir only the agent's user may read: the dir itself and every SQLite file beside it. */
+const DATABASES = ["events.db", "metrics.db", "work.db"];
+
+/**
+ * Owner-only modes for a data dir an older agent (or an operator's mkdir) left open: new files are created so
+ * (the umask in `startAgent`); this corrects what already exists. Bun's stat is enough to look; node:fs is
+ * loaded only when something must change (runtime/node.ts: it costs the idle agent RSS).
+ */
+async function restrictDataDir(dir: string): Promise<void> {
+  const paths = [dir, ...DATABASES.flatMap((db) => [db, `${db}-wal`, `${db}-shm`]).map((f) => `${dir}/${f}`)];
+  for (const [i, path] of paths.entries()) {
+    const st = await Bun.file(path).stat().catch(() => null);
+    if (st && (st.mode & 0o077) !== 0) nodeFs().chmodSync(path, i === 0 ? 0o700 : 0o600);
   }
 }
 
@@ -85,9 +101,19 @@ export type RunningAgent = { url: string; port: number; events: EventStore; stop
 export async function startAgent(config: AgentConfig, opts: { executor?: TaskExecutor | ExecutorFactory | null } = {}): Promise<RunningAgent> {
   const startedAt = Date.now();
   const uptimeAtStart = await kernelUptimeMs();
-  await checkDataDir(config.dataDir);
-  await sweepExportTemps(config.dataDir);
-  const { events, metrics } = openStores(config);
+  // The data dir, the databases and their -wal/-shm are created owner-only: they hold the node's history and
+  // every task's output. The umask is the agent's own only while it creates them; tasks keep the usual one.
+  const umask = process.umask(0o077);
+  let stores: ReturnType<typeof openStores>;
+  try {
+    await checkDataDir(config.dataDir);
+    await sweepExportTemps(config.dataDir);
+    stores = openStores(config);
+  } finally {
+    process.umask(umask);
+  }
+  const { events, metrics } = stores;
+  await restrictDataDir(config.dataDir);
   const controlPlane = new ControlPlaneClient(config.controlPlaneUrl, config.nodeToken);
   let executor: TaskExecutor | null;
   try {

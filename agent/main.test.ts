@@ -4,7 +4,7 @@
  * and the start failures (bad configuration, read-only or full data dir).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as v from "valibot";
@@ -213,6 +213,69 @@ describe("the sam-agent binary", () => {
       edge.server.stop(true);
     }
   }, 30_000);
+
+  test("owner-only data dir and databases (also correcting an older agent's modes), the sandbox in its capabilities, and every bad credential a JSON 401", async () => {
+    const dir = tempDir("sam-agent-modes-");
+    const dataDir = join(dir, "data");
+    mkdirSync(dataDir, { mode: 0o755 });
+    chmodSync(dataDir, 0o755);
+    writeFileSync(join(dataDir, "metrics.db"), "", { mode: 0o644 }); // what an older agent left
+    const edge = stubEdge();
+    const { proc, url } = await spawnAgent({
+      SAM_NODE_ID: "node-modes", SAM_CONTROL_PLANE_URL: edge.url, SAM_TOKEN_FILE: tokenFile(dir), SAM_AGENT_DATA_DIR: dataDir,
+      SAM_AGENT_HOST: "127.0.0.1", SAM_AGENT_PORT: "0", SAM_HEARTBEAT_INTERVAL: "200ms", SAM_BOOT_SOURCE: "none",
+    });
+    try {
+      const ready = v.parse(AgentReady, (await until("ready", () => edge.calls.filter((c) => c.path === "/api/agent/ready")[1]))!.body);
+      expect(ready.capabilities.sandbox).toBe("bubblewrap");
+      const mode = (f: string) => (statSync(join(dataDir, f)).mode & 0o777).toString(8);
+      expect(mode(".")).toBe("700");
+      const dbs = readdirSync(dataDir).filter((f) => /\.db(-wal|-shm)?$/.test(f)).sort();
+      expect(dbs).toEqual(expect.arrayContaining(["events.db", "events.db-shm", "events.db-wal", "metrics.db", "metrics.db-wal"]));
+      for (const f of dbs) expect([f, mode(f)]).toEqual([f, "600"]);
+
+      for (const header of ["Bearer", "Basic eDp5", `Bearer ${AGENT_TOKEN}x`, "bearer a b"]) {
+        const res = await fetch(`${url}/events`, { headers: { Authorization: header } });
+        expect(res.status).toBe(401);
+        expect((await res.json()).error).toMatchObject({ type: "authentication_error", code: "invalid_credentials" });
+      }
+      // Past Bun's own 16 KiB parser limit: the binary lets it through to the agent, which answers in JSON.
+      const big = await fetch(`${url}/health`, { headers: { "X-Big": "x".repeat(100_000) } });
+      expect(big.status).toBe(431);
+      expect((await big.json()).error).toMatchObject({ code: "headers_too_large" });
+    } finally {
+      proc.kill("SIGKILL");
+      edge.server.stop(true);
+    }
+  }, 20_000);
+
+  test("without bwrap on PATH the agent says so at start and reports the sandbox unavailable", async () => {
+    const dir = tempDir("sam-agent-nobwrap-");
+    const bin = join(dir, "bin"); // util-linux's tools, but no bwrap
+    mkdirSync(bin);
+    for (const tool of ["prlimit", "setpriv"]) symlinkSync(Bun.which(tool)!, join(bin, tool));
+    const edge = stubEdge();
+    const proc = Bun.spawn([BINARY], {
+      env: {
+        PATH: bin, SAM_NODE_ID: "node-nobwrap", SAM_CONTROL_PLANE_URL: edge.url, SAM_TOKEN_FILE: tokenFile(dir),
+        SAM_AGENT_DATA_DIR: join(dir, "data"), SAM_AGENT_HOST: "127.0.0.1", SAM_AGENT_PORT: "0", SAM_HEARTBEAT_INTERVAL: "200ms", SAM_BOOT_SOURCE: "none",
+      },
+      stdout: "ignore", stderr: "pipe",
+    });
+    try {
+      const ready = v.parse(AgentReady, (await until("ready", () => edge.calls.filter((c) => c.path === "/api/agent/ready")[1]))!.body);
+      expect(ready.capabilities.sandbox).toBe("unavailable");
+      proc.kill("SIGTERM");
+      await proc.exited;
+      expect(await new Response(proc.stderr).text()).toBe(
+        "sam-agent: warning: host-mode tasks run in a bubblewrap sandbox, and this node lacks 'bwrap': install the Debian/Ubuntu package " +
+        "'bubblewrap' on the node, or set SAM_TASK_SANDBOX=off to run tasks without a sandbox (unsafe: a task can then read the node's tokens)\n",
+      );
+    } finally {
+      proc.kill("SIGKILL");
+      edge.server.stop(true);
+    }
+  }, 20_000);
 
   test("--version, --help, and a configuration error exits 2 with one line naming the variable", () => {
     expect(Bun.spawnSync([BINARY, "--version"]).stdout.toString().trim()).toBe(SAM_VERSION);

@@ -8,6 +8,7 @@ import { startAgent, StartError } from "./agent.ts";
 import { helpText, loadAgentConfig, parseArgs } from "./config/index.ts";
 import { loadTaskExecutor, workConfigFromEnv, type WorkConfig } from "./work/index.ts";
 import { REQUEST_TIMEOUTS } from "../shared/timeouts.ts";
+import { probeSandbox } from "./work/sandbox/probe.ts";
 
 function fail(code: number, message: string): never {
   console.error(message);
@@ -43,6 +44,10 @@ try {
   fail(1, `sam-agent: cannot start: ${(err as Error).message}`);
 }
 console.log(`sam-agent ${SAM_VERSION} listening on ${agent.url} (node ${config.nodeId})`);
+// Said once at start, so an operator sees it before the first task is refused (or runs unsandboxed).
+const sandbox = probeSandbox(work.sandbox, process.env.PATH);
+if (sandbox.state === "unavailable") console.error(`sam-agent: warning: ${sandbox.message}`);
+if (sandbox.state === "off") console.error("sam-agent: warning: SAM_TASK_SANDBOX=off: host-mode tasks run unsandboxed, as this agent's user (unsafe)");
 
 const running = agent;
 process.on("uncaughtException", (err) => {

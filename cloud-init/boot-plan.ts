@@ -49,6 +49,7 @@ export function shellQuote(value: string): string {
 }
 
 const CURL = "curl -fsSL --retry 5 --retry-connrefused --connect-timeout 10";
+const APT_INSTALL = "DEBIAN_FRONTEND=noninteractive apt-get -q -y -o DPkg::Lock::Timeout=120 install --no-install-recommends";
 
 function firewallRules(agentPort: number): string[] {
   const common = [
@@ -115,7 +116,12 @@ export function bootPlan(config: CloudInitConfig): BootPhase[] {
     {
       name: "agent-download",
       background: true,
-      run: [`${CURL} -o ${VM.agentDownload} ${shellQuote(config.agentDownloadUrl)}`],
+      run: [
+        `${CURL} -o ${VM.agentDownload} ${shellQuote(config.agentDownloadUrl)}`,
+        // The agent runs host-mode tasks in bubblewrap (docs/sandbox.md). In the background, off the critical
+        // path; the package lists are refreshed only when the image ships none.
+        `{ ${APT_INSTALL} bubblewrap || { apt-get -q update && ${APT_INSTALL} bubblewrap; }; }`,
+      ],
     },
     {
       name: "devcontainer-cli",

@@ -37,7 +37,13 @@ mkdirSync(dist, { recursive: true });
 // `--bytecode` ships JavaScriptCore bytecode instead of source: start → first /health drops from ≈ 46 to
 // ≈ 26 ms on the dev VM (the start-up target is ≤ 50 ms) for +1.7 MiB of binary. It needs `--format=esm` for
 // our top-level await.
-const common = ["build", "--compile", "--bytecode", "--format=esm", "--minify", "--sourcemap=none", join(root, "agent", "main.ts")];
+// `--max-http-header-size`: Bun's parser answers an oversized header with an empty-bodied 431 before the app
+// sees it; with room up to 256 KiB the agent's own check (agent/server/app.ts, 16 KiB) answers in the JSON
+// error shape instead.
+const common = [
+  "build", "--compile", "--bytecode", "--format=esm", "--minify", "--sourcemap=none",
+  "--compile-exec-argv=--max-http-header-size=262144", join(root, "agent", "main.ts"),
+];
 
 function build(out: string, extra: string[]): void {
   const proc = Bun.spawnSync([process.execPath, ...common, "--outfile", out, ...extra], { stdout: "ignore", stderr: "inherit" });

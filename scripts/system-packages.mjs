@@ -17,6 +17,9 @@ export const SYSTEM_PACKAGES = {
     ["git", "git"],
     ["openssl", "openssl"],
     ["unshare", "util-linux"],
+    ["prlimit", "util-linux"],
+    ["setpriv", "util-linux"],
+    ["bwrap", "bubblewrap"],
   ],
 };
 

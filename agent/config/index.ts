@@ -69,6 +69,14 @@ export const SETTINGS: { name: string; default: string; meaning: string }[] = [
   { name: "SAM_GIT_COMMITTER_EMAIL", default: "the author's", meaning: "committer e-mail of the commit SAM pushes" },
   { name: "SAM_TASK_SEES_REPO_CREDENTIAL", default: "off", meaning: "let the task's own git use the repo credential (a credential helper in its environment)" },
   { name: "SAM_RETRY_BACKOFF", default: "2s", meaning: "first backoff of a delivery retry (doubles per attempt)" },
+  // The host-mode task sandbox (docs/sandbox.md).
+  { name: "SAM_TASK_SANDBOX", default: "on", meaning: "on: host-mode tasks run in bubblewrap or are refused; off: unsandboxed (UNSAFE)" },
+  { name: "SAM_TASK_UID", default: "65534", meaning: "uid a sandboxed task runs as (when the agent is root)" },
+  { name: "SAM_TASK_GID", default: "65534", meaning: "gid a sandboxed task runs as (when the agent is root)" },
+  { name: "SAM_TASK_MAX_PROCESSES", default: "512", meaning: "RLIMIT_NPROC of a task (counted per uid)" },
+  { name: "SAM_TASK_MAX_OPEN_FILES", default: "4096", meaning: "RLIMIT_NOFILE of a task's processes" },
+  { name: "SAM_TASK_MEMORY_LIMIT", default: "4g", meaning: "RLIMIT_AS (address space) of each task process, or unlimited" },
+  { name: "SAM_TASK_CPU_LIMIT", default: "1h", meaning: "RLIMIT_CPU (CPU time) of each task process, or unlimited" },
 ];
 
 const flagName = (env: string) => `--${env.replace(/^SAM_/, "").toLowerCase().replace(/_/g, "-")}`;

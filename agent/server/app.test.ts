@@ -87,14 +87,17 @@ describe("agent server", () => {
 
   describe.each(PROTECTED)("%s %s", (method, path) => {
     test.each([
-      ["no Authorization header", undefined, 401],
-      ["a wrong token", `Bearer ${TOKEN}x`, 401],
-      ["another scheme", `Basic ${btoa(`x:${TOKEN}`)}`, 400],
-      ["a malformed bearer header", "Bearer", 400],
-      ["a token with spaces", `Bearer ${TOKEN} extra`, 400],
-    ])("%s is refused with the error shape and nothing leaked", async (_, header, status) => {
-      const res = await fetch(url(path), { method, headers: header ? { Authorization: header } : {} });
-      const body = await expectError(res, status);
+      ["no Authorization header", undefined, "missing_credentials"],
+      ["a wrong token", `Bearer ${TOKEN}x`, "invalid_credentials"],
+      ["another scheme", `Basic ${btoa(`x:${TOKEN}`)}`, "invalid_credentials"],
+      ["a malformed bearer header", "Bearer", "invalid_credentials"],
+      ["a token with spaces", `Bearer ${TOKEN} extra`, "invalid_credentials"],
+      ["an empty header", "", "missing_credentials"],
+    ])("%s is a 401 with the error shape, a code, and nothing leaked", async (_, header, code) => {
+      const res = await fetch(url(path), { method, headers: header !== undefined ? { Authorization: header } : {} });
+      const body = await expectError(res, 401);
+      expect(body.error).toMatchObject({ type: "authentication_error", code });
+      expect(res.headers.get("WWW-Authenticate")).toStartWith('Bearer realm="sam-agent"');
       expect(JSON.stringify(body)).not.toContain(TOKEN);
       expect(res.headers.get("content-type")).toContain("application/json");
     });

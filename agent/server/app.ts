@@ -1,11 +1,10 @@
 /**
  * The agent's HTTP surface (docs/protocol.md § Edge → agent) as a plain Hono app over the agent's parts.
- * `/health` is open; every other route needs the agent token (Hono's bearer-auth, constant-time).
+ * `/health` is open; every other route needs the agent token (auth.ts: Hono's bearer-auth, constant-time).
  */
 // `hono/quick` (a linear router for the agent's ten routes): Hono's default builds its RegExp router on the
 // first request, ≈ 0.4 MiB of the idle agent's RSS (docs/benchmarks.md § Issue 3, fifth round).
 import { Hono } from "hono/quick";
-import { bearerAuth } from "hono/bearer-auth";
 import { bodyLimit } from "hono/body-limit";
 import { HttpError } from "../../shared/errors.ts";
 import { parseOrThrow, readJsonBody } from "../../shared/validate.ts";
@@ -13,6 +12,7 @@ import type { BootTimeline } from "../../shared/wire/boot.ts";
 import type { TaskExecutor } from "../contracts.ts";
 import type { EventStore } from "../events/store.ts";
 import type { MetricsStore } from "../monitor/store.ts";
+import { agentAuth } from "./auth.ts";
 import { errorRenderer, renderNotFound } from "./errors.ts";
 import { exportResponse, type Connection } from "./export.ts";
 import { parseEventsQuery, parseMetricsQuery } from "./query.ts";
@@ -41,15 +41,33 @@ function connectionOf(req: Request, env: unknown): Connection | null {
   return client && serverPort > 0 ? { serverPort, clientPort: client.port } : null;
 }
 
+/**
+ * Header bytes a request may carry (names and values). Bun's own parser refuses beyond its limit with an
+ * empty body; the binary raises that limit (scripts/build-agent.ts) so this check answers first, in the JSON
+ * error shape.
+ */
+export const MAX_HEADER_BYTES = 16 * 1024;
+
 export function createAgentApp(deps: AgentAppDeps): Hono {
   const now = deps.now ?? Date.now;
   const app = new Hono();
   app.onError(errorRenderer(deps.events));
   app.notFound(renderNotFound);
 
+  app.use("*", async function headerLimit(c, next) {
+    let bytes = 0;
+    c.req.raw.headers.forEach((value, name) => {
+      bytes += name.length + value.length + 4;
+    });
+    if (bytes > MAX_HEADER_BYTES) {
+      throw new HttpError(431, `request headers are ${bytes} bytes; at most ${MAX_HEADER_BYTES} are accepted`, { code: "headers_too_large" });
+    }
+    await next();
+  });
+
   app.get("/health", (c) => c.json({ ok: true, version: deps.version, uptimeMs: now() - deps.startedAt, nodeId: deps.nodeId }));
 
-  app.use("*", bearerAuth({ token: deps.agentToken }));
+  app.use("*", agentAuth(deps.agentToken));
 
   app.get("/events", (c) => {
     const q = parseEventsQuery(c.req.query());

@@ -9,7 +9,6 @@ export function errorRenderer(events: EventRecorder) {
     internalHint: "see the agent's event log",
     messages: {
       401: "missing or invalid agent token",
-      400: "malformed Authorization header; expected 'Bearer <agent token>'",
       413: "request body too large",
     },
     onUnexpected(err, c) {

@@ -23,7 +23,8 @@ test("capabilities offer devcontainer only when docker and devcontainer are both
   const bin = mkdtempSync(join(tmpdir(), "sam-caps-"));
   try {
     const config = workConfigFromEnv({}, "/d");
-    expect(workCapabilities(config, { PATH: bin })).toEqual({ workspaceModes: ["host"], agents: ["builtin", "command"], maxConcurrentTasks: 2 });
+    expect(workCapabilities(config, { PATH: bin })).toEqual({ workspaceModes: ["host"], agents: ["builtin", "command"], maxConcurrentTasks: 2, sandbox: "unavailable" });
+    expect(workCapabilities(config, { PATH: bin, SAM_TASK_SANDBOX: "off" }).sandbox).toBe("off");
     for (const name of ["docker", "devcontainer"]) {
       writeFileSync(join(bin, name), "#!/bin/sh\n");
       chmodSync(join(bin, name), 0o755);

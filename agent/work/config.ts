@@ -6,6 +6,7 @@
 import { envChoice, envDuration, envFlag, envInt, envString, type Env } from "../../shared/env.ts";
 import { REQUEST_TIMEOUTS, TIMER_BASES } from "../../shared/timeouts.ts";
 import { TASK_SLOTS, taskSlotsFromEnv } from "../../shared/wire/agent.ts";
+import { SANDBOX_DEFAULTS, sandboxConfigFromEnv, type SandboxConfig } from "./sandbox/config.ts";
 
 export type WorkspaceModeSetting = "auto" | "host" | "devcontainer";
 
@@ -36,6 +37,8 @@ export type WorkConfig = {
   /** First backoff of a delivery retry (doubles per attempt), and the limit of one forge API call. */
   retryBackoffMs: number;
   forgeRequestTimeoutMs: number;
+  /** The host-mode task sandbox (docs/sandbox.md). */
+  sandbox: SandboxConfig;
 };
 
 export const WORK_DEFAULTS: Omit<WorkConfig, "dataDir"> = {
@@ -53,6 +56,7 @@ export const WORK_DEFAULTS: Omit<WorkConfig, "dataDir"> = {
   exposeRepoCredential: false,
   retryBackoffMs: TIMER_BASES.retryBackoff.default,
   forgeRequestTimeoutMs: REQUEST_TIMEOUTS.forgeRequest.ms,
+  sandbox: SANDBOX_DEFAULTS,
 };
 
 export function workConfigFromEnv(env: Env, dataDir: string): WorkConfig {
@@ -79,5 +83,6 @@ export function workConfigFromEnv(env: Env, dataDir: string): WorkConfig {
     exposeRepoCredential: envFlag(env, "SAM_TASK_SEES_REPO_CREDENTIAL", WORK_DEFAULTS.exposeRepoCredential),
     retryBackoffMs: envDuration(env, TIMER_BASES.retryBackoff.env, WORK_DEFAULTS.retryBackoffMs),
     forgeRequestTimeoutMs: WORK_DEFAULTS.forgeRequestTimeoutMs,
+    sandbox: sandboxConfigFromEnv(env),
   };
 }

@@ -10,6 +10,8 @@ import { WORK_DEFAULTS, type WorkConfig } from "./config.ts";
 import { createTaskExecutor, RESTART_REASON } from "./executor.ts";
 import { fetchControlPlane, memoryRecorder, startFakeEdge, until, type FakeEdge } from "./fake-edge.ts";
 import { initRepo } from "../testing/git-repo.ts";
+import { SANDBOX_DEFAULTS } from "./sandbox/config.ts";
+import { taskProcesses } from "./sandbox/reap.ts";
 
 const NODE_SECRET = "samnode_must_never_leak_0123456789";
 const baseEnv = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/tmp", SAM_NODE_TOKEN: NODE_SECRET, SAM_AGENT_TOKEN: "samagent_x" };
@@ -54,6 +56,20 @@ function dispatch(over: Partial<TaskDispatch> & { command?: string } = {}): Task
   };
 }
 
+/** A process is gone once it is reaped or a zombie. */
+const dead = (pid: number) => !/^\d+ \(.*\) [^Z]/.test(existsSync(`/proc/${pid}/stat`) ? readFileSync(`/proc/${pid}/stat`, "utf8") : "");
+
+/** The task's `sleep` processes, by host pid. */
+function sleepsOf(taskId: string, workspace: string): number[] {
+  return taskProcesses(taskId, workspace).filter((p) => {
+    try {
+      return readFileSync(`/proc/${p}/cmdline`, "utf8").split("\0")[0] === "sleep";
+    } catch {
+      return false;
+    }
+  });
+}
+
 const resultOf = (taskId: string) => until(`the result of ${taskId}`, () => edge.results.get(taskId), 15_000);
 
 describe("command tasks on the host", () => {
@@ -84,6 +100,25 @@ describe("command tasks on the host", () => {
     expect(events.events.map((e) => e.type)).toEqual(expect.arrayContaining(["workspace.create", "task.output", "task.step", "workspace.cleanup"]));
   }, 20_000);
 
+  test("what a task plants in .git (fsmonitor, hooks, a filter driver) never runs when the agent collects the change", async () => {
+    const { executor } = harness();
+    const marker = join(base, `planted-ran-${++n}`);
+    const plant = [
+      `git config core.fsmonitor 'touch ${marker}.fsmonitor; false'`,
+      `git config filter.evil.clean 'touch ${marker}.filter; cat'`,
+      "echo '* filter=evil' > .gitattributes",
+      `printf '#!/bin/sh\ntouch ${marker}.hook\n' > .git/hooks/post-index-change`,
+      "chmod +x .git/hooks/post-index-change",
+      "echo world >> hello.txt",
+    ].join("; ");
+    const d = dispatch({ repo: { url: repo }, command: plant });
+    await executor.start(d);
+    const result = await resultOf(d.taskId);
+    expect(result).toMatchObject({ status: "succeeded" });
+    expect(result.patch).toContain("+world");
+    for (const what of ["fsmonitor", "filter", "hook"]) expect([what, existsSync(`${marker}.${what}`)]).toEqual([what, false]);
+  }, 20_000);
+
   test("a failing command is reported with its exit code; keep-on-failure keeps the workspace", async () => {
     const { executor, events, dataDir } = harness({ keepOnFailure: true });
     const d = dispatch({ command: "echo partial > out.txt; exit 3" });
@@ -104,17 +139,21 @@ describe("command tasks on the host", () => {
     expect(result.error).toContain("git clone of");
   }, 20_000);
 
-  test("cancel kills the process group and the task ends cancelled", async () => {
-    const { executor } = harness();
-    const d = dispatch({ command: "sleep 60 & echo child=$!; wait" });
+  test.each(["on", "off"] as const)("cancel kills every process of the task, a setsid daemon too, and the task ends cancelled (sandbox %s)", async (mode) => {
+    const { executor, dataDir } = harness({ sandbox: { ...SANDBOX_DEFAULTS, mode } });
+    const d = dispatch({ command: "setsid sleep 61 </dev/null >/dev/null 2>&1 & sleep 60 & echo started; wait" });
     await executor.start(d);
-    const line = await until("the child's pid", () => edge.linesOf(d.taskId).find((l) => l.startsWith("child=")));
-    const child = Number(line.slice("child=".length));
+    await until("the task's output", () => edge.linesOf(d.taskId).includes("started"));
+    // pids as the host sees them (inside the sandbox `$!` is a pid of its own namespace)
+    const pids = await until("both sleeps", () => {
+      const found = sleepsOf(d.taskId, join(dataDir, "workspaces", d.taskId));
+      return found.length === 2 ? found : undefined;
+    });
     expect(await executor.cancel(d.taskId)).toBe(true);
     const result = await resultOf(d.taskId);
     expect(result).toMatchObject({ status: "cancelled", error: "cancelled" });
     expect(executor.status(d.taskId)?.status).toBe("cancelled");
-    await until("the child to die", () => !/^\d+ \(.*\) [^Z]/.test(existsSync(`/proc/${child}/stat`) ? readFileSync(`/proc/${child}/stat`, "utf8") : ""));
+    await until("the sleeps to die", () => pids.every(dead));
     expect(await executor.cancel(d.taskId)).toBe(false);
     expect(await executor.cancel("unknown")).toBe(false);
   }, 20_000);
@@ -243,6 +282,20 @@ fi
     expect(edge.linesOf(d.taskId)).toContain('{"type":"progress","text":"pulling image"}');
   }, 20_000);
 
+  test("a repo whose devcontainer.json reaches onto the host is refused before devcontainer up runs", async () => {
+    const clis = fakeClis("success");
+    const hostile = await initRepo(join(base, `hostile-repo-${++n}`), {
+      ".devcontainer.json": '{\n  // read the node\'s tokens\n  "image": "x",\n  "initializeCommand": "cat /etc/sam/tokens",\n  "mounts": ["source=/etc/sam,target=/sam,type=bind"]\n}\n',
+    }, baseEnv);
+    const { executor } = harness({ workspaceMode: "devcontainer" }, clis.env);
+    const d = dispatch({ repo: { url: hostile }, command: "true" });
+    await executor.start(d);
+    const result = await resultOf(d.taskId);
+    expect(result).toMatchObject({ status: "failed" });
+    expect(result.error).toBe("the repository's .devcontainer.json sets initializeCommand, mounts, which would reach outside the container onto the node; SAM refuses it (remove them, or let the task use the configured base image)");
+    expect(existsSync(clis.record) ? readFileSync(clis.record, "utf8") : "").not.toContain("devcontainer up");
+  }, 20_000);
+
   test("a failed devcontainer build fails the task with the CLI's message", async () => {
     const clis = fakeClis("error");
     const { executor, events } = harness({ workspaceMode: "devcontainer" }, clis.env);
@@ -255,16 +308,17 @@ fi
 });
 
 describe("agent restart mid-task", () => {
-  test("a task whose agent process died is reported failed on the next start, and its stray processes are killed", async () => {
-    const dataDir = join(base, "restart");
-    const script = join(base, "first-life.ts");
+  test.each(["on", "off"] as const)("a task whose agent process died is reported failed on the next start, and none of its processes survive (sandbox %s)", async (mode) => {
+    const dataDir = join(base, `restart-${mode}`);
+    const script = join(base, `first-life-${mode}.ts`);
     const executorPath = join(import.meta.dir, "executor.ts");
-    const d = dispatch({ command: "sleep 60 & echo child=$!; wait" });
+    const sandbox = { ...SANDBOX_DEFAULTS, mode };
+    const d = dispatch({ command: "setsid sleep 61 </dev/null >/dev/null 2>&1 & sleep 60 & echo started; wait" });
     writeFileSync(script, `
       import { createTaskExecutor } from ${JSON.stringify(executorPath)};
       import { WORK_DEFAULTS } from ${JSON.stringify(join(import.meta.dir, "config.ts"))};
       const ex = createTaskExecutor({
-        config: { ...WORK_DEFAULTS, dataDir: ${JSON.stringify(dataDir)}, workspaceMode: "host" },
+        config: { ...WORK_DEFAULTS, dataDir: ${JSON.stringify(dataDir)}, workspaceMode: "host", sandbox: ${JSON.stringify(sandbox)} },
         events: { record() {} },
         controlPlane: { post: (p, b) => fetch(${JSON.stringify(edge.url)} + p, { method: "POST", headers: { authorization: "Bearer ${edge.token}", "content-type": "application/json" }, body: JSON.stringify(b) }) },
         env: ${JSON.stringify(baseEnv)},
@@ -274,27 +328,26 @@ describe("agent restart mid-task", () => {
     `);
     const first = Bun.spawn([process.execPath, script], { stdout: "ignore", stderr: "inherit" });
     try {
-      const line = await until("the child's pid", () => edge.linesOf(d.taskId).find((l) => l.startsWith("child=")), 10_000);
-      const child = Number(line.slice("child=".length));
+      await until("the task's output", () => edge.linesOf(d.taskId).includes("started"), 10_000);
+      const pids = await until("both sleeps", () => {
+        const found = sleepsOf(d.taskId, join(dataDir, "workspaces", d.taskId));
+        return found.length === 2 ? found : undefined;
+      });
       first.kill("SIGKILL");
       await first.exited;
       const { executor } = (() => {
         const events = memoryRecorder();
-        const executor = createTaskExecutor({ config: { ...WORK_DEFAULTS, dataDir, workspaceMode: "host" }, events, controlPlane: fetchControlPlane(edge.url, edge.token), env: baseEnv });
+        const executor = createTaskExecutor({ config: { ...WORK_DEFAULTS, dataDir, workspaceMode: "host", sandbox }, events, controlPlane: fetchControlPlane(edge.url, edge.token), env: baseEnv });
         executors.push(executor);
         return { executor };
       })();
       const result = await resultOf(d.taskId);
       expect(result).toMatchObject({ status: "failed", error: RESTART_REASON });
       expect(executor.status(d.taskId)).toMatchObject({ status: "failed" });
-      expect(edge.linesOf(d.taskId).at(-1)).toBe(`${RESTART_REASON} (its leftover processes were killed)`);
-      await until("the stray child to die", () => {
-        try {
-          return /^\d+ \(.*\) Z/.test(readFileSync(`/proc/${child}/stat`, "utf8"));
-        } catch {
-          return true;
-        }
-      });
+      // Unsandboxed, the restarted agent finds and kills them; in the sandbox they died with the first agent.
+      if (mode === "off") expect(edge.linesOf(d.taskId).at(-1)).toBe(`${RESTART_REASON} (its leftover processes were killed)`);
+      else expect(edge.linesOf(d.taskId).at(-1)).toStartWith(RESTART_REASON);
+      await until("the task's processes to die", () => pids.every(dead));
     } finally {
       first.kill("SIGKILL");
     }

@@ -5,7 +5,10 @@
  *
  * Runs are recorded in the durable outbox before they start: a run the agent finds still `running` on its
  * next start was lost with the previous process, and is reported failed with that reason (its stray
- * process group, if any survived, is killed).
+ * process group, if any survived, is killed, and so is every other process that carries its task id).
+ *
+ * Host-mode commands run in the task sandbox (sandbox/, docs/sandbox.md); a node that cannot run one
+ * refuses host-mode tasks unless the operator turned the sandbox off.
  */
 import { nodeFs, nodePath } from "../runtime/node.ts";
 import type { Env } from "../../shared/env.ts";
@@ -22,6 +25,8 @@ import { cloneRepo, collectChange } from "./git.ts";
 import { handOff } from "./handoff/index.ts";
 import { Outbox } from "./outbox.ts";
 import { signalGroup } from "./process-group.ts";
+import { probeSandbox, reapTask, reclaimWorkspace } from "./sandbox/index.ts";
+import { hardenedGitEnv, restoreGitDir, snapshotGitConfig } from "./sandbox/repo-guard.ts";
 import {
   buildDevcontainer, chooseMode, createWorkspaceDirs, execInWorkspace, removeWorkspace, workspacePaths, type Workspace,
 } from "./workspace.ts";
@@ -132,7 +137,8 @@ export function createTaskExecutor(deps: TaskExecutorDeps): TaskExecutor {
     const paths = workspacePaths(config.dataDir, lost.taskId);
     const stray = strayGroup(paths.metaDir, paths.dir);
     if (stray) signalGroup(stray, "SIGKILL");
-    log(lost.taskId, "system", `${RESTART_REASON}${stray ? " (its leftover processes were killed)" : ""}`);
+    const reaped = reapTask(lost.taskId, paths.dir);
+    log(lost.taskId, "system", `${RESTART_REASON}${stray || reaped > 0 ? " (its leftover processes were killed)" : ""}`);
     finish(lost.taskId, { status: "failed", exitCode: null, error: RESTART_REASON, steps: [], finishedAt: Date.now() });
   }
   for (const run of outbox.undelivered()) delivery.kick(run.taskId);
@@ -161,8 +167,16 @@ export function createTaskExecutor(deps: TaskExecutorDeps): TaskExecutor {
 
     const paths = createWorkspaceDirs(config.dataDir, taskId);
     const mode = chooseMode(config.workspaceMode, baseEnv.PATH);
-    const ws: Workspace = { taskId, ...paths, mode, container: null };
-    events.record({ type: EVENT_TYPES.workspaceCreate, taskId, workspaceId: taskId, message: `workspace created (${mode})`, detail: { dir: paths.dir, mode } });
+    const sandbox = mode === "host" ? probeSandbox(config.sandbox, baseEnv.PATH) : null;
+    if (sandbox?.state === "unavailable") return failed(sandbox.message);
+    const ws: Workspace = {
+      taskId, ...paths, mode, container: null,
+      sandbox: sandbox && {
+        taskId, workspace: paths.dir, config: config.sandbox, status: sandbox,
+        secrets: [config.dataDir, ...(baseEnv.SAM_TOKEN_FILE ? [baseEnv.SAM_TOKEN_FILE] : [])],
+      },
+    };
+    events.record({ type: EVENT_TYPES.workspaceCreate, taskId, workspaceId: taskId, message: `workspace created (${mode}${sandbox ? `, sandbox ${sandbox.state === "ready" ? "bubblewrap" : "off"}` : ""})`, detail: { dir: paths.dir, mode } });
 
     let base: string | null = null;
     if (dispatch.repo) {
@@ -172,6 +186,7 @@ export function createTaskExecutor(deps: TaskExecutorDeps): TaskExecutor {
         cloneRepo({ url: repo.url, branch: repo.branch, credential: repo.credential, dir: paths.dir, metaDir: paths.metaDir, env: toolEnv, signal, onLine: (_s, l) => sys(l) }));
       if (!cloned.ok) return failed(cloned.error);
       base = cloned.head;
+      snapshotGitConfig(paths.dir, paths.metaDir);
     }
 
     if (mode === "devcontainer") {
@@ -232,13 +247,18 @@ export function createTaskExecutor(deps: TaskExecutorDeps): TaskExecutor {
       outcome = res.ok ? { ok: true, exitCode: 0, summary: res.summary + wrote } : { ok: false, exitCode: null, error: res.error };
     }
     if (nodeFs().existsSync(pgidFile)) nodeFs().unlinkSync(pgidFile);
+    if (ws.sandbox) await reclaimWorkspace(ws.sandbox);
 
     let change: Partial<TaskResult> = {};
+    let collected = false;
     if (base) {
       try {
-        const c = await step("diff", () => collectChange(paths.dir, toolEnv, base, config.patchMaxBytes));
+        // The task could write .git; git must not run what it planted there (sandbox/repo-guard.ts).
+        restoreGitDir(paths.dir, paths.metaDir);
+        const c = await step("diff", () => collectChange(paths.dir, hardenedGitEnv(toolEnv), base, config.patchMaxBytes));
         change = { diffStat: c.diffStat, patch: c.patch, patchTruncated: c.patchTruncated };
         if (c.diffStat) sys(c.diffStat.split("\n").pop() ?? "");
+        collected = true;
       } catch (err) {
         sys(`could not collect the change: ${(err as Error).message}`);
       }
@@ -247,8 +267,10 @@ export function createTaskExecutor(deps: TaskExecutorDeps): TaskExecutor {
     const succeeded: TaskResult = { status: "succeeded", exitCode: outcome.exitCode, summary: outcome.summary, steps, finishedAt: Date.now(), ...change };
     const repo = dispatch.repo;
     if (!base || !repo?.push) return succeeded;
+    // A workspace whose change could not be read (the task broke or replaced its .git) is not pushed.
+    if (!collected) return { ...succeeded, delivery: { status: "skipped", reason: "the change could not be collected from the workspace, so nothing was pushed" } };
     const delivery = await handOff({
-      taskId, prompt: dispatch.prompt, repo: { ...repo, push: repo.push }, dir: paths.dir, metaDir: paths.metaDir, base, env: toolEnv,
+      taskId, prompt: dispatch.prompt, repo: { ...repo, push: repo.push }, dir: paths.dir, metaDir: paths.metaDir, base, env: hardenedGitEnv(toolEnv),
       config, deadlineAt: run.state.startedAt + dispatch.timeoutMs, signal, log: sys, step,
     });
     return { ...succeeded, delivery, finishedAt: Date.now() };

@@ -10,14 +10,18 @@ import type { TaskExecutor } from "../contracts.ts";
 import type { WorkConfig } from "./config.ts";
 import type { TaskExecutorDeps } from "./executor.ts";
 import { availableModes, chooseMode } from "./workspace.ts";
+import { sandboxConfigFromEnv } from "./sandbox/config.ts";
+import { probeSandbox, sandboxCapability } from "./sandbox/probe.ts";
 
 export { WORK_DEFAULTS, workConfigFromEnv, type WorkConfig } from "./config.ts";
 export type { TaskExecutorDeps } from "./executor.ts";
 
 /** The work-related part of the ready callback's capabilities; the mode a task gets is listed first. */
-export function workCapabilities(config: Pick<WorkConfig, "workspaceMode" | "maxConcurrentTasks">, env: Env): Pick<AgentCapabilities, "workspaceModes" | "agents" | "maxConcurrentTasks"> {
+export function workCapabilities(config: Pick<WorkConfig, "workspaceMode" | "maxConcurrentTasks">, env: Env): Pick<AgentCapabilities, "workspaceModes" | "agents" | "maxConcurrentTasks" | "sandbox"> {
   const modes = config.workspaceMode === "auto" ? availableModes(env.PATH) : [chooseMode(config.workspaceMode, env.PATH)];
-  return { workspaceModes: modes, agents: ["builtin", "command"], maxConcurrentTasks: config.maxConcurrentTasks };
+  // The env was validated at start (main.ts), so this parse cannot fail here.
+  const sandbox = sandboxCapability(probeSandbox(sandboxConfigFromEnv(env), env.PATH));
+  return { workspaceModes: modes, agents: ["builtin", "command"], maxConcurrentTasks: config.maxConcurrentTasks, sandbox };
 }
 
 /**

@@ -51,14 +51,14 @@ export class Outbox {
 
   constructor(dataDir: string) {
     const file = `${dataDir}/work.db`;
-    try {
-      this.db = new Database(file, { create: true, strict: true });
-    } catch {
-      // No data dir yet (the agent makes it before this; other callers may not). node:fs only here: it
-      // costs the idle agent RSS (runtime/node.ts).
-      nodeFs().mkdirSync(dataDir, { recursive: true });
-      this.db = new Database(file, { create: true, strict: true });
+    // Owner-only, like the agent's other databases; SQLite gives the -wal and -shm the mode of the database.
+    // (The agent makes the data dir before this; other callers may not.)
+    nodeFs().mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    for (const f of [file, `${file}-wal`, `${file}-shm`]) {
+      if (nodeFs().existsSync(f)) nodeFs().chmodSync(f, 0o600);
+      else if (f === file) nodeFs().writeFileSync(f, "", { mode: 0o600 });
     }
+    this.db = new Database(file, { create: true, strict: true });
     this.db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;");
     this.db.exec(`
       CREATE TABLE IF NOT EXISTS runs (

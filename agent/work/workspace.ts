@@ -7,6 +7,8 @@ import { nodeFs, nodePath } from "../runtime/node.ts";
 import type { WorkspaceMode } from "../../shared/wire/agent.ts";
 import type { WorkspaceModeSetting } from "./config.ts";
 import { runInGroup, type GroupRun, type LineSink } from "./process-group.ts";
+import { runSandboxed, type TaskSandbox } from "./sandbox/index.ts";
+import { devcontainerRefusal } from "./devcontainer-policy.ts";
 
 export type ExecOptions = {
   env: Record<string, string>;
@@ -27,6 +29,8 @@ export type Workspace = {
   metaDir: string;
   mode: WorkspaceMode;
   container: Container | null;
+  /** Host mode: the sandbox every command of the task runs in (docs/sandbox.md). */
+  sandbox?: TaskSandbox | null;
 };
 
 export function workspacePaths(dataDir: string, taskId: string): { dir: string; metaDir: string } {
@@ -86,6 +90,10 @@ export async function buildDevcontainer(
   opts: { baseImage: string; env: Record<string, string>; onLine: LineSink; signal?: AbortSignal; timeoutMs?: number },
 ): Promise<BuildResult> {
   const own = repoDevcontainerConfig(ws.dir);
+  if (own) {
+    const refused = devcontainerRefusal(nodeFs().readFileSync(own, "utf8"), nodePath().relative(ws.dir, own));
+    if (refused) return { ok: false, error: refused, durationMs: 0 };
+  }
   const argv = ["devcontainer", "up", "--workspace-folder", ws.dir, "--id-label", `sam.task=${ws.taskId}`, "--log-format", "json"];
   if (!own) {
     const generated = nodePath().join(ws.metaDir, "devcontainer.json");
@@ -125,6 +133,9 @@ export async function buildDevcontainer(
 
 /** Run a shell command in the workspace, on the host or in its container, as its own process group. */
 export function execInWorkspace(ws: Workspace, command: string, opts: ExecOptions): Promise<GroupRun> {
+  if (!ws.container && ws.sandbox) {
+    return runSandboxed(ws.sandbox, command, { env: opts.env, onLine: opts.onLine, timeoutMs: opts.timeoutMs, signal: opts.signal, killGraceMs: opts.killGraceMs, onSpawn: opts.onSpawn });
+  }
   if (!ws.container) {
     return runInGroup(["sh", "-c", command], { cwd: ws.dir, env: opts.env, onLine: opts.onLine, timeoutMs: opts.timeoutMs, signal: opts.signal, killGraceMs: opts.killGraceMs, onSpawn: opts.onSpawn });
   }

@@ -21,6 +21,11 @@ export const AgentCapabilities = v.object({
   workspaceModes: v.array(WorkspaceMode),
   agents: v.array(v.picklist(["builtin", "command"])),
   maxConcurrentTasks: v.pipe(v.number(), v.integer(), v.minValue(1)),
+  /**
+   * How host-mode tasks are isolated (docs/sandbox.md): `bubblewrap`; `off`, the operator's unsafe choice; or
+   * `unavailable`, bwrap missing, so host-mode tasks are refused. Absent from agents that predate it.
+   */
+  sandbox: v.optional(v.picklist(["bubblewrap", "off", "unavailable"])),
   arch: v.string(),
   os: v.string(),
 });

@@ -15,6 +15,9 @@ afterAll(async () => {
 
 describe("local provider", () => {
   test("a task reaches a local agent process; delete stops it; close stops the rest", async () => {
+    // The operator's sandbox settings reach the agents; the edge's own SAM_TASK_RUN_TIMEOUT does not.
+    process.env.SAM_TASK_MAX_PROCESSES = "77";
+    process.env.SAM_TASK_RUN_TIMEOUT = "42m";
     const t = await startTestEdge({ env: { SAM_AGENT_BINARY: agentCommand, SAM_HEARTBEAT_INTERVAL: "1s", SAM_AGENT_READY_TIMEOUT: "1m" } });
     edges.push(t);
     const key = (await t.createKey()).key;
@@ -28,7 +31,12 @@ describe("local provider", () => {
     const pid = Number(readFileSync(join(dir, "agent.pid"), "utf8"));
     expect(processRunning(pid)).toBe(true);
     // The secrets are in the file, not in the agent's environment.
-    expect(readFileSync(`/proc/${pid}/environ`, "utf8")).not.toContain("samnode_");
+    const environ = readFileSync(`/proc/${pid}/environ`, "utf8").split("\0");
+    expect(environ.join("\n")).not.toContain("samnode_");
+    expect(environ).toContain("SAM_TASK_MAX_PROCESSES=77");
+    expect(environ.some((e) => e.startsWith("SAM_TASK_RUN_TIMEOUT="))).toBe(false);
+    delete process.env.SAM_TASK_MAX_PROCESSES;
+    delete process.env.SAM_TASK_RUN_TIMEOUT;
     const events = (await (await t.call("GET", `/api/tasks/${task.id}/events`)).json()).data;
     expect(events.some((e: { message: string }) => e.message === "from a local node")).toBe(true);
 

@@ -30,6 +30,11 @@ const DELIVERY_SETTINGS = [
   "SAM_TASK_SEES_REPO_CREDENTIAL", "SAM_RETRY_BACKOFF",
 ];
 
+/** The task sandbox's settings (docs/sandbox.md) are the agent's, but an operator sets them where the edge starts. */
+const SANDBOX_SETTINGS = [
+  "SAM_TASK_SANDBOX", "SAM_TASK_UID", "SAM_TASK_GID", "SAM_TASK_MAX_PROCESSES", "SAM_TASK_MAX_OPEN_FILES", "SAM_TASK_MEMORY_LIMIT", "SAM_TASK_CPU_LIMIT",
+];
+
 export class LocalProvider implements Provider {
   readonly name = "local" as const;
   private readonly running = new Map<string, { pid: number; nodeId: string; createdAt: number }>();
@@ -65,7 +70,7 @@ export class LocalProvider implements Provider {
     const tokenFile = join(dir, "tokens");
     writeFileSync(tokenFile, `SAM_NODE_TOKEN=${input.nodeToken}\nSAM_AGENT_TOKEN=${input.agentToken}\n`, { mode: 0o600 });
     const env: Record<string, string> = {};
-    for (const name of [...INHERITED_ENV, ...DELIVERY_SETTINGS]) if (process.env[name]) env[name] = process.env[name]!;
+    for (const name of [...INHERITED_ENV, ...DELIVERY_SETTINGS, ...SANDBOX_SETTINGS]) if (process.env[name]) env[name] = process.env[name]!;
     Object.assign(env, this.o.env ?? {}, {
       SAM_NODE_ID: input.nodeId,
       SAM_CONTROL_PLANE_URL: input.controlPlaneUrl,
