@@ -76,6 +76,7 @@ export const SETTINGS: { name: string; default: string; meaning: string }[] = [
   { name: "SAM_TASK_MAX_PROCESSES", default: "512", meaning: "RLIMIT_NPROC of a task (counted per uid)" },
   { name: "SAM_TASK_MAX_OPEN_FILES", default: "4096", meaning: "RLIMIT_NOFILE of a task's processes" },
   { name: "SAM_TASK_MEMORY_LIMIT", default: "4g", meaning: "RLIMIT_AS (address space) of each task process, or unlimited" },
+  { name: "SAM_TASK_TOOL_PATHS", default: "-", meaning: "colon-separated dirs a sandboxed task may read and run (CLIs installed outside /usr)" },
   { name: "SAM_TASK_CPU_LIMIT", default: "1h", meaning: "RLIMIT_CPU (CPU time) of each task process, or unlimited" },
 ];
 

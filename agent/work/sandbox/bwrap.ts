@@ -67,7 +67,18 @@ export function bwrapArgv(c: SandboxCommand): string[] {
     if (m.kind === "dir") argv.push("--tmpfs", m.path);
     else argv.push("--ro-bind", "/dev/null", m.path);
   }
-  for (const p of c.layout.extraReadOnly) argv.push("--ro-bind", p, p);
+  // bwrap makes the missing parents of a bind 0700 (root's), which the task's uid could not traverse.
+  const made = new Set(c.layout.system.map((e) => e.path));
+  for (const p of c.layout.extraReadOnly) {
+    const parts = p.split("/").filter(Boolean);
+    for (let i = 1; i < parts.length; i++) {
+      const parent = `/${parts.slice(0, i).join("/")}`;
+      if (made.has(parent) || c.layout.system.some((e) => parent.startsWith(`${e.path}/`))) continue;
+      made.add(parent);
+      argv.push("--perms", "0755", "--dir", parent);
+    }
+    argv.push("--ro-bind", p, p);
+  }
   argv.push(
     "--proc", "/proc",
     "--dev", "/dev",

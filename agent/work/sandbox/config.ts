@@ -23,6 +23,11 @@ export type SandboxConfig = {
   uid: number;
   gid: number;
   limits: SandboxLimits;
+  /**
+   * Host directories a task may read and run, bound read-only at the same path (`SAM_TASK_TOOL_PATHS`): where
+   * an operator installed coding-agent CLIs outside /usr, e.g. /opt/agents. Never the agent's data dir.
+   */
+  toolPaths: string[];
 };
 
 export const SANDBOX_DEFAULTS: SandboxConfig = {
@@ -30,7 +35,18 @@ export const SANDBOX_DEFAULTS: SandboxConfig = {
   uid: 65534,
   gid: 65534,
   limits: { processes: 512, openFiles: 4096, memoryBytes: 4 * 1024 ** 3, cpuSeconds: 3600 },
+  toolPaths: [],
 };
+
+/** `SAM_TASK_TOOL_PATHS`: colon-separated absolute directories. */
+function envToolPaths(env: Env): string[] {
+  const raw = envString(env, "SAM_TASK_TOOL_PATHS");
+  if (raw === undefined) return [];
+  const paths = raw.split(":").map((p) => p.trim()).filter(Boolean);
+  const bad = paths.find((p) => !p.startsWith("/") || p.split("/").includes("..") || p === "/");
+  if (bad !== undefined) throw new ConfigError(`SAM_TASK_TOOL_PATHS: expected absolute directories separated by ':', got '${bad}'`);
+  return paths;
+}
 
 const UNITS: Record<string, number> = { "": 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
 
@@ -71,5 +87,6 @@ export function sandboxConfigFromEnv(env: Env): SandboxConfig {
       memoryBytes: envBytes(env, "SAM_TASK_MEMORY_LIMIT", d.limits.memoryBytes),
       cpuSeconds: envSeconds(env, "SAM_TASK_CPU_LIMIT", d.limits.cpuSeconds),
     },
+    toolPaths: envToolPaths(env),
   };
 }

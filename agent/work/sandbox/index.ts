@@ -5,6 +5,7 @@
  * operator's `SAM_TASK_SANDBOX=off` a command runs as before, as the agent's user, and its leftovers are
  * found and killed by their marker (reap.ts).
  */
+import { nodeFs } from "../../runtime/node.ts";
 import type { SandboxConfig } from "./config.ts";
 import { bwrapArgv } from "./bwrap.ts";
 import { readHostLayout } from "./layout.ts";
@@ -40,9 +41,13 @@ export async function runSandboxed(sb: TaskSandbox, command: string, opts: Omit<
     }
   }
   if (status.tools.setpriv) chownTree(sb.workspace, sb.config.uid, sb.config.gid);
+  const layout = readHostLayout(sb.secrets);
+  // The operator's tool dirs, unless one would reveal what the sandbox hides (the agent's data dir, its tokens).
+  const hidden = (p: string) => sb.secrets.some((s) => s === p || s.startsWith(`${p}/`) || p.startsWith(`${s}/`));
+  for (const p of sb.config.toolPaths) if (nodeFs().existsSync(p) && !hidden(p)) layout.extraReadOnly.push(p);
   const argv = bwrapArgv({
     ...status.tools, uid: sb.config.uid, gid: sb.config.gid, workspace: sb.workspace,
-    layout: readHostLayout(sb.secrets), limits: sb.config.limits, argv: ["sh", "-c", command],
+    layout, limits: sb.config.limits, argv: ["sh", "-c", command],
   });
   return runInGroup(argv, { ...opts, cwd: sb.workspace });
 }

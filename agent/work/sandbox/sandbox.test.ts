@@ -55,6 +55,14 @@ describe("the bwrap command line", () => {
     expect(argv.indexOf("/etc/sam")).toBeGreaterThan(argv.indexOf("/etc"));
   });
 
+  test("an operator's tool dir is bound read-only, its parents made traversable (bwrap would make them 0700)", () => {
+    const base = command();
+    const argv = bwrapArgv({ ...base, layout: { ...base.layout, extraReadOnly: ["/opt/agents/bin"] } });
+    const s = argv.join(" ");
+    expect(s).toContain("--perms 0755 --dir /opt --perms 0755 --dir /opt/agents --ro-bind /opt/agents/bin /opt/agents/bin");
+    expect(argv.filter((a) => a === "--bind")).toHaveLength(1);
+  });
+
   test("rlimits, then the switch to the task uid with no capabilities left, then the command", () => {
     const argv = bwrapArgv(command());
     const sep = argv.indexOf("--");
@@ -86,7 +94,11 @@ describe("sandbox settings", () => {
     expect(sandboxConfigFromEnv({
       SAM_TASK_SANDBOX: "off", SAM_TASK_UID: "1001", SAM_TASK_GID: "1002", SAM_TASK_MAX_PROCESSES: "64",
       SAM_TASK_MAX_OPEN_FILES: "1024", SAM_TASK_MEMORY_LIMIT: "512m", SAM_TASK_CPU_LIMIT: "90s",
-    })).toEqual({ mode: "off", uid: 1001, gid: 1002, limits: { processes: 64, openFiles: 1024, memoryBytes: 512 * 1024 ** 2, cpuSeconds: 90 } });
+      SAM_TASK_TOOL_PATHS: "/opt/agents:/srv/tools/bin",
+    })).toEqual({
+      mode: "off", uid: 1001, gid: 1002, limits: { processes: 64, openFiles: 1024, memoryBytes: 512 * 1024 ** 2, cpuSeconds: 90 },
+      toolPaths: ["/opt/agents", "/srv/tools/bin"],
+    });
     expect(sandboxConfigFromEnv({ SAM_TASK_MEMORY_LIMIT: "unlimited", SAM_TASK_CPU_LIMIT: "unlimited" }).limits)
       .toMatchObject({ memoryBytes: null, cpuSeconds: null });
   });
@@ -95,6 +107,8 @@ describe("sandbox settings", () => {
     [{ SAM_TASK_SANDBOX: "maybe" }, "SAM_TASK_SANDBOX: expected one of on, off, got 'maybe'"],
     [{ SAM_TASK_UID: "0" }, "SAM_TASK_UID: expected an integer from 1 to 2147483646, got '0'"],
     [{ SAM_TASK_MEMORY_LIMIT: "1m" }, "SAM_TASK_MEMORY_LIMIT: expected a size of at least 64m like 512m or 4g, or 'unlimited', got '1m'"],
+    [{ SAM_TASK_TOOL_PATHS: "/opt/ok:relative/bin" }, "SAM_TASK_TOOL_PATHS: expected absolute directories separated by ':', got 'relative/bin'"],
+    [{ SAM_TASK_TOOL_PATHS: "/opt/../etc" }, "SAM_TASK_TOOL_PATHS: expected absolute directories separated by ':', got '/opt/../etc'"],
     [{ SAM_TASK_MEMORY_LIMIT: "lots" }, "SAM_TASK_MEMORY_LIMIT: expected a size of at least 64m like 512m or 4g, or 'unlimited', got 'lots'"],
   ])("a bad value is refused naming the variable: %j", (env, message) => {
     expect(() => sandboxConfigFromEnv(env)).toThrow(new ConfigError(message));

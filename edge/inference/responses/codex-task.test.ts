@@ -20,6 +20,9 @@ let edge: TestEdge;
 
 beforeAll(async () => {
   ensureAgentBinary();
+  // Codex is installed in the repo's node_modules, outside /usr: the sandbox shows it read-only, as an
+  // operator would with CLIs under /opt (SAM_TASK_TOOL_PATHS; the local provider passes it to its agents).
+  process.env.SAM_TASK_TOOL_PATHS = join(import.meta.dir, "..", "..", "..", "node_modules");
   base = mkdtempSync(join(tmpdir(), "sam-codex-task-"));
   repo = await initRepo(join(base, "repo"), { "README.md": "a repo\n" });
   model = await startScriptedChat(writeFileScript("CODEX.md", "written by codex"));
@@ -29,6 +32,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await edge?.stop();
   await model?.close();
+  delete process.env.SAM_TASK_TOOL_PATHS;
   rmSync(base, { recursive: true, force: true });
 }, 30_000);
 
@@ -51,7 +55,10 @@ test("a command task running codex exec against the edge's /v1: the result's pat
     const v = (await (await edge.call("GET", `/api/tasks/${task.id}`, { token: key })).json()) as TaskView;
     return ["succeeded", "failed", "cancelled"].includes(v.status) ? v : undefined;
   }, 100_000);
-  if (view.status !== "succeeded") throw new Error(`task ${view.status}: ${view.error}`);
+  if (view.status !== "succeeded") {
+    const log = (await (await edge.call("GET", `/api/tasks/${task.id}/events`, { token: key })).json()) as { data: { message?: string }[] };
+    throw new Error(`task ${view.status}: ${view.error}\n${log.data.map((e) => e.message ?? "").join("\n")}`);
+  }
   expect(view.result!.patch).toContain("+++ b/CODEX.md");
   expect(view.result!.patch).toContain("+written by codex");
   // Codex reached the model through the edge with the task's token: the shell result came back as a tool message.

@@ -32,7 +32,7 @@ const DELIVERY_SETTINGS = [
 
 /** The task sandbox's settings (docs/sandbox.md) are the agent's, but an operator sets them where the edge starts. */
 const SANDBOX_SETTINGS = [
-  "SAM_TASK_SANDBOX", "SAM_TASK_UID", "SAM_TASK_GID", "SAM_TASK_MAX_PROCESSES", "SAM_TASK_MAX_OPEN_FILES", "SAM_TASK_MEMORY_LIMIT", "SAM_TASK_CPU_LIMIT",
+  "SAM_TASK_SANDBOX", "SAM_TASK_UID", "SAM_TASK_GID", "SAM_TASK_MAX_PROCESSES", "SAM_TASK_MAX_OPEN_FILES", "SAM_TASK_MEMORY_LIMIT", "SAM_TASK_CPU_LIMIT", "SAM_TASK_TOOL_PATHS",
 ];
 
 export class LocalProvider implements Provider {
