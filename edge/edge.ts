@@ -11,6 +11,8 @@ import { resolveAdminToken, type AdminToken } from "./auth/admin-token.ts";
 import { createAuthenticate } from "./auth/authenticate.ts";
 import type { Authenticate } from "./auth/caller.ts";
 import { KeyCache } from "./auth/key-cache.ts";
+import { ensurePrivateDir } from "./auth/private-files.ts";
+import { resolveSecretKey, sealPlainSecrets, SecretBox, verifySecretKey, type SecretKeySource } from "./auth/secret-box.ts";
 import type { EdgeConfig } from "./config.ts";
 import { openDatabase, type Client } from "./db/client.ts";
 import { migrate } from "./db/migrate.ts";
@@ -29,6 +31,7 @@ export type Edge = {
   app: Hono;
   db: Client;
   admin: AdminToken;
+  secretKey: Omit<SecretKeySource, "key">;
   authenticate: Authenticate;
   runner: Runner;
   provider: Provider;
@@ -49,16 +52,21 @@ export type EdgeOptions = {
 
 export async function createEdge(config: EdgeConfig, options: EdgeOptions = {}): Promise<Edge> {
   const startedAt = Date.now();
+  ensurePrivateDir(config.dataDir);
   const db = await openDatabase(config.databaseUrl, config.databaseToken);
   await migrate(db, [...MIGRATIONS, ...INFERENCE_MIGRATIONS]);
   const admin = resolveAdminToken(config.adminToken, config.dataDir);
+  const { key, ...secretKey } = resolveSecretKey(config.secretKey, config.dataDir);
+  const box = await SecretBox.fromKey(key);
+  await verifySecretKey(db, box);
+  await sealPlainSecrets(db, box);
   const keyCache = new KeyCache();
   const authenticate = createAuthenticate(db, admin.token, keyCache);
   const provider = options.provider ?? createProvider(config);
   let publicUrl = config.publicUrl ?? `http://${config.host}:${config.port}`;
-  const tasks = new TaskStore(db);
-  const nodes = new NodeStore(db);
-  const agent = new AgentClient(options.agentFetch);
+  const tasks = new TaskStore(db, box);
+  const nodes = new NodeStore(db, box);
+  const agent = new AgentClient(options.agentFetch, box);
   const wakeups = new Wakeups();
   const runner = new Runner({
     tasks, nodes, provider, agent, wakeups,
@@ -85,6 +93,7 @@ export async function createEdge(config: EdgeConfig, options: EdgeOptions = {}):
     app,
     db,
     admin,
+    secretKey,
     authenticate,
     runner,
     provider,

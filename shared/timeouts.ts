@@ -21,6 +21,8 @@ export const TIMER_BASES = {
   taskRun: { env: "SAM_TASK_RUN_TIMEOUT", default: 60 * MINUTE, meaning: "longest a task may run on a node" },
   nodeWarm: { env: "SAM_NODE_WARM", default: 10 * MINUTE, meaning: "an idle node stays warm this long for reuse" },
   retryBackoff: { env: "SAM_RETRY_BACKOFF", default: 2 * SECOND, meaning: "first backoff of a transient-failure retry (doubles per attempt)" },
+  clientBody: { env: "SAM_CLIENT_BODY_TIMEOUT", default: 10 * SECOND, meaning: "a client must have sent its whole request body within this, else 408 and the connection is closed" },
+  adminSession: { env: "SAM_ADMIN_SESSION_TTL", default: 12 * 60 * MINUTE, meaning: "an admin page session (the login cookie) expires this long after login" },
 } as const;
 
 /** Derived timers an operator may still override explicitly; the ordering check guards them. */

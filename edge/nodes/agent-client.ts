@@ -3,6 +3,7 @@
  * on the response headers only, so a streamed body (an export) is never cut short or buffered.
  */
 import { HttpError } from "../../shared/errors.ts";
+import { SecretBox } from "../auth/secret-box.ts";
 import { isCertificateError, pinnedTls } from "./pinned-fetch.ts";
 import type { NodeRecord } from "./store.ts";
 
@@ -16,7 +17,14 @@ export class AgentUnreachable extends Error {
 }
 
 export class AgentClient {
-  constructor(private readonly fetchImpl: AgentFetch = (input, init) => fetch(input, init)) {}
+  /** `box` opens the sealed agent tokens nodes are stored with; a plain token (tests) is sent as it is. */
+  constructor(private readonly fetchImpl: AgentFetch = (input, init) => fetch(input, init), private readonly box: SecretBox | null = null) {}
+
+  private async token(stored: string): Promise<string> {
+    if (!SecretBox.isSealed(stored)) return stored;
+    if (!this.box) throw new Error("the agent token is sealed but no secret key was given to open it");
+    return await this.box.open(stored);
+  }
 
   async call(node: Pick<NodeRecord, "id" | "agentUrl" | "agentToken" | "agentTlsCert" | "status">, path: string, init: { method?: string; body?: unknown; timeoutMs: number }): Promise<Response> {
     if (!node.agentUrl) {
@@ -26,13 +34,14 @@ export class AgentClient {
     // record there is nothing to trust, and the call is not made.
     const https = node.agentUrl.startsWith("https:");
     if (https && !node.agentTlsCert) throw new AgentUnreachable("unreachable", `node ${node.id} serves https but reported no certificate`);
+    const token = await this.token(node.agentToken);
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), init.timeoutMs);
     try {
       return await this.fetchImpl(`${node.agentUrl.replace(/\/+$/, "")}${path}`, {
         method: init.method ?? "GET",
         headers: {
-          Authorization: `Bearer ${node.agentToken}`,
+          Authorization: `Bearer ${token}`,
           ...(init.body === undefined ? {} : { "Content-Type": "application/json" }),
         },
         body: init.body === undefined ? undefined : JSON.stringify(init.body),
