@@ -20,6 +20,8 @@ import { nodeRoutes } from "./nodes/nodes.ts";
 import type { NodeStore } from "./nodes/store.ts";
 import type { Runner } from "./runner/runner.ts";
 import type { Wakeups } from "./runner/wakeups.ts";
+import { sessionRoutes } from "./sessions/sessions.ts";
+import type { SessionStore } from "./sessions/store.ts";
 import type { TaskStore } from "./tasks/store.ts";
 import { TaskLimits } from "./tasks/limits.ts";
 import { taskRoutes } from "./tasks/tasks.ts";
@@ -34,6 +36,8 @@ export type AppDeps = {
   runner: Runner;
   agent: AgentClient;
   wakeups: Wakeups;
+  /** The admin pages' login sessions (`/api/sessions`). */
+  sessions: SessionStore;
   /** Forgets a revoked API key in this instance's auth cache. */
   keyRevoked?: (keyId: string) => void;
   /** The inference upstream actually in use (after the gateway bootstrap). */
@@ -88,6 +92,7 @@ export function createApp(deps: AppDeps): Hono {
     authenticate, nodes, runner, agent, timeouts: config.timeouts,
     keyExists: async (id) => (await deps.db.execute({ sql: "SELECT 1 FROM api_keys WHERE id = ? AND revoked_at IS NULL", args: [id] })).rows.length > 0,
   }));
+  app.route("/api/sessions", sessionRoutes(deps.sessions, authenticate));
   app.route("/api/agent", callbackRoutes({ authenticate, tasks, nodes, runner, wakeups }));
 
   return app;

@@ -25,6 +25,7 @@ import { LocalProvider } from "./providers/local/local.ts";
 import type { Provider } from "./providers/provider.ts";
 import { Runner } from "./runner/runner.ts";
 import { Wakeups } from "./runner/wakeups.ts";
+import { SessionStore } from "./sessions/store.ts";
 import { TaskStore } from "./tasks/store.ts";
 
 export type Edge = {
@@ -81,13 +82,14 @@ export async function createEdge(config: EdgeConfig, options: EdgeOptions = {}):
     gatewayRateLimitPerMinute: config.inferenceProxy.gatewayRateLimitPerMinute,
     log: options.log,
   }));
+  const sessions = new SessionStore(db, config.timeouts.adminSession);
   const app = createApp({
-    config, startedAt, db, authenticate, tasks, nodes, runner, agent, wakeups,
+    config, startedAt, db, authenticate, tasks, nodes, runner, agent, wakeups, sessions,
     keyRevoked: (id) => keyCache.revoked(id),
     inferenceMode: inference.upstreamMode,
   });
   app.route("/", inference.app);
-  app.route("/admin", createAdminRoutes({ api: inProcessApi(app, admin.token), adminToken: admin.token }));
+  app.route("/admin", createAdminRoutes({ api: inProcessApi(app, admin.token), adminToken: admin.token, sessions, trustProxy: config.trustProxy }));
   let ticking: Promise<void> | null = null;
   return {
     app,
