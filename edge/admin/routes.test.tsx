@@ -1,5 +1,8 @@
 import { Database } from "bun:sqlite";
 import { describe, expect, test } from "bun:test";
+import { Hono } from "hono";
+import { inProcessApi } from "./api-client.ts";
+import { createAdminRoutes } from "./routes.tsx";
 import { ADMIN_TOKEN, mountOverFake } from "./test-support/mount.ts";
 import { UNREACHABLE_MESSAGE, UNREACHABLE_NODE } from "./test-support/fake-api.ts";
 
@@ -97,6 +100,14 @@ describe("admin auth", () => {
       headers: { "Content-Type": "application/x-www-form-urlencoded", "X-Forwarded-Proto": "https" },
     });
     expect(res.headers.get("Set-Cookie")).not.toMatch(/Secure/);
+    const behindProxy = new Hono();
+    behindProxy.route("/admin", createAdminRoutes({ api: inProcessApi(fake.app, ADMIN_TOKEN), adminToken: ADMIN_TOKEN, sessions, trustProxy: true }));
+    const trusted = await behindProxy.request("http://localhost/admin/login", {
+      method: "POST",
+      body: new URLSearchParams({ token: ADMIN_TOKEN, next: "/admin" }),
+      headers: { "Content-Type": "application/x-www-form-urlencoded", "X-Forwarded-Proto": "https" },
+    });
+    expect(trusted.headers.get("Set-Cookie")).toMatch(/; Secure/);
   });
 });
 

@@ -6,6 +6,7 @@
 import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import * as v from "valibot";
+import { withinBodyDeadline } from "../../shared/body-deadline.ts";
 import { HttpError } from "../../shared/errors.ts";
 import { NodeMetricsView, NodeView, TaskEventView, TaskView, pageOf } from "../../shared/wire/api.ts";
 import { Id } from "../../shared/wire/common.ts";
@@ -92,7 +93,7 @@ export function createAdminRoutes(opts: AdminRoutesOptions): Hono {
   // A token is ~50 bytes; nothing larger is worth reading.
   const loginBody = bodyLimit({ maxSize: 4096, onError: (c) => loginPage(c, { status: 413, error: "That is far longer than an admin token.", next: base }) });
   app.post("/login", loginBody, async (c) => {
-    const form = await c.req.parseBody().catch(() => ({} as Record<string, unknown>));
+    const form = await withinBodyDeadline(c.req.raw, c.req.parseBody()).catch(() => ({} as Record<string, unknown>));
     const next = safeNext(form.next, base);
     const token = typeof form.token === "string" ? form.token.trim() : "";
     if (token === "" || !timingSafeEqualString(token, opts.adminToken)) {

@@ -6,6 +6,7 @@
  */
 import { Hono, type Context } from "hono";
 import * as v from "valibot";
+import { withinBodyDeadline } from "../../shared/body-deadline.ts";
 import { HttpError } from "../../shared/errors.ts";
 import { parseOrThrow } from "../../shared/validate.ts";
 import type { Authenticate, Caller } from "../auth/caller.ts";
@@ -267,7 +268,7 @@ export function createInferenceRoutes(deps: InferenceDeps): Inference {
     if (!decision.allowed) {
       throw new HttpError(429, `rate limit reached: ${decision.limit} requests per minute for this key; retry after ${decision.retryAfterSeconds}s`, { code: "rate_limit_exceeded", headers: limitHeaders });
     }
-    const text = await readBody(c.req.raw, inference.maxBodyBytes);
+    const text = await withinBodyDeadline(c.req.raw, readBody(c.req.raw, inference.maxBodyBytes));
     if (text.trim() === "") throw new HttpError(400, "request body is empty; send a JSON chat completion request", { code: "invalid_json" });
     let json: unknown;
     try {
