@@ -16,14 +16,28 @@ export class AgentUnreachable extends Error {
   }
 }
 
+/** Live nodes are far fewer; the bound only keeps a long-running edge's cache from growing with history. */
+const MAX_OPENED = 10_000;
+
 export class AgentClient {
   /** `box` opens the sealed agent tokens nodes are stored with; a plain token (tests) is sent as it is. */
   constructor(private readonly fetchImpl: AgentFetch = (input, init) => fetch(input, init), private readonly box: SecretBox | null = null) {}
 
+  /**
+   * Opened tokens by their sealed form: a Web Crypto decrypt is an async op (tens of µs under Deno) and every
+   * dispatch calls an agent. Memory is not "at rest"; the database and its files keep only the sealed form.
+   */
+  private readonly opened = new Map<string, string>();
+
   private async token(stored: string): Promise<string> {
     if (!SecretBox.isSealed(stored)) return stored;
+    const known = this.opened.get(stored);
+    if (known !== undefined) return known;
     if (!this.box) throw new Error("the agent token is sealed but no secret key was given to open it");
-    return await this.box.open(stored);
+    const plain = await this.box.open(stored);
+    if (this.opened.size >= MAX_OPENED) this.opened.clear();
+    this.opened.set(stored, plain);
+    return plain;
   }
 
   async call(node: Pick<NodeRecord, "id" | "agentUrl" | "agentToken" | "agentTlsCert" | "status">, path: string, init: { method?: string; body?: unknown; timeoutMs: number }): Promise<Response> {
