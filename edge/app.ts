@@ -9,6 +9,7 @@ import { describeRequestTimeouts, describeTimeouts } from "../shared/timeouts.ts
 import { SAM_VERSION } from "../shared/version.ts";
 import type { Authenticate } from "./auth/caller.ts";
 import { guard } from "./auth/guard.ts";
+import { bodyDeadline } from "./body-deadline.ts";
 import { callbackRoutes } from "./callbacks/callbacks.ts";
 import type { EdgeConfig } from "./config.ts";
 import type { Client } from "./db/client.ts";
@@ -19,7 +20,10 @@ import { nodeRoutes } from "./nodes/nodes.ts";
 import type { NodeStore } from "./nodes/store.ts";
 import type { Runner } from "./runner/runner.ts";
 import type { Wakeups } from "./runner/wakeups.ts";
+import { sessionRoutes } from "./sessions/sessions.ts";
+import type { SessionStore } from "./sessions/store.ts";
 import type { TaskStore } from "./tasks/store.ts";
+import { TaskLimits } from "./tasks/limits.ts";
 import { taskRoutes } from "./tasks/tasks.ts";
 
 export type AppDeps = {
@@ -32,6 +36,8 @@ export type AppDeps = {
   runner: Runner;
   agent: AgentClient;
   wakeups: Wakeups;
+  /** The admin pages' login sessions (`/api/sessions`). */
+  sessions: SessionStore;
   /** Forgets a revoked API key in this instance's auth cache. */
   keyRevoked?: (keyId: string) => void;
   /** The inference upstream actually in use (after the gateway bootstrap). */
@@ -55,6 +61,7 @@ export function createApp(deps: AppDeps): Hono {
   const app = new Hono();
   app.onError(renderError);
   app.notFound(renderNotFound);
+  app.use("*", bodyDeadline(deps.config.timeouts.clientBody));
 
   app.get("/healthz", (c) =>
     c.json({ ok: true, version: SAM_VERSION, uptimeMs: Date.now() - deps.startedAt }));
@@ -80,11 +87,12 @@ export function createApp(deps: AppDeps): Hono {
 
   const { authenticate, tasks, nodes, runner, agent, wakeups, config } = deps;
   app.route("/api/keys", keyRoutes(deps.db, authenticate, deps.keyRevoked));
-  app.route("/api/tasks", taskRoutes({ authenticate, tasks, runner, wakeups, timeouts: config.timeouts }));
+  app.route("/api/tasks", taskRoutes({ authenticate, tasks, runner, wakeups, timeouts: config.timeouts, limits: new TaskLimits(config.limits) }));
   app.route("/api/nodes", nodeRoutes({
     authenticate, nodes, runner, agent, timeouts: config.timeouts,
     keyExists: async (id) => (await deps.db.execute({ sql: "SELECT 1 FROM api_keys WHERE id = ? AND revoked_at IS NULL", args: [id] })).rows.length > 0,
   }));
+  app.route("/api/sessions", sessionRoutes(deps.sessions, authenticate));
   app.route("/api/agent", callbackRoutes({ authenticate, tasks, nodes, runner, wakeups }));
 
   return app;

@@ -41,7 +41,32 @@ export type EdgeConfig = {
   maxNodes: number;
   /** The local provider's agent: a binary path, or a command and arguments split on spaces (`SAM_AGENT_BINARY`). */
   agentCommand: string[];
+  /** `SAM_SECRET_KEY` (32 bytes) sealing the secrets the edge must read back; null: generated into the data dir. */
+  secretKey: Uint8Array | null;
+  /** `SAM_TRUST_PROXY=1`: the edge sits behind a proxy whose `X-Forwarded-Proto` it may believe. */
+  trustProxy: boolean;
+  limits: EdgeLimits;
 };
+
+/** Limits of the user-facing API beyond `/v1`'s (docs/security.md). */
+export type EdgeLimits = {
+  /** Task submissions per key per minute when the key has no limit of its own (`SAM_RATE_LIMIT_RPM`). */
+  submissionsPerMinute: number;
+  /** Other `/api/tasks*` requests per key per minute. */
+  readsPerMinute: number;
+  /** Concurrent SSE follows of one key, and of the whole instance. */
+  followsPerKey: number;
+  followsTotal: number;
+};
+
+/** A 32-byte key written as 64 hex digits or base64; null when it is neither. */
+export function parseSecretKey(text: string): Uint8Array | null {
+  const t = text.trim();
+  if (/^[0-9a-fA-F]{64}$/.test(t)) return Uint8Array.from(t.match(/../g)!, (h) => parseInt(h, 16));
+  if (!/^[A-Za-z0-9+/_-]{43}=?$/.test(t)) return null;
+  const bytes = Uint8Array.from(atob(t.replace(/-/g, "+").replace(/_/g, "/").replace(/=?$/, "=")), (ch) => ch.charCodeAt(0));
+  return bytes.length === 32 ? bytes : null;
+}
 
 function envUrl(env: Env, name: string, fallback: string | null, schemes: readonly string[]): string | null {
   const raw = envString(env, name) ?? fallback;
@@ -88,7 +113,18 @@ export function loadEdgeConfig(env: Env): EdgeConfig {
   if (adminToken !== null && adminToken.length < 16) {
     throw new ConfigError("SAM_ADMIN_TOKEN: must be at least 16 characters");
   }
+  const rawSecretKey = envString(env, "SAM_SECRET_KEY") ?? null;
+  const secretKey = rawSecretKey === null ? null : parseSecretKey(rawSecretKey);
+  if (rawSecretKey !== null && secretKey === null) {
+    throw new ConfigError("SAM_SECRET_KEY: expected 32 bytes as 64 hex digits or base64 (e.g. `openssl rand -base64 32`)");
+  }
+  // On Deno Deploy the disk is per instance: a key generated there would differ between instances and be
+  // lost with the instance, and every sealed secret in the shared database with it.
+  if (secretKey === null && envString(env, "DENO_DEPLOYMENT_ID")) {
+    throw new ConfigError("SAM_SECRET_KEY: required on Deno Deploy (32 bytes, hex or base64); a generated key would not survive the instance");
+  }
   const timeouts = timeoutsFromEnv(env);
+  const inferenceProxy = loadInferenceConfig(env);
   const hetznerApiBase = envUrl(env, "SAM_HCLOUD_API_BASE", "https://api.hetzner.cloud/v1", ["http:", "https:"])!;
   return {
     host: envString(env, "SAM_HOST", "127.0.0.1"),
@@ -116,7 +152,7 @@ export function loadEdgeConfig(env: Env): EdgeConfig {
       url: envUrl(env, "SAM_INFERENCE_URL", null, ["http:", "https:"]),
       key: envString(env, "SAM_INFERENCE_KEY") ?? null,
     },
-    inferenceProxy: loadInferenceConfig(env),
+    inferenceProxy,
     hetznerProvider: provider === "hetzner"
       ? hetznerOptionsFromEnv(env, {
         token: hetznerToken!,
@@ -128,5 +164,13 @@ export function loadEdgeConfig(env: Env): EdgeConfig {
     timeouts,
     maxNodes: envInt(env, "SAM_MAX_NODES", 10, 1, 10_000),
     agentCommand: envString(env, "SAM_AGENT_BINARY", "agent/dist/sam-agent").split(/\s+/).filter(Boolean),
+    secretKey,
+    trustProxy: envFlag(env, "SAM_TRUST_PROXY", false),
+    limits: {
+      submissionsPerMinute: inferenceProxy.rateLimitPerMinute,
+      readsPerMinute: envInt(env, "SAM_API_READ_RPM", 600, 1, 1_000_000),
+      followsPerKey: envInt(env, "SAM_SSE_MAX_PER_KEY", 16, 1, 100_000),
+      followsTotal: envInt(env, "SAM_SSE_MAX", 256, 1, 1_000_000),
+    },
   };
 }

@@ -98,7 +98,7 @@ describe("a task that ends as a pull request", () => {
     expect(JSON.stringify(view)).not.toContain(SECRET);
     expect(JSON.stringify(events)).not.toContain(SECRET);
 
-    const page = await (await fetch(`${edge.url}/admin/tasks/${task.id}`, { headers: { Cookie: `sam_admin=${ADMIN}` } })).text();
+    const page = await (await fetch(`${edge.url}/admin/tasks/${task.id}`, { headers: { Authorization: `Bearer ${ADMIN}` } })).text();
     expect(page).toContain(`<a href="${git.url}/acme/widgets/tree/${branch}">${branch}</a>`);
     expect(page).toContain('<a href="https://github.com/acme/widgets/pull/1">#1</a>');
   }, 90_000);

@@ -11,6 +11,8 @@ import { resolveAdminToken, type AdminToken } from "./auth/admin-token.ts";
 import { createAuthenticate } from "./auth/authenticate.ts";
 import type { Authenticate } from "./auth/caller.ts";
 import { KeyCache } from "./auth/key-cache.ts";
+import { ensurePrivateDir } from "./auth/private-files.ts";
+import { resolveSecretKey, sealPlainSecrets, SecretBox, verifySecretKey, type SecretKeySource } from "./auth/secret-box.ts";
 import type { EdgeConfig } from "./config.ts";
 import { openDatabase, type Client } from "./db/client.ts";
 import { migrate } from "./db/migrate.ts";
@@ -23,12 +25,14 @@ import { LocalProvider } from "./providers/local/local.ts";
 import type { Provider } from "./providers/provider.ts";
 import { Runner } from "./runner/runner.ts";
 import { Wakeups } from "./runner/wakeups.ts";
+import { SessionStore } from "./sessions/store.ts";
 import { TaskStore } from "./tasks/store.ts";
 
 export type Edge = {
   app: Hono;
   db: Client;
   admin: AdminToken;
+  secretKey: Omit<SecretKeySource, "key">;
   authenticate: Authenticate;
   runner: Runner;
   provider: Provider;
@@ -49,16 +53,21 @@ export type EdgeOptions = {
 
 export async function createEdge(config: EdgeConfig, options: EdgeOptions = {}): Promise<Edge> {
   const startedAt = Date.now();
+  ensurePrivateDir(config.dataDir);
   const db = await openDatabase(config.databaseUrl, config.databaseToken);
   await migrate(db, [...MIGRATIONS, ...INFERENCE_MIGRATIONS]);
   const admin = resolveAdminToken(config.adminToken, config.dataDir);
+  const { key, ...secretKey } = resolveSecretKey(config.secretKey, config.dataDir);
+  const box = await SecretBox.fromKey(key);
+  await verifySecretKey(db, box);
+  await sealPlainSecrets(db, box);
   const keyCache = new KeyCache();
   const authenticate = createAuthenticate(db, admin.token, keyCache);
   const provider = options.provider ?? createProvider(config);
   let publicUrl = config.publicUrl ?? `http://${config.host}:${config.port}`;
-  const tasks = new TaskStore(db);
-  const nodes = new NodeStore(db);
-  const agent = new AgentClient(options.agentFetch);
+  const tasks = new TaskStore(db, box);
+  const nodes = new NodeStore(db, box);
+  const agent = new AgentClient(options.agentFetch, box);
   const wakeups = new Wakeups();
   const runner = new Runner({
     tasks, nodes, provider, agent, wakeups,
@@ -73,18 +82,20 @@ export async function createEdge(config: EdgeConfig, options: EdgeOptions = {}):
     gatewayRateLimitPerMinute: config.inferenceProxy.gatewayRateLimitPerMinute,
     log: options.log,
   }));
+  const sessions = new SessionStore(db, config.timeouts.adminSession);
   const app = createApp({
-    config, startedAt, db, authenticate, tasks, nodes, runner, agent, wakeups,
+    config, startedAt, db, authenticate, tasks, nodes, runner, agent, wakeups, sessions,
     keyRevoked: (id) => keyCache.revoked(id),
     inferenceMode: inference.upstreamMode,
   });
   app.route("/", inference.app);
-  app.route("/admin", createAdminRoutes({ api: inProcessApi(app, admin.token), adminToken: admin.token }));
+  app.route("/admin", createAdminRoutes({ api: inProcessApi(app, admin.token), adminToken: admin.token, sessions, trustProxy: config.trustProxy }));
   let ticking: Promise<void> | null = null;
   return {
     app,
     db,
     admin,
+    secretKey,
     authenticate,
     runner,
     provider,

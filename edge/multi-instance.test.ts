@@ -12,7 +12,9 @@ describe("two edge instances, one sqld", () => {
   test("200 concurrent submissions across both instances: each task is dispatched exactly once", async () => {
     const sqld = await startSqld();
     cleanup.push(() => sqld.stop());
-    const env = { SAM_DATABASE_URL: sqld.url, SAM_MAX_NODES: "1" };
+    // Instances sharing a database share its secret key (each would otherwise generate its own).
+    // The burst is the point here, not the per-key submission limit.
+    const env = { SAM_DATABASE_URL: sqld.url, SAM_MAX_NODES: "1", SAM_SECRET_KEY: "5a".repeat(32), SAM_RATE_LIMIT_RPM: "1000000" };
     const providerA = new DoubleProvider({ autoReady: true, double: { mode: "hold", capacity: 1000 } });
     // Both start together: concurrent migrations must be safe too.
     const [a, b] = await Promise.all([startTestEdge({ provider: providerA, env }), startTestEdge({ provider: new DoubleProvider(), env })]) as [TestEdge, TestEdge];

@@ -21,6 +21,17 @@ export const EDGE_SETTINGS: SettingGroup[] = [
     ],
   },
   {
+    title: "Security and limits",
+    settings: [
+      { name: "SAM_SECRET_KEY", default: "generated into the data dir", meaning: "32 bytes (hex or base64) sealing agent tokens and repo credentials in the database (AES-GCM); required on Deno Deploy and shared by instances of one database" },
+      { name: "SAM_TRUST_PROXY", default: "`off`", meaning: "`on`: believe `X-Forwarded-Proto` (the admin cookie's `Secure` flag)" },
+      { name: "SAM_API_READ_RPM", default: "`600`", meaning: "`/api/tasks*` requests (other than submissions) per key per minute; submissions use the key's limit, else `SAM_RATE_LIMIT_RPM`" },
+      { name: "SAM_SSE_MAX_PER_KEY", default: "`16`", meaning: "concurrent task event follows per key, per instance (429 with `Retry-After` beyond)" },
+      { name: "SAM_SSE_MAX", default: "`256`", meaning: "concurrent task event follows per instance, all keys" },
+      { name: "DENO_DEPLOYMENT_ID", default: "set by Deno Deploy", meaning: "marks a Deno Deploy instance: the deploy profile's checks apply (docs/deploy.md)" },
+    ],
+  },
+  {
     title: "Providers",
     settings: [
       { name: "SAM_PROVIDER", default: "`local`, or `hetzner` when `HCLOUD_TOKEN` is set", meaning: "where nodes run" },

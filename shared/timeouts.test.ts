@@ -33,6 +33,8 @@ const basesArb = fc.record({
   retryBackoff: duration(100, 60 * SECOND),
   responseRetention: duration(1 * SECOND, 24 * 3600 * SECOND),
   inferenceIdle: duration(1 * SECOND, 10 * MINUTE),
+  clientBody: duration(SECOND, 10 * MINUTE),
+  adminSession: duration(MINUTE, 24 * 3600 * SECOND),
 }) satisfies fc.Arbitrary<Record<TimerBase, number>>;
 
 const env = (values: Record<string, number>) =>

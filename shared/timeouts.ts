@@ -23,6 +23,8 @@ export const TIMER_BASES = {
   retryBackoff: { env: "SAM_RETRY_BACKOFF", default: 2 * SECOND, meaning: "first backoff of a transient-failure retry (doubles per attempt)" },
   responseRetention: { env: "SAM_RESPONSE_RETENTION", default: 60 * MINUTE, meaning: "a stored /v1/responses answer can be continued (previous_response_id) for this long" },
   inferenceIdle: { env: "SAM_INFERENCE_IDLE_TIMEOUT", default: 60 * SECOND, meaning: "a streamed completion whose upstream sends no byte for this long ends with an error event" },
+  clientBody: { env: "SAM_CLIENT_BODY_TIMEOUT", default: 10 * SECOND, meaning: "a client must have sent its whole request body within this, else 408 and the connection is closed" },
+  adminSession: { env: "SAM_ADMIN_SESSION_TTL", default: 12 * 60 * MINUTE, meaning: "an admin page session (the login cookie) expires this long after login" },
 } as const;
 
 /** Derived timers an operator may still override explicitly; the ordering check guards them. */

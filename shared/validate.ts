@@ -3,6 +3,7 @@
  * field ("repo.url: repo.url must be an http(s)…"), so a user can fix the request without guessing.
  */
 import * as v from "valibot";
+import { withinBodyDeadline } from "./body-deadline.ts";
 import { HttpError } from "./errors.ts";
 
 export function describeIssue(issue: v.BaseIssue<unknown>): string {
@@ -19,7 +20,7 @@ export function parseOrThrow<S extends v.GenericSchema>(schema: S, value: unknow
 
 /** Read a request body as JSON; malformed JSON is the user's mistake, so it is a 400, not a 500. */
 export async function readJsonBody(req: Request): Promise<unknown> {
-  const text = await req.text();
+  const text = await withinBodyDeadline(req, req.text());
   if (text.trim() === "") throw new HttpError(400, "request body is empty; send a JSON object", { code: "invalid_json" });
   try {
     return JSON.parse(text);

@@ -88,6 +88,7 @@ describe("admin pages in a browser", () => {
     try {
       const cookie = (await browser.context.cookies(`${base}/admin/nodes`)).find((c) => c.name === "sam_admin")!;
       expect(cookie).toMatchObject({ httpOnly: true, sameSite: "Strict", path: "/admin" });
+      expect(cookie.value).not.toContain(ADMIN_TOKEN);
       await Promise.all([page.waitForURL(`${base}/admin/nodes/${ok.id}`), page.click(`a[href='/admin/nodes/${ok.id}']`)]);
 
       const labels = await page.$$eval(".wf-row[data-kind]", (rows) => rows.map((r) => r.getAttribute("data-phase")));
@@ -188,6 +189,24 @@ describe("admin pages in a browser", () => {
       expect(await page.locator("#log li", { hasText: "reading src/cli.ts" }).count()).toBe(1);
     } finally {
       await page.close();
+    }
+  }, 20_000);
+
+  test("Log out ends the session: the old cookie, put back, sees only the login form", async () => {
+    await browser.context.clearCookies();
+    const page = await loggedInPage();
+    try {
+      const before = (await browser.context.cookies(`${base}/admin/nodes`)).find((c) => c.name === "sam_admin")!;
+      expect((await served.call("GET", "/api/sessions").then((r) => r.json())).data.length).toBeGreaterThan(0);
+      await Promise.all([page.waitForURL(`${base}/admin/login`), page.click("button:has-text('Log out')")]);
+      await browser.context.addCookies([{ name: "sam_admin", value: before.value, url: `${base}/admin` }]);
+      const res = await page.goto(`${base}/admin/nodes`);
+      expect(res?.status()).toBe(401);
+      expect(await page.locator("[data-node]").count()).toBe(0);
+      expect(await page.textContent("#login-error")).toContain("Log in again");
+    } finally {
+      await page.close();
+      await browser.context.clearCookies();
     }
   }, 20_000);
 

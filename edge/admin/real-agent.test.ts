@@ -25,7 +25,8 @@ afterAll(async () => {
   await served?.stop();
 }, 15_000);
 
-const page = (path: string) => fetch(`${served.url}${path}`, { headers: { Cookie: `sam_admin=${ADMIN_TOKEN}` } });
+// The cookie holds a session, not the token; the bearer header is the pages' way in for scripts.
+const page = (path: string) => fetch(`${served.url}${path}`, { headers: { Authorization: `Bearer ${ADMIN_TOKEN}` } });
 
 test("a node run by the real agent has its page: provider spans, charts and events from the agent", async () => {
   const res = await page(`/admin/nodes/${nodeId}`);

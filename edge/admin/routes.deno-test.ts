@@ -4,10 +4,13 @@ import assert from "node:assert/strict";
 import { Hono } from "hono";
 import { inProcessApi } from "./api-client.ts";
 import { createAdminRoutes } from "./routes.tsx";
+import { memorySessions } from "./test-support/memory-sessions.ts";
 import { seedNodes, seedSamples } from "./test-support/seed.ts";
 
 const TOKEN = "samadm_deno_0123456789abcdefghijklmnopqrst";
 const now = Date.now();
+
+const sessions = memorySessions();
 
 function mount() {
   const api = new Hono();
@@ -17,13 +20,14 @@ function mount() {
   api.get("/api/nodes/:id/metrics", (c) => c.json({ nodeId: c.req.param("id"), window: "1h", samples: seedSamples(now) }));
   api.get("/api/nodes/:id/events", (c) => c.json({ data: [], nextCursor: null }));
   const app = new Hono();
-  app.route("/admin", createAdminRoutes({ api: inProcessApi(api, TOKEN), adminToken: TOKEN }));
+  app.route("/admin", createAdminRoutes({ api: inProcessApi(api, TOKEN), adminToken: TOKEN, sessions }));
   return app;
 }
 
 Deno.test("under Deno, a logged-in admin sees a node's waterfall and charts; a wrong token sees the login form", async () => {
   const app = mount();
-  const ok = await app.request("/admin/nodes/node-ok", { headers: { Cookie: `sam_admin=${TOKEN}` } });
+  const { secret } = await sessions.open({ userAgent: null });
+  const ok = await app.request("/admin/nodes/node-ok", { headers: { Cookie: `sam_admin=${secret}` } });
   assert.equal(ok.status, 200);
   const html = await ok.text();
   assert.match(html, /data-phase="node-install"/);

@@ -1,10 +1,13 @@
 import { Database } from "bun:sqlite";
 import { describe, expect, test } from "bun:test";
+import { Hono } from "hono";
+import { inProcessApi } from "./api-client.ts";
+import { createAdminRoutes } from "./routes.tsx";
 import { ADMIN_TOKEN, mountOverFake } from "./test-support/mount.ts";
 import { UNREACHABLE_MESSAGE, UNREACHABLE_NODE } from "./test-support/fake-api.ts";
 
-const { app, fake } = mountOverFake();
-const cookie = `sam_admin=${ADMIN_TOKEN}`;
+const { app, fake, sessions } = mountOverFake();
+const cookie = `sam_admin=${(await sessions.open({ userAgent: null })).secret}`;
 const get = (path: string, headers: Record<string, string> = { Cookie: cookie }) => app.request(path, { headers });
 const login = (token: string, next = "/admin/nodes", url = "http://localhost/admin/login") =>
   app.request(url, { method: "POST", body: new URLSearchParams({ token, next }), headers: { "Content-Type": "application/x-www-form-urlencoded" } });
@@ -15,7 +18,9 @@ describe("admin auth", () => {
     expect(res.status).toBe(303);
     expect(res.headers.get("Location")).toBe("/admin/nodes/node-ok");
     const set = res.headers.get("Set-Cookie")!;
-    expect(set).toContain(`sam_admin=${ADMIN_TOKEN}`);
+    // The cookie names a session; the admin token itself never goes into it.
+    expect(set).toMatch(/^sam_admin=samsess_\w+;/);
+    expect(set).not.toContain(ADMIN_TOKEN);
     expect(set).toMatch(/HttpOnly/);
     expect(set).toMatch(/SameSite=Strict/);
     expect(set).toMatch(/Path=\/admin/);
@@ -76,10 +81,33 @@ describe("admin auth", () => {
     }
   });
 
-  test("logout clears the cookie", async () => {
-    const res = await app.request("/admin/logout", { method: "POST", headers: { Cookie: cookie } });
+  test("logout clears the cookie and ends its session: a kept copy of the cookie no longer opens a page", async () => {
+    const login = await app.request("http://localhost/admin/login", { method: "POST", body: new URLSearchParams({ token: ADMIN_TOKEN, next: "/admin/nodes" }), headers: { "Content-Type": "application/x-www-form-urlencoded" } });
+    const own = login.headers.get("Set-Cookie")!.split(";")[0]!;
+    expect((await get("/admin/nodes", { Cookie: own })).status).toBe(200);
+    const res = await app.request("/admin/logout", { method: "POST", headers: { Cookie: own } });
     expect(res.status).toBe(303);
     expect(res.headers.get("Set-Cookie")).toMatch(/sam_admin=;.*Max-Age=0/);
+    const after = await get("/admin/nodes", { Cookie: own });
+    expect(after.status).toBe(401);
+    expect(await after.text()).toContain("Log in again");
+  });
+
+  test("X-Forwarded-Proto does not make the cookie Secure unless the proxy is trusted", async () => {
+    const res = await app.request("http://localhost/admin/login", {
+      method: "POST",
+      body: new URLSearchParams({ token: ADMIN_TOKEN, next: "/admin" }),
+      headers: { "Content-Type": "application/x-www-form-urlencoded", "X-Forwarded-Proto": "https" },
+    });
+    expect(res.headers.get("Set-Cookie")).not.toMatch(/Secure/);
+    const behindProxy = new Hono();
+    behindProxy.route("/admin", createAdminRoutes({ api: inProcessApi(fake.app, ADMIN_TOKEN), adminToken: ADMIN_TOKEN, sessions, trustProxy: true }));
+    const trusted = await behindProxy.request("http://localhost/admin/login", {
+      method: "POST",
+      body: new URLSearchParams({ token: ADMIN_TOKEN, next: "/admin" }),
+      headers: { "Content-Type": "application/x-www-form-urlencoded", "X-Forwarded-Proto": "https" },
+    });
+    expect(trusted.headers.get("Set-Cookie")).toMatch(/; Secure/);
   });
 });
 

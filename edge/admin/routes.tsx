@@ -6,6 +6,7 @@
 import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import * as v from "valibot";
+import { withinBodyDeadline } from "../../shared/body-deadline.ts";
 import { HttpError } from "../../shared/errors.ts";
 import { NodeMetricsView, NodeView, TaskEventView, TaskView, pageOf } from "../../shared/wire/api.ts";
 import { Id } from "../../shared/wire/common.ts";
@@ -15,7 +16,8 @@ import { failureOf, fetchView, requireView, type AdminApi } from "./api-client.t
 import { ADMIN_CSS } from "./assets/admin-css.ts";
 import { LIVE_LOG_JS } from "./assets/live-log.ts";
 import { WINDOWS } from "./series.ts";
-import { adminSession, credentialOf, forgetAdmin, rememberAdmin, safeNext } from "./session.ts";
+import { adminSession, admitted, credentialOf, forgetAdmin, rememberAdmin, safeNext } from "./session.ts";
+import type { AdminSessions } from "../sessions/store.ts";
 import { timingSafeEqualString } from "../auth/tokens.ts";
 import { ErrorPage } from "./views/layout.tsx";
 import { LoginPage } from "./views/login.tsx";
@@ -28,6 +30,10 @@ export type AdminRoutesOptions = {
   /** The edge's JSON API, called in-process with the admin bearer (see `inProcessApi`). */
   api: AdminApi;
   adminToken: string;
+  /** Where a login's session lives; the cookie carries only its secret. */
+  sessions: AdminSessions;
+  /** Believe `X-Forwarded-Proto` for the cookie's `Secure` flag (`SAM_TRUST_PROXY=1`). */
+  trustProxy?: boolean;
   /** Where the routes are mounted; links and the cookie's path follow it. */
   basePath?: string;
   now?: () => number;
@@ -58,6 +64,7 @@ export function createAdminRoutes(opts: AdminRoutesOptions): Hono {
   const base = (opts.basePath ?? "/admin").replace(/\/+$/, "");
   const now = opts.now ?? Date.now;
   const api = opts.api;
+  const cookie = { basePath: base, trustProxy: opts.trustProxy ?? false };
   const app = new Hono();
 
   app.use("*", async (c, next) => {
@@ -78,31 +85,33 @@ export function createAdminRoutes(opts: AdminRoutesOptions): Hono {
   const loginPage = (c: Context, p: { status: 401 | 200 | 413; error: string | null; next: string }) =>
     c.html(<LoginPage base={base} error={p.error} next={p.next} />, p.status);
 
-  app.get("/login", (c) => {
+  app.get("/login", async (c) => {
     const next = safeNext(c.req.query("next"), base);
-    const cred = credentialOf(c);
-    if (cred && timingSafeEqualString(cred.token, opts.adminToken)) return c.redirect(next, 303);
+    if (await admitted(credentialOf(c), opts.adminToken, opts.sessions)) return c.redirect(next, 303);
     return loginPage(c, { status: 200, error: null, next });
   });
   // A token is ~50 bytes; nothing larger is worth reading.
   const loginBody = bodyLimit({ maxSize: 4096, onError: (c) => loginPage(c, { status: 413, error: "That is far longer than an admin token.", next: base }) });
   app.post("/login", loginBody, async (c) => {
-    const form = await c.req.parseBody().catch(() => ({} as Record<string, unknown>));
+    const form = await withinBodyDeadline(c.req.raw, c.req.parseBody()).catch(() => ({} as Record<string, unknown>));
     const next = safeNext(form.next, base);
     const token = typeof form.token === "string" ? form.token.trim() : "";
     if (token === "" || !timingSafeEqualString(token, opts.adminToken)) {
-      forgetAdmin(c, base);
+      forgetAdmin(c, cookie);
       return loginPage(c, { status: 401, error: token === "" ? "Enter the admin token." : "That admin token was not accepted. Try again.", next });
     }
-    rememberAdmin(c, token, base);
+    rememberAdmin(c, await opts.sessions.open({ userAgent: c.req.header("User-Agent") ?? null }), cookie);
     return c.redirect(next, 303);
   });
-  app.post("/logout", (c) => {
-    forgetAdmin(c, base);
+  app.post("/logout", async (c) => {
+    // The session ends on the server, so a copy of the cookie kept elsewhere stops working too.
+    const cred = credentialOf(c);
+    if (cred?.from === "cookie") await opts.sessions.close(cred.token);
+    forgetAdmin(c, cookie);
     return c.redirect(`${base}/login`, 303);
   });
 
-  app.use("*", adminSession({ adminToken: opts.adminToken, basePath: base, loginPage }));
+  app.use("*", adminSession({ adminToken: opts.adminToken, sessions: opts.sessions, cookie, loginPage }));
 
   app.get("/", (c) => c.redirect(`${base}/nodes`, 303));
 

@@ -3,8 +3,7 @@
  * URLs go through `@libsql/client/web` and only `file:` loads the native client (imported lazily).
  */
 import type { Client, InStatement } from "@libsql/client";
-import { mkdirSync } from "node:fs";
-import { dirname } from "node:path";
+import { ensurePrivateDatabase } from "../auth/private-files.ts";
 import { groupCommits } from "./group-commit.ts";
 import { wrapClient } from "./wrap-client.ts";
 import { REQUEST_TIMEOUTS } from "../../shared/timeouts.ts";
@@ -14,7 +13,7 @@ export type { Client } from "@libsql/client";
 export async function openDatabase(url: string, authToken: string | null): Promise<Client> {
   if (url.startsWith("file:")) {
     const path = url.slice("file:".length).split("?")[0]!;
-    if (path && path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
+    if (path && path !== ":memory:") ensurePrivateDatabase(path);
     const { createClient } = await import("@libsql/client");
     (await import("./statement-cache.ts")).cachePreparedStatements();
     // One connection: the native client's calls are synchronous anyway, and per-connection pragmas would

@@ -137,6 +137,27 @@ export const MIGRATIONS: Migration[] = [
     statements: ["ALTER TABLE nodes ADD COLUMN agent_tls_cert TEXT"],
   },
   {
+    // An ended task never needs its repo credential again; the edge now drops it at the end, this drops the
+    // ones older edges kept. (Agent tokens and live tasks' credentials are sealed at start: secret-box.ts.)
+    id: "0010-drop-ended-credentials",
+    statements: ["UPDATE tasks SET repo_credential = NULL WHERE status IN ('succeeded','failed','cancelled')"],
+  },
+  {
+    // Admin page sessions: the cookie carries a random secret, stored here only as its SHA-256.
+    id: "0011-admin-sessions",
+    statements: [
+      `CREATE TABLE admin_sessions (
+        id TEXT PRIMARY KEY,
+        secret_hash TEXT NOT NULL UNIQUE,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        last_seen_at INTEGER NOT NULL,
+        user_agent TEXT,
+        revoked_at INTEGER
+      )`,
+    ],
+  },
+  {
     // A task's delivery request (`repo.push`, JSON): the branch, commit message and pull request it asks for.
     id: "0020-task-repo-push",
     statements: ["ALTER TABLE tasks ADD COLUMN repo_push TEXT"],

@@ -7,6 +7,7 @@
  */
 import { Hono, type Context } from "hono";
 import * as v from "valibot";
+import { withinBodyDeadline } from "../../shared/body-deadline.ts";
 import { HttpError } from "../../shared/errors.ts";
 import { parseOrThrow } from "../../shared/validate.ts";
 import type { Authenticate, Caller } from "../auth/caller.ts";
@@ -309,7 +310,7 @@ export function createInferenceRoutes(deps: InferenceDeps): Inference {
 
   /** The request body as text and JSON, within the size limit. */
   async function jsonBody(c: Context, what: string): Promise<{ text: string; json: unknown }> {
-    const text = await readBody(c.req.raw, inference.maxBodyBytes);
+    const text = await withinBodyDeadline(c.req.raw, readBody(c.req.raw, inference.maxBodyBytes));
     if (text.trim() === "") throw new HttpError(400, `request body is empty; send a JSON ${what}`, { code: "invalid_json" });
     try {
       return { text, json: JSON.parse(text) };

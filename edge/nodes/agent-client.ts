@@ -3,6 +3,7 @@
  * on the response headers only, so a streamed body (an export) is never cut short or buffered.
  */
 import { HttpError } from "../../shared/errors.ts";
+import { SecretBox } from "../auth/secret-box.ts";
 import { isCertificateError, pinnedTls } from "./pinned-fetch.ts";
 import type { NodeRecord } from "./store.ts";
 
@@ -15,8 +16,29 @@ export class AgentUnreachable extends Error {
   }
 }
 
+/** Live nodes are far fewer; the bound only keeps a long-running edge's cache from growing with history. */
+const MAX_OPENED = 10_000;
+
 export class AgentClient {
-  constructor(private readonly fetchImpl: AgentFetch = (input, init) => fetch(input, init)) {}
+  /** `box` opens the sealed agent tokens nodes are stored with; a plain token (tests) is sent as it is. */
+  constructor(private readonly fetchImpl: AgentFetch = (input, init) => fetch(input, init), private readonly box: SecretBox | null = null) {}
+
+  /**
+   * Opened tokens by their sealed form: a Web Crypto decrypt is an async op (tens of µs under Deno) and every
+   * dispatch calls an agent. Memory is not "at rest"; the database and its files keep only the sealed form.
+   */
+  private readonly opened = new Map<string, string>();
+
+  private async token(stored: string): Promise<string> {
+    if (!SecretBox.isSealed(stored)) return stored;
+    const known = this.opened.get(stored);
+    if (known !== undefined) return known;
+    if (!this.box) throw new Error("the agent token is sealed but no secret key was given to open it");
+    const plain = await this.box.open(stored);
+    if (this.opened.size >= MAX_OPENED) this.opened.clear();
+    this.opened.set(stored, plain);
+    return plain;
+  }
 
   async call(node: Pick<NodeRecord, "id" | "agentUrl" | "agentToken" | "agentTlsCert" | "status">, path: string, init: { method?: string; body?: unknown; timeoutMs: number }): Promise<Response> {
     if (!node.agentUrl) {
@@ -26,13 +48,14 @@ export class AgentClient {
     // record there is nothing to trust, and the call is not made.
     const https = node.agentUrl.startsWith("https:");
     if (https && !node.agentTlsCert) throw new AgentUnreachable("unreachable", `node ${node.id} serves https but reported no certificate`);
+    const token = await this.token(node.agentToken);
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), init.timeoutMs);
     try {
       return await this.fetchImpl(`${node.agentUrl.replace(/\/+$/, "")}${path}`, {
         method: init.method ?? "GET",
         headers: {
-          Authorization: `Bearer ${node.agentToken}`,
+          Authorization: `Bearer ${token}`,
           ...(init.body === undefined ? {} : { "Content-Type": "application/json" }),
         },
         body: init.body === undefined ? undefined : JSON.stringify(init.body),

@@ -1,10 +1,11 @@
-/** Nodes in libSQL: credentials (node token hashed, agent token kept), status CAS, heartbeats, timings. */
+/** Nodes in libSQL: credentials (node token hashed, agent token sealed), status CAS, heartbeats, timings. */
 import type { InValue } from "@libsql/client";
 import type { NodeHealth, NodeStatus, NodeView } from "../../shared/wire/api.ts";
 import type { AgentCapabilities } from "../../shared/wire/agent.ts";
 import type { BootTimeline } from "../../shared/wire/boot.ts";
 import type { MetricsSample } from "../../shared/wire/metrics.ts";
 import type { Timeouts } from "../../shared/timeouts.ts";
+import type { SecretBox } from "../auth/secret-box.ts";
 import type { Client } from "../db/client.ts";
 import { sqlList } from "../tasks/store.ts";
 
@@ -20,6 +21,7 @@ export type NodeRecord = {
   providerServerId: string | null;
   ipv4: string | null;
   ownerKeyId: string | null;
+  /** The token the edge presents to the node's agent, as stored: sealed (AgentClient opens it per call). */
   agentToken: string;
   slots: number;
   createdAt: number;
@@ -79,13 +81,14 @@ export function nodeHealth(n: Pick<NodeRecord, "status" | "lastHeartbeatAt" | "r
 }
 
 export class NodeStore {
-  constructor(private readonly db: Client) {}
+  constructor(private readonly db: Client, private readonly box: SecretBox) {}
 
+  /** `agentToken` is the plain token; only its sealed form is written. */
   async insert(n: { id: string; provider: "local" | "hetzner"; ownerKeyId: string | null; nodeTokenHash: string; agentToken: string; slots: number; now: number }): Promise<void> {
     await this.db.execute({
       sql: `INSERT INTO nodes (id, status, status_at, provider, owner_key_id, node_token_hash, agent_token, slots, created_at, idle_since)
             VALUES (?, 'provisioning', ?, ?, ?, ?, ?, ?, ?, ?)`,
-      args: [n.id, n.now, n.provider, n.ownerKeyId, n.nodeTokenHash, n.agentToken, n.slots, n.now, n.now],
+      args: [n.id, n.now, n.provider, n.ownerKeyId, n.nodeTokenHash, await this.box.seal(n.agentToken), n.slots, n.now, n.now],
     });
   }
 

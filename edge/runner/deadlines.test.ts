@@ -18,6 +18,8 @@ const basesArb = fc.record({
   retryBackoff: d(100, 60 * SECOND),
   responseRetention: d(SECOND, 24 * 3600 * SECOND),
   inferenceIdle: d(SECOND, 10 * MINUTE),
+  clientBody: d(SECOND, 10 * MINUTE),
+  adminSession: d(MINUTE, 24 * 3600 * SECOND),
 }) satisfies fc.Arbitrary<Record<TimerBase, number>>;
 const statusArb = fc.constantFrom<ActiveStatus>("queued", "provisioning", "waiting_for_agent", "dispatched", "running");
 

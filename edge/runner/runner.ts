@@ -261,7 +261,7 @@ export class Runner {
     if (task.repo) {
       body.repo = { url: task.repo.url };
       if (task.repo.branch) body.repo.branch = task.repo.branch;
-      if (task.repo.credential) body.repo.credential = task.repo.credential;
+      if (task.repo.credential) body.repo.credential = await this.d.tasks.openCredential(task.repo.credential);
       if (task.repo.push) body.repo.push = task.repo.push;
     }
     if (task.model) body.model = task.model;

@@ -6,6 +6,7 @@ import type { InArgs, InValue } from "@libsql/client";
 import { HttpError } from "../../shared/errors.ts";
 import type { TaskEventView } from "../../shared/wire/api.ts";
 import { TERMINAL_STATUSES, type RepoPush, type TaskAgent, type TaskLogEvent, type TaskResult, type TaskStatus, type TaskSubmission } from "../../shared/wire/task.ts";
+import type { SecretBox } from "../auth/secret-box.ts";
 import { randomToken, sha256Hex } from "../auth/tokens.ts";
 import type { Client } from "../db/client.ts";
 
@@ -14,6 +15,8 @@ export const sqlList = (values: readonly string[]) => `(${values.map((v) => `'${
 /** Statuses that hold a slot on a node. */
 export const ON_NODE_SQL = sqlList(["provisioning", "waiting_for_agent", "dispatched", "running"] satisfies TaskStatus[]);
 export const TERMINAL_SQL = sqlList(TERMINAL_STATUSES);
+/** Every status before the end: a task in one of these may still need its sealed credential. */
+export const ACTIVE_STATUSES = ["queued", "provisioning", "waiting_for_agent", "dispatched", "running"] as const satisfies TaskStatus[];
 
 export type TaskRecord = {
   id: string;
@@ -23,6 +26,7 @@ export type TaskRecord = {
   deadlineAt: number | null;
   deadlineTimer: string | null;
   prompt: string;
+  /** `credential` as stored: sealed, and gone once the task has ended (`openCredential` reads it). */
   repo: { url: string; branch: string | null; credential: string | null; push: RepoPush | null } | null;
   agent: TaskAgent;
   model: string | null;
@@ -88,7 +92,12 @@ function requestHash(s: TaskSubmission): string {
 }
 
 export class TaskStore {
-  constructor(private readonly db: Client) {}
+  constructor(private readonly db: Client, private readonly box: SecretBox) {}
+
+  /** The plain repo credential of a task record, for its dispatch. */
+  async openCredential(sealed: string): Promise<string> {
+    return await this.box.open(sealed);
+  }
 
   /**
    * Insert a queued task, or return the one an earlier request with the same Idempotency-Key made. One write
@@ -97,6 +106,7 @@ export class TaskStore {
   async submit(keyId: string, s: TaskSubmission, idempotencyKey: string | null, deadline: { at: number; timer: string }, now = Date.now()): Promise<{ task: TaskRecord; created: boolean }> {
     const id = newTaskId();
     const hash = requestHash(s);
+    const credential = s.repo?.credential === undefined ? null : await this.box.seal(s.repo.credential);
     const [insert] = await this.db.batch([
       {
         sql: `INSERT INTO tasks (id, key_id, idempotency_key, request_hash, status, status_at, deadline_at, deadline_timer, prompt,
@@ -105,7 +115,7 @@ export class TaskStore {
               ON CONFLICT (key_id, idempotency_key) DO NOTHING
               RETURNING *`,
         args: [id, keyId, idempotencyKey, hash, now, deadline.at, deadline.timer, s.prompt, s.repo?.url ?? null, s.repo?.branch ?? null,
-          s.repo?.credential ?? null, s.repo?.push ? JSON.stringify(s.repo.push) : null, JSON.stringify(s.agent), s.model ?? null, JSON.stringify(s.labels), now, now],
+          credential, s.repo?.push ? JSON.stringify(s.repo.push) : null, JSON.stringify(s.agent), s.model ?? null, JSON.stringify(s.labels), now, now],
       },
       {
         sql: "INSERT INTO task_events (task_id, at, type, status, message) SELECT ?, ?, 'status', 'queued', ? WHERE changes() = 1",
@@ -179,6 +189,8 @@ export class TaskStore {
     if (opts.nextAttemptAt !== undefined) (sets.push("next_attempt_at = ?", "attempts = 0"), args.push(opts.nextAttemptAt));
     if (opts.error !== undefined) (sets.push("error = ?"), args.push(opts.error));
     if (opts.result !== undefined) (sets.push("result = ?"), args.push(JSON.stringify(opts.result)));
+    // An ended task never needs its repo credential again: every way a task ends comes through here.
+    if (TERMINAL_STATUSES.includes(to)) sets.push("repo_credential = NULL");
     const whereArgs: InValue[] = [id, ...from];
     let extra = "";
     if (opts.andWhere) {

@@ -129,6 +129,10 @@ describe("tasks", () => {
     const h = await startTestEdge({ provider: hold });
     try {
       const key = await h.createKey();
+      // One ready node with room for all three (a node has 2 slots until its agent reports 3), so the three
+      // tasks share it and one agent's heartbeat speaks for all of them.
+      const warm = (await (await h.call("POST", "/api/nodes", { body: { ownerKeyId: key.id } })).json()).id as string;
+      await until("the warm node ready", async () => (await (await h.call("GET", `/api/nodes/${warm}`)).json()).status === "ready");
       const submit = async () => (await (await h.call("POST", "/api/tasks", { token: key.key, body: { prompt: "p", agent: { type: "command", command: "sleep 60" } } })).json()).id as string;
       const [running, ended, cancelled] = [await submit(), await submit(), await submit()];
       for (const id of [running, ended, cancelled]) {

@@ -2,8 +2,8 @@
  * `/api/tasks*`: submit (API key; `Idempotency-Key` honoured), list, read, follow the events as SSE, cancel.
  * A key sees only its own tasks; the admin sees all.
  */
-import { Hono } from "hono";
-import { streamSSE } from "hono/streaming";
+import { Hono, type MiddlewareHandler } from "hono";
+import { streamSSE, type SSEStreamingApi } from "hono/streaming";
 import * as v from "valibot";
 import { HttpError } from "../../shared/errors.ts";
 import { parseOrThrow, readJsonBody } from "../../shared/validate.ts";
@@ -15,10 +15,11 @@ import { runnerDeadline } from "../runner/deadlines.ts";
 import type { Runner } from "../runner/runner.ts";
 import type { Wakeups } from "../runner/wakeups.ts";
 import type { Timeouts } from "../../shared/timeouts.ts";
+import type { TaskLimits } from "./limits.ts";
 import { submittedTransitions, type TaskRecord, type TaskStore } from "./store.ts";
 import { taskView } from "./view.ts";
 
-export type TaskRouteDeps = { authenticate: Authenticate; tasks: TaskStore; runner: Runner; wakeups: Wakeups; timeouts: Timeouts };
+export type TaskRouteDeps = { authenticate: Authenticate; tasks: TaskStore; runner: Runner; wakeups: Wakeups; timeouts: Timeouts; limits: TaskLimits };
 
 const IdempotencyKey = v.pipe(v.string(), v.regex(/^[\x21-\x7e]{1,200}$/, "Idempotency-Key must be 1-200 printable characters"));
 const ListQuery = v.strictObject({
@@ -56,6 +57,11 @@ export function taskRoutes(d: TaskRouteDeps): Hono<CallerEnv> {
     return task;
   }
 
+  const limitReads: MiddlewareHandler<CallerEnv> = async (c, next) => {
+    d.limits.read(c.var.caller);
+    await next();
+  };
+
   const viewOf = async (task: TaskRecord) => taskView(task, await d.tasks.statusEvents(task.id));
 
   app.post("/", guard(d.authenticate, "key", "admin"), async (c) => {
@@ -63,6 +69,7 @@ export function taskRoutes(d: TaskRouteDeps): Hono<CallerEnv> {
     if (caller.kind !== "key") {
       throw new HttpError(403, "tasks are submitted with an API key (the admin creates one with POST /api/keys)", { code: "key_required" });
     }
+    d.limits.submission(caller);
     const header = c.req.header("Idempotency-Key");
     const idem = header === undefined ? null : parseOrThrow(IdempotencyKey, header);
     const submission = parseOrThrow(TaskSubmission, await readJsonBody(c.req.raw));
@@ -75,7 +82,7 @@ export function taskRoutes(d: TaskRouteDeps): Hono<CallerEnv> {
     return c.json(taskView(task, submittedTransitions(task)), 201);
   });
 
-  app.get("/", guard(d.authenticate, "key", "admin"), async (c) => {
+  app.get("/", guard(d.authenticate, "key", "admin"), limitReads, async (c) => {
     const caller = c.var.caller;
     const q = parseOrThrow(ListQuery, c.req.query());
     const page = await d.tasks.list({
@@ -87,11 +94,11 @@ export function taskRoutes(d: TaskRouteDeps): Hono<CallerEnv> {
     return c.json({ data: await Promise.all(page.tasks.map(viewOf)), nextCursor: page.nextCursor });
   });
 
-  app.get("/:id", guard(d.authenticate, "key", "admin"), async (c) => {
+  app.get("/:id", guard(d.authenticate, "key", "admin"), limitReads, async (c) => {
     return c.json(await viewOf(await visibleTask(c.var.caller, c.req.param("id"))));
   });
 
-  app.post("/:id/cancel", guard(d.authenticate, "key", "admin"), async (c) => {
+  app.post("/:id/cancel", guard(d.authenticate, "key", "admin"), limitReads, async (c) => {
     let task = await visibleTask(c.var.caller, c.req.param("id"));
     if (isTerminal(task.status)) {
       throw new HttpError(409, `task ${task.id} has already ended (${task.status})`, { code: "task_ended" });
@@ -101,7 +108,7 @@ export function taskRoutes(d: TaskRouteDeps): Hono<CallerEnv> {
     return c.json(await viewOf((await d.tasks.get(task.id))!));
   });
 
-  app.get("/:id/events", guard(d.authenticate, "key", "admin"), async (c) => {
+  app.get("/:id/events", guard(d.authenticate, "key", "admin"), limitReads, async (c) => {
     const task = await visibleTask(c.var.caller, c.req.param("id"));
     const q = parseOrThrow(EventsQuery, c.req.query());
     const lastEventId = c.req.header("Last-Event-ID");
@@ -111,10 +118,19 @@ export function taskRoutes(d: TaskRouteDeps): Hono<CallerEnv> {
       const page = data.slice(0, q.limit);
       return c.json({ data: page, nextCursor: data.length > q.limit ? String(page[page.length - 1]!.id) : null });
     }
+    const release = d.limits.follow(c.var.caller);
     return streamSSE(c, async (stream) => {
       const aborted = new AbortController();
       stream.onAbort(() => aborted.abort());
-      while (!aborted.signal.aborted) {
+      try {
+        await follow(stream, aborted.signal);
+      } finally {
+        release();
+      }
+    });
+
+    async function follow(stream: SSEStreamingApi, signal: AbortSignal): Promise<void> {
+      while (!signal.aborted) {
         // Read the status before the events: a terminal status seen here means every event up to it is readable.
         const current = await d.tasks.get(task.id);
         const events = await d.tasks.events(task.id, after, 500);
@@ -128,9 +144,9 @@ export function taskRoutes(d: TaskRouteDeps): Hono<CallerEnv> {
           await stream.writeSSE({ event: "end", data: JSON.stringify(end) });
           return;
         }
-        await d.wakeups.wait(task.id, FOLLOW_POLL_MS, aborted.signal);
+        await d.wakeups.wait(task.id, FOLLOW_POLL_MS, signal);
       }
-    });
+    }
   });
 
   return app;

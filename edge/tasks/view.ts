@@ -1,6 +1,6 @@
-/** A task as the API shows it (`TaskView`): transitions, where the time went, and never the repo credential. */
+/** A task as the API shows it (`TaskView`): transitions, where the time went, never the repo credential or a URL's userinfo. */
 import type { TaskView } from "../../shared/wire/api.ts";
-import type { TaskStatus } from "../../shared/wire/task.ts";
+import { displayRepoUrl, type TaskStatus } from "../../shared/wire/task.ts";
 import type { TaskRecord } from "./store.ts";
 
 type Transition = { status: TaskStatus; at: number; message: string };
@@ -21,7 +21,7 @@ export function taskView(task: TaskRecord, transitions: Transition[], now = Date
     id: task.id,
     status: task.status,
     prompt: task.prompt,
-    repo: task.repo ? { url: task.repo.url, branch: task.repo.branch, ...(task.repo.push ? { push: task.repo.push } : {}) } : null,
+    repo: task.repo ? { url: displayRepoUrl(task.repo.url), branch: task.repo.branch, ...(task.repo.push ? { push: task.repo.push } : {}) } : null,
     agent: task.agent,
     model: task.model,
     labels: task.labels,

@@ -17,7 +17,8 @@ export type TestEdge = {
   url: string;
   dataDir: string;
   call(method: string, path: string, opts?: { token?: string | null; body?: unknown; raw?: string; headers?: Record<string, string> }): Promise<Response>;
-  createKey(name?: string): Promise<{ id: string; key: string }>;
+  /** `rateLimitPerMinute` also bounds the key's task submissions per minute (null: the edge default, 60). */
+  createKey(name?: string, rateLimitPerMinute?: number | null): Promise<{ id: string; key: string }>;
   stop(opts?: { keepData?: boolean }): Promise<void>;
 };
 
@@ -61,8 +62,8 @@ export async function startTestEdge(opts: { env?: Record<string, string>; provid
       }
       return fetch(`${url}${path}`, { method, headers, body });
     },
-    async createKey(name = "alice") {
-      const res = await t.call("POST", "/api/keys", { body: { name } });
+    async createKey(name = "alice", rateLimitPerMinute = null) {
+      const res = await t.call("POST", "/api/keys", { body: { name, rateLimitPerMinute } });
       if (res.status !== 201) throw new Error(`key creation failed: ${res.status} ${await res.text()}`);
       return (await res.json()) as { id: string; key: string };
     },

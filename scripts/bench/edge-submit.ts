@@ -117,7 +117,7 @@ async function runOnce(runtime: "bun" | "deno", db: "file" | "sqld", code: strin
   try {
     edge = await startEdge(runtime, code, { SAM_DATA_DIR: dataDir, SAM_ADMIN_TOKEN: ADMIN, SAM_DATABASE_URL: databaseUrl, SAM_AGENT_READY_TIMEOUT: "2m" });
     const admin = { Authorization: `Bearer ${ADMIN}`, "Content-Type": "application/json" };
-    const key = await (await fetch(`${edge.url}/api/keys`, { method: "POST", headers: admin, body: JSON.stringify({ name: "bench" }) })).json() as { id: string; key: string };
+    const key = await (await fetch(`${edge.url}/api/keys`, { method: "POST", headers: admin, body: JSON.stringify({ name: "bench", rateLimitPerMinute: 1_000_000 }) })).json() as { id: string; key: string };
     const node = await (await fetch(`${edge.url}/api/nodes`, { method: "POST", headers: admin, body: JSON.stringify({ ownerKeyId: key.id }) })).json() as { id: string };
     await poll("node ready", async () => {
       const view = await (await fetch(`${edge!.url}/api/nodes/${node.id}`, { headers: admin })).json() as { status: string };

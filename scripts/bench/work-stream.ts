@@ -41,7 +41,7 @@ await pipe.exited;
 
 const edge = await startTestEdge({ env: { SAM_AGENT_BINARY: join(root, "agent", "dist", "sam-agent"), SAM_HEARTBEAT_INTERVAL: "2s" } });
 try {
-  const { key } = await edge.createKey("bench");
+  const { key } = await edge.createKey("bench", 1_000_000);
   const submit = async (cmd: string) => (await (await edge.call("POST", "/api/tasks", { token: key, body: { prompt: "bench", agent: { type: "command", command: cmd } } })).json()) as TaskView;
   const finished = (id: string) => until(`task ${id}`, async () => {
     const v = (await (await edge.call("GET", `/api/tasks/${id}`, { token: key })).json()) as TaskView;

@@ -17,7 +17,7 @@ const p90 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length
 
 const edge = await startTestEdge({ env: { SAM_AGENT_BINARY: join(root, "agent", "dist", "sam-agent"), SAM_HEARTBEAT_INTERVAL: "2s" } });
 try {
-  const { key } = await edge.createKey("bench");
+  const { key } = await edge.createKey("bench", 1_000_000);
   const finished = (id: string) => until(`task ${id}`, async () => {
     const v = (await (await edge.call("GET", `/api/tasks/${id}`, { token: key })).json()) as TaskView;
     return ["succeeded", "failed", "cancelled"].includes(v.status) ? v : undefined;

@@ -19,7 +19,32 @@ export const RepoUrl = v.pipe(
     "repo.url must be an http(s), ssh, git or file URL, user@host:path, or an absolute path",
   ),
   v.check((s) => !s.startsWith("-"), "repo.url must not start with '-'"),
+  v.check(
+    (s) => !secretInUserinfo(s),
+    "repo.url must not carry a user name or password (it would be stored and shown with the task); send the token or password in repo.credential",
+  ),
 );
+
+/** The `user[:password]@` part of a URL's authority, or null (scp-style `git@host:path` has none). */
+function userinfoOf(url: string): string | null {
+  const m = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/([^/?#]*)@/.exec(url);
+  return m ? m[1]! : null;
+}
+
+/**
+ * Whether a repo URL carries a secret before its host: any userinfo on http(s), git and file URLs (a token
+ * is often sent as the user name), a password on ssh URLs (`ssh://git@host/…` names an account, not a secret).
+ */
+function secretInUserinfo(url: string): boolean {
+  const info = userinfoOf(url);
+  if (info === null) return false;
+  return url.toLowerCase().startsWith("ssh:") ? info.includes(":") : true;
+}
+
+/** A repo URL for display: any userinfo an older edge accepted is masked. */
+export function displayRepoUrl(url: string): string {
+  return !secretInUserinfo(url) ? url : url.replace(/^([A-Za-z][A-Za-z0-9+.-]*:\/\/)[^/?#]*@/, "$1***@");
+}
 export const GitRef = v.pipe(
   v.string(),
   v.regex(/^(?!-)(?!.*\.\.)[A-Za-z0-9._\/-]{1,200}$/, "repo.branch must be a plain git ref name"),
