@@ -1,5 +1,5 @@
 // SAM_PROVIDER=hetzner end to end at the edge: a submitted task makes the edge create a real-shaped server
-// (through hcloud-js, against the Hetzner API fake over HTTP) with SAM's cloud-init, and a node delete
+// (against the Hetzner API fake over HTTP) with SAM's cloud-init, and a node delete
 // removes it. The VM itself cannot boot here, so the task stays waiting for its agent.
 import { afterAll, describe, expect, test } from "bun:test";
 import { parse } from "yaml";
