@@ -9,6 +9,7 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { Buffer } from "node:buffer";
 
 export type Fault =
   | { status: number; code?: string; message?: string; html?: boolean }
