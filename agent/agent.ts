@@ -1,5 +1,5 @@
 /**
- * The agent assembled (DESIGN.md § Node lifecycle and the agent): open both databases, serve HTTP, start
+ * The agent assembled (docs/architecture.md § The agent): open both databases, serve HTTP, start
  * the resource monitor and retention, read the boot timeline, report ready, then heartbeat. `stop()` is
  * the graceful shutdown SIGTERM triggers.
  */

@@ -26,13 +26,8 @@ export interface ControlPlane {
   post(path: string, body: unknown, init?: { signal?: AbortSignal }): Promise<Response>;
 }
 
-export type TaskRunState = {
-  taskId: string;
-  status: "running" | "succeeded" | "failed" | "cancelled";
-  startedAt: number;
-  finishedAt: number | null;
-  exitCode: number | null;
-};
+import type { TaskRunState } from "../shared/wire/task.ts";
+export type { TaskRunState };
 
 /** Runs dispatched tasks in workspaces (issue: running the work). The server's `/tasks` routes call it. */
 export interface TaskExecutor {

@@ -7,6 +7,7 @@ import { SAM_VERSION } from "../shared/version.ts";
 import { startAgent, StartError } from "./agent.ts";
 import { helpText, loadAgentConfig, parseArgs } from "./config/index.ts";
 import { loadTaskExecutor, workConfigFromEnv, type WorkConfig } from "./work/index.ts";
+import { REQUEST_TIMEOUTS } from "../shared/timeouts.ts";
 
 function fail(code: number, message: string): never {
   console.error(message);
@@ -51,7 +52,7 @@ process.on("uncaughtException", (err) => {
 });
 for (const signal of ["SIGTERM", "SIGINT"] as const) {
   process.on(signal, async () => {
-    const guard = setTimeout(() => fail(1, "sam-agent: shutdown took longer than 15 s; exiting"), 15_000);
+    const guard = setTimeout(() => fail(1, `sam-agent: shutdown took longer than ${REQUEST_TIMEOUTS.agentShutdown.ms / 1000} s; exiting`), REQUEST_TIMEOUTS.agentShutdown.ms);
     await running.stop();
     clearTimeout(guard);
     process.exit(0);

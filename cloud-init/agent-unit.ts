@@ -1,5 +1,5 @@
 /**
- * The agent's systemd unit. `Wants=` (not `Requires=`) docker: the journal's kill chain was a Docker restart
+ * The agent's systemd unit. `Wants=` (not `Requires=`) docker: the slow-boot incident's kill chain was a Docker restart
  * propagating to the agent through `Requires=docker.service`. Configuration comes from a 0644 env file and
  * the secrets from a 0600 file the agent reads itself, so no token sits in `Environment=` (visible to
  * `systemctl show`).

@@ -1,5 +1,5 @@
 /**
- * The boot plan: the phases a VM runs, in the order the journal's fix demands (DESIGN.md § Cloud-init), and
+ * The boot plan: the phases a VM runs, in the order a fast boot needs (docs/boot-plan.md), and
  * their rendering into `runcmd` shell. The plan is data so the order test, the execution test and the
  * critical-path estimate (`scripts/bench/boot-plan.ts`) all read the same thing the VM runs.
  *
@@ -23,7 +23,7 @@ export type BootPhase = {
   onFailure?: string[];
 };
 
-/** The phase order DESIGN.md prescribes; the renderer and the tests both check plans against it. */
+/** The designed phase order (docs/boot-plan.md); the renderer and the tests both check plans against it. */
 export const PHASE_ORDER = [
   "docker-start",
   "firewall",
@@ -38,7 +38,6 @@ export const PHASE_ORDER = [
   "agent-verify",
   "agent-start",
 ] as const;
-export type PhaseName = (typeof PHASE_ORDER)[number];
 
 /** Node.js for the devcontainer CLI (which needs Node ≥ 20): the official build, not Ubuntu's 18. */
 export const NODE_VERSION = "22.11.0";

@@ -1,5 +1,5 @@
 /**
- * Every container image a rendered user-data would fetch or run. The journal's ghost was a 1–2 GB pre-pull
+ * Every container image a rendered user-data would fetch or run. The slow-boot incident's ghost was a 1–2 GB pre-pull
  * of an image whose feature had been removed; the "no ghosts" test compares this list against the images
  * live features declare, so a leftover pull fails the build instead of slowing every boot.
  */

@@ -81,7 +81,7 @@ describe("no ghosts", () => {
     }
   });
 
-  test("the check catches a leftover pre-pull like the journal's Neko image", () => {
+  test("the check catches a leftover pre-pull like the old dead Neko image pre-pull", () => {
     const config = doc(render());
     const ghost = { ...config, runcmd: [...config.runcmd, "docker pull --quiet ghcr.io/m1k1o/neko/google-chrome:latest"] };
     expect(imageReferences(ghost.runcmd.join("\n"))).toContain("ghcr.io/m1k1o/neko/google-chrome:latest");

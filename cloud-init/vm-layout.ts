@@ -20,5 +20,5 @@ export const VM = {
   bootLogDir: "/var/log/sam-boot",
 } as const;
 
-/** The syslog tag of the boot markers the agent's boot timeline reads (DESIGN.md § Node lifecycle). */
+/** The syslog tag of the boot markers the agent's boot timeline reads (docs/architecture.md § The agent). */
 export const BOOT_TAG = "sam-boot";

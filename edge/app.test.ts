@@ -49,6 +49,8 @@ describe("edge app", () => {
     const body = await res.json();
     const stuck = body.timeouts.find((t: { name: string }) => t.name === "stuckQueued");
     expect(stuck).toMatchObject({ value: "20m", source: "agentReady + buffer (or SAM_STUCK_QUEUED_TIMEOUT)" });
+    // The per-request limits are in the same table, so no timer in SAM is out of sight.
+    expect(body.timeouts.find((t: { name: string }) => t.name === "exportProxyHeaders")).toMatchObject({ value: "10s" });
   });
 
   test("unknown routes answer the JSON error shape", async () => {

@@ -5,7 +5,7 @@
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { HttpError } from "../shared/errors.ts";
-import { describeTimeouts } from "../shared/timeouts.ts";
+import { describeRequestTimeouts, describeTimeouts } from "../shared/timeouts.ts";
 import { SAM_VERSION } from "../shared/version.ts";
 import type { Authenticate } from "./auth/caller.ts";
 import { guard } from "./auth/guard.ts";
@@ -74,7 +74,7 @@ export function createApp(deps: AppDeps): Hono {
         openaiCompatible: Boolean(config.inference.url),
         upstream: deps.inferenceMode(),
       },
-      timeouts: describeTimeouts(config.timeouts),
+      timeouts: [...describeTimeouts(config.timeouts), ...describeRequestTimeouts()],
     });
   });
 

@@ -1,5 +1,5 @@
 /**
- * The edge's configuration, read once from an environment map (DESIGN.md § Fixed names). Every bad value
+ * The edge's configuration, read once from an environment map (docs/configuration.md). Every bad value
  * throws a one-line `ConfigError` naming the variable; the Deno entry prints it and exits 2.
  */
 import { ConfigError, envChoice, envFlag, envInt, envString, type Env } from "../shared/env.ts";

@@ -1,5 +1,5 @@
 /**
- * Deno entry of the edge (DESIGN.md § Edge API). The only file that touches `Deno.*` (besides the feature
+ * Deno entry of the edge. The only file that touches `Deno.*` (besides the feature
  * test for `Deno.createHttpClient` in nodes/pinned-fetch.ts): it reads the environment, serves the app,
  * drives the safety-net tick (`Deno.cron` on Deploy, an interval locally) and shuts down cleanly on
  * SIGINT/SIGTERM.
@@ -42,7 +42,19 @@ const config = loadConfigOrExit();
 const edge = await createEdgeOrExit();
 tick = edge.tick;
 
-const server = Deno.serve({
+async function serveOrExit(handler: Deno.ServeHandler, options: Deno.ServeTcpOptions): Promise<Deno.HttpServer> {
+  try {
+    return Deno.serve(options, handler);
+  } catch (err) {
+    // A port in use or a bad address: one line naming it, not Deno's stack trace.
+    const why = err instanceof Deno.errors.AddrInUse ? "the address is already in use" : (err as Error).message;
+    console.error(`sam: cannot listen on ${config.host}:${config.port}: ${why} (set SAM_PORT or SAM_HOST)`);
+    await edge.close().catch(() => {});
+    Deno.exit(1);
+  }
+}
+
+const server = await serveOrExit(edge.app.fetch, {
   hostname: config.host,
   port: config.port,
   onListen({ hostname, port }) {
@@ -53,7 +65,7 @@ const server = Deno.serve({
     if (edge.admin.source === "env") console.log("admin token: from SAM_ADMIN_TOKEN");
     else console.log(`admin token: ${edge.admin.token}  (kept in ${edge.admin.path})`);
   },
-}, edge.app.fetch);
+});
 
 let ticking = false;
 const interval = onDeploy ? null : setInterval(async () => {

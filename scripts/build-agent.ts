@@ -1,5 +1,5 @@
 /**
- * Builds the VM agent into one binary (DESIGN.md § Fixed names: `npm run build:agent`).
+ * Builds the VM agent into one binary (`npm run build:agent`).
  * `--target=bun-linux-arm64` (or x64) cross-compiles; the output name gains the arch suffix then.
  *
  * Two passes (docs/agent.md § Memory): the first builds for this machine and runs that binary through an idle
@@ -35,7 +35,7 @@ const outfile = join(dist, target ? `sam-agent-${target.replace(/^bun-/, "")}` :
 mkdirSync(dist, { recursive: true });
 
 // `--bytecode` ships JavaScriptCore bytecode instead of source: start → first /health drops from ≈ 46 to
-// ≈ 26 ms on the dev VM (issue 3 target ≤ 50 ms) for +1.7 MiB of binary. It needs `--format=esm` for
+// ≈ 26 ms on the dev VM (the start-up target is ≤ 50 ms) for +1.7 MiB of binary. It needs `--format=esm` for
 // our top-level await.
 const common = ["build", "--compile", "--bytecode", "--format=esm", "--minify", "--sourcemap=none", join(root, "agent", "main.ts")];
 

@@ -19,13 +19,34 @@ const FIELDS = {
   "agent-port": "agentPort",
 } as const;
 
-const { values } = parseArgs({
-  options: {
-    ...Object.fromEntries(Object.keys(FIELDS).map((k) => [k, { type: "string" as const }])),
-    "ssh-key": { type: "string", multiple: true },
-    size: { type: "boolean" },
-  },
-});
+const USAGE = `usage: npm run render:cloud-init -- [--size] [--${Object.keys(FIELDS).join(" V] [--")} V] [--ssh-key LINE]…
+Prints the user-data a node boots with, for sample inputs; each flag (or SAM_RENDER_<FLAG>) overrides one.
+  --size     print only the size against Hetzner's 32 KiB user-data limit
+  --help     this text
+`;
+
+function parseOrExit() {
+  try {
+    return parseArgs({
+      options: {
+        ...Object.fromEntries(Object.keys(FIELDS).map((k) => [k, { type: "string" as const }])),
+        "ssh-key": { type: "string", multiple: true },
+        size: { type: "boolean" },
+        help: { type: "boolean", short: "h" },
+      },
+    }).values;
+  } catch (err) {
+    // An unknown or incomplete flag: one line and the usage, not a stack trace.
+    console.error(`render:cloud-init: ${(err as Error).message.split("\n")[0]}; see --help`);
+    process.exit(2);
+  }
+}
+
+const values = parseOrExit();
+if (values.help) {
+  process.stdout.write(USAGE);
+  process.exit(0);
+}
 
 const input: Record<string, unknown> = { ...SAMPLE_INPUT };
 for (const [flag, field] of Object.entries(FIELDS)) {

@@ -11,6 +11,8 @@ const root = dirname(dirname(fileURLToPath(import.meta.url)));
 const bin = (name) => join(root, "node_modules", ".bin", name);
 const extra = process.argv.slice(2);
 
+const system = spawnSync(process.execPath, [join(root, "scripts", "system-packages.mjs"), "test"], { cwd: root, stdio: "inherit" });
+if (system.status !== 0) process.exit(system.status ?? 1);
 const setup = spawnSync(process.execPath, [join(root, "scripts", "setup.mjs")], { cwd: root, stdio: "inherit" });
 if (setup.status !== 0) process.exit(setup.status ?? 1);
 

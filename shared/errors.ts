@@ -1,5 +1,5 @@
 /**
- * The one JSON error shape every SAM HTTP surface answers with (DESIGN.md § Identities and auth):
+ * The one JSON error shape every SAM HTTP surface answers with (docs/architecture.md § Identities):
  * `{ "error": { "message", "type", "code" } }` — the same shape OpenAI clients parse.
  */
 import * as v from "valibot";
@@ -25,6 +25,28 @@ export const ErrorBody = v.object({
   }),
 });
 export type ErrorBody = v.InferOutput<typeof ErrorBody>;
+
+/**
+ * The message of an error body from SAM or a peer, whatever its dialect: `{error: {message}}` (SAM, OpenAI),
+ * `{error: "…"}`, `{error: [{message}]}` or `{errors: [{message}]}` (Cloudflare). Null when there is none.
+ */
+export function errorMessageOf(text: string): string | null {
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  if (typeof body !== "object" || body === null) return null;
+  const { error, errors } = body as { error?: unknown; errors?: unknown };
+  const first = (x: unknown) => Array.isArray(x) ? x[0] : x;
+  for (const candidate of [first(error), first(errors)]) {
+    if (typeof candidate === "string" && candidate !== "") return candidate;
+    const message = (candidate as { message?: unknown } | null | undefined)?.message;
+    if (typeof message === "string" && message !== "") return message;
+  }
+  return null;
+}
 
 /** Default `type` for each status, so call sites name only what differs. */
 const typeForStatus: Record<number, ErrorType> = {

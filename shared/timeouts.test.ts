@@ -84,7 +84,7 @@ describe("timeout table", () => {
     );
   });
 
-  test("the journal's configuration (stuck sweep 10 min, boot budget 15 min) is refused with one clear line", () => {
+  test("the slow-boot incident's configuration (stuck sweep 10 min, boot budget 15 min) is refused with one clear line", () => {
     expect(() => timeoutsFromEnv({ SAM_STUCK_QUEUED_TIMEOUT: "10m" })).toThrow(
       /^SAM_STUCK_QUEUED_TIMEOUT \(10m\) must exceed SAM_AGENT_READY_TIMEOUT \+ SAM_TICK_INTERVAL \(915s\): the stuck-task sweep would kill tasks/,
     );

@@ -1,7 +1,7 @@
 /**
- * Every timer in SAM, derived from a few base values (DESIGN.md § Timeouts: one source of truth).
+ * Every timer in SAM, derived from a few base values (docs/timeouts.md).
  *
- * The journal's failure was three independent literals racing each other; here the runner's deadlines and
+ * The slow-boot incident was three independent literal timers racing each other; here the runner's deadlines and
  * the stuck-task sweep that backs them up come from the same base values, and a configuration that would
  * let the sweep fire before the runner's own deadline is refused at start.
  */
@@ -38,7 +38,7 @@ export type Timeouts = {
 } & {
   /** Runner deadline for a task waiting in `queued` for a node slot. */
   queueWait: number;
-  /** Sweep limit for `queued`, `provisioning` and `waiting_for_agent` (the journal's stuck-queued cron). */
+  /** Sweep limit for `queued`, `provisioning` and `waiting_for_agent` (the old stuck-queued cron). */
   stuckQueued: number;
   /** Sweep limit for `dispatched`. */
   stuckDispatched: number;
@@ -141,4 +141,23 @@ export function describeTimeouts(t: Timeouts): { name: string; ms: number; value
       ? TIMER_BASES[name as TimerBase].env
       : `${DERIVATIONS[name as Exclude<keyof Timeouts, TimerBase>]}${name in TIMER_OVERRIDES ? ` (or ${TIMER_OVERRIDES[name as TimerOverride].env})` : ""}`,
   }));
+}
+
+/**
+ * Per-request limits: how long one call may wait for its peer. They bound a single HTTP exchange, not a
+ * phase of a task, so they are not derived from the bases above; they live here so every timer in SAM is in
+ * one table (`GET /api/config` lists them too). Each must stay well under the phase deadline it serves.
+ */
+export const REQUEST_TIMEOUTS = {
+  agentToEdge: { ms: 10_000, meaning: "an agent's ready/heartbeat/progress call to the edge" },
+  taskLogPost: { ms: 15_000, meaning: "an agent's post of a task's log batch or result to the edge" },
+  agentShutdown: { ms: 15_000, meaning: "an agent's graceful stop before it exits anyway" },
+  exportProxyHeaders: { ms: 10_000, meaning: "the edge waits this long for an agent's export headers (the body then streams)" },
+  databaseRequest: { ms: 15_000, meaning: "one request to a remote libSQL server (sqld, Turso)" },
+  builtinModelCall: { ms: 120_000, meaning: "the built-in coding agent's wait for one model answer" },
+} as const;
+
+/** `describeTimeouts` rows for the per-request limits. */
+export function describeRequestTimeouts(): { name: string; ms: number; value: string; source: string }[] {
+  return Object.entries(REQUEST_TIMEOUTS).map(([name, spec]) => ({ name, ms: spec.ms, value: fmt(spec.ms), source: `fixed: ${spec.meaning}` }));
 }

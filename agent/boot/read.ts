@@ -24,7 +24,7 @@ export type ReadBootOptions = {
   timeoutMs?: number;
 };
 
-/** Run the journal command; its stdout, or null when it is missing, fails or runs past the timeout. */
+/** Run journalctl (or the configured command); its stdout, or null when it is missing, fails or runs past the timeout. */
 async function runJournal(command: string[], timeoutMs: number): Promise<string | null> {
   try {
     const proc = Bun.spawn(command, { stdout: "pipe", stderr: "ignore", stdin: "ignore" });

@@ -6,6 +6,8 @@
 import * as v from "valibot";
 import { ConfigError, envChoice, envDuration, envInt, envParse, envString, type Env } from "../../shared/env.ts";
 import { certificateDer, formatFingerprint } from "../../shared/tls.ts";
+import { TIMER_BASES } from "../../shared/timeouts.ts";
+import { taskSlotsFromEnv } from "../../shared/wire/agent.ts";
 import { Id } from "../../shared/wire/common.ts";
 import { DEFAULT_JOURNAL_COMMAND, DEFAULT_SYSLOG_PATH, type BootSource } from "../boot/index.ts";
 
@@ -203,13 +205,13 @@ export async function loadAgentConfig(env: Env): Promise<AgentConfig> {
     publicUrl: httpUrl(env, "SAM_AGENT_PUBLIC_URL", false),
     dataDir: envString(env, "SAM_AGENT_DATA_DIR", "/var/lib/sam-agent"),
     tls: await readTls(env),
-    heartbeatMs: envDuration(env, "SAM_HEARTBEAT_INTERVAL", 30_000),
+    heartbeatMs: envDuration(env, TIMER_BASES.heartbeat.env, TIMER_BASES.heartbeat.default),
     metricsMs: envDuration(env, "SAM_METRICS_INTERVAL", 60_000),
     retentionMs: envDuration(env, "SAM_EVENT_RETENTION", 7 * 86_400_000),
     bootSource: envChoice(env, "SAM_BOOT_SOURCE", ["auto", "journald", "syslog", "none"], "auto"),
     bootJournalCommand: journal ? journal.split(/\s+/) : DEFAULT_JOURNAL_COMMAND,
     bootSyslogPath: envString(env, "SAM_BOOT_SYSLOG_PATH", DEFAULT_SYSLOG_PATH),
     workspaceMode: envChoice(env, "SAM_WORKSPACE_MODE", ["auto", "host", "devcontainer"], "auto"),
-    maxConcurrentTasks: envInt(env, "SAM_MAX_CONCURRENT_TASKS", 2, 1, 64),
+    maxConcurrentTasks: taskSlotsFromEnv(env),
   };
 }

@@ -4,16 +4,18 @@
  * attempt is recorded as an event and retried.
  */
 import * as v from "valibot";
+import { errorMessageOf } from "../../shared/errors.ts";
 import type { AgentHeartbeat, AgentReady } from "../../shared/wire/agent.ts";
 import { EVENT_TYPES } from "../../shared/wire/events.ts";
 import type { MetricsSample } from "../../shared/wire/metrics.ts";
 import type { ControlPlane, EventRecorder, TaskExecutor } from "../contracts.ts";
+import { REQUEST_TIMEOUTS } from "../../shared/timeouts.ts";
 
 export class ControlPlaneClient implements ControlPlane {
   constructor(
     private readonly baseUrl: string,
     private readonly nodeToken: string,
-    private readonly timeoutMs = 10_000,
+    private readonly timeoutMs: number = REQUEST_TIMEOUTS.agentToEdge.ms,
   ) {}
 
   post(path: string, body: unknown, init: { signal?: AbortSignal } = {}): Promise<Response> {
@@ -30,14 +32,9 @@ export class ControlPlaneClient implements ControlPlane {
 /** Why a call failed, for the event log: the status and the edge's error message, or the network error. */
 async function failureReason(res: Response | null, err: unknown): Promise<string> {
   if (!res) return err instanceof Error ? `${err.name === "TimeoutError" ? "timed out" : err.message}` : String(err);
-  let message = "";
-  try {
-    const body = (await res.json()) as { error?: { message?: unknown } };
-    if (typeof body.error?.message === "string") message = `: ${body.error.message.slice(0, 300)}`;
-  } catch {
-    // not our error shape; the status says enough
-  }
-  return `HTTP ${res.status}${message}`;
+  // Not our error shape: the status says enough.
+  const message = errorMessageOf(await res.text().catch(() => ""));
+  return `HTTP ${res.status}${message === null ? "" : `: ${message.slice(0, 300)}`}`;
 }
 
 const sleep = (ms: number, signal: AbortSignal) => new Promise<void>((resolve) => {

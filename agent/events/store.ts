@@ -1,5 +1,5 @@
 /**
- * The node's event log (`events.db`, DESIGN.md § Event store). `record()` only queues: a timer drains the
+ * The node's event log (`events.db`, docs/agent.md). `record()` only queues: a timer drains the
  * queue every few milliseconds (or `record()` commits it at once when it reaches `maxBatch`), so a burst
  * never waits on the disk and a crash loses at most the batch in flight, never a committed event. The
  * timer commits at most `turnBatch` events per transaction and per turn of the event loop, then yields

@@ -1,5 +1,5 @@
 /**
- * The resource monitor (DESIGN.md § Resource monitor): a sample at start and then every interval, from
+ * The resource monitor (docs/agent.md): a sample at start and then every interval, from
  * /proc (CPU delta, load, memory, network) and statfs (the root filesystem and, when it is another one,
  * the data dir's), stored in metrics.db and kept in memory for the heartbeat.
  */

@@ -2,7 +2,7 @@
  * Node's modules, loaded on first use. In the compiled binary a static `import … from "node:fs"` (anywhere
  * in the bundle) runs at start, and each of Node's modules pages in Bun code the idle agent never needs:
  * measured on a compiled `Bun.serve`, `node:fs` adds ≈ 5 MiB RSS, `node:crypto` ≈ 6, `node:path` ≈ 2,
- * `node:os` ≈ 0.7 (issue 3: idle RSS ≤ 40 MB). The idle path uses Bun's own APIs (`Bun.file`, `Bun.write`,
+ * `node:os` ≈ 0.7 (the idle agent must stay under 40 MB RSS, docs/agent.md § Memory). The idle path uses Bun's own APIs (`Bun.file`, `Bun.write`,
  * `Bun.CryptoHasher`); the paths that need Node's (exports, tasks, the monitor's statfs) load them here.
  * `import.meta.require` keeps the load lazy in the bundle, where a plain `require` would turn the module into
  * CommonJS.

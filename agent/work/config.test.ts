@@ -13,7 +13,7 @@ test("work settings come from the agent's environment, with defaults", () => {
 
 test.each([
   [{ SAM_WORKSPACE_MODE: "docker" }, "SAM_WORKSPACE_MODE: expected one of auto, host, devcontainer, got 'docker'"],
-  [{ SAM_MAX_CONCURRENT_TASKS: "0" }, "SAM_MAX_CONCURRENT_TASKS: expected an integer from 1 to 256, got '0'"],
+  [{ SAM_MAX_CONCURRENT_TASKS: "0" }, "SAM_MAX_CONCURRENT_TASKS: expected an integer from 1 to 64, got '0'"],
   [{ SAM_PATCH_MAX_BYTES: "99999999" }, "SAM_PATCH_MAX_BYTES: expected an integer from 1024 to 1048576, got '99999999'"],
 ])("a bad value is refused naming the variable: %j", (env, message) => {
   expect(() => workConfigFromEnv(env, "/d")).toThrow(new ConfigError(message));

@@ -4,6 +4,7 @@
  * documented in docs/work.md.
  */
 import { envChoice, envDuration, envFlag, envInt, envString, type Env } from "../../shared/env.ts";
+import { TASK_SLOTS, taskSlotsFromEnv } from "../../shared/wire/agent.ts";
 
 export type WorkspaceModeSetting = "auto" | "host" | "devcontainer";
 
@@ -30,7 +31,7 @@ export type WorkConfig = {
 
 export const WORK_DEFAULTS: Omit<WorkConfig, "dataDir"> = {
   workspaceMode: "auto",
-  maxConcurrentTasks: 2,
+  maxConcurrentTasks: TASK_SLOTS.default,
   keepOnFailure: false,
   baseImage: "mcr.microsoft.com/devcontainers/base:ubuntu",
   defaultModel: "@cf/qwen/qwen2.5-coder-32b-instruct",
@@ -44,7 +45,7 @@ export function workConfigFromEnv(env: Env, dataDir: string): WorkConfig {
   return {
     dataDir,
     workspaceMode: envChoice(env, "SAM_WORKSPACE_MODE", ["auto", "host", "devcontainer"] as const, WORK_DEFAULTS.workspaceMode),
-    maxConcurrentTasks: envInt(env, "SAM_MAX_CONCURRENT_TASKS", WORK_DEFAULTS.maxConcurrentTasks, 1, 256),
+    maxConcurrentTasks: taskSlotsFromEnv(env),
     keepOnFailure: envFlag(env, "SAM_KEEP_FAILED_WORKSPACES", WORK_DEFAULTS.keepOnFailure),
     baseImage: envString(env, "SAM_DEVCONTAINER_IMAGE", WORK_DEFAULTS.baseImage),
     defaultModel: envString(env, "SAM_AGENT_MODEL", WORK_DEFAULTS.defaultModel),

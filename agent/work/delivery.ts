@@ -8,11 +8,12 @@
 import * as v from "valibot";
 import type { ControlPlane, EventRecorder } from "../contracts.ts";
 import type { Outbox } from "./outbox.ts";
+import { REQUEST_TIMEOUTS } from "../../shared/timeouts.ts";
 
 const BATCH = 1000;
 const BACKOFF_MIN_MS = 100;
 const BACKOFF_MAX_MS = 5_000;
-const POST_TIMEOUT_MS = 15_000;
+const POST_TIMEOUT_MS = REQUEST_TIMEOUTS.taskLogPost.ms;
 
 const EventsAck = v.object({ accepted: v.optional(v.number()), lastSeq: v.optional(v.nullable(v.number())) });
 

@@ -220,7 +220,7 @@ export function createTaskExecutor(deps: TaskExecutorDeps): TaskExecutor {
         execInWorkspace(ws, command, { env, forward, signal: o.signal, timeoutMs: o.timeoutMs, killGraceMs: config.killGraceMs, onSpawn, onLine: (s, l) => { o.onLine(s, l); log(taskId, s, l); } }),
         config.commandTimeoutMs);
       // Loaded on first use: the `openai` client is the largest module in the binary, and most nodes run
-      // command tasks or sit idle (issue 3: idle RSS).
+      // command tasks or sit idle (an idle agent must not pay for them: docs/agent.md § Memory).
       const { runBuiltinAgent } = await import("./builtin/loop.ts");
       const res = await step("agent", () =>
         runBuiltinAgent({

@@ -1,5 +1,5 @@
 /**
- * The task executor is loaded on the first dispatch, not at start (issue 3, idle RSS). The agent is bundled
+ * The task executor is loaded on the first dispatch, not at start (to keep an idle agent small, docs/agent.md § Memory). The agent is bundled
  * with a line added to `executor.ts` and `shared/wire/task.ts` that reports their evaluation, and run: an
  * idle agent must not evaluate them; a dispatch must, and the task must run.
  */

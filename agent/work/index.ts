@@ -2,7 +2,7 @@
  * The work side of the agent: workspaces and coding-agent sessions (issue: running the work).
  * The agent's server hands `/tasks` to the executor; the ready callback reports `workCapabilities`.
  * The executor itself (`executor.ts` and all it imports: the task schemas, the built-in agent, git) is
- * loaded on first use, not at start (issue 3, idle RSS; docs/agent.md § Memory).
+ * loaded on first use, not at start (to keep an idle agent small; docs/agent.md § Memory).
  */
 import type { Env } from "../../shared/env.ts";
 import type { AgentCapabilities } from "../../shared/wire/agent.ts";

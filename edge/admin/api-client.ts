@@ -4,7 +4,7 @@
  * "node unreachable" instead of failing as a whole.
  */
 import * as v from "valibot";
-import { HttpError } from "../../shared/errors.ts";
+import { errorMessageOf, HttpError } from "../../shared/errors.ts";
 
 /** One call of the edge's JSON API, already authenticated as the admin. */
 export type AdminApi = (path: string, init?: RequestInit) => Response | Promise<Response>;
@@ -12,13 +12,10 @@ export type AdminApi = (path: string, init?: RequestInit) => Response | Promise<
 export type ApiFailure = { status: number; message: string };
 export type ApiResult<T> = { ok: true; data: T } | { ok: false; failure: ApiFailure };
 
-const ErrorMessage = v.object({ error: v.object({ message: v.string() }) });
-
 /** The `{ error: { message } }` of a failed answer, or a plain description when the body is not one. */
 export async function failureOf(res: Response): Promise<ApiFailure> {
-  const body = await res.json().catch(() => null);
-  const parsed = v.safeParse(ErrorMessage, body);
-  return { status: res.status, message: parsed.success ? parsed.output.error.message : `the edge API answered ${res.status}` };
+  const message = errorMessageOf(await res.text().catch(() => ""));
+  return { status: res.status, message: message ?? `the edge API answered ${res.status}` };
 }
 
 export async function fetchView<S extends v.GenericSchema>(api: AdminApi, schema: S, path: string): Promise<ApiResult<v.InferOutput<S>>> {

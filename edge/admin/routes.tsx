@@ -1,5 +1,5 @@
 /**
- * The admin pages (DESIGN.md § Edge API, issue 8), mounted by the edge at `/admin`. They read everything
+ * The admin pages (README § Admin pages), mounted by the edge at `/admin`. They read everything
  * through the edge's own JSON API (`api`, in-process, as the admin), render it server-side with `hono/jsx`,
  * and proxy the two SQLite downloads and a task's live log so the browser's cookie is all it needs.
  */

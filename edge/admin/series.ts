@@ -5,8 +5,7 @@
  */
 import type { MetricsSample } from "../../shared/wire/metrics.ts";
 
-export const WINDOWS = { "1h": 3_600_000, "24h": 86_400_000, "7d": 604_800_000 } as const;
-export type MetricsWindow = keyof typeof WINDOWS;
+export { METRICS_WINDOWS as WINDOWS, type MetricsWindow } from "../../shared/wire/metrics.ts";
 
 export type Point = { at: number; value: number | null };
 

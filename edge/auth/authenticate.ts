@@ -1,5 +1,5 @@
 /**
- * Resolves a bearer token to its caller (DESIGN.md § Identities and auth). The prefix says which table to
+ * Resolves a bearer token to its caller (docs/architecture.md § Identities). The prefix says which table to
  * look in; only SHA-256 hashes are stored, so a lookup by hash is a constant-time question of the index,
  * and the admin token is compared in constant time.
  */

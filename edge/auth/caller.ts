@@ -1,5 +1,5 @@
 /**
- * Who is calling (DESIGN.md § Identities and auth). Routes ask for the kinds they accept; everything else
+ * Who is calling (docs/architecture.md § Identities). Routes ask for the kinds they accept; everything else
  * is 401 (no or unknown credential) or 403 (a valid credential on the wrong resource).
  */
 export type Caller =

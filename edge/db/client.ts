@@ -7,6 +7,7 @@ import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { groupCommits } from "./group-commit.ts";
 import { wrapClient } from "./wrap-client.ts";
+import { REQUEST_TIMEOUTS } from "../../shared/timeouts.ts";
 
 export type { Client } from "@libsql/client";
 
@@ -34,7 +35,7 @@ export async function openDatabase(url: string, authToken: string | null): Promi
 }
 
 /** A request to the database server that hangs fails instead of holding its caller forever. */
-const REQUEST_TIMEOUT_MS = 15_000;
+const REQUEST_TIMEOUT_MS = REQUEST_TIMEOUTS.databaseRequest.ms;
 
 function fetchWithTimeout(input: RequestInfo | URL, init?: RequestInit): Promise<Response> {
   return fetch(input, { ...init, signal: init?.signal ?? AbortSignal.timeout(REQUEST_TIMEOUT_MS) });

@@ -1,5 +1,5 @@
 /**
- * Which upstream serves a chat completion, and how to address it (DESIGN.md § Inference): AI Gateway when
+ * Which upstream serves a chat completion, and how to address it (docs/inference.md): AI Gateway when
  * the flag is on (with the Workers AI REST API as the fallback), else the REST API, else a generic
  * OpenAI-compatible server, else nothing — and then a 503 that names the variables to set.
  */

@@ -6,8 +6,8 @@ import { Hono } from "hono";
 import * as v from "valibot";
 import { HttpError } from "../../shared/errors.ts";
 import { parseOrThrow, readJsonBody } from "../../shared/validate.ts";
-import type { Timeouts } from "../../shared/timeouts.ts";
-import { MetricsSample } from "../../shared/wire/metrics.ts";
+import { REQUEST_TIMEOUTS, type Timeouts } from "../../shared/timeouts.ts";
+import { METRICS_WINDOWS, MetricsSample, type MetricsWindow } from "../../shared/wire/metrics.ts";
 import type { NodeMetricsView } from "../../shared/wire/api.ts";
 import type { Authenticate } from "../auth/caller.ts";
 import { guard, type CallerEnv } from "../auth/guard.ts";
@@ -23,14 +23,13 @@ const ListQuery = v.strictObject({
   cursor: v.optional(v.pipe(v.string(), v.regex(/^\d{1,15}$/, "cursor must be a nextCursor from a previous page"))),
   limit: v.optional(v.pipe(v.string(), v.regex(/^\d{1,4}$/, "limit must be a number"), v.transform(Number), v.minValue(1), v.maxValue(500)), "50"),
 });
-const WINDOWS = { "1h": 3_600_000, "24h": 86_400_000, "7d": 7 * 86_400_000 } as const;
-const MetricsQuery = v.strictObject({ window: v.optional(v.picklist(Object.keys(WINDOWS) as (keyof typeof WINDOWS)[]), "1h") });
+const MetricsQuery = v.strictObject({ window: v.optional(v.picklist(Object.keys(METRICS_WINDOWS) as MetricsWindow[]), "1h") });
 const AgentMetrics = v.object({ samples: v.array(MetricsSample) });
 
 /** Headers an export keeps on its way through the edge. */
 const PASSED_HEADERS = ["content-type", "content-length", "content-disposition", "last-modified", "etag", "cache-control"];
 /** How long the edge waits for an agent's response headers (a body may then stream for as long as it takes). */
-const PROXY_TIMEOUT_MS = 10_000;
+const PROXY_TIMEOUT_MS = REQUEST_TIMEOUTS.exportProxyHeaders.ms;
 
 export function nodeRoutes(d: NodeRouteDeps): Hono<CallerEnv> {
   const app = new Hono<CallerEnv>();
@@ -100,7 +99,7 @@ export function nodeRoutes(d: NodeRouteDeps): Hono<CallerEnv> {
   app.get("/:id/metrics", async (c) => {
     const q = parseOrThrow(MetricsQuery, c.req.query());
     const node = await nodeOr404(c.req.param("id"));
-    const since = Date.now() - WINDOWS[q.window];
+    const since = Date.now() - METRICS_WINDOWS[q.window];
     const res = await callAgent(node, `/metrics?since=${since}&limit=10000`);
     const parsed = v.safeParse(AgentMetrics, await res.json().catch(() => null));
     if (!parsed.success) throw new HttpError(502, `the agent of node ${node.id} sent metrics the edge cannot read`, { code: "agent_error" });

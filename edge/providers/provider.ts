@@ -1,5 +1,5 @@
 /**
- * What the edge needs from a place that runs nodes (DESIGN.md § Providers). `local` runs agent processes on
+ * What the edge needs from a place that runs nodes (docs/architecture.md). `local` runs agent processes on
  * this machine; `hetzner` creates VMs with cloud-init. The runner sees only this interface.
  */
 

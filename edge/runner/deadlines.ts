@@ -18,7 +18,7 @@ export type Deadline = {
 
 /**
  * The runner's deadline for a task that entered `status` at `enteredAt`. The boot budget runs from the
- * node's creation (DESIGN.md: node create to the agent's ready callback), never later than phase entry.
+ * node's creation (the boot budget runs from node create to the agent's ready callback), never later than phase entry.
  */
 export function runnerDeadline(status: ActiveStatus, enteredAt: number, t: Timeouts, nodeCreatedAt?: number | null): Deadline {
   const fmt = formatDuration;

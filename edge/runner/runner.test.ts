@@ -118,6 +118,21 @@ describe("runner", () => {
     expect(failed.error).toMatch(/^node n-\w+ refused the task: HTTP 400 injected$/);
   });
 
+  test("a 202 whose body is not the task's run state is not taken as accepted: the dispatch is retried", async () => {
+    const provider = new DoubleProvider({ autoReady: true, double: { dispatchStatus: 202 } });
+    const { t, key } = await edgeWith(provider);
+    const task = await (await t.call("POST", "/api/tasks", { token: key, body: { prompt: "p", agent: { type: "command", command: "true" } } })).json();
+    await until("dispatched", async () => (await view(t, task.id)).status === "dispatched");
+    await t.edge.runner.idle();
+    const agent = [...provider.agents.values()][0]!;
+    expect(agent.dispatches).toHaveLength(1);
+    expect((await view(t, task.id)).status).toBe("dispatched");
+    const enteredAt = (await view(t, task.id)).transitions.find((x) => x.status === "dispatched")!.at;
+    await t.edge.runner.tick(enteredAt + 2_500); // past the first backoff: dispatched again
+    expect(agent.dispatches).toHaveLength(2);
+    expect((await view(t, task.id)).status).toBe("dispatched");
+  });
+
   test("a provider failure puts the task back in the queue; the queue wait fails it eventually", async () => {
     const provider = new DoubleProvider({ failCreate: true });
     const { t, key } = await edgeWith(provider);

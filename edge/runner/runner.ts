@@ -1,12 +1,16 @@
 /**
- * The task runner (DESIGN.md § Task lifecycle). Progress is event-driven: a submission places the task on
+ * The task runner (docs/architecture.md § Task lifecycle). Progress is event-driven: a submission places the task on
  * a node (or provisions one), the agent's ready callback dispatches waiting tasks at once, the result
  * callback finishes them. `tick()` is only the safety net: it fails tasks whose own deadline (from the one
  * timer table) has passed, retries transient failures with backoff, and reaps idle nodes. Every transition
  * is a compare-and-set in SQL, so the tick, the callbacks and any number of edge instances never fight.
  */
+import { formatDuration } from "../../shared/duration.ts";
+import { errorMessageOf } from "../../shared/errors.ts";
 import type { Timeouts } from "../../shared/timeouts.ts";
-import type { TaskDispatch, TaskStatus } from "../../shared/wire/task.ts";
+import { TASK_SLOTS } from "../../shared/wire/agent.ts";
+import * as v from "valibot";
+import { TaskRunState, type TaskDispatch, type TaskStatus } from "../../shared/wire/task.ts";
 import { TOKEN_PREFIX } from "../auth/authenticate.ts";
 import { hashToken, randomToken } from "../auth/tokens.ts";
 import { ProviderCreateError, type Provider } from "../providers/provider.ts";
@@ -34,7 +38,6 @@ export type RunnerDeps = {
 };
 
 /** Slots a node is assumed to have before its agent reports its capabilities (the agent's default). */
-const DEFAULT_SLOTS = 2;
 const BOOTING: TaskStatus[] = ["provisioning", "waiting_for_agent"];
 
 export class Runner {
@@ -135,7 +138,7 @@ export class Runner {
     const nodeToken = randomToken(TOKEN_PREFIX.node);
     const agentToken = randomToken(TOKEN_PREFIX.agent);
     const now = Date.now();
-    await this.d.nodes.insert({ id, provider: this.d.provider.name, ownerKeyId, nodeTokenHash: hashToken(nodeToken), agentToken, slots: DEFAULT_SLOTS, now });
+    await this.d.nodes.insert({ id, provider: this.d.provider.name, ownerKeyId, nodeTokenHash: hashToken(nodeToken), agentToken, slots: TASK_SLOTS.default, now });
     return {
       node: (await this.d.nodes.get(id))!,
       launch: () => this.background(() => this.createServer(id, nodeToken, agentToken, ownerKeyId)),
@@ -279,16 +282,24 @@ export class Runner {
     try {
       const res = await this.d.agent.call(node, "/tasks", { method: "POST", body, timeoutMs: this.requestTimeoutMs });
       const text = await res.text();
-      if (res.status === 202 || res.status === 200 || res.status === 409) {
+      if (res.status === 409) {
+        // The agent has this task already (a retried dispatch whose first answer was lost).
         await this.markRunning(task.id, node.id);
         return;
       }
-      if (res.status !== 429 && res.status < 500) {
+      if (res.status === 202 || res.status === 200) {
+        if (acceptedRun(text, task.id)) {
+          await this.markRunning(task.id, node.id);
+          return;
+        }
+        transient = `HTTP ${res.status} with a body that is not this task's run state: ${text.slice(0, 200)}`;
+      } else if (res.status !== 429 && res.status < 500) {
         const reason = `node ${node.id} refused the task: HTTP ${res.status} ${agentMessage(text)}`;
         await this.fail(task, ["dispatched"], reason);
         return;
+      } else {
+        transient = `HTTP ${res.status} ${agentMessage(text)}`;
       }
-      transient = `HTTP ${res.status} ${agentMessage(text)}`;
     } catch (err) {
       if (!(err instanceof AgentUnreachable)) throw err;
       transient = err.message;
@@ -395,7 +406,7 @@ export class Runner {
     // 6. Nodes: a boot past its budget fails; idle ready nodes past their warm time are reaped.
     for (const node of await this.d.nodes.inStatus(["provisioning", "booting"])) {
       if (node.createdAt + this.t.agentReady > now) continue;
-      const reason = `agent not ready after ${fmtMs(this.t.agentReady)} (boot budget); last phase: ${lastPhase(node)}`;
+      const reason = `agent not ready after ${formatDuration(this.t.agentReady)} (boot budget); last phase: ${lastPhase(node)}`;
       if (await this.d.nodes.transition(node.id, ["provisioning", "booting"], "failed", reason)) {
         await this.requeueTasksOf(node.id, reason);
         await this.deleteServer({ ...node, status: "failed" }, reason);
@@ -403,7 +414,7 @@ export class Runner {
     }
     for (const node of await this.d.nodes.inStatus(["ready", "draining"])) {
       if (nodeHealth(node, this.t, now) === "unhealthy" && await this.serverGone(node)) {
-        const reason = `no heartbeat for ${fmtMs(this.t.nodeUnhealthy)} and the provider no longer has its server`;
+        const reason = `no heartbeat for ${formatDuration(this.t.nodeUnhealthy)} and the provider no longer has its server`;
         if (await this.d.nodes.transition(node.id, ["ready", "draining"], "failed", reason)) {
           for (const task of await this.d.tasks.inStatus(["dispatched", "running"], { nodeId: node.id })) {
             await this.fail(task, [task.status], `node ${node.id} is gone (${reason})`);
@@ -414,7 +425,7 @@ export class Runner {
       if ((await this.d.nodes.busyCount(node.id)) > 0) continue;
       if (node.status === "draining") await this.deleteServer(node, node.statusReason ?? "drained");
       else if (node.idleSince !== null && node.idleSince + this.t.nodeWarm <= now) {
-        await this.drainNode(node, `idle for ${fmtMs(this.t.nodeWarm)} (warm time)`);
+        await this.drainNode(node, `idle for ${formatDuration(this.t.nodeWarm)} (warm time)`);
       }
     }
     // 7. Orphans: servers with SAM's label that no live node owns are deleted (in the background).
@@ -473,17 +484,17 @@ function lastPhase(node: NodeRecord): string {
   return last ? last.name : `${node.status} (no boot phase reported)`;
 }
 
-function fmtMs(ms: number): string {
-  return ms % 60_000 === 0 ? `${ms / 60_000}m` : ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
+/** The message of an agent's JSON error, or the start of its body. */
+/** Whether an agent's answer to a dispatch is a valid run state of `taskId`. */
+function acceptedRun(text: string, taskId: string): boolean {
+  try {
+    const parsed = v.safeParse(TaskRunState, JSON.parse(text));
+    return parsed.success && parsed.output.taskId === taskId;
+  } catch {
+    return false;
+  }
 }
 
-/** The message of an agent's JSON error, or the start of its body. */
 function agentMessage(text: string): string {
-  try {
-    const body = JSON.parse(text) as { error?: { message?: string } };
-    if (body.error?.message) return body.error.message;
-  } catch {
-    // not JSON
-  }
-  return text.slice(0, 200);
+  return errorMessageOf(text) ?? text.slice(0, 200);
 }

@@ -9,7 +9,6 @@ import { TERMINAL_STATUSES, type TaskAgent, type TaskLogEvent, type TaskResult, 
 import { randomToken, sha256Hex } from "../auth/tokens.ts";
 import type { Client } from "../db/client.ts";
 
-export const ACTIVE_STATUSES = ["queued", "provisioning", "waiting_for_agent", "dispatched", "running"] as const;
 /** A fixed list of statuses as an SQL `IN` list, e.g. `('succeeded','failed','cancelled')`. */
 export const sqlList = (values: readonly string[]) => `(${values.map((v) => `'${v}'`).join(",")})`;
 /** Statuses that hold a slot on a node. */

@@ -1,5 +1,5 @@
 /**
- * Benchmarks of the compiled agent (issue 3): binary size (raw, zstd, gzip), start → first `/health` 200
+ * Benchmarks of the compiled agent: binary size (raw, zstd, gzip), start → first `/health` 200
  * (median of runs), RSS when idle (`--idle=300` waits that many seconds before reading it), and RSS after
  * an hour-equivalent of the node's own events (heartbeats and resource samples at `--speedup` times their
  * default rate, for an hour / speedup). Each beside the smallest compiled `Bun.serve` binary. Idle RSS is

@@ -1,5 +1,5 @@
 /**
- * Benchmarks of the agent's instruments (issue 3), in-process on real SQLite:
+ * Benchmarks of the agent's instruments, in-process on real SQLite:
  *  - ingest through the batched writer vs one autocommit INSERT per event (the baseline), and the p99 of
  *    `/health` (asked by a separate process, answered by this one) while a burst paced at 50,000 events/s
  *    runs, with the writer as it is (bounded transactions, one per event-loop turn) and as it was (the

@@ -1,7 +1,7 @@
 /**
- * Boot-plan estimate (issue 5): the critical path to "agent ready" of the rendered boot plan, computed from
- * per-step figures, side by side with the journal's old serial order. Not a measurement of a VM: the figures
- * are published ones (the journal, the issue) or stated estimates, each printed with its source.
+ * Boot-plan estimate: the critical path to "agent ready" of the rendered boot plan, computed from
+ * per-step figures, side by side with the old serial order of the slow-boot incident. Not a measurement of a VM: the figures
+ * are published ones (the incident report, Hetzner) or stated estimates, each printed with its source.
  *
  *   node_modules/.bin/bun scripts/bench/boot-plan.ts
  */
@@ -13,7 +13,7 @@ type Figure = { seconds: number; source: string };
 
 /** Before runcmd: kernel to userspace on a stock Hetzner image, then cloud-init's init/config stages. */
 const BEFORE_RUNCMD: Figure[] = [
-  { seconds: 11, source: "issue 5: stock Hetzner image ≈ 11 s to userspace" },
+  { seconds: 11, source: "Hetzner stock image ≈ 11 s to userspace (as reported)" },
   { seconds: 8, source: "estimate: cloud-init init + config stages incl. write_files" },
 ];
 
@@ -32,7 +32,7 @@ const FIGURES: Record<string, Figure> = {
   "agent-start": { seconds: 1, source: "estimate: daemon-reload + start, agent opens its databases" },
 };
 
-/** The journal's order: everything in series, Node.js from apt, and the ghost pull competing for bandwidth. */
+/** The incident's old order: everything in series, Node.js from apt, and the ghost pull competing for bandwidth. */
 const OLD_SERIAL: [string, Figure][] = [
   ["docker-start", FIGURES["docker-start"]!],
   ["agent-start (too early)", { seconds: 1, source: "journal: agent started 2nd" }],

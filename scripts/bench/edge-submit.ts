@@ -28,7 +28,7 @@ const ROUNDS = Number(flag("rounds", "3"));
 const WARMUP = 300;
 const RUNTIMES = flag("runtimes", "bun,deno").split(",") as ("bun" | "deno")[];
 const DBS = flag("dbs", "file,sqld").split(",") as ("file" | "sqld")[];
-// The edge before the third round of issue 4 (per-node count, dispatch batch, group commit).
+// The edge before the per-node count, dispatch batch and group commit.
 const BASELINE = flag("baseline", "898a341");
 const ADMIN = "admin-token-for-the-bench-0123456789";
 

@@ -1,5 +1,5 @@
 /**
- * Where a proxy's CPU goes per request (issue 6): a proxy assembled from the bare fetch proxy plus any
+ * Where a proxy's CPU goes per request: a proxy assembled from the bare fetch proxy plus any
  * subset of the things SAM's route does, one feature at a time, each in its own process, all driven at the
  * same concurrency against the same instant upstream. The figure is the proxy process's CPU per request
  * from the summed per-thread `schedstat` (ns resolution, so a short run suffices), interleaved in rounds.

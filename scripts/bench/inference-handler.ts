@@ -1,5 +1,5 @@
 /**
- * SAM's inference handler alone (issue 6): `app.fetch` in-process with an instant stub upstream `fetch`, so
+ * SAM's inference handler alone: `app.fetch` in-process with an instant stub upstream `fetch`, so
  * only SAM's own work per request is measured — no sockets, no server. Steady enough on a busy machine to
  * steer micro-optimisations; the served path is measured by `inference-bisect.ts` and `inference-overhead.ts`.
  *

@@ -1,5 +1,5 @@
 /**
- * Inference proxy overhead (issue 6): the same requests sent straight to an instant OpenAI-compatible
+ * Inference proxy overhead: the same requests sent straight to an instant OpenAI-compatible
  * upstream ("direct"), through SAM, and through the Portkey gateway, in one run and interleaved in rounds so
  * machine load hits all three alike. Prints latency p50/p99 for non-streaming at concurrency 1 and 32 and
  * time-to-first-chunk for streaming, and the overhead added over direct. SAM is measured under Bun

@@ -1,5 +1,5 @@
 /**
- * Benchmark (issue 7): latency from a command's stdout on the node to a `curl -N` client following the task's
+ * Benchmark: latency from a command's stdout on the node to a `curl -N` client following the task's
  * events (`GET /api/tasks/:id/events?follow=1`), next to its floor: the same command's stdout read straight
  * from a pipe. The command prints its own clock (µs), so each line measures itself.
  *

@@ -1,5 +1,5 @@
 /**
- * Benchmark (issue 7): submit-to-running latency on a warm local node — `POST /api/tasks` until the task is
+ * Benchmark: submit-to-running latency on a warm local node — `POST /api/tasks` until the task is
  * `running` — next to its floor, the agent accepting the same kind of dispatch directly (`POST /tasks` on the
  * node with the agent token). Real edge (in-process, served over HTTP), real agent binary, local provider.
  *

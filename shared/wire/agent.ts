@@ -1,11 +1,21 @@
-/** Agent → edge callbacks under `/api/agent/*` (node token), DESIGN.md § Node lifecycle and the agent. */
+/** Agent → edge callbacks under `/api/agent/*` (node token), docs/protocol.md. */
 import * as v from "valibot";
+import { envInt, type Env } from "../env.ts";
 import { BootTimeline } from "./boot.ts";
 import { EpochMs, Id, NonNegativeInt } from "./common.ts";
 import { MetricsSample } from "./metrics.ts";
 
 export const WorkspaceMode = v.picklist(["host", "devcontainer"]);
 export type WorkspaceMode = v.InferOutput<typeof WorkspaceMode>;
+
+/**
+ * How many tasks one agent runs at once (`SAM_MAX_CONCURRENT_TASKS` on the node): the agent parses it once,
+ * reports it in its capabilities, and the edge uses the default for a node that has not reported yet.
+ */
+export const TASK_SLOTS = { default: 2, min: 1, max: 64 } as const;
+
+/** The one parser of `SAM_MAX_CONCURRENT_TASKS` (agent and work configuration both call it). */
+export const taskSlotsFromEnv = (env: Env): number => envInt(env, "SAM_MAX_CONCURRENT_TASKS", TASK_SLOTS.default, TASK_SLOTS.min, TASK_SLOTS.max);
 
 export const AgentCapabilities = v.object({
   workspaceModes: v.array(WorkspaceMode),

@@ -1,4 +1,4 @@
-/** The node event log (DESIGN.md § Event store): levels, the event types we record, and one event. */
+/** The node event log (docs/agent.md): levels, the event types we record, and one event. */
 import * as v from "valibot";
 import { EpochMs } from "./common.ts";
 

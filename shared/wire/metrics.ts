@@ -1,4 +1,4 @@
-/** One resource-monitor sample (DESIGN.md § Resource monitor), as stored, served and heartbeated. */
+/** One resource-monitor sample (docs/agent.md), as stored, served and heartbeated. */
 import * as v from "valibot";
 import { EpochMs, NonNegativeInt } from "./common.ts";
 
@@ -24,3 +24,7 @@ export const MetricsSample = v.object({
   netTxBytes: v.optional(v.nullable(Bytes)),
 });
 export type MetricsSample = v.InferOutput<typeof MetricsSample>;
+
+/** The time windows metrics are served and charted for (`?window=`), in milliseconds. */
+export const METRICS_WINDOWS = { "1h": 3_600_000, "24h": 86_400_000, "7d": 604_800_000 } as const;
+export type MetricsWindow = keyof typeof METRICS_WINDOWS;

@@ -75,6 +75,16 @@ export const TaskResult = v.object({
 });
 export type TaskResult = v.InferOutput<typeof TaskResult>;
 
+/** Agent → edge: a run's state, the body of the agent's 202 to a dispatch and of `GET /tasks/:id`. */
+export const TaskRunState = v.object({
+  taskId: Id,
+  status: v.picklist(["running", "succeeded", "failed", "cancelled"]),
+  startedAt: EpochMs,
+  finishedAt: v.nullable(EpochMs),
+  exitCode: v.nullable(v.pipe(v.number(), v.integer())),
+});
+export type TaskRunState = v.InferOutput<typeof TaskRunState>;
+
 /** Edge → agent: `POST /tasks` on the node. */
 export const TaskDispatch = v.object({
   taskId: Id,

@@ -6,6 +6,7 @@
 import OpenAI from "openai";
 import type { ChatCompletionMessageParam } from "openai/resources/chat/completions";
 import { TOOL_SPECS, type ToolBox } from "./tools.ts";
+import { REQUEST_TIMEOUTS } from "../../../shared/timeouts.ts";
 
 export type BuiltinInput = {
   baseUrl: string;
@@ -53,7 +54,7 @@ export function inferenceError(err: unknown): string {
 }
 
 export async function runBuiltinAgent(input: BuiltinInput): Promise<BuiltinOutcome> {
-  const client = new OpenAI({ baseURL: input.baseUrl, apiKey: input.apiKey, maxRetries: 0, timeout: 120_000 });
+  const client = new OpenAI({ baseURL: input.baseUrl, apiKey: input.apiKey, maxRetries: 0, timeout: REQUEST_TIMEOUTS.builtinModelCall.ms });
   const messages: ChatCompletionMessageParam[] = [
     { role: "system", content: SYSTEM },
     { role: "user", content: input.prompt },

@@ -1,5 +1,5 @@
 /**
- * The local provider: one agent process per node on this machine (DESIGN.md § Providers), each with its own
+ * The local provider: one agent process per node on this machine (README § Local nodes), each with its own
  * data dir `<dataDir>/nodes/<id>`, a 0600 tokens file, a free port, and a PID file. Agents run in their own
  * session, so a terminal's Ctrl-C reaches only the edge, which stops them in `close()`. After an edge crash
  * (kill -9) the agents live on; a restarted edge re-adopts those its PID files name (see README).
