@@ -207,13 +207,15 @@ export function createHetznerProvider(opts: HetznerProviderOptions, api: HcloudA
         // Poll the action (for its error) and the server (for `running`) together: a running server means
         // the create finished, whatever the action still says.
         for (;;) {
-          if (action && action.status === "running") action = await withRetry(() => api.getAction(action!.id));
+          if (action?.status === "running") {
+            const actionId = action.id;
+            action = await withRetry(() => api.getAction(actionId));
+          }
           if (action?.status === "error") {
             throw new HetznerProviderError(`hetzner: creating the server failed: ${action.error?.message ?? "unknown error"} (${action.error?.code ?? "error"})`, action.error?.code ?? "action_failed");
           }
           if (action?.status === "success" && !timings.some((t) => t.name === "action_done")) timings.push({ name: "action_done", at: now() });
-          const id = created.id;
-          const server = await withRetry(() => api.getServer(id));
+          const server = await withRetry(() => api.getServer(created.id));
           if (server.status === "running") {
             timings.push({ name: "server_running", at: now() });
             return { server: toProviderServer(server), timings };
