@@ -66,6 +66,9 @@ Deno.test("under Deno: the tick reaps an orphan, a create that fails after its 2
     await del.body?.cancel();
     await until("nothing is left in the project", async () => fake.servers.size === 0, 15_000);
     assert.match(err, new RegExp(`orphan reaper: deleted server ${orphan.id} \\(node n-lost is unknown\\)`));
+    const config = await (await api("GET", "/api/config")).json();
+    assert.equal(config.orphanReaper.mode, "on");
+    assert.ok(config.orphanReaper.deleted >= 1, "the reaper counted what it deleted");
   } finally {
     child.kill("SIGINT");
     const status = await child.status;
