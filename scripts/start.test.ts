@@ -30,7 +30,8 @@ test("npm start serves /healthz and a SIGINT stops it with no orphans, leaving g
   const started = Date.now();
   let url: string | undefined;
   while (!url && Date.now() - started < 30_000) {
-    url = /listening on (http:\/\/[\d.]+:\d+)/.exec(out)?.[1];
+    // The URL and the admin token are printed by one callback, but may arrive in two reads.
+    if (/admin token: /.test(out)) url = /listening on (http:\/\/[\d.]+:\d+)/.exec(out)?.[1];
     if (!url) await Bun.sleep(50);
   }
   expect(url).toBeDefined();

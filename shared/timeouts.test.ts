@@ -31,6 +31,7 @@ const basesArb = fc.record({
   taskRun: duration(1 * SECOND, 24 * 3600 * SECOND),
   nodeWarm: duration(1 * SECOND, 24 * 3600 * SECOND),
   retryBackoff: duration(100, 60 * SECOND),
+  responseRetention: duration(1 * SECOND, 24 * 3600 * SECOND),
 }) satisfies fc.Arbitrary<Record<TimerBase, number>>;
 
 const env = (values: Record<string, number>) =>

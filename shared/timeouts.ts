@@ -21,6 +21,7 @@ export const TIMER_BASES = {
   taskRun: { env: "SAM_TASK_RUN_TIMEOUT", default: 60 * MINUTE, meaning: "longest a task may run on a node" },
   nodeWarm: { env: "SAM_NODE_WARM", default: 10 * MINUTE, meaning: "an idle node stays warm this long for reuse" },
   retryBackoff: { env: "SAM_RETRY_BACKOFF", default: 2 * SECOND, meaning: "first backoff of a transient-failure retry (doubles per attempt)" },
+  responseRetention: { env: "SAM_RESPONSE_RETENTION", default: 60 * MINUTE, meaning: "a stored /v1/responses answer can be continued (previous_response_id) for this long" },
 } as const;
 
 /** Derived timers an operator may still override explicitly; the ordering check guards them. */
@@ -155,6 +156,7 @@ export const REQUEST_TIMEOUTS = {
   exportProxyHeaders: { ms: 10_000, meaning: "the edge waits this long for an agent's export headers (the body then streams)" },
   databaseRequest: { ms: 15_000, meaning: "one request to a remote libSQL server (sqld, Turso)" },
   builtinModelCall: { ms: 120_000, meaning: "the built-in coding agent's wait for one model answer" },
+  forgeRequest: { ms: 30_000, meaning: "one call to a forge's REST API when a task's work becomes a pull request" },
 } as const;
 
 /** `describeTimeouts` rows for the per-request limits. */

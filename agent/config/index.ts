@@ -62,6 +62,13 @@ export const SETTINGS: { name: string; default: string; meaning: string }[] = [
   { name: "SAM_AGENT_COMMAND_TIMEOUT", default: "120s", meaning: "built-in agent: limit of one run_command" },
   { name: "SAM_PATCH_MAX_BYTES", default: "1000000", meaning: "cap of the patch in a task's result" },
   { name: "SAM_KILL_GRACE", default: "3s", meaning: "SIGTERM to SIGKILL grace when a task is cancelled or times out" },
+  // Delivery of a task's work as a branch and pull request (docs/delivery.md).
+  { name: "SAM_GIT_AUTHOR_NAME", default: "SAM", meaning: "author of the commit SAM pushes" },
+  { name: "SAM_GIT_AUTHOR_EMAIL", default: "sam@localhost", meaning: "author e-mail of the commit SAM pushes" },
+  { name: "SAM_GIT_COMMITTER_NAME", default: "the author", meaning: "committer of the commit SAM pushes" },
+  { name: "SAM_GIT_COMMITTER_EMAIL", default: "the author's", meaning: "committer e-mail of the commit SAM pushes" },
+  { name: "SAM_TASK_SEES_REPO_CREDENTIAL", default: "off", meaning: "let the task's own git use the repo credential (a credential helper in its environment)" },
+  { name: "SAM_RETRY_BACKOFF", default: "2s", meaning: "first backoff of a delivery retry (doubles per attempt)" },
 ];
 
 const flagName = (env: string) => `--${env.replace(/^SAM_/, "").toLowerCase().replace(/_/g, "-")}`;

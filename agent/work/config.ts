@@ -4,6 +4,7 @@
  * documented in docs/work.md.
  */
 import { envChoice, envDuration, envFlag, envInt, envString, type Env } from "../../shared/env.ts";
+import { REQUEST_TIMEOUTS, TIMER_BASES } from "../../shared/timeouts.ts";
 import { TASK_SLOTS, taskSlotsFromEnv } from "../../shared/wire/agent.ts";
 
 export type WorkspaceModeSetting = "auto" | "host" | "devcontainer";
@@ -27,6 +28,14 @@ export type WorkConfig = {
   patchMaxBytes: number;
   /** Grace between SIGTERM and SIGKILL when a task is cancelled or times out. */
   killGraceMs: number;
+  /** Who SAM's delivery commits are by (author) and who made them (committer). */
+  gitAuthor: { name: string; email: string };
+  gitCommitter: { name: string; email: string };
+  /** Hand the repo credential to the task's own processes too (off: only SAM's clone and push see it). */
+  exposeRepoCredential: boolean;
+  /** First backoff of a delivery retry (doubles per attempt), and the limit of one forge API call. */
+  retryBackoffMs: number;
+  forgeRequestTimeoutMs: number;
 };
 
 export const WORK_DEFAULTS: Omit<WorkConfig, "dataDir"> = {
@@ -39,9 +48,18 @@ export const WORK_DEFAULTS: Omit<WorkConfig, "dataDir"> = {
   commandTimeoutMs: 120_000,
   patchMaxBytes: 1_000_000,
   killGraceMs: 3_000,
+  gitAuthor: { name: "SAM", email: "sam@localhost" },
+  gitCommitter: { name: "SAM", email: "sam@localhost" },
+  exposeRepoCredential: false,
+  retryBackoffMs: TIMER_BASES.retryBackoff.default,
+  forgeRequestTimeoutMs: REQUEST_TIMEOUTS.forgeRequest.ms,
 };
 
 export function workConfigFromEnv(env: Env, dataDir: string): WorkConfig {
+  const gitAuthor = {
+    name: envString(env, "SAM_GIT_AUTHOR_NAME", WORK_DEFAULTS.gitAuthor.name),
+    email: envString(env, "SAM_GIT_AUTHOR_EMAIL", WORK_DEFAULTS.gitAuthor.email),
+  };
   return {
     dataDir,
     workspaceMode: envChoice(env, "SAM_WORKSPACE_MODE", ["auto", "host", "devcontainer"] as const, WORK_DEFAULTS.workspaceMode),
@@ -53,5 +71,13 @@ export function workConfigFromEnv(env: Env, dataDir: string): WorkConfig {
     commandTimeoutMs: envDuration(env, "SAM_AGENT_COMMAND_TIMEOUT", WORK_DEFAULTS.commandTimeoutMs),
     patchMaxBytes: envInt(env, "SAM_PATCH_MAX_BYTES", WORK_DEFAULTS.patchMaxBytes, 1024, 1_048_576),
     killGraceMs: envDuration(env, "SAM_KILL_GRACE", WORK_DEFAULTS.killGraceMs),
+    gitAuthor,
+    gitCommitter: {
+      name: envString(env, "SAM_GIT_COMMITTER_NAME", gitAuthor.name),
+      email: envString(env, "SAM_GIT_COMMITTER_EMAIL", gitAuthor.email),
+    },
+    exposeRepoCredential: envFlag(env, "SAM_TASK_SEES_REPO_CREDENTIAL", WORK_DEFAULTS.exposeRepoCredential),
+    retryBackoffMs: envDuration(env, TIMER_BASES.retryBackoff.env, WORK_DEFAULTS.retryBackoffMs),
+    forgeRequestTimeoutMs: WORK_DEFAULTS.forgeRequestTimeoutMs,
   };
 }

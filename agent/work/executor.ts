@@ -15,10 +15,11 @@ import { EVENT_TYPES } from "../../shared/wire/events.ts";
 import { TaskDispatch, type TaskLogEvent, type TaskResult, type TaskStep } from "../../shared/wire/task.ts";
 import type { ControlPlane, EventRecorder, TaskExecutor, TaskRunState } from "../contracts.ts";
 import { createToolBox } from "./builtin/tools.ts";
-import { scrubbedEnv, taskEnv } from "./child-env.ts";
+import { repoCredentialNames, scrubbedEnv, taskEnv } from "./child-env.ts";
 import type { WorkConfig } from "./config.ts";
 import { Delivery } from "./delivery.ts";
 import { cloneRepo, collectChange } from "./git.ts";
+import { handOff } from "./handoff/index.ts";
 import { Outbox } from "./outbox.ts";
 import { signalGroup } from "./process-group.ts";
 import {
@@ -188,8 +189,8 @@ export function createTaskExecutor(deps: TaskExecutorDeps): TaskExecutor {
     }
 
     const model = dispatch.model ?? config.defaultModel;
-    const env = taskEnv(baseEnv, dispatch, model);
-    const forward = ["SAM_TASK_ID", "SAM_TASK_PROMPT", "OPENAI_BASE_URL", "OPENAI_API_KEY", "OPENAI_MODEL", "GIT_TERMINAL_PROMPT"];
+    const env = taskEnv(baseEnv, dispatch, model, { exposeRepoCredential: config.exposeRepoCredential });
+    const forward = ["SAM_TASK_ID", "SAM_TASK_PROMPT", "OPENAI_BASE_URL", "OPENAI_API_KEY", "OPENAI_MODEL", "GIT_TERMINAL_PROMPT", ...repoCredentialNames(env)];
     const pgidFile = nodePath().join(paths.metaDir, "pgid");
     const onSpawn = (pgid: number) => nodeFs().writeFileSync(pgidFile, String(pgid));
 
@@ -243,7 +244,14 @@ export function createTaskExecutor(deps: TaskExecutorDeps): TaskExecutor {
       }
     }
     if (!outcome.ok || run.reason) return { ...failed(outcome.error ?? "failed", outcome.exitCode), summary: outcome.summary, ...change };
-    return { status: "succeeded", exitCode: outcome.exitCode, summary: outcome.summary, steps, finishedAt: Date.now(), ...change };
+    const succeeded: TaskResult = { status: "succeeded", exitCode: outcome.exitCode, summary: outcome.summary, steps, finishedAt: Date.now(), ...change };
+    const repo = dispatch.repo;
+    if (!base || !repo?.push) return succeeded;
+    const delivery = await handOff({
+      taskId, prompt: dispatch.prompt, repo: { ...repo, push: repo.push }, dir: paths.dir, metaDir: paths.metaDir, base, env: toolEnv,
+      config, deadlineAt: run.state.startedAt + dispatch.timeoutMs, signal, log: sys, step,
+    });
+    return { ...succeeded, delivery, finishedAt: Date.now() };
   }
 
   return {

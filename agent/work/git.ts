@@ -44,13 +44,16 @@ export type CloneInput = {
   timeoutMs?: number;
 };
 
-export async function cloneRepo(input: CloneInput): Promise<{ ok: true; head: string } | { ok: false; error: string }> {
-  const askpass = nodePath().join(input.metaDir, "askpass.sh");
+/**
+ * The environment that lets git (clone, ls-remote, push) authenticate with `credential`: an askpass helper in
+ * `metaDir` that answers from two variables. Only SAM's own git processes get it.
+ */
+export function askpassEnv(metaDir: string, credential: string | undefined): Record<string, string> {
+  const askpass = nodePath().join(metaDir, "askpass.sh");
   nodeFs().writeFileSync(askpass, ASKPASS, { mode: 0o700 });
   nodeFs().chmodSync(askpass, 0o700);
-  const cred = input.credential ? splitCredential(input.credential) : { username: "", password: "" };
-  const env = {
-    ...input.env,
+  const cred = credential ? splitCredential(credential) : { username: "", password: "" };
+  return {
     GIT_ASKPASS: askpass,
     GIT_TERMINAL_PROMPT: "0",
     SAM_GIT_USERNAME: cred.username,
@@ -58,6 +61,11 @@ export async function cloneRepo(input: CloneInput): Promise<{ ok: true; head: st
     // ssh must not stop at a host-key or passphrase prompt on a node nobody watches.
     GIT_SSH_COMMAND: "ssh -o BatchMode=yes -o StrictHostKeyChecking=accept-new",
   };
+}
+
+export async function cloneRepo(input: CloneInput): Promise<{ ok: true; head: string } | { ok: false; error: string }> {
+  const env = { ...input.env, ...askpassEnv(input.metaDir, input.credential) };
+  const cred = { password: env.SAM_GIT_PASSWORD };
   const argv = ["git", "-c", "credential.helper=", "clone", "--depth", "1", "--no-tags"];
   if (input.branch) argv.push("--branch", input.branch, "--single-branch");
   argv.push("--", cloneSource(input.url), input.dir);

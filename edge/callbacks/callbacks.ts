@@ -59,6 +59,17 @@ function pinnedCertificate(body: AgentReady): string | null {
   return cert.toString();
 }
 
+/** A succeeded task's status line; when its work was to be delivered, whether it was and where. */
+function succeededMessage(result: TaskResult): string {
+  const d = result.delivery;
+  if (d?.status === "failed") return `succeeded, not delivered: ${d.reason ?? d.code ?? "unknown reason"} (the patch is in the result)`;
+  if (d?.status === "delivered") {
+    return `succeeded, delivered to branch ${d.branch}${d.pullRequest ? ` — pull request #${d.pullRequest.number} ${d.pullRequest.url}` : ""}`;
+  }
+  if (d?.status === "skipped") return `succeeded, nothing delivered: ${d.reason ?? "no changes"}`;
+  return `succeeded (exit code ${result.exitCode})`;
+}
+
 export function callbackRoutes(d: CallbackDeps): Hono<CallerEnv> {
   const app = new Hono<CallerEnv>();
   app.use("*", guard(d.authenticate, "node"));
@@ -128,7 +139,7 @@ export function callbackRoutes(d: CallbackDeps): Hono<CallerEnv> {
     if (isTerminal(task.status)) return c.json({ ok: true, status: task.status }); // a retry, or after a cancel
     const error = result.status === "succeeded" ? null : (result.error ?? `the task ${result.status} with exit code ${result.exitCode}`);
     const ok = await d.tasks.transition(task.id, ["dispatched", "running"], result.status, {
-      message: result.status === "succeeded" ? `succeeded (exit code ${result.exitCode})` : error!,
+      message: result.status === "succeeded" ? succeededMessage(result) : error!,
       error,
       result,
     });

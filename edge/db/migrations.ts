@@ -136,4 +136,9 @@ export const MIGRATIONS: Migration[] = [
     id: "0004-agent-tls-cert",
     statements: ["ALTER TABLE nodes ADD COLUMN agent_tls_cert TEXT"],
   },
+  {
+    // A task's delivery request (`repo.push`, JSON): the branch, commit message and pull request it asks for.
+    id: "0020-task-repo-push",
+    statements: ["ALTER TABLE tasks ADD COLUMN repo_push TEXT"],
+  },
 ];

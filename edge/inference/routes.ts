@@ -1,6 +1,6 @@
 /**
  * The inference surface as a Hono app the edge mounts at its root: `POST /v1/chat/completions`,
- * `GET /v1/models` (API keys and task inference tokens) and `GET /api/usage` (the admin sees every key,
+ * `POST /v1/responses` (bridged onto chat completions in `responses/`), `GET /v1/models` (API keys and task inference tokens) and `GET /api/usage` (the admin sees every key,
  * a key sees its own). Requests are checked here, forwarded to the upstream chosen in `upstream.ts`, and
  * answered in OpenAI's shape; usage is tallied in memory and flushed off the request path.
  */
@@ -17,6 +17,8 @@ import { Deadlines } from "./deadlines.ts";
 import { modelObject, WORKERS_AI_MODELS } from "./models.ts";
 import { normaliseCompletion } from "./normalise.ts";
 import { RateLimiter, rateLimitHeaders } from "./rate-limit.ts";
+import { mountResponses } from "./responses/routes.ts";
+import { ResponseStore } from "./responses/store.ts";
 import { ChatRequest } from "./schema.ts";
 import { proxyStream, StreamNormaliser } from "./stream.ts";
 import { chatUpstreams, configuredMode, notConfiguredMessage, type InferenceCaller, type Upstream, type UpstreamMode } from "./upstream.ts";
@@ -170,6 +172,10 @@ const STREAM_HEADERS = { "cache-control": "no-cache", connection: "keep-alive" }
 /** An upstream call that answered; `release()` once its body is read in full (see `send`). */
 type Call = { res: Response; release: () => void };
 type Attempt = Call & { upstream: Upstream; fallback: string | null };
+/** A request past auth, rate limit and JSON parsing. */
+export type Admitted = { caller: InferenceCaller; limitHeaders: Record<string, string>; text: string; json: unknown };
+/** An upstream answer with a 2xx status; `release()` once its body is read (see `send`). */
+export type Completed = Call & { samHeaders: Record<string, string> };
 
 export function createInferenceRoutes(deps: InferenceDeps): Inference {
   const { config, inference, authenticate } = deps;
@@ -260,7 +266,8 @@ export function createInferenceRoutes(deps: InferenceDeps): Inference {
     }
   }
 
-  app.post("/v1/chat/completions", async (c) => {
+  /** What every `/v1` POST does before looking at its fields: caller, rate limit, body as text and JSON. */
+  async function admit(c: Context): Promise<Admitted> {
     const caller = await inferenceCaller(c, authenticate);
     const decision = limiter.take(caller.keyId, caller.rateLimitPerMinute ?? inference.rateLimitPerMinute);
     const limitHeaders = rateLimitHeaders(decision);
@@ -268,32 +275,46 @@ export function createInferenceRoutes(deps: InferenceDeps): Inference {
       throw new HttpError(429, `rate limit reached: ${decision.limit} requests per minute for this key; retry after ${decision.retryAfterSeconds}s`, { code: "rate_limit_exceeded", headers: limitHeaders });
     }
     const text = await readBody(c.req.raw, inference.maxBodyBytes);
-    if (text.trim() === "") throw new HttpError(400, "request body is empty; send a JSON chat completion request", { code: "invalid_json" });
+    if (text.trim() === "") throw new HttpError(400, "request body is empty; send a JSON request", { code: "invalid_json" });
     let json: unknown;
     try {
       json = JSON.parse(text);
     } catch {
       throw new HttpError(400, "request body is not valid JSON", { code: "invalid_json" });
     }
-    const request = parseOrThrow(ChatRequest, json);
+    return { caller, limitHeaders, text, json };
+  }
+
+  /**
+   * A chat-completions body sent to the model's upstream (with the gateway's fallback); an upstream that
+   * refused becomes the `HttpError` to answer with. `samHeaders` name the path that served it.
+   */
+  async function complete(caller: InferenceCaller, model: string, body: string, client: Request): Promise<Completed> {
     const allowed = allowedModels();
-    if (allowed && !allowed.includes(request.model)) {
-      throw new HttpError(404, `the model '${request.model}' does not exist or is not enabled here; GET /v1/models lists the models you can use`, { code: "model_not_found", type: "invalid_request_error" });
+    if (allowed && !allowed.includes(model)) {
+      throw new HttpError(404, `the model '${model}' does not exist or is not enabled here; GET /v1/models lists the models you can use`, { code: "model_not_found", type: "invalid_request_error" });
     }
-    const upstreams = chatUpstreams(config, mode, caller, request.model);
+    const upstreams = chatUpstreams(config, mode, caller, model);
     if (upstreams.length === 0) {
       throw new HttpError(503, notConfiguredMessage(config), { code: "inference_not_configured", headers: { "x-should-retry": "false" } });
     }
-    const attempt = await forward(upstreams, text, c.req.raw);
+    const attempt = await forward(upstreams, body, client);
     const { res, upstream, release } = attempt;
     if (!res.ok) {
       const err = await upstreamError(res, upstream.path);
       release();
       throw err;
     }
-
     const samHeaders: Record<string, string> = { [UPSTREAM_HEADER]: upstream.path };
     if (attempt.fallback) samHeaders[FALLBACK_HEADER] = attempt.fallback;
+    return { res, release, samHeaders };
+  }
+
+  app.post("/v1/chat/completions", async (c) => {
+    const { caller, limitHeaders, text, json } = await admit(c);
+    const request = parseOrThrow(ChatRequest, json);
+    const { res, release, samHeaders } = await complete(caller, request.model, text, c.req.raw);
+
     const toolNames = request.tools?.length ? new Set(request.tools.map((t) => t.function.name)) : NO_TOOLS;
     const seed = `chatcmpl-${crypto.randomUUID()}`;
     const record = (u: { promptTokens: number; completionTokens: number } | null, completionChars: number) => {
@@ -369,6 +390,16 @@ export function createInferenceRoutes(deps: InferenceDeps): Inference {
       { requests: 0, promptTokens: 0, completionTokens: 0 },
     );
     return c.json({ from, to, key: keyId ?? null, totals, rows });
+  });
+
+  mountResponses(app, {
+    admit,
+    complete,
+    caller: (c) => inferenceCaller(c, authenticate),
+    respond,
+    usage,
+    store: new ResponseStore(deps.db, config.timeouts.responseRetention, inference.maxBodyBytes),
+    log,
   });
 
   return {

@@ -6,6 +6,7 @@
  */
 import type { Client } from "@libsql/client";
 import type { Migration } from "../db/migrate.ts";
+import { RESPONSES_MIGRATION } from "./responses/store.ts";
 
 export const INFERENCE_MIGRATIONS: Migration[] = [
   {
@@ -25,6 +26,7 @@ export const INFERENCE_MIGRATIONS: Migration[] = [
       "CREATE INDEX IF NOT EXISTS inference_usage_key ON inference_usage (key_id, day)",
     ],
   },
+  RESPONSES_MIGRATION,
 ];
 
 export type UsageEvent = {

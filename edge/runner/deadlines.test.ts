@@ -16,6 +16,7 @@ const basesArb = fc.record({
   taskRun: d(SECOND, 24 * 3600 * SECOND),
   nodeWarm: d(SECOND, 24 * 3600 * SECOND),
   retryBackoff: d(100, 60 * SECOND),
+  responseRetention: d(SECOND, 24 * 3600 * SECOND),
 }) satisfies fc.Arbitrary<Record<TimerBase, number>>;
 const statusArb = fc.constantFrom<ActiveStatus>("queued", "provisioning", "waiting_for_agent", "dispatched", "running");
 

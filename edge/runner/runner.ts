@@ -276,6 +276,7 @@ export class Runner {
       body.repo = { url: task.repo.url };
       if (task.repo.branch) body.repo.branch = task.repo.branch;
       if (task.repo.credential) body.repo.credential = task.repo.credential;
+      if (task.repo.push) body.repo.push = task.repo.push;
     }
     if (task.model) body.model = task.model;
     let transient: string;

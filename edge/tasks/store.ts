@@ -5,7 +5,7 @@
 import type { InArgs, InValue } from "@libsql/client";
 import { HttpError } from "../../shared/errors.ts";
 import type { TaskEventView } from "../../shared/wire/api.ts";
-import { TERMINAL_STATUSES, type TaskAgent, type TaskLogEvent, type TaskResult, type TaskStatus, type TaskSubmission } from "../../shared/wire/task.ts";
+import { TERMINAL_STATUSES, type RepoPush, type TaskAgent, type TaskLogEvent, type TaskResult, type TaskStatus, type TaskSubmission } from "../../shared/wire/task.ts";
 import { randomToken, sha256Hex } from "../auth/tokens.ts";
 import type { Client } from "../db/client.ts";
 
@@ -23,7 +23,7 @@ export type TaskRecord = {
   deadlineAt: number | null;
   deadlineTimer: string | null;
   prompt: string;
-  repo: { url: string; branch: string | null; credential: string | null } | null;
+  repo: { url: string; branch: string | null; credential: string | null; push: RepoPush | null } | null;
   agent: TaskAgent;
   model: string | null;
   labels: Record<string, string>;
@@ -51,7 +51,10 @@ export function taskFromRow(r: Row): TaskRecord {
     deadlineAt: num(r.deadline_at),
     deadlineTimer: str(r.deadline_timer),
     prompt: String(r.prompt),
-    repo: r.repo_url === null ? null : { url: String(r.repo_url), branch: str(r.repo_branch), credential: str(r.repo_credential) },
+    repo: r.repo_url === null ? null : {
+      url: String(r.repo_url), branch: str(r.repo_branch), credential: str(r.repo_credential),
+      push: r.repo_push === null || r.repo_push === undefined ? null : (JSON.parse(String(r.repo_push)) as RepoPush),
+    },
     agent: JSON.parse(String(r.agent)) as TaskAgent,
     model: str(r.model),
     labels: JSON.parse(String(r.labels)) as Record<string, string>,
@@ -97,12 +100,12 @@ export class TaskStore {
     const [insert] = await this.db.batch([
       {
         sql: `INSERT INTO tasks (id, key_id, idempotency_key, request_hash, status, status_at, deadline_at, deadline_timer, prompt,
-                repo_url, repo_branch, repo_credential, agent, model, labels, created_at, updated_at)
-              VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                repo_url, repo_branch, repo_credential, repo_push, agent, model, labels, created_at, updated_at)
+              VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
               ON CONFLICT (key_id, idempotency_key) DO NOTHING
               RETURNING *`,
         args: [id, keyId, idempotencyKey, hash, now, deadline.at, deadline.timer, s.prompt, s.repo?.url ?? null, s.repo?.branch ?? null,
-          s.repo?.credential ?? null, JSON.stringify(s.agent), s.model ?? null, JSON.stringify(s.labels), now, now],
+          s.repo?.credential ?? null, s.repo?.push ? JSON.stringify(s.repo.push) : null, JSON.stringify(s.agent), s.model ?? null, JSON.stringify(s.labels), now, now],
       },
       {
         sql: "INSERT INTO task_events (task_id, at, type, status, message) SELECT ?, ?, 'status', 'queued', ? WHERE changes() = 1",

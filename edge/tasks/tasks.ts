@@ -114,7 +114,8 @@ export function taskRoutes(d: TaskRouteDeps): Hono<CallerEnv> {
         }
         if (events.length === 500) continue;
         if (current && isTerminal(current.status)) {
-          await stream.writeSSE({ event: "end", data: JSON.stringify({ status: current.status, error: current.error }) });
+          const end = { status: current.status, error: current.error, ...(current.result?.delivery ? { delivery: current.result.delivery } : {}) };
+          await stream.writeSSE({ event: "end", data: JSON.stringify(end) });
           return;
         }
         await d.wakeups.wait(task.id, FOLLOW_POLL_MS, aborted.signal);

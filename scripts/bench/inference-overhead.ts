@@ -7,7 +7,10 @@
  * in each runtime shows the floor any proxy there pays. Also printed: the proxy process's CPU time per
  * request (from /proc), which machine load disturbs far less than latency does.
  *
- *   node_modules/.bin/bun scripts/bench/inference-overhead.ts [--rounds 5] [--per-round 300] [--pin] [--base DIR] [--real-auth]
+ *   node_modules/.bin/bun scripts/bench/inference-overhead.ts [--rounds 5] [--per-round 300] [--pin] [--base DIR] [--real-auth] [--responses]
+ *
+ * `--responses`: also SAM's `POST /v1/responses` (bridged onto the same upstream) beside the chat rows:
+ * `store: false` as Codex sends it, and stored (one database write per response) under Deno.
  *
  * `--real-auth`: SAM checks the key as the edge does (SHA-256 of the token, key cache, database) instead of
  * comparing it with a constant.
@@ -34,6 +37,7 @@ const ROUNDS = arg("rounds", 5);
 const PER_ROUND = arg("per-round", 300);
 const PIN = process.argv.includes("--pin");
 const REAL_AUTH = process.argv.includes("--real-auth");
+const RESPONSES = process.argv.includes("--responses");
 const BASE = (() => {
   const i = process.argv.indexOf("--base");
   return i > 0 ? process.argv[i + 1]! : null;
@@ -73,7 +77,8 @@ function freePort(): Promise<number> {
   });
 }
 
-type Target = { name: string; url: string; headers: Record<string, string>; pid: number | null };
+/** `body`/`streamBody` replace the chat request for targets on another endpoint (`/v1/responses`). */
+type Target = { name: string; url: string; headers: Record<string, string>; pid: number | null; body?: string; streamBody?: string };
 
 /** CPU time a process has used so far, in ms (ns resolution); taskset execs, so the pid is the server's. */
 const cpuMs = (pid: number) => cpuNs(pid) / 1e6;
@@ -81,11 +86,12 @@ const cpuMs = (pid: number) => cpuNs(pid) / 1e6;
 const body = (stream: boolean) => JSON.stringify({ model: BENCH_MODEL, stream, messages: [{ role: "user", content: "ping" }] });
 const BODY = body(false);
 const STREAM_BODY = body(true);
+const responsesBody = (stream: boolean, store: boolean) => JSON.stringify({ model: BENCH_MODEL, stream, store, input: "ping" });
 
 /** Milliseconds for one non-streaming request, body read in full. */
 async function once(t: Target): Promise<number> {
   const start = performance.now();
-  const res = await fetch(t.url, { method: "POST", headers: t.headers, body: BODY });
+  const res = await fetch(t.url, { method: "POST", headers: t.headers, body: t.body ?? BODY });
   await res.arrayBuffer();
   if (res.status !== 200) throw new Error(`${t.name}: HTTP ${res.status}`);
   return performance.now() - start;
@@ -94,7 +100,7 @@ async function once(t: Target): Promise<number> {
 /** Milliseconds to the first streamed chunk; the rest is drained outside the measurement. */
 async function firstChunk(t: Target): Promise<number> {
   const start = performance.now();
-  const res = await fetch(t.url, { method: "POST", headers: t.headers, body: STREAM_BODY });
+  const res = await fetch(t.url, { method: "POST", headers: t.headers, body: t.streamBody ?? STREAM_BODY });
   const reader = res.body!.getReader();
   await reader.read();
   const ms = performance.now() - start;
@@ -153,6 +159,16 @@ async function main() {
       headers: { ...json, "x-portkey-provider": "openai", "x-portkey-custom-host": upstream },
       pid: portkey.child.pid!,
     },
+    ...(RESPONSES
+      ? [
+        { name: "SAM responses (Bun)", pid: samBun.child.pid!, store: false, port: samBun.match[1] },
+        { name: "SAM responses (Deno)", pid: samDeno.child.pid!, store: false, port: samDeno.match[1] },
+        { name: "SAM responses stored (Deno)", pid: samDeno.child.pid!, store: true, port: samDeno.match[1] },
+      ].map((r) => ({
+        name: r.name, url: `http://127.0.0.1:${r.port}/v1/responses`, headers: json, pid: r.pid,
+        body: responsesBody(false, r.store), streamBody: responsesBody(true, r.store),
+      }))
+      : []),
     { name: "bare proxy (Bun)", url: at(bareBun), headers: json, pid: bareBun.child.pid! },
     { name: "bare proxy (Deno)", url: at(bareDeno), headers: json, pid: bareDeno.child.pid! },
   ];

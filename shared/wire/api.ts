@@ -6,7 +6,7 @@ import * as v from "valibot";
 import { BootTimeline } from "./boot.ts";
 import { EpochMs, Id, Labels, NonNegativeInt } from "./common.ts";
 import { MetricsSample } from "./metrics.ts";
-import { GitRef, RepoUrl, TaskAgent, TaskResult, TaskStatus } from "./task.ts";
+import { GitRef, RepoPush, RepoUrl, TaskAgent, TaskResult, TaskStatus } from "./task.ts";
 
 export const NODE_STATUSES = ["provisioning", "booting", "ready", "draining", "deleted", "failed"] as const;
 export const NodeStatus = v.picklist(NODE_STATUSES);
@@ -60,7 +60,7 @@ export const TaskView = v.object({
   status: TaskStatus,
   prompt: v.string(),
   /** The repo without its credential, which is never echoed. */
-  repo: v.nullable(v.object({ url: RepoUrl, branch: v.nullable(GitRef) })),
+  repo: v.nullable(v.object({ url: RepoUrl, branch: v.nullable(GitRef), push: v.optional(RepoPush) })),
   agent: TaskAgent,
   model: v.nullable(v.string()),
   labels: Labels,

@@ -25,12 +25,50 @@ export const GitRef = v.pipe(
   v.regex(/^(?!-)(?!.*\.\.)[A-Za-z0-9._\/-]{1,200}$/, "repo.branch must be a plain git ref name"),
 );
 
-export const TaskRepo = v.strictObject({
-  url: RepoUrl,
-  branch: v.optional(GitRef),
-  /** A token for the clone (e.g. a GitHub PAT). Stored for dispatch only; never echoed back or logged. */
-  credential: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(4096))),
+/** A branch SAM may create: a plain ref name that git itself would accept as a new branch. */
+export const PushBranch = v.pipe(
+  v.string(),
+  v.regex(/^(?!-)(?!.*\.\.)(?!.*\/\/)(?!.*\/$)(?!.*\.lock$)(?!.*@\{)[A-Za-z0-9._\/-]{1,200}$/, "repo.push.branch must be a plain git branch name"),
+  v.check((s) => s !== "HEAD", "repo.push.branch must not be HEAD"),
+);
+
+/** Which REST API opens the pull request; Forgejo speaks Gitea's API. */
+export const FORGES = ["github", "gitea", "forgejo"] as const;
+export const Forge = v.picklist(FORGES, "forge must be github, gitea or forgejo");
+
+export const PullRequestRequest = v.strictObject({
+  title: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(256))),
+  body: v.optional(v.pipe(v.string(), v.maxLength(65_536))),
+  /** The branch the pull request merges into; default: the branch that was cloned (else the remote's default). */
+  base: v.optional(GitRef),
+  draft: v.optional(v.boolean()),
+  /** Default: from the remote URL's host (github.com → github; codeberg.org, gitea.*, forgejo.* → gitea). */
+  forge: v.optional(Forge),
+  /** The forge's REST API root, e.g. `https://ghe.example.com/api/v3` or `https://git.example.com/api/v1`. */
+  apiBase: v.optional(v.pipe(v.string(), v.maxLength(2048), v.url(), v.regex(/^https?:\/\//, "apiBase must be an http(s) URL"))),
 });
+export type PullRequestRequest = v.InferOutput<typeof PullRequestRequest>;
+
+/** Hand the work back as a new branch (and, when asked, a pull request) once the task's agent succeeds. */
+export const RepoPush = v.strictObject({
+  /** Default `sam/<task id>`. Must not exist yet on the remote and must not be its default branch. */
+  branch: v.optional(PushBranch),
+  commitMessage: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(16_384))),
+  pullRequest: v.optional(PullRequestRequest),
+});
+export type RepoPush = v.InferOutput<typeof RepoPush>;
+
+export const TaskRepo = v.pipe(
+  v.strictObject({
+    url: RepoUrl,
+    branch: v.optional(GitRef),
+    /** A token for the clone and the push (e.g. a GitHub PAT). Stored for dispatch only; never echoed back or logged. */
+    credential: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(4096))),
+    push: v.optional(RepoPush),
+  }),
+  v.check((r) => !r.push?.pullRequest || r.credential !== undefined, "repo.push.pullRequest needs repo.credential (a token the forge's API accepts)"),
+);
+export type TaskRepo = v.InferOutput<typeof TaskRepo>;
 
 export const TaskAgent = v.variant("type", [
   v.strictObject({ type: v.literal("builtin") }),
@@ -61,6 +99,31 @@ export const TaskStep = v.object({
 });
 export type TaskStep = v.InferOutput<typeof TaskStep>;
 
+/**
+ * What became of the work in the repository. `delivered`: the branch was pushed (and the pull request opened
+ * or found); `failed`: not (fully) delivered, `reason` says why and the patch stays in the result; `skipped`:
+ * nothing to deliver (no change).
+ */
+export const DELIVERY_FAILURES = [
+  "auth", "branch_exists", "default_branch", "protected_branch", "push_failed", "forge_unknown", "pull_request_failed", "timeout", "cancelled",
+] as const;
+export const TaskDelivery = v.object({
+  status: v.picklist(["delivered", "failed", "skipped"]),
+  branch: v.optional(v.string()),
+  /** A web page of the branch, when the forge is known. */
+  branchUrl: v.optional(v.string()),
+  commit: v.optional(v.pipe(v.string(), v.regex(/^[0-9a-f]{40,64}$/))),
+  pullRequest: v.optional(v.object({
+    number: NonNegativeInt,
+    url: v.string(),
+    /** The pull request was there already (same head and base); SAM reports it instead of opening another. */
+    existing: v.boolean(),
+  })),
+  code: v.optional(v.picklist(DELIVERY_FAILURES)),
+  reason: v.optional(v.pipe(v.string(), v.maxLength(4096))),
+});
+export type TaskDelivery = v.InferOutput<typeof TaskDelivery>;
+
 /** What the agent reports when a task ends (`POST /api/agent/tasks/:id/result`). */
 export const TaskResult = v.object({
   status: v.picklist(["succeeded", "failed", "cancelled"]),
@@ -71,6 +134,7 @@ export const TaskResult = v.object({
   patch: v.optional(v.pipe(v.string(), v.maxLength(1_048_576))),
   patchTruncated: v.optional(v.boolean()),
   steps: v.optional(v.array(TaskStep), []),
+  delivery: v.optional(TaskDelivery),
   finishedAt: EpochMs,
 });
 export type TaskResult = v.InferOutput<typeof TaskResult>;

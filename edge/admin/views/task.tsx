@@ -3,7 +3,7 @@
  * followed live over SSE (`live-log.js`) until the task ends.
  */
 import type { TaskEventView, TaskView } from "../../../shared/wire/api.ts";
-import { isTerminal } from "../../../shared/wire/task.ts";
+import { isTerminal, type TaskDelivery } from "../../../shared/wire/task.ts";
 import { formatDuration, formatTime } from "../format.ts";
 import { Badge, Layout } from "./layout.tsx";
 import { PhaseBar, PhaseLegend } from "./tasks.tsx";
@@ -19,6 +19,7 @@ export function TaskPage({ base, task, events }: { base: string; task: TaskView;
       <dl class="facts">
         <dt>Prompt</dt><dd class="prompt">{task.prompt}</dd>
         <dt>Repository</dt><dd>{task.repo ? `${task.repo.url}${task.repo.branch ? ` @ ${task.repo.branch}` : ""}` : "—"}</dd>
+        {task.repo?.push && <><dt>Delivery</dt><dd>to a new branch {task.repo.push.branch ?? `sam/${task.id}`}{task.repo.push.pullRequest ? ", with a pull request" : ""}</dd></>}
         <dt>Agent</dt><dd>{task.agent.type === "builtin" ? "built-in" : <code>{task.agent.command}</code>}{task.model ? `, model ${task.model}` : ""}</dd>
         <dt>Node</dt><dd>{task.nodeId ? <a href={`${base}/nodes/${encodeURIComponent(task.nodeId)}`}>{task.nodeId}</a> : "—"}</dd>
         <dt>Submitted</dt><dd>{formatTime(task.createdAt)}</dd>
@@ -42,6 +43,7 @@ export function TaskPage({ base, task, events }: { base: string; task: TaskView;
           <p><Badge value={task.result.status} /> exit code {task.result.exitCode ?? "—"}, finished {formatTime(task.result.finishedAt)}</p>
           {task.result.summary && <pre class="box">{task.result.summary}</pre>}
           {task.result.error && <pre class="box error">{task.result.error}</pre>}
+          {task.result.delivery && <DeliveryFacts delivery={task.result.delivery} />}
           {task.result.diffStat && <pre class="box">{task.result.diffStat}</pre>}
           {(task.result.steps ?? []).length > 0 && (
             <ul>{task.result.steps!.map((s) => <li>{s.name}: {formatDuration(s.durationMs)}</li>)}</ul>
@@ -56,6 +58,21 @@ export function TaskPage({ base, task, events }: { base: string; task: TaskView;
         </ol>
       </section>
     </Layout>
+  );
+}
+
+/** A URL the forge or the remote reported, linked only when it is http(s) (never `javascript:` on the admin page). */
+const webLink = (url: string | undefined) => (url && /^https?:\/\//i.test(url) ? url : undefined);
+
+/** Where the work went: the branch and pull request as links, or why it was not delivered. */
+function DeliveryFacts({ delivery }: { delivery: TaskDelivery }) {
+  const pr = delivery.pullRequest;
+  return (
+    <dl class="facts" id="delivery">
+      <dt>Delivery</dt><dd><Badge value={delivery.status === "failed" ? "not_delivered" : delivery.status} />{delivery.reason ? ` ${delivery.reason}` : ""}</dd>
+      {delivery.branch && <><dt>Branch</dt><dd>{webLink(delivery.branchUrl) ? <a href={webLink(delivery.branchUrl)}>{delivery.branch}</a> : <code>{delivery.branch}</code>}{delivery.commit ? <> at <code>{delivery.commit.slice(0, 12)}</code></> : ""}</dd></>}
+      {pr && <><dt>Pull request</dt><dd>{webLink(pr.url) ? <a href={webLink(pr.url)}>#{pr.number}</a> : `#${pr.number} ${pr.url}`}{pr.existing ? " (already open)" : ""}</dd></>}
+    </dl>
   );
 }
 

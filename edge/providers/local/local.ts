@@ -24,6 +24,11 @@ export type LocalProviderOptions = {
 
 /** Environment an agent inherits from the edge: enough to run, none of the edge's own secrets. */
 const INHERITED_ENV = ["PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ", "USER"];
+/** Agent settings an operator sets on the edge for its local nodes: how delivery commits and pushes (docs/delivery.md). */
+const DELIVERY_SETTINGS = [
+  "SAM_GIT_AUTHOR_NAME", "SAM_GIT_AUTHOR_EMAIL", "SAM_GIT_COMMITTER_NAME", "SAM_GIT_COMMITTER_EMAIL",
+  "SAM_TASK_SEES_REPO_CREDENTIAL", "SAM_RETRY_BACKOFF",
+];
 
 export class LocalProvider implements Provider {
   readonly name = "local" as const;
@@ -60,7 +65,7 @@ export class LocalProvider implements Provider {
     const tokenFile = join(dir, "tokens");
     writeFileSync(tokenFile, `SAM_NODE_TOKEN=${input.nodeToken}\nSAM_AGENT_TOKEN=${input.agentToken}\n`, { mode: 0o600 });
     const env: Record<string, string> = {};
-    for (const name of INHERITED_ENV) if (process.env[name]) env[name] = process.env[name]!;
+    for (const name of [...INHERITED_ENV, ...DELIVERY_SETTINGS]) if (process.env[name]) env[name] = process.env[name]!;
     Object.assign(env, this.o.env ?? {}, {
       SAM_NODE_ID: input.nodeId,
       SAM_CONTROL_PLANE_URL: input.controlPlaneUrl,
