@@ -82,6 +82,8 @@ export function createApp(deps: AppDeps): Hono {
         upstream: deps.inferenceMode(),
       },
       timeouts: [...describeTimeouts(config.timeouts), ...describeRequestTimeouts()],
+      // What this instance's orphan reaper has deleted (or, in dry run, would have) since it started.
+      orphanReaper: { mode: config.orphanReaper, ...deps.runner.orphans },
     });
   });
 

@@ -36,6 +36,8 @@ export type EdgeConfig = {
   inferenceProxy: InferenceConfig;
   /** Server type, image, agent download… read only when the hetzner provider is selected. */
   hetznerProvider: HetznerProviderOptions | null;
+  /** The orphan reaper on the tick (`SAM_ORPHAN_REAPER`): delete, only log what it would delete, or nothing. */
+  orphanReaper: "on" | "dry-run" | "off";
   timeouts: Timeouts;
   /** Most nodes alive at once (`SAM_MAX_NODES`). */
   maxNodes: number;
@@ -161,6 +163,8 @@ export function loadEdgeConfig(env: Env): EdgeConfig {
         heartbeatMs: timeouts.heartbeat,
       })
       : null,
+    // Local nodes are this edge's own processes, stopped on shutdown; only cloud servers can be orphaned.
+    orphanReaper: envChoice(env, "SAM_ORPHAN_REAPER", ["on", "dry-run", "off"], provider === "hetzner" ? "on" : "off"),
     timeouts,
     maxNodes: envInt(env, "SAM_MAX_NODES", 10, 1, 10_000),
     agentCommand: envString(env, "SAM_AGENT_BINARY", "agent/dist/sam-agent").split(/\s+/).filter(Boolean),

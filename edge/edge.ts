@@ -74,6 +74,7 @@ export async function createEdge(config: EdgeConfig, options: EdgeOptions = {}):
     timeouts: config.timeouts,
     maxNodes: config.maxNodes,
     publicUrl: () => publicUrl,
+    orphanReaper: config.orphanReaper,
     log: options.log,
   });
   const inference = createInferenceRoutes({ config, inference: config.inferenceProxy, authenticate, db, log: options.log });

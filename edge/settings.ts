@@ -38,7 +38,7 @@ export const EDGE_SETTINGS: SettingGroup[] = [
       { name: "SAM_AGENT_BINARY", default: "`agent/dist/sam-agent`", meaning: "local provider: the agent binary, or a command and its arguments split on spaces" },
       { name: "HCLOUD_TOKEN", default: "—", meaning: "Hetzner Cloud API token (read & write)" },
       { name: "SAM_HCLOUD_API_BASE", default: "`https://api.hetzner.cloud/v1`", meaning: "Hetzner API base (a fake's URL in tests)" },
-      { name: "SAM_HCLOUD_SERVER_TYPE", default: "`cx22`", meaning: "server type; `cax…` types boot the arm64 plan" },
+      { name: "SAM_HCLOUD_SERVER_TYPE", default: "`cx23`", meaning: "server type; `cax…` types boot the arm64 plan (`cx22` cannot be ordered since 2026-01-01, docs/hetzner.md)" },
       { name: "SAM_HCLOUD_LOCATION", default: "`fsn1`", meaning: "location" },
       { name: "SAM_HCLOUD_IMAGE", default: "`docker-ce`", meaning: "image; must have Docker preinstalled" },
       { name: "SAM_AGENT_DOWNLOAD_URL", default: "— (required for hetzner)", meaning: "where VMs download the agent binary (http(s), no query string)" },
@@ -47,6 +47,7 @@ export const EDGE_SETTINGS: SettingGroup[] = [
       { name: "SAM_NODE_AGENT_PORT", default: "`8443`", meaning: "the agent's HTTPS port (the firewall opens only it and SSH)" },
       { name: "SAM_HCLOUD_SSH_KEYS", default: "—", meaning: "OpenSSH public key lines (newline-separated) for root, to debug a node" },
       { name: "SAM_HCLOUD_REQUEST_TIMEOUT", default: "`15s`", meaning: "per-request timeout of a Hetzner API call" },
+      { name: "SAM_ORPHAN_REAPER", default: "`on` with hetzner, else `off`", meaning: "the tick deletes servers with SAM's label of no live node (`on`), only logs what it would delete (`dry-run`), or neither (`off`); docs/hetzner.md" },
     ],
   },
   {

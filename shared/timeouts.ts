@@ -31,6 +31,7 @@ export const TIMER_BASES = {
 export const TIMER_OVERRIDES = {
   stuckQueued: { env: "SAM_STUCK_QUEUED_TIMEOUT", meaning: "sweep: a task not yet dispatched is failed after this long in its phase", derivation: "agentReady + buffer" },
   nodeStale: { env: "SAM_NODE_STALE", meaning: "a node with no heartbeat for this long is stale", derivation: "3 × heartbeat" },
+  orphanGrace: { env: "SAM_ORPHAN_GRACE", meaning: "a labelled server of no live node is deleted once it is this old", derivation: "buffer" },
 } as const;
 
 export type TimerBase = keyof typeof TIMER_BASES;
@@ -52,6 +53,8 @@ export type Timeouts = {
   nodeUnhealthy: number;
   /** Cap of the agent's ready-callback backoff, so a late edge sees it within one heartbeat. */
   readyRetryMax: number;
+  /** Age before the orphan reaper deletes a server carrying SAM's label that belongs to no live node. */
+  orphanGrace: number;
 };
 
 export const DERIVATIONS: Record<Exclude<keyof Timeouts, TimerBase>, string> = {
@@ -62,6 +65,7 @@ export const DERIVATIONS: Record<Exclude<keyof Timeouts, TimerBase>, string> = {
   nodeStale: TIMER_OVERRIDES.nodeStale.derivation,
   nodeUnhealthy: "2 × nodeStale",
   readyRetryMax: "heartbeat",
+  orphanGrace: TIMER_OVERRIDES.orphanGrace.derivation,
 };
 
 /** Derive the full table from base values and optional explicit overrides. Pure; does not validate. */
@@ -79,6 +83,7 @@ export function deriveTimeouts(
     nodeStale,
     nodeUnhealthy: 2 * nodeStale,
     readyRetryMax: bases.heartbeat,
+    orphanGrace: overrides.orphanGrace ?? bases.buffer,
   };
 }
 

@@ -13,7 +13,7 @@ import { serveInference, TOKENS, type Served } from "./fake/harness.ts";
 import { CITY_ARGS, finalAnswer, scriptedModel, SHAPES, TEXT_ANSWER, type Shape } from "./fake/scripted-model.ts";
 
 const TOOL_RESULT = "sunny, 21°C";
-const parameters = { type: "object", properties: { city: { type: "string" } }, required: ["city"], additionalProperties: false };
+const parameters: { type: "object"; properties: { city: { type: "string" } }; required: string[]; additionalProperties: false } = { type: "object", properties: { city: { type: "string" } }, required: ["city"], additionalProperties: false };
 const expected = (shape: Shape) => (shape === "text" ? TEXT_ANSWER : finalAnswer(TOOL_RESULT));
 
 let upstream: ReturnType<typeof Bun.serve>;

@@ -27,7 +27,24 @@ export type CreateServerInput = {
   /** Where the agent calls back (the edge's public URL). */
   controlPlaneUrl: string;
   labels: Record<string, string>;
+  /**
+   * Called with the provider's id as soon as the server exists, before anything else can fail, so the
+   * caller records it; when this throws, the provider deletes the server and the create fails.
+   */
+  onServerCreated?: (serverId: string) => Promise<void>;
 };
+
+/**
+ * A failed create. `serverMayRemain` is true when a server it made (or may have made) could not be
+ * confirmed gone; the caller then must not create another for the same work until that server is
+ * deleted (the orphan reaper does it on the tick).
+ */
+export class ProviderCreateError extends Error {
+  constructor(message: string, readonly code: string, readonly serverMayRemain: boolean, override readonly cause?: unknown) {
+    super(message);
+    this.name = "ProviderCreateError";
+  }
+}
 
 export type CreateServerResult = { server: ProviderServer; timings: ProviderTiming[] };
 
@@ -38,7 +55,7 @@ export interface Provider {
   get(serverId: string): Promise<ProviderServer | null>;
   /** Idempotent: deleting a server that is already gone succeeds. */
   delete(serverId: string): Promise<void>;
-  /** SAM's servers only (found by label), e.g. to reap orphans. */
+  /** SAM's servers only (found by label, and checked for it), for the orphan reaper. */
   list(): Promise<ProviderServer[]>;
   /** Release resources on edge shutdown (the local provider stops its agent processes). */
   close(): Promise<void>;

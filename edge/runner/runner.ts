@@ -13,11 +13,12 @@ import * as v from "valibot";
 import { TaskRunState, type TaskDispatch, type TaskStatus } from "../../shared/wire/task.ts";
 import { TOKEN_PREFIX } from "../auth/authenticate.ts";
 import { hashToken, randomToken } from "../auth/tokens.ts";
-import type { Provider } from "../providers/provider.ts";
+import { ProviderCreateError, type Provider } from "../providers/provider.ts";
 import { AgentUnreachable, type AgentClient } from "../nodes/agent-client.ts";
 import { nodeHealth, type NodeRecord, type NodeStore } from "../nodes/store.ts";
 import type { TaskRecord, TaskStore } from "../tasks/store.ts";
 import { runnerDeadline, sweepDeadline, SWEEP_LIMITS, type ActiveStatus } from "./deadlines.ts";
+import { reapOrphans, type OrphanReaperMode } from "./orphans.ts";
 import type { Wakeups } from "./wakeups.ts";
 
 export type RunnerDeps = {
@@ -31,6 +32,8 @@ export type RunnerDeps = {
   /** The edge's public URL, known once it listens. */
   publicUrl: () => string;
   wakeups: Wakeups;
+  /** What the tick does with servers of no live node (`SAM_ORPHAN_REAPER`); off when absent. */
+  orphanReaper?: OrphanReaperMode;
   log?: (message: string) => void;
 };
 
@@ -41,6 +44,9 @@ export class Runner {
   private readonly pending = new Set<Promise<unknown>>();
   private readonly t: Timeouts;
   private readonly log: (message: string) => void;
+  private reaping = false;
+  /** What the orphan reaper has done since this instance started. */
+  readonly orphans = { passes: 0, deleted: 0, wouldDelete: 0, failed: 0 };
 
   constructor(private readonly d: RunnerDeps) {
     this.t = d.timeouts;
@@ -147,6 +153,8 @@ export class Runner {
         agentToken,
         controlPlaneUrl: this.d.publicUrl(),
         labels: { "sam-node": nodeId, ...(ownerKeyId ? { "sam-key": ownerKeyId } : {}) },
+        // Recorded before anything else can fail, so no server exists that its node does not name.
+        onServerCreated: (serverId) => this.d.nodes.update(nodeId, { provider_server_id: serverId }),
       });
       await this.d.nodes.update(nodeId, { provider_server_id: server.id, ipv4: server.ipv4 });
       await this.d.nodes.addTimings(nodeId, timings);
@@ -164,6 +172,12 @@ export class Runner {
       const reason = `provider create failed: ${(err as Error).message}`;
       this.log(`node ${nodeId}: ${reason}`);
       await this.d.nodes.transition(nodeId, ["provisioning"], "failed", reason);
+      if (err instanceof ProviderCreateError && err.serverMayRemain) {
+        // Another create for these tasks waits until this server is gone: the orphan reaper deletes it
+        // (at once, its node having failed) and then puts them back in the queue.
+        this.log(`node ${nodeId}: its server may still exist; its tasks wait for the orphan reaper`);
+        return;
+      }
       await this.requeueTasksOf(nodeId, reason);
     }
   }
@@ -414,6 +428,37 @@ export class Runner {
       else if (node.idleSince !== null && node.idleSince + this.t.nodeWarm <= now) {
         await this.drainNode(node, `idle for ${formatDuration(this.t.nodeWarm)} (warm time)`);
       }
+    }
+    // 7. Orphans: servers with SAM's label that no live node owns are deleted (in the background).
+    this.background(() => this.reapOrphans(now));
+  }
+
+  /**
+   * One pass of the orphan reaper, then the tasks of failed creates whose server is now gone go back to
+   * the queue. Runs in the background: the provider's listing may be slow or retrying.
+   */
+  private async reapOrphans(now: number): Promise<void> {
+    const mode = this.d.orphanReaper ?? "off";
+    if (mode === "off" || this.reaping) return;
+    this.reaping = true;
+    try {
+      const report = await reapOrphans({ provider: this.d.provider, nodes: this.d.nodes, log: this.log }, { mode, graceMs: this.t.orphanGrace, now });
+      this.orphans.passes++;
+      this.orphans.deleted += report.deleted;
+      this.orphans.wouldDelete += report.wouldDelete;
+      this.orphans.failed += report.failed;
+      const settled = new Set<string>();
+      for (const task of await this.d.tasks.inStatus(BOOTING)) {
+        if (!task.nodeId || settled.has(task.nodeId) || report.nodesWithServers.has(task.nodeId)) continue;
+        const node = await this.d.nodes.get(task.nodeId);
+        if (node?.status !== "failed") continue;
+        settled.add(node.id);
+        await this.requeueTasksOf(node.id, node.statusReason ?? "its node failed");
+      }
+    } catch (err) {
+      this.log(`orphan reaper: cannot list the provider's servers (${(err as Error).message}); trying again on the next tick`);
+    } finally {
+      this.reaping = false;
     }
   }
 

@@ -7,10 +7,14 @@ import { ImageRef, SshPublicKey } from "../../../cloud-init/inputs.ts";
 import { ConfigError, envDuration, envInt, envParse, envString, type Env } from "../../../shared/env.ts";
 import type { HetznerProviderOptions } from "./provider.ts";
 
-const Name = v.pipe(v.string(), v.regex(/^[a-z0-9][a-z0-9-]{0,62}$/, "expected a Hetzner name like cx22, fsn1 or docker-ce"));
+const Name = v.pipe(v.string(), v.regex(/^[a-z0-9][a-z0-9-]{0,62}$/, "expected a Hetzner name like cx23, fsn1 or docker-ce"));
 
+/**
+ * Checked against Hetzner's documentation on 2026-12-02 (docs/hetzner.md § Defaults): `cx22` was deprecated
+ * on 2025-10-16 and cannot be ordered since 2026-01-01; `cx23` is its successor at the same size.
+ */
 export const HETZNER_DEFAULTS = {
-  serverType: "cx22",
+  serverType: "cx23",
   location: "fsn1",
   image: "docker-ce",
   baseImage: "mcr.microsoft.com/devcontainers/base:ubuntu",

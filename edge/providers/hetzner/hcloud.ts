@@ -1,42 +1,15 @@
 /**
- * The one file that touches hcloud-js (CommonJS, untyped): a small typed surface over the calls SAM uses,
- * with every failure turned into an `HcloudError` that keeps the HTTP status, Hetzner's `error.code` and the
- * rate-limit reset — hcloud-js's own error object drops the status, and throws a TypeError on a 5xx whose
- * body is not Hetzner's JSON (a proxy's HTML page), so its error interceptor is replaced here.
+ * A small fetch-based client for the Hetzner Cloud calls SAM makes (docs/hetzner.md says why it replaced
+ * hcloud-js). Answers are read as JSON and validated with valibot schemas of what Hetzner sends today
+ * (the OpenAPI description as of 2026-07: `server.location`, no `datacenter`; `public_net.ipv4`/`ipv6` may be
+ * null), and only the fields SAM reads are required, so a field Hetzner removes that SAM never reads cannot
+ * break a create. Every failure is an `HcloudError` carrying the HTTP status, Hetzner's `error.code` and the
+ * rate-limit headers.
  */
-import { createRequire } from "node:module";
 import * as v from "valibot";
 
-/** The parts of hcloud-js we call, typed. */
-type AxiosLike = {
-  interceptors: { response: { eject(id: number): void; use(ok: (r: AxiosResponseLike) => unknown, fail: (e: AxiosErrorLike) => unknown): number } };
-};
-type AxiosResponseLike = { status: number; headers: Record<string, string | undefined>; data: unknown };
-type AxiosErrorLike = { response?: AxiosResponseLike; code?: string; message?: string };
-type HcloudServerBuilder = {
-  serverType(t: string): HcloudServerBuilder;
-  location(l: string): HcloudServerBuilder;
-  image(i: string): HcloudServerBuilder;
-  userData(u: string): HcloudServerBuilder;
-  labels(l: Record<string, string>): HcloudServerBuilder;
-  sshKey(k: string): HcloudServerBuilder;
-  startAfterCreate(s: boolean): HcloudServerBuilder;
-  create(): Promise<{ server: unknown; action: unknown }>;
-};
-type HcloudClient = {
-  axios: AxiosLike;
-  servers: {
-    build(name: string): HcloudServerBuilder;
-    get(id: number): Promise<unknown>;
-    delete(id: number): Promise<unknown>;
-    list(params: Record<string, unknown>): Promise<{ servers: unknown[]; nextPage: number | null }>;
-  };
-  actions: { get(id: number): Promise<unknown> };
-};
-type HcloudModule = { Client: new (opts: { token: string; baseURL: string; timeout: number }) => HcloudClient };
-
-const require = createRequire(import.meta.url);
-const hcloud = require("hcloud-js") as HcloudModule;
+/** The `RateLimit-*` headers: the hourly budget, what is left of it, and when it is full again (epoch ms). */
+export type RateLimit = { limit: number; remaining: number; resetAt: number };
 
 /** A failed Hetzner call. `status` 0 means no HTTP answer (timeout, connection refused). */
 export class HcloudError extends Error {
@@ -44,8 +17,7 @@ export class HcloudError extends Error {
     readonly status: number,
     readonly code: string,
     message: string,
-    /** When the rate-limit window resets (epoch ms), from `RateLimit-Reset`. */
-    readonly rateLimitResetAt: number | null = null,
+    readonly rateLimit: RateLimit | null = null,
   ) {
     super(message);
     this.name = "HcloudError";
@@ -60,15 +32,35 @@ export class HcloudError extends Error {
   get ambiguous(): boolean {
     return this.status === 0 || this.status >= 500;
   }
+
+  /**
+   * After a 429, how long until one request is allowed again. `RateLimit-Reset` is when the whole budget has
+   * recovered, and the budget refills evenly (3600/h: one a second), so one request costs
+   * (reset − now) / (limit − remaining) — not the hour until the reset.
+   */
+  msUntilOneRequest(now: number): number | null {
+    const r = this.rateLimit;
+    if (!r || r.resetAt <= now) return null;
+    return Math.ceil((r.resetAt - now) / Math.max(1, r.limit - r.remaining));
+  }
 }
 
-// hcloud-js's response classes, validated for the fields we read (a boundary like any other).
+const Timestamp = v.pipe(
+  v.string(),
+  v.transform((s) => Date.parse(s)),
+  v.check((ms) => Number.isFinite(ms), "must be an RFC 3339 timestamp"),
+);
+
+/** A server as SAM reads it, with the addresses nullable as the description of 2026-07 says. */
 const HcloudServer = v.object({
   id: v.number(),
   name: v.string(),
   status: v.string(),
-  created: v.date(),
-  publicNet: v.object({ ipv4: v.object({ ip: v.nullish(v.string()) }) }),
+  created: Timestamp,
+  public_net: v.object({
+    ipv4: v.nullable(v.object({ ip: v.string() })),
+    ipv6: v.nullable(v.object({ ip: v.string(), dns_ptr: v.nullish(v.array(v.object({ ip: v.string(), dns_ptr: v.string() }))) })),
+  }),
   labels: v.record(v.string(), v.string()),
 });
 export type HcloudServer = v.InferOutput<typeof HcloudServer>;
@@ -76,29 +68,46 @@ export type HcloudServer = v.InferOutput<typeof HcloudServer>;
 const HcloudAction = v.object({
   id: v.number(),
   status: v.picklist(["running", "success", "error"]),
-  error: v.nullish(v.object({ code: v.string(), message: v.string() })),
+  error: v.nullable(v.object({ code: v.string(), message: v.string() })),
 });
 export type HcloudAction = v.InferOutput<typeof HcloudAction>;
 
-function parse<S extends v.GenericSchema>(schema: S, value: unknown, what: string): v.InferOutput<S> {
-  const result = v.safeParse(schema, value);
-  if (!result.success) throw new HcloudError(502, "invalid_response", `hetzner: unexpected ${what} in the API response`);
-  return result.output;
-}
-
+/** The least a create's 201 must carry: the new server's id, read before anything else can fail. */
+const CreatedId = v.object({ server: v.object({ id: v.number() }) });
+const Created = v.object({ server: HcloudServer, action: HcloudAction });
+const ServerBody = v.object({ server: HcloudServer });
+const ActionBody = v.object({ action: HcloudAction });
+const ListBody = v.object({
+  servers: v.array(HcloudServer),
+  meta: v.optional(v.object({ pagination: v.object({ page: v.number(), next_page: v.nullable(v.number()) }) })),
+});
 const ErrorBody = v.object({ error: v.object({ code: v.string(), message: v.string() }) });
 
-function toHcloudError(err: AxiosErrorLike): HcloudError {
-  const res = err.response;
-  if (!res) {
-    const timedOut = err.code === "ECONNABORTED" || err.code === "ETIMEDOUT" || /timeout/i.test(err.message ?? "");
-    return new HcloudError(0, timedOut ? "timeout" : "network_error", timedOut ? "hetzner: the API did not answer in time" : `hetzner: cannot reach the API (${err.code ?? "network error"})`);
+function parse<S extends v.GenericSchema>(schema: S, value: unknown, what: string): v.InferOutput<S> {
+  const result = v.safeParse(schema, value);
+  if (result.success) return result.output;
+  const issue = result.issues[0];
+  // The path names the field, never its value (a create's answer carries the root password).
+  throw new HcloudError(502, "invalid_response", `hetzner: unexpected ${what} in the API response (${v.getDotPath(issue) ?? "body"}: ${issue.message})`);
+}
+
+function rateLimitOf(headers: Headers): RateLimit | null {
+  const limit = Number(headers.get("ratelimit-limit"));
+  const remaining = Number(headers.get("ratelimit-remaining"));
+  const reset = Number(headers.get("ratelimit-reset"));
+  if (!headers.has("ratelimit-reset") || !Number.isFinite(reset) || reset <= 0) return null;
+  return { limit: Number.isFinite(limit) && limit > 0 ? limit : 1, remaining: Number.isFinite(remaining) ? remaining : 0, resetAt: reset * 1000 };
+}
+
+/** The page after `page`: from `meta.pagination`, else the `Link` header's rel="next". */
+function nextPage(page: number, meta: { pagination: { next_page: number | null } } | undefined, link: string | null): number | null {
+  let next = meta ? meta.pagination.next_page : null;
+  if (!meta && link) {
+    const m = /<([^>]+)>;\s*rel="next"/.exec(link);
+    if (m) next = Number(new URL(m[1]!, "http://x").searchParams.get("page"));
   }
-  const reset = Number(res.headers["ratelimit-reset"]);
-  const resetAt = Number.isFinite(reset) && reset > 0 ? reset * 1000 : null;
-  const body = v.safeParse(ErrorBody, res.data);
-  if (body.success) return new HcloudError(res.status, body.output.error.code, `hetzner: ${body.output.error.message} (${body.output.error.code})`, resetAt);
-  return new HcloudError(res.status, res.status >= 500 ? "service_error" : "unexpected_response", `hetzner: HTTP ${res.status} without an API error body`, resetAt);
+  // A page that does not move forward would loop forever (a mock answering the same page to every request).
+  return next !== null && Number.isInteger(next) && next > page ? next : null;
 }
 
 export type CreateServerRequest = {
@@ -108,11 +117,13 @@ export type CreateServerRequest = {
   image: string;
   userData: string;
   labels: Record<string, string>;
-  sshKeys: string[];
 };
 
+/** A create Hetzner accepted: the id at once, the rest parsed on demand (it may not parse). */
+export type CreatedServer = { id: number; details(): { server: HcloudServer; action: HcloudAction | null } };
+
 export type HcloudApi = {
-  createServer(req: CreateServerRequest): Promise<{ server: HcloudServer; action: HcloudAction }>;
+  createServer(req: CreateServerRequest): Promise<CreatedServer>;
   getServer(id: number): Promise<HcloudServer>;
   deleteServer(id: number): Promise<void>;
   /** One page of servers matching a label selector. */
@@ -120,43 +131,71 @@ export type HcloudApi = {
   getAction(id: number): Promise<HcloudAction>;
 };
 
-export function createHcloudApi(opts: { token: string; apiBase: string; timeoutMs: number }): HcloudApi {
-  const client = new hcloud.Client({ token: opts.token, baseURL: `${opts.apiBase.replace(/\/+$/, "")}/`, timeout: opts.timeoutMs });
-  // Replace hcloud-js's response interceptor (the first one registered, id 0) with one that keeps the status.
-  client.axios.interceptors.response.eject(0);
-  client.axios.interceptors.response.use((r) => r, (err) => Promise.reject(toHcloudError(err)));
+export type HcloudApiOptions = { token: string; apiBase: string; timeoutMs: number; fetch?: typeof fetch };
 
-  const call = async <T>(fn: () => Promise<T>): Promise<T> => {
+export function createHcloudApi(opts: HcloudApiOptions): HcloudApi {
+  const base = opts.apiBase.replace(/\/+$/, "");
+  const fetchFn = opts.fetch ?? fetch;
+
+  async function call(method: string, path: string, body?: unknown): Promise<{ json: unknown; headers: Headers }> {
+    let res: Response;
+    let text: string;
     try {
-      return await fn();
+      res = await fetchFn(`${base}${path}`, {
+        method,
+        headers: { Authorization: `Bearer ${opts.token}`, Accept: "application/json", ...(body === undefined ? {} : { "Content-Type": "application/json" }) },
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: AbortSignal.timeout(opts.timeoutMs),
+      });
+      text = await res.text();
     } catch (err) {
-      if (err instanceof HcloudError) throw err;
-      throw new HcloudError(502, "invalid_response", `hetzner: unexpected API response (${(err as Error).message})`);
+      const timedOut = (err as Error).name === "TimeoutError" || (err as Error).name === "AbortError";
+      throw new HcloudError(0, timedOut ? "timeout" : "network_error", timedOut ? "hetzner: the API did not answer in time" : `hetzner: cannot reach the API (${(err as Error).message})`);
     }
-  };
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      json = undefined;
+    }
+    if (!res.ok) {
+      const rateLimit = rateLimitOf(res.headers);
+      const e = v.safeParse(ErrorBody, json);
+      if (e.success) throw new HcloudError(res.status, e.output.error.code, `hetzner: ${e.output.error.message} (${e.output.error.code})`, rateLimit);
+      throw new HcloudError(res.status, res.status >= 500 ? "server_error" : "unexpected_response", `hetzner: HTTP ${res.status} without an API error body`, rateLimit);
+    }
+    if (json === undefined) throw new HcloudError(502, "invalid_response", `hetzner: ${method} ${path} answered ${res.status} without JSON`);
+    return { json, headers: res.headers };
+  }
 
   return {
     async createServer(req) {
-      const result = await call(() => {
-        let b = client.servers.build(req.name).serverType(req.serverType).location(req.location).image(req.image)
-          .userData(req.userData).labels(req.labels).startAfterCreate(true);
-        for (const key of req.sshKeys) b = b.sshKey(key);
-        return b.create();
+      const { json } = await call("POST", "/servers", {
+        name: req.name,
+        server_type: req.serverType,
+        location: req.location,
+        image: req.image,
+        user_data: req.userData,
+        labels: req.labels,
+        start_after_create: true,
       });
-      return { server: parse(HcloudServer, result.server, "server"), action: parse(HcloudAction, result.action, "action") };
+      const id = parse(CreatedId, json, "create answer").server.id;
+      return { id, details: () => parse(Created, json, "create answer") };
     },
     async getServer(id) {
-      return parse(HcloudServer, await call(() => client.servers.get(id)), "server");
+      return parse(ServerBody, (await call("GET", `/servers/${id}`)).json, "server").server;
     },
     async deleteServer(id) {
-      await call(() => client.servers.delete(id));
+      await call("DELETE", `/servers/${id}`);
     },
     async listServers(labelSelector, page, perPage) {
-      const list = await call(() => client.servers.list({ labelSelector, page, perPage }));
-      return { servers: list.servers.map((s) => parse(HcloudServer, s, "server")), nextPage: list.nextPage ?? null };
+      const query = new URLSearchParams({ label_selector: labelSelector, page: String(page), per_page: String(perPage) });
+      const { json, headers } = await call("GET", `/servers?${query}`);
+      const list = parse(ListBody, json, "server list");
+      return { servers: list.servers, nextPage: nextPage(page, list.meta, headers.get("link")) };
     },
     async getAction(id) {
-      return parse(HcloudAction, await call(() => client.actions.get(id)), "action");
+      return parse(ActionBody, (await call("GET", `/actions/${id}`)).json, "action").action;
     },
   };
 }

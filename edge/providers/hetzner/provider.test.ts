@@ -1,7 +1,7 @@
-// The Hetzner provider over real HTTP, through hcloud-js, against the Hetzner API fake: creates with
-// cloud-init and labels, answers rate limits and 5xx with backoff, never leaves a failed create behind,
-// deletes idempotently, finds SAM's servers by label across pages — and is configured from the env the
-// edge reads (`SAM_PROVIDER=hetzner` + `HCLOUD_TOKEN`).
+// The Hetzner provider over real HTTP against the Hetzner API fake (shaped like Hetzner's description of
+// 2026-07): creates with cloud-init and labels, answers rate limits and 5xx with backoff, never leaves a
+// failed create behind, deletes idempotently, finds SAM's servers by label across pages — and is configured
+// from the env the edge reads (`SAM_PROVIDER=hetzner` + `HCLOUD_TOKEN`).
 import { afterAll, beforeEach, describe, expect, test } from "bun:test";
 import { parse } from "yaml";
 import { loadEdgeConfig } from "../../config.ts";
@@ -20,7 +20,7 @@ beforeEach(() => fake.reset());
 const OPTIONS: HetznerProviderOptions = {
   token: TOKEN,
   apiBase: fake.url,
-  serverType: "cx22",
+  serverType: "cx23",
   location: "fsn1",
   image: "docker-ce",
   agentDownloadUrl: "https://downloads.example.com/sam-agent-linux-x64",
@@ -54,7 +54,7 @@ describe("create", () => {
     expect(fake.servers.has(Number(server.id))).toBe(true);
 
     const body = posts()[0]!.body as Record<string, unknown>;
-    expect(body).toMatchObject({ name: "sam-nd-1", server_type: "cx22", location: "fsn1", image: "docker-ce", start_after_create: true });
+    expect(body).toMatchObject({ name: "sam-nd-1", server_type: "cx23", location: "fsn1", image: "docker-ce", start_after_create: true });
     const userData = String(body.user_data);
     expect(userData.startsWith("#cloud-config\n")).toBe(true);
     const files = (parse(userData) as { write_files: { path: string; content: string; permissions: string }[] }).write_files;
@@ -72,14 +72,73 @@ describe("create", () => {
     expect(String((posts()[0]!.body as { user_data: string }).user_data)).toContain("node-v22.11.0-linux-arm64.tar.xz");
   });
 
-  test("waits out rate limits (429) and answers 5xx — also a proxy's HTML 502 — with backoff", async () => {
-    fake.inject("POST", /^\/servers$/, { status: 429 }, 2);
+  test("answers 5xx — also a proxy's HTML 502 — with backoff", async () => {
+    fake.inject("POST", /^\/servers$/, { status: 502 }, 2);
     fake.inject("GET", /^\/actions\/\d+$/, { status: 502, html: true }, 1);
-    fake.inject("GET", /^\/servers\/\d+$/, { status: 503, code: "unavailable" }, 1);
+    fake.inject("GET", /^\/servers\/\d+$/, { status: 503 }, 1);
     const { server } = await provider().create(input());
     expect(server.status).toBe("running");
     expect(posts()).toHaveLength(3);
     expect(fake.servers.size).toBe(1);
+  });
+
+  test("after a 429 it waits as long as one request takes to come back (RateLimit-Reset is when the budget is full), not the hour", async () => {
+    // 36,000 requests an hour refill one every 100 ms; the budget is spent, so every request must wait its turn.
+    const limited = await startHetznerFake({ token: TOKEN, rateLimitPerHour: 36_000 });
+    try {
+      limited.exhaustRateLimit();
+      const waits: number[] = [];
+      const sleep = (ms: number) => (waits.push(ms), new Promise<void>((r) => setTimeout(r, ms)));
+      const { server } = await createHetznerProvider({ ...OPTIONS, apiBase: limited.url, sleep, retry: { baseMs: 5, maxMs: 30_000, attempts: 4 } }).create(input());
+      expect(server.status).toBe("running");
+      expect(waits[0]).toBeGreaterThanOrEqual(90);
+      expect(waits[0]).toBeLessThanOrEqual(150);
+      const statuses = limited.requests.map((r) => r.status);
+      expect(statuses).toContain(429);
+      // Each 429 is followed by a request that got through: the wait came from the headers, not a guess.
+      statuses.forEach((st, i) => st === 429 && expect(statuses[i + 1]).not.toBe(429));
+    } finally {
+      await limited.close();
+    }
+  });
+
+  test("an IPv6-only server (public_net.ipv4 null) is a server without an IPv4, not a failure", async () => {
+    const p = provider();
+    const s = fake.addServer({ labels: { "sam-node": "true", "sam-node-id": "v6" }, ipv4: false });
+    expect(await p.get(String(s.id))).toMatchObject({ nodeId: "v6", ipv4: null, status: "running" });
+  });
+
+  test("a 201 whose server cannot be parsed reports the id first, then deletes that server", async () => {
+    fake.applyThenFailNextCreate({ brokenBody: true });
+    const recorded: string[] = [];
+    const err = await provider().create({ ...input(), onServerCreated: async (id) => void recorded.push(id) }).catch((e) => e);
+    expect(err).toBeInstanceOf(HetznerProviderError);
+    expect(err.message).toContain("public_net");
+    expect(err.serverMayRemain).toBe(false);
+    expect(recorded).toHaveLength(1);
+    expect(fake.servers.size).toBe(0);
+    expect(fake.requests.filter((r) => r.method === "DELETE").map((r) => r.path)).toEqual([`/servers/${recorded[0]}`]);
+  });
+
+  test("when the id cannot be recorded, the server is deleted and the create fails", async () => {
+    const err = await provider().create({ ...input(), onServerCreated: async () => { throw new Error("database is locked"); } }).catch((e) => e);
+    expect(err.message).toContain("database is locked");
+    expect(fake.servers.size).toBe(0);
+  });
+
+  test("a failed create whose server cannot be deleted says so, and is not repeated", async () => {
+    fake.failNextCreateAction("resource_unavailable", "no capacity");
+    fake.inject("DELETE", /^\/servers\/\d+$/, { status: 503 }, 100);
+    const err = await provider().create(input()).catch((e) => e);
+    expect(err.serverMayRemain).toBe(true);
+    expect(posts()).toHaveLength(1);
+    expect(fake.servers.size).toBe(1);
+  });
+
+  test("refuses label keys with Hetzner's reserved prefix before calling the API", async () => {
+    const err = await provider().create({ ...input(), labels: { "hetzner.cloud/owner": "x" } }).catch((e) => e);
+    expect(err.message).toContain("hetzner.cloud/");
+    expect(fake.requests).toHaveLength(0);
   });
 
   test("a create that Hetzner applied but answered with a 5xx or a timeout is adopted, not duplicated", async () => {
@@ -160,10 +219,8 @@ describe("get, delete, list", () => {
   });
 
   test("list finds SAM's servers by label across pages, and only those", async () => {
-    for (let i = 0; i < 60; i++) {
-      fake.servers.set(10_000 + i, { id: 10_000 + i, name: `sam-n${i}`, status: "running", created: new Date().toISOString(), labels: { "sam-node": "true", "sam-node-id": `n${i}` }, serverType: "cx22", location: "fsn1", image: "docker-ce", userData: "", pollsUntilRunning: 0 });
-    }
-    fake.servers.set(20_000, { id: 20_000, name: "someone-elses", status: "running", created: new Date().toISOString(), labels: { team: "web" }, serverType: "cx22", location: "fsn1", image: "ubuntu-24.04", userData: "", pollsUntilRunning: 0 });
+    for (let i = 0; i < 60; i++) fake.addServer({ name: `sam-n${i}`, labels: { "sam-node": "true", "sam-node-id": `n${i}` } });
+    fake.addServer({ name: "someone-elses", labels: { team: "web" }, image: "ubuntu-24.04" });
     const all = await provider().list();
     expect(all).toHaveLength(60);
     expect(new Set(all.map((s) => s.nodeId)).size).toBe(60);
@@ -193,7 +250,7 @@ describe("configured from the edge's environment", () => {
     });
     const { server } = await p.create(input("nd-env"));
     expect(server.status).toBe("running");
-    expect(posts()[0]!.body).toMatchObject({ server_type: "cx22", location: "fsn1", image: "docker-ce" });
+    expect(posts()[0]!.body).toMatchObject({ server_type: "cx23", location: "fsn1", image: "docker-ce" });
     expect(String((posts()[0]!.body as { user_data: string }).user_data)).toContain("SAM_HEARTBEAT_INTERVAL=30s");
   });
 

@@ -1,15 +1,16 @@
 /**
  * The Hetzner provider: nodes as Hetzner Cloud servers booted with SAM's cloud-init. Rate limits and 5xx are
- * answered with backoff; a create that fails part-way deletes what it made (found by the node's label when
- * the failing answer never told us the server's id); delete is idempotent; `list` finds SAM's servers by
- * label so orphans can be reaped. The create records when the call went out, when Hetzner's create action
- * finished and when the server reported `running`.
+ * answered with backoff (a 429 waits as long as the `RateLimit-*` headers say one request takes to come
+ * back). A server SAM created is never lost track of: the id in the create's 201 is handed to the caller
+ * before anything else can fail; a create whose follow-up fails deletes the server (404 = already gone) and
+ * says whether it could confirm that; an ambiguous create (5xx, timeout) is only repeated after listing by
+ * the node's label showed no server to adopt. `list` finds SAM's servers by label for the orphan reaper.
  */
 import * as v from "valibot";
 import { renderCloudInit } from "../../../cloud-init/render.ts";
 import type { Arch } from "../../../cloud-init/inputs.ts";
-import type { CreateServerInput, Provider, ProviderServer, ProviderTiming, ServerStatus } from "../provider.ts";
-import { createHcloudApi, HcloudError, type HcloudApi, type HcloudServer } from "./hcloud.ts";
+import { ProviderCreateError, type CreateServerInput, type Provider, type ProviderServer, type ProviderTiming, type ServerStatus } from "../provider.ts";
+import { createHcloudApi, HcloudError, type CreatedServer, type HcloudApi, type HcloudServer } from "./hcloud.ts";
 
 /** Labels on every SAM server: `sam-node` marks it as ours, `sam-node-id` names the node. */
 export const SAM_LABEL = "sam-node";
@@ -38,11 +39,17 @@ export type HetznerProviderOptions = {
   /** First backoff of a retry (doubles per attempt; `SAM_RETRY_BACKOFF`), the cap, and the attempts. */
   retry?: { baseMs: number; maxMs: number; attempts: number };
   now?: () => number;
+  /** How the provider waits between attempts and polls (tests record the waits). */
+  sleep?: (ms: number) => Promise<void>;
 };
 
 /** Hetzner label values: ≤ 63 characters, alphanumeric at both ends. */
 const LabelValue = v.pipe(v.string(), v.regex(/^(?:[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$/, "must be a Hetzner label value (≤ 63 characters, letters, digits, '-', '_', '.', alphanumeric at both ends)"));
-const LabelKey = v.pipe(v.string(), v.regex(/^(?:[a-z0-9.-]{1,253}\/)?[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/, "must be a Hetzner label key"));
+const LabelKey = v.pipe(
+  v.string(),
+  v.regex(/^(?:[a-z0-9.-]{1,253}\/)?[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/, "must be a Hetzner label key"),
+  v.check((k) => !k.startsWith("hetzner.cloud/"), "must not use the prefix 'hetzner.cloud/', which Hetzner reserves"),
+);
 
 const CreateInput = v.object({
   nodeId: v.pipe(LabelValue, v.minLength(1, "must not be empty")),
@@ -53,9 +60,9 @@ const CreateInput = v.object({
   labels: v.record(LabelKey, LabelValue),
 });
 
-export class HetznerProviderError extends Error {
-  constructor(message: string, readonly code: string, override readonly cause?: unknown) {
-    super(message);
+export class HetznerProviderError extends ProviderCreateError {
+  constructor(message: string, code: string, serverMayRemain = false, cause?: unknown) {
+    super(message, code, serverMayRemain, cause);
     this.name = "HetznerProviderError";
   }
 }
@@ -74,8 +81,8 @@ function toProviderServer(s: HcloudServer): ProviderServer {
     id: String(s.id),
     nodeId: s.labels[NODE_ID_LABEL] ?? "",
     status: STATUS[s.status] ?? "unknown",
-    ipv4: s.publicNet.ipv4.ip ?? null,
-    createdAt: s.created.getTime(),
+    ipv4: s.public_net.ipv4?.ip ?? null,
+    createdAt: s.created,
     labels: s.labels,
   };
 }
@@ -90,19 +97,20 @@ export function archOf(serverType: string): Arch {
   return serverType.toLowerCase().startsWith("cax") ? "arm64" : "amd64";
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const realSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 export function createHetznerProvider(opts: HetznerProviderOptions, api: HcloudApi = createHcloudApi({ token: opts.token, apiBase: opts.apiBase, timeoutMs: opts.requestTimeoutMs ?? 15_000 })): Provider {
   const now = opts.now ?? Date.now;
+  const sleep = opts.sleep ?? realSleep;
   const retry = opts.retry ?? { baseMs: 2_000, maxMs: 30_000, attempts: 6 };
   const pollMs = opts.pollIntervalMs ?? 1_000;
   const createDeadlineMs = opts.createDeadlineMs ?? 5 * 60_000;
 
-  /** Wait before attempt `attempt + 1`: doubling from the base, or until the rate-limit window resets. */
+  /** Wait before attempt `attempt + 1`: doubling from the base; after a 429 at least until one request is back. */
   function backoff(err: HcloudError, attempt: number): number {
     const doubling = Math.min(retry.maxMs, retry.baseMs * 2 ** attempt);
-    if (err.status === 429 && err.rateLimitResetAt !== null) return Math.min(retry.maxMs, Math.max(retry.baseMs, err.rateLimitResetAt - now()));
-    return doubling;
+    const refill = err.status === 429 ? err.msUntilOneRequest(now()) : null;
+    return refill === null ? doubling : Math.min(retry.maxMs, Math.max(doubling, refill));
   }
 
   /** Run `fn`, retrying transient failures; `beforeRetry` may settle an ambiguous failure instead. */
@@ -121,12 +129,13 @@ export function createHetznerProvider(opts: HetznerProviderOptions, api: HcloudA
     }
   }
 
+  /** Servers matching a selector, across pages; only those carrying SAM's label, whatever the API filtered. */
   async function listBySelector(selector: string): Promise<HcloudServer[]> {
     const out: HcloudServer[] = [];
-    for (let page: number | null = 1; page !== null; ) {
+    for (let page: number | null = 1, pages = 0; page !== null && pages < 200; pages++) {
       const p: number = page;
       const result = await withRetry(() => api.listServers(selector, p, 50));
-      out.push(...result.servers);
+      out.push(...result.servers.filter((s) => s.labels[SAM_LABEL] === "true"));
       page = result.nextPage;
     }
     return out;
@@ -141,22 +150,19 @@ export function createHetznerProvider(opts: HetznerProviderOptions, api: HcloudA
     }
   }
 
-  /** Remove whatever a failed create left: the server we know of, and any other carrying the node's label. */
-  async function cleanUp(nodeId: string, knownId: number | null): Promise<void> {
+  /**
+   * Remove whatever a failed create left: the server we know of, and any other carrying the node's label.
+   * True when nothing is left; false when a delete or the listing failed (the orphan reaper finishes it).
+   */
+  async function cleanUp(nodeId: string, knownId: number | null): Promise<boolean> {
     try {
       if (knownId !== null) await deleteById(knownId);
-      for (const s of await listBySelector(`${NODE_ID_LABEL}=${nodeId}`)) await deleteById(s.id);
+      for (const s of await listBySelector(`${NODE_ID_LABEL}=${nodeId}`)) {
+        if (s.id !== knownId && s.status !== "deleting") await deleteById(s.id);
+      }
+      return true;
     } catch {
-      // Best effort: `list()` still shows the orphan by its label, so the reaper can finish the job.
-    }
-  }
-
-  async function pollUntil<T>(deadline: number, what: string, step: () => Promise<T | undefined>): Promise<T> {
-    for (;;) {
-      const done = await withRetry(step);
-      if (done !== undefined) return done;
-      if (now() >= deadline) throw new HetznerProviderError(`hetzner: ${what} did not finish within ${Math.round(createDeadlineMs / 1000)} s`, "create_timeout");
-      await sleep(pollMs);
+      return false;
     }
   }
 
@@ -185,42 +191,42 @@ export function createHetznerProvider(opts: HetznerProviderOptions, api: HcloudA
       const deadline = now() + createDeadlineMs;
       let serverId: number | null = null;
       try {
-        const created = await withRetry(
-          async () => {
-            const r = await api.createServer({ name: serverName(nodeId), serverType: opts.serverType, location: opts.location, image: opts.image, userData, labels, sshKeys: [] });
-            return { server: r.server, actionId: r.action.id as number | null };
-          },
-          // A 5xx or a timeout may have created the server anyway: adopt it rather than create a twin.
+        const created = await withRetry<CreatedServer>(
+          () => api.createServer({ name: serverName(nodeId), serverType: opts.serverType, location: opts.location, image: opts.image, userData, labels }),
+          // A 5xx or a timeout may have created the server anyway: adopt it rather than create a twin. When
+          // this listing fails, the create is not repeated (the error ends it, and the clean-up takes over).
           async () => {
             const [existing] = await listBySelector(`${NODE_ID_LABEL}=${nodeId}`);
-            return existing ? { server: existing, actionId: null } : undefined;
+            return existing ? { id: existing.id, details: () => ({ server: existing, action: null }) } : undefined;
           },
         );
-        serverId = created.server.id;
+        serverId = created.id;
+        await input.onServerCreated?.(String(created.id));
         timings.push({ name: "create_accepted", at: now() });
-        if (created.actionId !== null) {
-          const actionId = created.actionId;
-          await pollUntil(deadline, "the create action", async () => {
-            const action = await api.getAction(actionId);
-            if (action.status === "error") {
-              throw new HetznerProviderError(`hetzner: creating the server failed: ${action.error?.message ?? "unknown error"} (${action.error?.code ?? "error"})`, action.error?.code ?? "action_failed");
-            }
-            return action.status === "success" ? true : undefined;
-          });
-          timings.push({ name: "action_done", at: now() });
+        let action = created.details().action;
+        // Poll the action (for its error) and the server (for `running`) together: a running server means
+        // the create finished, whatever the action still says.
+        for (;;) {
+          if (action?.status === "running") {
+            const actionId = action.id;
+            action = await withRetry(() => api.getAction(actionId));
+          }
+          if (action?.status === "error") {
+            throw new HetznerProviderError(`hetzner: creating the server failed: ${action.error?.message ?? "unknown error"} (${action.error?.code ?? "error"})`, action.error?.code ?? "action_failed");
+          }
+          if (action?.status === "success" && !timings.some((t) => t.name === "action_done")) timings.push({ name: "action_done", at: now() });
+          const server = await withRetry(() => api.getServer(created.id));
+          if (server.status === "running") {
+            timings.push({ name: "server_running", at: now() });
+            return { server: toProviderServer(server), timings };
+          }
+          if (now() >= deadline) throw new HetznerProviderError(`hetzner: the server did not reach running within ${Math.round(createDeadlineMs / 1000)} s`, "create_timeout");
+          await sleep(pollMs);
         }
-        const id = serverId;
-        const running = await pollUntil(deadline, "the server start", async () => {
-          const s = await api.getServer(id);
-          return s.status === "running" ? s : undefined;
-        });
-        timings.push({ name: "server_running", at: now() });
-        return { server: toProviderServer(running), timings };
       } catch (err) {
-        await cleanUp(nodeId, serverId);
-        if (err instanceof HetznerProviderError) throw err;
-        if (err instanceof HcloudError) throw new HetznerProviderError(err.message, err.code, err);
-        throw err;
+        const gone = await cleanUp(nodeId, serverId);
+        const { message, code } = err instanceof HetznerProviderError || err instanceof HcloudError ? err : { message: `hetzner: ${(err as Error).message}`, code: "create_failed" };
+        throw new HetznerProviderError(gone ? message : `${message}; the server could not be deleted yet`, code, !gone, err);
       }
     },
 
