@@ -9,6 +9,7 @@ import { helpText, loadAgentConfig, parseArgs } from "./config/index.ts";
 import { loadTaskExecutor, workConfigFromEnv, type WorkConfig } from "./work/index.ts";
 import { REQUEST_TIMEOUTS } from "../shared/timeouts.ts";
 import { probeSandbox } from "./work/sandbox/probe.ts";
+import { listeningLine } from "./listening-line.ts";
 
 function fail(code: number, message: string): never {
   console.error(message);
@@ -43,7 +44,7 @@ try {
   if (err instanceof StartError) fail(1, `sam-agent: cannot start: ${err.message}`);
   fail(1, `sam-agent: cannot start: ${(err as Error).message}`);
 }
-console.log(`sam-agent ${SAM_VERSION} listening on ${agent.url} (node ${config.nodeId})`);
+console.log(listeningLine(SAM_VERSION, agent.url, config.nodeId));
 // Said once at start, so an operator sees it before the first task is refused (or runs unsandboxed).
 const sandbox = probeSandbox(work.sandbox, process.env.PATH);
 if (sandbox.state === "unavailable") console.error(`sam-agent: warning: ${sandbox.message}`);

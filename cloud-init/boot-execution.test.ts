@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { NODE_VERSION, PHASE_ORDER, nodeTarball } from "./boot-plan.ts";
 import type { CloudInitInput } from "./inputs.ts";
-import { materialiseWriteFiles, readCalls, runcmdScript, underRoot, writeFakes, type Call } from "./rehearsal.ts";
+import { materialiseWriteFiles, readCalls, runcmdScript, underRoot, writeFakes, type Call } from "./testing/rehearsal.ts";
 import { renderCloudInit } from "./render.ts";
 import { SAMPLE_INPUT } from "./sample-inputs.ts";
 import { VM } from "./vm-layout.ts";

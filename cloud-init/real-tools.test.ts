@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse } from "yaml";
 import { agentUnit } from "./agent-unit.ts";
-import { runcmdScript } from "./rehearsal.ts";
+import { runcmdScript } from "./testing/rehearsal.ts";
 import { renderCloudInit } from "./render.ts";
 import { ARM_INPUT, LARGEST_INPUT, SAMPLE_INPUT } from "./sample-inputs.ts";
 

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TaskEventView, TaskView } from "../shared/wire/api.ts";
-import { chatCompletion, startCloudflareFake, type CloudflareFake } from "./inference/fake/cloudflare.ts";
+import { chatCompletion, startCloudflareFake, type CloudflareFake } from "./testing/cloudflare-fake.ts";
 import { startTestEdge, until, type TestEdge } from "./testing/harness.ts";
 import { AGENT_BINARY, ensureAgentBinary } from "../agent/testing/binary.ts";
 import { initRepo } from "../agent/testing/git-repo.ts";

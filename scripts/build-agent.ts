@@ -12,7 +12,7 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { listeningUrl } from "../agent/testing/binary.ts";
+import { listeningUrl } from "../agent/listening-line.ts";
 
 /**
  * The JIT policy the binary starts with (`--compile-jit-policy`): JavaScriptCore's tier-up thresholds × 32

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { RESTART_REASON } from "./executor.ts";
-import { startFakeEdge, until, type FakeEdge } from "./fake-edge.ts";
+import { startFakeEdge, until, type FakeEdge } from "../testing/fake-edge.ts";
 import { AGENT_BINARY, ensureAgentBinary } from "../testing/binary.ts";
 import { initRepo } from "../testing/git-repo.ts";
 

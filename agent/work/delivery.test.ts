@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Delivery } from "./delivery.ts";
-import { fetchControlPlane, memoryRecorder, startFakeEdge, until, type FakeEdge } from "./fake-edge.ts";
+import { fetchControlPlane, memoryRecorder, startFakeEdge, until, type FakeEdge } from "../testing/fake-edge.ts";
 import { Outbox } from "./outbox.ts";
 
 let base: string;

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startFakeEdge, until, type FakeEdge } from "./fake-edge.ts";
+import { startFakeEdge, until, type FakeEdge } from "../testing/fake-edge.ts";
 import { loadTaskExecutor } from "./index.ts";
 import { WORK_DEFAULTS } from "./config.ts";
 

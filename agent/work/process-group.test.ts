@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { MAX_LINE, runInGroup } from "./process-group.ts";
-import { until } from "./fake-edge.ts";
+import { until } from "../testing/fake-edge.ts";
 import { processRunning } from "../../shared/process.ts";
 
 const env = { PATH: process.env.PATH ?? "/usr/bin:/bin" };

@@ -9,11 +9,11 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Page } from "playwright-core";
-import { launchBrowser } from "./test-support/browser.ts";
-import { ADMIN_TOKEN } from "./test-support/mount.ts";
-import { BOOT_PHASES } from "./test-support/seed.ts";
-import { serveEdge, until, type ServedEdge } from "./test-support/served-edge.ts";
-import type { StubAgent } from "./test-support/stub-agent.ts";
+import { launchBrowser } from "../testing/browser.ts";
+import { ADMIN_TOKEN } from "../testing/admin-mount.ts";
+import { BOOT_PHASES } from "../testing/admin-seed.ts";
+import { serveEdge, until, type ServedEdge } from "../testing/served-edge.ts";
+import type { StubAgent } from "../testing/stub-agent.ts";
 
 let served: ServedEdge;
 let browser: Awaited<ReturnType<typeof launchBrowser>>;

@@ -8,8 +8,8 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ADMIN_TOKEN } from "./test-support/mount.ts";
-import { serveEdge, type ServedEdge } from "./test-support/served-edge.ts";
+import { ADMIN_TOKEN } from "../testing/admin-mount.ts";
+import { serveEdge, type ServedEdge } from "../testing/served-edge.ts";
 
 const AGENT_BINARY = "agent/dist/sam-agent";
 let served: ServedEdge;

@@ -4,8 +4,8 @@ import assert from "node:assert/strict";
 import { Hono } from "hono";
 import { inProcessApi } from "./api-client.ts";
 import { createAdminRoutes } from "./routes.tsx";
-import { memorySessions } from "./test-support/memory-sessions.ts";
-import { seedNodes, seedSamples } from "./test-support/seed.ts";
+import { memorySessions } from "../testing/memory-sessions.ts";
+import { seedNodes, seedSamples } from "../testing/admin-seed.ts";
 
 const TOKEN = "samadm_deno_0123456789abcdefghijklmnopqrst";
 const now = Date.now();

@@ -3,8 +3,8 @@ import { describe, expect, test } from "bun:test";
 import { Hono } from "hono";
 import { inProcessApi } from "./api-client.ts";
 import { createAdminRoutes } from "./routes.tsx";
-import { ADMIN_TOKEN, mountOverFake } from "./test-support/mount.ts";
-import { UNREACHABLE_MESSAGE, UNREACHABLE_NODE } from "./test-support/fake-api.ts";
+import { ADMIN_TOKEN, mountOverFake } from "../testing/admin-mount.ts";
+import { UNREACHABLE_MESSAGE, UNREACHABLE_NODE } from "../testing/admin-api-fake.ts";
 
 const { app, fake, sessions } = mountOverFake();
 const cookie = `sam_admin=${(await sessions.open({ userAgent: null })).secret}`;

@@ -9,8 +9,8 @@ import { Agent, OpenAIChatCompletionsModel, run, setTracingDisabled, tool as age
 import { generateText, jsonSchema, stepCountIs, streamText, tool as aiTool } from "ai";
 import OpenAI from "openai";
 import { z } from "zod";
-import { serveInference, TOKENS, type Served } from "./fake/harness.ts";
-import { CITY_ARGS, finalAnswer, scriptedModel, SHAPES, TEXT_ANSWER, type Shape } from "./fake/scripted-model.ts";
+import { serveInference, TOKENS, type Served } from "../testing/inference-harness.ts";
+import { CITY_ARGS, finalAnswer, scriptedModel, SHAPES, TEXT_ANSWER, type Shape } from "../testing/scripted-model.ts";
 
 const TOOL_RESULT = "sunny, 21°C";
 const parameters: { type: "object"; properties: { city: { type: "string" } }; required: string[]; additionalProperties: false } = { type: "object", properties: { city: { type: "string" } }, required: ["city"], additionalProperties: false };

@@ -3,7 +3,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import OpenAI from "openai";
 import { startTestEdge } from "../testing/harness.ts";
-import { chatCompletion, startCloudflareFake } from "./fake/cloudflare.ts";
+import { chatCompletion, startCloudflareFake } from "../testing/cloudflare-fake.ts";
 
 const cf = startCloudflareFake();
 const withUpstream = await startTestEdge({

@@ -2,8 +2,8 @@
 // through the gateway, the client's base64 default encoded by SAM, usage counted, the same limits as chat.
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import OpenAI from "openai";
-import { gatewayObject, startCloudflareFake, type CloudflareFake } from "./fake/cloudflare.ts";
-import { fakeEnv, serveInference, TOKENS, type Served } from "./fake/harness.ts";
+import { gatewayObject, startCloudflareFake, type CloudflareFake } from "../testing/cloudflare-fake.ts";
+import { fakeEnv, serveInference, TOKENS, type Served } from "../testing/inference-harness.ts";
 
 const MODEL = "@cf/baai/bge-small-en-v1.5";
 let fake: CloudflareFake;

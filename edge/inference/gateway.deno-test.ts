@@ -6,7 +6,7 @@ import { createClient } from "@libsql/client";
 import { loadEdgeConfig } from "../config.ts";
 import { migrate } from "../db/migrate.ts";
 import { loadInferenceConfig } from "./config.ts";
-import { gatewayObject, startCloudflareFake, type ServeLoopback } from "./fake/cloudflare.ts";
+import { gatewayObject, startCloudflareFake, type ServeLoopback } from "../testing/cloudflare-fake.ts";
 import { bootstrapGateway } from "./gateway.ts";
 import { createInferenceRoutes } from "./routes.ts";
 import { INFERENCE_MIGRATIONS } from "./usage.ts";

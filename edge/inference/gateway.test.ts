@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import { loadEdgeConfig } from "../config.ts";
-import { envelope, gatewayObject, startCloudflareFake, type CloudflareFake } from "./fake/cloudflare.ts";
-import { fakeEnv } from "./fake/harness.ts";
+import { envelope, gatewayObject, startCloudflareFake, type CloudflareFake } from "../testing/cloudflare-fake.ts";
+import { fakeEnv } from "../testing/inference-harness.ts";
 import { bootstrapGateway } from "./gateway.ts";
 
 let fake: CloudflareFake;

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import OpenAI from "openai";
-import { startCloudflareFake, textStream, type CloudflareFake } from "./fake/cloudflare.ts";
-import { fakeEnv, serveInference, TOKENS, type Served } from "./fake/harness.ts";
+import { startCloudflareFake, textStream, type CloudflareFake } from "../testing/cloudflare-fake.ts";
+import { fakeEnv, serveInference, TOKENS, type Served } from "../testing/inference-harness.ts";
 
 const MODEL = "@cf/meta/llama-3.3-70b-instruct-fp8-fast";
 let fake: CloudflareFake;

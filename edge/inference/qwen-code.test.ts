@@ -5,8 +5,8 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { serveInference, TOKENS, type Served } from "./fake/harness.ts";
-import { scriptedModel } from "./fake/scripted-model.ts";
+import { serveInference, TOKENS, type Served } from "../testing/inference-harness.ts";
+import { scriptedModel } from "../testing/scripted-model.ts";
 
 const QWEN = join(import.meta.dir, "../../node_modules/@qwen-code/qwen-code/cli.js");
 

@@ -2,8 +2,8 @@ import { createOpenAICompatible } from "@ai-sdk/openai-compatible";
 import { generateText, jsonSchema, stepCountIs, streamText, tool } from "ai";
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import OpenAI from "openai";
-import { chatCompletion, chunk, sseEvents, startCloudflareFake, textStream, type CloudflareFake } from "./fake/cloudflare.ts";
-import { fakeEnv, serveInference, TOKENS, type Served } from "./fake/harness.ts";
+import { chatCompletion, chunk, sseEvents, startCloudflareFake, textStream, type CloudflareFake } from "../testing/cloudflare-fake.ts";
+import { fakeEnv, serveInference, TOKENS, type Served } from "../testing/inference-harness.ts";
 import { FALLBACK_HEADER, UPSTREAM_HEADER } from "./routes.ts";
 
 const MODEL = "@cf/meta/llama-3.3-70b-instruct-fp8-fast";

@@ -4,7 +4,7 @@ import { createClient } from "@libsql/client";
 import { loadEdgeConfig } from "../config.ts";
 import { migrate } from "../db/migrate.ts";
 import { loadInferenceConfig } from "./config.ts";
-import { checkSplitProperty, SplitUpstream } from "./fake/split-streams.ts";
+import { checkSplitProperty, SplitUpstream } from "../testing/recorded-streams.ts";
 import { createInferenceRoutes } from "./routes.ts";
 import { INFERENCE_MIGRATIONS } from "./usage.ts";
 

@@ -1,8 +1,8 @@
 // Upstream reads split at random byte boundaries, through SAM served by Bun.serve over real HTTP: the client
 // gets the same events as from the unsplit stream, with `role` on each choice's first delta.
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { checkSplitProperty, SplitUpstream } from "./fake/split-streams.ts";
-import { serveInference, TOKENS, type Served } from "./fake/harness.ts";
+import { checkSplitProperty, SplitUpstream } from "../testing/recorded-streams.ts";
+import { serveInference, TOKENS, type Served } from "../testing/inference-harness.ts";
 
 const upstream = new SplitUpstream();
 let upstreamServer: ReturnType<typeof Bun.serve>;

@@ -81,7 +81,7 @@ for (const tools of [false, true]) {
 
 Deno.test("openai-node's chat.completions.stream() gets role-less upstream streams as text and tool calls under Deno", async () => {
   const { default: OpenAI } = await import("openai");
-  const { CITY_ARGS, scriptedModel, TEXT_ANSWER } = await import("./fake/scripted-model.ts");
+  const { CITY_ARGS, scriptedModel, TEXT_ANSWER } = await import("../testing/scripted-model.ts");
   await withSam(scriptedModel, {}, async (base) => {
     const openai = new OpenAI({ baseURL: `${base}/v1`, apiKey: "sam_k", maxRetries: 0 });
     const tools = [{ type: "function" as const, function: { name: "get_weather", parameters: { type: "object", properties: { city: { type: "string" } } } } }];

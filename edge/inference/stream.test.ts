@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { chunk, sseEvents, textStream } from "./fake/cloudflare.ts";
+import { chunk, sseEvents, textStream } from "../testing/cloudflare-fake.ts";
 import { proxyStream, StreamNormaliser } from "./stream.ts";
 
 const enc = new TextEncoder();

@@ -10,7 +10,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startHetznerFake } from "../../edge/providers/hetzner/fake-api.ts";
+import { startHetznerFake } from "../../edge/testing/hetzner-fake.ts";
 
 const opt = (name: string, fallback: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? fallback;
 const root = join(import.meta.dir, "..", "..");

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { runInGroup } from "../process-group.ts";
 import { runBuiltinAgent } from "./loop.ts";
 import { createToolBox } from "./tools.ts";
-import { startScriptedModel, type ScriptedModel } from "./scripted-model.ts";
+import { startScriptedModel, type ScriptedModel } from "../../testing/scripted-model.ts";
 
 let dir: string;
 let model: ScriptedModel;

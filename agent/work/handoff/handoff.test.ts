@@ -12,7 +12,7 @@ import { startForgeFake, githubSecondaryRateLimit, type ForgeFake } from "../../
 import { createBareRepo, gitIn, startGitHttpServer, type GitHttpServer } from "../../testing/git-http-server.ts";
 import { WORK_DEFAULTS, type WorkConfig } from "../config.ts";
 import { createTaskExecutor } from "../executor.ts";
-import { fetchControlPlane, memoryRecorder, startFakeEdge, until, type FakeEdge } from "../fake-edge.ts";
+import { fetchControlPlane, memoryRecorder, startFakeEdge, until, type FakeEdge } from "../../testing/fake-edge.ts";
 
 const USER = "alice";
 const SECRET = "ghp_push_s3cret_4242";

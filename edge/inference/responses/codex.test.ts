@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CODEX, codexConfig, writeFileScript } from "../../testing/codex.ts";
 import { startScriptedChat, type ScriptedChat } from "../../testing/scripted-chat.ts";
-import { serveInference, TOKENS, type Served } from "../fake/harness.ts";
+import { serveInference, TOKENS, type Served } from "../../testing/inference-harness.ts";
 
 let upstream: ScriptedChat;
 let sam: Served;

@@ -4,7 +4,7 @@ import { Agent, OpenAIResponsesModel, run, setTracingDisabled, tool } from "@ope
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import OpenAI from "openai";
 import { startScriptedChat, type ScriptedChat } from "../../testing/scripted-chat.ts";
-import { serveInference, TOKENS, type Served } from "../fake/harness.ts";
+import { serveInference, TOKENS, type Served } from "../../testing/inference-harness.ts";
 import { DROPPED_HEADER, FLATTENED_HEADER } from "./routes.ts";
 
 setTracingDisabled(true);

@@ -6,7 +6,7 @@
 import { afterAll, afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { parse } from "yaml";
 import { startTestEdge, until, type TestEdge } from "../../testing/harness.ts";
-import { startHetznerFake } from "./fake-api.ts";
+import { startHetznerFake } from "../../testing/hetzner-fake.ts";
 
 const TOKEN = "hcloud-edge-test-token";
 const fake = await startHetznerFake({ token: TOKEN, actionPolls: 1, runningPolls: 1 });

@@ -5,7 +5,7 @@
 import { afterAll, beforeEach, describe, expect, test } from "bun:test";
 import Ajv2020 from "ajv/dist/2020.js";
 import addFormats from "ajv-formats";
-import { startHetznerFake, type HetznerFake } from "./fake-api.ts";
+import { startHetznerFake, type HetznerFake } from "../../testing/hetzner-fake.ts";
 import { createHetznerProvider } from "./provider.ts";
 
 const spec = (await Bun.file(new URL("./testdata/hetzner-cloud.trimmed.spec.json", import.meta.url)).json()) as {

@@ -3,7 +3,7 @@
 // after its 201 leaves no server behind and the task gets a new node, and deleting that node deletes its
 // server — nothing is left in the project at the end.
 import assert from "node:assert/strict";
-import { startHetznerFake } from "./fake-api.ts";
+import { startHetznerFake } from "../../testing/hetzner-fake.ts";
 
 const root = new URL("../../../", import.meta.url).pathname;
 const ADMIN = "admin-token-for-deno-hetzner-0123";

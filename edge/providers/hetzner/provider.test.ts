@@ -9,7 +9,7 @@ import { ConfigError } from "../../../shared/env.ts";
 import { VM } from "../../../cloud-init/vm-layout.ts";
 import type { CreateServerInput, Provider } from "../provider.ts";
 import { hetznerOptionsFromEnv } from "./config.ts";
-import { startHetznerFake, type HetznerFake } from "./fake-api.ts";
+import { startHetznerFake, type HetznerFake } from "../../testing/hetzner-fake.ts";
 import { createHetznerProvider, HetznerProviderError, type HetznerProviderOptions } from "./provider.ts";
 
 const TOKEN = "hcloud-test-token";

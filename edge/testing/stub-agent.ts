@@ -5,10 +5,10 @@
  * The real agent binary is its own issue; this stays small and follows the published shapes.
  */
 import * as v from "valibot";
-import type { AgentReady } from "../../../shared/wire/agent.ts";
-import type { BootTimeline } from "../../../shared/wire/boot.ts";
-import { TaskDispatch } from "../../../shared/wire/task.ts";
-import { BOOT_PHASES, seedNodeEvents, seedSamples } from "./seed.ts";
+import type { AgentReady } from "../../shared/wire/agent.ts";
+import type { BootTimeline } from "../../shared/wire/boot.ts";
+import { TaskDispatch } from "../../shared/wire/task.ts";
+import { BOOT_PHASES, seedNodeEvents, seedSamples } from "./admin-seed.ts";
 import { sqliteDownload, sqliteFile } from "./sqlite-file.ts";
 
 export type StubAgentOptions = {

@@ -6,8 +6,8 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { loadEdgeConfig } from "../../config.ts";
-import { createEdge, type Edge } from "../../edge.ts";
+import { loadEdgeConfig } from "../config.ts";
+import { createEdge, type Edge } from "../edge.ts";
 import type { StubAgent } from "./stub-agent.ts";
 import { StubProvider } from "./stub-provider.ts";
 

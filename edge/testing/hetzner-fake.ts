@@ -1,7 +1,7 @@
 /**
  * A Hetzner Cloud API fake for tests (this machine cannot reach Hetzner): a small stateful HTTP server on an
  * ephemeral port that answers the calls SAM makes as Hetzner's OpenAPI description of 2026-07 says
- * (testdata/hetzner-cloud.trimmed.spec.json; fake-api.test.ts validates every answer against it): servers
+ * (edge/providers/hetzner/testdata/hetzner-cloud.trimmed.spec.json; fake-api.test.ts there validates every answer against it): servers
  * with `location` and no `datacenter`, the required fields SAM never reads, null addresses where the spec
  * allows them, the error codes and statuses of the spec's table, `RateLimit-*` headers from a token bucket
  * (Reset = when the budget is full again) and `Link` headers on lists. Tests inject 429s, 5xxs, slow

@@ -2,7 +2,7 @@
  * A provider whose "servers" are stub agents (stub-agent.ts), with provider milestones placed the way a
  * Hetzner create would report them (create call, then running 30 s later), so the waterfall has real spans.
  */
-import type { CreateServerInput, CreateServerResult, Provider, ProviderServer } from "../../providers/provider.ts";
+import type { CreateServerInput, CreateServerResult, Provider, ProviderServer } from "../providers/provider.ts";
 import { startStubAgent, type StubAgent } from "./stub-agent.ts";
 
 /** How far in the past the stub's "create call" lies, so the boot phases have happened by now. */

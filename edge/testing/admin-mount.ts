@@ -1,8 +1,8 @@
 /** The admin routes mounted at `/admin` over the fake API, the way the edge mounts them over its own. */
 import { Hono } from "hono";
-import { inProcessApi } from "../api-client.ts";
-import { createAdminRoutes } from "../routes.tsx";
-import { createFakeApi, type FakeApi } from "./fake-api.ts";
+import { inProcessApi } from "../admin/api-client.ts";
+import { createAdminRoutes } from "../admin/routes.tsx";
+import { createFakeApi, type FakeApi } from "./admin-api-fake.ts";
 import { memorySessions } from "./memory-sessions.ts";
 
 export const ADMIN_TOKEN = "samadm_test_0123456789abcdefghijklmnopqrstuv";

@@ -8,12 +8,12 @@
 import { Hono } from "hono";
 import { bearerAuth } from "hono/bearer-auth";
 import { streamSSE } from "hono/streaming";
-import { errorBody } from "../../../shared/errors.ts";
-import type { NodeView, TaskEventView, TaskView } from "../../../shared/wire/api.ts";
-import { isTerminal } from "../../../shared/wire/task.ts";
-import { WINDOWS, type MetricsWindow } from "../series.ts";
+import { errorBody } from "../../shared/errors.ts";
+import type { NodeView, TaskEventView, TaskView } from "../../shared/wire/api.ts";
+import { isTerminal } from "../../shared/wire/task.ts";
+import { WINDOWS, type MetricsWindow } from "../admin/series.ts";
 import { sqliteDownload, sqliteFile } from "./sqlite-file.ts";
-import { seedNodeEvents, seedNodes, seedSamples, seedTaskEvents, seedTasks } from "./seed.ts";
+import { seedNodeEvents, seedNodes, seedSamples, seedTaskEvents, seedTasks } from "./admin-seed.ts";
 
 export const UNREACHABLE_NODE = "node-gone";
 export const UNREACHABLE_MESSAGE = "agent at https://198.51.100.9:8443 did not answer within 10s";

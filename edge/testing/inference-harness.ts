@@ -6,14 +6,14 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Caller } from "../../auth/caller.ts";
-import { loadEdgeConfig, type EdgeConfig } from "../../config.ts";
-import { openDatabase, type Client } from "../../db/client.ts";
-import { migrate } from "../../db/migrate.ts";
-import { loadInferenceConfig } from "../config.ts";
-import { createInferenceRoutes, type Inference } from "../routes.ts";
-import { INFERENCE_MIGRATIONS } from "../usage.ts";
-import type { CloudflareFake } from "./cloudflare.ts";
+import type { Caller } from "../auth/caller.ts";
+import { loadEdgeConfig, type EdgeConfig } from "../config.ts";
+import { openDatabase, type Client } from "../db/client.ts";
+import { migrate } from "../db/migrate.ts";
+import { loadInferenceConfig } from "../inference/config.ts";
+import { createInferenceRoutes, type Inference } from "../inference/routes.ts";
+import { INFERENCE_MIGRATIONS } from "../inference/usage.ts";
+import type { CloudflareFake } from "./cloudflare-fake.ts";
 
 export const TOKENS = {
   alice: "sam_alice_key_for_tests",

@@ -1,5 +1,5 @@
 /** Admin sessions in memory, for the admin pages mounted over a fake API (the edge keeps them in libSQL). */
-import type { AdminSessions } from "../../sessions/store.ts";
+import type { AdminSessions } from "../sessions/store.ts";
 
 export function memorySessions(ttlMs = 3_600_000): AdminSessions & { live: Set<string> } {
   const live = new Set<string>();

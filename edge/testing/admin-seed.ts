@@ -3,9 +3,9 @@
  * schemas the edge API promises — so the fake cannot serve a shape the real API would not.
  */
 import * as v from "valibot";
-import { NodeView, TaskEventView, TaskView } from "../../../shared/wire/api.ts";
-import { NodeEvent } from "../../../shared/wire/events.ts";
-import { MetricsSample } from "../../../shared/wire/metrics.ts";
+import { NodeView, TaskEventView, TaskView } from "../../shared/wire/api.ts";
+import { NodeEvent } from "../../shared/wire/events.ts";
+import { MetricsSample } from "../../shared/wire/metrics.ts";
 
 export const GiB = 1024 ** 3;
 
