@@ -11,6 +11,7 @@ import * as v from "valibot";
 import { AgentHeartbeat, AgentReady } from "../shared/wire/agent.ts";
 import { SAM_VERSION } from "../shared/version.ts";
 import { AGENT_BINARY, ensureAgentBinary, listeningUrl } from "./testing/binary.ts";
+import { until } from "../shared/testing/until.ts";
 
 const BINARY = AGENT_BINARY;
 const JOURNAL = join(import.meta.dir, "boot", "testdata", "journal.json");
@@ -58,15 +59,6 @@ function tokenFile(dir: string): string {
   return f;
 }
 
-async function until<T>(what: string, probe: () => T | undefined | null | false, ms = 10_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(20);
-  }
-}
 
 /** Start the binary; resolves with its URL once it printed the listening line. */
 async function spawnAgent(env: Record<string, string>, argv: string[] = []) {

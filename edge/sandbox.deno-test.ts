@@ -3,6 +3,7 @@
 // the admin token the edge generated and the edge's own environment, runs as the unprivileged uid, and leaves
 // a daemon — which is gone once the task has reported.
 import assert from "node:assert/strict";
+import { until } from "../shared/testing/until.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 
@@ -24,15 +25,6 @@ async function readUntil(stream: ReadableStream<Uint8Array>, pattern: RegExp, ti
   throw new Error(`did not see ${pattern} in: ${text}`);
 }
 
-async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 /** Host pids whose environment carries the task's marker (what the agent's own reaper looks for). */
 async function processesOf(taskId: string): Promise<number[]> {

@@ -2,6 +2,7 @@
 // the local provider running the real agent binary, and raw TCP where a client misbehaves.
 import assert from "node:assert/strict";
 import { createClient } from "@libsql/client";
+import { until } from "../shared/testing/until.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 
@@ -48,15 +49,6 @@ async function readUntil(stream: ReadableStream<Uint8Array>, pattern: RegExp, ti
   throw new Error(`did not see ${pattern} in: ${text}`);
 }
 
-async function until<T>(what: string, check: () => Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (let delay = 10; Date.now() < deadline; delay = Math.min(delay * 2, 200)) {
-    const value = await check();
-    if (value !== undefined && value !== false) return value;
-    await new Promise((r) => setTimeout(r, delay));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 function call(e: Edge, method: string, path: string, opts: { token?: string; body?: unknown; headers?: Record<string, string> } = {}) {
   return fetch(`${e.url}${path}`, {

@@ -4,6 +4,7 @@ import { closeSync, mkdtempSync, readSync, rmSync, writeFileSync } from "node:fs
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { EventStore } from "./store.ts";
+import { until } from "../../shared/testing/until.ts";
 
 const dirs: string[] = [];
 function tempDir(): string {
@@ -15,13 +16,6 @@ afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
-async function until(cond: () => boolean, ms = 2_000) {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await Bun.sleep(2);
-  }
-}
 
 describe("EventStore", () => {
   test("record queues without writing; the timer commits the batch in the background", async () => {
@@ -31,7 +25,7 @@ describe("EventStore", () => {
     store.record({ type: "agent.start", message: "hello", detail: { pid: 1 } });
     store.record({ type: "task.step", message: "clone", taskId: "t1", level: "warn" });
     expect(commits).toBe(0);
-    await until(() => commits === 1);
+    await until("the first commit", () => commits === 1);
     const other = new Database(join(dir, "events.db"), { readonly: true });
     const rows = other.query("SELECT type, node_id, task_id, level, detail FROM events ORDER BY id").all();
     other.close();

@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { EventStore } from "../events/store.ts";
 import { MetricsStore } from "../monitor/store.ts";
 import { createAgentApp } from "./app.ts";
+import { until } from "../../shared/testing/until.ts";
 
 const TOKEN = "samagent_export_test_0123456789";
 const dir = mkdtempSync(join(tmpdir(), "sam-agent-export-"));
@@ -93,13 +94,6 @@ function checkDownload(file: string): number {
   }
 }
 
-async function until(what: string, probe: () => boolean, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!probe()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(20);
-  }
-}
 
 const pinned = () => (events as unknown as { snapshots: { pinned: boolean } }).snapshots.pinned;
 

@@ -7,6 +7,7 @@
 import * as v from "valibot";
 import { TaskLogBatch, TaskResult, type TaskLogEvent } from "../../shared/wire/task.ts";
 import type { ControlPlane, EventInput, EventRecorder } from "../contracts.ts";
+export { until } from "../../shared/testing/until.ts";
 
 export type FakeEdge = {
   url: string;
@@ -112,12 +113,3 @@ export function memoryRecorder(): EventRecorder & { events: EventInput[] } {
 }
 
 /** Poll until `check` returns a truthy value, or fail after `timeoutMs` naming what was awaited. */
-export async function until<T>(what: string, check: () => T | Promise<T>, timeoutMs = 8_000): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value) return value as NonNullable<T>;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(10);
-  }
-}

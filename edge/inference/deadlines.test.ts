@@ -1,14 +1,6 @@
 import { expect, test } from "bun:test";
 import { Deadlines } from "./deadlines.ts";
-
-/** Wait until `done()` holds, or fail after `ms`. */
-async function until(done: () => boolean, ms = 3_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!done()) {
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await Bun.sleep(2);
-  }
-}
+import { until } from "../../shared/testing/until.ts";
 
 test("each deadline fires at its own time, in order, and a cancelled one never fires", async () => {
   let now = 0;
@@ -20,12 +12,12 @@ test("each deadline fires at its own time, in order, and a cancelled one never f
   const cancelC = d.add(() => fired.push("c")); // due at 30
   cancelC();
   now = 25; // when the timer fires, only a is due
-  await until(() => fired.length === 1);
+  await until("deadline a to fire", () => fired.length === 1);
   expect(fired).toEqual(["a"]);
   await Bun.sleep(30);
   expect(fired).toEqual(["a"]); // b is not due yet, however long we wait: the clock says 25
   now = 30;
-  await until(() => fired.length === 2);
+  await until("deadline b to fire", () => fired.length === 2);
   expect(fired).toEqual(["a", "b"]);
   d.close();
 });
@@ -36,7 +28,7 @@ test("a deadline added after the queue emptied fires on real time, and close() s
   d.add(() => fired++)();
   const started = performance.now();
   d.add(() => fired++);
-  await until(() => fired === 1);
+  await until("the deadline to fire", () => fired === 1);
   expect(performance.now() - started).toBeGreaterThanOrEqual(14);
   for (let i = 0; i < 3_000; i++) d.add(() => fired++);
   d.close();
@@ -50,6 +42,6 @@ test("many settled calls do not delay or drop a pending one behind them", async 
   let fired = false;
   d.add(() => { fired = true; });
   for (const cancel of cancels.reverse()) cancel();
-  await until(() => fired);
+  await until("the pending deadline to fire", () => fired);
   d.close();
 });

@@ -9,6 +9,7 @@ import { loadEdgeConfig } from "../config.ts";
 import { createEdge, type Edge } from "../edge.ts";
 import type { CreateServerInput, CreateServerResult, Provider, ProviderServer } from "../providers/provider.ts";
 import { startAgentDouble, type AgentDouble, type AgentDoubleOptions } from "./agent-double.ts";
+export { until } from "../../shared/testing/until.ts";
 
 export const ADMIN = "admin-token-for-tests-0123456789";
 
@@ -131,14 +132,3 @@ export class DoubleProvider implements Provider {
 }
 
 /** Poll until `check` returns a value (not undefined/false), or fail after `timeoutMs`. */
-export async function until<T>(what: string, check: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 5_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let delay = 5;
-  while (Date.now() < deadline) {
-    const v = await check();
-    if (v !== undefined && v !== false) return v as T;
-    await new Promise((r) => setTimeout(r, delay));
-    delay = Math.min(delay * 2, 100);
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-}

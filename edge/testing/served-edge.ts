@@ -10,6 +10,8 @@ import { loadEdgeConfig } from "../config.ts";
 import { createEdge, type Edge } from "../edge.ts";
 import type { StubAgent } from "./stub-agent.ts";
 import { StubProvider } from "./stub-provider.ts";
+import { until } from "../../shared/testing/until.ts";
+export { until } from "../../shared/testing/until.ts";
 
 export type ServedEdge = {
   url: string;
@@ -25,15 +27,6 @@ export type ServedEdge = {
 };
 
 /** Poll `check` until it yields a value, or fail naming what never happened. */
-export async function until<T>(what: string, check: () => Promise<T | null | undefined | false>, timeoutMs = 5_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (let delay = 5; Date.now() < deadline; delay = Math.min(delay * 2, 100)) {
-    const value = await check();
-    if (value !== null && value !== undefined && value !== false) return value;
-    await new Promise((r) => setTimeout(r, delay));
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-}
 
 /** `realAgents`: the edge's own local provider runs the real agent binary per node, as under `npm start`. */
 export async function serveEdge(adminToken: string, opts: { realAgents?: boolean } = {}): Promise<ServedEdge> {

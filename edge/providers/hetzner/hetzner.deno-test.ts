@@ -4,20 +4,12 @@
 // server — nothing is left in the project at the end.
 import assert from "node:assert/strict";
 import { startHetznerFake } from "../../testing/hetzner-fake.ts";
+import { until } from "../../../shared/testing/until.ts";
 
 const root = new URL("../../../", import.meta.url).pathname;
 const ADMIN = "admin-token-for-deno-hetzner-0123";
 const TOKEN = "hcloud-deno-token";
 
-async function until<T>(what: string, check: () => Promise<T | undefined | false>, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const v = await check();
-    if (v !== undefined && v !== false) return v as T;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-}
 
 Deno.test("under Deno: the tick reaps an orphan, a create that fails after its 201 leaves nothing behind, a node delete deletes its server", async () => {
   const fake = await startHetznerFake({ token: TOKEN, actionPolls: 1, runningPolls: 1 });
