@@ -40,8 +40,8 @@ export type AppDeps = {
   sessions: SessionStore;
   /** Forgets a revoked API key in this instance's auth cache. */
   keyRevoked?: (keyId: string) => void;
-  /** The inference upstream actually in use (after the gateway bootstrap). */
-  inferenceMode: () => string;
+  /** The `/v1` surface and `/api/usage` (edge/inference), and the upstream it uses after the gateway bootstrap. */
+  inference: { app: Hono; upstreamMode: () => string };
 };
 
 /** Request bodies: user routes are small; agent callbacks carry log batches and patches. */
@@ -79,7 +79,7 @@ export function createApp(deps: AppDeps): Hono {
         aiGateway: config.cloudflare.aiGateway,
         workersAi: Boolean(config.cloudflare.accountId && config.cloudflare.apiToken),
         openaiCompatible: Boolean(config.inference.url),
-        upstream: deps.inferenceMode(),
+        upstream: deps.inference.upstreamMode(),
       },
       timeouts: [...describeTimeouts(config.timeouts), ...describeRequestTimeouts()],
       // What this instance's orphan reaper has deleted (or, in dry run, would have) since it started.
@@ -96,6 +96,8 @@ export function createApp(deps: AppDeps): Hono {
   }));
   app.route("/api/sessions", sessionRoutes(deps.sessions, authenticate));
   app.route("/api/agent", callbackRoutes({ authenticate, tasks, nodes, runner, wakeups }));
+  // `/v1/*` and `/api/usage`: the inference routes carry their own full paths.
+  app.route("/", deps.inference.app);
 
   return app;
 }

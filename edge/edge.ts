@@ -87,9 +87,8 @@ export async function createEdge(config: EdgeConfig, options: EdgeOptions = {}):
   const app = createApp({
     config, startedAt, db, authenticate, tasks, nodes, runner, agent, wakeups, sessions,
     keyRevoked: (id) => keyCache.revoked(id),
-    inferenceMode: inference.upstreamMode,
+    inference,
   });
-  app.route("/", inference.app);
   app.route("/admin", createAdminRoutes({ api: inProcessApi(app, admin.token), adminToken: admin.token, sessions, trustProxy: config.trustProxy }));
   let ticking: Promise<void> | null = null;
   return {
