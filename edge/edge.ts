@@ -27,6 +27,7 @@ import { Runner } from "./runner/runner.ts";
 import { Wakeups } from "./runner/wakeups.ts";
 import { SessionStore } from "./sessions/store.ts";
 import { TaskStore } from "./tasks/store.ts";
+import type { PinnedTls } from "./nodes/pinned-fetch.ts";
 
 export type Edge = {
   app: Hono;
@@ -48,6 +49,8 @@ export type EdgeOptions = {
   /** Replaces the provider the config names (tests use a local provider running an agent double). */
   provider?: Provider;
   agentFetch?: AgentFetch;
+  /** How this runtime pins an agent's certificate (edge/main.ts passes Deno's; Bun's is the default). */
+  pinnedTls?: PinnedTls;
   log?: (message: string) => void;
 };
 
@@ -67,7 +70,7 @@ export async function createEdge(config: EdgeConfig, options: EdgeOptions = {}):
   let publicUrl = config.publicUrl ?? `http://${config.host}:${config.port}`;
   const tasks = new TaskStore(db, box);
   const nodes = new NodeStore(db, box);
-  const agent = new AgentClient(options.agentFetch, box);
+  const agent = new AgentClient(options.agentFetch, box, options.pinnedTls);
   const wakeups = new Wakeups();
   const runner = new Runner({
     tasks, nodes, provider, agent, wakeups,

@@ -7,6 +7,7 @@
 import { ConfigError } from "../shared/env.ts";
 import { loadEdgeConfig } from "./config.ts";
 import { createEdge, type Edge } from "./edge.ts";
+import { denoPinnedTls } from "./nodes/pinned-fetch.ts";
 
 const onDeploy = Boolean(Deno.env.get("DENO_DEPLOYMENT_ID"));
 let tick: (() => Promise<void>) | null = null;
@@ -30,7 +31,7 @@ function loadConfigOrExit() {
 
 async function createEdgeOrExit(): Promise<Edge> {
   try {
-    return await createEdge(config);
+    return await createEdge(config, { pinnedTls: denoPinnedTls(Deno.createHttpClient) });
   } catch (err) {
     // One line an operator can act on (e.g. a read-only data dir); the stack goes nowhere useful.
     console.error(`sam: cannot start: ${(err as Error).message}`);

@@ -2,6 +2,7 @@
 // on record for the node — an HttpClient with it as the only added CA — over real TLS (Deno.serve).
 import assert from "node:assert/strict";
 import { AgentClient, AgentUnreachable } from "./agent-client.ts";
+import { denoPinnedTls } from "./pinned-fetch.ts";
 
 async function certificate(name: string): Promise<{ cert: string; key: string }> {
   const dir = await Deno.makeTempDir({ prefix: "sam-tls-" });
@@ -30,7 +31,7 @@ Deno.test("an https agent is called trusting only the certificate it reported", 
   try {
     const agentUrl = `https://127.0.0.1:${server.addr.port}`;
     const node = { id: "n1", agentUrl, agentToken: "samagent_x", status: "ready" as const };
-    const client = new AgentClient();
+    const client = new AgentClient(undefined, null, denoPinnedTls(Deno.createHttpClient));
 
     const ok = await client.call({ ...node, agentTlsCert: served.cert }, "/events", { timeoutMs: 5_000 });
     assert.equal(ok.status, 200);

@@ -4,7 +4,7 @@
  */
 import { HttpError } from "../../shared/errors.ts";
 import { SecretBox } from "../auth/secret-box.ts";
-import { isCertificateError, pinnedTls } from "./pinned-fetch.ts";
+import { bunPinnedTls, isCertificateError, type PinnedTls } from "./pinned-fetch.ts";
 import type { NodeRecord } from "./store.ts";
 
 export type AgentFetch = (input: string, init?: RequestInit) => Promise<Response>;
@@ -21,7 +21,12 @@ const MAX_OPENED = 10_000;
 
 export class AgentClient {
   /** `box` opens the sealed agent tokens nodes are stored with; a plain token (tests) is sent as it is. */
-  constructor(private readonly fetchImpl: AgentFetch = (input, init) => fetch(input, init), private readonly box: SecretBox | null = null) {}
+  constructor(
+    private readonly fetchImpl: AgentFetch = (input, init) => fetch(input, init),
+    private readonly box: SecretBox | null = null,
+    /** How this runtime's `fetch` trusts one certificate (pinned-fetch.ts); the Deno entry passes Deno's. */
+    private readonly pinnedTls: PinnedTls = bunPinnedTls,
+  ) {}
 
   /**
    * Opened tokens by their sealed form: a Web Crypto decrypt is an async op (tens of µs under Deno) and every
@@ -60,7 +65,7 @@ export class AgentClient {
         },
         body: init.body === undefined ? undefined : JSON.stringify(init.body),
         signal: controller.signal,
-        ...(https ? pinnedTls(node.agentTlsCert!) : {}),
+        ...(https ? this.pinnedTls(node.agentTlsCert!) : {}),
       });
     } catch (err) {
       if (controller.signal.aborted) throw new AgentUnreachable("timeout", `no answer within ${init.timeoutMs} ms`);

@@ -1,35 +1,42 @@
 /**
  * The `fetch` options that make a call to an `https` agent trust exactly the certificate that agent reported
  * in its ready callback (a self-signed, non-CA certificate naming the node's IP; cloud-init/boot-plan.ts makes
- * it, edge/callbacks/callbacks.ts checks it against the reported fingerprint). Under Deno: an `HttpClient`
- * with that certificate as its CA, one per certificate; under Bun: `tls.ca`, which replaces the default CAs.
- * Deno adds `caCerts` to its built-in roots, so there a publicly trusted certificate for the node's IP would
- * pass too — which only the holder of that IP can obtain. docs/protocol.md § TLS.
+ * it, edge/callbacks/callbacks.ts checks it against the reported fingerprint). docs/protocol.md § TLS.
+ *
+ * How a runtime pins a certificate differs, so the runtime's entry file chooses, as Hono's adapters do: Bun
+ * (and so `bun test`) takes `tls.ca`, which replaces the default CAs — the default here; edge/main.ts passes
+ * `denoPinnedTls(Deno.createHttpClient)`, an `HttpClient` per certificate. Deno adds `caCerts` to its built-in
+ * roots, so there a publicly trusted certificate for the node's IP would pass too — which only the holder of
+ * that IP can obtain.
  */
 
-type HttpClientLike = { close(): void };
-type DenoLike = { createHttpClient(options: { caCerts: string[] }): HttpClientLike };
-
-const deno = (globalThis as { Deno?: Partial<DenoLike> }).Deno;
-const MAX_CLIENTS = 256;
-const clients = new Map<string, HttpClientLike>();
-
 /** Extra `RequestInit` fields for a call that trusts `certificate` (PEM) as the agent's, and no other. */
-export function pinnedTls(certificate: string): Record<string, unknown> {
-  if (!deno?.createHttpClient) return { tls: { ca: certificate } };
-  let client = clients.get(certificate);
-  if (client) {
-    clients.delete(certificate); // most recently used last
-  } else {
-    client = deno.createHttpClient({ caCerts: [certificate] });
-    if (clients.size >= MAX_CLIENTS) {
-      const [oldest, old] = clients.entries().next().value!;
-      clients.delete(oldest);
-      old.close();
+export type PinnedTls = (certificate: string) => Record<string, unknown>;
+
+/** Bun's form (also what `bun test` drives the edge with). */
+export const bunPinnedTls: PinnedTls = (certificate) => ({ tls: { ca: certificate } });
+
+type HttpClientLike = { close(): void };
+const MAX_CLIENTS = 256;
+
+/** Deno's form: one `HttpClient` per certificate, the least recently used closed beyond a bound. */
+export function denoPinnedTls(createHttpClient: (options: { caCerts: string[] }) => HttpClientLike): PinnedTls {
+  const clients = new Map<string, HttpClientLike>();
+  return (certificate) => {
+    let client = clients.get(certificate);
+    if (client) {
+      clients.delete(certificate); // most recently used last
+    } else {
+      client = createHttpClient({ caCerts: [certificate] });
+      if (clients.size >= MAX_CLIENTS) {
+        const [oldest, old] = clients.entries().next().value!;
+        clients.delete(oldest);
+        old.close();
+      }
     }
-  }
-  clients.set(certificate, client);
-  return { client };
+    clients.set(certificate, client);
+    return { client };
+  };
 }
 
 /** A TLS verification failure, as either runtime words it. */
