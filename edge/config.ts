@@ -37,8 +37,10 @@ export type EdgeConfig = {
   /** Server type, image, agent download… read only when the hetzner provider is selected. */
   hetznerProvider: HetznerProviderOptions | null;
   timeouts: Timeouts;
-  /** Most nodes alive at once (`SAM_MAX_NODES`). */
+  /** Most nodes with a server at once (`SAM_MAX_NODES`). */
   maxNodes: number;
+  /** Log lines the edge keeps per task (`SAM_TASK_LOG_MAX_LINES`); past it, one marker line. */
+  taskLogMaxLines: number;
   /** The local provider's agent: a binary path, or a command and arguments split on spaces (`SAM_AGENT_BINARY`). */
   agentCommand: string[];
 };
@@ -121,6 +123,7 @@ export function loadEdgeConfig(env: Env): EdgeConfig {
       : null,
     timeouts,
     maxNodes: envInt(env, "SAM_MAX_NODES", 10, 1, 10_000),
+    taskLogMaxLines: envInt(env, "SAM_TASK_LOG_MAX_LINES", 10_000, 1, 10_000_000),
     agentCommand: envString(env, "SAM_AGENT_BINARY", "agent/dist/sam-agent").split(/\s+/).filter(Boolean),
   };
 }

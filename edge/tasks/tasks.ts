@@ -10,7 +10,6 @@ import { parseOrThrow, readJsonBody } from "../../shared/validate.ts";
 import { isTerminal, TaskStatus, TaskSubmission } from "../../shared/wire/task.ts";
 import type { Authenticate, Caller } from "../auth/caller.ts";
 import { guard, type CallerEnv } from "../auth/guard.ts";
-import { runnerDeadline } from "../runner/deadlines.ts";
 import type { Runner } from "../runner/runner.ts";
 import type { Wakeups } from "../runner/wakeups.ts";
 import type { Timeouts } from "../../shared/timeouts.ts";
@@ -57,11 +56,9 @@ export function taskRoutes(d: TaskRouteDeps): Hono<CallerEnv> {
     const header = c.req.header("Idempotency-Key");
     const idem = header === undefined ? null : parseOrThrow(IdempotencyKey, header);
     const submission = parseOrThrow(TaskSubmission, await readJsonBody(c.req.raw));
-    const now = Date.now();
-    const { task, created } = await d.tasks.submit(caller.keyId, submission, idem, runnerDeadline("queued", now, d.timeouts), now);
+    const { task, created } = await d.runner.submit(caller.keyId, submission, idem);
     if (!created) return c.json(await viewOf(task), 200);
-    // Answered as queued (durably so); the runner places it right after, off this request's path.
-    d.runner.submitted(task);
+    // Answered once durably queued (or dispatched); the agent call or the placement runs off this request's path.
     return c.json(taskView(task, submittedTransitions(task)), 201);
   });
 
