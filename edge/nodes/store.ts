@@ -103,6 +103,16 @@ export class NodeStore {
     return r.rows[0] ? nodeFromRow(r.rows[0] as Row) : null;
   }
 
+  /** How many nodes count against the cap, and whether an idle ready node of another key could give way. */
+  async capacity(keyId: string): Promise<{ capped: number; idleElsewhere: boolean }> {
+    const r = await this.db.execute({
+      sql: `SELECT (SELECT COUNT(*) FROM nodes WHERE status IN ${CAPPED_NODE_SQL}) AS capped,
+              EXISTS (SELECT 1 FROM nodes WHERE status = 'ready' AND tasks_on_node = 0 AND owner_key_id IS NOT NULL AND owner_key_id <> ?) AS idle`,
+      args: [keyId],
+    });
+    return { capped: Number(r.rows[0]!.capped), idleElsewhere: Number(r.rows[0]!.idle) === 1 };
+  }
+
   /**
    * Start draining the longest-idle ready node of another key (no task on it), so a key waiting at the cap
    * gets its place; null when there is none. The CAS re-checks that the node is still idle.

@@ -106,11 +106,18 @@ export class Runner {
       let node = await this.d.nodes.findSlot(task.keyId, this.t, now);
       let launch = () => {};
       if (!node) {
-        const made = await this.newNode(task.keyId);
+        // A read first: at the cap (the usual case in a burst) the insert, a write, is not even tried. The
+        // insert itself is what enforces the cap.
+        const probe = await this.d.nodes.capacity(task.keyId);
+        const made = probe.capped < this.d.maxNodes ? await this.newNode(task.keyId) : null;
+        // The insert lost the last place, but the node made meanwhile (by a concurrent placement) may have a slot.
+        if (!made && probe.capped < this.d.maxNodes && attempt < 3 && (await this.d.nodes.findSlot(task.keyId, this.t, now))) continue;
         if (!made) {
           // Stay queued. The queue-wait deadline still runs; a node going away places it (event-driven), the
           // tick is the backstop. An idle node of another key gives way, so no key waits a warm time out.
-          const idle = await this.d.nodes.drainIdleFor(task.keyId, `idle, and key ${task.keyId} waits at the node cap (${this.d.maxNodes})`, now);
+          const idle = probe.idleElsewhere
+            ? await this.d.nodes.drainIdleFor(task.keyId, `idle, and key ${task.keyId} waits at the node cap (${this.d.maxNodes})`, now)
+            : null;
           if (idle) await this.deleteServer(idle, idle.statusReason ?? "drained");
           return "capped";
         }
@@ -126,7 +133,8 @@ export class Runner {
       if (target === "dispatched") {
         const claimed = await this.claimDispatch(task, node, ["queued"], capacity);
         if (claimed) {
-          await this.dispatch(claimed.task, node, claimed.token);
+          // The agent call runs on its own, so a loop placing a queue does not wait for each agent in turn.
+          this.background(() => this.dispatch(claimed.task, node, claimed.token));
           return "placed";
         }
         continue;
@@ -246,16 +254,43 @@ export class Runner {
    * slot goes to the next queued task of the key.
    */
   async taskLeftNode(task: Pick<TaskRecord, "keyId" | "nodeId">): Promise<void> {
+    let idle = false;
     if (task.nodeId) {
       const node = await this.d.nodes.get(task.nodeId);
       if (node?.status === "draining" && node.tasksOnNode === 0) await this.deleteServer(node, "drained");
+      else idle = node?.status === "ready" && node.tasksOnNode === 0;
     }
     await this.placeQueued(task.keyId);
+    // A node its key no longer needs is what another key may be waiting for at the cap.
+    if (idle) await this.placeWaiting();
   }
 
   private async placeQueued(keyId: string, now?: number): Promise<void> {
-    const queued = await this.d.tasks.inStatus(["queued"], { keyId, retryDue: now, limit: 100 });
-    for (const task of queued) await this.place(task.id);
+    const queued = await this.d.tasks.inStatus(["queued"], { keyId, retryDue: now, limit: 32 });
+    if (queued.length === 0) return;
+    // First every free slot of the key's ready nodes, in one write batch; then the rest one by one (a booting
+    // node's slot, or a new node).
+    const at = Date.now();
+    const deadline = runnerDeadline("dispatched", at, this.t);
+    const nextAttemptAt = this.dispatchLease(at);
+    const tokens = new Map(queued.map((t) => [t.id, randomToken(TOKEN_PREFIX.task)]));
+    const placed = await this.d.tasks.dispatchQueued(keyId, queued.map((t) => ({ id: t.id, inferenceTokenHash: hashToken(tokens.get(t.id)!) })), {
+      heartbeatAfter: at - this.t.nodeStale, deadline, nextAttemptAt,
+    }, at);
+    for (const task of queued) {
+      const node = placed.get(task.id);
+      if (!node) continue;
+      const dispatched: TaskRecord = {
+        ...task, status: "dispatched", statusAt: at, updatedAt: at, nodeId: String(node.id),
+        deadlineAt: deadline.at, deadlineTimer: deadline.timer, nextAttemptAt, attempts: 0,
+      };
+      this.background(() => this.dispatch(dispatched, nodeFromRow(node), tokens.get(task.id)!));
+    }
+    // No slot and no new node for this key means none for its later tasks either.
+    for (const task of queued) {
+      if (placed.has(task.id)) continue;
+      if ((await this.place(task.id, task)) === "capped") return;
+    }
   }
 
   // ---- dispatch ----

@@ -160,6 +160,22 @@ export class TaskStore {
     return { task: taskFromRow(existing), created: false, node: null };
   }
 
+  /**
+   * Dispatch queued tasks of one key to its ready nodes' free slots, oldest first, in one write batch: per
+   * task the same CAS, event, token and node read as a submission's. Tasks beyond the free slots stay queued
+   * (their CAS finds no slot). Returns the node each dispatched task went to.
+   */
+  async dispatchQueued(keyId: string, tasks: { id: string; inferenceTokenHash: string }[], d: Omit<SubmitDispatch, "inferenceTokenHash">, now = Date.now()): Promise<Map<string, NodeRow>> {
+    if (tasks.length === 0) return new Map();
+    const results = await this.db.batch(tasks.flatMap((t) => dispatchOnSubmit(t.id, keyId, now, { ...d, inferenceTokenHash: t.inferenceTokenHash })), "write");
+    const placed = new Map<string, NodeRow>();
+    tasks.forEach((t, i) => {
+      const node = results[i * 4 + 3]!.rows[0] as NodeRow | undefined;
+      if (node && results[i * 4]!.rowsAffected === 1) placed.set(t.id, node);
+    });
+    return placed;
+  }
+
   async get(id: string): Promise<TaskRecord | null> {
     const r = await this.db.execute({ sql: "SELECT * FROM tasks WHERE id = ?", args: [id] });
     return r.rows[0] ? taskFromRow(r.rows[0] as Row) : null;
