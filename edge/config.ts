@@ -10,7 +10,38 @@ import type { HetznerProviderOptions } from "./providers/hetzner/provider.ts";
 
 export const DATABASE_SCHEMES = ["file:", "libsql:", "http:", "https:", "ws:", "wss:"] as const;
 
+/**
+ * Where the edge runs. `deploy` (Deno Deploy: detected from DENO_DEPLOYMENT_ID, or chosen with
+ * SAM_PROFILE=deploy) has no disk that outlives an instance or is shared between instances, so the edge
+ * there writes nothing to disk: it refuses a `file:` database, the local provider and any setting it would
+ * otherwise generate into the data dir.
+ */
+export type Profile = "local" | "deploy";
+
+/** Variables the deploy profile cannot start without, with why; each missing one stops the start with one line. */
+export const DEPLOY_REQUIRED: readonly (readonly [name: string, why: string])[] = [
+  ["SAM_ADMIN_TOKEN", "the edge cannot keep a generated admin token there (no disk outlives an instance)"],
+];
+
+export function profileFromEnv(env: Env): Profile {
+  return envChoice(env, "SAM_PROFILE", ["local", "deploy"], envString(env, "DENO_DEPLOYMENT_ID") ? "deploy" : "local");
+}
+
+/** What the deploy profile refuses, as a ConfigError naming the variable. */
+function checkDeployProfile(env: Env, provider: "local" | "hetzner", databaseUrl: string): void {
+  for (const [name, why] of DEPLOY_REQUIRED) {
+    if (!envString(env, name)) throw new ConfigError(`${name}: required under the deploy profile: ${why}`);
+  }
+  if (databaseUrl.startsWith("file:")) {
+    throw new ConfigError("SAM_DATABASE_URL: the deploy profile needs a shared database (libsql:// for Turso, or http(s)/ws(s) for sqld); a file: database lives on one instance's disk");
+  }
+  if (provider === "local") {
+    throw new ConfigError("SAM_PROVIDER: the deploy profile cannot run local nodes (agent processes beside the edge); set HCLOUD_TOKEN for the hetzner provider");
+  }
+}
+
 export type EdgeConfig = {
+  profile: Profile;
   host: string;
   port: number;
   dataDir: string;
@@ -61,6 +92,7 @@ function envUrl(env: Env, name: string, fallback: string | null, schemes: readon
 }
 
 export function loadEdgeConfig(env: Env): EdgeConfig {
+  const profile = profileFromEnv(env);
   const dataDir = envString(env, "SAM_DATA_DIR", ".sam");
   const hetznerToken = envString(env, "HCLOUD_TOKEN") ?? null;
   const provider = envChoice(env, "SAM_PROVIDER", ["local", "hetzner"], hetznerToken ? "hetzner" : "local");
@@ -74,6 +106,7 @@ export function loadEdgeConfig(env: Env): EdgeConfig {
   if (!DATABASE_SCHEMES.some((s) => databaseUrl.startsWith(s))) {
     throw new ConfigError(`SAM_DATABASE_URL: expected a file:, libsql:, http(s): or ws(s): URL, got '${databaseUrl.split(":")[0]}:'`);
   }
+  if (profile === "deploy") checkDeployProfile(env, provider, databaseUrl);
   const aiGateway = envFlag(env, "SAM_AI_GATEWAY", false);
   const accountId = envString(env, "CF_ACCOUNT_ID") ?? null;
   const gatewayId = envString(env, "CF_AI_GATEWAY_ID") ?? null;
@@ -87,6 +120,7 @@ export function loadEdgeConfig(env: Env): EdgeConfig {
   const timeouts = timeoutsFromEnv(env);
   const hetznerApiBase = envUrl(env, "SAM_HCLOUD_API_BASE", "https://api.hetzner.cloud/v1", ["http:", "https:"])!;
   return {
+    profile,
     host: envString(env, "SAM_HOST", "127.0.0.1"),
     port: envInt(env, "SAM_PORT", 8787, 0, 65535),
     dataDir,
