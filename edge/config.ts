@@ -3,7 +3,7 @@
  * throws a one-line `ConfigError` naming the variable; the Deno entry prints it and exits 2.
  */
 import { ConfigError, envChoice, envFlag, envInt, envString, type Env } from "../shared/env.ts";
-import { timeoutsFromEnv, type Timeouts } from "../shared/timeouts.ts";
+import { retentionFromEnv, timeoutsFromEnv, type Retention, type Timeouts } from "../shared/timeouts.ts";
 import { loadInferenceConfig, type InferenceConfig } from "./inference/config.ts";
 import { hetznerOptionsFromEnv } from "./providers/hetzner/config.ts";
 import type { HetznerProviderOptions } from "./providers/hetzner/provider.ts";
@@ -68,6 +68,8 @@ export type EdgeConfig = {
   /** Server type, image, agent download… read only when the hetzner provider is selected. */
   hetznerProvider: HetznerProviderOptions | null;
   timeouts: Timeouts;
+  /** How long finished tasks, their logs, dead nodes and usage are kept (pruned on the tick). */
+  retention: Retention;
   /** Most nodes with a server at once (`SAM_MAX_NODES`). */
   maxNodes: number;
   /** Log lines the edge keeps per task (`SAM_TASK_LOG_MAX_LINES`); past it, one marker line. */
@@ -156,6 +158,7 @@ export function loadEdgeConfig(env: Env): EdgeConfig {
       })
       : null,
     timeouts,
+    retention: retentionFromEnv(env),
     maxNodes: envInt(env, "SAM_MAX_NODES", 10, 1, 10_000),
     taskLogMaxLines: envInt(env, "SAM_TASK_LOG_MAX_LINES", 10_000, 1, 10_000_000),
     agentCommand: envString(env, "SAM_AGENT_BINARY", "agent/dist/sam-agent").split(/\s+/).filter(Boolean),

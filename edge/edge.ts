@@ -21,6 +21,7 @@ import { AgentClient, type AgentFetch } from "./nodes/agent-client.ts";
 import { NodeStore } from "./nodes/store.ts";
 import { LocalProvider } from "./providers/local/local.ts";
 import type { Provider } from "./providers/provider.ts";
+import { pruneOnce } from "./retention/retention.ts";
 import { Runner } from "./runner/runner.ts";
 import { Wakeups } from "./runner/wakeups.ts";
 import { TaskStore } from "./tasks/store.ts";
@@ -94,7 +95,10 @@ export async function createEdge(config: EdgeConfig, options: EdgeOptions = {}):
     publicUrl: () => publicUrl,
     async tick() {
       // One tick at a time per instance; other instances are kept apart by the CAS transitions.
-      ticking ??= runner.tick().finally(() => (ticking = null));
+      ticking ??= runner.tick()
+        .then(() => pruneOnce({ db, tasks, nodes, retention: config.retention }))
+        .then(() => {})
+        .finally(() => (ticking = null));
       await ticking;
     },
     async close() {
