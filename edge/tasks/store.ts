@@ -427,7 +427,9 @@ function dispatchOnSubmit(id: string, keyId: string, now: number, d: SubmitDispa
       args: [d.inferenceTokenHash, id, now],
     },
     {
-      sql: "SELECT n.* FROM tasks t JOIN nodes n ON n.id = t.node_id WHERE t.id = ? AND t.status = 'dispatched'",
+      // Only what a dispatch needs (the agent's address and credentials), not the node's timeline and metrics.
+      sql: `SELECT n.id, n.status, n.status_at, n.provider, n.owner_key_id, n.agent_token, n.slots, n.created_at, n.agent_url, n.agent_tls_cert
+            FROM tasks t JOIN nodes n ON n.id = t.node_id WHERE t.id = ? AND t.status = 'dispatched'`,
       args: [id],
     },
   ];
