@@ -126,17 +126,14 @@ export class TaskStore {
     const hash = requestHash(s);
     const results = await this.db.batch([
       {
+        // The trigger of migration 0051 records the queued event from status_message.
         sql: `INSERT INTO tasks (id, key_id, idempotency_key, request_hash, status, status_at, deadline_at, deadline_timer, prompt,
-                repo_url, repo_branch, repo_credential, agent, model, labels, created_at, updated_at)
-              VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                repo_url, repo_branch, repo_credential, agent, model, labels, created_at, updated_at, status_message)
+              VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
               ON CONFLICT (key_id, idempotency_key) DO NOTHING
               RETURNING *`,
         args: [id, keyId, idempotencyKey, hash, now, deadline.at, deadline.timer, s.prompt, s.repo?.url ?? null, s.repo?.branch ?? null,
-          s.repo?.credential ?? null, JSON.stringify(s.agent), s.model ?? null, JSON.stringify(s.labels), now, now],
-      },
-      {
-        sql: "INSERT INTO task_events (task_id, at, type, status, message) SELECT ?, ?, 'status', 'queued', ? WHERE changes() = 1",
-        args: [id, now, QUEUED_MESSAGE],
+          s.repo?.credential ?? null, JSON.stringify(s.agent), s.model ?? null, JSON.stringify(s.labels), now, now, QUEUED_MESSAGE],
       },
       ...(dispatch ? dispatchOnSubmit(id, keyId, now, dispatch) : []),
     ], "write");
@@ -170,8 +167,8 @@ export class TaskStore {
     const results = await this.db.batch(tasks.flatMap((t) => dispatchOnSubmit(t.id, keyId, now, { ...d, inferenceTokenHash: t.inferenceTokenHash })), "write");
     const placed = new Map<string, NodeRow>();
     tasks.forEach((t, i) => {
-      const node = results[i * 4 + 3]!.rows[0] as NodeRow | undefined;
-      if (node && results[i * 4]!.rowsAffected === 1) placed.set(t.id, node);
+      const node = results[i * 3 + 2]!.rows[0] as NodeRow | undefined;
+      if (node && results[i * 3]!.rowsAffected === 1) placed.set(t.id, node);
     });
     return placed;
   }
@@ -209,8 +206,8 @@ export class TaskStore {
   }
 
   /**
-   * Compare-and-set: move the task from one of `from` to `to`, and record the transition as an event in the
-   * same write batch. Returns false when another actor moved it first, which is the normal race outcome.
+   * Compare-and-set: move the task from one of `from` to `to`; the transition's event is recorded by a trigger
+   * in the same statement. Returns false when another actor moved it first, which is the normal race outcome.
    */
   async transition(id: string, from: readonly TaskStatus[], to: TaskStatus, opts: {
     message: string;
@@ -226,8 +223,8 @@ export class TaskStore {
     now?: number;
   }): Promise<boolean> {
     const now = opts.now ?? Date.now();
-    const sets = ["status = ?", "status_at = ?", "updated_at = ?", "deadline_at = ?", "deadline_timer = ?"];
-    const args: InValue[] = [to, now, now, opts.deadline?.at ?? null, opts.deadline?.timer ?? null];
+    const sets = ["status = ?", "status_at = ?", "updated_at = ?", "deadline_at = ?", "deadline_timer = ?", "status_message = ?"];
+    const args: InValue[] = [to, now, now, opts.deadline?.at ?? null, opts.deadline?.timer ?? null, opts.message];
     if (opts.nodeId !== undefined) (sets.push("node_id = ?"), args.push(opts.nodeId));
     if (opts.nextAttemptAt !== undefined) (sets.push("next_attempt_at = ?", "attempts = 0"), args.push(opts.nextAttemptAt));
     if (opts.error !== undefined) (sets.push("error = ?"), args.push(opts.error));
@@ -243,11 +240,7 @@ export class TaskStore {
         sql: `UPDATE tasks SET ${sets.join(", ")} WHERE id = ? AND status IN (${from.map(() => "?").join(",")})${extra}`,
         args: [...args, ...whereArgs],
       },
-      {
-        sql: "INSERT INTO task_events (task_id, at, type, status, message) SELECT ?, ?, 'status', ?, ? WHERE changes() = 1",
-        args: [id, now, to, opts.message],
-      },
-      // changes() is now the event's: 1 exactly when the move happened.
+      // changes() is the update's own (a trigger's rows are not counted): 1 exactly when the move happened.
       ...(opts.inferenceTokenHash === undefined ? [] : [{
         sql: "INSERT INTO task_tokens (token_hash, task_id, created_at) SELECT ?, ?, ? WHERE changes() = 1",
         args: [opts.inferenceTokenHash, id, now],
@@ -402,25 +395,20 @@ export function truncationMarker(maxLines: number): string {
 
 /**
  * The statements that dispatch a just-inserted task in its submission batch: the CAS to `dispatched` on the
- * oldest ready, fresh node of the key with a free slot (the capacity check and the slot count, kept by a
- * trigger, move in the same statement), the status event and the inference token (each only when the move
- * happened: `changes()` is the previous statement's), then that node's row. Nothing happens on an
+ * oldest ready, fresh node of the key with a free slot (the capacity check, the slot count and the status
+ * event, kept by triggers, move in the same statement), the inference token (only when the move happened:
+ * `changes()` is the update's), then that node's row. Nothing happens on an
  * idempotent replay: the new id was never inserted.
  */
 function dispatchOnSubmit(id: string, keyId: string, now: number, d: SubmitDispatch): { sql: string; args: InValue[] }[] {
   return [
     {
       sql: `UPDATE tasks SET status = 'dispatched', status_at = ?, updated_at = ?, deadline_at = ?, deadline_timer = ?,
-              node_id = slot.id, next_attempt_at = ?, attempts = 0
+              node_id = slot.id, next_attempt_at = ?, attempts = 0, status_message = 'dispatching to node ' || slot.id
             FROM (SELECT n.id FROM nodes n WHERE n.status = 'ready' AND n.owner_key_id = ? AND n.tasks_on_node < n.slots
                     AND COALESCE(n.last_heartbeat_at, n.ready_at) > ? ORDER BY n.created_at LIMIT 1) AS slot
             WHERE tasks.id = ? AND tasks.status = 'queued'`,
       args: [now, now, d.deadline.at, d.deadline.timer, d.nextAttemptAt, keyId, d.heartbeatAfter, id],
-    },
-    {
-      sql: `INSERT INTO task_events (task_id, at, type, status, message)
-            SELECT ?, ?, 'status', 'dispatched', 'dispatching to node ' || (SELECT node_id FROM tasks WHERE id = ?) WHERE changes() = 1`,
-      args: [id, now, id],
     },
     {
       sql: "INSERT INTO task_tokens (token_hash, task_id, created_at) SELECT ?, ?, ? WHERE changes() = 1",
