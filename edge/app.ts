@@ -91,11 +91,11 @@ export function createApp(deps: AppDeps): Hono {
   app.route("/api/keys", keyRoutes(deps.db, authenticate, deps.keyRevoked));
   app.route("/api/tasks", taskRoutes({ authenticate, tasks, runner, wakeups, timeouts: config.timeouts, limits: new TaskLimits(config.limits) }));
   app.route("/api/nodes", nodeRoutes({
-    authenticate, nodes, runner, agent, timeouts: config.timeouts,
+    authenticate, nodes, runner, agent, timeouts: config.timeouts, maxNodes: config.maxNodes,
     keyExists: async (id) => (await deps.db.execute({ sql: "SELECT 1 FROM api_keys WHERE id = ? AND revoked_at IS NULL", args: [id] })).rows.length > 0,
   }));
   app.route("/api/sessions", sessionRoutes(deps.sessions, authenticate));
-  app.route("/api/agent", callbackRoutes({ authenticate, tasks, nodes, runner, wakeups }));
+  app.route("/api/agent", callbackRoutes({ authenticate, tasks, nodes, runner, wakeups, taskLogMaxLines: config.taskLogMaxLines }));
   // `/v1/*` and `/api/usage`: the inference routes carry their own full paths.
   app.route("/", deps.inference.app);
 

@@ -47,3 +47,26 @@ describe("edge configuration", () => {
     expect(() => loadEdgeConfig(env)).toThrow(message);
   });
 });
+
+describe("the deploy profile", () => {
+  const hetzner = {
+    HCLOUD_TOKEN: "t", SAM_PUBLIC_URL: "https://sam.example.com", SAM_AGENT_DOWNLOAD_URL: "https://d.example.com/a",
+    SAM_AGENT_SHA256: "c".repeat(64), SAM_DATABASE_URL: "libsql://sam.turso.io", SAM_ADMIN_TOKEN: "a".repeat(24), SAM_SECRET_KEY: "b".repeat(64),
+  };
+
+  test("is detected from DENO_DEPLOYMENT_ID, chosen with SAM_PROFILE, and local otherwise", () => {
+    expect(loadEdgeConfig({ ...hetzner, DENO_DEPLOYMENT_ID: "abc" }).profile).toBe("deploy");
+    expect(loadEdgeConfig({ ...hetzner, SAM_PROFILE: "deploy" }).profile).toBe("deploy");
+    expect(loadEdgeConfig({ DENO_DEPLOYMENT_ID: "abc", SAM_PROFILE: "local" }).profile).toBe("local");
+    expect(loadEdgeConfig({}).profile).toBe("local");
+  });
+
+  test.each([
+    ["the embedded file: database", { SAM_DATABASE_URL: "" }, /^SAM_DATABASE_URL: the deploy profile needs a shared database/],
+    ["the local provider", { HCLOUD_TOKEN: "" }, /^SAM_PROVIDER: the deploy profile cannot run local nodes/],
+    ["no admin token", { SAM_ADMIN_TOKEN: "" }, /^SAM_ADMIN_TOKEN: required under the deploy profile/],
+    ["no secret key", { SAM_SECRET_KEY: "" }, /^SAM_SECRET_KEY: required under the deploy profile/],
+  ])("refuses %s", (_, env, message) => {
+    expect(() => loadEdgeConfig({ ...hetzner, DENO_DEPLOYMENT_ID: "abc", ...env })).toThrow(message);
+  });
+});

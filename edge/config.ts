@@ -3,14 +3,47 @@
  * throws a one-line `ConfigError` naming the variable; the Deno entry prints it and exits 2.
  */
 import { ConfigError, envChoice, envFlag, envInt, envString, type Env } from "../shared/env.ts";
-import { timeoutsFromEnv, type Timeouts } from "../shared/timeouts.ts";
+import { retentionFromEnv, timeoutsFromEnv, type Retention, type Timeouts } from "../shared/timeouts.ts";
 import { loadInferenceConfig, type InferenceConfig } from "./inference/config.ts";
 import { hetznerOptionsFromEnv } from "./providers/hetzner/config.ts";
 import type { HetznerProviderOptions } from "./providers/hetzner/provider.ts";
 
 export const DATABASE_SCHEMES = ["file:", "libsql:", "http:", "https:", "ws:", "wss:"] as const;
 
+/**
+ * Where the edge runs. `deploy` (Deno Deploy: detected from DENO_DEPLOYMENT_ID, or chosen with
+ * SAM_PROFILE=deploy) has no disk that outlives an instance or is shared between instances, so the edge
+ * there writes nothing to disk: it refuses a `file:` database, the local provider and any setting it would
+ * otherwise generate into the data dir.
+ */
+export type Profile = "local" | "deploy";
+
+/** Variables the deploy profile cannot start without, with why; each missing one stops the start with one line. */
+export const DEPLOY_REQUIRED: readonly (readonly [name: string, why: string])[] = [
+  ["SAM_ADMIN_TOKEN", "the edge cannot keep a generated admin token there (no disk outlives an instance)"],
+  // A key generated there would differ between instances and die with one, and every sealed secret with it.
+  ["SAM_SECRET_KEY", "a generated key would not survive the instance, nor be shared by the others (32 bytes, hex or base64)"],
+];
+
+export function profileFromEnv(env: Env): Profile {
+  return envChoice(env, "SAM_PROFILE", ["local", "deploy"], envString(env, "DENO_DEPLOYMENT_ID") ? "deploy" : "local");
+}
+
+/** What the deploy profile refuses, as a ConfigError naming the variable. */
+function checkDeployProfile(env: Env, provider: "local" | "hetzner", databaseUrl: string): void {
+  for (const [name, why] of DEPLOY_REQUIRED) {
+    if (!envString(env, name)) throw new ConfigError(`${name}: required under the deploy profile: ${why}`);
+  }
+  if (databaseUrl.startsWith("file:")) {
+    throw new ConfigError("SAM_DATABASE_URL: the deploy profile needs a shared database (libsql:// for Turso, or http(s)/ws(s) for sqld); a file: database lives on one instance's disk");
+  }
+  if (provider === "local") {
+    throw new ConfigError("SAM_PROVIDER: the deploy profile cannot run local nodes (agent processes beside the edge); set HCLOUD_TOKEN for the hetzner provider");
+  }
+}
+
 export type EdgeConfig = {
+  profile: Profile;
   host: string;
   port: number;
   dataDir: string;
@@ -39,8 +72,12 @@ export type EdgeConfig = {
   /** The orphan reaper on the tick (`SAM_ORPHAN_REAPER`): delete, only log what it would delete, or nothing. */
   orphanReaper: "on" | "dry-run" | "off";
   timeouts: Timeouts;
-  /** Most nodes alive at once (`SAM_MAX_NODES`). */
+  /** How long finished tasks, their logs, dead nodes and usage are kept (pruned on the tick). */
+  retention: Retention;
+  /** Most nodes with a server at once (`SAM_MAX_NODES`). */
   maxNodes: number;
+  /** Log lines the edge keeps per task (`SAM_TASK_LOG_MAX_LINES`); past it, one marker line. */
+  taskLogMaxLines: number;
   /** The local provider's agent: a binary path, or a command and arguments split on spaces (`SAM_AGENT_BINARY`). */
   agentCommand: string[];
   /** `SAM_SECRET_KEY` (32 bytes) sealing the secrets the edge must read back; null: generated into the data dir. */
@@ -89,6 +126,7 @@ function envUrl(env: Env, name: string, fallback: string | null, schemes: readon
 const GATEWAY_ID = /^[a-z0-9_]+(?:-[a-z0-9_]+)*$/;
 
 export function loadEdgeConfig(env: Env): EdgeConfig {
+  const profile = profileFromEnv(env);
   const dataDir = envString(env, "SAM_DATA_DIR", ".sam");
   const hetznerToken = envString(env, "HCLOUD_TOKEN") ?? null;
   const provider = envChoice(env, "SAM_PROVIDER", ["local", "hetzner"], hetznerToken ? "hetzner" : "local");
@@ -102,6 +140,7 @@ export function loadEdgeConfig(env: Env): EdgeConfig {
   if (!DATABASE_SCHEMES.some((s) => databaseUrl.startsWith(s))) {
     throw new ConfigError(`SAM_DATABASE_URL: expected a file:, libsql:, http(s): or ws(s): URL, got '${databaseUrl.split(":")[0]}:'`);
   }
+  if (profile === "deploy") checkDeployProfile(env, provider, databaseUrl);
   const aiGateway = envFlag(env, "SAM_AI_GATEWAY", false);
   const accountId = envString(env, "CF_ACCOUNT_ID") ?? null;
   const gatewayId = envString(env, "CF_AI_GATEWAY_ID") ?? null;
@@ -120,15 +159,11 @@ export function loadEdgeConfig(env: Env): EdgeConfig {
   if (rawSecretKey !== null && secretKey === null) {
     throw new ConfigError("SAM_SECRET_KEY: expected 32 bytes as 64 hex digits or base64 (e.g. `openssl rand -base64 32`)");
   }
-  // On Deno Deploy the disk is per instance: a key generated there would differ between instances and be
-  // lost with the instance, and every sealed secret in the shared database with it.
-  if (secretKey === null && envString(env, "DENO_DEPLOYMENT_ID")) {
-    throw new ConfigError("SAM_SECRET_KEY: required on Deno Deploy (32 bytes, hex or base64); a generated key would not survive the instance");
-  }
   const timeouts = timeoutsFromEnv(env);
   const inferenceProxy = loadInferenceConfig(env);
   const hetznerApiBase = envUrl(env, "SAM_HCLOUD_API_BASE", "https://api.hetzner.cloud/v1", ["http:", "https:"])!;
   return {
+    profile,
     host: envString(env, "SAM_HOST", "127.0.0.1"),
     port: envInt(env, "SAM_PORT", 8787, 0, 65535),
     dataDir,
@@ -166,7 +201,9 @@ export function loadEdgeConfig(env: Env): EdgeConfig {
     // Local nodes are this edge's own processes, stopped on shutdown; only cloud servers can be orphaned.
     orphanReaper: envChoice(env, "SAM_ORPHAN_REAPER", ["on", "dry-run", "off"], provider === "hetzner" ? "on" : "off"),
     timeouts,
+    retention: retentionFromEnv(env),
     maxNodes: envInt(env, "SAM_MAX_NODES", 10, 1, 10_000),
+    taskLogMaxLines: envInt(env, "SAM_TASK_LOG_MAX_LINES", 10_000, 1, 10_000_000),
     agentCommand: envString(env, "SAM_AGENT_BINARY", "agent/dist/sam-agent").split(/\s+/).filter(Boolean),
     secretKey,
     trustProxy: envFlag(env, "SAM_TRUST_PROXY", false),

@@ -23,6 +23,7 @@ import { AgentClient, type AgentFetch } from "./nodes/agent-client.ts";
 import { NodeStore } from "./nodes/store.ts";
 import { LocalProvider } from "./providers/local/local.ts";
 import type { Provider } from "./providers/provider.ts";
+import { pruneOnce } from "./retention/retention.ts";
 import { Runner } from "./runner/runner.ts";
 import { Wakeups } from "./runner/wakeups.ts";
 import { SessionStore } from "./sessions/store.ts";
@@ -56,7 +57,9 @@ export type EdgeOptions = {
 
 export async function createEdge(config: EdgeConfig, options: EdgeOptions = {}): Promise<Edge> {
   const startedAt = Date.now();
-  ensurePrivateDir(config.dataDir);
+  // The data dir holds what this instance keeps on its own disk; an edge with none (Deno Deploy) writes nothing.
+  const onDisk = config.databaseUrl.startsWith("file:") || config.adminToken === null || config.secretKey === null || config.provider === "local";
+  if (onDisk) ensurePrivateDir(config.dataDir);
   const db = await openDatabase(config.databaseUrl, config.databaseToken);
   await migrate(db, [...MIGRATIONS, ...INFERENCE_MIGRATIONS]);
   const admin = resolveAdminToken(config.adminToken, config.dataDir);
@@ -108,7 +111,10 @@ export async function createEdge(config: EdgeConfig, options: EdgeOptions = {}):
     publicUrl: () => publicUrl,
     async tick() {
       // One tick at a time per instance; other instances are kept apart by the CAS transitions.
-      ticking ??= runner.tick().finally(() => (ticking = null));
+      ticking ??= runner.tick()
+        .then(() => pruneOnce({ db, tasks, nodes, retention: config.retention }))
+        .then(() => {})
+        .finally(() => (ticking = null));
       await ticking;
     },
     async close() {

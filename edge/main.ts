@@ -1,23 +1,21 @@
 /**
- * Deno entry of the edge. The only file that touches `Deno.*` (besides the feature
- * test for `Deno.createHttpClient` in nodes/pinned-fetch.ts): it reads the environment, serves the app,
- * drives the safety-net tick (`Deno.cron` on Deploy, an interval locally) and shuts down cleanly on
- * SIGINT/SIGTERM.
+ * Deno entry of the edge, and the entrypoint on Deno Deploy (docs/deploy.md). The only file that touches
+ * `Deno.*`: it reads the environment, serves the app, passes Deno's TLS pinning into it, drives the safety-net
+ * tick (`Deno.cron` under the deploy profile, an interval locally) and shuts down cleanly on SIGINT/SIGTERM.
  */
 import { ConfigError } from "../shared/env.ts";
 import { loadEdgeConfig } from "./config.ts";
 import { createEdge, type Edge } from "./edge.ts";
 import { denoPinnedTls } from "./nodes/pinned-fetch.ts";
 
-const onDeploy = Boolean(Deno.env.get("DENO_DEPLOYMENT_ID"));
-let tick: (() => Promise<void>) | null = null;
+let cronTick: (() => Promise<void>) | null = null;
 
-// Deploy requires crons to be registered at module top level; the handler waits for the edge to exist.
-if (onDeploy) {
-  Deno.cron("sam-tick", "* * * * *", async () => {
-    await tick?.();
-  });
-}
+// Deploy discovers crons by evaluating the module's top level at deployment time: one registered inside a
+// conditional, a handler or after Deno.serve is never picked up. So it is registered here, always; the
+// handler does nothing until the edge exists, and nothing under the local profile (the interval ticks there).
+Deno.cron("sam-tick", "* * * * *", async () => {
+  await cronTick?.();
+});
 
 function loadConfigOrExit() {
   try {
@@ -41,7 +39,8 @@ async function createEdgeOrExit(): Promise<Edge> {
 
 const config = loadConfigOrExit();
 const edge = await createEdgeOrExit();
-tick = edge.tick;
+const onDeploy = config.profile === "deploy";
+if (onDeploy) cronTick = edge.tick;
 
 async function serveOrExit(handler: Deno.ServeHandler, options: Deno.ServeTcpOptions): Promise<Deno.HttpServer> {
   try {
@@ -61,7 +60,7 @@ const server = await serveOrExit(edge.app.fetch, {
   onListen({ hostname, port }) {
     const url = `http://${hostname}:${port}`;
     edge.setPublicUrl(url);
-    console.log(`SAM edge listening on ${url}`);
+    console.log(`SAM edge listening on ${url}${onDeploy ? " (deploy profile)" : ""}`);
     console.log(`admin pages: ${url}/admin`);
     if (edge.admin.source === "env") console.log("admin token: from SAM_ADMIN_TOKEN");
     else console.log(`admin token: ${edge.admin.token}  (kept in ${edge.admin.path})`);

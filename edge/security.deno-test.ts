@@ -174,12 +174,12 @@ Deno.test("on Deno Deploy the edge does not start without SAM_SECRET_KEY", async
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["run", "--allow-all", "edge/main.ts"],
     cwd: root,
-    env: { SAM_PORT: "0", DENO_DEPLOYMENT_ID: "test", SAM_DATABASE_URL: "http://127.0.0.1:9" },
+    env: { SAM_PORT: "0", DENO_DEPLOYMENT_ID: "test", SAM_DATABASE_URL: "http://127.0.0.1:9", SAM_ADMIN_TOKEN: "admin-token-for-the-deploy-check-01", HCLOUD_TOKEN: "t", SAM_PUBLIC_URL: "https://sam.example.com", SAM_AGENT_DOWNLOAD_URL: "https://d.example.com/a", SAM_AGENT_SHA256: "c".repeat(64) },
     stdout: "null",
     stderr: "piped",
   }).output();
   assert.equal(out.code, 2);
-  assert.match(new TextDecoder().decode(out.stderr), /^sam: configuration error: SAM_SECRET_KEY: required on Deno Deploy/);
+  assert.match(new TextDecoder().decode(out.stderr), /^sam: configuration error: SAM_SECRET_KEY: required under the deploy profile/);
 });
 
 Deno.test("limits: task submissions per key, task API requests per key, SSE follows per key and per edge; repo.url userinfo is a 400", async () => {

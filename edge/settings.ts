@@ -17,7 +17,8 @@ export const EDGE_SETTINGS: SettingGroup[] = [
       { name: "SAM_DATABASE_URL", default: "`file:$SAM_DATA_DIR/sam.db`", meaning: "libSQL database: `file:`, `libsql://` (Turso), `http(s)://` or `ws(s)://` (sqld)" },
       { name: "SAM_DATABASE_TOKEN", default: "—", meaning: "auth token for Turso/sqld" },
       { name: "SAM_PUBLIC_URL", default: "the listen URL", meaning: "the URL agents (and coding agents on nodes) use to reach the edge" },
-      { name: "SAM_MAX_NODES", default: "`10`", meaning: "most nodes alive at once; further tasks wait in `queued`" },
+      { name: "SAM_MAX_NODES", default: "`10`", meaning: "most nodes alive at once (a database invariant across instances); further tasks wait in `queued`" },
+      { name: "SAM_TASK_LOG_MAX_LINES", default: "`10000`", meaning: "log lines the edge keeps per task, then one truncation marker (the node's event store keeps them all)" },
     ],
   },
   {
@@ -28,7 +29,8 @@ export const EDGE_SETTINGS: SettingGroup[] = [
       { name: "SAM_API_READ_RPM", default: "`600`", meaning: "`/api/tasks*` requests (other than submissions) per key per minute; submissions use the key's limit, else `SAM_RATE_LIMIT_RPM`" },
       { name: "SAM_SSE_MAX_PER_KEY", default: "`16`", meaning: "concurrent task event follows per key, per instance (429 with `Retry-After` beyond)" },
       { name: "SAM_SSE_MAX", default: "`256`", meaning: "concurrent task event follows per instance, all keys" },
-      { name: "DENO_DEPLOYMENT_ID", default: "set by Deno Deploy", meaning: "marks a Deno Deploy instance: the deploy profile's checks apply (docs/deploy.md)" },
+      { name: "DENO_DEPLOYMENT_ID", default: "set by Deno Deploy", meaning: "marks a Deno Deploy instance: selects the deploy profile (docs/deploy.md)" },
+      { name: "SAM_PROFILE", default: "`deploy` on Deno Deploy, else `local`", meaning: "`deploy` refuses a `file:` database, the local provider, a missing admin token or secret key, and writes nothing to disk" },
     ],
   },
   {

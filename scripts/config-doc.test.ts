@@ -8,7 +8,7 @@ import { SETTINGS as AGENT_SETTINGS, loadAgentConfig } from "../agent/config/ind
 import { workConfigFromEnv } from "../agent/work/config.ts";
 import { loadEdgeConfig } from "../edge/config.ts";
 import { EDGE_SETTINGS } from "../edge/settings.ts";
-import { TIMER_BASES, TIMER_OVERRIDES } from "../shared/timeouts.ts";
+import { RETENTION_TIMERS, TIMER_BASES, TIMER_OVERRIDES } from "../shared/timeouts.ts";
 import { CONFIG_DOC, renderConfigDoc } from "./config-doc.ts";
 
 /** An env map that records every name read from it. */
@@ -23,7 +23,7 @@ function traced(values: Record<string, string>) {
   return { env, read };
 }
 
-const TIMER_ENVS = new Set<string>([...Object.values(TIMER_BASES), ...Object.values(TIMER_OVERRIDES)].map((t) => t.env));
+const TIMER_ENVS = new Set<string>([...Object.values(TIMER_BASES), ...Object.values(TIMER_OVERRIDES), ...Object.values(RETENTION_TIMERS)].map((t) => t.env));
 
 test("docs/configuration.md is what scripts/config-doc.ts generates", () => {
   expect(readFileSync(CONFIG_DOC, "utf8")).toBe(renderConfigDoc());

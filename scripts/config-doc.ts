@@ -7,7 +7,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { formatDuration } from "../shared/duration.ts";
-import { DERIVATIONS, REQUEST_TIMEOUTS, TIMER_BASES, TIMER_OVERRIDES } from "../shared/timeouts.ts";
+import { DERIVATIONS, REQUEST_TIMEOUTS, RETENTION_TIMERS, TIMER_BASES, TIMER_OVERRIDES } from "../shared/timeouts.ts";
 import { EDGE_SETTINGS } from "../edge/settings.ts";
 import { SETTINGS as AGENT_SETTINGS } from "../agent/config/index.ts";
 
@@ -37,6 +37,8 @@ export function renderConfigDoc(): string {
     "", "Derived timers an operator may still set explicitly:", "",
     table(Object.values(TIMER_OVERRIDES).map((t) => ({ name: t.env, default: t.derivation, meaning: t.meaning }))),
     "", `Derived, not settable: ${Object.entries(DERIVATIONS).filter(([k]) => !(k in TIMER_OVERRIDES)).map(([k, d]) => `\`${k} = ${d}\``).join(", ")}.`,
+    "", "Retention (pruned on the tick in bounded chunks):", "",
+    table(Object.values(RETENTION_TIMERS).map((t) => ({ name: t.env, default: `\`${formatDuration(t.default)}\``, meaning: t.meaning }))),
     "", "Per-request limits (fixed):", "", "| name | value | meaning |", "| --- | --- | --- |",
     ...Object.entries(REQUEST_TIMEOUTS).map(([k, t]) => `| \`${k}\` | \`${formatDuration(t.ms)}\` | ${cell(t.meaning)} |`));
   out.push("", "## The agent (on each node)", "", "Set by cloud-init on a VM, by the local provider on this machine; each is also a flag",

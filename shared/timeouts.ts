@@ -166,3 +166,27 @@ export const REQUEST_TIMEOUTS = {
 export function describeRequestTimeouts(): { name: string; ms: number; value: string; source: string }[] {
   return Object.entries(REQUEST_TIMEOUTS).map(([name, spec]) => ({ name, ms: spec.ms, value: fmt(spec.ms), source: `fixed: ${spec.meaning}` }));
 }
+
+/**
+ * How long the edge keeps what it no longer needs to run tasks: the timers of its retention, pruned on the tick
+ * in bounded chunks. Counted from when a task ended, a node was deleted or failed, a usage day ended.
+ */
+export const RETENTION_TIMERS = {
+  taskLogs: { env: "SAM_TASK_LOG_RETENTION", default: 7 * 24 * 60 * MINUTE, meaning: "log lines of a finished task are kept this long (its status history stays with the task)" },
+  tasks: { env: "SAM_TASK_RETENTION", default: 30 * 24 * 60 * MINUTE, meaning: "a finished task (its result and status history) is kept this long" },
+  deadNodes: { env: "SAM_NODE_RETENTION", default: 7 * 24 * 60 * MINUTE, meaning: "the row of a deleted or failed node is kept this long" },
+  usage: { env: "SAM_USAGE_RETENTION", default: 400 * 24 * 60 * MINUTE, meaning: "daily inference usage per key and model is kept this long" },
+} as const;
+
+export type Retention = { [K in keyof typeof RETENTION_TIMERS]: number };
+
+/** Read the retention timers; a task's logs cannot outlive the task, so a longer log retention is refused. */
+export function retentionFromEnv(env: Env): Retention {
+  const r = Object.fromEntries(
+    Object.entries(RETENTION_TIMERS).map(([k, spec]) => [k, envDuration(env, spec.env, spec.default)]),
+  ) as Retention;
+  if (r.taskLogs > r.tasks) {
+    throw new ConfigError(`${RETENTION_TIMERS.taskLogs.env} (${fmt(r.taskLogs)}) must not exceed ${RETENTION_TIMERS.tasks.env} (${fmt(r.tasks)}): a task's logs go with the task`);
+  }
+  return r;
+}

@@ -17,7 +17,11 @@ import type { Runner } from "../runner/runner.ts";
 import type { Wakeups } from "../runner/wakeups.ts";
 import type { TaskRecord, TaskStore } from "../tasks/store.ts";
 
-export type CallbackDeps = { authenticate: Authenticate; tasks: TaskStore; nodes: NodeStore; runner: Runner; wakeups: Wakeups };
+export type CallbackDeps = {
+  authenticate: Authenticate; tasks: TaskStore; nodes: NodeStore; runner: Runner; wakeups: Wakeups;
+  /** Log lines kept per task (`SAM_TASK_LOG_MAX_LINES`); the full output stays on the node. */
+  taskLogMaxLines: number;
+};
 
 function nodeOf(caller: Caller): string {
   if (caller.kind !== "node") throw new HttpError(403, "agent callbacks need a node token", { code: "forbidden" });
@@ -123,7 +127,7 @@ export function callbackRoutes(d: CallbackDeps): Hono<CallerEnv> {
     const nodeId = nodeOf(c.var.caller);
     const task = await taskOfNode(nodeId, c.req.param("taskId"));
     const batch = parseOrThrow(TaskLogBatch, await readJsonBody(c.req.raw));
-    const out = await d.tasks.appendLogs(task.id, batch.events);
+    const out = await d.tasks.appendLogs(task, batch.events, d.taskLogMaxLines);
     if (task.status === "dispatched") {
       // Output proves the agent runs it, even if its 202 got lost on the way back.
       await d.runner.markRunning(task.id, nodeId);

@@ -162,4 +162,61 @@ export const MIGRATIONS: Migration[] = [
     id: "0020-task-repo-push",
     statements: ["ALTER TABLE tasks ADD COLUMN repo_push TEXT"],
   },
+  {
+    // A node's idle time is kept by the same triggers that count its tasks: taking a slot clears `idle_since`,
+    // giving back the last one sets it to the moment the task moved. Placement and the result callback then
+    // write nothing to the node themselves (one statement less per task), and no path can forget it.
+    id: "0050-node-idle-by-trigger",
+    statements: [
+      "DROP TRIGGER tasks_on_node_insert",
+      "DROP TRIGGER tasks_on_node_update",
+      "DROP TRIGGER tasks_on_node_delete",
+      `CREATE TRIGGER tasks_on_node_insert AFTER INSERT ON tasks
+        WHEN NEW.node_id IS NOT NULL AND NEW.status IN ('provisioning','waiting_for_agent','dispatched','running')
+        BEGIN UPDATE nodes SET tasks_on_node = tasks_on_node + 1, idle_since = NULL WHERE id = NEW.node_id; END`,
+      `CREATE TRIGGER tasks_on_node_update AFTER UPDATE OF status, node_id ON tasks
+        WHEN OLD.node_id IS NOT NEW.node_id
+          OR (OLD.status IN ('provisioning','waiting_for_agent','dispatched','running'))
+            <> (NEW.status IN ('provisioning','waiting_for_agent','dispatched','running'))
+        BEGIN
+          UPDATE nodes SET tasks_on_node = tasks_on_node - 1,
+              idle_since = CASE WHEN tasks_on_node = 1 THEN NEW.updated_at ELSE idle_since END
+            WHERE id = OLD.node_id AND OLD.status IN ('provisioning','waiting_for_agent','dispatched','running');
+          UPDATE nodes SET tasks_on_node = tasks_on_node + 1, idle_since = NULL
+            WHERE id = NEW.node_id AND NEW.status IN ('provisioning','waiting_for_agent','dispatched','running');
+        END`,
+      `CREATE TRIGGER tasks_on_node_delete AFTER DELETE ON tasks
+        WHEN OLD.node_id IS NOT NULL AND OLD.status IN ('provisioning','waiting_for_agent','dispatched','running')
+        BEGIN
+          UPDATE nodes SET tasks_on_node = tasks_on_node - 1,
+              idle_since = CASE WHEN tasks_on_node = 1 THEN OLD.updated_at ELSE idle_since END
+            WHERE id = OLD.node_id;
+        END`,
+      // What the node cap counts (every node that has or may get a server) and the retention sweeps' scans.
+      "CREATE INDEX nodes_status_at ON nodes (status, status_at)",
+      "CREATE INDEX tasks_ended ON tasks (updated_at) WHERE status IN ('succeeded','failed','cancelled')",
+      // Log lines are stored a batch per row (message holds the batch); these say how far the edge has the
+      // task's output and how many lines it kept, so a retried batch and the per-task cap need no count.
+      "ALTER TABLE tasks ADD COLUMN log_seq INTEGER NOT NULL DEFAULT -1",
+      "ALTER TABLE tasks ADD COLUMN log_lines INTEGER NOT NULL DEFAULT 0",
+      `UPDATE tasks SET
+        log_seq = COALESCE((SELECT MAX(agent_seq) FROM task_events e WHERE e.task_id = tasks.id), -1),
+        log_lines = (SELECT COUNT(*) FROM task_events e WHERE e.task_id = tasks.id AND e.type = 'log')`,
+    ],
+  },
+  {
+    // A task's status events are written by triggers, from the status, its time and the message the move set:
+    // every transition is then one statement instead of two (the database server parses and runs each
+    // statement of a batch on its own, so statements, not round trips, are most of its work per task).
+    id: "0051-status-events-by-trigger",
+    statements: [
+      "ALTER TABLE tasks ADD COLUMN status_message TEXT",
+      `CREATE TRIGGER task_status_event_insert AFTER INSERT ON tasks
+        BEGIN INSERT INTO task_events (task_id, at, type, status, message)
+          VALUES (NEW.id, NEW.status_at, 'status', NEW.status, COALESCE(NEW.status_message, '')); END`,
+      `CREATE TRIGGER task_status_event_update AFTER UPDATE OF status ON tasks
+        BEGIN INSERT INTO task_events (task_id, at, type, status, message)
+          VALUES (NEW.id, NEW.status_at, 'status', NEW.status, COALESCE(NEW.status_message, '')); END`,
+    ],
+  },
 ];

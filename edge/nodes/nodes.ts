@@ -15,7 +15,7 @@ import type { Runner } from "../runner/runner.ts";
 import { AgentUnreachable, type AgentClient } from "./agent-client.ts";
 import type { NodeRecord, NodeStore } from "./store.ts";
 
-export type NodeRouteDeps = { authenticate: Authenticate; nodes: NodeStore; runner: Runner; agent: AgentClient; timeouts: Timeouts; keyExists: (id: string) => Promise<boolean> };
+export type NodeRouteDeps = { authenticate: Authenticate; nodes: NodeStore; runner: Runner; agent: AgentClient; timeouts: Timeouts; maxNodes: number; keyExists: (id: string) => Promise<boolean> };
 
 const WarmRequest = v.strictObject({ ownerKeyId: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(64))) });
 const ListQuery = v.strictObject({
@@ -83,6 +83,9 @@ export function nodeRoutes(d: NodeRouteDeps): Hono<CallerEnv> {
       throw new HttpError(400, `ownerKeyId: no active API key ${input.ownerKeyId}`, { code: "invalid_request" });
     }
     const node = await d.runner.provisionNode(input.ownerKeyId ?? null);
+    if (!node) {
+      throw new HttpError(409, `the node cap is reached (SAM_MAX_NODES=${d.maxNodes}); delete a node or raise the cap`, { code: "node_cap_reached" });
+    }
     return c.json(await d.nodes.view(node, d.timeouts), 201);
   });
 

@@ -9,8 +9,11 @@ import type { SecretBox } from "../auth/secret-box.ts";
 import type { Client } from "../db/client.ts";
 import { sqlList } from "../tasks/store.ts";
 
-/** Nodes that exist or are coming up: what counts against SAM_MAX_NODES and can take work. */
+/** Nodes that exist or are coming up: what can take work. */
 const LIVE_NODE_SQL = sqlList(["provisioning", "booting", "ready"] satisfies NodeStatus[]);
+/** What counts against SAM_MAX_NODES: every node that has, or may yet get, a server (a draining one still has it). */
+export const CAPPED_NODE_STATUSES = ["provisioning", "booting", "ready", "draining"] as const satisfies NodeStatus[];
+const CAPPED_NODE_SQL = sqlList(CAPPED_NODE_STATUSES);
 
 export type NodeRecord = {
   id: string;
@@ -24,6 +27,8 @@ export type NodeRecord = {
   /** The token the edge presents to the node's agent, as stored: sealed (AgentClient opens it per call). */
   agentToken: string;
   slots: number;
+  /** Tasks holding a slot on the node (kept by triggers). */
+  tasksOnNode: number;
   createdAt: number;
   readyAt: number | null;
   lastHeartbeatAt: number | null;
@@ -55,6 +60,7 @@ export function nodeFromRow(r: Row): NodeRecord {
     ownerKeyId: str(r.owner_key_id),
     agentToken: String(r.agent_token),
     slots: Number(r.slots),
+    tasksOnNode: Number(r.tasks_on_node ?? 0),
     createdAt: Number(r.created_at),
     readyAt: num(r.ready_at),
     lastHeartbeatAt: num(r.last_heartbeat_at),
@@ -83,13 +89,62 @@ export function nodeHealth(n: Pick<NodeRecord, "status" | "lastHeartbeatAt" | "r
 export class NodeStore {
   constructor(private readonly db: Client, private readonly box: SecretBox) {}
 
-  /** `agentToken` is the plain token; only its sealed form is written. */
-  async insert(n: { id: string; provider: "local" | "hetzner"; ownerKeyId: string | null; nodeTokenHash: string; agentToken: string; slots: number; now: number }): Promise<void> {
-    await this.db.execute({
+  /**
+   * `agentToken` is the plain token; only its sealed form is written.
+   * Insert a node row only while fewer than `maxNodes` nodes count against the cap. The count and the insert
+   * are one statement, so one write transaction: however many edge instances share the database, two
+   * inserts can never both see the last free place. Null when the cap is reached.
+   */
+  async insertUnderCap(n: { id: string; provider: "local" | "hetzner"; ownerKeyId: string | null; nodeTokenHash: string; agentToken: string; slots: number; now: number }, maxNodes: number): Promise<NodeRecord | null> {
+    const r = await this.db.execute({
       sql: `INSERT INTO nodes (id, status, status_at, provider, owner_key_id, node_token_hash, agent_token, slots, created_at, idle_since)
-            VALUES (?, 'provisioning', ?, ?, ?, ?, ?, ?, ?, ?)`,
-      args: [n.id, n.now, n.provider, n.ownerKeyId, n.nodeTokenHash, await this.box.seal(n.agentToken), n.slots, n.now, n.now],
+            SELECT ?, 'provisioning', ?, ?, ?, ?, ?, ?, ?, ?
+            WHERE (SELECT COUNT(*) FROM nodes WHERE status IN ${CAPPED_NODE_SQL}) < ?
+            RETURNING *`,
+      args: [n.id, n.now, n.provider, n.ownerKeyId, n.nodeTokenHash, await this.box.seal(n.agentToken), n.slots, n.now, n.now, maxNodes],
     });
+    return r.rows[0] ? nodeFromRow(r.rows[0] as Row) : null;
+  }
+
+  /** How many nodes count against the cap, and whether an idle ready node of another key could give way. */
+  async capacity(keyId: string): Promise<{ capped: number; idleElsewhere: boolean }> {
+    const r = await this.db.execute({
+      sql: `SELECT (SELECT COUNT(*) FROM nodes WHERE status IN ${CAPPED_NODE_SQL}) AS capped,
+              EXISTS (SELECT 1 FROM nodes WHERE status = 'ready' AND tasks_on_node = 0 AND owner_key_id IS NOT NULL AND owner_key_id <> ?) AS idle`,
+      args: [keyId],
+    });
+    return { capped: Number(r.rows[0]!.capped), idleElsewhere: Number(r.rows[0]!.idle) === 1 };
+  }
+
+  /**
+   * Start draining the longest-idle ready node of another key (no task on it), so a key waiting at the cap
+   * gets its place; null when there is none. The CAS re-checks that the node is still idle.
+   */
+  async drainIdleFor(keyId: string, reason: string, now = Date.now()): Promise<NodeRecord | null> {
+    const r = await this.db.execute({
+      sql: `UPDATE nodes SET status = 'draining', status_reason = ?, status_at = ?
+            WHERE id = (SELECT id FROM nodes WHERE status = 'ready' AND tasks_on_node = 0 AND owner_key_id IS NOT NULL
+                          AND owner_key_id <> ? ORDER BY idle_since LIMIT 1)
+              AND status = 'ready' AND tasks_on_node = 0
+            RETURNING *`,
+      args: [reason, now, keyId],
+    });
+    return r.rows[0] ? nodeFromRow(r.rows[0] as Row) : null;
+  }
+
+  /** Rows of nodes deleted or failed before `before`, at most `limit`; their timings go with them. */
+  async pruneDead(before: number, limit: number): Promise<number> {
+    const [, r] = await this.db.batch([
+      {
+        sql: `DELETE FROM node_timings WHERE node_id IN (SELECT id FROM nodes WHERE status IN ('deleted','failed') AND status_at < ? ORDER BY status_at LIMIT ?)`,
+        args: [before, limit],
+      },
+      {
+        sql: `DELETE FROM nodes WHERE id IN (SELECT id FROM nodes WHERE status IN ('deleted','failed') AND status_at < ? ORDER BY status_at LIMIT ?)`,
+        args: [before, limit],
+      },
+    ], "write");
+    return r!.rowsAffected;
   }
 
   async get(id: string): Promise<NodeRecord | null> {
@@ -165,8 +220,9 @@ export class NodeStore {
     return r.rowsAffected === 1;
   }
 
-  async countLive(): Promise<number> {
-    const r = await this.db.execute(`SELECT COUNT(*) AS n FROM nodes WHERE status IN ${LIVE_NODE_SQL}`);
+  /** Nodes counting against SAM_MAX_NODES now. */
+  async countCapped(): Promise<number> {
+    const r = await this.db.execute(`SELECT COUNT(*) AS n FROM nodes WHERE status IN ${CAPPED_NODE_SQL}`);
     return Number(r.rows[0]?.n ?? 0);
   }
 

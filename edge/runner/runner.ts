@@ -10,13 +10,14 @@ import { errorMessageOf } from "../../shared/errors.ts";
 import type { Timeouts } from "../../shared/timeouts.ts";
 import { TASK_SLOTS } from "../../shared/wire/agent.ts";
 import * as v from "valibot";
-import { TaskRunState, type TaskDispatch, type TaskStatus } from "../../shared/wire/task.ts";
+import { TaskRunState, type TaskDispatch, type TaskStatus, type TaskSubmission } from "../../shared/wire/task.ts";
 import { TOKEN_PREFIX } from "../auth/authenticate.ts";
 import { hashToken, randomToken } from "../auth/tokens.ts";
 import { ProviderCreateError, type Provider } from "../providers/provider.ts";
 import { AgentUnreachable, type AgentClient } from "../nodes/agent-client.ts";
-import { nodeHealth, type NodeRecord, type NodeStore } from "../nodes/store.ts";
-import type { TaskRecord, TaskStore } from "../tasks/store.ts";
+import { nodeFromRow, nodeHealth, type NodeRecord, type NodeStore } from "../nodes/store.ts";
+import type { NodeStatus } from "../../shared/wire/api.ts";
+import { dispatchingMessage, type TaskRecord, type TaskStore } from "../tasks/store.ts";
 import { runnerDeadline, sweepDeadline, SWEEP_LIMITS, type ActiveStatus } from "./deadlines.ts";
 import { reapOrphans, type OrphanReaperMode } from "./orphans.ts";
 import type { Wakeups } from "./wakeups.ts";
@@ -27,7 +28,7 @@ export type RunnerDeps = {
   provider: Provider;
   agent: AgentClient;
   timeouts: Timeouts;
-  /** Most nodes alive at once (provisioning, booting or ready). */
+  /** Most nodes with a server at once (provisioning, booting, ready or draining); a database invariant. */
   maxNodes: number;
   /** The edge's public URL, known once it listens. */
   publicUrl: () => string;
@@ -72,28 +73,64 @@ export class Runner {
 
   // ---- events ----
 
-  submitted(task: TaskRecord): void {
-    this.background(() => this.place(task.id, task));
+  /**
+   * A submission: the task is inserted and, when a ready node of its key has a free slot, dispatched to it in
+   * the same write batch; the agent call (or the placement on another node) then runs off the request's path.
+   */
+  async submit(keyId: string, submission: TaskSubmission, idempotencyKey: string | null, now = Date.now()): Promise<{ task: TaskRecord; created: boolean }> {
+    const token = randomToken(TOKEN_PREFIX.task);
+    const { task, created, node } = await this.d.tasks.submit(keyId, submission, idempotencyKey, runnerDeadline("queued", now, this.t), now, {
+      heartbeatAfter: now - this.t.nodeStale,
+      deadline: runnerDeadline("dispatched", now, this.t),
+      nextAttemptAt: this.dispatchLease(now),
+      inferenceTokenHash: hashToken(token),
+    });
+    if (created) {
+      if (node) {
+        const record = nodeFromRow(node);
+        this.background(() => this.dispatch(task, record, token));
+      } else {
+        this.background(() => this.place(task.id, task));
+      }
+    }
+    return { task, created };
+  }
+
+  /** A lease on a dispatch: if this instance dies before the agent answers, the tick retries after it. */
+  private dispatchLease(now: number): number {
+    return now + this.requestTimeoutMs + this.t.retryBackoff;
   }
 
   /**
-   * Put a queued task on a node of its key: a ready one (dispatch now), a booting one, or a new one.
-   * `fresh` is the record just written (a submission), which spares the first read.
+   * Put a queued task on a node of its key: a ready one (dispatch now), a booting one, or a new one if the
+   * node cap allows. Returns "capped" when the task stays queued because the cap is reached; it is placed
+   * again as soon as a node goes away (see `placeWaiting`). `fresh` is the record just written (a
+   * submission), which spares the first read.
    */
-  async place(taskId: string, fresh?: TaskRecord): Promise<void> {
+  async place(taskId: string, fresh?: TaskRecord): Promise<"placed" | "capped" | "gone"> {
     for (let attempt = 0; attempt < 4; attempt++) {
       const task = attempt === 0 && fresh ? fresh : await this.d.tasks.get(taskId);
-      if (!task || task.status !== "queued") return;
+      if (!task || task.status !== "queued") return "gone";
       const now = Date.now();
       let node = await this.d.nodes.findSlot(task.keyId, this.t, now);
       let launch = () => {};
       if (!node) {
-        if ((await this.d.nodes.countLive()) >= this.d.maxNodes) {
-          // Stay queued; a finishing task or the tick places it. The queue-wait deadline still runs.
-          await this.d.tasks.setNextAttempt(task.id, "queued", now + this.t.retryBackoff);
-          return;
+        // A read first: at the cap (the usual case in a burst) the insert, a write, is not even tried. The
+        // insert itself is what enforces the cap.
+        const probe = await this.d.nodes.capacity(task.keyId);
+        const made = probe.capped < this.d.maxNodes ? await this.newNode(task.keyId) : null;
+        // The insert lost the last place, but the node made meanwhile (by a concurrent placement) may have a slot.
+        if (!made && probe.capped < this.d.maxNodes && attempt < 3 && (await this.d.nodes.findSlot(task.keyId, this.t, now))) continue;
+        if (!made) {
+          // Stay queued. The queue-wait deadline still runs; a node going away places it (event-driven), the
+          // tick is the backstop. An idle node of another key gives way, so no key waits a warm time out.
+          const idle = probe.idleElsewhere
+            ? await this.d.nodes.drainIdleFor(task.keyId, `idle, and key ${task.keyId} waits at the node cap (${this.d.maxNodes})`, now)
+            : null;
+          if (idle) await this.deleteServer(idle, idle.statusReason ?? "drained");
+          return "capped";
         }
-        ({ node, launch } = await this.newNode(task.keyId));
+        ({ node, launch } = made);
       }
       if (node.ownerKeyId === null && !(await this.d.nodes.claim(node.id, task.keyId))) continue;
       const nodeStatus = node.status;
@@ -105,8 +142,9 @@ export class Runner {
       if (target === "dispatched") {
         const claimed = await this.claimDispatch(task, node, ["queued"], capacity);
         if (claimed) {
-          await this.dispatch(claimed.task, node, claimed.token);
-          return;
+          // The agent call runs on its own, so a loop placing a queue does not wait for each agent in turn.
+          this.background(() => this.dispatch(claimed.task, node, claimed.token));
+          return "placed";
         }
         continue;
       }
@@ -118,31 +156,51 @@ export class Runner {
         now,
       });
       launch(); // even when another instance placed the task first: the node then stays warm for the next one
-      if (ok) {
-        await this.d.nodes.update(node.id, { idle_since: null });
-        return;
-      }
+      if (ok) return "placed";
     }
+    return "gone";
   }
 
-  /** Insert a node row and start creating its server in the background. */
-  async provisionNode(ownerKeyId: string | null): Promise<NodeRecord> {
-    const { node, launch } = await this.newNode(ownerKeyId);
-    launch();
-    return node;
+  /** Insert a node row and start creating its server in the background; null when the node cap is reached. */
+  async provisionNode(ownerKeyId: string | null): Promise<NodeRecord | null> {
+    const made = await this.newNode(ownerKeyId);
+    made?.launch();
+    return made?.node ?? null;
   }
 
-  /** A node row with fresh credentials; `launch` starts the server create (after the caller placed its task). */
-  private async newNode(ownerKeyId: string | null): Promise<{ node: NodeRecord; launch: () => void }> {
+  /**
+   * A node row with fresh credentials, inserted only under the node cap (checked in the insert itself);
+   * `launch` starts the server create (after the caller placed its task). Null at the cap.
+   */
+  private async newNode(ownerKeyId: string | null): Promise<{ node: NodeRecord; launch: () => void } | null> {
     const id = `n-${randomToken("x").slice(2, 12).toLowerCase()}`;
     const nodeToken = randomToken(TOKEN_PREFIX.node);
     const agentToken = randomToken(TOKEN_PREFIX.agent);
     const now = Date.now();
-    await this.d.nodes.insert({ id, provider: this.d.provider.name, ownerKeyId, nodeTokenHash: hashToken(nodeToken), agentToken, slots: TASK_SLOTS.default, now });
-    return {
-      node: (await this.d.nodes.get(id))!,
-      launch: () => this.background(() => this.createServer(id, nodeToken, agentToken, ownerKeyId)),
-    };
+    const node = await this.d.nodes.insertUnderCap({ id, provider: this.d.provider.name, ownerKeyId, nodeTokenHash: hashToken(nodeToken), agentToken, slots: TASK_SLOTS.default, now }, this.d.maxNodes);
+    if (!node) return null;
+    return { node, launch: () => this.background(() => this.createServer(id, nodeToken, agentToken, ownerKeyId)) };
+  }
+
+  /**
+   * A node left the count of the cap (deleted or failed): place the tasks waiting for a place, oldest first.
+   * Once one of them meets the cap again the rest of its key waits too (the cap is shared), so a long queue
+   * costs a few statements, not one per task.
+   */
+  async placeWaiting(now = Date.now()): Promise<void> {
+    const capped = new Set<string>();
+    // Tasks backing off after a failed node are left to their backoff (the tick places them).
+    for (const task of await this.d.tasks.inStatus(["queued"], { retryDue: now, limit: 100 })) {
+      if (capped.has(task.keyId)) continue;
+      if ((await this.place(task.id, task)) === "capped") capped.add(task.keyId);
+    }
+  }
+
+  /** Move a node to `deleted` or `failed`; when it moved, its place under the cap goes to a waiting task. */
+  private async retireNode(nodeId: string, from: NodeStatus[], to: "deleted" | "failed", reason: string): Promise<boolean> {
+    const ok = await this.d.nodes.transition(nodeId, from, to, reason);
+    if (ok) this.background(() => this.placeWaiting());
+    return ok;
   }
 
   private async createServer(nodeId: string, nodeToken: string, agentToken: string, ownerKeyId: string | null): Promise<void> {
@@ -179,6 +237,7 @@ export class Runner {
         return;
       }
       await this.requeueTasksOf(nodeId, reason);
+      await this.placeWaiting();
     }
   }
 
@@ -207,19 +266,48 @@ export class Runner {
     if (node.ownerKeyId) await this.placeQueued(node.ownerKeyId);
   }
 
-  /** A task left a node: note when the node went idle, and give its slot to the next queued task. */
+  /**
+   * A task left a node (the triggers already noted when the node went idle): a drained node goes, and its
+   * slot goes to the next queued task of the key.
+   */
   async taskLeftNode(task: Pick<TaskRecord, "keyId" | "nodeId">): Promise<void> {
-    if (task.nodeId && (await this.d.nodes.busyCount(task.nodeId)) === 0) {
-      await this.d.nodes.update(task.nodeId, { idle_since: Date.now() });
+    let idle = false;
+    if (task.nodeId) {
       const node = await this.d.nodes.get(task.nodeId);
-      if (node?.status === "draining") await this.deleteServer(node, "drained");
+      if (node?.status === "draining" && node.tasksOnNode === 0) await this.deleteServer(node, "drained");
+      else idle = node?.status === "ready" && node.tasksOnNode === 0;
     }
     await this.placeQueued(task.keyId);
+    // A node its key no longer needs is what another key may be waiting for at the cap.
+    if (idle) await this.placeWaiting();
   }
 
   private async placeQueued(keyId: string, now?: number): Promise<void> {
-    const queued = await this.d.tasks.inStatus(["queued"], { keyId, retryDue: now, limit: 100 });
-    for (const task of queued) await this.place(task.id);
+    const queued = await this.d.tasks.inStatus(["queued"], { keyId, retryDue: now, limit: 32 });
+    if (queued.length === 0) return;
+    // First every free slot of the key's ready nodes, in one write batch; then the rest one by one (a booting
+    // node's slot, or a new node).
+    const at = Date.now();
+    const deadline = runnerDeadline("dispatched", at, this.t);
+    const nextAttemptAt = this.dispatchLease(at);
+    const tokens = new Map(queued.map((t) => [t.id, randomToken(TOKEN_PREFIX.task)]));
+    const placed = await this.d.tasks.dispatchQueued(keyId, queued.map((t) => ({ id: t.id, inferenceTokenHash: hashToken(tokens.get(t.id)!) })), {
+      heartbeatAfter: at - this.t.nodeStale, deadline, nextAttemptAt,
+    }, at);
+    for (const task of queued) {
+      const node = placed.get(task.id);
+      if (!node) continue;
+      const dispatched: TaskRecord = {
+        ...task, status: "dispatched", statusAt: at, updatedAt: at, nodeId: String(node.id),
+        deadlineAt: deadline.at, deadlineTimer: deadline.timer, nextAttemptAt, attempts: 0,
+      };
+      this.background(() => this.dispatch(dispatched, nodeFromRow(node), tokens.get(task.id)!));
+    }
+    // No slot and no new node for this key means none for its later tasks either.
+    for (const task of queued) {
+      if (placed.has(task.id)) continue;
+      if ((await this.place(task.id, task)) === "capped") return;
+    }
   }
 
   // ---- dispatch ----
@@ -231,11 +319,10 @@ export class Runner {
   private async claimDispatch(task: TaskRecord, node: NodeRecord, from: TaskStatus[], andWhere?: { sql: string; args: (string | number)[] }): Promise<{ task: TaskRecord; token: string } | null> {
     const now = Date.now();
     const deadline = runnerDeadline("dispatched", now, this.t);
-    // A lease: if this instance dies before the agent answers, the tick retries after it.
-    const nextAttemptAt = now + this.requestTimeoutMs + this.t.retryBackoff;
+    const nextAttemptAt = this.dispatchLease(now);
     const token = randomToken(TOKEN_PREFIX.task);
     const ok = await this.d.tasks.transition(task.id, from, "dispatched", {
-      message: `dispatching to node ${node.id}`,
+      message: dispatchingMessage(node.id),
       nodeId: node.id,
       deadline,
       nextAttemptAt,
@@ -244,9 +331,6 @@ export class Runner {
       now,
     });
     if (!ok) return null;
-    // Skipped when the node was already busy (one write less per dispatch); a stale idle_since is harmless
-    // anyway: the reaper counts the node's tasks before it drains.
-    if (node.idleSince !== null) await this.d.nodes.update(node.id, { idle_since: null });
     const dispatched: TaskRecord = {
       ...task, status: "dispatched", statusAt: now, updatedAt: now, nodeId: node.id,
       deadlineAt: deadline.at, deadlineTimer: deadline.timer, nextAttemptAt, attempts: 0,
@@ -369,7 +453,7 @@ export class Runner {
   private async deleteServer(node: NodeRecord, reason: string): Promise<void> {
     const fresh = (await this.d.nodes.get(node.id)) ?? node;
     if (fresh.providerServerId) await this.d.provider.delete(fresh.providerServerId);
-    await this.d.nodes.transition(node.id, ["draining", "failed"], "deleted", reason);
+    await this.retireNode(node.id, ["draining", "failed"], "deleted", reason);
   }
 
   // ---- the safety net ----
@@ -408,7 +492,7 @@ export class Runner {
     for (const node of await this.d.nodes.inStatus(["provisioning", "booting"])) {
       if (node.createdAt + this.t.agentReady > now) continue;
       const reason = `agent not ready after ${formatDuration(this.t.agentReady)} (boot budget); last phase: ${lastPhase(node)}`;
-      if (await this.d.nodes.transition(node.id, ["provisioning", "booting"], "failed", reason)) {
+      if (await this.retireNode(node.id, ["provisioning", "booting"], "failed", reason)) {
         await this.requeueTasksOf(node.id, reason);
         await this.deleteServer({ ...node, status: "failed" }, reason);
       }
@@ -416,7 +500,7 @@ export class Runner {
     for (const node of await this.d.nodes.inStatus(["ready", "draining"])) {
       if (nodeHealth(node, this.t, now) === "unhealthy" && await this.serverGone(node)) {
         const reason = `no heartbeat for ${formatDuration(this.t.nodeUnhealthy)} and the provider no longer has its server`;
-        if (await this.d.nodes.transition(node.id, ["ready", "draining"], "failed", reason)) {
+        if (await this.retireNode(node.id, ["ready", "draining"], "failed", reason)) {
           for (const task of await this.d.tasks.inStatus(["dispatched", "running"], { nodeId: node.id })) {
             await this.fail(task, [task.status], `node ${node.id} is gone (${reason})`);
           }

@@ -10,6 +10,8 @@ import type { SecretBox } from "../auth/secret-box.ts";
 import { randomToken, sha256Hex } from "../auth/tokens.ts";
 import type { Client } from "../db/client.ts";
 
+type NodeRow = Record<string, unknown>;
+
 /** A fixed list of statuses as an SQL `IN` list, e.g. `('succeeded','failed','cancelled')`. */
 export const sqlList = (values: readonly string[]) => `(${values.map((v) => `'${v}'`).join(",")})`;
 /** Statuses that hold a slot on a node. */
@@ -40,6 +42,9 @@ export type TaskRecord = {
   createdAt: number;
   updatedAt: number;
   seq: number;
+  /** The last agent log seq the edge has, and how many lines it kept (above the cap: the marker was written). */
+  logSeq: number;
+  logLines: number;
 };
 
 type Row = Record<string, unknown>;
@@ -71,16 +76,37 @@ export function taskFromRow(r: Row): TaskRecord {
     createdAt: Number(r.created_at),
     updatedAt: Number(r.updated_at),
     seq: Number(r.seq),
+    logSeq: Number(r.log_seq ?? -1),
+    logLines: Number(r.log_lines ?? 0),
   };
 }
 
 /** The first status event of every task. */
 export const QUEUED_MESSAGE = "task queued";
 
-/** The transitions of a task just submitted, as `statusEvents` would read them back. */
+export const dispatchingMessage = (nodeId: string) => `dispatching to node ${nodeId}`;
+
+/** The transitions of a task just submitted (and perhaps dispatched in the same batch), as `statusEvents` would read them back. */
 export function submittedTransitions(task: TaskRecord): { status: TaskStatus; at: number; message: string }[] {
-  return [{ status: "queued", at: task.createdAt, message: QUEUED_MESSAGE }];
+  const queued = { status: "queued" as const, at: task.createdAt, message: QUEUED_MESSAGE };
+  if (task.status !== "dispatched" || !task.nodeId) return [queued];
+  return [queued, { status: "dispatched", at: task.statusAt, message: dispatchingMessage(task.nodeId) }];
 }
+
+/**
+ * Event ids as the API shows them: a stored row's id × this, plus the line's index in its row (a row holds
+ * one status change, or a batch of up to 1,000 log lines). Ids stay ordered and a cursor can point into a row.
+ */
+export const EVENT_ID_STRIDE = 1024;
+
+/** A dispatch decided with the submission: to a ready node of the key with a free slot, if there is one. */
+export type SubmitDispatch = {
+  /** A ready node counts only with a heartbeat (or its ready call) after this. */
+  heartbeatAfter: number;
+  deadline: { at: number; timer: string };
+  nextAttemptAt: number;
+  inferenceTokenHash: string;
+};
 
 export function newTaskId(): string {
   return `t_${randomToken("x").slice(2, 22)}`;
@@ -101,36 +127,62 @@ export class TaskStore {
 
   /**
    * Insert a queued task, or return the one an earlier request with the same Idempotency-Key made. One write
-   * batch; a new task comes back from the insert itself (RETURNING), so nothing is read again.
+   * batch, one round trip: with `dispatch`, the same batch also moves the new task to a ready node of its key
+   * that has a free slot (the CAS, its event, the attempt's inference token) and reads that node back, so a
+   * submission on a warm node costs one transaction up to the agent call. A new task comes back from the
+   * insert itself (RETURNING), so nothing is read again.
    */
-  async submit(keyId: string, s: TaskSubmission, idempotencyKey: string | null, deadline: { at: number; timer: string }, now = Date.now()): Promise<{ task: TaskRecord; created: boolean }> {
+  async submit(keyId: string, s: TaskSubmission, idempotencyKey: string | null, deadline: { at: number; timer: string }, now = Date.now(), dispatch?: SubmitDispatch): Promise<{ task: TaskRecord; created: boolean; node: NodeRow | null }> {
     const id = newTaskId();
     const hash = requestHash(s);
     const credential = s.repo?.credential === undefined ? null : await this.box.seal(s.repo.credential);
-    const [insert] = await this.db.batch([
+    const results = await this.db.batch([
       {
+        // The trigger of migration 0051 records the queued event from status_message.
         sql: `INSERT INTO tasks (id, key_id, idempotency_key, request_hash, status, status_at, deadline_at, deadline_timer, prompt,
-                repo_url, repo_branch, repo_credential, repo_push, agent, model, labels, created_at, updated_at)
-              VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                repo_url, repo_branch, repo_credential, repo_push, agent, model, labels, created_at, updated_at, status_message)
+              VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
               ON CONFLICT (key_id, idempotency_key) DO NOTHING
               RETURNING *`,
         args: [id, keyId, idempotencyKey, hash, now, deadline.at, deadline.timer, s.prompt, s.repo?.url ?? null, s.repo?.branch ?? null,
-          credential, s.repo?.push ? JSON.stringify(s.repo.push) : null, JSON.stringify(s.agent), s.model ?? null, JSON.stringify(s.labels), now, now],
+          credential, s.repo?.push ? JSON.stringify(s.repo.push) : null, JSON.stringify(s.agent), s.model ?? null, JSON.stringify(s.labels), now, now, QUEUED_MESSAGE],
       },
-      {
-        sql: "INSERT INTO task_events (task_id, at, type, status, message) SELECT ?, ?, 'status', 'queued', ? WHERE changes() = 1",
-        args: [id, now, QUEUED_MESSAGE],
-      },
+      ...(dispatch ? dispatchOnSubmit(id, keyId, now, dispatch) : []),
     ], "write");
-    const inserted = insert!.rows[0] as Row | undefined;
-    if (inserted) return { task: taskFromRow(inserted), created: true };
+    const inserted = results[0]!.rows[0] as Row | undefined;
+    if (inserted) {
+      const task = taskFromRow(inserted);
+      const node = dispatch ? (results[results.length - 1]!.rows[0] as Row | undefined) ?? null : null;
+      if (!node) return { task, created: true, node: null };
+      const placed: TaskRecord = {
+        ...task, status: "dispatched", statusAt: now, updatedAt: now, nodeId: String(node.id),
+        deadlineAt: dispatch!.deadline.at, deadlineTimer: dispatch!.deadline.timer, nextAttemptAt: dispatch!.nextAttemptAt, attempts: 0,
+      };
+      return { task: placed, created: true, node };
+    }
     const r = await this.db.execute({ sql: "SELECT * FROM tasks WHERE key_id = ? AND idempotency_key = ?", args: [keyId, idempotencyKey] });
     const existing = r.rows[0] as Row | undefined;
     if (!existing) throw new Error("idempotent insert found neither a new nor an existing task");
     if (existing.request_hash !== hash) {
       throw new HttpError(409, "Idempotency-Key was already used with a different request body", { code: "idempotency_conflict" });
     }
-    return { task: taskFromRow(existing), created: false };
+    return { task: taskFromRow(existing), created: false, node: null };
+  }
+
+  /**
+   * Dispatch queued tasks of one key to its ready nodes' free slots, oldest first, in one write batch: per
+   * task the same CAS, event, token and node read as a submission's. Tasks beyond the free slots stay queued
+   * (their CAS finds no slot). Returns the node each dispatched task went to.
+   */
+  async dispatchQueued(keyId: string, tasks: { id: string; inferenceTokenHash: string }[], d: Omit<SubmitDispatch, "inferenceTokenHash">, now = Date.now()): Promise<Map<string, NodeRow>> {
+    if (tasks.length === 0) return new Map();
+    const results = await this.db.batch(tasks.flatMap((t) => dispatchOnSubmit(t.id, keyId, now, { ...d, inferenceTokenHash: t.inferenceTokenHash })), "write");
+    const placed = new Map<string, NodeRow>();
+    tasks.forEach((t, i) => {
+      const node = results[i * 3 + 2]!.rows[0] as NodeRow | undefined;
+      if (node && results[i * 3]!.rowsAffected === 1) placed.set(t.id, node);
+    });
+    return placed;
   }
 
   async get(id: string): Promise<TaskRecord | null> {
@@ -166,8 +218,8 @@ export class TaskStore {
   }
 
   /**
-   * Compare-and-set: move the task from one of `from` to `to`, and record the transition as an event in the
-   * same write batch. Returns false when another actor moved it first, which is the normal race outcome.
+   * Compare-and-set: move the task from one of `from` to `to`; the transition's event is recorded by a trigger
+   * in the same statement. Returns false when another actor moved it first, which is the normal race outcome.
    */
   async transition(id: string, from: readonly TaskStatus[], to: TaskStatus, opts: {
     message: string;
@@ -183,8 +235,8 @@ export class TaskStore {
     now?: number;
   }): Promise<boolean> {
     const now = opts.now ?? Date.now();
-    const sets = ["status = ?", "status_at = ?", "updated_at = ?", "deadline_at = ?", "deadline_timer = ?"];
-    const args: InValue[] = [to, now, now, opts.deadline?.at ?? null, opts.deadline?.timer ?? null];
+    const sets = ["status = ?", "status_at = ?", "updated_at = ?", "deadline_at = ?", "deadline_timer = ?", "status_message = ?"];
+    const args: InValue[] = [to, now, now, opts.deadline?.at ?? null, opts.deadline?.timer ?? null, opts.message];
     if (opts.nodeId !== undefined) (sets.push("node_id = ?"), args.push(opts.nodeId));
     if (opts.nextAttemptAt !== undefined) (sets.push("next_attempt_at = ?", "attempts = 0"), args.push(opts.nextAttemptAt));
     if (opts.error !== undefined) (sets.push("error = ?"), args.push(opts.error));
@@ -202,11 +254,7 @@ export class TaskStore {
         sql: `UPDATE tasks SET ${sets.join(", ")} WHERE id = ? AND status IN (${from.map(() => "?").join(",")})${extra}`,
         args: [...args, ...whereArgs],
       },
-      {
-        sql: "INSERT INTO task_events (task_id, at, type, status, message) SELECT ?, ?, 'status', ?, ? WHERE changes() = 1",
-        args: [id, now, to, opts.message],
-      },
-      // changes() is now the event's: 1 exactly when the move happened.
+      // changes() is the update's own (a trigger's rows are not counted): 1 exactly when the move happened.
       ...(opts.inferenceTokenHash === undefined ? [] : [{
         sql: "INSERT INTO task_tokens (token_hash, task_id, created_at) SELECT ?, ?, ? WHERE changes() = 1",
         args: [opts.inferenceTokenHash, id, now],
@@ -237,28 +285,96 @@ export class TaskStore {
     await this.db.execute({ sql: "INSERT INTO task_tokens (token_hash, task_id, created_at) VALUES (?, ?, ?)", args: [hash, taskId, Date.now()] });
   }
 
-  /** Append log lines; a line whose seq the edge already has is ignored, so retried batches are harmless. */
-  async appendLogs(taskId: string, events: TaskLogEvent[]): Promise<{ accepted: number; lastSeq: number }> {
-    const results = await this.db.batch(events.map((e) => ({
-      sql: "INSERT OR IGNORE INTO task_events (task_id, at, type, stream, message, agent_seq) VALUES (?, ?, 'log', ?, ?, ?)",
-      args: [taskId, e.at, e.stream, e.message, e.seq],
-    })), "write");
-    const accepted = results.reduce((n, r) => n + r.rowsAffected, 0);
-    const r = await this.db.execute({ sql: "SELECT MAX(agent_seq) AS s FROM task_events WHERE task_id = ?", args: [taskId] });
-    return { accepted, lastSeq: Number(r.rows[0]?.s ?? -1) };
+  /**
+   * Append a batch of log lines as one row. Lines at or below the seq the edge already has are ignored, so a
+   * retried batch is harmless (the agent sends in seq order). At most `maxLines` lines are kept per task;
+   * the first batch past the cap writes one marker line instead, and later lines are acknowledged, not kept.
+   * The row and the task's counters move in one batch guarded by the seq read, so two concurrent copies of a
+   * batch cannot both land.
+   */
+  async appendLogs(task: Pick<TaskRecord, "id" | "logSeq" | "logLines">, events: TaskLogEvent[], maxLines: number): Promise<{ accepted: number; lastSeq: number }> {
+    let { logSeq, logLines } = task;
+    for (let attempt = 0; ; attempt++) {
+      const fresh = events.filter((e) => e.seq > logSeq).sort((a, b) => a.seq - b.seq);
+      if (fresh.length === 0) return { accepted: 0, lastSeq: logSeq };
+      const room = Math.max(0, maxLines - logLines);
+      const kept = fresh.slice(0, room);
+      const truncate = fresh.length > kept.length && logLines <= maxLines;
+      const lastSeq = fresh[fresh.length - 1]!.seq;
+      const guard = { sql: "(SELECT log_seq FROM tasks WHERE id = ?) = ?", args: [task.id, logSeq] };
+      const rows: { at: number; stream: string | null; message: string; seq: number }[] = [];
+      if (kept.length > 0) {
+        rows.push({ at: kept[0]!.at, stream: null, message: JSON.stringify(kept.map((e) => [e.seq, e.at, e.stream, e.message])), seq: kept[kept.length - 1]!.seq });
+      }
+      if (truncate) {
+        const first = fresh[kept.length]!;
+        rows.push({ at: first.at, stream: "system", seq: first.seq, message: truncationMarker(maxLines) });
+      }
+      const results = await this.db.batch([
+        ...rows.map((row) => ({
+          sql: `INSERT INTO task_events (task_id, at, type, stream, message, agent_seq) SELECT ?, ?, ?, ?, ?, ? WHERE ${guard.sql}`,
+          args: [task.id, row.at, row.stream === null ? "lines" : "log", row.stream, row.message, row.seq, ...guard.args],
+        })),
+        {
+          sql: "UPDATE tasks SET log_seq = ?, log_lines = ? WHERE id = ? AND log_seq = ?",
+          args: [lastSeq, truncate ? maxLines + 1 : logLines + kept.length, task.id, logSeq],
+        },
+      ], "write");
+      if (results[results.length - 1]!.rowsAffected === 1) return { accepted: fresh.length, lastSeq };
+      // Another copy of this batch (or a later one) got there first: read where the task's output stands.
+      const r = await this.db.execute({ sql: "SELECT log_seq, log_lines FROM tasks WHERE id = ?", args: [task.id] });
+      if (!r.rows[0] || attempt >= 5) return { accepted: 0, lastSeq: Number(r.rows[0]?.log_seq ?? logSeq) };
+      logSeq = Number(r.rows[0].log_seq);
+      logLines = Number(r.rows[0].log_lines);
+    }
   }
 
+  /** Events after the event id `afterId`, at most `limit`: status changes and log lines, in order. */
   async events(taskId: string, afterId: number, limit: number): Promise<TaskEventView[]> {
+    // The row holding `afterId` may still have lines after it; every later row has at least one event.
     const r = await this.db.execute({
-      sql: "SELECT id, at, type, status, stream, message FROM task_events WHERE task_id = ? AND id > ? ORDER BY id LIMIT ?",
-      args: [taskId, afterId, limit],
+      sql: "SELECT id, at, type, status, stream, message FROM task_events WHERE task_id = ? AND id >= ? ORDER BY id LIMIT ?",
+      args: [taskId, Math.floor(afterId / EVENT_ID_STRIDE), limit + 1],
     });
-    return r.rows.map((row) => {
-      const e: TaskEventView = { id: Number(row.id), at: Number(row.at), type: row.type === "log" ? "log" : "status", message: String(row.message) };
-      if (row.status !== null) e.status = String(row.status) as TaskStatus;
-      if (row.stream !== null) e.stream = String(row.stream) as "stdout";
-      return e;
+    const out: TaskEventView[] = [];
+    for (const row of r.rows) {
+      const base = Number(row.id) * EVENT_ID_STRIDE;
+      if (row.type === "lines") {
+        const lines = JSON.parse(String(row.message)) as [number, number, "stdout", string][];
+        lines.forEach(([, at, stream, message], i) => {
+          if (base + i > afterId) out.push({ id: base + i, at, type: "log", stream, message });
+        });
+      } else if (base > afterId) {
+        const e: TaskEventView = { id: base, at: Number(row.at), type: row.type === "log" ? "log" : "status", message: String(row.message) };
+        if (row.status !== null) e.status = String(row.status) as TaskStatus;
+        if (row.stream !== null) e.stream = String(row.stream) as "stdout";
+        out.push(e);
+      }
+      if (out.length >= limit) break;
+    }
+    return out.slice(0, limit);
+  }
+
+  /** Log rows of tasks that ended before `before`, at most `limit` rows; status events stay with the task. */
+  async pruneLogs(before: number, limit: number): Promise<number> {
+    const r = await this.db.execute({
+      sql: `DELETE FROM task_events WHERE id IN (
+              SELECT e.id FROM tasks t JOIN task_events e ON e.task_id = t.id
+              WHERE t.status IN ${TERMINAL_SQL} AND t.updated_at < ? AND e.type <> 'status' LIMIT ?)`,
+      args: [before, limit],
     });
+    return r.rowsAffected;
+  }
+
+  /** Tasks that ended before `before`, at most `limit`, with their remaining events and inference tokens. */
+  async pruneFinished(before: number, limit: number): Promise<number> {
+    const chunk = `SELECT id FROM tasks WHERE status IN ${TERMINAL_SQL} AND updated_at < ? ORDER BY updated_at LIMIT ?`;
+    const results = await this.db.batch([
+      { sql: `DELETE FROM task_events WHERE task_id IN (${chunk})`, args: [before, limit] },
+      { sql: `DELETE FROM task_tokens WHERE task_id IN (${chunk})`, args: [before, limit] },
+      { sql: `DELETE FROM tasks WHERE id IN (${chunk})`, args: [before, limit] },
+    ], "write");
+    return results[2]!.rowsAffected;
   }
 
   async statusEvents(taskId: string): Promise<{ status: TaskStatus; at: number; message: string }[]> {
@@ -283,4 +399,40 @@ export class TaskStore {
     const r = await this.db.execute({ sql: `SELECT * FROM tasks WHERE ${where.join(" AND ")} ORDER BY seq LIMIT ?`, args });
     return r.rows.map((row) => taskFromRow(row as Row));
   }
+}
+
+/** The visible line that says the edge stopped keeping a task's output, and where the rest is. */
+export function truncationMarker(maxLines: number): string {
+  return `[sam] output truncated: the edge keeps the first ${maxLines} lines of a task (SAM_TASK_LOG_MAX_LINES); ` +
+    "the full output stays in the node's event log (GET /api/nodes/<node>/events, or its events export)";
+}
+
+/**
+ * The statements that dispatch a just-inserted task in its submission batch: the CAS to `dispatched` on the
+ * oldest ready, fresh node of the key with a free slot (the capacity check, the slot count and the status
+ * event, kept by triggers, move in the same statement), the inference token (only when the move happened:
+ * `changes()` is the update's), then that node's row. Nothing happens on an
+ * idempotent replay: the new id was never inserted.
+ */
+function dispatchOnSubmit(id: string, keyId: string, now: number, d: SubmitDispatch): { sql: string; args: InValue[] }[] {
+  return [
+    {
+      sql: `UPDATE tasks SET status = 'dispatched', status_at = ?, updated_at = ?, deadline_at = ?, deadline_timer = ?,
+              node_id = slot.id, next_attempt_at = ?, attempts = 0, status_message = 'dispatching to node ' || slot.id
+            FROM (SELECT n.id FROM nodes n WHERE n.status = 'ready' AND n.owner_key_id = ? AND n.tasks_on_node < n.slots
+                    AND COALESCE(n.last_heartbeat_at, n.ready_at) > ? ORDER BY n.created_at LIMIT 1) AS slot
+            WHERE tasks.id = ? AND tasks.status = 'queued'`,
+      args: [now, now, d.deadline.at, d.deadline.timer, d.nextAttemptAt, keyId, d.heartbeatAfter, id],
+    },
+    {
+      sql: "INSERT INTO task_tokens (token_hash, task_id, created_at) SELECT ?, ?, ? WHERE changes() = 1",
+      args: [d.inferenceTokenHash, id, now],
+    },
+    {
+      // Only what a dispatch needs (the agent's address and credentials), not the node's timeline and metrics.
+      sql: `SELECT n.id, n.status, n.status_at, n.provider, n.owner_key_id, n.agent_token, n.slots, n.created_at, n.agent_url, n.agent_tls_cert
+            FROM tasks t JOIN nodes n ON n.id = t.node_id WHERE t.id = ? AND t.status = 'dispatched'`,
+      args: [id],
+    },
+  ];
 }

@@ -11,7 +11,6 @@ import { isTerminal, TaskStatus, TaskSubmission } from "../../shared/wire/task.t
 import type { Authenticate, Caller } from "../auth/caller.ts";
 import { catalogueModel } from "../inference/models.ts";
 import { guard, type CallerEnv } from "../auth/guard.ts";
-import { runnerDeadline } from "../runner/deadlines.ts";
 import type { Runner } from "../runner/runner.ts";
 import type { Wakeups } from "../runner/wakeups.ts";
 import type { Timeouts } from "../../shared/timeouts.ts";
@@ -74,11 +73,9 @@ export function taskRoutes(d: TaskRouteDeps): Hono<CallerEnv> {
     const idem = header === undefined ? null : parseOrThrow(IdempotencyKey, header);
     const submission = parseOrThrow(TaskSubmission, await readJsonBody(c.req.raw));
     refuseModelWithoutTools(submission);
-    const now = Date.now();
-    const { task, created } = await d.tasks.submit(caller.keyId, submission, idem, runnerDeadline("queued", now, d.timeouts), now);
+    const { task, created } = await d.runner.submit(caller.keyId, submission, idem);
     if (!created) return c.json(await viewOf(task), 200);
-    // Answered as queued (durably so); the runner places it right after, off this request's path.
-    d.runner.submitted(task);
+    // Answered once durably queued (or dispatched); the agent call or the placement runs off this request's path.
     return c.json(taskView(task, submittedTransitions(task)), 201);
   });
 

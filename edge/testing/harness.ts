@@ -44,7 +44,7 @@ export function startFrontProxy(): { url: string; target: { url: string }; stop(
 export async function startTestEdge(opts: { env?: Record<string, string>; provider?: Provider; dataDir?: string } = {}): Promise<TestEdge> {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), "sam-edge-"));
   const config = loadEdgeConfig({ SAM_DATA_DIR: dataDir, SAM_ADMIN_TOKEN: ADMIN, ...opts.env });
-  const edge = await createEdge(config, { provider: opts.provider, log: () => {} });
+  const edge = await createEdge(config, { provider: opts.provider, log: process.env.SAM_TEST_LOG ? (m) => console.error(`[edge] ${m}`) : () => {} });
   const server = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: edge.app.fetch, idleTimeout: 0 });
   const url = `http://127.0.0.1:${server.port}`;
   edge.setPublicUrl(url);
@@ -99,7 +99,8 @@ export class DoubleProvider implements Provider {
     const id = `double-${++this.seq}`;
     this.agents.set(input.nodeId, agent);
     this.servers.set(id, input.nodeId);
-    if (this.o.autoReady) void agent.ready();
+    // A ready call that meets an edge already stopping (the end of a test) is of no interest.
+    if (this.o.autoReady) void agent.ready().catch(() => {});
     return {
       server: { id, nodeId: input.nodeId, status: "running", ipv4: "127.0.0.1", createdAt, labels: input.labels },
       timings: [{ name: "create_call", at: createdAt }, { name: "server_running", at: Date.now() }],

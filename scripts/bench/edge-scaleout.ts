@@ -1,0 +1,182 @@
+/**
+ * Scale-out on one sqld: `POST /api/tasks` at concurrency 32 spread over 1, 2 and 3 edge processes (Deno, the
+ * production runtime) sharing one real sqld, for a baseline commit and this tree side by side in one run
+ * (interleaved, so machine load hits both alike). Reports req/s, p50/p99, and sqld's CPU time per submission
+ * (user + system from /proc/<sqld pid>/stat over the measured requests until the last of them runs on its
+ * node: submission, placement, dispatch and the running transition all count). Each edge is
+ * scripts/bench/edge-server.ts; the one node is a local agent double process holding every task.
+ *   node_modules/.bin/bun scripts/bench/edge-scaleout.ts [--requests 3000] [--rounds 1] [--edges 1,2,3] [--baseline 9c7512b]
+ */
+import { createClient } from "@libsql/client";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { startSqld } from "../../edge/testing/sqld.ts";
+import { summary } from "./edge-stats.ts";
+
+const root = join(import.meta.dir, "..", "..");
+const flag = (name: string, fallback: string) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? process.argv[i + 1]! : fallback;
+};
+const REQUESTS = Number(flag("requests", "3000"));
+const ROUNDS = Number(flag("rounds", "1"));
+const EDGES = flag("edges", "1,2,3").split(",").map(Number);
+const BASELINE = flag("baseline", "9c7512b");
+// sqld speaks Hrana over HTTP and over WebSocket; `ws` keeps one stream per client instead of a request each.
+const PROTOCOL = flag("protocol", "http") as "http" | "ws";
+const CONCURRENCY = 32;
+const WARMUP = 300;
+const ADMIN = "admin-token-for-the-bench-0123456789";
+const CLOCK_TICKS = Number(spawnSync("getconf", ["CLK_TCK"]).stdout.toString().trim()) || 100;
+
+type Run = { reqPerSec: number; p50: number; p99: number; errors: number; sqldUsPerTask: number };
+
+function cpuMicros(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  return ((Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS) * 1e6;
+}
+
+function exportBaseline(ref: string): string {
+  mkdirSync(join(root, ".tmp"), { recursive: true });
+  const dir = mkdtempSync(join(root, ".tmp", "bench-baseline-"));
+  const archive = spawnSync("sh", ["-c", `git archive ${ref} edge shared cloud-init agent | tar -x -C '${dir}'`], { cwd: root, stdio: "inherit" });
+  if (archive.status !== 0) throw new Error(`cannot export baseline ${ref}`);
+  return dir;
+}
+
+async function startEdge(code: string, env: Record<string, string>): Promise<{ url: string; child: ChildProcess }> {
+  const child = spawn(join(root, "node_modules", ".bin", "deno"), ["run", "-A", "scripts/bench/edge-server.ts", code], {
+    cwd: root, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "ignore"],
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = "";
+    child.stdout!.on("data", (chunk: Buffer) => {
+      out += chunk.toString();
+      const line = out.split("\n").find((l) => l.startsWith("{"));
+      if (line) resolve((JSON.parse(line) as { url: string }).url);
+    });
+    child.once("exit", (code) => reject(new Error(`edge exited (${code}) before listening`)));
+  });
+  return { url, child };
+}
+
+async function stopEdge(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const exited = new Promise((r) => child.once("exit", r));
+  child.kill("SIGTERM");
+  await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000))]);
+  if (child.exitCode === null) child.kill("SIGKILL");
+}
+
+async function poll<T>(what: string, check: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const v = await check();
+    if (v !== undefined) return v;
+    // Not too often: each poll is a count the database server pays for, inside the measured window.
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+async function load(urls: string[], key: string, n: number, latencies: number[] | null): Promise<number> {
+  const body = JSON.stringify({ prompt: "bench", agent: { type: "command", command: "true" } });
+  let next = 0;
+  let errors = 0;
+  await Promise.all(Array.from({ length: CONCURRENCY }, async (_, w) => {
+    const url = urls[w % urls.length]!;
+    while (next < n) {
+      const i = next++;
+      const t0 = performance.now();
+      const res = await fetch(`${url}/api/tasks`, {
+        method: "POST",
+        headers: { Authorization: `Bearer ${key}`, "Content-Type": "application/json", "Idempotency-Key": `bench-${i}-${Math.random()}` },
+        body,
+      }).catch(() => null);
+      await res?.arrayBuffer();
+      if (res?.status !== 201) errors++;
+      latencies?.push(performance.now() - t0);
+    }
+  }));
+  return errors;
+}
+
+async function runOnce(code: string, edgeCount: number): Promise<Run> {
+  const sqld = await startSqld();
+  const dirs: string[] = [];
+  const edges: { url: string; child: ChildProcess }[] = [];
+  try {
+    for (let e = 0; e < edgeCount; e++) {
+      const dataDir = mkdtempSync(join(tmpdir(), "sam-bench-scaleout-"));
+      dirs.push(dataDir);
+      const databaseUrl = PROTOCOL === "ws" ? sqld.url.replace(/^http:/, "ws:") : sqld.url;
+      edges.push(await startEdge(code, { SAM_DATA_DIR: dataDir, SAM_ADMIN_TOKEN: ADMIN, SAM_DATABASE_URL: databaseUrl, SAM_AGENT_READY_TIMEOUT: "2m" }));
+    }
+    const admin = { Authorization: `Bearer ${ADMIN}`, "Content-Type": "application/json" };
+    const key = await (await fetch(`${edges[0]!.url}/api/keys`, { method: "POST", headers: admin, body: JSON.stringify({ name: "bench" }) })).json() as { id: string; key: string };
+    const node = await (await fetch(`${edges[0]!.url}/api/nodes`, { method: "POST", headers: admin, body: JSON.stringify({ ownerKeyId: key.id }) })).json() as { id: string };
+    await poll("node ready", async () => {
+      const view = await (await fetch(`${edges[0]!.url}/api/nodes/${node.id}`, { headers: admin })).json() as { status: string };
+      return view.status === "ready" ? true : undefined;
+    }, 90_000);
+    const counter = createClient({ url: sqld.url });
+    const running = async () => Number((await counter.execute("SELECT COUNT(*) AS n FROM tasks WHERE status = 'running'")).rows[0]!.n);
+    try {
+      const urls = edges.map((e) => e.url);
+      await load(urls, key.key, WARMUP, null);
+      await poll("warm-up dispatched", async () => ((await running()) >= WARMUP ? true : undefined), 120_000);
+      const latencies: number[] = [];
+      const cpuBefore = cpuMicros(sqld.pid);
+      const started = performance.now();
+      const errors = await load(urls, key.key, REQUESTS, latencies);
+      const seconds = (performance.now() - started) / 1000;
+      await poll("all dispatched", async () => ((await running()) >= WARMUP + REQUESTS - errors ? true : undefined), 180_000);
+      // The polling reads above cost sqld a little too; they are counted, against this tree and the baseline alike.
+      const sqldUsPerTask = (cpuMicros(sqld.pid) - cpuBefore) / REQUESTS;
+      const s = summary(latencies);
+      return { reqPerSec: REQUESTS / seconds, p50: s.p50, p99: s.p99, errors, sqldUsPerTask };
+    } finally {
+      counter.close();
+    }
+  } finally {
+    for (const e of edges) await stopEdge(e.child);
+    await sqld.stop();
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  }
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
+const baselineDir = exportBaseline(BASELINE);
+const head = spawnSync("git", ["rev-parse", "--short", "HEAD"], { cwd: root }).stdout.toString().trim();
+console.log(`POST /api/tasks on one sqld (${PROTOCOL}), ${REQUESTS} requests at concurrency ${CONCURRENCY} over 1..3 edges (Deno), ${ROUNDS} round(s); baseline ${BASELINE} vs this tree (${head})`);
+const results = new Map<string, Run[]>();
+try {
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const n of EDGES) {
+      for (const [label, code] of [["baseline", baselineDir], ["this tree", root]] as const) {
+        const id = `${n} ${label}`;
+        const r = await runOnce(code, n).catch((err) => (console.log(`  ${id}: failed: ${(err as Error).message}`), null));
+        if (!r) continue;
+        console.log(`  round ${round + 1} ${n} edge(s) ${label.padEnd(9)} ${r.reqPerSec.toFixed(0).padStart(5)} req/s  p50 ${r.p50.toFixed(1)} ms  p99 ${r.p99.toFixed(1)} ms  sqld CPU ${(r.sqldUsPerTask / 1000).toFixed(3)} ms/task  errors ${r.errors}`);
+        results.set(id, [...(results.get(id) ?? []), r]);
+      }
+    }
+  }
+} finally {
+  rmSync(baselineDir, { recursive: true, force: true });
+}
+
+console.log("\n| edges | code | req/s | p50 ms | p99 ms | sqld CPU ms/submission | errors | req/s vs baseline | sqld CPU vs baseline |");
+console.log("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+for (const n of EDGES) {
+  const base = results.get(`${n} baseline`);
+  for (const label of ["baseline", "this tree"]) {
+    const runs = results.get(`${n} ${label}`);
+    if (!runs) continue;
+    const m = (f: (r: Run) => number) => median(runs.map(f));
+    const vs = (f: (r: Run) => number) => (base ? `${(m(f) / median(base.map(f))).toFixed(2)}×` : "—");
+    console.log(`| ${n} | ${label} | ${m((r) => r.reqPerSec).toFixed(0)} | ${m((r) => r.p50).toFixed(1)} | ${m((r) => r.p99).toFixed(1)} | ${(m((r) => r.sqldUsPerTask) / 1000).toFixed(3)} | ${runs.reduce((k, r) => k + r.errors, 0)} | ${vs((r) => r.reqPerSec)} | ${vs((r) => r.sqldUsPerTask)} |`);
+  }
+}
