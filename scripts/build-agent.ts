@@ -18,7 +18,7 @@ import { listeningUrl } from "../agent/listening-line.ts";
  * The JIT policy the binary starts with (`--compile-jit-policy`): JavaScriptCore's tier-up thresholds × 32
  * until the first task arrives (agent/work/index.ts sets it back to 1). Start-up code runs once, so without
  * this the DFG tier compiled some builtin during start in most cold starts and kept ≈ 2 MiB of compiler pages
- * resident for the node's life (docs/benchmarks.md § Issue 3, fifth round).
+ * resident for the node's life (docs/benchmarks.md § The VM agent).
  */
 const STARTUP_JIT_POLICY = 32;
 

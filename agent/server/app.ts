@@ -3,7 +3,7 @@
  * `/health` is open; every other route needs the agent token (auth.ts: Hono's bearer-auth, constant-time).
  */
 // `hono/quick` (a linear router for the agent's ten routes): Hono's default builds its RegExp router on the
-// first request, ≈ 0.4 MiB of the idle agent's RSS (docs/benchmarks.md § Issue 3, fifth round).
+// first request, ≈ 0.4 MiB of the idle agent's RSS (docs/benchmarks.md § The VM agent).
 import { Hono } from "hono/quick";
 import { bodyLimit } from "hono/body-limit";
 import { HttpError } from "../../shared/errors.ts";

@@ -28,7 +28,7 @@ export function workCapabilities(config: Pick<WorkConfig, "workspaceMode" | "max
  * The task executor, loaded with a dynamic `import()` on the first dispatch. A static import would
  * evaluate `executor.ts` and everything under it at start: building their ≈ 80 valibot schemas is what wakes
  * JavaScriptCore's DFG tier during start, which pages in ≈ 2.5 MiB of JIT compiler code for the node's
- * whole life (docs/benchmarks.md § Issue 3, fourth round). Until then the node has no task: status is
+ * whole life (docs/benchmarks.md § The VM agent). Until then the node has no task: status is
  * unknown, nothing is active, there is nothing to cancel or shut down.
  *
  * A data dir that already has the executor's database (`work.db`, see outbox.ts) may hold runs to recover

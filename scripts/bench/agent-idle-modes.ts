@@ -1,7 +1,7 @@
 /**
  * Idle RSS of two compiled agents, started alternately from a cold page cache, with whether JavaScriptCore's
  * DFG tier compiled anything during the run (the idle figure was bimodal on exactly that; see
- * docs/benchmarks.md § Issue 3, fourth round). Prints each run and, per binary, how many runs sat over
+ * docs/benchmarks.md § The VM agent). Prints each run and, per binary, how many runs sat over
  * 40 MiB, the median RSS and the median start → first `/health` 200 (cold, so disk reads included).
  * `--sources=DIR` also dumps the source of each DFG-compiled function (`BUN_JSC_dumpSourceAtDFGTime`) into
  * DIR/<run>-<binary>.txt, to name what the minified binary compiled.
