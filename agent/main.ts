@@ -4,7 +4,7 @@
  */
 import { ConfigError } from "../shared/env.ts";
 import { SAM_VERSION } from "../shared/version.ts";
-import { startAgent, StartError } from "./agent.ts";
+import { startAgent, StartError } from "./start.ts";
 import { helpText, loadAgentConfig, parseArgs } from "./config/index.ts";
 import { loadTaskExecutor, workConfigFromEnv, type WorkConfig } from "./work/index.ts";
 import { REQUEST_TIMEOUTS } from "../shared/timeouts.ts";

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadEdgeConfig } from "./config.ts";
-import { createEdge, type Edge } from "./edge.ts";
+import { createEdge, type Edge } from "./compose.ts";
 
 let dir: string;
 let edge: Edge;

@@ -10,21 +10,21 @@ import { SAM_VERSION } from "../shared/version.ts";
 import type { Authenticate } from "./auth/caller.ts";
 import { guard } from "./auth/guard.ts";
 import { bodyDeadline } from "./body-deadline.ts";
-import { callbackRoutes } from "./callbacks/callbacks.ts";
+import { callbackRoutes } from "./callbacks/routes.ts";
 import type { EdgeConfig } from "./config.ts";
 import type { Client } from "./db/client.ts";
 import { renderError, renderNotFound } from "./http-errors.ts";
-import { keyRoutes } from "./keys/keys.ts";
+import { keyRoutes } from "./keys/routes.ts";
 import type { AgentClient } from "./nodes/agent-client.ts";
-import { nodeRoutes } from "./nodes/nodes.ts";
+import { nodeRoutes } from "./nodes/routes.ts";
 import type { NodeStore } from "./nodes/store.ts";
 import type { Runner } from "./runner/runner.ts";
-import type { Wakeups } from "./runner/wakeups.ts";
+import type { Wakeups } from "./tasks/wakeups.ts";
 import { sessionRoutes } from "./sessions/sessions.ts";
 import type { SessionStore } from "./sessions/store.ts";
 import type { TaskStore } from "./tasks/store.ts";
 import { TaskLimits } from "./tasks/limits.ts";
-import { taskRoutes } from "./tasks/tasks.ts";
+import { taskRoutes } from "./tasks/routes.ts";
 
 export type AppDeps = {
   config: EdgeConfig;

@@ -7,7 +7,7 @@
 import type { MiddlewareHandler } from "hono";
 import { setBodyDeadline } from "../shared/body-deadline.ts";
 import { errorResponse, HttpError } from "../shared/errors.ts";
-import { Deadlines } from "./inference/deadlines.ts";
+import { Deadlines } from "./inference/timer-queue.ts";
 
 export function bodyDeadline(timeoutMs: number): MiddlewareHandler {
   // One timer for all requests (one fixed delay, so a FIFO), not a setTimeout each.

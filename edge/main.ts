@@ -5,7 +5,7 @@
  */
 import { ConfigError } from "../shared/env.ts";
 import { loadEdgeConfig } from "./config.ts";
-import { createEdge, type Edge } from "./edge.ts";
+import { createEdge, type Edge } from "./compose.ts";
 import { denoPinnedTls } from "./nodes/pinned-fetch.ts";
 
 let cronTick: (() => Promise<void>) | null = null;

@@ -37,7 +37,7 @@ async function runJournal(command: string[], timeoutMs: number): Promise<string 
   }
 }
 
-// Bun's file reads, not node:fs: these run at every start (runtime/node.ts).
+// Bun's file reads, not node:fs: these run at every start (runtime/lazy-node-modules.ts).
 async function readSyslog(path: string, year: number): Promise<BootMarker[] | null> {
   try {
     return parseSyslog(await Bun.file(path).text(), year);

@@ -135,7 +135,7 @@ export function parseTokenFile(text: string): Record<string, string> {
   return out;
 }
 
-/** Bun's file read, not node:fs: configuration is read at every start (runtime/node.ts). */
+/** Bun's file read, not node:fs: configuration is read at every start (runtime/lazy-node-modules.ts). */
 async function readText(path: string): Promise<string> {
   return await Bun.file(path).text();
 }

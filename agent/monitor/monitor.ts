@@ -5,7 +5,7 @@
  */
 import type { MetricsSample } from "../../shared/wire/metrics.ts";
 import type { EventRecorder } from "../contracts.ts";
-import { nodeFs } from "../runtime/node.ts";
+import { nodeFs } from "../runtime/lazy-node-modules.ts";
 import { cpuPercent, parseLoadavg, parseMeminfo, parseNetDev, parseProcStat, type CpuTimes } from "./proc.ts";
 import type { MetricsStore } from "./store.ts";
 
@@ -19,7 +19,7 @@ export type ResourceMonitorOptions = {
   now?: () => number;
 };
 
-/** Bun's file read, not node:fs: a sample is taken at start and every minute (runtime/node.ts). */
+/** Bun's file read, not node:fs: a sample is taken at start and every minute (runtime/lazy-node-modules.ts). */
 async function readOr(path: string): Promise<string> {
   try {
     return await Bun.file(path).text();

@@ -6,7 +6,7 @@
  * Bun's own descriptor to the file and release the snapshot when Bun has closed it (sent, or the client
  * went away), so nothing is held or left behind after the download.
  */
-import { nodeFs } from "../runtime/node.ts";
+import { nodeFs } from "../runtime/lazy-node-modules.ts";
 import { HttpError } from "../../shared/errors.ts";
 import type { Snapshot } from "../storage/sqlite.ts";
 

@@ -3,7 +3,7 @@
  * schema, retention that deletes in bounded chunks, and consistent snapshots for the export routes.
  */
 import { Database } from "bun:sqlite";
-import { nodeFs } from "../runtime/node.ts";
+import { nodeFs } from "../runtime/lazy-node-modules.ts";
 
 /** One schema step per entry; `user_version` records how many have been applied. */
 export type Migration = string;

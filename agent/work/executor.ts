@@ -10,7 +10,7 @@
  * Host-mode commands run in the task sandbox (sandbox/, docs/sandbox.md); a node that cannot run one
  * refuses host-mode tasks unless the operator turned the sandbox off.
  */
-import { nodeFs, nodePath } from "../runtime/node.ts";
+import { nodeFs, nodePath } from "../runtime/lazy-node-modules.ts";
 import type { Env } from "../../shared/env.ts";
 import { HttpError } from "../../shared/errors.ts";
 import { parseOrThrow } from "../../shared/validate.ts";

@@ -3,7 +3,7 @@
  * and the environment — never on a command line, in a URL on disk, or in a log) and, when the work is done,
  * the change as `git diff --stat` plus a size-capped patch against the commit that was cloned.
  */
-import { nodeFs, nodePath } from "../runtime/node.ts";
+import { nodeFs, nodePath } from "../runtime/lazy-node-modules.ts";
 import { runInGroup, type LineSink } from "./process-group.ts";
 
 /** Print the username or the password git asks for; the values come from the clone's environment only. */

@@ -9,7 +9,7 @@
  */
 import { Database } from "bun:sqlite";
 import * as v from "valibot";
-import { nodeFs } from "../runtime/node.ts";
+import { nodeFs } from "../runtime/lazy-node-modules.ts";
 import { TaskResult, type TaskLogEvent } from "../../shared/wire/task.ts";
 import type { TaskRunState } from "../contracts.ts";
 

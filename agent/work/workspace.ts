@@ -3,7 +3,7 @@
  * `workspace-meta/<task>` for helper files that must not show up in the repo's diff), where commands run
  * either directly on the host or inside a devcontainer built with `devcontainer up`.
  */
-import { nodeFs, nodePath } from "../runtime/node.ts";
+import { nodeFs, nodePath } from "../runtime/lazy-node-modules.ts";
 import type { WorkspaceMode } from "../../shared/wire/agent.ts";
 import type { WorkspaceModeSetting } from "./config.ts";
 import { runInGroup, type GroupRun, type LineSink } from "./process-group.ts";
@@ -46,7 +46,7 @@ export function createWorkspaceDirs(dataDir: string, taskId: string): { dir: str
 
 /** Whether an executable is on PATH (for `auto` mode and the capabilities in the ready callback). */
 export function onPath(name: string, path: string | undefined): boolean {
-  // Bun's own lookup: this runs at start, where node:fs would cost the idle agent RSS (runtime/node.ts).
+  // Bun's own lookup: this runs at start, where node:fs would cost the idle agent RSS (runtime/lazy-node-modules.ts).
   return !!path && Bun.which(name, { PATH: path }) !== null;
 }
 

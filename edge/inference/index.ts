@@ -1,4 +1,4 @@
-/** The inference proxy's public surface, for the edge's composition root (edge/edge.ts). */
+/** The inference proxy's public surface, for the edge's composition root (edge/compose.ts). */
 export { loadInferenceConfig, type InferenceConfig } from "./config.ts";
 export { bootstrapGateway } from "./gateway.ts";
 export { createInferenceRoutes, FALLBACK_HEADER, UPSTREAM_HEADER, type Inference, type InferenceDeps } from "./routes.ts";

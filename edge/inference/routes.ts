@@ -15,7 +15,7 @@ import type { EdgeConfig } from "../config.ts";
 import type { Client } from "../db/client.ts";
 import { renderError, renderNotFound } from "../http-errors.ts";
 import type { InferenceConfig } from "./config.ts";
-import { Deadlines } from "./deadlines.ts";
+import { Deadlines } from "./timer-queue.ts";
 import { EmbeddingRequest, finishEmbeddings, upstreamEmbeddingBody } from "./embeddings.ts";
 import { modelObject, WORKERS_AI_EMBEDDING_MODELS, WORKERS_AI_MODELS } from "./models.ts";
 import { normaliseCompletion } from "./normalise.ts";

@@ -9,7 +9,7 @@
  * after tool calls are fixed. The stream always ends with `data: [DONE]`. Cancelling the returned stream
  * (a client that went away) cancels the upstream body, which aborts the upstream request.
  */
-import type { Deadlines } from "./deadlines.ts";
+import type { Deadlines } from "./timer-queue.ts";
 import { readUsage, type Usage } from "./normalise.ts";
 import { parseTextToolCalls, repairToolCall, toolCallStart, toToolCalls } from "./tool-calls.ts";
 

@@ -1,7 +1,7 @@
 /**
  * The `fetch` options that make a call to an `https` agent trust exactly the certificate that agent reported
  * in its ready callback (a self-signed, non-CA certificate naming the node's IP; cloud-init/boot-plan.ts makes
- * it, edge/callbacks/callbacks.ts checks it against the reported fingerprint). docs/protocol.md § TLS.
+ * it, edge/callbacks/routes.ts checks it against the reported fingerprint). docs/protocol.md § TLS.
  *
  * How a runtime pins a certificate differs, so the runtime's entry file chooses, as Hono's adapters do: Bun
  * (and so `bun test`) takes `tls.ca`, which replaces the default CAs — the default here; edge/main.ts passes

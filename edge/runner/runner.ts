@@ -20,7 +20,7 @@ import type { NodeStatus } from "../../shared/wire/api.ts";
 import { dispatchingMessage, type TaskRecord, type TaskStore } from "../tasks/store.ts";
 import { runnerDeadline, sweepDeadline, SWEEP_LIMITS, type ActiveStatus } from "./deadlines.ts";
 import { reapOrphans, type OrphanReaperMode } from "./orphans.ts";
-import type { Wakeups } from "./wakeups.ts";
+import type { Wakeups } from "../tasks/wakeups.ts";
 
 export type RunnerDeps = {
   tasks: TaskStore;

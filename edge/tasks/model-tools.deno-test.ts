@@ -2,7 +2,7 @@
 // GET /v1/models says which models can call tools.
 import assert from "node:assert/strict";
 import { loadEdgeConfig } from "../config.ts";
-import { createEdge } from "../edge.ts";
+import { createEdge } from "../compose.ts";
 
 Deno.test("a built-in task with a model marked without tools is refused at POST /api/tasks under Deno", async () => {
   const dir = await Deno.makeTempDir();

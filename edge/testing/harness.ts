@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadEdgeConfig } from "../config.ts";
-import { createEdge, type Edge } from "../edge.ts";
+import { createEdge, type Edge } from "../compose.ts";
 import type { CreateServerInput, CreateServerResult, Provider, ProviderServer } from "../providers/provider.ts";
 import { startAgentDouble, type AgentDouble, type AgentDoubleOptions } from "./agent-double.ts";
 export { until } from "../../shared/testing/until.ts";

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadEdgeConfig } from "../config.ts";
-import { createEdge, type Edge } from "../edge.ts";
+import { createEdge, type Edge } from "../compose.ts";
 import type { StubAgent } from "./stub-agent.ts";
 import { StubProvider } from "./stub-provider.ts";
 import { until } from "../../shared/testing/until.ts";

@@ -3,7 +3,7 @@
  * and refused when it — or any symlink on the way — leads outside it. File reads and command output are
  * capped so one call cannot flood the model's context; commands have a timeout and run as their own group.
  */
-import { nodeFsPromises as fsp, nodePath } from "../../runtime/node.ts";
+import { nodeFsPromises as fsp, nodePath } from "../../runtime/lazy-node-modules.ts";
 import * as v from "valibot";
 import { describeIssue } from "../../../shared/validate.ts";
 import type { GroupRun, LineSink } from "../process-group.ts";

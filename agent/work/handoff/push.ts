@@ -11,7 +11,7 @@
  * The push only creates: `--force-with-lease=<ref>:` (empty) refuses when the branch exists, so SAM never
  * overwrites a branch, and the remote's default branch is refused before anything is sent.
  */
-import { nodeFs, nodePath } from "../../runtime/node.ts";
+import { nodeFs, nodePath } from "../../runtime/lazy-node-modules.ts";
 import { askpassEnv, gitOutput, redactUrl, cloneSource } from "../git.ts";
 import { runInGroup } from "../process-group.ts";
 import type { TaskDelivery } from "../../../shared/wire/task.ts";

@@ -5,7 +5,7 @@
  * operator's `SAM_TASK_SANDBOX=off` a command runs as before, as the agent's user, and its leftovers are
  * found and killed by their marker (reap.ts).
  */
-import { nodeFs } from "../../runtime/node.ts";
+import { nodeFs } from "../../runtime/lazy-node-modules.ts";
 import type { SandboxConfig } from "./config.ts";
 import { bwrapArgv } from "./bwrap.ts";
 import { readHostLayout } from "./layout.ts";

@@ -3,7 +3,7 @@
  * which secret paths sit inside them, and where /etc's symlinks lead outside them. Read per command, so a
  * package installed meanwhile (or /etc/sam written by a boot) is seen at once; it is a handful of lstats.
  */
-import { nodeFs, nodePath } from "../../runtime/node.ts";
+import { nodeFs, nodePath } from "../../runtime/lazy-node-modules.ts";
 import { SECRET_PATHS, SYSTEM_DIRS, type HostEntry, type HostLayout } from "./bwrap.ts";
 
 function under(p: string, root: string): boolean {

@@ -5,7 +5,7 @@
  * by another user. Symlinks are changed themselves (lchown), never followed: a task's link cannot make the
  * agent chown a file outside the workspace.
  */
-import { nodeFs, nodePath } from "../../runtime/node.ts";
+import { nodeFs, nodePath } from "../../runtime/lazy-node-modules.ts";
 
 /**
  * Give every entry under `dir` (and `dir`) to `uid:gid`; entries already theirs are left alone. Synchronous:

@@ -5,7 +5,7 @@
  * off, and after an agent restart. Best effort by nature: a process that rewrites its environment and leaves
  * the workspace is not found (docs/sandbox.md says so).
  */
-import { nodeFs } from "../../runtime/node.ts";
+import { nodeFs } from "../../runtime/lazy-node-modules.ts";
 
 function belongsTo(pid: number, marker: string, workspace: string): boolean {
   const fs = nodeFs();

@@ -6,7 +6,7 @@
  * .git/config it cloned, empties the hooks, drops alternates and submodule repositories, refuses a `.git`
  * that is not a plain directory, and runs git with settings that switch the rest off.
  */
-import { nodeFs, nodePath } from "../../runtime/node.ts";
+import { nodeFs, nodePath } from "../../runtime/lazy-node-modules.ts";
 
 const SNAPSHOT = "git-config.cloned";
 

@@ -12,7 +12,7 @@ import type { Authenticate, Caller } from "../auth/caller.ts";
 import { catalogueModel } from "../inference/models.ts";
 import { guard, type CallerEnv } from "../auth/guard.ts";
 import type { Runner } from "../runner/runner.ts";
-import type { Wakeups } from "../runner/wakeups.ts";
+import type { Wakeups } from "./wakeups.ts";
 import type { Timeouts } from "../../shared/timeouts.ts";
 import type { TaskLimits } from "./limits.ts";
 import { submittedTransitions, type TaskRecord, type TaskStore } from "./store.ts";

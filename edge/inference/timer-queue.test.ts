@@ -1,5 +1,5 @@
 import { expect, test } from "bun:test";
-import { Deadlines } from "./deadlines.ts";
+import { Deadlines } from "./timer-queue.ts";
 import { until } from "../../shared/testing/until.ts";
 
 test("each deadline fires at its own time, in order, and a cancelled one never fires", async () => {

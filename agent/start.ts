@@ -16,7 +16,7 @@ import { EventStore } from "./events/store.ts";
 import { ResourceMonitor } from "./monitor/monitor.ts";
 import { MetricsStore } from "./monitor/store.ts";
 import { createAgentApp } from "./server/app.ts";
-import { nodeFs, nodeOs } from "./runtime/node.ts";
+import { nodeFs, nodeOs } from "./runtime/lazy-node-modules.ts";
 import { workCapabilities } from "./work/index.ts";
 import { sweepExportTemps } from "./server/export.ts";
 
@@ -35,7 +35,7 @@ const ERRNO_TEXT: Record<string, string> = {
 /**
  * Make sure the data dir exists and takes a write, before SQLite gets a chance to fail less clearly.
  * `Bun.write` makes the missing directories; Bun's file APIs rather than node:fs keep the idle agent small
- * (runtime/node.ts).
+ * (runtime/lazy-node-modules.ts).
  */
 async function checkDataDir(dir: string): Promise<void> {
   const probe = `${dir}/.write-probe-${process.pid}`;
@@ -56,7 +56,7 @@ const DATABASES = ["events.db", "metrics.db", "work.db"];
 /**
  * Owner-only modes for a data dir an older agent (or an operator's mkdir) left open: new files are created so
  * (the umask in `startAgent`); this corrects what already exists. Bun's stat is enough to look; node:fs is
- * loaded only when something must change (runtime/node.ts: it costs the idle agent RSS).
+ * loaded only when something must change (runtime/lazy-node-modules.ts: it costs the idle agent RSS).
  */
 async function restrictDataDir(dir: string): Promise<void> {
   const paths = [dir, ...DATABASES.flatMap((db) => [db, `${db}-wal`, `${db}-shm`]).map((f) => `${dir}/${f}`)];

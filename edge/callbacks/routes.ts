@@ -14,7 +14,7 @@ import type { Authenticate, Caller } from "../auth/caller.ts";
 import { guard, type CallerEnv } from "../auth/guard.ts";
 import type { NodeStore } from "../nodes/store.ts";
 import type { Runner } from "../runner/runner.ts";
-import type { Wakeups } from "../runner/wakeups.ts";
+import type { Wakeups } from "../tasks/wakeups.ts";
 import type { TaskRecord, TaskStore } from "../tasks/store.ts";
 
 export type CallbackDeps = {

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import { nodeFs, nodePath } from "./node.ts";
+import { nodeFs, nodePath } from "./lazy-node-modules.ts";
 
 describe("Node's modules off the agent's start path", () => {
   test("the agent's bundle imports none of Node's modules statically (each would load at start)", async () => {

@@ -25,7 +25,7 @@ import { LocalProvider } from "./providers/local/local.ts";
 import type { Provider } from "./providers/provider.ts";
 import { pruneOnce } from "./retention/retention.ts";
 import { Runner } from "./runner/runner.ts";
-import { Wakeups } from "./runner/wakeups.ts";
+import { Wakeups } from "./tasks/wakeups.ts";
 import { SessionStore } from "./sessions/store.ts";
 import { TaskStore } from "./tasks/store.ts";
 import type { PinnedTls } from "./nodes/pinned-fetch.ts";
