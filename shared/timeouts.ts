@@ -160,6 +160,9 @@ export const REQUEST_TIMEOUTS = {
   databaseRequest: { ms: 15_000, meaning: "one request to a remote libSQL server (sqld, Turso)" },
   builtinModelCall: { ms: 120_000, meaning: "the built-in coding agent's wait for one model answer" },
   forgeRequest: { ms: 30_000, meaning: "one call to a forge's REST API when a task's work becomes a pull request" },
+  hetznerRequest: { ms: 15_000, meaning: "one Hetzner API call (the default of SAM_HCLOUD_REQUEST_TIMEOUT)" },
+  hetznerBackoffCap: { ms: 30_000, meaning: "the longest wait between retries of a Hetzner API call (429, 5xx)" },
+  hetznerCreate: { ms: 5 * 60_000, meaning: "a Hetzner server create, from the call until the server runs" },
 } as const;
 
 /** `describeTimeouts` rows for the per-request limits. */

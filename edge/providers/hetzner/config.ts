@@ -6,6 +6,7 @@ import * as v from "valibot";
 import { ImageRef, SshPublicKey } from "../../../cloud-init/inputs.ts";
 import { ConfigError, envDuration, envInt, envParse, envString, type Env } from "../../../shared/env.ts";
 import type { HetznerProviderOptions } from "./provider.ts";
+import { REQUEST_TIMEOUTS } from "../../../shared/timeouts.ts";
 
 const Name = v.pipe(v.string(), v.regex(/^[a-z0-9][a-z0-9-]{0,62}$/, "expected a Hetzner name like cx23, fsn1 or docker-ce"));
 
@@ -45,7 +46,7 @@ export function hetznerOptionsFromEnv(env: Env, base: { token: string; apiBase: 
     agentPort: envInt(env, "SAM_NODE_AGENT_PORT", 8443, 1, 65535),
     heartbeatSeconds: Math.max(1, Math.round(base.heartbeatMs / 1000)),
     sshPublicKeys: keys.map((k) => envParse("SAM_HCLOUD_SSH_KEYS", SshPublicKey, k)),
-    requestTimeoutMs: envDuration(env, "SAM_HCLOUD_REQUEST_TIMEOUT", 15_000),
-    retry: { baseMs: base.retryBackoffMs, maxMs: 30_000, attempts: 6 },
+    requestTimeoutMs: envDuration(env, "SAM_HCLOUD_REQUEST_TIMEOUT", REQUEST_TIMEOUTS.hetznerRequest.ms),
+    retry: { baseMs: base.retryBackoffMs, maxMs: REQUEST_TIMEOUTS.hetznerBackoffCap.ms, attempts: 6 },
   };
 }

@@ -11,6 +11,7 @@ import { renderCloudInit } from "../../../cloud-init/render.ts";
 import type { Arch } from "../../../cloud-init/inputs.ts";
 import { ProviderCreateError, type CreateServerInput, type Provider, type ProviderServer, type ProviderTiming, type ServerStatus } from "../provider.ts";
 import { createHcloudApi, HcloudError, type CreatedServer, type HcloudApi, type HcloudServer } from "./hcloud.ts";
+import { REQUEST_TIMEOUTS, TIMER_BASES } from "../../../shared/timeouts.ts";
 
 /** Labels on every SAM server: `sam-node` marks it as ours, `sam-node-id` names the node. */
 export const SAM_LABEL = "sam-node";
@@ -99,12 +100,12 @@ export function archOf(serverType: string): Arch {
 
 const realSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-export function createHetznerProvider(opts: HetznerProviderOptions, api: HcloudApi = createHcloudApi({ token: opts.token, apiBase: opts.apiBase, timeoutMs: opts.requestTimeoutMs ?? 15_000 })): Provider {
+export function createHetznerProvider(opts: HetznerProviderOptions, api: HcloudApi = createHcloudApi({ token: opts.token, apiBase: opts.apiBase, timeoutMs: opts.requestTimeoutMs ?? REQUEST_TIMEOUTS.hetznerRequest.ms })): Provider {
   const now = opts.now ?? Date.now;
   const sleep = opts.sleep ?? realSleep;
-  const retry = opts.retry ?? { baseMs: 2_000, maxMs: 30_000, attempts: 6 };
+  const retry = opts.retry ?? { baseMs: TIMER_BASES.retryBackoff.default, maxMs: REQUEST_TIMEOUTS.hetznerBackoffCap.ms, attempts: 6 };
   const pollMs = opts.pollIntervalMs ?? 1_000;
-  const createDeadlineMs = opts.createDeadlineMs ?? 5 * 60_000;
+  const createDeadlineMs = opts.createDeadlineMs ?? REQUEST_TIMEOUTS.hetznerCreate.ms;
 
   /** Wait before attempt `attempt + 1`: doubling from the base; after a 429 at least until one request is back. */
   function backoff(err: HcloudError, attempt: number): number {
