@@ -136,4 +136,10 @@ export const MIGRATIONS: Migration[] = [
     id: "0004-agent-tls-cert",
     statements: ["ALTER TABLE nodes ADD COLUMN agent_tls_cert TEXT"],
   },
+  {
+    // The boot's live progress: every `sam-boot` marker the VM posted as it happened (JSON array, bounded),
+    // from which the edge draws the timeline until, and completes it after, the agent's own report.
+    id: "0030-node-boot-progress",
+    statements: ["ALTER TABLE nodes ADD COLUMN boot_progress TEXT"],
+  },
 ];

@@ -5,6 +5,7 @@
  * timer table) has passed, retries transient failures with backoff, and reaps idle nodes. Every transition
  * is a compare-and-set in SQL, so the tick, the callbacks and any number of edge instances never fight.
  */
+import { formatDuration } from "../../shared/duration.ts";
 import type { Timeouts } from "../../shared/timeouts.ts";
 import type { TaskDispatch, TaskStatus } from "../../shared/wire/task.ts";
 import { TOKEN_PREFIX } from "../auth/authenticate.ts";
@@ -176,6 +177,14 @@ export class Runner {
         nextAttemptAt: Date.now() + this.t.retryBackoff,
       });
     }
+  }
+
+  /** A node that reported it cannot work (a degraded agent): its tasks go elsewhere and its server goes. */
+  async nodeFailed(nodeId: string, reason: string): Promise<void> {
+    const node = await this.d.nodes.get(nodeId);
+    if (!node) return;
+    await this.requeueTasksOf(nodeId, reason);
+    await this.deleteServer(node, reason);
   }
 
   /** The agent's ready callback: dispatch everything waiting for this node at once. */
@@ -381,7 +390,7 @@ export class Runner {
     // 6. Nodes: a boot past its budget fails; idle ready nodes past their warm time are reaped.
     for (const node of await this.d.nodes.inStatus(["provisioning", "booting"])) {
       if (node.createdAt + this.t.agentReady > now) continue;
-      const reason = `agent not ready after ${fmtMs(this.t.agentReady)} (boot budget); last phase: ${lastPhase(node)}`;
+      const reason = `agent not ready after ${fmtMs(this.t.agentReady)} (boot budget); ${stuckIn(node, now)}`;
       if (await this.d.nodes.transition(node.id, ["provisioning", "booting"], "failed", reason)) {
         await this.requeueTasksOf(node.id, reason);
         await this.deleteServer({ ...node, status: "failed" }, reason);
@@ -420,6 +429,15 @@ export class Runner {
     const node = await this.d.nodes.get(task.nodeId);
     return node ? `${what}; node ${node.id} last phase: ${lastPhase(node)}` : what;
   }
+}
+
+/** "stuck in phase agent-download for 14m 2s" from the live progress, else the last phase reported. */
+function stuckIn(node: NodeRecord, now: number): string {
+  const phases = node.bootTimeline?.phases ?? [];
+  const open = phases.filter((p) => p.status === "unterminated").sort((a, b) => a.startedAt - b.startedAt)[0];
+  if (open) return `stuck in phase ${open.name} for ${formatDuration(Math.round(Math.max(0, now - open.startedAt) / 1000) * 1000)}`;
+  const failed = phases.filter((p) => p.status === "failed").map((p) => p.name);
+  return `${failed.length > 0 ? `failed phases: ${failed.join(", ")}; ` : ""}last phase: ${lastPhase(node)}`;
 }
 
 function lastPhase(node: NodeRecord): string {

@@ -1,6 +1,6 @@
 /** The boot timeline an agent reads from `sam-boot` markers and reports with its ready callback. */
 import * as v from "valibot";
-import { EpochMs, NonNegativeInt } from "./common.ts";
+import { EpochMs, Id, NonNegativeInt } from "./common.ts";
 
 export const BootPhase = v.object({
   name: v.pipe(v.string(), v.maxLength(128)),
@@ -31,3 +31,12 @@ export const BootTimeline = v.object({
   phases: v.pipe(v.array(BootPhase), v.maxLength(256)),
 });
 export type BootTimeline = v.InferOutput<typeof BootTimeline>;
+
+/** `POST /api/agent/boot-progress`: one `sam-boot` marker, posted by the boot script as it happens. */
+export const BootProgress = v.object({
+  nodeId: Id,
+  kind: v.picklist(["START", "END", "FAILED"]),
+  phase: v.pipe(v.string(), v.regex(/^[a-z0-9][a-z0-9-]{0,127}$/, "phase must be a boot phase name like image-pull")),
+  at: EpochMs,
+});
+export type BootProgress = v.InferOutput<typeof BootProgress>;
