@@ -15,6 +15,7 @@ import type { Client } from "./db/client.ts";
 import { renderError, renderNotFound } from "./http-errors.ts";
 import { keyRoutes } from "./keys/keys.ts";
 import type { AgentClient } from "./nodes/agent-client.ts";
+import { NodeArchive } from "./nodes/archive.ts";
 import { nodeRoutes } from "./nodes/nodes.ts";
 import type { NodeStore } from "./nodes/store.ts";
 import type { Runner } from "./runner/runner.ts";
@@ -82,7 +83,7 @@ export function createApp(deps: AppDeps): Hono {
   app.route("/api/keys", keyRoutes(deps.db, authenticate, deps.keyRevoked));
   app.route("/api/tasks", taskRoutes({ authenticate, tasks, runner, wakeups, timeouts: config.timeouts }));
   app.route("/api/nodes", nodeRoutes({
-    authenticate, nodes, runner, agent, timeouts: config.timeouts,
+    authenticate, nodes, runner, agent, timeouts: config.timeouts, archive: new NodeArchive(deps.db),
     keyExists: async (id) => (await deps.db.execute({ sql: "SELECT 1 FROM api_keys WHERE id = ? AND revoked_at IS NULL", args: [id] })).rows.length > 0,
   }));
   app.route("/api/agent", callbackRoutes({ authenticate, tasks, nodes, runner, wakeups }));

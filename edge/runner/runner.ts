@@ -28,6 +28,8 @@ export type RunnerDeps = {
   /** The edge's public URL, known once it listens. */
   publicUrl: () => string;
   wakeups: Wakeups;
+  /** Keeps a node's diagnostics (its agent's databases) before its server is deleted; best effort. */
+  archive?: (node: NodeRecord) => Promise<string[]>;
   log?: (message: string) => void;
 };
 
@@ -351,6 +353,10 @@ export class Runner {
 
   private async deleteServer(node: NodeRecord, reason: string): Promise<void> {
     const fresh = (await this.d.nodes.get(node.id)) ?? node;
+    if (fresh.agentUrl && this.d.archive) {
+      const notes = await this.d.archive(fresh).catch((err) => [`archive failed: ${(err as Error).message}`]);
+      this.log(`node ${node.id}: diagnostics before delete: ${notes.join("; ")}`);
+    }
     if (fresh.providerServerId) await this.d.provider.delete(fresh.providerServerId);
     await this.d.nodes.transition(node.id, ["draining", "failed"], "deleted", reason);
   }
