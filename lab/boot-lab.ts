@@ -158,6 +158,10 @@ async function mainBoot(edge: LabEdge, nodeId: string, vms: Map<string, Vm>): Pr
   await edge.json("DELETE", `/api/nodes/${nodeId}`);
   const gone = await until("the node's deletion", async () => { const v = await node(edge, nodeId); return v.status === "deleted" ? v : undefined; }, 3 * 60_000);
   check("main: a deleted node's server is deleted and its VM stops", gone.status === "deleted" && (await Promise.race([vm.exited.then(() => true), Bun.sleep(60_000).then(() => false)])));
+  for (const kind of ["events", "metrics"] as const) {
+    const ok = await integrity(edge, nodeId, kind);
+    check(`main: after the delete the archived ${kind} database still downloads and is valid`, ok === "ok", ok);
+  }
 }
 
 async function failingBoot(edge: LabEdge, nodeId: string, vms: Map<string, Vm>): Promise<void> {
@@ -204,7 +208,7 @@ async function main(): Promise<number> {
   const fakes = [await startHetznerFake({ token: "lab-hcloud-token", actionPolls: 0, runningPolls: 0 }), await startHetznerFake({ token: "lab-hcloud-token", actionPolls: 0, runningPolls: 0 })];
   const mainEdge = await startLabEdge({ root, hetznerUrl: fakes[0]!.url, proxyPort: proxy.port, agentSha256 });
   // A short boot budget for the boot that cannot finish, on an edge of its own.
-  const shortEdge = await startLabEdge({ root, hetznerUrl: fakes[1]!.url, proxyPort: proxy.port, agentSha256, env: { SAM_AGENT_READY_TIMEOUT: process.env.SAM_LAB_STUCK_BUDGET ?? "5m" } });
+  const shortEdge = await startLabEdge({ root, hetznerUrl: fakes[1]!.url, proxyPort: proxy.port, agentSha256, env: { SAM_AGENT_READY_TIMEOUT: process.env.SAM_LAB_STUCK_BUDGET ?? "8m" } });
   const scenarios = [new Map<string, Scenario>(), new Map<string, Scenario>()];
   const stops = [
     watchServers(fakes[0]!, scenarios[0]!, { image, assets, edge: () => mainEdge, routes, vms }),
@@ -219,6 +223,13 @@ async function main(): Promise<number> {
   const failingId = await provision(mainEdge, scenarios[0]!, { name: "failing", subnet: 11, faults: { refuseImagePull: true }, noRoute: true, memoryMiB: 2048 });
   const stuckId = await provision(shortEdge, scenarios[1]!, { name: "stuck", subnet: 12, faults: { hangAgentDownload: true }, memoryMiB: 2048 });
 
+  // Interrupted: leave no VM or edge behind.
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    process.on(signal, async () => {
+      await Promise.allSettled([...[...vms.values()].map((vm) => vm.stop()), mainEdge.stop(), shortEdge.stop()]);
+      process.exit(130);
+    });
+  }
   const guard = (name: string, p: Promise<void>) => p.catch((err) => { check(`${name}: scenario completed`, false, (err as Error).message); });
   await Promise.all([guard("main", mainBoot(mainEdge, mainId, vms)), guard("failing", failingBoot(mainEdge, failingId, vms)), guard("stuck", stuckBoot(shortEdge, stuckId))]);
 

@@ -22,15 +22,16 @@ mkdir -p /run/sam-lab
 mount -o ro /dev/disk/by-label/cidata /run/sam-lab
 if [ -d /run/sam-lab/network ]; then mkdir -p /run/systemd/network && cp /run/sam-lab/network/* /run/systemd/network/; fi
 if [ -f /run/sam-lab/hosts ]; then cat /run/sam-lab/hosts >>/etc/hosts; fi
-if [ -f /run/sam-lab/ca.crt ]; then cp /run/sam-lab/ca.crt /usr/local/share/ca-certificates/sam-lab.crt && update-ca-certificates >/dev/null; fi
+# Appended to the bundle curl, Docker and NODE_EXTRA_CA_CERTS read: update-ca-certificates takes minutes under emulation.
+if [ -f /run/sam-lab/ca.crt ]; then cat /run/sam-lab/ca.crt >>/etc/ssl/certs/ca-certificates.crt; fi
 umount /run/sam-lab
 `;
 
 const SEED_UNIT = `[Unit]
 Description=SAM lab: apply the run's network, names and CA from the seed ISO
 DefaultDependencies=no
-After=local-fs.target systemd-udev-settle.service
-Wants=systemd-udev-settle.service
+Requires=dev-disk-by\\x2dlabel-cidata.device
+After=dev-disk-by\\x2dlabel-cidata.device local-fs.target
 Before=systemd-networkd.service cloud-init-local.service network-pre.target
 Wants=network-pre.target
 
@@ -48,7 +49,7 @@ network: {config: disabled}
 `;
 
 /** Files the customize hook writes into the root, as [path, content, mode]. */
-const FILES: [string, string, string][] = [
+export const FILES: [string, string, string][] = [
   ["/usr/local/sbin/sam-lab-seed", SEED_SCRIPT, "0755"],
   ["/etc/systemd/system/sam-lab-seed.service", SEED_UNIT, "0644"],
   ["/etc/cloud/cloud.cfg.d/90-sam-lab.cfg", CLOUD_CFG, "0644"],

@@ -106,7 +106,7 @@ export async function bootVm(o: VmOptions): Promise<Vm> {
   const guestIp = `10.0.${o.subnet}.15`;
   const fwd = `10.0.${o.subnet}.100`;
   const netdev = [
-    "user", "id=n0", "restrict=on", `net=10.0.${o.subnet}.0/24`, `ipv6=${o.noRoute ? "off" : "on"}`,
+    "user", "id=n0", "restrict=on", "ipv4=on", `net=10.0.${o.subnet}.0/24`, `ipv6=${o.noRoute ? "off" : "on"}`,
     `hostfwd=tcp:127.0.0.1:${agentHostPort}-${guestIp}:8443`,
     `guestfwd=tcp:${fwd}:80-cmd:socat - TCP:127.0.0.1:${o.edgePort}`,
     `guestfwd=tcp:${fwd}:443-cmd:socat - TCP:127.0.0.1:${o.standInPort}`,
@@ -120,10 +120,10 @@ export async function bootVm(o: VmOptions): Promise<Vm> {
     "-serial", `file:${consoleLog}`, "-serial", `file:${probeLog}`,
     "-monitor", `unix:${monitor},server,nowait`,
     "-kernel", o.image.kernel, "-initrd", o.image.initrd,
-    "-append", "root=/dev/vda rw console=ttyS0 quiet systemd.show_status=1 net.ifnames=0",
+    "-append", "root=/dev/vda rw console=ttyS0 quiet systemd.show_status=1 net.ifnames=0 no_timer_check",
     "-drive", `file=${disk},if=virtio,format=qcow2,cache=unsafe`,
     "-drive", `file=${iso},if=virtio,format=raw,readonly=on`,
-    "-netdev", netdev, "-device", "virtio-net-pci,netdev=n0",
+    "-netdev", netdev, "-device", "virtio-net-pci,netdev=n0,romfile=",
     "-device", "virtio-rng-pci",
   ];
   const startedAt = Date.now();
