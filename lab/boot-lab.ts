@@ -50,7 +50,7 @@ async function until<T>(what: string, probe: () => Promise<T | undefined | null 
   }
 }
 
-type Scenario = { name: string; subnet: number; faults: Faults; noRoute?: boolean; memoryMiB?: number };
+type Scenario = { name: string; subnet: number; faults: Faults; noRoute?: boolean; memoryMiB?: number; cpus?: number };
 
 /** Boots a lab VM for every server the edge creates on a Hetzner fake, and stops it when the edge deletes it. */
 function watchServers(fake: HetznerFake, scenarios: Map<string, Scenario>, ctx: { image: Image; assets: StandInAssets; edge: () => LabEdge; routes: Map<string, number>; vms: Map<string, Vm> }) {
@@ -65,7 +65,7 @@ function watchServers(fake: HetznerFake, scenarios: Map<string, Scenario>, ctx: 
       log(`${s.name}: booting node ${nodeId} (server ${id})`);
       const vm = await bootVm({
         name: `${s.name}-${nodeId}`, dir: join(runDir, s.name), image: ctx.image, userData: server.userData, subnet: s.subnet,
-        edgePort: ctx.edge().port, standInPort: standIns.port, caCert: ctx.assets.ca.caCert, noRoute: s.noRoute, memoryMiB: s.memoryMiB,
+        edgePort: ctx.edge().port, standInPort: standIns.port, caCert: ctx.assets.ca.caCert, noRoute: s.noRoute, memoryMiB: s.memoryMiB, cpus: s.cpus,
         hostNames: [HOSTS.edge, HOSTS.downloads, HOSTS.nodejs, HOSTS.npm, ctx.assets.registryHost],
       });
       ctx.routes.set(`${vm.guestIp}:8443`, vm.agentHostPort);
@@ -208,7 +208,7 @@ async function main(): Promise<number> {
   const fakes = [await startHetznerFake({ token: "lab-hcloud-token", actionPolls: 0, runningPolls: 0 }), await startHetznerFake({ token: "lab-hcloud-token", actionPolls: 0, runningPolls: 0 })];
   const mainEdge = await startLabEdge({ root, hetznerUrl: fakes[0]!.url, proxyPort: proxy.port, agentSha256 });
   // A short boot budget for the boot that cannot finish, on an edge of its own.
-  const shortEdge = await startLabEdge({ root, hetznerUrl: fakes[1]!.url, proxyPort: proxy.port, agentSha256, env: { SAM_AGENT_READY_TIMEOUT: process.env.SAM_LAB_STUCK_BUDGET ?? "8m" } });
+  const shortEdge = await startLabEdge({ root, hetznerUrl: fakes[1]!.url, proxyPort: proxy.port, agentSha256, env: { SAM_AGENT_READY_TIMEOUT: process.env.SAM_LAB_STUCK_BUDGET ?? "12m" } });
   const scenarios = [new Map<string, Scenario>(), new Map<string, Scenario>()];
   const stops = [
     watchServers(fakes[0]!, scenarios[0]!, { image, assets, edge: () => mainEdge, routes, vms }),
@@ -220,8 +220,8 @@ async function main(): Promise<number> {
     return v.id;
   };
   const mainId = await provision(mainEdge, scenarios[0]!, { name: "main", subnet: 10, faults: {} });
-  const failingId = await provision(mainEdge, scenarios[0]!, { name: "failing", subnet: 11, faults: { refuseImagePull: true }, noRoute: true, memoryMiB: 2048 });
-  const stuckId = await provision(shortEdge, scenarios[1]!, { name: "stuck", subnet: 12, faults: { hangAgentDownload: true }, memoryMiB: 2048 });
+  const failingId = await provision(mainEdge, scenarios[0]!, { name: "failing", subnet: 11, faults: { refuseImagePull: true }, noRoute: true, memoryMiB: 2048, cpus: 1 });
+  const stuckId = await provision(shortEdge, scenarios[1]!, { name: "stuck", subnet: 12, faults: { hangAgentDownload: true }, memoryMiB: 2048, cpus: 1 });
 
   // Interrupted: leave no VM or edge behind.
   for (const signal of ["SIGINT", "SIGTERM"] as const) {

@@ -30,6 +30,7 @@ export type VmOptions = {
   /** No default route (and no IPv6): the boot's tls phase has no address to name. */
   noRoute?: boolean;
   memoryMiB?: number;
+  cpus?: number;
 };
 
 export type GuestState = { activeState: string; subState: string; restarts: number; journal: string; files: string[] };
@@ -60,8 +61,9 @@ done
 
 function vendorData(): string {
   // bootcmd runs at every boot, before SAM's runcmd; SAM's user-data has none, so nothing is overridden.
+  // --no-block: cloud-init.service runs before sysinit.target, which the probe's unit is ordered after.
   const script = Buffer.from(PROBE).toString("base64");
-  return `#cloud-config\nbootcmd:\n  - [sh, -c, "echo ${script} | base64 -d >/run/sam-lab-probe && systemd-run --unit=sam-lab-probe sh /run/sam-lab-probe"]\n`;
+  return `#cloud-config\nbootcmd:\n  - [sh, -c, "echo ${script} | base64 -d >/run/sam-lab-probe && systemd-run --no-block --unit=sam-lab-probe sh /run/sam-lab-probe"]\n`;
 }
 
 function network(o: VmOptions): string {
@@ -115,7 +117,7 @@ export async function bootVm(o: VmOptions): Promise<Vm> {
   const probeLog = join(o.dir, "probe.log");
   const monitor = join(o.dir, "monitor.sock");
   const args = [
-    "-accel", "tcg,thread=multi", "-cpu", "max", "-smp", "2", "-m", String(o.memoryMiB ?? 4096),
+    "-accel", "tcg,thread=multi", "-cpu", "max", "-smp", String(o.cpus ?? 2), "-m", String(o.memoryMiB ?? 4096),
     "-display", "none", "-no-user-config", "-nodefaults",
     "-serial", `file:${consoleLog}`, "-serial", `file:${probeLog}`,
     "-monitor", `unix:${monitor},server,nowait`,
