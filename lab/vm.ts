@@ -63,7 +63,9 @@ function vendorData(): string {
   // bootcmd runs at every boot, before SAM's runcmd; SAM's user-data has none, so nothing is overridden.
   // --no-block: cloud-init.service runs before sysinit.target, which the probe's unit is ordered after.
   const script = Buffer.from(PROBE).toString("base64");
-  return `#cloud-config\nbootcmd:\n  - [sh, -c, "echo ${script} | base64 -d >/run/sam-lab-probe && systemd-run --no-block --unit=sam-lab-probe sh /run/sam-lab-probe"]\n`;
+  // qemu's user networking trips conntrack's strict TCP window tracking under emulation: replies to the
+  // guest's own connections were dropped as INVALID once SAM's firewall set INPUT to DROP.
+  return `#cloud-config\nbootcmd:\n  - [sh, -c, "modprobe nf_conntrack && sysctl -qw net.netfilter.nf_conntrack_tcp_be_liberal=1 || true"]\n  - [sh, -c, "echo ${script} | base64 -d >/run/sam-lab-probe && systemd-run --no-block --unit=sam-lab-probe sh /run/sam-lab-probe"]\n`;
 }
 
 function network(o: VmOptions): string {
