@@ -143,11 +143,12 @@ export async function bootVm(o: VmOptions): Promise<Vm> {
     name: o.name, guestIp, agentHostPort, startedAt, consoleLog, exited,
     state() {
       if (!existsSync(probeLog)) return null;
-      const text = readFileSync(probeLog, "utf8");
+      // The serial line turns each \n into \r\n.
+      const text = readFileSync(probeLog, "utf8").replace(/\r/g, "");
       const begin = text.lastIndexOf("=====BEGIN\n");
       const end = text.indexOf("=====END", begin);
       if (begin < 0 || end < 0) return null;
-      const block = text.slice(begin + 11, end).replace(/\r/g, "");
+      const block = text.slice(begin + 11, end);
       const [unit = "", rest = ""] = block.split("--journal--\n");
       const [journal = "", files = ""] = rest.split("--files--\n");
       const prop = (k: string): string => unit.match(new RegExp(`^${k}=(.*)$`, "m"))?.[1] ?? "";
