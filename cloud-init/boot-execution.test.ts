@@ -38,7 +38,7 @@ mkdir -p "$prefix/bin" && printf '#!/bin/sh\\n' >"$prefix/bin/devcontainer" && c
 `);
   writeFileSync(join(top, "bin", "npx"), "#!/bin/sh\n");
   for (const f of ["node", "npm", "npx"]) chmodSync(join(top, "bin", f), 0o755);
-  const tar = Bun.spawnSync(["tar", "-cJf", join(dir, tarball.file), "-C", join(dir, "src"), `node-v${NODE_VERSION}`]);
+  const tar = Bun.spawnSync(["tar", "-czf", join(dir, tarball.file), "-C", join(dir, "src"), `node-v${NODE_VERSION}`]);
   if (tar.exitCode !== 0) throw new Error(tar.stderr.toString());
   writeFileSync(join(dir, "SHASUMS256.txt"), `${"0".repeat(64)}  node-v${NODE_VERSION}-darwin-arm64.tar.gz\n${sha256(readFileSync(join(dir, tarball.file)))}  ${tarball.file}\n`);
   writeFileSync(join(dir, "sam-agent-linux"), agentBytes);
@@ -130,7 +130,7 @@ describe("a rehearsed boot", () => {
     expect(restartCall.startUs).toBeGreaterThanOrEqual(pull.endUs);
     // Installed downloads do not stay on the disk.
     expect(existsSync(join(ok.root, VM.agentDownload))).toBe(false);
-    expect(existsSync(join(ok.root, "usr/local/lib/sam/node.tar.xz"))).toBe(false);
+    expect(existsSync(join(ok.root, "usr/local/lib/sam/node.tar.gz"))).toBe(false);
     // Every marker is also reported live to the edge, with the node token from a 0600 header file.
     const progress = ok.calls.filter((c) => c.tool === "curl" && c.args[0]!.endsWith("/api/agent/boot-progress"))
       .map((c) => JSON.parse(c.args.slice(1).join(" ")) as { nodeId: string; kind: string; phase: string; at: number });

@@ -67,7 +67,7 @@ data=
 while [ $# -gt 0 ]; do case "$1" in -o) out=$2; shift 2;; --data-binary) data=$2; shift 2;; --retry|--connect-timeout|-m|-H) shift 2;; -*) shift;; *) url=$1; shift;; esac; done
 case "$url" in */api/agent/boot-progress) record curl "$url" "$data"; exit 0;; esac
 src="$SAM_FAKE_DOWNLOADS/\${url##*/}"
-case "$url" in *.tar.xz) sleep "\${SAM_FAKE_NODE_SECONDS:-0.3}";; esac
+case "$url" in *.tar.gz) sleep "\${SAM_FAKE_NODE_SECONDS:-0.3}";; esac
 if [ ! -f "$src" ]; then record curl "$url" 404; exit 22; fi
 cp "$src" "$out"
 record curl "$url"

