@@ -124,7 +124,7 @@ export async function bootVm(o: VmOptions): Promise<Vm> {
     "-serial", `file:${consoleLog}`, "-serial", `file:${probeLog}`,
     "-monitor", `unix:${monitor},server,nowait`,
     "-kernel", o.image.kernel, "-initrd", o.image.initrd,
-    "-append", "root=/dev/vda rw console=ttyS0 quiet systemd.show_status=1 net.ifnames=0 no_timer_check",
+    "-append", "root=/dev/vda rw console=ttyS0 quiet systemd.show_status=1 net.ifnames=0 no_timer_check cryptomgr.notests",
     "-drive", `file=${disk},if=virtio,format=qcow2,cache=unsafe`,
     "-drive", `file=${iso},if=virtio,format=raw,readonly=on`,
     "-netdev", netdev, "-device", "virtio-net-pci,netdev=n0,romfile=",
