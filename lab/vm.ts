@@ -124,7 +124,9 @@ export async function bootVm(o: VmOptions): Promise<Vm> {
     "-serial", `file:${consoleLog}`, "-serial", `file:${probeLog}`,
     "-monitor", `unix:${monitor},server,nowait`,
     "-kernel", o.image.kernel, "-initrd", o.image.initrd,
-    "-append", "root=/dev/vda rw console=ttyS0 quiet systemd.show_status=1 net.ifnames=0 no_timer_check cryptomgr.notests",
+    // no_timer_check and cryptomgr.notests: an emulated CPU fails the IO-APIC timer check and can hang in the
+    // crypto self-tests; apparmor=0: the minimal image has no apparmor_parser, which Docker needs when it is on.
+    "-append", "root=/dev/vda rw console=ttyS0 quiet systemd.show_status=1 net.ifnames=0 no_timer_check cryptomgr.notests apparmor=0",
     "-drive", `file=${disk},if=virtio,format=qcow2,cache=unsafe`,
     "-drive", `file=${iso},if=virtio,format=raw,readonly=on`,
     "-netdev", netdev, "-device", "virtio-net-pci,netdev=n0,romfile=",
