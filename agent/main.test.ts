@@ -269,6 +269,31 @@ describe("the sam-agent binary", () => {
     }
   }, 20_000);
 
+  test("a boot whose tls phase failed: the agent starts degraded on loopback and reports ready with the reason, no crash loop", async () => {
+    const dir = tempDir("sam-agent-bin-");
+    const edge = stubEdge();
+    const env = {
+      SAM_NODE_ID: "node-deg", SAM_CONTROL_PLANE_URL: edge.url, SAM_TOKEN_FILE: tokenFile(dir), SAM_AGENT_DATA_DIR: join(dir, "data"),
+      SAM_AGENT_PORT: "0", SAM_BOOT_SOURCE: "none", SAM_HEARTBEAT_INTERVAL: "100ms",
+      SAM_TLS_CERT: join(dir, "tls", "agent.crt"), SAM_TLS_KEY: join(dir, "tls", "agent.key"),
+    };
+    // Without the opt-in the missing certificate is still a configuration error (exit 2).
+    const strict = Bun.spawnSync([BINARY], { env: { PATH: process.env.PATH ?? "/usr/bin:/bin", ...env } });
+    expect(strict.exitCode).toBe(2);
+    const { proc, url } = await spawnAgent({ ...env, SAM_TLS_MISSING: "degrade" });
+    try {
+      expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+      const ready = await until("the ready callback", () => edge.calls.filter((c) => c.path === "/api/agent/ready" && c.at > 0).at(1));
+      const body = v.parse(AgentReady, ready.body);
+      expect(body.degraded).toContain(`no TLS certificate: '${env.SAM_TLS_CERT}' does not exist`);
+      expect(body.url).toBe(url);
+      await until("a heartbeat", () => edge.calls.some((c) => c.path === "/api/agent/heartbeat"));
+    } finally {
+      proc.kill("SIGKILL");
+      edge.server.stop(true);
+    }
+  }, 20_000);
+
   test("--version, --help, and a configuration error exits 2 with one line naming the variable", () => {
     expect(Bun.spawnSync([BINARY, "--version"]).stdout.toString().trim()).toBe(SAM_VERSION);
     expect(Bun.spawnSync([BINARY, "--help"]).stdout.toString()).toContain("--control-plane-url");

@@ -124,6 +124,7 @@ export async function startAgent(config: AgentConfig, opts: { executor?: TaskExe
     throw new StartError(`cannot start the task executor in '${config.dataDir}': ${(err as Error).message}`);
   }
   events.record({ type: EVENT_TYPES.agentStart, message: `sam-agent ${SAM_VERSION} starting`, detail: { version: SAM_VERSION, pid: process.pid } });
+  if (config.degraded) events.record({ type: EVENT_TYPES.error, level: "error", message: `starting degraded: ${config.degraded}` });
 
   let boot: BootTimeline | null = null;
   const app = createAgentApp({
@@ -182,6 +183,7 @@ export async function startAgent(config: AgentConfig, opts: { executor?: TaskExe
       nodeId: config.nodeId, version: SAM_VERSION, url, tlsFingerprint: config.tls?.fingerprint ?? null,
       tlsCertificate: config.tls ? firstCertificatePem(config.tls.cert) : null,
       bootTimeline: boot, capabilities: capabilities(config), startedAt,
+      ...(config.degraded ? { degraded: config.degraded } : {}),
     };
     const accepted = await sendReady({
       controlPlane, events, ready, initialBackoffMs: Math.min(1_000, config.heartbeatMs), maxBackoffMs: config.heartbeatMs, signal: lifecycle.signal,

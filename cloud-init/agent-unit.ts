@@ -39,6 +39,8 @@ export function agentEnvFile(config: CloudInitConfig): string {
     SAM_AGENT_DATA_DIR: VM.agentDataDir,
     SAM_TLS_CERT: VM.tlsCert,
     SAM_TLS_KEY: VM.tlsKey,
+    // A failed tls phase: start degraded and report it, rather than exit and be restarted forever.
+    SAM_TLS_MISSING: "degrade",
     SAM_HEARTBEAT_INTERVAL: `${config.heartbeatSeconds}s`,
     SAM_BOOT_SOURCE: "journald",
     // The image the boot pre-pulls is the one workspaces use when a repo has no devcontainer.json.

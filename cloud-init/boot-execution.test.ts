@@ -38,7 +38,7 @@ mkdir -p "$prefix/bin" && printf '#!/bin/sh\\n' >"$prefix/bin/devcontainer" && c
 `);
   writeFileSync(join(top, "bin", "npx"), "#!/bin/sh\n");
   for (const f of ["node", "npm", "npx"]) chmodSync(join(top, "bin", f), 0o755);
-  const tar = Bun.spawnSync(["tar", "-cJf", join(dir, tarball.file), "-C", join(dir, "src"), `node-v${NODE_VERSION}`]);
+  const tar = Bun.spawnSync(["tar", "-czf", join(dir, tarball.file), "-C", join(dir, "src"), `node-v${NODE_VERSION}`]);
   if (tar.exitCode !== 0) throw new Error(tar.stderr.toString());
   writeFileSync(join(dir, "SHASUMS256.txt"), `${"0".repeat(64)}  node-v${NODE_VERSION}-darwin-arm64.tar.gz\n${sha256(readFileSync(join(dir, tarball.file)))}  ${tarball.file}\n`);
   writeFileSync(join(dir, "sam-agent-linux"), agentBytes);
@@ -62,7 +62,7 @@ function readBootPhases(journal: string): Phase[] {
 type Boot = { root: string; exitCode: number; phases: Phase[]; calls: Call[]; stderr: string };
 
 /** Render, materialise and run one boot; `tamper` serves an agent binary that does not match its checksum. */
-function rehearse(name: string, opts: { tamper?: boolean; pullExit?: number } = {}): Boot {
+function rehearse(name: string, opts: { tamper?: boolean; pullExit?: number; dockerSince?: string } = {}): Boot {
   const dir = join(work, name);
   const root = join(dir, "root");
   const fakes = join(dir, "fakes");
@@ -91,8 +91,9 @@ function rehearse(name: string, opts: { tamper?: boolean; pullExit?: number } = 
     SAM_FAKE_DOWNLOADS: downloads,
     SAM_FAKE_PULL_EXIT: String(opts.pullExit ?? 0),
     SAM_FAKE_ROOT: root,
+    SAM_FAKE_DOCKER_SINCE: opts.dockerSince ?? "",
   };
-  const proc = Bun.spawnSync(["sh", script], { cwd: dir, env, timeout: 15_000 });
+  const proc = Bun.spawnSync(["sh", script], { cwd: dir, env, timeout: 60_000 });
   const journal = existsSync(env.SAM_FAKE_JOURNAL) ? readFileSync(env.SAM_FAKE_JOURNAL, "utf8") : "";
   return { root, exitCode: proc.exitCode ?? -1, phases: readBootPhases(journal), calls: readCalls(env.SAM_FAKE_CALLS), stderr: proc.stderr.toString() };
 }
@@ -127,13 +128,25 @@ describe("a rehearsed boot", () => {
     const pull = ok.calls.find((c) => c.tool === "docker" && c.args[0] === "pull")!;
     const restartCall = ok.calls.find((c) => c.tool === "systemctl" && c.args.join(" ") === "restart docker.service")!;
     expect(restartCall.startUs).toBeGreaterThanOrEqual(pull.endUs);
+    // Installed downloads do not stay on the disk.
+    expect(existsSync(join(ok.root, VM.agentDownload))).toBe(false);
+    expect(existsSync(join(ok.root, "usr/local/lib/sam/node.tar.gz"))).toBe(false);
+    // Every marker is also reported live to the edge, with the node token from a 0600 header file.
+    const progress = ok.calls.filter((c) => c.tool === "curl" && c.args[0]!.endsWith("/api/agent/boot-progress"))
+      .map((c) => JSON.parse(c.args.slice(1).join(" ")) as { nodeId: string; kind: string; phase: string; at: number });
+    // (The last report may still be on its way when the script ends: it never waits for one.)
+    for (const name of PHASE_ORDER.filter((n) => n !== "image-pull-wait")) {
+      for (const kind of ["START", "END"]) expect(progress.some((p) => p.phase === name && p.kind === kind && p.nodeId === SAMPLE_INPUT.nodeId)).toBe(true);
+    }
+    expect(readFileSync(join(ok.root, VM.progressHeaders), "utf8")).toBe(`Authorization: Bearer ${SAMPLE_INPUT.nodeToken}\n`);
+    expect(statSync(join(ok.root, VM.progressHeaders)).mode & 0o777).toBe(0o600);
     // No apt lock waits on the critical path: apt installs only the task sandbox, in a background phase;
     // and the only image pulled is the configured one.
     expect(ok.calls.filter((c) => c.tool === "apt-get").map((c) => c.args.join(" "))).toEqual([
       "-q -y -o DPkg::Lock::Timeout=120 install --no-install-recommends bubblewrap",
     ]);
     expect(ok.calls.filter((c) => c.tool === "docker").map((c) => c.args.join(" "))).toEqual([`pull ${SAMPLE_INPUT.baseImage}`]);
-  }, 20_000);
+  }, 90_000);
 
   test("installs the agent binary and leaves none of it in the page cache (it is read from disk on start)", () => {
     // A just-written file sits in large folios a process maps whole: ≈ 5 MiB more idle RSS (docs/agent.md).
@@ -190,7 +203,17 @@ describe("a rehearsed boot", () => {
     expect(systemctlCalls(boot).some((c) => c.includes("sam-agent"))).toBe(false);
     // Everything else still completed.
     expect(status["docker-restart"]).toBe("ok");
-  }, 20_000);
+  }, 90_000);
+
+  test("a daemon started after daemon.json was written is not restarted: the pull overlaps the agent's start", () => {
+    const boot = rehearse("docker-current", { dockerSince: new Date(Date.now() + 3_600_000).toUTCString() });
+    const status = statusOf(boot);
+    expect(systemctlCalls(boot)).not.toContain("restart docker.service");
+    expect(status["docker-restart"]).toBe("ok");
+    expect(status["image-pull-wait"]).toBe("ok");
+    const by = Object.fromEntries(boot.phases.map((p) => [p.name, p]));
+    expect(by["agent-start"]!.endUs!).toBeLessThanOrEqual(by["image-pull-wait"]!.startUs);
+  }, 90_000);
 
   test("a failed phase is logged as FAILED and the agent still starts to report it", () => {
     const boot = rehearse("pull-fails", { pullExit: 1 });
@@ -199,5 +222,5 @@ describe("a rehearsed boot", () => {
     expect(status["image-pull-wait"]).toBe("failed");
     expect(status["agent-start"]).toBe("ok");
     expect(systemctlCalls(boot).at(-1)).toBe("start --no-block sam-agent.service");
-  }, 20_000);
+  }, 90_000);
 });

@@ -32,11 +32,11 @@ export const PHASE_ORDER = [
   "agent-download",
   "devcontainer-cli",
   "journald-config",
-  "image-pull-wait",
   "docker-restart",
   "tls",
   "agent-verify",
   "agent-start",
+  "image-pull-wait",
 ] as const;
 
 /** Node.js for the devcontainer CLI (which needs Node ≥ 20): the official build, not Ubuntu's 18. */
@@ -78,18 +78,45 @@ export function unameMachine(arch: CloudInitConfig["arch"]): string {
   return arch === "amd64" ? "x86_64" : "aarch64";
 }
 
-export function nodeTarball(arch: CloudInitConfig["arch"]): { url: string; sums: string; file: string } {
-  const file = `node-v${NODE_VERSION}-linux-${nodeArch(arch)}.tar.xz`;
-  return {
-    file,
-    url: `https://nodejs.org/dist/v${NODE_VERSION}/${file}`,
-    sums: `https://nodejs.org/dist/v${NODE_VERSION}/SHASUMS256.txt`,
-  };
+export const NODEJS_MIRROR = "https://nodejs.org/dist";
+export const NPM_REGISTRY = "https://registry.npmjs.org";
+
+/** The Node.js tarball and its SHASUMS256.txt under a mirror laid out like nodejs.org/dist. */
+export function nodeTarball(arch: CloudInitConfig["arch"], mirror: string = NODEJS_MIRROR): { url: string; sums: string; file: string } {
+  // gzip, not xz: the .tar.gz is ~19 MB larger but decompresses ~4× faster, and the decompression is
+  // CPU-bound on the critical path (the devcontainer CLI and then the agent wait for it).
+  const file = `node-v${NODE_VERSION}-linux-${nodeArch(arch)}.tar.gz`;
+  const base = `${mirror.replace(/\/+$/, "")}/v${NODE_VERSION}`;
+  return { file, url: `${base}/${file}`, sums: `${base}/SHASUMS256.txt` };
 }
+
+/**
+ * The agent's address: the source of the IPv4 default route (on Hetzner the public IPv4 on eth0), else of the
+ * IPv6 default route (an IPv6-only server). No route at all fails the phase, visibly; the agent then starts
+ * degraded and reports the failure instead of crash-looping on a missing certificate.
+ */
+const PUBLIC_ADDRESS = [
+  `public_ip=$(ip -4 route get 1.1.1.1 2>/dev/null | sed -n 's/.* src \\([0-9.]*\\).*/\\1/p')`,
+  `{ test -n "$public_ip" || public_ip=$(ip -6 route get 2606:4700:4700::1111 2>/dev/null | sed -n 's/.* src \\([0-9a-f:]*\\).*/\\1/p'); }`,
+  `test -n "$public_ip"`,
+  `case "$public_ip" in *:*) url_host="[$public_ip]" ;; *) url_host=$public_ip ;; esac`,
+];
+
+/**
+ * Docker read daemon.json when it started if cloud-init wrote it first (cloud-init.service runs before
+ * network-online.target, docker.service after it): then a restart is pure cost, and it would also have to
+ * wait for the image pull it would abort. Only a config newer than the running daemon is applied.
+ */
+const DOCKER_CONFIG_APPLY = [
+  `docker_started=$(systemctl show -p ActiveEnterTimestamp --value docker.service 2>/dev/null || true)`,
+  `docker_since=; { test -z "$docker_started" || docker_since=$(date -d "$docker_started" +%s 2>/dev/null) || true; }`,
+  `if test -n "$docker_since" && test "$(stat -c %Y ${VM.dockerDaemonJson})" -lt "$docker_since"; then echo "daemon.json predates the running daemon: no restart"; ` +
+    `else wait "$pid_image_pull"; pull_rc=$?; systemctl restart docker.service; fi`,
+];
 
 /** The phases for one node, in order. */
 export function bootPlan(config: CloudInitConfig): BootPhase[] {
-  const node = nodeTarball(config.arch);
+  const node = nodeTarball(config.arch, config.nodejsMirror);
   const nodeDir = "/usr/local/lib/nodejs";
   return [
     { name: "docker-start", run: ["systemctl start docker.service"] },
@@ -98,14 +125,16 @@ export function bootPlan(config: CloudInitConfig): BootPhase[] {
       name: "nodejs-install",
       background: true,
       run: [
-        `${CURL} -o /usr/local/lib/sam/node.tar.xz ${shellQuote(node.url)}`,
+        `${CURL} -o /usr/local/lib/sam/node.tar.gz ${shellQuote(node.url)}`,
         `${CURL} -o /usr/local/lib/sam/node.sums ${shellQuote(node.sums)}`,
         // The sum comes from nodejs.org's own list; an empty match makes sha256sum fail, not pass.
         `node_sum=$(awk -v f=${shellQuote(node.file)} '$2 == f { print $1 }' /usr/local/lib/sam/node.sums)`,
-        `echo "$node_sum  /usr/local/lib/sam/node.tar.xz" | sha256sum -c --status -`,
+        `echo "$node_sum  /usr/local/lib/sam/node.tar.gz" | sha256sum -c --status -`,
         `mkdir -p ${nodeDir}`,
-        `tar -xJf /usr/local/lib/sam/node.tar.xz -C ${nodeDir} --strip-components=1 --no-same-owner`,
+        `tar -xzf /usr/local/lib/sam/node.tar.gz -C ${nodeDir} --strip-components=1 --no-same-owner`,
         `ln -sf ${nodeDir}/bin/node ${nodeDir}/bin/npm ${nodeDir}/bin/npx /usr/local/bin/`,
+        // Installed: the 30 MB download has no further use on the node's disk.
+        "rm -f /usr/local/lib/sam/node.tar.gz /usr/local/lib/sam/node.sums",
       ],
     },
     {
@@ -126,14 +155,16 @@ export function bootPlan(config: CloudInitConfig): BootPhase[] {
     {
       name: "devcontainer-cli",
       joins: ["nodejs-install"],
-      run: [`npm install -g --prefix /usr/local --no-audit --no-fund @devcontainers/cli@${DEVCONTAINER_CLI_VERSION}`],
+      // The system trust store (a mirror may use a private CA); no update-notifier call during the boot.
+      run: [
+        `NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt npm install -g --prefix /usr/local --no-audit --no-fund --no-update-notifier ` +
+          `--registry ${shellQuote(config.npmRegistry)} @devcontainers/cli@${DEVCONTAINER_CLI_VERSION}`,
+      ],
     },
     // The drop-in was written by write_files; a restart applies it (markers go through /dev/log, buffered).
     { name: "journald-config", run: ["systemctl restart systemd-journald.service"] },
-    // The restart below would abort a running pull: wait for it first.
-    { name: "image-pull-wait", joins: ["image-pull"], run: [] },
-    // Applies daemon.json (live-restore, log limits); nothing started by us runs yet, so nothing is killed.
-    { name: "docker-restart", run: ["systemctl restart docker.service"] },
+    // Applies daemon.json (live-restore, log limits) when the daemon predates it; nothing of ours runs yet.
+    { name: "docker-restart", run: DOCKER_CONFIG_APPLY },
     {
       // The agent's certificate names the address the edge calls (the source address of the default route:
       // on Hetzner the public IPv4 on eth0) and is no CA, so the edge can trust exactly it once the agent
@@ -142,13 +173,12 @@ export function bootPlan(config: CloudInitConfig): BootPhase[] {
       run: [
         `mkdir -p ${VM.tlsDir}`,
         `chmod 0700 ${VM.tlsDir}`,
-        `public_ip=$(ip -4 route get 1.1.1.1 | sed -n 's/.* src \\([0-9.]*\\).*/\\1/p')`,
-        `test -n "$public_ip"`,
+        ...PUBLIC_ADDRESS,
         `openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 825 -subj ${shellQuote(`/CN=sam-node-${config.nodeId}`)} ` +
           `-addext "subjectAltName=DNS:sam-node-${config.nodeId},IP:$public_ip" -addext 'basicConstraints=critical,CA:FALSE' ` +
           `-addext 'keyUsage=critical,digitalSignature' -addext 'extendedKeyUsage=serverAuth' -keyout ${VM.tlsKey} -out ${VM.tlsCert}`,
         `chmod 0600 ${VM.tlsKey}`,
-        `echo "SAM_AGENT_PUBLIC_URL=https://$public_ip:${config.agentPort}" >>${VM.agentEnv}`,
+        `echo "SAM_AGENT_PUBLIC_URL=https://$url_host:${config.agentPort}" >>${VM.agentEnv}`,
       ],
     },
     {
@@ -162,9 +192,10 @@ export function bootPlan(config: CloudInitConfig): BootPhase[] {
         // process maps whole, so the agent started on it would hold ≈ 5 MiB more RSS for its life than one
         // that reads what it runs from disk (kernel 6.x with large folios; docs/agent.md § Memory). The VM
         // also stops caching the 106 MiB it will never read.
-        `sync ${VM.agentBinary} ${VM.agentDownload}`,
+        `sync ${VM.agentBinary}`,
         `dd if=${VM.agentBinary} iflag=nocache count=0 status=none`,
-        `dd if=${VM.agentDownload} iflag=nocache count=0 status=none`,
+        // Installed: the 106 MiB download has no further use on the node's disk.
+        `rm -f ${VM.agentDownload}`,
       ],
       // A binary that does not match its checksum is deleted, never installed.
       onFailure: [`rm -f ${VM.agentDownload}`],
@@ -178,6 +209,9 @@ export function bootPlan(config: CloudInitConfig): BootPhase[] {
         "systemctl start --no-block sam-agent.service",
       ],
     },
+    // The pull overlaps the agent's start; the script still ends with its outcome in the timeline. When
+    // docker-restart already waited for it, its exit status is that wait's.
+    { name: "image-pull-wait", run: [`if test -n "\${pull_rc:-}"; then test "$pull_rc" = 0; else wait "$pid_image_pull"; fi`] },
   ];
 }
 
@@ -185,8 +219,25 @@ function pidVar(phase: string): string {
   return `pid_${phase.replace(/-/g, "_")}`;
 }
 
+/** Each marker goes to journald (the record) and, live and best effort, to the edge (`sam_progress`). */
 export function marker(kind: "START" | "END" | "FAILED", phase: string): string {
-  return `logger -t ${BOOT_TAG} 'PHASE ${kind}: ${phase}'`;
+  return `logger -t ${BOOT_TAG} 'PHASE ${kind}: ${phase}'; sam_progress ${kind} ${phase}`;
+}
+
+/**
+ * `sam_progress KIND PHASE`: posts one marker to the edge's boot-progress callback so a boot that never
+ * reaches the agent still shows where it is. In the background with short timeouts and every failure
+ * ignored: it can neither block nor fail a phase. The node token goes in a header file (0600) read by curl,
+ * never on a command line.
+ */
+function progressReporter(config: CloudInitConfig): string {
+  const url = `${config.controlPlaneUrl.replace(/\/+$/, "")}/api/agent/boot-progress`;
+  const body = `{"nodeId":"${config.nodeId}","kind":"%s","phase":"%s","at":%s}`;
+  return [
+    `(umask 077 && sed -n 's/^SAM_NODE_TOKEN=/Authorization: Bearer /p' ${VM.tokenFile} >${VM.progressHeaders}) || true`,
+    `sam_progress() { curl -fsS -m 3 --connect-timeout 2 -o /dev/null -H @${VM.progressHeaders} -H 'Content-Type: application/json' ` +
+      `--data-binary "$(printf '${body}' "$1" "$2" "$(date +%s%3N)")" ${shellQuote(url)} >/dev/null 2>&1 & }`,
+  ].join("\n");
 }
 
 function renderPhase(phase: BootPhase): string {
@@ -213,13 +264,16 @@ function renderPhase(phase: BootPhase): string {
   ].join("\n");
 }
 
-/** The preamble every phase relies on: a predictable umask and the directories the jobs write to. */
-const PREAMBLE = [
-  "umask 022",
-  `mkdir -p ${VM.bootLogDir} /usr/local/lib/sam /usr/local/bin ${VM.agentDataDir}`,
-].join("\n");
+/** The preamble every phase relies on: a predictable umask, the directories the jobs write to, the reporter. */
+function preamble(config: CloudInitConfig): string {
+  return [
+    "umask 022",
+    `mkdir -p ${VM.bootLogDir} /usr/local/lib/sam /usr/local/bin ${VM.agentDataDir}`,
+    progressReporter(config),
+  ].join("\n");
+}
 
 /** `runcmd` entries: one string per phase, which cloud-init writes one after another into one `sh` script. */
-export function renderRuncmd(plan: BootPhase[]): string[] {
-  return [PREAMBLE, ...plan.map(renderPhase)];
+export function renderRuncmd(config: CloudInitConfig, plan: BootPhase[] = bootPlan(config)): string[] {
+  return [preamble(config), ...plan.map(renderPhase)];
 }

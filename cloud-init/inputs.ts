@@ -68,6 +68,10 @@ export const CloudInitInput = v.object({
   arch: Arch,
   sshKeys: v.optional(v.pipe(v.array(SshPublicKey), v.maxLength(MAX_SSH_KEYS, `at most ${MAX_SSH_KEYS} SSH keys`)), []),
   agentPort: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(65535)), 8443),
+  /** Where the Node.js tarball and SHASUMS256.txt come from: nodejs.org/dist or a mirror laid out like it. */
+  nodejsMirror: v.optional(safeUrl("nodejsMirror", 512), "https://nodejs.org/dist"),
+  /** The npm registry the devcontainer CLI is installed from. */
+  npmRegistry: v.optional(safeUrl("npmRegistry", 512), "https://registry.npmjs.org"),
   /** Heartbeat period in seconds, from the edge's timeout table. */
   heartbeatSeconds: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(3600)), 30),
 });

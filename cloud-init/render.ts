@@ -6,7 +6,7 @@ import * as v from "valibot";
 import { stringify } from "yaml";
 import { describeIssue } from "../shared/validate.ts";
 import { agentEnvFile, agentUnit, tokenFile } from "./agent-unit.ts";
-import { bootPlan, renderRuncmd } from "./boot-plan.ts";
+import { renderRuncmd } from "./boot-plan.ts";
 import { CloudInitInput, type CloudInitConfig } from "./inputs.ts";
 import { VM } from "./vm-layout.ts";
 
@@ -57,7 +57,7 @@ export function cloudConfig(config: CloudInitConfig): CloudConfig {
       file(VM.journaldDropIn, JOURNALD_DROP_IN, "0644"),
       file(VM.dockerDaemonJson, DOCKER_DAEMON, "0644"),
     ],
-    runcmd: renderRuncmd(bootPlan(config)),
+    runcmd: renderRuncmd(config),
   };
 }
 

@@ -10,6 +10,8 @@ export const VM = {
   configDir: "/etc/sam",
   agentEnv: "/etc/sam/agent.env",
   tokenFile: "/etc/sam/tokens",
+  /** The node token as a curl header (0600), for the boot's live progress reports. */
+  progressHeaders: "/etc/sam/boot-progress.headers",
   tlsDir: "/etc/sam/tls",
   tlsCert: "/etc/sam/tls/agent.crt",
   tlsKey: "/etc/sam/tls/agent.key",

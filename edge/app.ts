@@ -16,6 +16,7 @@ import type { Client } from "./db/client.ts";
 import { renderError, renderNotFound } from "./http-errors.ts";
 import { keyRoutes } from "./keys/routes.ts";
 import type { AgentClient } from "./nodes/agent-client.ts";
+import { NodeArchive } from "./nodes/archive.ts";
 import { nodeRoutes } from "./nodes/routes.ts";
 import type { NodeStore } from "./nodes/store.ts";
 import type { Runner } from "./runner/runner.ts";
@@ -91,7 +92,7 @@ export function createApp(deps: AppDeps): Hono {
   app.route("/api/keys", keyRoutes(deps.db, authenticate, deps.keyRevoked));
   app.route("/api/tasks", taskRoutes({ authenticate, tasks, runner, wakeups, timeouts: config.timeouts, limits: new TaskLimits(config.limits) }));
   app.route("/api/nodes", nodeRoutes({
-    authenticate, nodes, runner, agent, timeouts: config.timeouts, maxNodes: config.maxNodes,
+    authenticate, nodes, runner, agent, timeouts: config.timeouts, maxNodes: config.maxNodes, archive: new NodeArchive(deps.db),
     keyExists: async (id) => (await deps.db.execute({ sql: "SELECT 1 FROM api_keys WHERE id = ? AND revoked_at IS NULL", args: [id] })).rows.length > 0,
   }));
   app.route("/api/sessions", sessionRoutes(deps.sessions, authenticate));

@@ -20,6 +20,7 @@ import { MIGRATIONS } from "./db/migrations.ts";
 import { bootstrapGateway, createInferenceRoutes, INFERENCE_MIGRATIONS } from "./inference/index.ts";
 import { createHetznerProvider } from "./providers/hetzner/provider.ts";
 import { AgentClient, type AgentFetch } from "./nodes/agent-client.ts";
+import { NodeArchive } from "./nodes/archive.ts";
 import { NodeStore } from "./nodes/store.ts";
 import { LocalProvider } from "./providers/local/local.ts";
 import type { Provider } from "./providers/provider.ts";
@@ -75,12 +76,14 @@ export async function createEdge(config: EdgeConfig, options: EdgeOptions = {}):
   const nodes = new NodeStore(db, box);
   const agent = new AgentClient(options.agentFetch, box, options.pinnedTls);
   const wakeups = new Wakeups();
+  const archive = new NodeArchive(db);
   const runner = new Runner({
     tasks, nodes, provider, agent, wakeups,
     timeouts: config.timeouts,
     maxNodes: config.maxNodes,
     publicUrl: () => publicUrl,
     orphanReaper: config.orphanReaper,
+    archive: (node) => archive.save(node, agent),
     log: options.log,
   });
   const inference = createInferenceRoutes({ config, inference: config.inferenceProxy, authenticate, db, log: options.log });

@@ -46,6 +46,8 @@ export const EDGE_SETTINGS: SettingGroup[] = [
       { name: "SAM_AGENT_DOWNLOAD_URL", default: "— (required for hetzner)", meaning: "where VMs download the agent binary (http(s), no query string)" },
       { name: "SAM_AGENT_SHA256", default: "— (required for hetzner)", meaning: "the agent binary's sha256; a mismatch is never installed" },
       { name: "SAM_DEVCONTAINER_IMAGE", default: "`mcr.microsoft.com/devcontainers/base:ubuntu`", meaning: "the one image a boot pulls" },
+      { name: "SAM_NODEJS_MIRROR", default: "`https://nodejs.org/dist`", meaning: "where a booting VM fetches the Node.js tarball and its SHASUMS256.txt (a mirror, an air-gapped copy)" },
+      { name: "SAM_NPM_REGISTRY", default: "`https://registry.npmjs.org`", meaning: "the npm registry a booting VM installs the devcontainer CLI from" },
       { name: "SAM_NODE_AGENT_PORT", default: "`8443`", meaning: "the agent's HTTPS port (the firewall opens only it and SSH)" },
       { name: "SAM_HCLOUD_SSH_KEYS", default: "—", meaning: "OpenSSH public key lines (newline-separated) for root, to debug a node" },
       { name: "SAM_HCLOUD_REQUEST_TIMEOUT", default: "`15s`", meaning: "per-request timeout of a Hetzner API call" },

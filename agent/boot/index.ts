@@ -1,3 +1,3 @@
 /** The boot timeline (docs/architecture.md § The agent): pure parsers and the reader. */
-export { buildBootTimeline, journalBootId, normaliseBootId, parseJournalJson, parseSyslog, type BootMarker, type BootTimelineInput } from "./markers.ts";
+export { buildBootTimeline, firstBootMarkers, journalBootId, normaliseBootId, parseJournalJson, parseSyslog, type BootMarker, type BootTimelineInput } from "./markers.ts";
 export { DEFAULT_JOURNAL_COMMAND, DEFAULT_SYSLOG_PATH, kernelBootId, kernelUptimeMs, readBootTimeline, type BootSource } from "./read.ts";

@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as v from "valibot";
 import { BootTimeline } from "../../shared/wire/boot.ts";
-import { buildBootTimeline, parseJournalJson, parseSyslog } from "./index.ts";
+import { buildBootTimeline, firstBootMarkers, parseJournalJson, parseSyslog } from "./index.ts";
 
 // testdata/journal.json follows `journalctl -t sam-boot -o json` field for field (string µs timestamps,
 // one object per line): a cloud-init run where the devcontainer CLI failed and TLS never finished.
@@ -113,5 +113,29 @@ describe("buildBootTimeline", () => {
     expect(t.phases.length).toBe(256);
     expect(t.phases[0]!.name.length).toBe(128);
     expect(v.is(BootTimeline, t)).toBe(true);
+  });
+});
+
+describe("firstBootMarkers", () => {
+  const entry = (boot: string, at: number, message: string) =>
+    JSON.stringify({ __REALTIME_TIMESTAMP: String(at * 1000), _BOOT_ID: boot, SYSLOG_IDENTIFIER: "sam-boot", MESSAGE: message });
+
+  test("after a reboot the node's timeline is still the first boot's, whatever the later boots logged", () => {
+    // The second boot re-ran one phase by hand: the first boot's full run is still the one reported.
+    const text = [
+      entry("b2", 9_000, "PHASE START: docker-start"),
+      entry("a1", 1_000, "PHASE START: docker-start"),
+      entry("a1", 1_500, "PHASE END: docker-start"),
+      entry("a1", 1_600, "PHASE START: tls"),
+      entry("a1", 1_900, "PHASE END: tls"),
+    ].join("\n");
+    const { bootId, markers } = firstBootMarkers(text);
+    expect(bootId).toBe("a1");
+    expect(markers.map((m) => `${m.kind} ${m.name}`)).toEqual(["start docker-start", "end docker-start", "start tls", "end tls"]);
+  });
+
+  test("a journal with no markers gives none; entries without a boot id count as one boot", () => {
+    expect(firstBootMarkers("-- No entries --\n")).toEqual({ bootId: null, markers: [] });
+    expect(firstBootMarkers(JOURNAL).markers.length).toBe(11);
   });
 });

@@ -54,6 +54,37 @@ export function parseJournalJson(text: string): BootMarker[] {
   return out;
 }
 
+/**
+ * The markers of the FIRST machine boot that wrote any, from journald JSON spanning every boot
+ * (`journalctl -t sam-boot` without `-b`): cloud-init's runcmd runs once per instance, so after a reboot the
+ * current boot has no markers and the node's timeline is still the first boot's. Entries without `_BOOT_ID`
+ * count as one boot (`bootId` null).
+ */
+export function firstBootMarkers(text: string): { bootId: string | null; markers: BootMarker[] } {
+  const boots = new Map<string, { first: number; lines: string[] }>();
+  for (const line of text.split("\n")) {
+    if (!line.trim().startsWith("{")) continue;
+    let id = "";
+    try {
+      const entry = JSON.parse(line) as Record<string, unknown>;
+      if (entry.SYSLOG_IDENTIFIER !== undefined && entry.SYSLOG_IDENTIFIER !== TAG) continue;
+      if (typeof entry._BOOT_ID === "string" && BOOT_ID.test(entry._BOOT_ID)) id = entry._BOOT_ID;
+      const micros = typeof entry.__REALTIME_TIMESTAMP === "string" ? Number(entry.__REALTIME_TIMESTAMP) : NaN;
+      const boot = boots.get(id) ?? { first: Number.isFinite(micros) ? micros : Infinity, lines: [] };
+      boot.lines.push(line);
+      boots.set(id, boot);
+    } catch {
+      continue;
+    }
+  }
+  let chosen: { id: string; markers: BootMarker[]; first: number } | null = null;
+  for (const [id, boot] of boots) {
+    const markers = parseJournalJson(boot.lines.join("\n"));
+    if (markers.length > 0 && (chosen === null || boot.first < chosen.first)) chosen = { id, markers, first: boot.first };
+  }
+  return chosen ? { bootId: chosen.id || null, markers: chosen.markers } : { bootId: null, markers: [] };
+}
+
 /** The `_BOOT_ID` of the last `sam-boot` entry in journald JSON output: the boot those markers belong to. */
 export function journalBootId(text: string): string | null {
   let id: string | null = null;
@@ -116,6 +147,8 @@ export type BootTimelineInput = {
   agentStartedAt: number;
   /** The machine boot the markers belong to (journald's `_BOOT_ID`, else the kernel's `boot_id`). */
   bootId?: string | null;
+  /** The boot the agent runs in; another than `bootId` after a reboot. */
+  machineBootId?: string | null;
 };
 
 /**
@@ -146,6 +179,7 @@ export function buildBootTimeline(input: BootTimelineInput): BootTimeline {
     kernelUptimeMsAtAgentStart: input.kernelUptimeMsAtAgentStart,
     agentStartedAt: input.agentStartedAt,
     bootId: normaliseBootId(input.bootId),
+    ...(input.machineBootId === undefined ? {} : { machineBootId: normaliseBootId(input.machineBootId) }),
     phases: phases.slice(0, MAX_PHASES),
   };
 }

@@ -56,3 +56,17 @@ describe("readBootTimeline", () => {
     expect([t.source, t.phases.length]).toEqual(["syslog", 1]);
   });
 });
+
+describe("readBootTimeline after a reboot", () => {
+  test("reports the first boot's phases with its id, and the running boot's id beside them", async () => {
+    const d = mkdtempSync(join(tmpdir(), "sam-boot-"));
+    dirs.push(d);
+    const line = (boot: string, at: number, message: string) =>
+      JSON.stringify({ __REALTIME_TIMESTAMP: String(at * 1000), _BOOT_ID: boot, SYSLOG_IDENTIFIER: "sam-boot", MESSAGE: message });
+    // Every boot's markers, as `journalctl -t sam-boot` without `-b` prints them; the second boot logged none.
+    writeFileSync(join(d, "j.json"), [line("aa11", 1_000, "PHASE START: tls"), line("aa11", 1_400, "PHASE END: tls")].join("\n"));
+    const t = await readBootTimeline({ ...base, source: "journald", journalCommand: ["cat", join(d, "j.json")], syslogPath: "/x", kernelBootId: "bb22-33" });
+    expect(t.phases.map((p) => [p.name, p.status, p.durationMs])).toEqual([["tls", "ok", 400]]);
+    expect([t.bootId, t.machineBootId]).toEqual(["aa11", "bb2233"]);
+  });
+});

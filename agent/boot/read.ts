@@ -1,13 +1,13 @@
 /**
- * Reading the boot timeline on the node: journald first (`journalctl -b -t sam-boot -o json`), else the
- * syslog file, plus the kernel uptime at agent start. Never throws and never hangs the start: a missing
+ * Reading the boot timeline on the node: journald first (`journalctl -t sam-boot -o json`, every boot: the
+ * first boot that wrote markers is the node's), else the syslog file, plus the kernel uptime at agent start. Never throws and never hangs the start: a missing
  * journalctl, an unreadable log or a slow command just yields fewer phases.
  */
 import type { BootTimeline } from "../../shared/wire/boot.ts";
 import { parseUptime } from "../monitor/proc.ts";
-import { buildBootTimeline, journalBootId, parseJournalJson, parseSyslog, type BootMarker } from "./markers.ts";
+import { buildBootTimeline, firstBootMarkers, parseSyslog, type BootMarker } from "./markers.ts";
 
-export const DEFAULT_JOURNAL_COMMAND = ["journalctl", "-b", "-t", "sam-boot", "-o", "json", "--no-pager"];
+export const DEFAULT_JOURNAL_COMMAND = ["journalctl", "-t", "sam-boot", "-o", "json", "--no-pager"];
 export const DEFAULT_SYSLOG_PATH = "/var/log/syslog";
 
 export type BootSource = "auto" | "journald" | "syslog" | "none";
@@ -66,7 +66,7 @@ export async function kernelBootId(procRoot = "/proc"): Promise<string | null> {
 export async function readBootTimeline(opts: ReadBootOptions): Promise<BootTimeline> {
   const base = { kernelUptimeMsAtAgentStart: opts.kernelUptimeMs, agentStartedAt: opts.agentStartedAt };
   const build = (source: BootTimeline["source"], markers: BootMarker[], bootId = opts.kernelBootId) =>
-    buildBootTimeline({ ...base, source, markers, bootId });
+    buildBootTimeline({ ...base, source, markers, bootId, machineBootId: opts.kernelBootId ?? null });
   if (opts.source === "none") return build("none", []);
 
   let journalRan = false;
@@ -74,8 +74,8 @@ export async function readBootTimeline(opts: ReadBootOptions): Promise<BootTimel
     const text = await runJournal(opts.journalCommand, opts.timeoutMs ?? 5_000);
     if (text !== null) {
       journalRan = true;
-      const markers = parseJournalJson(text);
-      if (markers.length > 0 || opts.source === "journald") return build("journald", markers, journalBootId(text) ?? opts.kernelBootId);
+      const { bootId, markers } = firstBootMarkers(text);
+      if (markers.length > 0 || opts.source === "journald") return build("journald", markers, bootId ?? opts.kernelBootId);
     } else if (opts.source === "journald") {
       return build("journald", []);
     }

@@ -31,7 +31,7 @@ describe("agent configuration", () => {
       host: "0.0.0.0", port: 8443, publicUrl: null, dataDir: "/var/lib/sam-agent", tls: null, heartbeatMs: 30_000,
       metricsMs: 60_000, retentionMs: 7 * 86_400_000, bootSource: "auto", workspaceMode: "auto", maxConcurrentTasks: 2,
     });
-    expect(c.bootJournalCommand).toEqual(["journalctl", "-b", "-t", "sam-boot", "-o", "json", "--no-pager"]);
+    expect(c.bootJournalCommand).toEqual(["journalctl", "-t", "sam-boot", "-o", "json", "--no-pager"]);
   });
 
   test("flags in kebab case override the environment, with a space or '='", async () => {

@@ -24,6 +24,8 @@ export type AgentConfig = {
   publicUrl: string | null;
   dataDir: string;
   tls: { cert: string; key: string; fingerprint: string } | null;
+  /** Why this agent runs degraded (it reports ready with this reason and the edge gives it no work), or null. */
+  degraded: string | null;
   heartbeatMs: number;
   metricsMs: number;
   retentionMs: number;
@@ -46,6 +48,7 @@ export const SETTINGS: { name: string; default: string; meaning: string }[] = [
   { name: "SAM_AGENT_DATA_DIR", default: "/var/lib/sam-agent", meaning: "events.db, metrics.db, workspaces" },
   { name: "SAM_TLS_CERT", default: "-", meaning: "PEM certificate to serve HTTPS with (needs SAM_TLS_KEY)" },
   { name: "SAM_TLS_KEY", default: "-", meaning: "PEM private key of SAM_TLS_CERT" },
+  { name: "SAM_TLS_MISSING", default: "fail", meaning: "fail (exit 2), or degrade: start on loopback only and report ready with the missing certificate as the reason" },
   { name: "SAM_HEARTBEAT_INTERVAL", default: "30s", meaning: "heartbeat period" },
   { name: "SAM_METRICS_INTERVAL", default: "60s", meaning: "resource-monitor period" },
   { name: "SAM_EVENT_RETENTION", default: "7d", meaning: "retention of events and metrics" },
@@ -183,6 +186,23 @@ export function certificateFingerprint(pem: string): string | null {
   return der ? formatFingerprint(new Bun.CryptoHasher("sha256").update(der).digest("hex")) : null;
 }
 
+/**
+ * The certificate is made by the boot's `tls` phase. When that phase failed (no route: no address to name),
+ * exiting would make systemd restart the agent forever and the edge would learn nothing; with
+ * `SAM_TLS_MISSING=degrade` the agent starts degraded instead and reports the failure.
+ */
+async function readTlsOrDegrade(env: Env): Promise<{ tls: AgentConfig["tls"]; degraded: string | null }> {
+  const missing = envChoice(env, "SAM_TLS_MISSING", ["fail", "degrade"], "fail");
+  let absent: string | undefined;
+  for (const path of [envString(env, "SAM_TLS_CERT"), envString(env, "SAM_TLS_KEY")]) {
+    if (path !== undefined && absent === undefined && !(await Bun.file(path).exists())) absent = path;
+  }
+  if (missing === "degrade" && absent !== undefined) {
+    return { tls: null, degraded: `no TLS certificate: '${absent}' does not exist (the boot's tls phase failed?)` };
+  }
+  return { tls: await readTls(env), degraded: null };
+}
+
 async function readTls(env: Env): Promise<AgentConfig["tls"]> {
   const certPath = envString(env, "SAM_TLS_CERT");
   const keyPath = envString(env, "SAM_TLS_KEY");
@@ -211,16 +231,19 @@ export async function loadAgentConfig(env: Env): Promise<AgentConfig> {
   const tokenFile = envString(env, "SAM_TOKEN_FILE");
   if (tokenFile === undefined) throw new ConfigError("SAM_TOKEN_FILE: required");
   const journal = envString(env, "SAM_BOOT_JOURNAL_COMMAND");
+  const { tls, degraded } = await readTlsOrDegrade(env);
   return {
     nodeId,
     controlPlaneUrl,
     tokenFile,
     ...(await readTokens(tokenFile)),
-    host: envString(env, "SAM_AGENT_HOST", "0.0.0.0"),
+    // Degraded: nothing to serve safely without TLS, so only this machine can reach the agent.
+    host: degraded ? "127.0.0.1" : envString(env, "SAM_AGENT_HOST", "0.0.0.0"),
     port: envInt(env, "SAM_AGENT_PORT", 8443, 0, 65535),
     publicUrl: httpUrl(env, "SAM_AGENT_PUBLIC_URL", false),
     dataDir: envString(env, "SAM_AGENT_DATA_DIR", "/var/lib/sam-agent"),
-    tls: await readTls(env),
+    tls,
+    degraded,
     heartbeatMs: envDuration(env, TIMER_BASES.heartbeat.env, TIMER_BASES.heartbeat.default),
     metricsMs: envDuration(env, "SAM_METRICS_INTERVAL", 60_000),
     retentionMs: envDuration(env, "SAM_EVENT_RETENTION", 7 * 86_400_000),

@@ -30,7 +30,7 @@ export function runcmdScript(userData: string): string {
 
 /** Absolute VM paths the boot writes to, moved under `root`. `/dev/null` and friends stay. */
 export function underRoot(text: string, root: string): string {
-  return text.replace(/(^|[\s'"=>])(\/(?:usr\/local|etc|var)(?=[\/\s'";]|$))/gm, (_, pre: string, path: string) => `${pre}${root}${path}`);
+  return text.replace(/(^|[\s'"=>@])(\/(?:usr\/local|etc|var)(?=[\/\s'";]|$))/gm, (_, pre: string, path: string) => `${pre}${root}${path}`);
 }
 
 type WriteFileEntry = { path: string; content: string; permissions: string };
@@ -63,14 +63,17 @@ record docker "$@"
 `,
   // Serves files from $SAM_FAKE_DOWNLOADS by the URL's last path segment; unknown URLs are a 404 (exit 22).
   curl: `${RECORD}out=; url=
-while [ $# -gt 0 ]; do case "$1" in -o) out=$2; shift 2;; --retry|--connect-timeout) shift 2;; -*) shift;; *) url=$1; shift;; esac; done
+data=
+while [ $# -gt 0 ]; do case "$1" in -o) out=$2; shift 2;; --data-binary) data=$2; shift 2;; --retry|--connect-timeout|-m|-H) shift 2;; -*) shift;; *) url=$1; shift;; esac; done
+case "$url" in */api/agent/boot-progress) record curl "$url" "$data"; exit 0;; esac
 src="$SAM_FAKE_DOWNLOADS/\${url##*/}"
-case "$url" in *.tar.xz) sleep "\${SAM_FAKE_NODE_SECONDS:-0.3}";; esac
+case "$url" in *.tar.gz) sleep "\${SAM_FAKE_NODE_SECONDS:-0.3}";; esac
 if [ ! -f "$src" ]; then record curl "$url" 404; exit 22; fi
 cp "$src" "$out"
 record curl "$url"
 `,
-  systemctl: `${RECORD}record systemctl "$@"\n`,
+  // \`systemctl show -p ActiveEnterTimestamp\` answers $SAM_FAKE_DOCKER_SINCE (empty: docker never started).
+  systemctl: `${RECORD}record systemctl "$@"\n[ "$1" = show ] && printf '%s\\n' "\${SAM_FAKE_DOCKER_SINCE:-}"\nexit 0\n`,
   // \`ip -4 route get\` as on a Hetzner VM: the default route's source is the public IPv4 on eth0.
   ip: `${RECORD}record ip "$@"\nprintf '1.1.1.1 via 172.31.1.1 dev eth0 src 203.0.113.7 uid 0 \\n    cache \\n'\n`,
   iptables: `${RECORD}record iptables "$@"\n[ "$1" = -C ] && exit 1\nexit 0\n`,

@@ -16,6 +16,8 @@ import type { NodeStore } from "../nodes/store.ts";
 import type { Runner } from "../runner/runner.ts";
 import type { Wakeups } from "../tasks/wakeups.ts";
 import type { TaskRecord, TaskStore } from "../tasks/store.ts";
+import { withReady } from "../nodes/boot-record.ts";
+import { bootProgressRoute } from "./boot-progress.ts";
 
 export type CallbackDeps = {
   authenticate: Authenticate; tasks: TaskStore; nodes: NodeStore; runner: Runner; wakeups: Wakeups;
@@ -85,16 +87,32 @@ export function callbackRoutes(d: CallbackDeps): Hono<CallerEnv> {
     return task;
   }
 
+  bootProgressRoute(app, d, nodeOf);
+
   app.post("/ready", async (c) => {
     const nodeId = nodeOf(c.var.caller);
     const body = parseOrThrow(AgentReady, await readJsonBody(c.req.raw));
     sameNode(nodeId, body.nodeId);
     const now = Date.now();
+    const known = await d.nodes.get(nodeId);
+    // The first boot's timeline stays the record: a report from a later boot never replaces it with an empty one.
+    const boot = withReady(known?.bootTimeline ?? null, body.bootTimeline, known?.bootProgress ?? []);
+    if (boot.reboot) await d.nodes.addTimings(nodeId, [{ name: "machine_reboot", at: body.startedAt }]);
+    if (body.degraded) {
+      // It cannot serve work (no certificate, …): the node fails with the agent's reason, its timeline kept.
+      const reason = `agent degraded: ${body.degraded}`;
+      await d.nodes.update(nodeId, { boot_timeline: JSON.stringify(boot.timeline), agent_version: body.version, last_heartbeat_at: now });
+      if (await d.nodes.transition(nodeId, ["provisioning", "booting", "ready"], "failed", reason)) {
+        await d.nodes.addTimings(nodeId, [{ name: "agent_degraded", at: now }]);
+        d.runner.background(() => d.runner.nodeFailed(nodeId, reason));
+      }
+      return c.json({ ok: true, degraded: true });
+    }
     const fields = {
       agent_url: body.url,
       agent_tls_cert: pinnedCertificate(body),
       agent_version: body.version,
-      boot_timeline: JSON.stringify(body.bootTimeline),
+      boot_timeline: JSON.stringify(boot.timeline),
       capabilities: JSON.stringify(body.capabilities),
       slots: body.capabilities.maxConcurrentTasks,
       last_heartbeat_at: now,

@@ -219,4 +219,20 @@ export const MIGRATIONS: Migration[] = [
           VALUES (NEW.id, NEW.status_at, 'status', NEW.status, COALESCE(NEW.status_message, '')); END`,
     ],
   },
+  {
+    // The boot's live progress: every `sam-boot` marker the VM posted as it happened (JSON array, bounded),
+    // from which the edge draws the timeline until, and completes it after, the agent's own report.
+    id: "0030-node-boot-progress",
+    statements: ["ALTER TABLE nodes ADD COLUMN boot_progress TEXT"],
+  },
+  {
+    // A deleted node's events and metrics databases, copied from its agent just before the delete
+    // (edge/nodes/archive.ts: bounded in size, dropped after the retention period).
+    id: "0031-node-archives",
+    statements: [
+      `CREATE TABLE node_archives (
+        node_id TEXT NOT NULL, kind TEXT NOT NULL, bytes BLOB NOT NULL, size INTEGER NOT NULL, archived_at INTEGER NOT NULL,
+        PRIMARY KEY (node_id, kind))`,
+    ],
+  },
 ];

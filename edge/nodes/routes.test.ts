@@ -83,8 +83,12 @@ describe("nodes", () => {
     expect(res.status).toBe(202);
     expect(v.parse(NodeView, await res.json()).status).toBe("deleted");
     expect(provider.deleted).toContain(nodeId);
-    const gone = await t.call("GET", `/api/nodes/${nodeId}/events/export`);
+    // The live event log is gone with the agent; its database was archived before the delete.
+    const gone = await t.call("GET", `/api/nodes/${nodeId}/events`);
     expect(gone.status).toBe(409);
+    const archived = await t.call("GET", `/api/nodes/${nodeId}/events/export`);
+    expect(archived.status).toBe(200);
+    expect(archived.headers.get("content-disposition")).toEndWith('-archived.db"');
     expect((await t.call("GET", "/api/nodes")).ok).toBe(true);
     const list = v.parse(pageOf(NodeView), await (await t.call("GET", "/api/nodes")).json());
     expect(list.data.map((n) => n.id)).not.toContain(nodeId);

@@ -13,9 +13,14 @@ import type { Authenticate } from "../auth/caller.ts";
 import { guard, type CallerEnv } from "../auth/guard.ts";
 import type { Runner } from "../runner/runner.ts";
 import { AgentUnreachable, type AgentClient } from "./agent-client.ts";
+import type { NodeArchive } from "./archive.ts";
 import type { NodeRecord, NodeStore } from "./store.ts";
 
-export type NodeRouteDeps = { authenticate: Authenticate; nodes: NodeStore; runner: Runner; agent: AgentClient; timeouts: Timeouts; maxNodes: number; keyExists: (id: string) => Promise<boolean> };
+export type NodeRouteDeps = {
+  authenticate: Authenticate; nodes: NodeStore; runner: Runner; agent: AgentClient; timeouts: Timeouts; maxNodes: number; keyExists: (id: string) => Promise<boolean>;
+  /** The databases of deleted nodes (edge/nodes/archive.ts). */
+  archive?: NodeArchive;
+};
 
 const WarmRequest = v.strictObject({ ownerKeyId: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(64))) });
 const ListQuery = v.strictObject({
@@ -124,6 +129,17 @@ export function nodeRoutes(d: NodeRouteDeps): Hono<CallerEnv> {
   for (const kind of ["events", "metrics"] as const) {
     app.get(`/:id/${kind}/export`, async (c) => {
       const node = await nodeOr404(c.req.param("id"));
+      // A dead node's agent is gone: its databases come from the copy taken before the delete, if any.
+      const archived = (node.status === "deleted" || node.status === "failed") ? await d.archive?.get(node.id, kind) : null;
+      if (archived) {
+        const stamp = new Date(archived.archivedAt).toISOString().replace(/[-:]|\.\d+/g, "");
+        return new Response(archived.bytes as Uint8Array<ArrayBuffer>, {
+          headers: {
+            "content-type": "application/vnd.sqlite3", "content-length": String(archived.bytes.byteLength),
+            "content-disposition": `attachment; filename="${kind}-${node.id}-${stamp}-archived.db"`,
+          },
+        });
+      }
       const res = await callAgent(node, `/${kind}/export`);
       const headers = new Headers();
       for (const name of PASSED_HEADERS) {

@@ -3,6 +3,7 @@ import type { InValue } from "@libsql/client";
 import type { NodeHealth, NodeStatus, NodeView } from "../../shared/wire/api.ts";
 import type { AgentCapabilities } from "../../shared/wire/agent.ts";
 import type { BootTimeline } from "../../shared/wire/boot.ts";
+import type { BootMarker } from "../../agent/boot/markers.ts";
 import type { MetricsSample } from "../../shared/wire/metrics.ts";
 import type { Timeouts } from "../../shared/timeouts.ts";
 import type { SecretBox } from "../auth/secret-box.ts";
@@ -39,6 +40,8 @@ export type NodeRecord = {
   agentTlsCert: string | null;
   activeTasks: string[];
   bootTimeline: BootTimeline | null;
+  /** The boot's live progress markers, as posted (edge/nodes/boot-record.ts). */
+  bootProgress: BootMarker[];
   lastMetrics: MetricsSample | null;
   capabilities: AgentCapabilities | null;
 };
@@ -70,6 +73,7 @@ export function nodeFromRow(r: Row): NodeRecord {
     agentTlsCert: str(r.agent_tls_cert),
     activeTasks: json<string[]>(r.active_tasks) ?? [],
     bootTimeline: json<BootTimeline>(r.boot_timeline),
+    bootProgress: json<BootMarker[]>(r.boot_progress) ?? [],
     lastMetrics: json<MetricsSample>(r.last_metrics),
     capabilities: json<AgentCapabilities>(r.capabilities),
   };
@@ -185,6 +189,28 @@ export class NodeStore {
   async update(id: string, set: Record<string, InValue>): Promise<void> {
     const cols = Object.keys(set);
     await this.db.execute({ sql: `UPDATE nodes SET ${cols.map((c) => `${c} = ?`).join(", ")} WHERE id = ?`, args: [...cols.map((c) => set[c]!), id] });
+  }
+
+  /**
+   * Append one live progress marker in a single statement (reports of one boot arrive concurrently), at most
+   * `max` per node. False when the node does not exist.
+   */
+  async appendBootProgress(id: string, marker: BootMarker, max: number): Promise<boolean> {
+    const r = await this.db.execute({
+      sql: `UPDATE nodes SET boot_progress = json_insert(coalesce(boot_progress, '[]'), '$[#]', json(?))
+            WHERE id = ? AND json_array_length(coalesce(boot_progress, '[]')) < ?`,
+      args: [JSON.stringify(marker), id, max],
+    });
+    return r.rowsAffected === 1;
+  }
+
+  /** Replace the boot timeline only if it is still `previous` (a compare-and-set: progress and ready race). */
+  async swapBootTimeline(id: string, previous: BootTimeline | null, next: BootTimeline): Promise<boolean> {
+    const r = await this.db.execute({
+      sql: "UPDATE nodes SET boot_timeline = ? WHERE id = ? AND boot_timeline IS ?",
+      args: [JSON.stringify(next), id, previous === null ? null : JSON.stringify(previous)],
+    });
+    return r.rowsAffected === 1;
   }
 
   async addTimings(id: string, timings: { name: string; at: number }[]): Promise<void> {

@@ -35,6 +35,8 @@ export type RunnerDeps = {
   wakeups: Wakeups;
   /** What the tick does with servers of no live node (`SAM_ORPHAN_REAPER`); off when absent. */
   orphanReaper?: OrphanReaperMode;
+  /** Keeps a node's diagnostics (its agent's databases) before its server is deleted; best effort. */
+  archive?: (node: NodeRecord) => Promise<string[]>;
   log?: (message: string) => void;
 };
 
@@ -254,6 +256,14 @@ export class Runner {
     }
   }
 
+  /** A node that reported it cannot work (a degraded agent): its tasks go elsewhere and its server goes. */
+  async nodeFailed(nodeId: string, reason: string): Promise<void> {
+    const node = await this.d.nodes.get(nodeId);
+    if (!node) return;
+    await this.requeueTasksOf(nodeId, reason);
+    await this.deleteServer(node, reason);
+  }
+
   /** The agent's ready callback: dispatch everything waiting for this node at once. */
   async nodeReady(nodeId: string): Promise<void> {
     const node = await this.d.nodes.get(nodeId);
@@ -452,6 +462,10 @@ export class Runner {
 
   private async deleteServer(node: NodeRecord, reason: string): Promise<void> {
     const fresh = (await this.d.nodes.get(node.id)) ?? node;
+    if (fresh.agentUrl && this.d.archive) {
+      const notes = await this.d.archive(fresh).catch((err) => [`archive failed: ${(err as Error).message}`]);
+      this.log(`node ${node.id}: diagnostics before delete: ${notes.join("; ")}`);
+    }
     if (fresh.providerServerId) await this.d.provider.delete(fresh.providerServerId);
     await this.retireNode(node.id, ["draining", "failed"], "deleted", reason);
   }
@@ -491,7 +505,7 @@ export class Runner {
     // 6. Nodes: a boot past its budget fails; idle ready nodes past their warm time are reaped.
     for (const node of await this.d.nodes.inStatus(["provisioning", "booting"])) {
       if (node.createdAt + this.t.agentReady > now) continue;
-      const reason = `agent not ready after ${formatDuration(this.t.agentReady)} (boot budget); last phase: ${lastPhase(node)}`;
+      const reason = `agent not ready after ${formatDuration(this.t.agentReady)} (boot budget); ${stuckIn(node, now)}`;
       if (await this.retireNode(node.id, ["provisioning", "booting"], "failed", reason)) {
         await this.requeueTasksOf(node.id, reason);
         await this.deleteServer({ ...node, status: "failed" }, reason);
@@ -561,6 +575,15 @@ export class Runner {
     const node = await this.d.nodes.get(task.nodeId);
     return node ? `${what}; node ${node.id} last phase: ${lastPhase(node)}` : what;
   }
+}
+
+/** "stuck in phase agent-download for 14m 2s" from the live progress, else the last phase reported. */
+function stuckIn(node: NodeRecord, now: number): string {
+  const phases = node.bootTimeline?.phases ?? [];
+  const open = phases.filter((p) => p.status === "unterminated").sort((a, b) => a.startedAt - b.startedAt)[0];
+  if (open) return `stuck in phase ${open.name} for ${formatDuration(Math.round(Math.max(0, now - open.startedAt) / 1000) * 1000)}`;
+  const failed = phases.filter((p) => p.status === "failed").map((p) => p.name);
+  return `${failed.length > 0 ? `failed phases: ${failed.join(", ")}; ` : ""}last phase: ${lastPhase(node)}`;
 }
 
 function lastPhase(node: NodeRecord): string {

@@ -20,7 +20,7 @@ const BEFORE_RUNCMD: Figure[] = [
 const FIGURES: Record<string, Figure> = {
   "docker-start": { seconds: 2, source: "estimate: docker.service already starting on docker-ce" },
   firewall: { seconds: 0.5, source: "estimate: 12 iptables calls" },
-  "nodejs-install": { seconds: 6, source: "estimate: ~30 MB official tarball at ~50 MB/s + xz extract" },
+  "nodejs-install": { seconds: 6, source: "estimate: ~48 MB official .tar.gz at ~50 MB/s + gzip extract" },
   "image-pull": { seconds: 25, source: "journal: ~270 MB devcontainers/base:ubuntu; ~50 MB/s incl. extraction" },
   "agent-download": { seconds: 3, source: "CRAFT.md: ~104 MiB binary (~49 MiB gzip) at ~50 MB/s" },
   "devcontainer-cli": { seconds: 8, source: "estimate: npm i -g @devcontainers/cli (0 dependencies)" },

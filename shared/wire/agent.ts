@@ -51,6 +51,11 @@ export const AgentReady = v.object({
   bootTimeline: BootTimeline,
   capabilities: AgentCapabilities,
   startedAt: EpochMs,
+  /**
+   * Why the agent runs degraded (e.g. its boot's `tls` phase failed): it reports ready so the edge learns the
+   * failure at once, and the edge gives it no work. Absent or null: a healthy agent.
+   */
+  degraded: v.optional(v.nullable(v.pipe(v.string(), v.maxLength(1_000)))),
 });
 export type AgentReady = v.InferOutput<typeof AgentReady>;
 

@@ -3,7 +3,7 @@
  * edge's configuration, a bad value is a one-line `ConfigError` naming the variable.
  */
 import * as v from "valibot";
-import { ImageRef, SshPublicKey } from "../../../cloud-init/inputs.ts";
+import { CloudInitInput, ImageRef, SshPublicKey } from "../../../cloud-init/inputs.ts";
 import { ConfigError, envDuration, envInt, envParse, envString, type Env } from "../../../shared/env.ts";
 import type { HetznerProviderOptions } from "./provider.ts";
 import { REQUEST_TIMEOUTS } from "../../../shared/timeouts.ts";
@@ -20,6 +20,12 @@ export const HETZNER_DEFAULTS = {
   image: "docker-ce",
   baseImage: "mcr.microsoft.com/devcontainers/base:ubuntu",
 } as const;
+
+/** A URL setting the renderer will accept, checked at start rather than at the first node create. */
+function optionalUrl(env: Env, name: string, schema: v.GenericSchema<string, string>): string | undefined {
+  const value = envString(env, name);
+  return value === undefined ? undefined : envParse(name, schema, value);
+}
 
 /**
  * `token` and `apiBase` come from the edge's own config (`HCLOUD_TOKEN`, `SAM_HCLOUD_API_BASE`); the rest
@@ -44,6 +50,8 @@ export function hetznerOptionsFromEnv(env: Env, base: { token: string; apiBase: 
     agentSha256,
     baseImage: envParse("SAM_DEVCONTAINER_IMAGE", ImageRef, envString(env, "SAM_DEVCONTAINER_IMAGE", HETZNER_DEFAULTS.baseImage)),
     agentPort: envInt(env, "SAM_NODE_AGENT_PORT", 8443, 1, 65535),
+    nodejsMirror: optionalUrl(env, "SAM_NODEJS_MIRROR", v.unwrap(CloudInitInput.entries.nodejsMirror)),
+    npmRegistry: optionalUrl(env, "SAM_NPM_REGISTRY", v.unwrap(CloudInitInput.entries.npmRegistry)),
     heartbeatSeconds: Math.max(1, Math.round(base.heartbeatMs / 1000)),
     sshPublicKeys: keys.map((k) => envParse("SAM_HCLOUD_SSH_KEYS", SshPublicKey, k)),
     requestTimeoutMs: envDuration(env, "SAM_HCLOUD_REQUEST_TIMEOUT", REQUEST_TIMEOUTS.hetznerRequest.ms),

@@ -69,7 +69,7 @@ describe("create", () => {
 
   test("an Arm server type boots the arm64 plan", async () => {
     await provider({ serverType: "cax11" }).create(input());
-    expect(String((posts()[0]!.body as { user_data: string }).user_data)).toContain("node-v22.11.0-linux-arm64.tar.xz");
+    expect(String((posts()[0]!.body as { user_data: string }).user_data)).toContain("node-v22.11.0-linux-arm64.tar.gz");
   });
 
   test("answers 5xx — also a proxy's HTML 502 — with backoff", async () => {

@@ -29,6 +29,9 @@ export type HetznerProviderOptions = {
   baseImage: string;
   agentPort?: number;
   heartbeatSeconds?: number;
+  /** A Node.js mirror laid out like nodejs.org/dist, and the npm registry (mirrors, air-gapped installs). */
+  nodejsMirror?: string;
+  npmRegistry?: string;
   /** OpenSSH public key lines for root (cloud-init), e.g. for debugging a node. */
   sshPublicKeys?: string[];
   /** Per-request timeout of an API call. */
@@ -186,6 +189,8 @@ export function createHetznerProvider(opts: HetznerProviderOptions, api: HcloudA
         sshKeys: opts.sshPublicKeys ?? [],
         agentPort: opts.agentPort,
         heartbeatSeconds: opts.heartbeatSeconds,
+        nodejsMirror: opts.nodejsMirror,
+        npmRegistry: opts.npmRegistry,
       });
       const labels = { ...parsed.output.labels, [SAM_LABEL]: "true", [NODE_ID_LABEL]: nodeId };
       const timings: ProviderTiming[] = [{ name: "create_call", at: now() }];
