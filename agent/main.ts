@@ -6,7 +6,7 @@ import { ConfigError } from "../shared/env.ts";
 import { SAM_VERSION } from "../shared/version.ts";
 import { startAgent, StartError } from "./start.ts";
 import { helpText, loadAgentConfig, parseArgs } from "./config/index.ts";
-import { loadTaskExecutor, workConfigFromEnv, type WorkConfig } from "./work/index.ts";
+import { loadTaskExecutor, type WorkConfig, workConfigFromEnv } from "./work/index.ts";
 import { REQUEST_TIMEOUTS } from "../shared/timeouts.ts";
 import { probeSandbox } from "./work/sandbox/probe.ts";
 import { listeningLine } from "./listening-line.ts";
@@ -39,7 +39,9 @@ let agent;
 try {
   // Tasks get the agent's environment minus its secrets (agent/work/child-env.ts). The executor's code is
   // loaded on the first task (agent/work/index.ts).
-  agent = await startAgent(config, { executor: (parts) => loadTaskExecutor({ config: work, ...parts, env: process.env }) });
+  agent = await startAgent(config, {
+    executor: (parts) => loadTaskExecutor({ config: work, ...parts, env: process.env }),
+  });
 } catch (err) {
   if (err instanceof StartError) fail(1, `sam-agent: cannot start: ${err.message}`);
   fail(1, `sam-agent: cannot start: ${(err as Error).message}`);
@@ -48,7 +50,11 @@ console.log(listeningLine(SAM_VERSION, agent.url, config.nodeId));
 // Said once at start, so an operator sees it before the first task is refused (or runs unsandboxed).
 const sandbox = probeSandbox(work.sandbox, process.env.PATH);
 if (sandbox.state === "unavailable") console.error(`sam-agent: warning: ${sandbox.message}`);
-if (sandbox.state === "off") console.error("sam-agent: warning: SAM_TASK_SANDBOX=off: host-mode tasks run unsandboxed, as this agent's user (unsafe)");
+if (sandbox.state === "off") {
+  console.error(
+    "sam-agent: warning: SAM_TASK_SANDBOX=off: host-mode tasks run unsandboxed, as this agent's user (unsafe)",
+  );
+}
 
 const running = agent;
 process.on("uncaughtException", (err) => {
@@ -58,7 +64,10 @@ process.on("uncaughtException", (err) => {
 });
 for (const signal of ["SIGTERM", "SIGINT"] as const) {
   process.on(signal, async () => {
-    const guard = setTimeout(() => fail(1, `sam-agent: shutdown took longer than ${REQUEST_TIMEOUTS.agentShutdown.ms / 1000} s; exiting`), REQUEST_TIMEOUTS.agentShutdown.ms);
+    const guard = setTimeout(
+      () => fail(1, `sam-agent: shutdown took longer than ${REQUEST_TIMEOUTS.agentShutdown.ms / 1000} s; exiting`),
+      REQUEST_TIMEOUTS.agentShutdown.ms,
+    );
     await running.stop();
     clearTimeout(guard);
     process.exit(0);

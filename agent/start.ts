@@ -82,7 +82,9 @@ function listenUrl(config: AgentConfig, port: number): string {
   if (config.publicUrl) return config.publicUrl;
   let host = config.host;
   if (host === "0.0.0.0" || host === "::") {
-    const external = Object.values(nodeOs().networkInterfaces()).flat().find((i) => i && i.family === "IPv4" && !i.internal);
+    const external = Object.values(nodeOs().networkInterfaces()).flat().find((i) =>
+      i && i.family === "IPv4" && !i.internal
+    );
     host = external?.address ?? "127.0.0.1";
   }
   return `${config.tls ? "https" : "http"}://${host.includes(":") ? `[${host}]` : host}:${port}`;
@@ -94,11 +96,16 @@ function capabilities(config: AgentConfig): AgentCapabilities {
 }
 
 /** Builds the executor from parts the agent creates itself (the event store, the control-plane client). */
-export type ExecutorFactory = (parts: { events: EventRecorder; controlPlane: ControlPlane }) => TaskExecutor | Promise<TaskExecutor>;
+export type ExecutorFactory = (
+  parts: { events: EventRecorder; controlPlane: ControlPlane },
+) => TaskExecutor | Promise<TaskExecutor>;
 
 export type RunningAgent = { url: string; port: number; events: EventStore; stop(): Promise<void> };
 
-export async function startAgent(config: AgentConfig, opts: { executor?: TaskExecutor | ExecutorFactory | null } = {}): Promise<RunningAgent> {
+export async function startAgent(
+  config: AgentConfig,
+  opts: { executor?: TaskExecutor | ExecutorFactory | null } = {},
+): Promise<RunningAgent> {
   const startedAt = Date.now();
   const uptimeAtStart = await kernelUptimeMs();
   // The data dir, the databases and their -wal/-shm are created owner-only: they hold the node's history and
@@ -117,24 +124,41 @@ export async function startAgent(config: AgentConfig, opts: { executor?: TaskExe
   const controlPlane = new ControlPlaneClient(config.controlPlaneUrl, config.nodeToken);
   let executor: TaskExecutor | null;
   try {
-    executor = typeof opts.executor === "function" ? await opts.executor({ events, controlPlane }) : opts.executor ?? null;
+    executor = typeof opts.executor === "function"
+      ? await opts.executor({ events, controlPlane })
+      : opts.executor ?? null;
   } catch (err) {
     events.close();
     metrics.close();
     throw new StartError(`cannot start the task executor in '${config.dataDir}': ${(err as Error).message}`);
   }
-  events.record({ type: EVENT_TYPES.agentStart, message: `sam-agent ${SAM_VERSION} starting`, detail: { version: SAM_VERSION, pid: process.pid } });
-  if (config.degraded) events.record({ type: EVENT_TYPES.error, level: "error", message: `starting degraded: ${config.degraded}` });
+  events.record({
+    type: EVENT_TYPES.agentStart,
+    message: `sam-agent ${SAM_VERSION} starting`,
+    detail: { version: SAM_VERSION, pid: process.pid },
+  });
+  if (config.degraded) {
+    events.record({ type: EVENT_TYPES.error, level: "error", message: `starting degraded: ${config.degraded}` });
+  }
 
   let boot: BootTimeline | null = null;
   const app = createAgentApp({
-    nodeId: config.nodeId, agentToken: config.agentToken, version: SAM_VERSION, startedAt, events, metrics,
-    boot: () => boot, executor, exportDir: config.dataDir,
+    nodeId: config.nodeId,
+    agentToken: config.agentToken,
+    version: SAM_VERSION,
+    startedAt,
+    events,
+    metrics,
+    boot: () => boot,
+    executor,
+    exportDir: config.dataDir,
   });
   let server: ReturnType<typeof Bun.serve>;
   try {
     server = Bun.serve({
-      hostname: config.host, port: config.port, fetch: app.fetch,
+      hostname: config.host,
+      port: config.port,
+      fetch: app.fetch,
       tls: config.tls ? { cert: config.tls.cert, key: config.tls.key } : undefined,
     });
   } catch (err) {
@@ -145,16 +169,30 @@ export async function startAgent(config: AgentConfig, opts: { executor?: TaskExe
   const port = server.port!;
   const url = listenUrl(config, port);
 
-  const monitor = new ResourceMonitor({ store: metrics, events, intervalMs: config.metricsMs, dataDir: config.dataDir });
+  const monitor = new ResourceMonitor({
+    store: metrics,
+    events,
+    intervalMs: config.metricsMs,
+    dataDir: config.dataDir,
+  });
   monitor.start();
 
   const prune = async () => {
     const cutoff = Date.now() - config.retentionMs;
     try {
       const removed = (await events.prune(cutoff)) + (await metrics.prune(cutoff));
-      if (removed > 0) events.record({ type: "retention", message: `retention removed ${removed} rows older than ${new Date(cutoff).toISOString()}` });
+      if (removed > 0) {
+        events.record({
+          type: "retention",
+          message: `retention removed ${removed} rows older than ${new Date(cutoff).toISOString()}`,
+        });
+      }
     } catch (err) {
-      events.record({ type: EVENT_TYPES.error, level: "error", message: `retention failed: ${(err as Error).message}` });
+      events.record({
+        type: EVENT_TYPES.error,
+        level: "error",
+        message: `retention failed: ${(err as Error).message}`,
+      });
     }
   };
   void prune();
@@ -165,8 +203,12 @@ export async function startAgent(config: AgentConfig, opts: { executor?: TaskExe
 
   const reporting = (async () => {
     boot = await readBootTimeline({
-      source: config.bootSource, journalCommand: config.bootJournalCommand, syslogPath: config.bootSyslogPath,
-      agentStartedAt: startedAt, kernelUptimeMs: uptimeAtStart, kernelBootId: await kernelBootId(),
+      source: config.bootSource,
+      journalCommand: config.bootJournalCommand,
+      syslogPath: config.bootSyslogPath,
+      agentStartedAt: startedAt,
+      kernelUptimeMs: uptimeAtStart,
+      kernelBootId: await kernelBootId(),
     });
     // A restarted agent reads the same markers again: record them once per machine boot, keyed by the boot's
     // id rather than by comparing timestamps with the boot time (a clock step or an old journal fools that).
@@ -174,43 +216,72 @@ export async function startAgent(config: AgentConfig, opts: { executor?: TaskExe
     for (const phase of boot.phases) {
       if (events.hasBootPhase(bootId, phase.name, phase.startedAt)) continue;
       events.record({
-        type: EVENT_TYPES.bootPhase, at: phase.startedAt, level: phase.status === "ok" ? "info" : "warn",
-        message: `boot phase ${phase.name}: ${phase.status}${phase.durationMs === null ? "" : ` in ${phase.durationMs} ms`}`,
+        type: EVENT_TYPES.bootPhase,
+        at: phase.startedAt,
+        level: phase.status === "ok" ? "info" : "warn",
+        message: `boot phase ${phase.name}: ${phase.status}${
+          phase.durationMs === null ? "" : ` in ${phase.durationMs} ms`
+        }`,
         detail: { ...phase, bootId },
       });
     }
     const ready: AgentReady = {
-      nodeId: config.nodeId, version: SAM_VERSION, url, tlsFingerprint: config.tls?.fingerprint ?? null,
+      nodeId: config.nodeId,
+      version: SAM_VERSION,
+      url,
+      tlsFingerprint: config.tls?.fingerprint ?? null,
       tlsCertificate: config.tls ? firstCertificatePem(config.tls.cert) : null,
-      bootTimeline: boot, capabilities: capabilities(config), startedAt,
+      bootTimeline: boot,
+      capabilities: capabilities(config),
+      startedAt,
       ...(config.degraded ? { degraded: config.degraded } : {}),
     };
     const accepted = await sendReady({
-      controlPlane, events, ready, initialBackoffMs: Math.min(1_000, config.heartbeatMs), maxBackoffMs: config.heartbeatMs, signal: lifecycle.signal,
+      controlPlane,
+      events,
+      ready,
+      initialBackoffMs: Math.min(1_000, config.heartbeatMs),
+      maxBackoffMs: config.heartbeatMs,
+      signal: lifecycle.signal,
     });
     if (!accepted) return;
     heartbeats = startHeartbeats({
-      controlPlane, events, nodeId: config.nodeId, startedAt, latestMetrics: () => monitor.latest(), executor, intervalMs: config.heartbeatMs,
+      controlPlane,
+      events,
+      nodeId: config.nodeId,
+      startedAt,
+      latestMetrics: () => monitor.latest(),
+      executor,
+      intervalMs: config.heartbeatMs,
     });
   })();
 
   let stopping: Promise<void> | null = null;
-  const stop = () => stopping ??= (async () => {
-    lifecycle.abort();
-    heartbeats?.stop();
-    monitor.stop();
-    clearInterval(retentionTimer);
-    await reporting.catch(() => {});
-    try {
-      await executor?.shutdown();
-    } catch (err) {
-      events.record({ type: EVENT_TYPES.error, level: "error", message: `executor shutdown failed: ${(err as Error).message}` });
-    }
-    events.record({ type: EVENT_TYPES.agentStop, message: "sam-agent stopping", detail: { uptimeMs: Date.now() - startedAt } });
-    await server.stop();
-    events.close();
-    metrics.close();
-  })();
+  const stop = () =>
+    stopping ??= (async () => {
+      lifecycle.abort();
+      heartbeats?.stop();
+      monitor.stop();
+      clearInterval(retentionTimer);
+      await reporting.catch(() => {});
+      try {
+        await executor?.shutdown();
+      } catch (err) {
+        events.record({
+          type: EVENT_TYPES.error,
+          level: "error",
+          message: `executor shutdown failed: ${(err as Error).message}`,
+        });
+      }
+      events.record({
+        type: EVENT_TYPES.agentStop,
+        message: "sam-agent stopping",
+        detail: { uptimeMs: Date.now() - startedAt },
+      });
+      await server.stop();
+      events.close();
+      metrics.close();
+    })();
 
   return { url, port, events, stop };
 }

@@ -8,16 +8,25 @@ import { createHash } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { NODE_VERSION, PHASE_ORDER, nodeTarball } from "./boot-plan.ts";
+import { NODE_VERSION, nodeTarball, PHASE_ORDER } from "./boot-plan.ts";
 import type { CloudInitInput } from "./inputs.ts";
-import { materialiseWriteFiles, readCalls, runcmdScript, underRoot, writeFakes, type Call } from "./testing/rehearsal.ts";
+import {
+  type Call,
+  materialiseWriteFiles,
+  readCalls,
+  runcmdScript,
+  underRoot,
+  writeFakes,
+} from "./testing/rehearsal.ts";
 import { renderCloudInit } from "./render.ts";
 import { SAMPLE_INPUT } from "./sample-inputs.ts";
 import { VM } from "./vm-layout.ts";
 
 const arch = process.arch === "arm64" ? "arm64" : "amd64";
 const work = mkdtempSync(join(tmpdir(), "sam-boot-exec-"));
-afterAll(() => { if (!process.env.SAM_KEEP) rmSync(work, { recursive: true, force: true }); });
+afterAll(() => {
+  if (!process.env.SAM_KEEP) rmSync(work, { recursive: true, force: true });
+});
 
 const AGENT_BYTES = "#!/bin/sh\necho sam-agent\n";
 const sha256 = (data: string | Buffer) => createHash("sha256").update(data).digest("hex");
@@ -30,17 +39,25 @@ function buildDownloads(dir: string, agentBytes: string): void {
   mkdirSync(join(top, "bin"), { recursive: true });
   writeFileSync(join(top, "bin", "node"), "#!/bin/sh\necho v" + NODE_VERSION + "\n");
   // npm as the tarball ships it: here it records its call and "installs" the devcontainer CLI.
-  writeFileSync(join(top, "bin", "npm"), `#!/bin/sh
+  writeFileSync(
+    join(top, "bin", "npm"),
+    `#!/bin/sh
 printf '%s %s npm %s\\n' "$(date +%s%6N)" "$(date +%s%6N)" "$*" >>"$SAM_FAKE_CALLS"
 prefix=; while [ $# -gt 0 ]; do case "$1" in --prefix) prefix=$2; shift 2;; *) shift;; esac; done
 case "$prefix" in "$SAM_FAKE_ROOT"/*) ;; *) echo "npm: prefix $prefix is outside the rehearsal root" >&2; exit 3;; esac
 mkdir -p "$prefix/bin" && printf '#!/bin/sh\\n' >"$prefix/bin/devcontainer" && chmod 0755 "$prefix/bin/devcontainer"
-`);
+`,
+  );
   writeFileSync(join(top, "bin", "npx"), "#!/bin/sh\n");
   for (const f of ["node", "npm", "npx"]) chmodSync(join(top, "bin", f), 0o755);
   const tar = Bun.spawnSync(["tar", "-czf", join(dir, tarball.file), "-C", join(dir, "src"), `node-v${NODE_VERSION}`]);
   if (tar.exitCode !== 0) throw new Error(tar.stderr.toString());
-  writeFileSync(join(dir, "SHASUMS256.txt"), `${"0".repeat(64)}  node-v${NODE_VERSION}-darwin-arm64.tar.gz\n${sha256(readFileSync(join(dir, tarball.file)))}  ${tarball.file}\n`);
+  writeFileSync(
+    join(dir, "SHASUMS256.txt"),
+    `${"0".repeat(64)}  node-v${NODE_VERSION}-darwin-arm64.tar.gz\n${
+      sha256(readFileSync(join(dir, tarball.file)))
+    }  ${tarball.file}\n`,
+  );
   writeFileSync(join(dir, "sam-agent-linux"), agentBytes);
 }
 
@@ -49,7 +66,12 @@ type Phase = { name: string; status: "ok" | "failed" | "unterminated"; startUs: 
 /** The markers as the agent reads them on a real node: its own journald parser and phase pairing. */
 function readBootPhases(journal: string): Phase[] {
   const markers = parseJournalJson(journal);
-  const timeline = buildBootTimeline({ source: "journald", markers, kernelUptimeMsAtAgentStart: null, agentStartedAt: Date.now() });
+  const timeline = buildBootTimeline({
+    source: "journald",
+    markers,
+    kernelUptimeMsAtAgentStart: null,
+    agentStartedAt: Date.now(),
+  });
   expect(markers.length).toBeGreaterThan(0);
   return timeline.phases.map((p) => ({
     name: p.name,
@@ -95,7 +117,13 @@ function rehearse(name: string, opts: { tamper?: boolean; pullExit?: number; doc
   };
   const proc = Bun.spawnSync(["sh", script], { cwd: dir, env, timeout: 60_000 });
   const journal = existsSync(env.SAM_FAKE_JOURNAL) ? readFileSync(env.SAM_FAKE_JOURNAL, "utf8") : "";
-  return { root, exitCode: proc.exitCode ?? -1, phases: readBootPhases(journal), calls: readCalls(env.SAM_FAKE_CALLS), stderr: proc.stderr.toString() };
+  return {
+    root,
+    exitCode: proc.exitCode ?? -1,
+    phases: readBootPhases(journal),
+    calls: readCalls(env.SAM_FAKE_CALLS),
+    stderr: proc.stderr.toString(),
+  };
 }
 
 const statusOf = (boot: Boot) => Object.fromEntries(boot.phases.map((p) => [p.name, p.status]));
@@ -110,12 +138,16 @@ describe("a rehearsed boot", () => {
     // order, they race) after the firewall is up.
     const background = new Set(["nodejs-install", "image-pull", "agent-download"]);
     expect(ok.phases.map((p) => p.name).sort()).toEqual([...PHASE_ORDER].sort());
-    expect(ok.phases.filter((p) => !background.has(p.name)).map((p) => p.name)).toEqual(PHASE_ORDER.filter((n) => !background.has(n)));
+    expect(ok.phases.filter((p) => !background.has(p.name)).map((p) => p.name)).toEqual(
+      PHASE_ORDER.filter((n) => !background.has(n)),
+    );
     const byName = Object.fromEntries(ok.phases.map((p) => [p.name, p]));
     for (const name of background) expect(byName[name]!.startUs).toBeGreaterThanOrEqual(byName["firewall"]!.endUs!);
     for (let i = 1; i < ok.phases.length; i++) {
       const [prev, cur] = [ok.phases[i - 1]!, ok.phases[i]!];
-      if (!background.has(prev.name) && !background.has(cur.name)) expect(cur.startUs).toBeGreaterThanOrEqual(prev.endUs!);
+      if (!background.has(prev.name) && !background.has(cur.name)) {
+        expect(cur.startUs).toBeGreaterThanOrEqual(prev.endUs!);
+      }
     }
     expect(ok.phases.every((p) => p.status === "ok")).toBe(true);
     const sc = systemctlCalls(ok);
@@ -136,29 +168,48 @@ describe("a rehearsed boot", () => {
       .map((c) => JSON.parse(c.args.slice(1).join(" ")) as { nodeId: string; kind: string; phase: string; at: number });
     // (The last report may still be on its way when the script ends: it never waits for one.)
     for (const name of PHASE_ORDER.filter((n) => n !== "image-pull-wait")) {
-      for (const kind of ["START", "END"]) expect(progress.some((p) => p.phase === name && p.kind === kind && p.nodeId === SAMPLE_INPUT.nodeId)).toBe(true);
+      for (const kind of ["START", "END"]) {
+        expect(progress.some((p) => p.phase === name && p.kind === kind && p.nodeId === SAMPLE_INPUT.nodeId)).toBe(
+          true,
+        );
+      }
     }
-    expect(readFileSync(join(ok.root, VM.progressHeaders), "utf8")).toBe(`Authorization: Bearer ${SAMPLE_INPUT.nodeToken}\n`);
+    expect(readFileSync(join(ok.root, VM.progressHeaders), "utf8")).toBe(
+      `Authorization: Bearer ${SAMPLE_INPUT.nodeToken}\n`,
+    );
     expect(statSync(join(ok.root, VM.progressHeaders)).mode & 0o777).toBe(0o600);
     // No apt lock waits on the critical path: apt installs only the task sandbox, in a background phase;
     // and the only image pulled is the configured one.
     expect(ok.calls.filter((c) => c.tool === "apt-get").map((c) => c.args.join(" "))).toEqual([
       "-q -y -o DPkg::Lock::Timeout=120 install --no-install-recommends bubblewrap",
     ]);
-    expect(ok.calls.filter((c) => c.tool === "docker").map((c) => c.args.join(" "))).toEqual([`pull ${SAMPLE_INPUT.baseImage}`]);
+    expect(ok.calls.filter((c) => c.tool === "docker").map((c) => c.args.join(" "))).toEqual([
+      `pull ${SAMPLE_INPUT.baseImage}`,
+    ]);
   }, 90_000);
 
   test("installs the agent binary and leaves none of it in the page cache (it is read from disk on start)", () => {
     // A just-written file sits in large folios a process maps whole: ≈ 5 MiB more idle RSS (docs/agent.md).
     // First of the checks on this boot: the ones below read the installed file, which caches it again.
     // util-linux's fincore counts a file's cached pages; checked on this rehearsal's installed file.
-    const cached = Bun.spawnSync(["fincore", "--bytes", "--noheadings", "--output", "RES", join(ok.root, VM.agentBinary)]);
+    const cached = Bun.spawnSync([
+      "fincore",
+      "--bytes",
+      "--noheadings",
+      "--output",
+      "RES",
+      join(ok.root, VM.agentBinary),
+    ]);
     expect(cached.exitCode).toBe(0);
     expect(Number(cached.stdout.toString().trim())).toBe(0);
     // And what fincore reports for a file just written the same way, unflushed: it would catch a missing drop.
     const control = join(ok.root, "control-copy");
     Bun.spawnSync(["install", "-m", "0755", join(ok.root, VM.agentBinary), control]);
-    expect(Number(Bun.spawnSync(["fincore", "--bytes", "--noheadings", "--output", "RES", control]).stdout.toString().trim())).toBeGreaterThan(0);
+    expect(
+      Number(
+        Bun.spawnSync(["fincore", "--bytes", "--noheadings", "--output", "RES", control]).stdout.toString().trim(),
+      ),
+    ).toBeGreaterThan(0);
   });
 
   test("pulls the base image while Node.js installs", () => {
@@ -178,13 +229,23 @@ describe("a rehearsed boot", () => {
     expect(statSync(join(root, VM.tlsKey)).mode & 0o777).toBe(0o600);
     // The certificate names the address the agent reports (the default route's source), and is no CA: the
     // edge pins exactly it (edge/nodes/pinned-fetch.ts).
-    const ext = Bun.spawnSync(["openssl", "x509", "-in", join(root, VM.tlsCert), "-noout", "-ext", "subjectAltName,basicConstraints"]);
+    const ext = Bun.spawnSync([
+      "openssl",
+      "x509",
+      "-in",
+      join(root, VM.tlsCert),
+      "-noout",
+      "-ext",
+      "subjectAltName,basicConstraints",
+    ]);
     expect(ext.stdout.toString()).toContain(`DNS:sam-node-${SAMPLE_INPUT.nodeId}, IP Address:203.0.113.7`);
     expect(ext.stdout.toString()).toContain("CA:FALSE");
     expect(readFileSync(join(root, VM.agentEnv), "utf8")).toEndWith("SAM_AGENT_PUBLIC_URL=https://203.0.113.7:8443\n");
     expect(statSync(join(root, VM.tokenFile)).mode & 0o777).toBe(0o600);
     // The firewall opens SSH and the agent port in both families, then drops the rest.
-    const fw = ok.calls.filter((c) => c.tool === "iptables" || c.tool === "ip6tables").map((c) => `${c.tool} ${c.args.join(" ")}`);
+    const fw = ok.calls.filter((c) => c.tool === "iptables" || c.tool === "ip6tables").map((c) =>
+      `${c.tool} ${c.args.join(" ")}`
+    );
     for (const tool of ["iptables", "ip6tables"]) {
       expect(fw).toContain(`${tool} -A INPUT -p tcp --dport 22 -j ACCEPT`);
       expect(fw).toContain(`${tool} -A INPUT -p tcp --dport 8443 -j ACCEPT`);

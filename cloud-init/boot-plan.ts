@@ -49,7 +49,8 @@ export function shellQuote(value: string): string {
 }
 
 const CURL = "curl -fsSL --retry 5 --retry-connrefused --connect-timeout 10";
-const APT_INSTALL = "DEBIAN_FRONTEND=noninteractive apt-get -q -y -o DPkg::Lock::Timeout=120 install --no-install-recommends";
+const APT_INSTALL =
+  "DEBIAN_FRONTEND=noninteractive apt-get -q -y -o DPkg::Lock::Timeout=120 install --no-install-recommends";
 
 function firewallRules(agentPort: number): string[] {
   const common = [
@@ -82,7 +83,10 @@ export const NODEJS_MIRROR = "https://nodejs.org/dist";
 export const NPM_REGISTRY = "https://registry.npmjs.org";
 
 /** The Node.js tarball and its SHASUMS256.txt under a mirror laid out like nodejs.org/dist. */
-export function nodeTarball(arch: CloudInitConfig["arch"], mirror: string = NODEJS_MIRROR): { url: string; sums: string; file: string } {
+export function nodeTarball(
+  arch: CloudInitConfig["arch"],
+  mirror: string = NODEJS_MIRROR,
+): { url: string; sums: string; file: string } {
   // gzip, not xz: the .tar.gz is ~19 MB larger but decompresses ~4× faster, and the decompression is
   // CPU-bound on the critical path (the devcontainer CLI and then the agent wait for it).
   const file = `node-v${NODE_VERSION}-linux-${nodeArch(arch)}.tar.gz`;
@@ -111,7 +115,7 @@ const DOCKER_CONFIG_APPLY = [
   `docker_started=$(systemctl show -p ActiveEnterTimestamp --value docker.service 2>/dev/null || true)`,
   `docker_since=; { test -z "$docker_started" || docker_since=$(date -d "$docker_started" +%s 2>/dev/null) || true; }`,
   `if test -n "$docker_since" && test "$(stat -c %Y ${VM.dockerDaemonJson})" -lt "$docker_since"; then echo "daemon.json predates the running daemon: no restart"; ` +
-    `else wait "$pid_image_pull"; pull_rc=$?; systemctl restart docker.service; fi`,
+  `else wait "$pid_image_pull"; pull_rc=$?; systemctl restart docker.service; fi`,
 ];
 
 /** The phases for one node, in order. */
@@ -158,7 +162,7 @@ export function bootPlan(config: CloudInitConfig): BootPhase[] {
       // The system trust store (a mirror may use a private CA); no update-notifier call during the boot.
       run: [
         `NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt npm install -g --prefix /usr/local --no-audit --no-fund --no-update-notifier ` +
-          `--registry ${shellQuote(config.npmRegistry)} @devcontainers/cli@${DEVCONTAINER_CLI_VERSION}`,
+        `--registry ${shellQuote(config.npmRegistry)} @devcontainers/cli@${DEVCONTAINER_CLI_VERSION}`,
       ],
     },
     // The drop-in was written by write_files; a restart applies it (markers go through /dev/log, buffered).
@@ -174,9 +178,11 @@ export function bootPlan(config: CloudInitConfig): BootPhase[] {
         `mkdir -p ${VM.tlsDir}`,
         `chmod 0700 ${VM.tlsDir}`,
         ...PUBLIC_ADDRESS,
-        `openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 825 -subj ${shellQuote(`/CN=sam-node-${config.nodeId}`)} ` +
-          `-addext "subjectAltName=DNS:sam-node-${config.nodeId},IP:$public_ip" -addext 'basicConstraints=critical,CA:FALSE' ` +
-          `-addext 'keyUsage=critical,digitalSignature' -addext 'extendedKeyUsage=serverAuth' -keyout ${VM.tlsKey} -out ${VM.tlsCert}`,
+        `openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 825 -subj ${
+          shellQuote(`/CN=sam-node-${config.nodeId}`)
+        } ` +
+        `-addext "subjectAltName=DNS:sam-node-${config.nodeId},IP:$public_ip" -addext 'basicConstraints=critical,CA:FALSE' ` +
+        `-addext 'keyUsage=critical,digitalSignature' -addext 'extendedKeyUsage=serverAuth' -keyout ${VM.tlsKey} -out ${VM.tlsCert}`,
         `chmod 0600 ${VM.tlsKey}`,
         `echo "SAM_AGENT_PUBLIC_URL=https://$url_host:${config.agentPort}" >>${VM.agentEnv}`,
       ],
@@ -211,7 +217,10 @@ export function bootPlan(config: CloudInitConfig): BootPhase[] {
     },
     // The pull overlaps the agent's start; the script still ends with its outcome in the timeline. When
     // docker-restart already waited for it, its exit status is that wait's.
-    { name: "image-pull-wait", run: [`if test -n "\${pull_rc:-}"; then test "$pull_rc" = 0; else wait "$pid_image_pull"; fi`] },
+    {
+      name: "image-pull-wait",
+      run: [`if test -n "\${pull_rc:-}"; then test "$pull_rc" = 0; else wait "$pid_image_pull"; fi`],
+    },
   ];
 }
 
@@ -236,7 +245,7 @@ function progressReporter(config: CloudInitConfig): string {
   return [
     `(umask 077 && sed -n 's/^SAM_NODE_TOKEN=/Authorization: Bearer /p' ${VM.tokenFile} >${VM.progressHeaders}) || true`,
     `sam_progress() { curl -fsS -m 3 --connect-timeout 2 -o /dev/null -H @${VM.progressHeaders} -H 'Content-Type: application/json' ` +
-      `--data-binary "$(printf '${body}' "$1" "$2" "$(date +%s%3N)")" ${shellQuote(url)} >/dev/null 2>&1 & }`,
+    `--data-binary "$(printf '${body}' "$1" "$2" "$(date +%s%3N)")" ${shellQuote(url)} >/dev/null 2>&1 & }`,
   ].join("\n");
 }
 

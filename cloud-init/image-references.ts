@@ -7,8 +7,26 @@
 /** Images referenced by docker/podman/ctr commands (`pull`, `run`, `create`, `image pull`) in `text`. */
 /** docker/podman options written as two words (`-e X`), whose value is not the image. */
 const OPTIONS_WITH_VALUE = new Set([
-  "-e", "--env", "-v", "--volume", "-p", "--publish", "--name", "-w", "--workdir", "--network", "--platform",
-  "-u", "--user", "--entrypoint", "-l", "--label", "--mount", "--env-file", "-h", "--hostname",
+  "-e",
+  "--env",
+  "-v",
+  "--volume",
+  "-p",
+  "--publish",
+  "--name",
+  "-w",
+  "--workdir",
+  "--network",
+  "--platform",
+  "-u",
+  "--user",
+  "--entrypoint",
+  "-l",
+  "--label",
+  "--mount",
+  "--env-file",
+  "-h",
+  "--hostname",
 ]);
 
 export function imageReferences(text: string): string[] {

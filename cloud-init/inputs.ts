@@ -11,7 +11,10 @@ function safeUrl(what: string, maxLength: number) {
   return v.pipe(
     v.string(),
     v.maxLength(maxLength, `${what} must be at most ${maxLength} characters`),
-    v.regex(/^https?:\/\/[A-Za-z0-9.\-\[\]:]+(\/[A-Za-z0-9._~\-\/%+=,@]*)?$/, `${what} must be a plain http(s) URL (letters, digits and ._~-/%+=,@ only; no query, quotes or spaces)`),
+    v.regex(
+      /^https?:\/\/[A-Za-z0-9.\-\[\]:]+(\/[A-Za-z0-9._~\-\/%+=,@]*)?$/,
+      `${what} must be a plain http(s) URL (letters, digits and ._~-/%+=,@ only; no query, quotes or spaces)`,
+    ),
     v.check((s) => {
       try {
         const u = new URL(s);

@@ -44,7 +44,10 @@ for (const [name, input] of Object.entries(INPUT_SETS)) {
 test("cloud-init schema rejects a broken document (the check can fail)", () => {
   const path = join(work, "broken.yaml");
   const config = parse(renderCloudInit(SAMPLE_INPUT));
-  writeFileSync(path, `#cloud-config\n${JSON.stringify({ ...config, runcmd: "not a list", write_files: [{ content: 1 }] })}\n`);
+  writeFileSync(
+    path,
+    `#cloud-config\n${JSON.stringify({ ...config, runcmd: "not a list", write_files: [{ content: 1 }] })}\n`,
+  );
   const { code } = run(["cloud-init", "schema", "--config-file", path]);
   expect(code).not.toBe(0);
 }, 20_000);

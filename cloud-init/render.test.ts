@@ -4,7 +4,7 @@ import { describe, expect, test } from "bun:test";
 import { parse } from "yaml";
 import { PHASE_ORDER } from "./boot-plan.ts";
 import { imageReferences } from "./image-references.ts";
-import { CloudInitInputError, USER_DATA_LIMIT, renderCloudInit, type CloudConfig } from "./render.ts";
+import { type CloudConfig, CloudInitInputError, renderCloudInit, USER_DATA_LIMIT } from "./render.ts";
 import { ARM_INPUT, LARGEST_INPUT, SAMPLE_INPUT } from "./sample-inputs.ts";
 import { VM } from "./vm-layout.ts";
 
@@ -25,7 +25,9 @@ describe("phase order", () => {
   });
 
   test("the agent starts last; after it the script only waits for the pull, and never restarts Docker", () => {
-    const commands = runcmd.split("\n").map((l) => l.trim()).filter((l) => l && !l.startsWith("logger") && !["fi", "else", "(", "then"].includes(l));
+    const commands = runcmd.split("\n").map((l) => l.trim()).filter((l) =>
+      l && !l.startsWith("logger") && !["fi", "else", "(", "then"].includes(l)
+    );
     const start = commands.findIndex((c) => c.includes("systemctl start --no-block sam-agent.service"));
     const after = commands.slice(start + 1);
     expect(after).toHaveLength(1);
@@ -35,7 +37,9 @@ describe("phase order", () => {
     // pull was waited for.
     const restarts = commands.filter((c) => /systemctl restart docker/.test(c));
     expect(restarts).toHaveLength(1);
-    expect(restarts[0]).toMatch(/-lt "\$docker_since".*else wait "\$pid_image_pull"; pull_rc=\$\?; systemctl restart docker\.service; fi/);
+    expect(restarts[0]).toMatch(
+      /-lt "\$docker_since".*else wait "\$pid_image_pull"; pull_rc=\$\?; systemctl restart docker\.service; fi/,
+    );
   });
 
   test("the pull, the Node.js install and the agent download run as background jobs, each logged", () => {
@@ -61,10 +65,15 @@ describe("the agent unit and its secrets", () => {
   test("tokens live only in the 0600 file, never in the unit, the env file or a command", () => {
     const tokens = file(text, VM.tokenFile)!;
     expect(tokens.permissions).toBe("0600");
-    expect(tokens.content).toBe(`SAM_NODE_TOKEN=${SAMPLE_INPUT.nodeToken}\nSAM_AGENT_TOKEN=${SAMPLE_INPUT.agentToken}\n`);
+    expect(tokens.content).toBe(
+      `SAM_NODE_TOKEN=${SAMPLE_INPUT.nodeToken}\nSAM_AGENT_TOKEN=${SAMPLE_INPUT.agentToken}\n`,
+    );
     expect(unit).not.toMatch(/^Environment=/m);
     const config = doc(text);
-    const elsewhere = JSON.stringify({ ...config, write_files: config.write_files.filter((f) => f.path !== VM.tokenFile) });
+    const elsewhere = JSON.stringify({
+      ...config,
+      write_files: config.write_files.filter((f) => f.path !== VM.tokenFile),
+    });
     expect(elsewhere).not.toContain(SAMPLE_INPUT.nodeToken);
     expect(elsewhere).not.toContain(SAMPLE_INPUT.agentToken);
     const env = file(text, VM.agentEnv)!;
@@ -85,7 +94,10 @@ describe("no ghosts", () => {
 
   test("the check catches a leftover pre-pull like the old dead Neko image pre-pull", () => {
     const config = doc(render());
-    const ghost = { ...config, runcmd: [...config.runcmd, "docker pull --quiet ghcr.io/m1k1o/neko/google-chrome:latest"] };
+    const ghost = {
+      ...config,
+      runcmd: [...config.runcmd, "docker pull --quiet ghcr.io/m1k1o/neko/google-chrome:latest"],
+    };
     expect(imageReferences(ghost.runcmd.join("\n"))).toContain("ghcr.io/m1k1o/neko/google-chrome:latest");
     expect(imageReferences("docker run --rm -e A=b --name x busybox:1 true")).toEqual(["busybox:1"]);
   });

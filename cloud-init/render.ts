@@ -7,7 +7,7 @@ import { stringify } from "yaml";
 import { describeIssue } from "../shared/validate.ts";
 import { agentEnvFile, agentUnit, tokenFile } from "./agent-unit.ts";
 import { renderRuncmd } from "./boot-plan.ts";
-import { CloudInitInput, type CloudInitConfig } from "./inputs.ts";
+import { type CloudInitConfig, CloudInitInput } from "./inputs.ts";
 import { VM } from "./vm-layout.ts";
 
 /** Hetzner Cloud refuses user-data above 32 KiB. */
@@ -38,7 +38,13 @@ const JOURNALD_DROP_IN = [
 ].join("\n");
 
 /** Docker daemon config applied by the docker-restart phase: containers survive later daemon restarts. */
-const DOCKER_DAEMON = `${JSON.stringify({ "live-restore": true, "log-driver": "json-file", "log-opts": { "max-size": "20m", "max-file": "3" } }, null, 2)}\n`;
+const DOCKER_DAEMON = `${
+  JSON.stringify(
+    { "live-restore": true, "log-driver": "json-file", "log-opts": { "max-size": "20m", "max-file": "3" } },
+    null,
+    2,
+  )
+}\n`;
 
 export function parseCloudInitInput(input: unknown): CloudInitConfig {
   const result = v.safeParse(CloudInitInput, input);
@@ -47,7 +53,12 @@ export function parseCloudInitInput(input: unknown): CloudInitConfig {
 }
 
 export function cloudConfig(config: CloudInitConfig): CloudConfig {
-  const file = (path: string, content: string, permissions: string): WriteFile => ({ path, content, permissions, owner: "root:root" });
+  const file = (path: string, content: string, permissions: string): WriteFile => ({
+    path,
+    content,
+    permissions,
+    owner: "root:root",
+  });
   return {
     ...(config.sshKeys.length > 0 ? { ssh_authorized_keys: config.sshKeys } : {}),
     write_files: [
@@ -67,7 +78,9 @@ export function renderCloudInit(input: unknown): string {
   const text = `#cloud-config\n${stringify(cloudConfig(config), { lineWidth: 0 })}`;
   const size = new TextEncoder().encode(text).length;
   if (size > USER_DATA_LIMIT) {
-    throw new CloudInitInputError(`cloud-init: rendered user-data is ${size} bytes, over Hetzner's ${USER_DATA_LIMIT}-byte limit`);
+    throw new CloudInitInputError(
+      `cloud-init: rendered user-data is ${size} bytes, over Hetzner's ${USER_DATA_LIMIT}-byte limit`,
+    );
   }
   return text;
 }

@@ -2,7 +2,7 @@
  * Sample renderer inputs: what `npm run render:cloud-init` prints by default, and the input sets the tests
  * check with the real tools — including the largest input the schema admits.
  */
-import { MAX_SSH_KEYS, type CloudInitInput } from "./inputs.ts";
+import { type CloudInitInput, MAX_SSH_KEYS } from "./inputs.ts";
 
 export const SAMPLE_INPUT: CloudInitInput = {
   nodeId: "node-sample-1",
@@ -36,5 +36,8 @@ export const LARGEST_INPUT: CloudInitInput = {
   arch: "amd64",
   agentPort: 65535,
   heartbeatSeconds: 3600,
-  sshKeys: Array.from({ length: MAX_SSH_KEYS }, (_, i) => `ssh-rsa ${"A".repeat(1024 - 8 - 101)} ${String(i).padStart(100, "k")}`),
+  sshKeys: Array.from(
+    { length: MAX_SSH_KEYS },
+    (_, i) => `ssh-rsa ${"A".repeat(1024 - 8 - 101)} ${String(i).padStart(100, "k")}`,
+  ),
 };

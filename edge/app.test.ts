@@ -50,12 +50,16 @@ describe("edge app", () => {
     const stuck = body.timeouts.find((t: { name: string }) => t.name === "stuckQueued");
     expect(stuck).toMatchObject({ value: "20m", source: "agentReady + buffer (or SAM_STUCK_QUEUED_TIMEOUT)" });
     // The per-request limits are in the same table, so no timer in SAM is out of sight.
-    expect(body.timeouts.find((t: { name: string }) => t.name === "exportProxyHeaders")).toMatchObject({ value: "10s" });
+    expect(body.timeouts.find((t: { name: string }) => t.name === "exportProxyHeaders")).toMatchObject({
+      value: "10s",
+    });
   });
 
   test("unknown routes answer the JSON error shape", async () => {
     const res = await edge.app.request("/nope");
     expect(res.status).toBe(404);
-    expect(await res.json()).toEqual({ error: { message: "no route for GET /nope", type: "not_found_error", code: "route_not_found" } });
+    expect(await res.json()).toEqual({
+      error: { message: "no route for GET /nope", type: "not_found_error", code: "route_not_found" },
+    });
   });
 });

@@ -64,11 +64,13 @@ export function createApp(deps: AppDeps): Hono {
   app.notFound(renderNotFound);
   app.use("*", bodyDeadline(deps.config.timeouts.clientBody));
 
-  app.get("/healthz", (c) =>
-    c.json({ ok: true, version: SAM_VERSION, uptimeMs: Date.now() - deps.startedAt }));
+  app.get("/healthz", (c) => c.json({ ok: true, version: SAM_VERSION, uptimeMs: Date.now() - deps.startedAt }));
 
   app.use("/api/agent/*", limit(AGENT_BODY_LIMIT));
-  app.use("/api/*", async (c, next) => (c.req.path.startsWith("/api/agent/") ? next() : limit(USER_BODY_LIMIT)(c, next)));
+  app.use(
+    "/api/*",
+    async (c, next) => (c.req.path.startsWith("/api/agent/") ? next() : limit(USER_BODY_LIMIT)(c, next)),
+  );
 
   app.get("/api/config", guard(deps.authenticate, "admin"), (c) => {
     const { config } = deps;
@@ -90,13 +92,37 @@ export function createApp(deps: AppDeps): Hono {
 
   const { authenticate, tasks, nodes, runner, agent, wakeups, config } = deps;
   app.route("/api/keys", keyRoutes(deps.db, authenticate, deps.keyRevoked));
-  app.route("/api/tasks", taskRoutes({ authenticate, tasks, runner, wakeups, timeouts: config.timeouts, limits: new TaskLimits(config.limits) }));
-  app.route("/api/nodes", nodeRoutes({
-    authenticate, nodes, runner, agent, timeouts: config.timeouts, maxNodes: config.maxNodes, archive: new NodeArchive(deps.db),
-    keyExists: async (id) => (await deps.db.execute({ sql: "SELECT 1 FROM api_keys WHERE id = ? AND revoked_at IS NULL", args: [id] })).rows.length > 0,
-  }));
+  app.route(
+    "/api/tasks",
+    taskRoutes({
+      authenticate,
+      tasks,
+      runner,
+      wakeups,
+      timeouts: config.timeouts,
+      limits: new TaskLimits(config.limits),
+    }),
+  );
+  app.route(
+    "/api/nodes",
+    nodeRoutes({
+      authenticate,
+      nodes,
+      runner,
+      agent,
+      timeouts: config.timeouts,
+      maxNodes: config.maxNodes,
+      archive: new NodeArchive(deps.db),
+      keyExists: async (id) =>
+        (await deps.db.execute({ sql: "SELECT 1 FROM api_keys WHERE id = ? AND revoked_at IS NULL", args: [id] })).rows
+          .length > 0,
+    }),
+  );
   app.route("/api/sessions", sessionRoutes(deps.sessions, authenticate));
-  app.route("/api/agent", callbackRoutes({ authenticate, tasks, nodes, runner, wakeups, taskLogMaxLines: config.taskLogMaxLines }));
+  app.route(
+    "/api/agent",
+    callbackRoutes({ authenticate, tasks, nodes, runner, wakeups, taskLogMaxLines: config.taskLogMaxLines }),
+  );
   // `/v1/*` and `/api/usage`: the inference routes carry their own full paths.
   app.route("/", deps.inference.app);
 

@@ -22,8 +22,10 @@ afterAll(async () => {
 });
 
 async function counts() {
-  const r = await t.edge.db.execute(`SELECT (SELECT COUNT(*) FROM tasks) AS tasks, (SELECT COUNT(*) FROM api_keys) AS keys,
-    (SELECT COUNT(*) FROM nodes) AS nodes, (SELECT COUNT(*) FROM task_events) AS events, (SELECT agent_url FROM nodes WHERE id = '${nodeId}') AS url`);
+  const r = await t.edge.db.execute(
+    `SELECT (SELECT COUNT(*) FROM tasks) AS tasks, (SELECT COUNT(*) FROM api_keys) AS keys,
+    (SELECT COUNT(*) FROM nodes) AS nodes, (SELECT COUNT(*) FROM task_events) AS events, (SELECT agent_url FROM nodes WHERE id = '${nodeId}') AS url`,
+  );
   return r.rows[0];
 }
 
@@ -46,9 +48,13 @@ const cases: Case[] = [
   ["warm node for a missing key", "POST", () => "/api/nodes", { body: { ownerKeyId: "key_nope" } }, 400],
   ["malformed ready", "POST", () => "/api/agent/ready", { raw: "not json" }, 400],
   ["ready with wrong types", "POST", () => "/api/agent/ready", { body: { nodeId, version: 1, url: "nope" } }, 400],
-  ["heartbeat wrong types", "POST", () => "/api/agent/heartbeat", { body: { nodeId, at: "now", uptimeMs: -1, activeTasks: "x" } }, 400],
+  ["heartbeat wrong types", "POST", () => "/api/agent/heartbeat", {
+    body: { nodeId, at: "now", uptimeMs: -1, activeTasks: "x" },
+  }, 400],
   ["10 MB heartbeat", "POST", () => "/api/agent/heartbeat", { raw: huge }, 413],
-  ["heartbeat listing 1001 tasks", "POST", () => "/api/agent/heartbeat", { body: { nodeId, at: 1, uptimeMs: 1, activeTasks: Array.from({ length: 1001 }, (_, i) => `task_${i}`) } }, 400],
+  ["heartbeat listing 1001 tasks", "POST", () => "/api/agent/heartbeat", {
+    body: { nodeId, at: 1, uptimeMs: 1, activeTasks: Array.from({ length: 1001 }, (_, i) => `task_${i}`) },
+  }, 400],
 ];
 
 describe("bad input", () => {
@@ -56,7 +62,11 @@ describe("bad input", () => {
     test(`${name} → ${status}, nothing written`, async () => {
       const before = await counts();
       const token = path().startsWith("/api/agent") ? nodeToken : path() === "/api/tasks" ? key : undefined;
-      const res = await t.call(method, path(), { ...opts, token, headers: opts.raw !== undefined ? { "Content-Type": "application/json" } : {} });
+      const res = await t.call(method, path(), {
+        ...opts,
+        token,
+        headers: opts.raw !== undefined ? { "Content-Type": "application/json" } : {},
+      });
       expect(res.status).toBe(status);
       const body = v.parse(ErrorBody, await res.json());
       expect(body.error.message.length).toBeGreaterThan(0);
@@ -77,6 +87,11 @@ describe("bad input", () => {
   test("unknown task and node ids are 404s", async () => {
     expect((await t.call("GET", "/api/tasks/t_nope", { token: key })).status).toBe(404);
     expect((await t.call("GET", "/api/nodes/n-nope")).status).toBe(404);
-    expect((await t.call("POST", "/api/agent/tasks/t_nope/result", { token: nodeToken, body: { status: "succeeded", exitCode: 0, finishedAt: 1 } })).status).toBe(404);
+    expect(
+      (await t.call("POST", "/api/agent/tasks/t_nope/result", {
+        token: nodeToken,
+        body: { status: "succeeded", exitCode: 0, finishedAt: 1 },
+      })).status,
+    ).toBe(404);
   });
 });

@@ -17,7 +17,9 @@ async function burst(edgeCount: 1 | 2, keyCount: 1 | 20): Promise<void> {
   // Instances of one database share its secret key; a burst of 200 from one key is above the default
   // per-key submission limit, which is not what this test is about.
   const env: Record<string, string> = {
-    SAM_MAX_NODES: String(MAX_NODES), SAM_SECRET_KEY: "5a".repeat(32), SAM_RATE_LIMIT_RPM: "1000000",
+    SAM_MAX_NODES: String(MAX_NODES),
+    SAM_SECRET_KEY: "5a".repeat(32),
+    SAM_RATE_LIMIT_RPM: "1000000",
     ...(sqld ? { SAM_DATABASE_URL: sqld.url } : {}),
   };
   // One cloud account behind both instances: either may delete a server the other created.
@@ -33,7 +35,9 @@ async function burst(edgeCount: 1 | 2, keyCount: 1 | 20): Promise<void> {
   let sampling = true;
   const sampler = (async () => {
     while (sampling) {
-      const r = await edges[0]!.edge.db.execute("SELECT COUNT(*) AS n FROM nodes WHERE status IN ('provisioning','booting','ready','draining')");
+      const r = await edges[0]!.edge.db.execute(
+        "SELECT COUNT(*) AS n FROM nodes WHERE status IN ('provisioning','booting','ready','draining')",
+      );
       const servers = (await provider.list()).length;
       most = { rows: Math.max(most.rows, Number(r.rows[0]!.n)), servers: Math.max(most.servers, servers) };
       await new Promise((r) => setTimeout(r, 2));
@@ -43,7 +47,10 @@ async function burst(edgeCount: 1 | 2, keyCount: 1 | 20): Promise<void> {
   const ids = await Promise.all(Array.from({ length: 200 }, async (_, i) => {
     const edge = edges[i % edgeCount]!;
     const key = keys[i % keyCount]!;
-    const res = await edge.call("POST", "/api/tasks", { token: key.key, body: { prompt: `task ${i}`, agent: { type: "command", command: "true" } } });
+    const res = await edge.call("POST", "/api/tasks", {
+      token: key.key,
+      body: { prompt: `task ${i}`, agent: { type: "command", command: "true" } },
+    });
     expect(res.status).toBe(201);
     return ((await res.json()) as { id: string }).id;
   }));
@@ -64,7 +71,9 @@ async function burst(edgeCount: 1 | 2, keyCount: 1 | 20): Promise<void> {
   expect(most.rows).toBeGreaterThan(1); // the burst did need several nodes: the cap was what held it
 
   const perTask = new Map<string, number>();
-  for (const agent of provider.agents.values()) for (const d of agent.dispatches) perTask.set(d.taskId, (perTask.get(d.taskId) ?? 0) + 1);
+  for (const agent of provider.agents.values()) {
+    for (const d of agent.dispatches) perTask.set(d.taskId, (perTask.get(d.taskId) ?? 0) + 1);
+  }
   expect([...perTask.keys()].sort()).toEqual([...ids].sort());
   expect([...perTask.values()].filter((n) => n !== 1)).toEqual([]);
 }

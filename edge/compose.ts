@@ -7,14 +7,20 @@ import type { Hono } from "hono";
 import { inProcessApi } from "./admin/api-client.ts";
 import { createAdminRoutes } from "./admin/routes.tsx";
 import { createApp } from "./app.ts";
-import { resolveAdminToken, type AdminToken } from "./auth/admin-token.ts";
+import { type AdminToken, resolveAdminToken } from "./auth/admin-token.ts";
 import { createAuthenticate } from "./auth/authenticate.ts";
 import type { Authenticate } from "./auth/caller.ts";
 import { KeyCache } from "./auth/key-cache.ts";
 import { ensurePrivateDir } from "./auth/private-files.ts";
-import { resolveSecretKey, sealPlainSecrets, SecretBox, verifySecretKey, type SecretKeySource } from "./auth/secret-box.ts";
+import {
+  resolveSecretKey,
+  sealPlainSecrets,
+  SecretBox,
+  type SecretKeySource,
+  verifySecretKey,
+} from "./auth/secret-box.ts";
 import type { EdgeConfig } from "./config.ts";
-import { openDatabase, type Client } from "./db/client.ts";
+import { type Client, openDatabase } from "./db/client.ts";
 import { migrate } from "./db/migrate.ts";
 import { MIGRATIONS } from "./db/migrations.ts";
 import { bootstrapGateway, createInferenceRoutes, INFERENCE_MIGRATIONS } from "./inference/index.ts";
@@ -59,7 +65,8 @@ export type EdgeOptions = {
 export async function createEdge(config: EdgeConfig, options: EdgeOptions = {}): Promise<Edge> {
   const startedAt = Date.now();
   // The data dir holds what this instance keeps on its own disk; an edge with none (Deno Deploy) writes nothing.
-  const onDisk = config.databaseUrl.startsWith("file:") || config.adminToken === null || config.secretKey === null || config.provider === "local";
+  const onDisk = config.databaseUrl.startsWith("file:") || config.adminToken === null || config.secretKey === null ||
+    config.provider === "local";
   if (onDisk) ensurePrivateDir(config.dataDir);
   const db = await openDatabase(config.databaseUrl, config.databaseToken);
   await migrate(db, [...MIGRATIONS, ...INFERENCE_MIGRATIONS]);
@@ -78,7 +85,11 @@ export async function createEdge(config: EdgeConfig, options: EdgeOptions = {}):
   const wakeups = new Wakeups();
   const archive = new NodeArchive(db);
   const runner = new Runner({
-    tasks, nodes, provider, agent, wakeups,
+    tasks,
+    nodes,
+    provider,
+    agent,
+    wakeups,
     timeouts: config.timeouts,
     maxNodes: config.maxNodes,
     publicUrl: () => publicUrl,
@@ -86,19 +97,44 @@ export async function createEdge(config: EdgeConfig, options: EdgeOptions = {}):
     archive: (node) => archive.save(node, agent),
     log: options.log,
   });
-  const inference = createInferenceRoutes({ config, inference: config.inferenceProxy, authenticate, db, log: options.log });
-  // Never throws: a gateway that cannot be looked up or created degrades to the REST path.
-  inference.setUpstreamMode(await bootstrapGateway(config, {
-    gatewayRateLimitPerMinute: config.inferenceProxy.gatewayRateLimitPerMinute,
+  const inference = createInferenceRoutes({
+    config,
+    inference: config.inferenceProxy,
+    authenticate,
+    db,
     log: options.log,
-  }));
+  });
+  // Never throws: a gateway that cannot be looked up or created degrades to the REST path.
+  inference.setUpstreamMode(
+    await bootstrapGateway(config, {
+      gatewayRateLimitPerMinute: config.inferenceProxy.gatewayRateLimitPerMinute,
+      log: options.log,
+    }),
+  );
   const sessions = new SessionStore(db, config.timeouts.adminSession);
   const app = createApp({
-    config, startedAt, db, authenticate, tasks, nodes, runner, agent, wakeups, sessions,
+    config,
+    startedAt,
+    db,
+    authenticate,
+    tasks,
+    nodes,
+    runner,
+    agent,
+    wakeups,
+    sessions,
     keyRevoked: (id) => keyCache.revoked(id),
     inference,
   });
-  app.route("/admin", createAdminRoutes({ api: inProcessApi(app, admin.token), adminToken: admin.token, sessions, trustProxy: config.trustProxy }));
+  app.route(
+    "/admin",
+    createAdminRoutes({
+      api: inProcessApi(app, admin.token),
+      adminToken: admin.token,
+      sessions,
+      trustProxy: config.trustProxy,
+    }),
+  );
   let ticking: Promise<void> | null = null;
   return {
     app,
@@ -132,5 +168,9 @@ export async function createEdge(config: EdgeConfig, options: EdgeOptions = {}):
 
 function createProvider(config: EdgeConfig): Provider {
   if (config.hetznerProvider) return createHetznerProvider(config.hetznerProvider);
-  return new LocalProvider({ dataDir: config.dataDir, command: config.agentCommand, heartbeatIntervalMs: config.timeouts.heartbeat });
+  return new LocalProvider({
+    dataDir: config.dataDir,
+    command: config.agentCommand,
+    heartbeatIntervalMs: config.timeouts.heartbeat,
+  });
 }

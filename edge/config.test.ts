@@ -30,10 +30,19 @@ describe("edge configuration", () => {
     [{ SAM_PORT: "70000" }, "SAM_PORT: expected an integer from 0 to 65535, got '70000'"],
     [{ SAM_PROVIDER: "aws" }, "SAM_PROVIDER: expected one of local, hetzner, got 'aws'"],
     [{ SAM_PROVIDER: "hetzner" }, "SAM_PROVIDER: 'hetzner' needs HCLOUD_TOKEN to be set"],
-    [{ HCLOUD_TOKEN: "t" }, "SAM_PUBLIC_URL: the hetzner provider needs the edge's public URL, which its VMs call back"],
-    [{ HCLOUD_TOKEN: "t", SAM_PUBLIC_URL: "https://sam.example.com" }, "SAM_AGENT_DOWNLOAD_URL: the hetzner provider needs"],
+    [
+      { HCLOUD_TOKEN: "t" },
+      "SAM_PUBLIC_URL: the hetzner provider needs the edge's public URL, which its VMs call back",
+    ],
+    [
+      { HCLOUD_TOKEN: "t", SAM_PUBLIC_URL: "https://sam.example.com" },
+      "SAM_AGENT_DOWNLOAD_URL: the hetzner provider needs",
+    ],
     [{ SAM_RATE_LIMIT_RPM: "lots" }, "SAM_RATE_LIMIT_RPM: "],
-    [{ SAM_DATABASE_URL: "postgres://db/sam" }, "SAM_DATABASE_URL: expected a file:, libsql:, http(s): or ws(s): URL, got 'postgres:'"],
+    [
+      { SAM_DATABASE_URL: "postgres://db/sam" },
+      "SAM_DATABASE_URL: expected a file:, libsql:, http(s): or ws(s): URL, got 'postgres:'",
+    ],
     [{ SAM_AI_GATEWAY: "maybe" }, "SAM_AI_GATEWAY: expected on or off, got 'maybe'"],
     [{ SAM_AI_GATEWAY: "on" }, "SAM_AI_GATEWAY: 'on' needs CF_ACCOUNT_ID and CF_AI_GATEWAY_ID to be set"],
     [{ CF_AI_GATEWAY_ID: "My Gateway" }, "CF_AI_GATEWAY_ID: 1-64 lowercase letters"],
@@ -41,7 +50,10 @@ describe("edge configuration", () => {
     [{ CF_AI_GATEWAY_ID: "g".repeat(65) }, "CF_AI_GATEWAY_ID: 1-64 lowercase letters"],
     [{ SAM_INFERENCE_URL: "ftp://x" }, "SAM_INFERENCE_URL: expected a http/https URL, got 'ftp:'"],
     [{ SAM_ADMIN_TOKEN: "short" }, "SAM_ADMIN_TOKEN: must be at least 16 characters"],
-    [{ SAM_AGENT_READY_TIMEOUT: "soon" }, "SAM_AGENT_READY_TIMEOUT: expected a positive duration like 90s, 15m or 1h, got 'soon'"],
+    [
+      { SAM_AGENT_READY_TIMEOUT: "soon" },
+      "SAM_AGENT_READY_TIMEOUT: expected a positive duration like 90s, 15m or 1h, got 'soon'",
+    ],
   ])("%j stops the start with one line naming the variable", (env, message) => {
     expect(() => loadEdgeConfig(env)).toThrow(ConfigError);
     expect(() => loadEdgeConfig(env)).toThrow(message);
@@ -50,8 +62,13 @@ describe("edge configuration", () => {
 
 describe("the deploy profile", () => {
   const hetzner = {
-    HCLOUD_TOKEN: "t", SAM_PUBLIC_URL: "https://sam.example.com", SAM_AGENT_DOWNLOAD_URL: "https://d.example.com/a",
-    SAM_AGENT_SHA256: "c".repeat(64), SAM_DATABASE_URL: "libsql://sam.turso.io", SAM_ADMIN_TOKEN: "a".repeat(24), SAM_SECRET_KEY: "b".repeat(64),
+    HCLOUD_TOKEN: "t",
+    SAM_PUBLIC_URL: "https://sam.example.com",
+    SAM_AGENT_DOWNLOAD_URL: "https://d.example.com/a",
+    SAM_AGENT_SHA256: "c".repeat(64),
+    SAM_DATABASE_URL: "libsql://sam.turso.io",
+    SAM_ADMIN_TOKEN: "a".repeat(24),
+    SAM_SECRET_KEY: "b".repeat(64),
   };
 
   test("is detected from DENO_DEPLOYMENT_ID, chosen with SAM_PROFILE, and local otherwise", () => {
@@ -62,7 +79,11 @@ describe("the deploy profile", () => {
   });
 
   test.each([
-    ["the embedded file: database", { SAM_DATABASE_URL: "" }, /^SAM_DATABASE_URL: the deploy profile needs a shared database/],
+    [
+      "the embedded file: database",
+      { SAM_DATABASE_URL: "" },
+      /^SAM_DATABASE_URL: the deploy profile needs a shared database/,
+    ],
     ["the local provider", { HCLOUD_TOKEN: "" }, /^SAM_PROVIDER: the deploy profile cannot run local nodes/],
     ["no admin token", { SAM_ADMIN_TOKEN: "" }, /^SAM_ADMIN_TOKEN: required under the deploy profile/],
     ["no secret key", { SAM_SECRET_KEY: "" }, /^SAM_SECRET_KEY: required under the deploy profile/],

@@ -2,9 +2,9 @@
  * The edge's configuration, read once from an environment map (docs/configuration.md). Every bad value
  * throws a one-line `ConfigError` naming the variable; the Deno entry prints it and exits 2.
  */
-import { ConfigError, envChoice, envFlag, envInt, envString, type Env } from "../shared/env.ts";
-import { retentionFromEnv, timeoutsFromEnv, type Retention, type Timeouts } from "../shared/timeouts.ts";
-import { loadInferenceConfig, type InferenceConfig } from "./inference/config.ts";
+import { ConfigError, type Env, envChoice, envFlag, envInt, envString } from "../shared/env.ts";
+import { type Retention, retentionFromEnv, type Timeouts, timeoutsFromEnv } from "../shared/timeouts.ts";
+import { type InferenceConfig, loadInferenceConfig } from "./inference/config.ts";
 import { hetznerOptionsFromEnv } from "./providers/hetzner/config.ts";
 import type { HetznerProviderOptions } from "./providers/hetzner/provider.ts";
 
@@ -22,7 +22,10 @@ export type Profile = "local" | "deploy";
 export const DEPLOY_REQUIRED: readonly (readonly [name: string, why: string])[] = [
   ["SAM_ADMIN_TOKEN", "the edge cannot keep a generated admin token there (no disk outlives an instance)"],
   // A key generated there would differ between instances and die with one, and every sealed secret with it.
-  ["SAM_SECRET_KEY", "a generated key would not survive the instance, nor be shared by the others (32 bytes, hex or base64)"],
+  [
+    "SAM_SECRET_KEY",
+    "a generated key would not survive the instance, nor be shared by the others (32 bytes, hex or base64)",
+  ],
 ];
 
 export function profileFromEnv(env: Env): Profile {
@@ -35,10 +38,14 @@ function checkDeployProfile(env: Env, provider: "local" | "hetzner", databaseUrl
     if (!envString(env, name)) throw new ConfigError(`${name}: required under the deploy profile: ${why}`);
   }
   if (databaseUrl.startsWith("file:")) {
-    throw new ConfigError("SAM_DATABASE_URL: the deploy profile needs a shared database (libsql:// for Turso, or http(s)/ws(s) for sqld); a file: database lives on one instance's disk");
+    throw new ConfigError(
+      "SAM_DATABASE_URL: the deploy profile needs a shared database (libsql:// for Turso, or http(s)/ws(s) for sqld); a file: database lives on one instance's disk",
+    );
   }
   if (provider === "local") {
-    throw new ConfigError("SAM_PROVIDER: the deploy profile cannot run local nodes (agent processes beside the edge); set HCLOUD_TOKEN for the hetzner provider");
+    throw new ConfigError(
+      "SAM_PROVIDER: the deploy profile cannot run local nodes (agent processes beside the edge); set HCLOUD_TOKEN for the hetzner provider",
+    );
   }
 }
 
@@ -103,7 +110,10 @@ export function parseSecretKey(text: string): Uint8Array | null {
   const t = text.trim();
   if (/^[0-9a-fA-F]{64}$/.test(t)) return Uint8Array.from(t.match(/../g)!, (h) => parseInt(h, 16));
   if (!/^[A-Za-z0-9+/_-]{43}=?$/.test(t)) return null;
-  const bytes = Uint8Array.from(atob(t.replace(/-/g, "+").replace(/_/g, "/").replace(/=?$/, "=")), (ch) => ch.charCodeAt(0));
+  const bytes = Uint8Array.from(
+    atob(t.replace(/-/g, "+").replace(/_/g, "/").replace(/=?$/, "=")),
+    (ch) => ch.charCodeAt(0),
+  );
   return bytes.length === 32 ? bytes : null;
 }
 
@@ -117,7 +127,9 @@ function envUrl(env: Env, name: string, fallback: string | null, schemes: readon
     throw new ConfigError(`${name}: not a URL: '${raw}'`);
   }
   if (!schemes.includes(url.protocol)) {
-    throw new ConfigError(`${name}: expected a ${schemes.map((s) => s.slice(0, -1)).join("/")} URL, got '${url.protocol}'`);
+    throw new ConfigError(
+      `${name}: expected a ${schemes.map((s) => s.slice(0, -1)).join("/")} URL, got '${url.protocol}'`,
+    );
   }
   return raw.replace(/\/+$/, "");
 }
@@ -138,7 +150,9 @@ export function loadEdgeConfig(env: Env): EdgeConfig {
   }
   const databaseUrl = envString(env, "SAM_DATABASE_URL") ?? `file:${dataDir.replace(/\/+$/, "")}/sam.db`;
   if (!DATABASE_SCHEMES.some((s) => databaseUrl.startsWith(s))) {
-    throw new ConfigError(`SAM_DATABASE_URL: expected a file:, libsql:, http(s): or ws(s): URL, got '${databaseUrl.split(":")[0]}:'`);
+    throw new ConfigError(
+      `SAM_DATABASE_URL: expected a file:, libsql:, http(s): or ws(s): URL, got '${databaseUrl.split(":")[0]}:'`,
+    );
   }
   if (profile === "deploy") checkDeployProfile(env, provider, databaseUrl);
   const aiGateway = envFlag(env, "SAM_AI_GATEWAY", false);
@@ -148,7 +162,9 @@ export function loadEdgeConfig(env: Env): EdgeConfig {
     throw new ConfigError("SAM_AI_GATEWAY: 'on' needs CF_ACCOUNT_ID and CF_AI_GATEWAY_ID to be set");
   }
   if (gatewayId !== null && !(gatewayId.length <= 64 && GATEWAY_ID.test(gatewayId))) {
-    throw new ConfigError("CF_AI_GATEWAY_ID: 1-64 lowercase letters, digits and _, in groups joined by single hyphens (Cloudflare's gateway id rule), e.g. 'sam-gateway'");
+    throw new ConfigError(
+      "CF_AI_GATEWAY_ID: 1-64 lowercase letters, digits and _, in groups joined by single hyphens (Cloudflare's gateway id rule), e.g. 'sam-gateway'",
+    );
   }
   const adminToken = envString(env, "SAM_ADMIN_TOKEN") ?? null;
   if (adminToken !== null && adminToken.length < 16) {
@@ -157,7 +173,9 @@ export function loadEdgeConfig(env: Env): EdgeConfig {
   const rawSecretKey = envString(env, "SAM_SECRET_KEY") ?? null;
   const secretKey = rawSecretKey === null ? null : parseSecretKey(rawSecretKey);
   if (rawSecretKey !== null && secretKey === null) {
-    throw new ConfigError("SAM_SECRET_KEY: expected 32 bytes as 64 hex digits or base64 (e.g. `openssl rand -base64 32`)");
+    throw new ConfigError(
+      "SAM_SECRET_KEY: expected 32 bytes as 64 hex digits or base64 (e.g. `openssl rand -base64 32`)",
+    );
   }
   const timeouts = timeoutsFromEnv(env);
   const inferenceProxy = loadInferenceConfig(env);

@@ -50,7 +50,6 @@ const hetznerEnv = (fakeUrl: string, publicUrl: string) => ({
   SAM_HCLOUD_REQUEST_TIMEOUT: "2s",
 });
 
-
 Deno.test("deploy profile: a task runs end to end on sqld and the Hetzner fake, with no write permission", async () => {
   const sqld = await startSqld();
   const fake = await startHetznerFake({ token: HCLOUD, actionPolls: 1, runningPolls: 1 });
@@ -58,18 +57,37 @@ Deno.test("deploy profile: a task runs end to end on sqld and the Hetzner fake, 
   const url = `http://127.0.0.1:${port}`;
   // A data dir that does not exist: under this profile nothing may create it.
   const dataDir = join(tmpdir(), `sam-deploy-never-${port}`);
-  const edge = deployEdge({ ...hetznerEnv(fake.url, url), SAM_PORT: String(port), SAM_DATABASE_URL: sqld.url, SAM_ADMIN_TOKEN: ADMIN, SAM_SECRET_KEY: SECRET_KEY, SAM_DATA_DIR: dataDir }).spawn();
+  const edge = deployEdge({
+    ...hetznerEnv(fake.url, url),
+    SAM_PORT: String(port),
+    SAM_DATABASE_URL: sqld.url,
+    SAM_ADMIN_TOKEN: ADMIN,
+    SAM_SECRET_KEY: SECRET_KEY,
+    SAM_DATA_DIR: dataDir,
+  }).spawn();
   const stderr = new Response(edge.stderr).text();
   const stdout = new Response(edge.stdout).text();
   const tokenDir = mkdtempSync(join(tmpdir(), "sam-deploy-agent-"));
   let agent: ReturnType<typeof spawn> | null = null;
   try {
     const admin = { Authorization: `Bearer ${ADMIN}`, "Content-Type": "application/json" };
-    await until("the edge listens", () => fetch(`${url}/healthz`).then((r) => (r.ok ? true : undefined), () => undefined), 30_000);
-    const key = await (await fetch(`${url}/api/keys`, { method: "POST", headers: admin, body: JSON.stringify({ name: "deploy" }) })).json();
+    await until(
+      "the edge listens",
+      () => fetch(`${url}/healthz`).then((r) => (r.ok ? true : undefined), () => undefined),
+      30_000,
+    );
+    const key = await (await fetch(`${url}/api/keys`, {
+      method: "POST",
+      headers: admin,
+      body: JSON.stringify({ name: "deploy" }),
+    })).json();
     const submit = await fetch(`${url}/api/tasks`, {
       method: "POST",
-      headers: { Authorization: `Bearer ${key.key}`, "Content-Type": "application/json", "Idempotency-Key": "deploy-first" },
+      headers: {
+        Authorization: `Bearer ${key.key}`,
+        "Content-Type": "application/json",
+        "Idempotency-Key": "deploy-first",
+      },
       body: JSON.stringify({ prompt: "hello", agent: { type: "command", command: "echo hello from deploy" } }),
     });
     assert.equal(submit.status, 201);
@@ -82,16 +100,24 @@ Deno.test("deploy profile: a task runs end to end on sqld and the Hetzner fake, 
     writeFileSync(join(tokenDir, "tokens"), tokens, { mode: 0o600 });
     agent = spawn(join(root, "node_modules", ".bin", "bun"), ["edge/testing/agent-double-main.ts"], {
       cwd: root,
-      env: { ...Deno.env.toObject(), SAM_NODE_ID: server.labels["sam-node-id"]!, SAM_CONTROL_PLANE_URL: url, SAM_TOKEN_FILE: join(tokenDir, "tokens") },
+      env: {
+        ...Deno.env.toObject(),
+        SAM_NODE_ID: server.labels["sam-node-id"]!,
+        SAM_CONTROL_PLANE_URL: url,
+        SAM_TOKEN_FILE: join(tokenDir, "tokens"),
+      },
       stdio: "ignore",
     });
 
     const done = await until("the task ends", async () => {
-      const view = await (await fetch(`${url}/api/tasks/${task.id}`, { headers: { Authorization: `Bearer ${key.key}` } })).json();
+      const view =
+        await (await fetch(`${url}/api/tasks/${task.id}`, { headers: { Authorization: `Bearer ${key.key}` } })).json();
       return view.status === "succeeded" || view.status === "failed" ? view : undefined;
     }, 30_000);
     assert.equal(done.status, "succeeded");
-    const events = await (await fetch(`${url}/api/tasks/${task.id}/events`, { headers: { Authorization: `Bearer ${key.key}` } })).json();
+    const events =
+      await (await fetch(`${url}/api/tasks/${task.id}/events`, { headers: { Authorization: `Bearer ${key.key}` } }))
+        .json();
     assert.ok(events.data.some((e: { message: string }) => e.message === "hello from deploy"));
     assert.equal(await Deno.stat(dataDir).then(() => true, () => false), false);
   } finally {
@@ -108,14 +134,37 @@ Deno.test("deploy profile: a task runs end to end on sqld and the Hetzner fake, 
   }
 });
 
-for (const [what, env, pattern] of [
-  ["a file: database", { SAM_DATABASE_URL: "file:/tmp/sam-deploy.db" }, /^sam: configuration error: SAM_DATABASE_URL: the deploy profile needs a shared database/],
-  ["the local provider", { SAM_PROVIDER: "local", HCLOUD_TOKEN: "" }, /^sam: configuration error: SAM_PROVIDER: the deploy profile cannot run local nodes/],
-  ["a missing admin token", { SAM_ADMIN_TOKEN: "" }, /^sam: configuration error: SAM_ADMIN_TOKEN: required under the deploy profile/],
-  ["a missing secret key", { SAM_SECRET_KEY: "" }, /^sam: configuration error: SAM_SECRET_KEY: required under the deploy profile/],
-] as const) {
+for (
+  const [what, env, pattern] of [
+    [
+      "a file: database",
+      { SAM_DATABASE_URL: "file:/tmp/sam-deploy.db" },
+      /^sam: configuration error: SAM_DATABASE_URL: the deploy profile needs a shared database/,
+    ],
+    [
+      "the local provider",
+      { SAM_PROVIDER: "local", HCLOUD_TOKEN: "" },
+      /^sam: configuration error: SAM_PROVIDER: the deploy profile cannot run local nodes/,
+    ],
+    [
+      "a missing admin token",
+      { SAM_ADMIN_TOKEN: "" },
+      /^sam: configuration error: SAM_ADMIN_TOKEN: required under the deploy profile/,
+    ],
+    [
+      "a missing secret key",
+      { SAM_SECRET_KEY: "" },
+      /^sam: configuration error: SAM_SECRET_KEY: required under the deploy profile/,
+    ],
+  ] as const
+) {
   Deno.test(`deploy profile: ${what} stops the start with one line`, async () => {
-    const good = { ...hetznerEnv("http://127.0.0.1:9", "https://sam.example.com"), SAM_DATABASE_URL: "http://127.0.0.1:9", SAM_ADMIN_TOKEN: ADMIN, SAM_SECRET_KEY: SECRET_KEY };
+    const good = {
+      ...hetznerEnv("http://127.0.0.1:9", "https://sam.example.com"),
+      SAM_DATABASE_URL: "http://127.0.0.1:9",
+      SAM_ADMIN_TOKEN: ADMIN,
+      SAM_SECRET_KEY: SECRET_KEY,
+    };
     const out = await deployEdge({ ...good, ...env }).output();
     const stderr = new TextDecoder().decode(out.stderr).trim();
     assert.equal(out.code, 2, stderr);

@@ -24,7 +24,11 @@ async function startEdge(dataDir: string, port: number, databaseUrl: string) {
     args: ["run", "--allow-all", "edge/main.ts"],
     cwd: root,
     env: {
-      SAM_PORT: String(port), SAM_DATA_DIR: dataDir, SAM_ADMIN_TOKEN: ADMIN, SAM_MAX_NODES: "1", SAM_DATABASE_URL: databaseUrl,
+      SAM_PORT: String(port),
+      SAM_DATA_DIR: dataDir,
+      SAM_ADMIN_TOKEN: ADMIN,
+      SAM_MAX_NODES: "1",
+      SAM_DATABASE_URL: databaseUrl,
       // 300 submissions from one key: above the default per-key submission limit, which is not under test here.
       SAM_RATE_LIMIT_RPM: "1000000",
       SAM_AGENT_BINARY: `${root}node_modules/.bin/bun ${root}edge/testing/agent-double-main.ts`,
@@ -49,12 +53,24 @@ Deno.test("a retry with the same Idempotency-Key after the edge was killed mid-r
   let edge = await startEdge(dataDir, port, sqld.url);
   try {
     const admin = { Authorization: `Bearer ${ADMIN}`, "Content-Type": "application/json" };
-    const key = await (await fetch(`${edge.url}/api/keys`, { method: "POST", headers: admin, body: JSON.stringify({ name: "retry" }) })).json();
-    const submit = (i: number) => fetch(`${edge.url}/api/tasks`, {
+    const key = await (await fetch(`${edge.url}/api/keys`, {
       method: "POST",
-      headers: { Authorization: `Bearer ${key.key}`, "Content-Type": "application/json", "Idempotency-Key": `burst-${i}` },
-      body: JSON.stringify({ prompt: `task ${i}`, agent: { type: "command", command: "true" } }),
-    }).then(async (res) => ({ status: res.status, id: ((await res.json()) as { id?: string }).id ?? null }), () => ({ status: 0, id: null }));
+      headers: admin,
+      body: JSON.stringify({ name: "retry" }),
+    })).json();
+    const submit = (i: number) =>
+      fetch(`${edge.url}/api/tasks`, {
+        method: "POST",
+        headers: {
+          Authorization: `Bearer ${key.key}`,
+          "Content-Type": "application/json",
+          "Idempotency-Key": `burst-${i}`,
+        },
+        body: JSON.stringify({ prompt: `task ${i}`, agent: { type: "command", command: "true" } }),
+      }).then(
+        async (res) => ({ status: res.status, id: ((await res.json()) as { id?: string }).id ?? null }),
+        () => ({ status: 0, id: null }),
+      );
 
     // 32 clients sending one request after another, as a load generator would; the edge is killed once 100
     // are answered, so some requests are in flight (committed or not) and the rest meet a closed port.
@@ -85,7 +101,9 @@ Deno.test("a retry with the same Idempotency-Key after the edge was killed mid-r
 
     const prompts: string[] = [];
     for (let cursor: string | null = ""; cursor !== null;) {
-      const page = await (await fetch(`${edge.url}/api/tasks?limit=500${cursor ? `&cursor=${cursor}` : ""}`, { headers: admin })).json();
+      const page =
+        await (await fetch(`${edge.url}/api/tasks?limit=500${cursor ? `&cursor=${cursor}` : ""}`, { headers: admin }))
+          .json();
       prompts.push(...page.data.map((t: { prompt: string }) => t.prompt));
       cursor = page.nextCursor;
     }

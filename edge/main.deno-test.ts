@@ -14,7 +14,11 @@ function startEdge(env: Record<string, string>) {
   return child;
 }
 
-async function readUntil(stream: ReadableStream<Uint8Array>, pattern: RegExp, timeoutMs: number): Promise<RegExpMatchArray> {
+async function readUntil(
+  stream: ReadableStream<Uint8Array>,
+  pattern: RegExp,
+  timeoutMs: number,
+): Promise<RegExpMatchArray> {
   const reader = stream.pipeThrough(new TextDecoderStream()).getReader();
   let text = "";
   const deadline = Date.now() + timeoutMs;

@@ -64,7 +64,9 @@ const server = await serveOrExit(edge.app.fetch, {
     console.log(`admin pages: ${url}/admin`);
     if (edge.admin.source === "env") console.log("admin token: from SAM_ADMIN_TOKEN");
     else console.log(`admin token: ${edge.admin.token}  (kept in ${edge.admin.path})`);
-    if (edge.secretKey.source === "generated") console.log(`secret key: generated into ${edge.secretKey.path} (back it up, or set SAM_SECRET_KEY)`);
+    if (edge.secretKey.source === "generated") {
+      console.log(`secret key: generated into ${edge.secretKey.path} (back it up, or set SAM_SECRET_KEY)`);
+    }
   },
 });
 

@@ -1,6 +1,6 @@
 // Two edge instances against one real sqld: 200 concurrent submissions, every task dispatched exactly once.
 import { afterAll, describe, expect, test } from "bun:test";
-import { DoubleProvider, startTestEdge, until, type TestEdge } from "./testing/harness.ts";
+import { DoubleProvider, startTestEdge, type TestEdge, until } from "./testing/harness.ts";
 import { startSqld } from "./testing/sqld.ts";
 
 const cleanup: (() => Promise<void>)[] = [];
@@ -14,18 +14,32 @@ describe("two edge instances, one sqld", () => {
     cleanup.push(() => sqld.stop());
     // Instances sharing a database share its secret key (each would otherwise generate its own).
     // The burst is the point here, not the per-key submission limit.
-    const env = { SAM_DATABASE_URL: sqld.url, SAM_MAX_NODES: "1", SAM_SECRET_KEY: "5a".repeat(32), SAM_RATE_LIMIT_RPM: "1000000" };
+    const env = {
+      SAM_DATABASE_URL: sqld.url,
+      SAM_MAX_NODES: "1",
+      SAM_SECRET_KEY: "5a".repeat(32),
+      SAM_RATE_LIMIT_RPM: "1000000",
+    };
     const providerA = new DoubleProvider({ autoReady: true, double: { mode: "hold", capacity: 1000 } });
     // Both start together: concurrent migrations must be safe too.
-    const [a, b] = await Promise.all([startTestEdge({ provider: providerA, env }), startTestEdge({ provider: new DoubleProvider(), env })]) as [TestEdge, TestEdge];
+    const [a, b] = await Promise.all([
+      startTestEdge({ provider: providerA, env }),
+      startTestEdge({ provider: new DoubleProvider(), env }),
+    ]) as [TestEdge, TestEdge];
     cleanup.push(() => a.stop(), () => b.stop());
     const key = await a.createKey();
     const node = await (await a.call("POST", "/api/nodes", { body: { ownerKeyId: key.id } })).json();
-    await until("node ready", async () => (await (await b.call("GET", `/api/nodes/${node.id}`)).json()).status === "ready");
+    await until(
+      "node ready",
+      async () => (await (await b.call("GET", `/api/nodes/${node.id}`)).json()).status === "ready",
+    );
 
     const ids = await Promise.all(Array.from({ length: 200 }, async (_, i) => {
       const edge = i % 2 === 0 ? a : b;
-      const res = await edge.call("POST", "/api/tasks", { token: key.key, body: { prompt: `task ${i}`, agent: { type: "command", command: "true" } } });
+      const res = await edge.call("POST", "/api/tasks", {
+        token: key.key,
+        body: { prompt: `task ${i}`, agent: { type: "command", command: "true" } },
+      });
       expect(res.status).toBe(201);
       return ((await res.json()) as { id: string }).id;
     }));

@@ -1,9 +1,9 @@
 // The edge restarts mid-task: the task continues from the database, and the agent's retried result lands.
 import { afterAll, describe, expect, test } from "bun:test";
-import { rmSync, mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DoubleProvider, startFrontProxy, startTestEdge, until, type TestEdge } from "./testing/harness.ts";
+import { DoubleProvider, startFrontProxy, startTestEdge, type TestEdge, until } from "./testing/harness.ts";
 
 const cleanup: (() => Promise<void> | void)[] = [];
 afterAll(async () => {
@@ -22,8 +22,14 @@ describe("edge restart", () => {
     const first: TestEdge = await startTestEdge({ provider, dataDir, env });
     front.target.url = first.url;
     const key = (await first.createKey()).key;
-    const task = await (await first.call("POST", "/api/tasks", { token: key, body: { prompt: "p", agent: { type: "command", command: "true" } } })).json();
-    await until("running", async () => (await (await first.call("GET", `/api/tasks/${task.id}`)).json()).status === "running");
+    const task = await (await first.call("POST", "/api/tasks", {
+      token: key,
+      body: { prompt: "p", agent: { type: "command", command: "true" } },
+    })).json();
+    await until(
+      "running",
+      async () => (await (await first.call("GET", `/api/tasks/${task.id}`)).json()).status === "running",
+    );
     const agent = [...provider.agents.values()][0]!;
     cleanup.push(() => agent.stop());
     await first.stop({ keepData: true });
@@ -43,7 +49,10 @@ describe("edge restart", () => {
     expect(done.result.summary).toBe("after restart");
     // The node is reusable by the new instance: the next task dispatches to the same agent.
     const next = await (await second.call("POST", "/api/tasks", { token: key, body: { prompt: "q" } })).json();
-    await until("second task running", async () => (await (await second.call("GET", `/api/tasks/${next.id}`)).json()).status === "running");
+    await until(
+      "second task running",
+      async () => (await (await second.call("GET", `/api/tasks/${next.id}`)).json()).status === "running",
+    );
     expect(agent.dispatches.map((d) => d.taskId)).toEqual([task.id, next.id]);
   }, 15_000);
 });

@@ -10,11 +10,21 @@
  * (a real uid, checked through /proc/self/uid_map) and because nothing of the host's data is bound into it.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TaskEventView, TaskView } from "../shared/wire/api.ts";
-import { startTestEdge, until, type TestEdge } from "./testing/harness.ts";
+import { startTestEdge, type TestEdge, until } from "./testing/harness.ts";
 import { LocalProvider } from "./providers/local/local.ts";
 import { AGENT_BINARY, ensureAgentBinary } from "../agent/testing/binary.ts";
 import { taskProcesses } from "../agent/work/sandbox/reap.ts";
@@ -25,7 +35,13 @@ let bare: TestEdge;
 
 function localEdge(env: Record<string, string>): Promise<TestEdge> {
   const dataDir = mkdtempSync(join(base, "edge-"));
-  const provider = new LocalProvider({ dataDir, command: [AGENT_BINARY], heartbeatIntervalMs: 1_000, stopGraceMs: 2_000, env });
+  const provider = new LocalProvider({
+    dataDir,
+    command: [AGENT_BINARY],
+    heartbeatIntervalMs: 1_000,
+    stopGraceMs: 2_000,
+    env,
+  });
   return startTestEdge({ dataDir, provider, env: { SAM_HEARTBEAT_INTERVAL: "1s" } });
 }
 
@@ -33,7 +49,11 @@ beforeAll(async () => {
   ensureAgentBinary();
   base = mkdtempSync(join(tmpdir(), "sam-sandbox-e2e-"));
   // Two tasks at once on one node: the victim and the attacker share the agent, its data dir and its tokens.
-  edge = await localEdge({ SAM_MAX_CONCURRENT_TASKS: "4", SAM_TASK_MAX_PROCESSES: "32", SAM_TASK_MEMORY_LIMIT: "128m" });
+  edge = await localEdge({
+    SAM_MAX_CONCURRENT_TASKS: "4",
+    SAM_TASK_MAX_PROCESSES: "32",
+    SAM_TASK_MEMORY_LIMIT: "128m",
+  });
   // A node without bwrap: util-linux's tools and a shell, nothing else on PATH.
   const bin = join(base, "bin-without-bwrap");
   mkdirSync(bin);
@@ -48,12 +68,16 @@ afterAll(async () => {
 }, 60_000);
 
 async function submit(t: TestEdge, key: string, command: string): Promise<TaskView> {
-  const res = await t.call("POST", "/api/tasks", { token: key, body: { prompt: "sandbox test", agent: { type: "command", command } } });
+  const res = await t.call("POST", "/api/tasks", {
+    token: key,
+    body: { prompt: "sandbox test", agent: { type: "command", command } },
+  });
   expect(res.status).toBe(201);
   return (await res.json()) as TaskView;
 }
 
-const view = async (t: TestEdge, key: string, id: string) => (await (await t.call("GET", `/api/tasks/${id}`, { token: key })).json()) as TaskView;
+const view = async (t: TestEdge, key: string, id: string) =>
+  (await (await t.call("GET", `/api/tasks/${id}`, { token: key })).json()) as TaskView;
 
 function finished(t: TestEdge, key: string, id: string): Promise<TaskView> {
   return until(`task ${id} to finish`, async () => {
@@ -69,7 +93,8 @@ async function logs(t: TestEdge, key: string, id: string): Promise<string[]> {
 }
 
 const nodeDir = (t: TestEdge, nodeId: string) => join(t.dataDir, "nodes", nodeId);
-const workspaceOf = (t: TestEdge, nodeId: string, taskId: string) => join(nodeDir(t, nodeId), "data", "workspaces", taskId);
+const workspaceOf = (t: TestEdge, nodeId: string, taskId: string) =>
+  join(nodeDir(t, nodeId), "data", "workspaces", taskId);
 
 /** A running task's node and its processes as the host sees them, once `ready` shows in its output. */
 async function runningTask(t: TestEdge, key: string, id: string, ready: string) {
@@ -136,7 +161,9 @@ describe("a host-mode task in the sandbox", () => {
       ["write-outside", "touch /usr/escaped"],
     ];
     const script = [
-      ...attempts.map(([name, cmd]) => `if ${cmd} >/dev/null 2>&1; then echo "ESCAPED ${name}"; else echo "blocked ${name}"; fi`),
+      ...attempts.map(([name, cmd]) =>
+        `if ${cmd} >/dev/null 2>&1; then echo "ESCAPED ${name}"; else echo "blocked ${name}"; fi`
+      ),
       `echo "uid $(id -u) gid $(id -g)"`,
       `awk '{ print "uid_map", $1, $2, $3 }' /proc/self/uid_map`,
       `echo "cwd $(pwd)"`,

@@ -7,7 +7,11 @@ import { until } from "../shared/testing/until.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 
-async function readUntil(stream: ReadableStream<Uint8Array>, pattern: RegExp, timeoutMs: number): Promise<RegExpMatchArray> {
+async function readUntil(
+  stream: ReadableStream<Uint8Array>,
+  pattern: RegExp,
+  timeoutMs: number,
+): Promise<RegExpMatchArray> {
   const reader = stream.pipeThrough(new TextDecoderStream()).getReader();
   let text = "";
   const deadline = Date.now() + timeoutMs;
@@ -25,14 +29,15 @@ async function readUntil(stream: ReadableStream<Uint8Array>, pattern: RegExp, ti
   throw new Error(`did not see ${pattern} in: ${text}`);
 }
 
-
 /** Host pids whose environment carries the task's marker (what the agent's own reaper looks for). */
 async function processesOf(taskId: string): Promise<number[]> {
   const out: number[] = [];
   for await (const e of Deno.readDir("/proc")) {
     if (!/^\d+$/.test(e.name)) continue;
     try {
-      if ((await Deno.readTextFile(`/proc/${e.name}/environ`)).split("\0").includes(`SAM_TASK_ID=${taskId}`)) out.push(Number(e.name));
+      if ((await Deno.readTextFile(`/proc/${e.name}/environ`)).split("\0").includes(`SAM_TASK_ID=${taskId}`)) {
+        out.push(Number(e.name));
+      }
     } catch {
       // gone meanwhile
     }
@@ -45,18 +50,33 @@ Deno.test("a task under the Deno edge runs sandboxed: no admin token, no edge en
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "--allow-all", "edge/main.ts"],
     cwd: root,
-    env: { SAM_PORT: "0", SAM_DATA_DIR: dataDir, SAM_AGENT_BINARY: `${root}agent/dist/sam-agent`, SAM_HEARTBEAT_INTERVAL: "1s" },
+    env: {
+      SAM_PORT: "0",
+      SAM_DATA_DIR: dataDir,
+      SAM_AGENT_BINARY: `${root}agent/dist/sam-agent`,
+      SAM_HEARTBEAT_INTERVAL: "1s",
+    },
     stdout: "piped",
     stderr: "null",
   }).spawn();
   try {
-    const m = await readUntil(child.stdout, /listening on (http:\/\/[\d.]+:\d+)[\s\S]*admin token: (samadm_\w+)/, 20_000);
+    const m = await readUntil(
+      child.stdout,
+      /listening on (http:\/\/[\d.]+:\d+)[\s\S]*admin token: (samadm_\w+)/,
+      20_000,
+    );
     const [url, admin] = [m[1]!, m[2]!];
     const call = (method: string, path: string, token: string, body?: unknown) =>
-      fetch(`${url}${path}`, { method, headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" }, body: body === undefined ? undefined : JSON.stringify(body) });
+      fetch(`${url}${path}`, {
+        method,
+        headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
     const key = (await (await call("POST", "/api/keys", admin, { name: "mallory" })).json()).key as string;
 
-    const tokenFile = (await Array.fromAsync(Deno.readDir(dataDir))).map((e) => e.name).find((n) => n.includes("admin"));
+    const tokenFile = (await Array.fromAsync(Deno.readDir(dataDir))).map((e) => e.name).find((n) =>
+      n.includes("admin")
+    );
     assert.ok(tokenFile, "the edge wrote its admin token into its data dir");
     const command = [
       `if [ "$(id -u)" = 0 ]; then echo "ESCAPED running as root"; exit 1; fi`,
@@ -74,9 +94,14 @@ Deno.test("a task under the Deno edge runs sandboxed: no admin token, no edge en
       return ["succeeded", "failed", "cancelled"].includes(v.status) ? v : undefined;
     }, 60_000);
     assert.equal(done.status, "succeeded");
-    const events = (await (await call("GET", `/api/tasks/${task.id}/events?limit=1000`, key)).json()).data as { type: string; message: string }[];
+    const events = (await (await call("GET", `/api/tasks/${task.id}/events?limit=1000`, key)).json()).data as {
+      type: string;
+      message: string;
+    }[];
     const lines = events.filter((e) => e.type === "log").map((e) => e.message);
-    for (const line of ["blocked admin-token", "blocked edge-environ", "uid 65534", "done"]) assert.ok(lines.includes(line), `${line} in ${JSON.stringify(lines)}`);
+    for (const line of ["blocked admin-token", "blocked edge-environ", "uid 65534", "done"]) {
+      assert.ok(lines.includes(line), `${line} in ${JSON.stringify(lines)}`);
+    }
     assert.deepEqual(lines.filter((l) => l.startsWith("ESCAPED")), []);
     assert.deepEqual(await processesOf(task.id), []);
   } finally {

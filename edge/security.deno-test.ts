@@ -31,7 +31,11 @@ async function startEdge(env: Record<string, string> = {}, dataDir?: string): Pr
   };
 }
 
-async function readUntil(stream: ReadableStream<Uint8Array>, pattern: RegExp, timeoutMs: number): Promise<RegExpMatchArray> {
+async function readUntil(
+  stream: ReadableStream<Uint8Array>,
+  pattern: RegExp,
+  timeoutMs: number,
+): Promise<RegExpMatchArray> {
   const reader = stream.pipeThrough(new TextDecoderStream()).getReader();
   let text = "";
   const deadline = Date.now() + timeoutMs;
@@ -49,11 +53,19 @@ async function readUntil(stream: ReadableStream<Uint8Array>, pattern: RegExp, ti
   throw new Error(`did not see ${pattern} in: ${text}`);
 }
 
-
-function call(e: Edge, method: string, path: string, opts: { token?: string; body?: unknown; headers?: Record<string, string> } = {}) {
+function call(
+  e: Edge,
+  method: string,
+  path: string,
+  opts: { token?: string; body?: unknown; headers?: Record<string, string> } = {},
+) {
   return fetch(`${e.url}${path}`, {
     method,
-    headers: { Authorization: `Bearer ${opts.token ?? e.admin}`, ...(opts.body === undefined ? {} : { "Content-Type": "application/json" }), ...opts.headers },
+    headers: {
+      Authorization: `Bearer ${opts.token ?? e.admin}`,
+      ...(opts.body === undefined ? {} : { "Content-Type": "application/json" }),
+      ...opts.headers,
+    },
     body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
   });
 }
@@ -91,7 +103,12 @@ async function rawDatabaseBytes(dir: string): Promise<string> {
 
 async function gitRepo(): Promise<string> {
   const dir = await Deno.makeTempDir({ prefix: "sam-security-repo-" });
-  const git = (...args: string[]) => new Deno.Command("git", { args, cwd: dir, env: { GIT_AUTHOR_NAME: "t", GIT_AUTHOR_EMAIL: "t@t", GIT_COMMITTER_NAME: "t", GIT_COMMITTER_EMAIL: "t@t" } }).output();
+  const git = (...args: string[]) =>
+    new Deno.Command("git", {
+      args,
+      cwd: dir,
+      env: { GIT_AUTHOR_NAME: "t", GIT_AUTHOR_EMAIL: "t@t", GIT_COMMITTER_NAME: "t", GIT_COMMITTER_EMAIL: "t@t" },
+    }).output();
   await git("init", "-q", "-b", "main");
   await Deno.writeTextFile(`${dir}/hello.txt`, "hello\n");
   await git("add", ".");
@@ -102,7 +119,12 @@ async function gitRepo(): Promise<string> {
 Deno.test("secrets at rest: private files, no token or key in the database, the credential gone when its task ends", async () => {
   const e = await startEdge();
   try {
-    for (const [path, want] of [["", 0o700], ["/sam.db", 0o600], ["/sam.db-wal", 0o600], ["/sam.db-shm", 0o600], ["/admin-token", 0o600], ["/secret-key", 0o600]] as const) {
+    for (
+      const [path, want] of [["", 0o700], ["/sam.db", 0o600], ["/sam.db-wal", 0o600], ["/sam.db-shm", 0o600], [
+        "/admin-token",
+        0o600,
+      ], ["/secret-key", 0o600]] as const
+    ) {
       assert.equal(await mode(`${e.dataDir}${path}`), want, `mode of data dir${path}`);
     }
     const key = await createKey(e, "alice");
@@ -112,7 +134,11 @@ Deno.test("secrets at rest: private files, no token or key in the database, the 
     // in the task's log (which the database keeps).
     const submitted = await call(e, "POST", "/api/tasks", {
       token: key,
-      body: { prompt: "p", repo: { url: repo, credential }, agent: { type: "command", command: "printenv OPENAI_API_KEY | base64 -w0" } },
+      body: {
+        prompt: "p",
+        repo: { url: repo, credential },
+        agent: { type: "command", command: "printenv OPENAI_API_KEY | base64 -w0" },
+      },
     });
     assert.equal(submitted.status, 201);
     const task = await submitted.json();
@@ -129,14 +155,26 @@ Deno.test("secrets at rest: private files, no token or key in the database, the 
     });
     assert.equal(done.status, "succeeded", JSON.stringify(done));
     const events = await (await call(e, "GET", `/api/tasks/${task.id}/events`)).json();
-    const printed = events.data.find((ev: { stream?: string; message: string }) => ev.stream === "stdout")!.message.trim();
+    const printed = events.data.find((ev: { stream?: string; message: string }) => ev.stream === "stdout")!.message
+      .trim();
     const taskToken = atob(printed);
     assert.match(taskToken, /^samtask_/);
 
     const nodeDir = `${e.dataDir}/nodes/${done.nodeId}`;
-    const tokens = Object.fromEntries((await Deno.readTextFile(`${nodeDir}/tokens`)).trim().split("\n").map((l) => l.split("=", 2) as [string, string]));
-    const secrets = { admin: e.admin, apiKey: key, node: tokens.SAM_NODE_TOKEN!, agent: tokens.SAM_AGENT_TOKEN!, task: taskToken, credential };
-    for (const [name, value] of Object.entries(secrets)) assert.ok(value && value.length >= 20, `${name} secret known to the test`);
+    const tokens = Object.fromEntries(
+      (await Deno.readTextFile(`${nodeDir}/tokens`)).trim().split("\n").map((l) => l.split("=", 2) as [string, string]),
+    );
+    const secrets = {
+      admin: e.admin,
+      apiKey: key,
+      node: tokens.SAM_NODE_TOKEN!,
+      agent: tokens.SAM_AGENT_TOKEN!,
+      task: taskToken,
+      credential,
+    };
+    for (const [name, value] of Object.entries(secrets)) {
+      assert.ok(value && value.length >= 20, `${name} secret known to the test`);
+    }
 
     const dump = await dumpDatabase(`${e.dataDir}/sam.db`);
     const raw = await rawDatabaseBytes(e.dataDir);
@@ -149,7 +187,9 @@ Deno.test("secrets at rest: private files, no token or key in the database, the 
     db.close();
     assert.equal(row.repo_credential, null);
 
-    for (const [path, want] of [["", 0o700], ["/sam.db", 0o600], ["/sam.db-wal", 0o600], ["/sam.db-shm", 0o600]] as const) {
+    for (
+      const [path, want] of [["", 0o700], ["/sam.db", 0o600], ["/sam.db-wal", 0o600], ["/sam.db-shm", 0o600]] as const
+    ) {
       assert.equal(await mode(`${e.dataDir}${path}`), want, `mode of data dir${path} after a task`);
     }
     await Deno.remove(repo, { recursive: true });
@@ -174,12 +214,24 @@ Deno.test("on Deno Deploy the edge does not start without SAM_SECRET_KEY", async
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["run", "--allow-all", "edge/main.ts"],
     cwd: root,
-    env: { SAM_PORT: "0", DENO_DEPLOYMENT_ID: "test", SAM_DATABASE_URL: "http://127.0.0.1:9", SAM_ADMIN_TOKEN: "admin-token-for-the-deploy-check-01", HCLOUD_TOKEN: "t", SAM_PUBLIC_URL: "https://sam.example.com", SAM_AGENT_DOWNLOAD_URL: "https://d.example.com/a", SAM_AGENT_SHA256: "c".repeat(64) },
+    env: {
+      SAM_PORT: "0",
+      DENO_DEPLOYMENT_ID: "test",
+      SAM_DATABASE_URL: "http://127.0.0.1:9",
+      SAM_ADMIN_TOKEN: "admin-token-for-the-deploy-check-01",
+      HCLOUD_TOKEN: "t",
+      SAM_PUBLIC_URL: "https://sam.example.com",
+      SAM_AGENT_DOWNLOAD_URL: "https://d.example.com/a",
+      SAM_AGENT_SHA256: "c".repeat(64),
+    },
     stdout: "null",
     stderr: "piped",
   }).output();
   assert.equal(out.code, 2);
-  assert.match(new TextDecoder().decode(out.stderr), /^sam: configuration error: SAM_SECRET_KEY: required under the deploy profile/);
+  assert.match(
+    new TextDecoder().decode(out.stderr),
+    /^sam: configuration error: SAM_SECRET_KEY: required under the deploy profile/,
+  );
 });
 
 Deno.test("limits: task submissions per key, task API requests per key, SSE follows per key and per edge; repo.url userinfo is a 400", async () => {
@@ -198,7 +250,10 @@ Deno.test("limits: task submissions per key, task API requests per key, SSE foll
     assert.ok(Number(refused.headers.get("retry-after")) >= 1);
     assert.equal((await refused.json()).error.code, "rate_limit_exceeded");
 
-    const userinfo = await call(e, "POST", "/api/tasks", { token: await createKey(e, "bob"), body: { prompt: "p", repo: { url: "http://bob:secret@host/x.git" } } });
+    const userinfo = await call(e, "POST", "/api/tasks", {
+      token: await createKey(e, "bob"),
+      body: { prompt: "p", repo: { url: "http://bob:secret@host/x.git" } },
+    });
     assert.equal(userinfo.status, 400);
     const err = (await userinfo.json()).error;
     assert.match(err.message, /^repo\.url: .*repo\.credential/);
@@ -207,7 +262,10 @@ Deno.test("limits: task submissions per key, task API requests per key, SSE foll
     // Follows: two per key, three per edge; the admin counts against the edge's cap only.
     const open = async (token: string) => {
       const ctl = new AbortController();
-      const res = await fetch(`${e.url}/api/tasks/${first.id}/events?follow=1`, { headers: { Authorization: `Bearer ${token}` }, signal: ctl.signal });
+      const res = await fetch(`${e.url}/api/tasks/${first.id}/events?follow=1`, {
+        headers: { Authorization: `Bearer ${token}` },
+        signal: ctl.signal,
+      });
       if (res.status === 200) follows.push(ctl);
       return res;
     };
@@ -310,7 +368,11 @@ Deno.test("admin sessions: the cookie is not the admin token, logout and revocat
     const cookie = set.split(";")[0]!;
     assert.equal(await page(cookie), 200);
 
-    const logout = await fetch(`${e.url}/admin/logout`, { method: "POST", headers: { Cookie: cookie }, redirect: "manual" });
+    const logout = await fetch(`${e.url}/admin/logout`, {
+      method: "POST",
+      headers: { Cookie: cookie },
+      redirect: "manual",
+    });
     await logout.body?.cancel();
     assert.equal(await page(cookie), 401);
 

@@ -8,8 +8,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TaskEventView, TaskView } from "../shared/wire/api.ts";
-import { chatCompletion, startCloudflareFake, type CloudflareFake } from "./testing/cloudflare-fake.ts";
-import { startTestEdge, until, type TestEdge } from "./testing/harness.ts";
+import { chatCompletion, type CloudflareFake, startCloudflareFake } from "./testing/cloudflare-fake.ts";
+import { startTestEdge, type TestEdge, until } from "./testing/harness.ts";
 import { AGENT_BINARY, ensureAgentBinary } from "../agent/testing/binary.ts";
 import { initRepo } from "../agent/testing/git-repo.ts";
 
@@ -20,7 +20,6 @@ let cf: CloudflareFake;
 let edge: TestEdge;
 let bare: TestEdge;
 
-
 beforeAll(async () => {
   ensureAgentBinary();
   base = mkdtempSync(join(tmpdir(), "sam-work-e2e-"));
@@ -28,7 +27,13 @@ beforeAll(async () => {
   cf = startCloudflareFake();
   const common = { SAM_AGENT_BINARY: BINARY, SAM_HEARTBEAT_INTERVAL: "1s" };
   edge = await startTestEdge({
-    env: { ...common, CF_ACCOUNT_ID: cf.accountId, CF_API_TOKEN: cf.apiToken, SAM_CF_API_BASE: cf.apiBase, SAM_CF_GATEWAY_BASE: cf.gatewayBase },
+    env: {
+      ...common,
+      CF_ACCOUNT_ID: cf.accountId,
+      CF_API_TOKEN: cf.apiToken,
+      SAM_CF_API_BASE: cf.apiBase,
+      SAM_CF_GATEWAY_BASE: cf.gatewayBase,
+    },
   });
   bare = await startTestEdge({ env: common });
 }, 30_000);
@@ -47,7 +52,11 @@ async function submit(t: TestEdge, key: string, body: unknown): Promise<TaskView
 }
 
 /** `curl -N …/events?follow=1`: every SSE event until `end`. */
-async function follow(t: TestEdge, key: string, id: string): Promise<{ events: TaskEventView[]; end: { status: string; error: string | null } }> {
+async function follow(
+  t: TestEdge,
+  key: string,
+  id: string,
+): Promise<{ events: TaskEventView[]; end: { status: string; error: string | null } }> {
   const res = await fetch(`${t.url}/api/tasks/${id}/events?follow=1`, { headers: { Authorization: `Bearer ${key}` } });
   expect(res.headers.get("content-type")).toStartWith("text/event-stream");
   const events: TaskEventView[] = [];
@@ -80,44 +89,71 @@ async function finished(t: TestEdge, key: string, id: string): Promise<TaskView>
 }
 
 describe("a task from submission to result, on a real agent", () => {
-  test("a shell-command task edits a file in a git repo: its output streams live and the result carries the diff", async () => {
-    const { key } = await edge.createKey("alice");
-    const task = await submit(edge, key, {
-      prompt: "say goodbye",
-      repo: { url: repo },
-      agent: { type: "command", command: 'echo "prompt: $SAM_TASK_PROMPT"; sed -i s/hello/goodbye/ hello.txt; echo edited' },
-    });
-    const { events, end } = await follow(edge, key, task.id);
-    expect(end.status).toBe("succeeded");
-    const logs = events.filter((e) => e.type === "log").map((e) => e.message);
-    expect(logs).toContain("prompt: say goodbye");
-    expect(logs.indexOf("prompt: say goodbye")).toBeLessThan(logs.indexOf("edited"));
-    const statuses = events.filter((e) => e.type === "status").map((e) => e.status);
-    expect(statuses).toEqual(expect.arrayContaining(["queued", "running", "succeeded"]));
-    const view = await finished(edge, key, task.id);
-    expect(view.result).toMatchObject({ status: "succeeded", exitCode: 0 });
-    expect(view.result!.diffStat).toContain("hello.txt | 2 +-");
-    expect(view.result!.patch).toContain("-hello world");
-    expect(view.result!.patch).toContain("+goodbye world");
-    expect(view.result!.steps!.map((s) => s.name)).toEqual(["clone", "agent", "diff"]);
-  }, 40_000);
+  test(
+    "a shell-command task edits a file in a git repo: its output streams live and the result carries the diff",
+    async () => {
+      const { key } = await edge.createKey("alice");
+      const task = await submit(edge, key, {
+        prompt: "say goodbye",
+        repo: { url: repo },
+        agent: {
+          type: "command",
+          command: 'echo "prompt: $SAM_TASK_PROMPT"; sed -i s/hello/goodbye/ hello.txt; echo edited',
+        },
+      });
+      const { events, end } = await follow(edge, key, task.id);
+      expect(end.status).toBe("succeeded");
+      const logs = events.filter((e) => e.type === "log").map((e) => e.message);
+      expect(logs).toContain("prompt: say goodbye");
+      expect(logs.indexOf("prompt: say goodbye")).toBeLessThan(logs.indexOf("edited"));
+      const statuses = events.filter((e) => e.type === "status").map((e) => e.status);
+      expect(statuses).toEqual(expect.arrayContaining(["queued", "running", "succeeded"]));
+      const view = await finished(edge, key, task.id);
+      expect(view.result).toMatchObject({ status: "succeeded", exitCode: 0 });
+      expect(view.result!.diffStat).toContain("hello.txt | 2 +-");
+      expect(view.result!.patch).toContain("-hello world");
+      expect(view.result!.patch).toContain("+goodbye world");
+      expect(view.result!.steps!.map((s) => s.name)).toEqual(["clone", "agent", "diff"]);
+    },
+    40_000,
+  );
 
-  test("a built-in task against the Cloudflare fake: the model's write_file lands, and the result says so", async () => {
-    const { key } = await edge.createKey("bob");
-    cf.replies.rest.push(
-      { json: chatCompletion({ content: null, tool_calls: [{ id: "call_1", type: "function", function: { name: "write_file", arguments: JSON.stringify({ path: "GREETING.md", content: "# Hello from SAM\n" }) } }] }, { finish: "tool_calls" }) },
-      { json: chatCompletion({ content: "Added GREETING.md." }) },
-    );
-    const task = await submit(edge, key, { prompt: "add a greeting file", repo: { url: repo }, model: "@cf/qwen/qwen3-30b-a3b-fp8" });
-    const view = await finished(edge, key, task.id);
-    expect(view.status).toBe("succeeded");
-    expect(view.result!.summary).toBe("Added GREETING.md.\n\nFiles written: GREETING.md");
-    expect(view.result!.diffStat).toContain("GREETING.md");
-    expect(view.result!.patch).toContain("+# Hello from SAM");
-    const calls = cf.requests.filter((r) => r.endpoint === "rest");
-    expect(calls.length).toBe(2);
-    expect(JSON.stringify(calls[1]!.body)).toContain("wrote 17 bytes to GREETING.md");
-  }, 40_000);
+  test(
+    "a built-in task against the Cloudflare fake: the model's write_file lands, and the result says so",
+    async () => {
+      const { key } = await edge.createKey("bob");
+      cf.replies.rest.push(
+        {
+          json: chatCompletion({
+            content: null,
+            tool_calls: [{
+              id: "call_1",
+              type: "function",
+              function: {
+                name: "write_file",
+                arguments: JSON.stringify({ path: "GREETING.md", content: "# Hello from SAM\n" }),
+              },
+            }],
+          }, { finish: "tool_calls" }),
+        },
+        { json: chatCompletion({ content: "Added GREETING.md." }) },
+      );
+      const task = await submit(edge, key, {
+        prompt: "add a greeting file",
+        repo: { url: repo },
+        model: "@cf/qwen/qwen3-30b-a3b-fp8",
+      });
+      const view = await finished(edge, key, task.id);
+      expect(view.status).toBe("succeeded");
+      expect(view.result!.summary).toBe("Added GREETING.md.\n\nFiles written: GREETING.md");
+      expect(view.result!.diffStat).toContain("GREETING.md");
+      expect(view.result!.patch).toContain("+# Hello from SAM");
+      const calls = cf.requests.filter((r) => r.endpoint === "rest");
+      expect(calls.length).toBe(2);
+      expect(JSON.stringify(calls[1]!.body)).toContain("wrote 17 bytes to GREETING.md");
+    },
+    40_000,
+  );
 
   test("a built-in task with no upstream configured fails fast with the 503's message", async () => {
     const { key } = await bare.createKey("carol");

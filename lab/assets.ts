@@ -51,14 +51,28 @@ export async function nodeDistribution(cacheDir: string): Promise<NodeDist> {
   return { file: `${name}.tar.gz`, tarball, sums };
 }
 
-export type NpmPackage = { name: string; version: string; tarball: string; manifest: Record<string, unknown>; shasum: string; integrity: string };
+export type NpmPackage = {
+  name: string;
+  version: string;
+  tarball: string;
+  manifest: Record<string, unknown>;
+  shasum: string;
+  integrity: string;
+};
 
 export async function devcontainerCli(cacheDir: string): Promise<NpmPackage> {
-  const tarball = await packed(cacheDir, `@devcontainers/cli@${DEVCONTAINER_CLI_VERSION}`, `devcontainers-cli-${DEVCONTAINER_CLI_VERSION}.tgz`);
+  const tarball = await packed(
+    cacheDir,
+    `@devcontainers/cli@${DEVCONTAINER_CLI_VERSION}`,
+    `devcontainers-cli-${DEVCONTAINER_CLI_VERSION}.tgz`,
+  );
   const manifest = JSON.parse(await run("tar", ["-xzOf", tarball, "package/package.json"])) as Record<string, unknown>;
   const bytes = readFileSync(tarball);
   return {
-    name: "@devcontainers/cli", version: DEVCONTAINER_CLI_VERSION, tarball, manifest,
+    name: "@devcontainers/cli",
+    version: DEVCONTAINER_CLI_VERSION,
+    tarball,
+    manifest,
     shasum: createHash("sha1").update(bytes).digest("hex"),
     integrity: `sha512-${createHash("sha512").update(bytes).digest("base64")}`,
   };
@@ -74,7 +88,9 @@ export async function busyboxImage(cacheDir: string): Promise<OciImage> {
     if (!existsSync("/bin/busybox")) throw new Error("lab: /bin/busybox is missing (apt-get install busybox-static)");
     const root = join(dir, "root");
     rmSync(root, { recursive: true, force: true });
-    for (const d of ["bin", "etc", "root", "tmp", "usr/bin", "workspaces"]) mkdirSync(join(root, d), { recursive: true });
+    for (const d of ["bin", "etc", "root", "tmp", "usr/bin", "workspaces"]) {
+      mkdirSync(join(root, d), { recursive: true });
+    }
     await run("cp", ["/bin/busybox", join(root, "bin", "busybox")]);
     for (const applet of (await run("/bin/busybox", ["--list"])).split("\n").filter((a) => a && a !== "busybox")) {
       symlinkSync("busybox", join(root, "bin", applet));
@@ -82,14 +98,26 @@ export async function busyboxImage(cacheDir: string): Promise<OciImage> {
     writeFileSync(join(root, "etc", "passwd"), "root:x:0:0:root:/root:/bin/sh\n");
     writeFileSync(join(root, "etc", "group"), "root:x:0:\n");
     writeFileSync(join(root, "etc", "os-release"), 'ID=busybox\nNAME="BusyBox (SAM lab)"\nVERSION_ID=1\n');
-    await run("tar", ["-cf", join(dir, "layer.tar"), "--owner=0", "--group=0", "--numeric-owner", "--sort=name", "--mtime=@0", "-C", root, "."]);
+    await run("tar", [
+      "-cf",
+      join(dir, "layer.tar"),
+      "--owner=0",
+      "--group=0",
+      "--numeric-owner",
+      "--sort=name",
+      "--mtime=@0",
+      "-C",
+      root,
+      ".",
+    ]);
     await run("gzip", ["-n", "-f", join(dir, "layer.tar")]);
     rmSync(root, { recursive: true, force: true });
   }
   const gz = readFileSync(layer);
   const diffId = `sha256:${sha256(await run("gzip", ["-dc", layer], { binary: true }) as unknown as Buffer)}`;
   const config = JSON.stringify({
-    architecture: "amd64", os: "linux",
+    architecture: "amd64",
+    os: "linux",
     config: { Env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"], Cmd: ["/bin/sh"] },
     rootfs: { type: "layers", diff_ids: [diffId] },
   });
@@ -98,11 +126,19 @@ export async function busyboxImage(cacheDir: string): Promise<OciImage> {
   const manifest = JSON.stringify({
     schemaVersion: 2,
     mediaType: "application/vnd.docker.distribution.manifest.v2+json",
-    config: { mediaType: "application/vnd.docker.container.image.v1+json", size: Buffer.byteLength(config), digest: configDigest },
+    config: {
+      mediaType: "application/vnd.docker.container.image.v1+json",
+      size: Buffer.byteLength(config),
+      digest: configDigest,
+    },
     layers: [{ mediaType: "application/vnd.docker.image.rootfs.diff.tar.gzip", size: gz.length, digest: layerDigest }],
   });
   writeFileSync(join(dir, "config.json"), config);
-  return { manifest, manifestDigest: `sha256:${sha256(manifest)}`, blobs: new Map([[configDigest, join(dir, "config.json")], [layerDigest, layer]]) };
+  return {
+    manifest,
+    manifestDigest: `sha256:${sha256(manifest)}`,
+    blobs: new Map([[configDigest, join(dir, "config.json")], [layerDigest, layer]]),
+  };
 }
 
 export type LabCa = { caCert: string; cert: string; key: string; caPath: string };
@@ -111,10 +147,68 @@ export type LabCa = { caCert: string; cert: string; key: string; caPath: string 
 export async function labCertificates(workDir: string, names: string[]): Promise<LabCa> {
   mkdirSync(workDir, { recursive: true });
   const p = (f: string) => join(workDir, f);
-  await run("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj", "/CN=SAM lab CA",
-    "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign", "-keyout", p("ca.key"), "-out", p("ca.crt")]);
-  await run("openssl", ["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-subj", "/CN=sam-lab stand-ins", "-keyout", p("srv.key"), "-out", p("srv.csr")]);
-  writeFileSync(p("srv.ext"), `subjectAltName=${names.map((n) => `DNS:${n}`).join(",")}\nbasicConstraints=critical,CA:FALSE\nextendedKeyUsage=serverAuth\n`);
-  await run("openssl", ["x509", "-req", "-in", p("srv.csr"), "-CA", p("ca.crt"), "-CAkey", p("ca.key"), "-CAcreateserial", "-days", "2", "-extfile", p("srv.ext"), "-out", p("srv.crt")]);
-  return { caCert: readFileSync(p("ca.crt"), "utf8"), cert: readFileSync(p("srv.crt"), "utf8") + readFileSync(p("ca.crt"), "utf8"), key: readFileSync(p("srv.key"), "utf8"), caPath: p("ca.crt") };
+  await run("openssl", [
+    "req",
+    "-x509",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:prime256v1",
+    "-nodes",
+    "-days",
+    "2",
+    "-subj",
+    "/CN=SAM lab CA",
+    "-addext",
+    "basicConstraints=critical,CA:TRUE",
+    "-addext",
+    "keyUsage=critical,keyCertSign,cRLSign",
+    "-keyout",
+    p("ca.key"),
+    "-out",
+    p("ca.crt"),
+  ]);
+  await run("openssl", [
+    "req",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:prime256v1",
+    "-nodes",
+    "-subj",
+    "/CN=sam-lab stand-ins",
+    "-keyout",
+    p("srv.key"),
+    "-out",
+    p("srv.csr"),
+  ]);
+  writeFileSync(
+    p("srv.ext"),
+    `subjectAltName=${
+      names.map((n) => `DNS:${n}`).join(",")
+    }\nbasicConstraints=critical,CA:FALSE\nextendedKeyUsage=serverAuth\n`,
+  );
+  await run("openssl", [
+    "x509",
+    "-req",
+    "-in",
+    p("srv.csr"),
+    "-CA",
+    p("ca.crt"),
+    "-CAkey",
+    p("ca.key"),
+    "-CAcreateserial",
+    "-days",
+    "2",
+    "-extfile",
+    p("srv.ext"),
+    "-out",
+    p("srv.crt"),
+  ]);
+  return {
+    caCert: readFileSync(p("ca.crt"), "utf8"),
+    cert: readFileSync(p("srv.crt"), "utf8") + readFileSync(p("ca.crt"), "utf8"),
+    key: readFileSync(p("srv.key"), "utf8"),
+    caPath: p("ca.crt"),
+  };
 }

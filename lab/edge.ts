@@ -20,7 +20,9 @@ export type LabEdge = {
   stop(): Promise<void>;
 };
 
-export async function startLabEdge(o: { root: string; hetznerUrl: string; proxyPort: number; agentSha256: string; env?: Record<string, string> }): Promise<LabEdge> {
+export async function startLabEdge(
+  o: { root: string; hetznerUrl: string; proxyPort: number; agentSha256: string; env?: Record<string, string> },
+): Promise<LabEdge> {
   const probe = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
   const port = probe.port;
   probe.stop(true);
@@ -31,19 +33,29 @@ export async function startLabEdge(o: { root: string; hetznerUrl: string; proxyP
     env: {
       PATH: process.env.PATH,
       HOME: process.env.HOME,
-      SAM_PORT: String(port), SAM_HOST: "127.0.0.1", SAM_DATA_DIR: dataDir, SAM_ADMIN_TOKEN: LAB_ADMIN_TOKEN,
+      SAM_PORT: String(port),
+      SAM_HOST: "127.0.0.1",
+      SAM_DATA_DIR: dataDir,
+      SAM_ADMIN_TOKEN: LAB_ADMIN_TOKEN,
       SAM_PUBLIC_URL: `http://${HOSTS.edge}`,
-      HCLOUD_TOKEN: "lab-hcloud-token", SAM_HCLOUD_API_BASE: o.hetznerUrl,
-      SAM_AGENT_DOWNLOAD_URL: `https://${HOSTS.downloads}/sam-agent`, SAM_AGENT_SHA256: o.agentSha256,
-      SAM_NODEJS_MIRROR: `https://${HOSTS.nodejs}/dist`, SAM_NPM_REGISTRY: `https://${HOSTS.npm}`,
-      SAM_HEARTBEAT_INTERVAL: "10s", SAM_TICK_INTERVAL: "5s",
+      HCLOUD_TOKEN: "lab-hcloud-token",
+      SAM_HCLOUD_API_BASE: o.hetznerUrl,
+      SAM_AGENT_DOWNLOAD_URL: `https://${HOSTS.downloads}/sam-agent`,
+      SAM_AGENT_SHA256: o.agentSha256,
+      SAM_NODEJS_MIRROR: `https://${HOSTS.nodejs}/dist`,
+      SAM_NPM_REGISTRY: `https://${HOSTS.npm}`,
+      SAM_HEARTBEAT_INTERVAL: "10s",
+      SAM_TICK_INTERVAL: "5s",
       // The edge reaches agents at the addresses they report, through the lab's proxy; loopback stays direct.
-      HTTPS_PROXY: `http://127.0.0.1:${o.proxyPort}`, NO_PROXY: "127.0.0.1,localhost",
+      HTTPS_PROXY: `http://127.0.0.1:${o.proxyPort}`,
+      NO_PROXY: "127.0.0.1,localhost",
       ...o.env,
     },
   });
   const log: string[] = [];
-  const keep = (d: Buffer) => { for (const l of d.toString().split("\n")) if (l) log.push(l); };
+  const keep = (d: Buffer) => {
+    for (const l of d.toString().split("\n")) if (l) log.push(l);
+  };
   child.stdout!.on("data", keep);
   child.stderr!.on("data", keep);
   const url = `http://127.0.0.1:${port}`;
@@ -54,17 +66,25 @@ export async function startLabEdge(o: { root: string; hetznerUrl: string; proxyP
     } catch {
       // not listening yet
     }
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`lab: the edge did not start:\n${log.join("\n")}`);
+    if (child.exitCode !== null || Date.now() > deadline) {
+      throw new Error(`lab: the edge did not start:\n${log.join("\n")}`);
+    }
     await Bun.sleep(200);
   }
   const call = (method: string, path: string, body?: unknown, token = LAB_ADMIN_TOKEN) =>
     fetch(`${url}${path}`, {
       method,
-      headers: { Authorization: `Bearer ${token}`, ...(body === undefined ? {} : { "Content-Type": "application/json" }) },
+      headers: {
+        Authorization: `Bearer ${token}`,
+        ...(body === undefined ? {} : { "Content-Type": "application/json" }),
+      },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
   return {
-    url, port, log, call,
+    url,
+    port,
+    log,
+    call,
     async json(method, path, body, token) {
       const res = await call(method, path, body, token);
       const text = await res.text();

@@ -11,8 +11,21 @@ import { join } from "node:path";
 import { run } from "./process.ts";
 
 export const PACKAGES = [
-  "linux-image-amd64", "systemd-sysv", "udev", "kmod", "cloud-init", "docker.io", "iptables", "iproute2",
-  "openssl", "curl", "ca-certificates", "xz-utils", "git", "procps", "dbus",
+  "linux-image-amd64",
+  "systemd-sysv",
+  "udev",
+  "kmod",
+  "cloud-init",
+  "docker.io",
+  "iptables",
+  "iproute2",
+  "openssl",
+  "curl",
+  "ca-certificates",
+  "xz-utils",
+  "git",
+  "procps",
+  "dbus",
 ];
 
 /** Runs in the guest before networkd and cloud-init: applies what the seed ISO carries for this run. */
@@ -58,16 +71,19 @@ export const FILES: [string, string, string][] = [
 ];
 
 const HOOKS = [
-  "systemctl --root=\"$1\" enable sam-lab-seed.service systemd-networkd.service",
+  'systemctl --root="$1" enable sam-lab-seed.service systemd-networkd.service',
   // The lab never logs in; the serial console shows the boot.
-  "systemctl --root=\"$1\" mask getty@tty1.service serial-getty@ttyS0.service apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer fstrim.timer man-db.timer",
-  "rm -f \"$1\"/etc/machine-id && : >\"$1\"/etc/machine-id",
+  'systemctl --root="$1" mask getty@tty1.service serial-getty@ttyS0.service apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer fstrim.timer man-db.timer',
+  'rm -f "$1"/etc/machine-id && : >"$1"/etc/machine-id',
 ];
 
 export const IMAGE_SIZE = "10G";
 
 export function recipeHash(): string {
-  return createHash("sha256").update(JSON.stringify({ PACKAGES, FILES, HOOKS, IMAGE_SIZE, v: 1 })).digest("hex").slice(0, 16);
+  return createHash("sha256").update(JSON.stringify({ PACKAGES, FILES, HOOKS, IMAGE_SIZE, v: 1 })).digest("hex").slice(
+    0,
+    16,
+  );
 }
 
 export type Image = { dir: string; rootfs: string; kernel: string; initrd: string };
@@ -93,9 +109,13 @@ export async function ensureImage(cacheDir: string, log: (line: string) => void)
     return `install -D -m ${mode} ${src} "$1"${path}`;
   });
   await run("mmdebstrap", [
-    "--variant=minbase", "--mode=root", `--include=${PACKAGES.join(",")}`,
+    "--variant=minbase",
+    "--mode=root",
+    `--include=${PACKAGES.join(",")}`,
     ...[...hookFiles, ...HOOKS].map((h) => `--customize-hook=${h}`),
-    "bookworm", root, "http://deb.debian.org/debian",
+    "bookworm",
+    root,
+    "http://deb.debian.org/debian",
   ]);
   const boot = join(root, "boot");
   const kernel = readdirSync(boot).find((f) => f.startsWith("vmlinuz-"));

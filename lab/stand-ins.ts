@@ -17,15 +17,25 @@ export const HOSTS = {
 } as const;
 
 export type Faults = { refuseImagePull?: boolean; hangAgentDownload?: boolean };
-export type StandInAssets = { ca: LabCa; node: NodeDist; cli: NpmPackage; image: OciImage; agentBinary: string; registryHost: string; imageRepo: string };
+export type StandInAssets = {
+  ca: LabCa;
+  node: NodeDist;
+  cli: NpmPackage;
+  image: OciImage;
+  agentBinary: string;
+  registryHost: string;
+  imageRepo: string;
+};
 
 export type StandIns = { port: number; requests: string[]; stop(): void };
 
-const file = (path: string, type = "application/octet-stream") => new Response(Bun.file(path), { headers: { "content-type": type } });
+const file = (path: string, type = "application/octet-stream") =>
+  new Response(Bun.file(path), { headers: { "content-type": type } });
 
 export function startStandIns(a: StandInAssets, faults: Faults): StandIns {
   const requests: string[] = [];
-  const registryError = (status: number, code: string, message: string) => Response.json({ errors: [{ code, message }] }, { status });
+  const registryError = (status: number, code: string, message: string) =>
+    Response.json({ errors: [{ code, message }] }, { status });
   const server = Bun.serve({
     hostname: "127.0.0.1",
     port: 0,
@@ -50,7 +60,11 @@ export function startStandIns(a: StandInAssets, faults: Faults): StandIns {
         if (path === `/${a.cli.name}`) {
           const tarball = `https://${HOSTS.npm}/${a.cli.name}/-/cli-${a.cli.version}.tgz`;
           const version = { ...a.cli.manifest, dist: { tarball, shasum: a.cli.shasum, integrity: a.cli.integrity } };
-          return Response.json({ name: a.cli.name, "dist-tags": { latest: a.cli.version }, versions: { [a.cli.version]: version } });
+          return Response.json({
+            name: a.cli.name,
+            "dist-tags": { latest: a.cli.version },
+            versions: { [a.cli.version]: version },
+          });
         }
         if (path === `/${a.cli.name}/-/cli-${a.cli.version}.tgz`) return file(a.cli.tarball);
       }
@@ -60,8 +74,13 @@ export function startStandIns(a: StandInAssets, faults: Faults): StandIns {
         if (m && m[1] === a.imageRepo) {
           if (faults.refuseImagePull) return registryError(403, "DENIED", "requested access to the resource is denied");
           if (m[2] === "manifests") {
-            const headers = { "content-type": "application/vnd.docker.distribution.manifest.v2+json", "docker-content-digest": a.image.manifestDigest };
-            return new Response(req.method === "HEAD" ? null : a.image.manifest, { headers: { ...headers, "content-length": String(Buffer.byteLength(a.image.manifest)) } });
+            const headers = {
+              "content-type": "application/vnd.docker.distribution.manifest.v2+json",
+              "docker-content-digest": a.image.manifestDigest,
+            };
+            return new Response(req.method === "HEAD" ? null : a.image.manifest, {
+              headers: { ...headers, "content-length": String(Buffer.byteLength(a.image.manifest)) },
+            });
           }
           const blob = a.image.blobs.get(m[3]!);
           if (blob) return new Response(readFileSync(blob), { headers: { "docker-content-digest": m[3]! } });

@@ -9,7 +9,7 @@
  * the `sam-boot` journal to a second serial port, so the lab can compare what the edge was told with what the
  * guest recorded.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createConnection } from "node:net";
 import { join } from "node:path";
@@ -69,7 +69,15 @@ function vendorData(): string {
 }
 
 function network(o: VmOptions): string {
-  const lines = ["[Match]", "Name=en* eth*", "", "[Network]", "DHCP=ipv4", `IPv6AcceptRA=${o.noRoute ? "no" : "yes"}`, "LinkLocalAddressing=no"];
+  const lines = [
+    "[Match]",
+    "Name=en* eth*",
+    "",
+    "[Network]",
+    "DHCP=ipv4",
+    `IPv6AcceptRA=${o.noRoute ? "no" : "yes"}`,
+    "LinkLocalAddressing=no",
+  ];
   if (!o.noRoute) lines.push("", "[Route]", `Gateway=10.0.${o.subnet}.2`);
   return `${lines.join("\n")}\n`;
 }
@@ -85,7 +93,10 @@ function hmp(socketPath: string, command: string): Promise<void> {
   return new Promise((resolve, reject) => {
     const c = createConnection(socketPath, () => {
       c.write(`${command}\n`);
-      setTimeout(() => { c.end(); resolve(); }, 300);
+      setTimeout(() => {
+        c.end();
+        resolve();
+      }, 300);
     });
     c.on("error", reject);
   });
@@ -110,7 +121,12 @@ export async function bootVm(o: VmOptions): Promise<Vm> {
   const guestIp = `10.0.${o.subnet}.15`;
   const fwd = `10.0.${o.subnet}.100`;
   const netdev = [
-    "user", "id=n0", "restrict=on", "ipv4=on", `net=10.0.${o.subnet}.0/24`, `ipv6=${o.noRoute ? "off" : "on"}`,
+    "user",
+    "id=n0",
+    "restrict=on",
+    "ipv4=on",
+    `net=10.0.${o.subnet}.0/24`,
+    `ipv6=${o.noRoute ? "off" : "on"}`,
     `hostfwd=tcp:127.0.0.1:${agentHostPort}-${guestIp}:8443`,
     `guestfwd=tcp:${fwd}:80-cmd:socat - TCP:127.0.0.1:${o.edgePort}`,
     `guestfwd=tcp:${fwd}:443-cmd:socat - TCP:127.0.0.1:${o.standInPort}`,
@@ -119,30 +135,61 @@ export async function bootVm(o: VmOptions): Promise<Vm> {
   const probeLog = join(o.dir, "probe.log");
   const monitor = join(o.dir, "monitor.sock");
   const args = [
-    "-accel", "tcg,thread=multi", "-cpu", "max", "-smp", String(o.cpus ?? 2), "-m", String(o.memoryMiB ?? 4096),
-    "-display", "none", "-no-user-config", "-nodefaults",
-    "-serial", `file:${consoleLog}`, "-serial", `file:${probeLog}`,
-    "-monitor", `unix:${monitor},server,nowait`,
-    "-kernel", o.image.kernel, "-initrd", o.image.initrd,
+    "-accel",
+    "tcg,thread=multi",
+    "-cpu",
+    "max",
+    "-smp",
+    String(o.cpus ?? 2),
+    "-m",
+    String(o.memoryMiB ?? 4096),
+    "-display",
+    "none",
+    "-no-user-config",
+    "-nodefaults",
+    "-serial",
+    `file:${consoleLog}`,
+    "-serial",
+    `file:${probeLog}`,
+    "-monitor",
+    `unix:${monitor},server,nowait`,
+    "-kernel",
+    o.image.kernel,
+    "-initrd",
+    o.image.initrd,
     // no_timer_check and cryptomgr.notests: an emulated CPU fails the IO-APIC timer check and can hang in the
     // crypto self-tests; apparmor=0: the minimal image has no apparmor_parser, which Docker needs when it is on.
-    "-append", "root=/dev/vda rw console=ttyS0 quiet systemd.show_status=1 net.ifnames=0 no_timer_check cryptomgr.notests apparmor=0",
-    "-drive", `file=${disk},if=virtio,format=qcow2,cache=unsafe`,
-    "-drive", `file=${iso},if=virtio,format=raw,readonly=on`,
-    "-netdev", netdev, "-device", "virtio-net-pci,netdev=n0,romfile=",
-    "-device", "virtio-rng-pci",
+    "-append",
+    "root=/dev/vda rw console=ttyS0 quiet systemd.show_status=1 net.ifnames=0 no_timer_check cryptomgr.notests apparmor=0",
+    "-drive",
+    `file=${disk},if=virtio,format=qcow2,cache=unsafe`,
+    "-drive",
+    `file=${iso},if=virtio,format=raw,readonly=on`,
+    "-netdev",
+    netdev,
+    "-device",
+    "virtio-net-pci,netdev=n0,romfile=",
+    "-device",
+    "virtio-rng-pci",
   ];
   const startedAt = Date.now();
   const child: ChildProcess = spawn("qemu-system-x86_64", args, { stdio: ["ignore", "ignore", "pipe"] });
   let stderr = "";
   child.stderr!.on("data", (d) => (stderr = (stderr + d).slice(-4000)));
-  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => {
-    if (code) writeFileSync(join(o.dir, "qemu.stderr"), stderr);
-    resolve(code);
-  }));
+  const exited = new Promise<number | null>((resolve) =>
+    child.on("exit", (code) => {
+      if (code) writeFileSync(join(o.dir, "qemu.stderr"), stderr);
+      resolve(code);
+    })
+  );
 
   return {
-    name: o.name, guestIp, agentHostPort, startedAt, consoleLog, exited,
+    name: o.name,
+    guestIp,
+    agentHostPort,
+    startedAt,
+    consoleLog,
+    exited,
     state() {
       if (!existsSync(probeLog)) return null;
       // The serial line turns each \n into \r\n.
@@ -154,7 +201,13 @@ export async function bootVm(o: VmOptions): Promise<Vm> {
       const [unit = "", rest = ""] = block.split("--journal--\n");
       const [journal = "", files = ""] = rest.split("--files--\n");
       const prop = (k: string): string => unit.match(new RegExp(`^${k}=(.*)$`, "m"))?.[1] ?? "";
-      return { activeState: prop("ActiveState"), subState: prop("SubState"), restarts: Number(prop("NRestarts") || 0), journal, files: files.split("\n").filter(Boolean) };
+      return {
+        activeState: prop("ActiveState"),
+        subState: prop("SubState"),
+        restarts: Number(prop("NRestarts") || 0),
+        journal,
+        files: files.split("\n").filter(Boolean),
+      };
     },
     reboot: () => hmp(monitor, "sendkey ctrl-alt-delete"),
     async stop() {

@@ -41,12 +41,21 @@ mkdirSync(dist, { recursive: true });
 // sees it; with room up to 256 KiB the agent's own check (agent/server/app.ts, 16 KiB) answers in the JSON
 // error shape instead.
 const common = [
-  "build", "--compile", "--bytecode", "--format=esm", "--minify", "--sourcemap=none",
-  "--compile-exec-argv=--max-http-header-size=262144", join(root, "agent", "main.ts"),
+  "build",
+  "--compile",
+  "--bytecode",
+  "--format=esm",
+  "--minify",
+  "--sourcemap=none",
+  "--compile-exec-argv=--max-http-header-size=262144",
+  join(root, "agent", "main.ts"),
 ];
 
 function build(out: string, extra: string[]): void {
-  const proc = Bun.spawnSync([process.execPath, ...common, "--outfile", out, ...extra], { stdout: "ignore", stderr: "inherit" });
+  const proc = Bun.spawnSync([process.execPath, ...common, "--outfile", out, ...extra], {
+    stdout: "ignore",
+    stderr: "inherit",
+  });
   if (proc.exitCode !== 0) process.exit(proc.exitCode ?? 1);
 }
 
@@ -54,10 +63,13 @@ function build(out: string, extra: string[]): void {
 async function recordIdleLife(binary: string, work: string): Promise<string> {
   const profile = join(work, "bytecode-order.txt");
   const tokens = join(work, "tokens");
-  writeFileSync(tokens, "SAM_NODE_TOKEN=samnode_build_0123456789\nSAM_AGENT_TOKEN=samagent_build_0123456789\n", { mode: 0o600 });
+  writeFileSync(tokens, "SAM_NODE_TOKEN=samnode_build_0123456789\nSAM_AGENT_TOKEN=samagent_build_0123456789\n", {
+    mode: 0o600,
+  });
   const seen: string[] = [];
   const edge = Bun.serve({
-    port: 0, hostname: "127.0.0.1",
+    port: 0,
+    hostname: "127.0.0.1",
     fetch: (req) => {
       seen.push(new URL(req.url).pathname);
       return Response.json({ ok: true, cancel: [] });
@@ -65,11 +77,20 @@ async function recordIdleLife(binary: string, work: string): Promise<string> {
   });
   const proc = Bun.spawn([binary], {
     env: {
-      PATH: process.env.PATH ?? "/usr/bin:/bin", SAM_NODE_ID: "build", SAM_CONTROL_PLANE_URL: `http://127.0.0.1:${edge.port}`,
-      SAM_TOKEN_FILE: tokens, SAM_AGENT_DATA_DIR: join(work, "data"), SAM_AGENT_HOST: "127.0.0.1", SAM_AGENT_PORT: "0",
-      SAM_BOOT_SOURCE: "none", SAM_HEARTBEAT_INTERVAL: "300ms", SAM_METRICS_INTERVAL: "300ms", BUN_BYTECODE_ORDER_OUT: profile,
+      PATH: process.env.PATH ?? "/usr/bin:/bin",
+      SAM_NODE_ID: "build",
+      SAM_CONTROL_PLANE_URL: `http://127.0.0.1:${edge.port}`,
+      SAM_TOKEN_FILE: tokens,
+      SAM_AGENT_DATA_DIR: join(work, "data"),
+      SAM_AGENT_HOST: "127.0.0.1",
+      SAM_AGENT_PORT: "0",
+      SAM_BOOT_SOURCE: "none",
+      SAM_HEARTBEAT_INTERVAL: "300ms",
+      SAM_METRICS_INTERVAL: "300ms",
+      BUN_BYTECODE_ORDER_OUT: profile,
     },
-    stdout: "pipe", stderr: "pipe",
+    stdout: "pipe",
+    stderr: "pipe",
   });
   try {
     const deadline = Date.now() + 10_000;
@@ -81,7 +102,9 @@ async function recordIdleLife(binary: string, work: string): Promise<string> {
     if (health.status !== 200) throw new Error(`/health answered ${health.status}`);
     await Bun.sleep(700); // a monitor sample and a heartbeat after the request, as the idle node's life goes on
     proc.kill("SIGTERM");
-    if ((await proc.exited) !== 0) throw new Error(`the agent exited with ${proc.exitCode}: ${await new Response(proc.stderr).text()}`);
+    if ((await proc.exited) !== 0) {
+      throw new Error(`the agent exited with ${proc.exitCode}: ${await new Response(proc.stderr).text()}`);
+    }
   } finally {
     proc.kill("SIGKILL");
     edge.stop(true);
@@ -102,7 +125,11 @@ if (withOrder) {
     try {
       record = await recordIdleLife(probe, work);
     } catch (err) {
-      console.error(`build-agent: recording the idle agent's bytecode order failed: ${(err as Error).message} (--no-order builds without it)`);
+      console.error(
+        `build-agent: recording the idle agent's bytecode order failed: ${
+          (err as Error).message
+        } (--no-order builds without it)`,
+      );
       process.exit(1);
     }
     const profile = join(dist, "bytecode-order.txt");

@@ -4,7 +4,7 @@ import { expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { SETTINGS as AGENT_SETTINGS, loadAgentConfig } from "../agent/config/index.ts";
+import { loadAgentConfig, SETTINGS as AGENT_SETTINGS } from "../agent/config/index.ts";
 import { workConfigFromEnv } from "../agent/work/config.ts";
 import { loadEdgeConfig } from "../edge/config.ts";
 import { EDGE_SETTINGS } from "../edge/settings.ts";
@@ -23,7 +23,11 @@ function traced(values: Record<string, string>) {
   return { env, read };
 }
 
-const TIMER_ENVS = new Set<string>([...Object.values(TIMER_BASES), ...Object.values(TIMER_OVERRIDES), ...Object.values(RETENTION_TIMERS)].map((t) => t.env));
+const TIMER_ENVS = new Set<string>(
+  [...Object.values(TIMER_BASES), ...Object.values(TIMER_OVERRIDES), ...Object.values(RETENTION_TIMERS)].map((t) =>
+    t.env
+  ),
+);
 
 test("docs/configuration.md is what scripts/config-doc.ts generates", () => {
   expect(readFileSync(CONFIG_DOC, "utf8")).toBe(renderConfigDoc());
@@ -33,8 +37,14 @@ test("the edge's settings list names exactly what loadEdgeConfig reads, over its
   const profiles: Record<string, string>[] = [
     {},
     {
-      HCLOUD_TOKEN: "t", SAM_PUBLIC_URL: "https://sam.example.com", SAM_AGENT_DOWNLOAD_URL: "https://d.example.com/a",
-      SAM_AGENT_SHA256: "a".repeat(64), SAM_AI_GATEWAY: "on", CF_ACCOUNT_ID: "acc", CF_AI_GATEWAY_ID: "gw", SAM_ADMIN_TOKEN: "x".repeat(20),
+      HCLOUD_TOKEN: "t",
+      SAM_PUBLIC_URL: "https://sam.example.com",
+      SAM_AGENT_DOWNLOAD_URL: "https://d.example.com/a",
+      SAM_AGENT_SHA256: "a".repeat(64),
+      SAM_AI_GATEWAY: "on",
+      CF_ACCOUNT_ID: "acc",
+      CF_AI_GATEWAY_ID: "gw",
+      SAM_ADMIN_TOKEN: "x".repeat(20),
     },
   ];
   const read = new Set<string>();
@@ -51,7 +61,9 @@ test("the edge's settings list names exactly what loadEdgeConfig reads, over its
 test("the agent's settings list names exactly what its configuration reads", async () => {
   const dir = mkdtempSync(join(tmpdir(), "sam-config-doc-"));
   const tokens = join(dir, "tokens");
-  writeFileSync(tokens, "SAM_NODE_TOKEN=samnode_0123456789abcdef\nSAM_AGENT_TOKEN=samagent_0123456789abcdef\n", { mode: 0o600 });
+  writeFileSync(tokens, "SAM_NODE_TOKEN=samnode_0123456789abcdef\nSAM_AGENT_TOKEN=samagent_0123456789abcdef\n", {
+    mode: 0o600,
+  });
   const t = traced({ SAM_NODE_ID: "n1", SAM_CONTROL_PLANE_URL: "http://127.0.0.1:1", SAM_TOKEN_FILE: tokens });
   await loadAgentConfig(t.env);
   rmSync(dir, { recursive: true, force: true });

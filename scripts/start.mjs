@@ -9,7 +9,12 @@ const root = dirname(dirname(fileURLToPath(import.meta.url)));
 const setup = spawnSync(process.execPath, [join(root, "scripts", "setup.mjs")], { cwd: root, stdio: "inherit" });
 if (setup.status !== 0) process.exit(setup.status ?? 1);
 
-const edge = spawn(join(root, "node_modules", ".bin", "deno"), ["run", "--allow-all", "edge/main.ts", ...process.argv.slice(2)], {
+const edge = spawn(join(root, "node_modules", ".bin", "deno"), [
+  "run",
+  "--allow-all",
+  "edge/main.ts",
+  ...process.argv.slice(2),
+], {
   cwd: root,
   stdio: "inherit",
 });

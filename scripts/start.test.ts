@@ -9,7 +9,6 @@ import { processExists } from "../shared/process.ts";
 
 const root = join(import.meta.dir, "..");
 
-
 const gitStatus = () => Bun.spawnSync(["git", "status", "--porcelain"], { cwd: root }).stdout.toString();
 
 test("npm start serves /healthz and a SIGINT stops it with no orphans, leaving git status as it was", async () => {
@@ -25,7 +24,8 @@ test("npm start serves /healthz and a SIGINT stops it with no orphans, leaving g
   child.stdout.on("data", (d) => (out += d));
   child.stderr.on("data", (d) => (out += d));
   const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) =>
-    child.on("exit", (code, signal) => resolve({ code, signal })));
+    child.on("exit", (code, signal) => resolve({ code, signal }))
+  );
 
   const started = Date.now();
   let url: string | undefined;
@@ -40,7 +40,9 @@ test("npm start serves /healthz and a SIGINT stops it with no orphans, leaving g
   expect(res.status).toBe(200);
 
   // Like Ctrl-C in a terminal: the signal reaches the whole foreground process group.
-  const group = Bun.spawnSync(["ps", "-o", "pid=", "-g", String(child.pid)]).stdout.toString().trim().split(/\s+/).map(Number);
+  const group = Bun.spawnSync(["ps", "-o", "pid=", "-g", String(child.pid)]).stdout.toString().trim().split(/\s+/).map(
+    Number,
+  );
   process.kill(-child.pid!, "SIGINT");
   // npm itself dies of the SIGINT like any shell job does; what matters is that the edge shut down cleanly.
   const { code, signal } = await exited;
@@ -58,10 +60,15 @@ test("a port in use stops the edge with one line naming it, not a stack trace", 
   const taken = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response("") });
   try {
     const r = Bun.spawnSync([join(root, "node_modules", ".bin", "deno"), "run", "--allow-all", "edge/main.ts"], {
-      cwd: root, env: { ...process.env, SAM_PORT: String(taken.port), SAM_DATA_DIR: dataDir }, stdout: "pipe", stderr: "pipe",
+      cwd: root,
+      env: { ...process.env, SAM_PORT: String(taken.port), SAM_DATA_DIR: dataDir },
+      stdout: "pipe",
+      stderr: "pipe",
     });
     expect(r.exitCode).toBe(1);
-    expect(r.stderr.toString()).toBe(`sam: cannot listen on 127.0.0.1:${taken.port}: the address is already in use (set SAM_PORT or SAM_HOST)\n`);
+    expect(r.stderr.toString()).toBe(
+      `sam: cannot listen on 127.0.0.1:${taken.port}: the address is already in use (set SAM_PORT or SAM_HOST)\n`,
+    );
   } finally {
     taken.stop(true);
     rmSync(dataDir, { recursive: true, force: true });
@@ -69,7 +76,12 @@ test("a port in use stops the edge with one line naming it, not a stack trace", 
 }, 30_000);
 
 test("render:cloud-init answers --help with its usage and a bad flag with one line", () => {
-  const render = (...args: string[]) => Bun.spawnSync([process.execPath, "scripts/render-cloud-init.ts", ...args], { cwd: root, stdout: "pipe", stderr: "pipe" });
+  const render = (...args: string[]) =>
+    Bun.spawnSync([process.execPath, "scripts/render-cloud-init.ts", ...args], {
+      cwd: root,
+      stdout: "pipe",
+      stderr: "pipe",
+    });
   const help = render("--help");
   expect(help.exitCode).toBe(0);
   expect(help.stdout.toString()).toContain("usage: npm run render:cloud-init");
@@ -79,8 +91,11 @@ test("render:cloud-init answers --help with its usage and a bad flag with one li
 });
 
 test("a missing Debian package stops the set-up with one line naming the command to run", () => {
-  const script = `import("./scripts/system-packages.mjs").then((m) => m.ensureSystemPackages([["sam-no-such-command", "sam-no-such-package"], ["sh", "dash"]], { install: false }))`;
+  const script =
+    `import("./scripts/system-packages.mjs").then((m) => m.ensureSystemPackages([["sam-no-such-command", "sam-no-such-package"], ["sh", "dash"]], { install: false }))`;
   const r = Bun.spawnSync(["node", "-e", script], { cwd: root, stdout: "pipe", stderr: "pipe" });
   expect(r.exitCode).toBe(1);
-  expect(r.stderr.toString()).toBe("setup: the tests need Debian packages that are missing; run: sudo sh -c 'apt-get update && apt-get install -y --no-install-recommends sam-no-such-package'\n");
+  expect(r.stderr.toString()).toBe(
+    "setup: the tests need Debian packages that are missing; run: sudo sh -c 'apt-get update && apt-get install -y --no-install-recommends sam-no-such-package'\n",
+  );
 });

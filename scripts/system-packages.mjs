@@ -24,7 +24,9 @@ export const SYSTEM_PACKAGES = {
 };
 
 const present = (probe) =>
-  probe.startsWith("/") ? existsSync(probe) : spawnSync("sh", ["-c", `command -v ${probe}`], { stdio: "ignore" }).status === 0;
+  probe.startsWith("/")
+    ? existsSync(probe)
+    : spawnSync("sh", ["-c", `command -v ${probe}`], { stdio: "ignore" }).status === 0;
 
 const canInstall = () => typeof process.getuid === "function" && process.getuid() === 0 && present("apt-get");
 

@@ -11,7 +11,10 @@ const root = dirname(dirname(fileURLToPath(import.meta.url)));
 const bin = (name) => join(root, "node_modules", ".bin", name);
 const extra = process.argv.slice(2);
 
-const system = spawnSync(process.execPath, [join(root, "scripts", "system-packages.mjs"), "test"], { cwd: root, stdio: "inherit" });
+const system = spawnSync(process.execPath, [join(root, "scripts", "system-packages.mjs"), "test"], {
+  cwd: root,
+  stdio: "inherit",
+});
 if (system.status !== 0) process.exit(system.status ?? 1);
 const setup = spawnSync(process.execPath, [join(root, "scripts", "setup.mjs")], { cwd: root, stdio: "inherit" });
 if (setup.status !== 0) process.exit(setup.status ?? 1);
@@ -32,8 +35,14 @@ function step(title, cmd, args, env = {}) {
   return new Promise((resolve) => {
     const child = spawn(cmd, args, { cwd: root, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
     let output = "";
-    child.stdout.on("data", (d) => { output += d; process.stdout.write(d); });
-    child.stderr.on("data", (d) => { output += d; process.stderr.write(d); });
+    child.stdout.on("data", (d) => {
+      output += d;
+      process.stdout.write(d);
+    });
+    child.stderr.on("data", (d) => {
+      output += d;
+      process.stderr.write(d);
+    });
     child.on("close", (code) => resolve({ code: code ?? 1, output }));
   });
 }
@@ -43,11 +52,22 @@ const failures = [];
 let passed = 0;
 let failed = 0;
 
-const tsc = await step("type check (tsc: agent, shared, cloud-init, edge, scripts)", bin("tsc"), ["-p", "tsconfig.json"]);
+const tsc = await step("type check (tsc: agent, shared, cloud-init, edge, scripts)", bin("tsc"), [
+  "-p",
+  "tsconfig.json",
+]);
 if (tsc.code !== 0) failures.push("tsc");
 
+// One formatter at one line width (deno.json § fmt): `node_modules/.bin/deno fmt` rewrites, this only checks.
+const fmt = await step("format check (deno fmt --check)", bin("deno"), ["fmt", "--check"]);
+if (fmt.code !== 0) failures.push("deno fmt --check (run: node_modules/.bin/deno fmt)");
+
 const denoTests = findFiles(join(root, "edge"), /\.deno-test\.ts$/);
-const denoCheck = await step("type check (deno check: the Deno entry and its tests)", bin("deno"), ["check", "edge/main.ts", ...denoTests]);
+const denoCheck = await step("type check (deno check: the Deno entry and its tests)", bin("deno"), [
+  "check",
+  "edge/main.ts",
+  ...denoTests,
+]);
 if (denoCheck.code !== 0) failures.push("deno check");
 
 // --isolate: each file gets a fresh global, so a handle one file leaks (an open stream, a timer) cannot stall another.
@@ -62,7 +82,12 @@ const bun = await step("bun test", bin("bun"), ["test", "--isolate", ...extra], 
 }
 
 if (denoTests.length > 0) {
-  const deno = await step("deno test (the edge under Deno)", bin("deno"), ["test", "--allow-all", "--no-check", ...denoTests], { SAM_TEST: "1" });
+  const deno = await step("deno test (the edge under Deno)", bin("deno"), [
+    "test",
+    "--allow-all",
+    "--no-check",
+    ...denoTests,
+  ], { SAM_TEST: "1" });
   const out = strip(deno.output);
   const m = [...out.matchAll(/(\d+) passed \| (\d+) failed/g)].pop();
   passed += m ? Number(m[1]) : 0;

@@ -42,13 +42,18 @@ const trimmed = {
   openapi: spec.openapi,
   info: {
     ...spec.info,
-    description: `Trimmed for SAM's tests: the operations SAM calls and the sections below, unchanged.\n\n${sections(spec.info.description)}\n`,
+    description: `Trimmed for SAM's tests: the operations SAM calls and the sections below, unchanged.\n\n${
+      sections(spec.info.description)
+    }\n`,
   },
   servers: spec.servers,
   security: spec.security,
   paths,
   components: { securitySchemes: spec.components.securitySchemes },
 };
-const out = join(dirname(dirname(fileURLToPath(import.meta.url))), "edge/providers/hetzner/testdata/hetzner-cloud.trimmed.spec.json");
+const out = join(
+  dirname(dirname(fileURLToPath(import.meta.url))),
+  "edge/providers/hetzner/testdata/hetzner-cloud.trimmed.spec.json",
+);
 writeFileSync(out, `${JSON.stringify(trimmed, null, 2)}\n`);
 console.log(`wrote ${out} (${Object.values(OPERATIONS).flat().length} operations, from sha256 ${sha})`);

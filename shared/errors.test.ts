@@ -18,6 +18,10 @@ test("errorMessageOf reads SAM's, OpenAI's and Cloudflare's error dialects, and 
   expect(errorMessageOf(JSON.stringify({ error: { message: "bad", type: "x", code: null } }))).toBe("bad");
   expect(errorMessageOf(JSON.stringify({ error: "plain" }))).toBe("plain");
   expect(errorMessageOf(JSON.stringify({ error: [{ code: 2001, message: "from an array" }] }))).toBe("from an array");
-  expect(errorMessageOf(JSON.stringify({ success: false, errors: [{ code: 7003, message: "No route" }], messages: [] }))).toBe("No route");
-  for (const text of ["not json", "null", "[]", JSON.stringify({ error: {} }), JSON.stringify({ ok: true }), ""]) expect(errorMessageOf(text)).toBeNull();
+  expect(
+    errorMessageOf(JSON.stringify({ success: false, errors: [{ code: 7003, message: "No route" }], messages: [] })),
+  ).toBe("No route");
+  for (const text of ["not json", "null", "[]", JSON.stringify({ error: {} }), JSON.stringify({ ok: true }), ""]) {
+    expect(errorMessageOf(text)).toBeNull();
+  }
 });

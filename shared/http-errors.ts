@@ -21,7 +21,8 @@ export function createErrorRenderer(opts: ErrorRendererOptions) {
     if (err instanceof HttpError) return c.json(err.toBody(), err.status as 400, err.headers);
     if (err instanceof HTTPException) {
       const status = err.status;
-      const message = opts.messages?.[status] ?? (err.message || (status === 401 ? "missing or invalid credentials" : "request refused"));
+      const message = opts.messages?.[status] ??
+        (err.message || (status === 401 ? "missing or invalid credentials" : "request refused"));
       const headers: Record<string, string> = {};
       const www = err.res?.headers.get("WWW-Authenticate");
       if (www) headers["WWW-Authenticate"] = www;

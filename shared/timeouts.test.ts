@@ -2,8 +2,14 @@ import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { ConfigError } from "./env.ts";
 import {
-  DEFAULT_TIMEOUTS, deriveTimeouts, TIMER_BASES, TIMER_OVERRIDES, timeoutsFromEnv, timeoutViolations,
-  type TimerBase, type Timeouts,
+  DEFAULT_TIMEOUTS,
+  deriveTimeouts,
+  type Timeouts,
+  timeoutsFromEnv,
+  timeoutViolations,
+  TIMER_BASES,
+  TIMER_OVERRIDES,
+  type TimerBase,
 } from "./timeouts.ts";
 
 const SECOND = 1000;
@@ -95,7 +101,11 @@ describe("timeout table", () => {
   });
 
   test("a sweep override above the boot budget is accepted and derived values follow the bases", () => {
-    const t = timeoutsFromEnv({ SAM_AGENT_READY_TIMEOUT: "20m", SAM_STUCK_QUEUED_TIMEOUT: "30m", SAM_HEARTBEAT_INTERVAL: "10s" });
+    const t = timeoutsFromEnv({
+      SAM_AGENT_READY_TIMEOUT: "20m",
+      SAM_STUCK_QUEUED_TIMEOUT: "30m",
+      SAM_HEARTBEAT_INTERVAL: "10s",
+    });
     expect(t.agentReady).toBe(20 * MINUTE);
     expect(t.queueWait).toBe(20 * MINUTE);
     expect(t.stuckQueued).toBe(30 * MINUTE);
@@ -107,6 +117,8 @@ describe("timeout table", () => {
       "SAM_AGENT_READY_TIMEOUT: expected a positive duration like 90s, 15m or 1h, got 'fifteen'",
     );
     expect(() => timeoutsFromEnv({ SAM_HEARTBEAT_INTERVAL: "0" })).toThrow(/^SAM_HEARTBEAT_INTERVAL: /);
-    expect(() => timeoutsFromEnv({ SAM_TIMEOUT_BUFFER: "10s", SAM_TICK_INTERVAL: "30s" })).toThrow(/^SAM_TIMEOUT_BUFFER \(10s\) must exceed SAM_TICK_INTERVAL/);
+    expect(() => timeoutsFromEnv({ SAM_TIMEOUT_BUFFER: "10s", SAM_TICK_INTERVAL: "30s" })).toThrow(
+      /^SAM_TIMEOUT_BUFFER \(10s\) must exceed SAM_TICK_INTERVAL/,
+    );
   });
 });

@@ -6,56 +6,106 @@
  * let the sweep fire before the runner's own deadline is refused at start.
  */
 import { formatDuration } from "./duration.ts";
-import { ConfigError, envDuration, type Env } from "./env.ts";
+import { ConfigError, type Env, envDuration } from "./env.ts";
 
 const SECOND = 1_000;
 const MINUTE = 60 * SECOND;
 
 /** The base values an operator sets. Everything else is derived from these. */
 export const TIMER_BASES = {
-  agentReady: { env: "SAM_AGENT_READY_TIMEOUT", default: 15 * MINUTE, meaning: "budget for a cold boot: node create to the agent's ready callback" },
+  agentReady: {
+    env: "SAM_AGENT_READY_TIMEOUT",
+    default: 15 * MINUTE,
+    meaning: "budget for a cold boot: node create to the agent's ready callback",
+  },
   heartbeat: { env: "SAM_HEARTBEAT_INTERVAL", default: 30 * SECOND, meaning: "how often an agent heartbeats" },
-  buffer: { env: "SAM_TIMEOUT_BUFFER", default: 5 * MINUTE, meaning: "slack between a runner deadline and the sweep that backs it up" },
-  tick: { env: "SAM_TICK_INTERVAL", default: 15 * SECOND, meaning: "period of the safety-net tick (Deno.cron fires at most once a minute)" },
-  dispatch: { env: "SAM_DISPATCH_TIMEOUT", default: 30 * SECOND, meaning: "a ready node must accept a dispatched task within this" },
+  buffer: {
+    env: "SAM_TIMEOUT_BUFFER",
+    default: 5 * MINUTE,
+    meaning: "slack between a runner deadline and the sweep that backs it up",
+  },
+  tick: {
+    env: "SAM_TICK_INTERVAL",
+    default: 15 * SECOND,
+    meaning: "period of the safety-net tick (Deno.cron fires at most once a minute)",
+  },
+  dispatch: {
+    env: "SAM_DISPATCH_TIMEOUT",
+    default: 30 * SECOND,
+    meaning: "a ready node must accept a dispatched task within this",
+  },
   taskRun: { env: "SAM_TASK_RUN_TIMEOUT", default: 60 * MINUTE, meaning: "longest a task may run on a node" },
   nodeWarm: { env: "SAM_NODE_WARM", default: 10 * MINUTE, meaning: "an idle node stays warm this long for reuse" },
-  retryBackoff: { env: "SAM_RETRY_BACKOFF", default: 2 * SECOND, meaning: "first backoff of a transient-failure retry (doubles per attempt)" },
-  responseRetention: { env: "SAM_RESPONSE_RETENTION", default: 60 * MINUTE, meaning: "a stored /v1/responses answer can be continued (previous_response_id) for this long" },
-  inferenceIdle: { env: "SAM_INFERENCE_IDLE_TIMEOUT", default: 60 * SECOND, meaning: "a streamed completion whose upstream sends no byte for this long ends with an error event" },
-  clientBody: { env: "SAM_CLIENT_BODY_TIMEOUT", default: 10 * SECOND, meaning: "a client must have sent its whole request body within this, else 408 and the connection is closed" },
-  adminSession: { env: "SAM_ADMIN_SESSION_TTL", default: 12 * 60 * MINUTE, meaning: "an admin page session (the login cookie) expires this long after login" },
+  retryBackoff: {
+    env: "SAM_RETRY_BACKOFF",
+    default: 2 * SECOND,
+    meaning: "first backoff of a transient-failure retry (doubles per attempt)",
+  },
+  responseRetention: {
+    env: "SAM_RESPONSE_RETENTION",
+    default: 60 * MINUTE,
+    meaning: "a stored /v1/responses answer can be continued (previous_response_id) for this long",
+  },
+  inferenceIdle: {
+    env: "SAM_INFERENCE_IDLE_TIMEOUT",
+    default: 60 * SECOND,
+    meaning: "a streamed completion whose upstream sends no byte for this long ends with an error event",
+  },
+  clientBody: {
+    env: "SAM_CLIENT_BODY_TIMEOUT",
+    default: 10 * SECOND,
+    meaning: "a client must have sent its whole request body within this, else 408 and the connection is closed",
+  },
+  adminSession: {
+    env: "SAM_ADMIN_SESSION_TTL",
+    default: 12 * 60 * MINUTE,
+    meaning: "an admin page session (the login cookie) expires this long after login",
+  },
 } as const;
 
 /** Derived timers an operator may still override explicitly; the ordering check guards them. */
 export const TIMER_OVERRIDES = {
-  stuckQueued: { env: "SAM_STUCK_QUEUED_TIMEOUT", meaning: "sweep: a task not yet dispatched is failed after this long in its phase", derivation: "agentReady + buffer" },
-  nodeStale: { env: "SAM_NODE_STALE", meaning: "a node with no heartbeat for this long is stale", derivation: "3 × heartbeat" },
-  orphanGrace: { env: "SAM_ORPHAN_GRACE", meaning: "a labelled server of no live node is deleted once it is this old", derivation: "buffer" },
+  stuckQueued: {
+    env: "SAM_STUCK_QUEUED_TIMEOUT",
+    meaning: "sweep: a task not yet dispatched is failed after this long in its phase",
+    derivation: "agentReady + buffer",
+  },
+  nodeStale: {
+    env: "SAM_NODE_STALE",
+    meaning: "a node with no heartbeat for this long is stale",
+    derivation: "3 × heartbeat",
+  },
+  orphanGrace: {
+    env: "SAM_ORPHAN_GRACE",
+    meaning: "a labelled server of no live node is deleted once it is this old",
+    derivation: "buffer",
+  },
 } as const;
 
 export type TimerBase = keyof typeof TIMER_BASES;
 export type TimerOverride = keyof typeof TIMER_OVERRIDES;
 
-export type Timeouts = {
-  [K in TimerBase]: number;
-} & {
-  /** Runner deadline for a task waiting in `queued` for a node slot. */
-  queueWait: number;
-  /** Sweep limit for `queued`, `provisioning` and `waiting_for_agent` (the old stuck-queued cron). */
-  stuckQueued: number;
-  /** Sweep limit for `dispatched`. */
-  stuckDispatched: number;
-  /** Sweep limit for `running`. */
-  stuckRunning: number;
-  nodeStale: number;
-  /** A node with no heartbeat for this long is unhealthy and is not given work. */
-  nodeUnhealthy: number;
-  /** Cap of the agent's ready-callback backoff, so a late edge sees it within one heartbeat. */
-  readyRetryMax: number;
-  /** Age before the orphan reaper deletes a server carrying SAM's label that belongs to no live node. */
-  orphanGrace: number;
-};
+export type Timeouts =
+  & {
+    [K in TimerBase]: number;
+  }
+  & {
+    /** Runner deadline for a task waiting in `queued` for a node slot. */
+    queueWait: number;
+    /** Sweep limit for `queued`, `provisioning` and `waiting_for_agent` (the old stuck-queued cron). */
+    stuckQueued: number;
+    /** Sweep limit for `dispatched`. */
+    stuckDispatched: number;
+    /** Sweep limit for `running`. */
+    stuckRunning: number;
+    nodeStale: number;
+    /** A node with no heartbeat for this long is unhealthy and is not given work. */
+    nodeUnhealthy: number;
+    /** Cap of the agent's ready-callback backoff, so a late edge sees it within one heartbeat. */
+    readyRetryMax: number;
+    /** Age before the orphan reaper deletes a server carrying SAM's label that belongs to no live node. */
+    orphanGrace: number;
+  };
 
 export const DERIVATIONS: Record<Exclude<keyof Timeouts, TimerBase>, string> = {
   queueWait: "agentReady",
@@ -96,23 +146,75 @@ const fmt = formatDuration;
  */
 export function timeoutViolations(t: Timeouts): string[] {
   const out: string[] = [];
-  const envOf = (k: TimerBase | TimerOverride) =>
-    (k in TIMER_BASES ? TIMER_BASES[k as TimerBase].env : TIMER_OVERRIDES[k as TimerOverride].env);
+  const envOf = (
+    k: TimerBase | TimerOverride,
+  ) => (k in TIMER_BASES ? TIMER_BASES[k as TimerBase].env : TIMER_OVERRIDES[k as TimerOverride].env);
   const mustExceed = (what: string, value: number, floorText: string, floor: number, why: string) => {
     if (!(value > floor)) out.push(`${what} (${fmt(value)}) must exceed ${floorText} (${fmt(floor)}): ${why}`);
   };
-  mustExceed(envOf("buffer"), t.buffer, envOf("tick"), t.tick, "the sweep needs at least one tick of slack after a runner deadline");
   mustExceed(
-    envOf("stuckQueued"), t.stuckQueued, `${envOf("agentReady")} + ${envOf("tick")}`, t.agentReady + t.tick,
+    envOf("buffer"),
+    t.buffer,
+    envOf("tick"),
+    t.tick,
+    "the sweep needs at least one tick of slack after a runner deadline",
+  );
+  mustExceed(
+    envOf("stuckQueued"),
+    t.stuckQueued,
+    `${envOf("agentReady")} + ${envOf("tick")}`,
+    t.agentReady + t.tick,
     "the stuck-task sweep would kill tasks the runner is still allowed to wait for",
   );
-  mustExceed("stuckDispatched", t.stuckDispatched, `${envOf("dispatch")} + ${envOf("tick")}`, t.dispatch + t.tick, "the sweep would pre-empt the dispatch deadline");
-  mustExceed("stuckRunning", t.stuckRunning, `${envOf("taskRun")} + ${envOf("tick")}`, t.taskRun + t.tick, "the sweep would pre-empt the run deadline");
-  mustExceed(envOf("nodeStale"), t.nodeStale, `2 × ${envOf("heartbeat")}`, 2 * t.heartbeat, "one late heartbeat must not make a node stale");
-  mustExceed(envOf("agentReady"), t.agentReady, `2 × ${envOf("heartbeat")}`, 2 * t.heartbeat, "a boot budget shorter than two heartbeats cannot be observed");
-  mustExceed(envOf("taskRun"), t.taskRun, envOf("dispatch"), t.dispatch, "a task must be allowed to run longer than it takes to hand it over");
-  mustExceed(envOf("nodeWarm"), t.nodeWarm, envOf("tick"), t.tick, "the reaper runs on the tick and could not honour a shorter warm time");
-  mustExceed(envOf("dispatch"), t.dispatch, envOf("retryBackoff"), t.retryBackoff, "a dispatch must outlast its first retry backoff");
+  mustExceed(
+    "stuckDispatched",
+    t.stuckDispatched,
+    `${envOf("dispatch")} + ${envOf("tick")}`,
+    t.dispatch + t.tick,
+    "the sweep would pre-empt the dispatch deadline",
+  );
+  mustExceed(
+    "stuckRunning",
+    t.stuckRunning,
+    `${envOf("taskRun")} + ${envOf("tick")}`,
+    t.taskRun + t.tick,
+    "the sweep would pre-empt the run deadline",
+  );
+  mustExceed(
+    envOf("nodeStale"),
+    t.nodeStale,
+    `2 × ${envOf("heartbeat")}`,
+    2 * t.heartbeat,
+    "one late heartbeat must not make a node stale",
+  );
+  mustExceed(
+    envOf("agentReady"),
+    t.agentReady,
+    `2 × ${envOf("heartbeat")}`,
+    2 * t.heartbeat,
+    "a boot budget shorter than two heartbeats cannot be observed",
+  );
+  mustExceed(
+    envOf("taskRun"),
+    t.taskRun,
+    envOf("dispatch"),
+    t.dispatch,
+    "a task must be allowed to run longer than it takes to hand it over",
+  );
+  mustExceed(
+    envOf("nodeWarm"),
+    t.nodeWarm,
+    envOf("tick"),
+    t.tick,
+    "the reaper runs on the tick and could not honour a shorter warm time",
+  );
+  mustExceed(
+    envOf("dispatch"),
+    t.dispatch,
+    envOf("retryBackoff"),
+    t.retryBackoff,
+    "a dispatch must outlast its first retry backoff",
+  );
   return out;
 }
 
@@ -143,7 +245,9 @@ export function describeTimeouts(t: Timeouts): { name: string; ms: number; value
     value: fmt(t[name]),
     source: name in TIMER_BASES
       ? TIMER_BASES[name as TimerBase].env
-      : `${DERIVATIONS[name as Exclude<keyof Timeouts, TimerBase>]}${name in TIMER_OVERRIDES ? ` (or ${TIMER_OVERRIDES[name as TimerOverride].env})` : ""}`,
+      : `${DERIVATIONS[name as Exclude<keyof Timeouts, TimerBase>]}${
+        name in TIMER_OVERRIDES ? ` (or ${TIMER_OVERRIDES[name as TimerOverride].env})` : ""
+      }`,
   }));
 }
 
@@ -156,7 +260,10 @@ export const REQUEST_TIMEOUTS = {
   agentToEdge: { ms: 10_000, meaning: "an agent's ready/heartbeat/progress call to the edge" },
   taskLogPost: { ms: 15_000, meaning: "an agent's post of a task's log batch or result to the edge" },
   agentShutdown: { ms: 15_000, meaning: "an agent's graceful stop before it exits anyway" },
-  exportProxyHeaders: { ms: 10_000, meaning: "the edge waits this long for an agent's export headers (the body then streams)" },
+  exportProxyHeaders: {
+    ms: 10_000,
+    meaning: "the edge waits this long for an agent's export headers (the body then streams)",
+  },
   databaseRequest: { ms: 15_000, meaning: "one request to a remote libSQL server (sqld, Turso)" },
   builtinModelCall: { ms: 120_000, meaning: "the built-in coding agent's wait for one model answer" },
   forgeRequest: { ms: 30_000, meaning: "one call to a forge's REST API when a task's work becomes a pull request" },
@@ -167,7 +274,12 @@ export const REQUEST_TIMEOUTS = {
 
 /** `describeTimeouts` rows for the per-request limits. */
 export function describeRequestTimeouts(): { name: string; ms: number; value: string; source: string }[] {
-  return Object.entries(REQUEST_TIMEOUTS).map(([name, spec]) => ({ name, ms: spec.ms, value: fmt(spec.ms), source: `fixed: ${spec.meaning}` }));
+  return Object.entries(REQUEST_TIMEOUTS).map(([name, spec]) => ({
+    name,
+    ms: spec.ms,
+    value: fmt(spec.ms),
+    source: `fixed: ${spec.meaning}`,
+  }));
 }
 
 /**
@@ -175,10 +287,26 @@ export function describeRequestTimeouts(): { name: string; ms: number; value: st
  * in bounded chunks. Counted from when a task ended, a node was deleted or failed, a usage day ended.
  */
 export const RETENTION_TIMERS = {
-  taskLogs: { env: "SAM_TASK_LOG_RETENTION", default: 7 * 24 * 60 * MINUTE, meaning: "log lines of a finished task are kept this long (its status history stays with the task)" },
-  tasks: { env: "SAM_TASK_RETENTION", default: 30 * 24 * 60 * MINUTE, meaning: "a finished task (its result and status history) is kept this long" },
-  deadNodes: { env: "SAM_NODE_RETENTION", default: 7 * 24 * 60 * MINUTE, meaning: "the row of a deleted or failed node is kept this long" },
-  usage: { env: "SAM_USAGE_RETENTION", default: 400 * 24 * 60 * MINUTE, meaning: "daily inference usage per key and model is kept this long" },
+  taskLogs: {
+    env: "SAM_TASK_LOG_RETENTION",
+    default: 7 * 24 * 60 * MINUTE,
+    meaning: "log lines of a finished task are kept this long (its status history stays with the task)",
+  },
+  tasks: {
+    env: "SAM_TASK_RETENTION",
+    default: 30 * 24 * 60 * MINUTE,
+    meaning: "a finished task (its result and status history) is kept this long",
+  },
+  deadNodes: {
+    env: "SAM_NODE_RETENTION",
+    default: 7 * 24 * 60 * MINUTE,
+    meaning: "the row of a deleted or failed node is kept this long",
+  },
+  usage: {
+    env: "SAM_USAGE_RETENTION",
+    default: 400 * 24 * 60 * MINUTE,
+    meaning: "daily inference usage per key and model is kept this long",
+  },
 } as const;
 
 export type Retention = { [K in keyof typeof RETENTION_TIMERS]: number };
@@ -189,7 +317,11 @@ export function retentionFromEnv(env: Env): Retention {
     Object.entries(RETENTION_TIMERS).map(([k, spec]) => [k, envDuration(env, spec.env, spec.default)]),
   ) as Retention;
   if (r.taskLogs > r.tasks) {
-    throw new ConfigError(`${RETENTION_TIMERS.taskLogs.env} (${fmt(r.taskLogs)}) must not exceed ${RETENTION_TIMERS.tasks.env} (${fmt(r.tasks)}): a task's logs go with the task`);
+    throw new ConfigError(
+      `${RETENTION_TIMERS.taskLogs.env} (${fmt(r.taskLogs)}) must not exceed ${RETENTION_TIMERS.tasks.env} (${
+        fmt(r.tasks)
+      }): a task's logs go with the task`,
+    );
   }
   return r;
 }

@@ -12,7 +12,11 @@ export function describeIssue(issue: v.BaseIssue<unknown>): string {
 }
 
 /** Parse `value` with `schema`, or throw a 400 naming the first bad field. */
-export function parseOrThrow<S extends v.GenericSchema>(schema: S, value: unknown, code = "invalid_request"): v.InferOutput<S> {
+export function parseOrThrow<S extends v.GenericSchema>(
+  schema: S,
+  value: unknown,
+  code = "invalid_request",
+): v.InferOutput<S> {
   const result = v.safeParse(schema, value);
   if (result.success) return result.output;
   throw new HttpError(400, describeIssue(result.issues[0]), { code });
@@ -21,7 +25,9 @@ export function parseOrThrow<S extends v.GenericSchema>(schema: S, value: unknow
 /** Read a request body as JSON; malformed JSON is the user's mistake, so it is a 400, not a 500. */
 export async function readJsonBody(req: Request): Promise<unknown> {
   const text = await withinBodyDeadline(req, req.text());
-  if (text.trim() === "") throw new HttpError(400, "request body is empty; send a JSON object", { code: "invalid_json" });
+  if (text.trim() === "") {
+    throw new HttpError(400, "request body is empty; send a JSON object", { code: "invalid_json" });
+  }
   try {
     return JSON.parse(text);
   } catch {

@@ -24,7 +24,11 @@ describe("parseJournalJson", () => {
       "-- No entries --",
       "{not json",
       JSON.stringify({ __REALTIME_TIMESTAMP: "1000000", SYSLOG_IDENTIFIER: "cron", MESSAGE: "PHASE START: x" }),
-      JSON.stringify({ __REALTIME_TIMESTAMP: 1000000, SYSLOG_IDENTIFIER: "sam-boot", MESSAGE: "PHASE START: numeric-ts" }),
+      JSON.stringify({
+        __REALTIME_TIMESTAMP: 1000000,
+        SYSLOG_IDENTIFIER: "sam-boot",
+        MESSAGE: "PHASE START: numeric-ts",
+      }),
       JSON.stringify({ __REALTIME_TIMESTAMP: "2000000", SYSLOG_IDENTIFIER: "sam-boot", MESSAGE: bytes }),
       JSON.stringify({ __REALTIME_TIMESTAMP: "3000000", SYSLOG_IDENTIFIER: "sam-boot", MESSAGE: "PHASE  START: y" }),
     ].join("\n");
@@ -63,7 +67,10 @@ describe("parseSyslog", () => {
 describe("buildBootTimeline", () => {
   test("pairs the captured journal into phases, flagging the failed and the unterminated", () => {
     const timeline = buildBootTimeline({
-      source: "journald", markers: parseJournalJson(JOURNAL), kernelUptimeMsAtAgentStart: 140_000, agentStartedAt: T0 + 140_000,
+      source: "journald",
+      markers: parseJournalJson(JOURNAL),
+      kernelUptimeMsAtAgentStart: 140_000,
+      agentStartedAt: T0 + 140_000,
     });
     expect(v.is(BootTimeline, timeline)).toBe(true);
     expect(timeline.phases.map((p) => [p.name, p.status, p.durationMs])).toEqual([
@@ -79,7 +86,9 @@ describe("buildBootTimeline", () => {
 
   test("markers out of order are sorted; a restarted phase leaves the first one unterminated; stray END ignored", () => {
     const t = buildBootTimeline({
-      source: "syslog", kernelUptimeMsAtAgentStart: null, agentStartedAt: 100,
+      source: "syslog",
+      kernelUptimeMsAtAgentStart: null,
+      agentStartedAt: 100,
       markers: [
         { at: 50, kind: "end", name: "b" },
         { at: 10, kind: "start", name: "b" },
@@ -106,9 +115,12 @@ describe("buildBootTimeline", () => {
 
   test("a flood of markers is capped at the wire limit of 256 phases, long names cut to 128", () => {
     const long = "x".repeat(300);
-    const markers = Array.from({ length: 400 }, (_, i) => parseJournalJson(JSON.stringify({
-      __REALTIME_TIMESTAMP: String(i * 1000), SYSLOG_IDENTIFIER: "sam-boot", MESSAGE: `PHASE START: ${long}${i}`,
-    }))[0]!);
+    const markers = Array.from({ length: 400 }, (_, i) =>
+      parseJournalJson(JSON.stringify({
+        __REALTIME_TIMESTAMP: String(i * 1000),
+        SYSLOG_IDENTIFIER: "sam-boot",
+        MESSAGE: `PHASE START: ${long}${i}`,
+      }))[0]!);
     const t = buildBootTimeline({ source: "journald", markers, kernelUptimeMsAtAgentStart: null, agentStartedAt: 1 });
     expect(t.phases.length).toBe(256);
     expect(t.phases[0]!.name.length).toBe(128);
@@ -118,7 +130,12 @@ describe("buildBootTimeline", () => {
 
 describe("firstBootMarkers", () => {
   const entry = (boot: string, at: number, message: string) =>
-    JSON.stringify({ __REALTIME_TIMESTAMP: String(at * 1000), _BOOT_ID: boot, SYSLOG_IDENTIFIER: "sam-boot", MESSAGE: message });
+    JSON.stringify({
+      __REALTIME_TIMESTAMP: String(at * 1000),
+      _BOOT_ID: boot,
+      SYSLOG_IDENTIFIER: "sam-boot",
+      MESSAGE: message,
+    });
 
   test("after a reboot the node's timeline is still the first boot's, whatever the later boots logged", () => {
     // The second boot re-ran one phase by hand: the first boot's full run is still the one reported.
@@ -131,7 +148,12 @@ describe("firstBootMarkers", () => {
     ].join("\n");
     const { bootId, markers } = firstBootMarkers(text);
     expect(bootId).toBe("a1");
-    expect(markers.map((m) => `${m.kind} ${m.name}`)).toEqual(["start docker-start", "end docker-start", "start tls", "end tls"]);
+    expect(markers.map((m) => `${m.kind} ${m.name}`)).toEqual([
+      "start docker-start",
+      "end docker-start",
+      "start tls",
+      "end tls",
+    ]);
   });
 
   test("a journal with no markers gives none; entries without a boot id count as one boot", () => {

@@ -29,7 +29,9 @@ function markerOf(at: number, message: string): BootMarker | null {
 /** journald stores a non-UTF-8 MESSAGE as an array of bytes. */
 function messageText(raw: unknown): string | null {
   if (typeof raw === "string") return raw;
-  if (Array.isArray(raw) && raw.every((b) => typeof b === "number")) return new TextDecoder().decode(new Uint8Array(raw));
+  if (Array.isArray(raw) && raw.every((b) => typeof b === "number")) {
+    return new TextDecoder().decode(new Uint8Array(raw));
+  }
   return null;
 }
 
@@ -80,7 +82,9 @@ export function firstBootMarkers(text: string): { bootId: string | null; markers
   let chosen: { id: string; markers: BootMarker[]; first: number } | null = null;
   for (const [id, boot] of boots) {
     const markers = parseJournalJson(boot.lines.join("\n"));
-    if (markers.length > 0 && (chosen === null || boot.first < chosen.first)) chosen = { id, markers, first: boot.first };
+    if (markers.length > 0 && (chosen === null || boot.first < chosen.first)) {
+      chosen = { id, markers, first: boot.first };
+    }
   }
   return chosen ? { bootId: chosen.id || null, markers: chosen.markers } : { bootId: null, markers: [] };
 }
@@ -162,7 +166,13 @@ export function buildBootTimeline(input: BootTimelineInput): BootTimeline {
   for (const marker of markers) {
     const current = open.get(marker.name);
     if (marker.kind === "start") {
-      const phase: BootPhase = { name: marker.name, startedAt: marker.at, endedAt: null, durationMs: null, status: "unterminated" };
+      const phase: BootPhase = {
+        name: marker.name,
+        startedAt: marker.at,
+        endedAt: null,
+        durationMs: null,
+        status: "unterminated",
+      };
       phases.push(phase);
       open.set(marker.name, phase);
     } else if (current) {

@@ -5,7 +5,7 @@
  */
 import type { BootTimeline } from "../../shared/wire/boot.ts";
 import { parseUptime } from "../monitor/proc.ts";
-import { buildBootTimeline, firstBootMarkers, parseSyslog, type BootMarker } from "./markers.ts";
+import { type BootMarker, buildBootTimeline, firstBootMarkers, parseSyslog } from "./markers.ts";
 
 export const DEFAULT_JOURNAL_COMMAND = ["journalctl", "-t", "sam-boot", "-o", "json", "--no-pager"];
 export const DEFAULT_SYSLOG_PATH = "/var/log/syslog";
@@ -75,7 +75,9 @@ export async function readBootTimeline(opts: ReadBootOptions): Promise<BootTimel
     if (text !== null) {
       journalRan = true;
       const { bootId, markers } = firstBootMarkers(text);
-      if (markers.length > 0 || opts.source === "journald") return build("journald", markers, bootId ?? opts.kernelBootId);
+      if (markers.length > 0 || opts.source === "journald") {
+        return build("journald", markers, bootId ?? opts.kernelBootId);
+      }
     } else if (opts.source === "journald") {
       return build("journald", []);
     }

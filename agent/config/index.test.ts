@@ -10,7 +10,9 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const NODE_TOKEN = "samnode_0123456789abcdef";
 const AGENT_TOKEN = "samagent_0123456789abcdef";
 const tokenFile = join(dir, "tokens");
-writeFileSync(tokenFile, `# written by cloud-init\nSAM_NODE_TOKEN=${NODE_TOKEN}\nSAM_AGENT_TOKEN="${AGENT_TOKEN}"\n`, { mode: 0o600 });
+writeFileSync(tokenFile, `# written by cloud-init\nSAM_NODE_TOKEN=${NODE_TOKEN}\nSAM_AGENT_TOKEN="${AGENT_TOKEN}"\n`, {
+  mode: 0o600,
+});
 const env = { SAM_NODE_ID: "node-1", SAM_CONTROL_PLANE_URL: "http://127.0.0.1:8787/", SAM_TOKEN_FILE: tokenFile };
 
 async function configError(fn: () => unknown): Promise<string> {
@@ -27,15 +29,30 @@ describe("agent configuration", () => {
   test("defaults of docs/protocol.md, tokens from the file", async () => {
     const c = await loadAgentConfig(env);
     expect(c).toMatchObject({
-      nodeId: "node-1", controlPlaneUrl: "http://127.0.0.1:8787", nodeToken: NODE_TOKEN, agentToken: AGENT_TOKEN,
-      host: "0.0.0.0", port: 8443, publicUrl: null, dataDir: "/var/lib/sam-agent", tls: null, heartbeatMs: 30_000,
-      metricsMs: 60_000, retentionMs: 7 * 86_400_000, bootSource: "auto", workspaceMode: "auto", maxConcurrentTasks: 2,
+      nodeId: "node-1",
+      controlPlaneUrl: "http://127.0.0.1:8787",
+      nodeToken: NODE_TOKEN,
+      agentToken: AGENT_TOKEN,
+      host: "0.0.0.0",
+      port: 8443,
+      publicUrl: null,
+      dataDir: "/var/lib/sam-agent",
+      tls: null,
+      heartbeatMs: 30_000,
+      metricsMs: 60_000,
+      retentionMs: 7 * 86_400_000,
+      bootSource: "auto",
+      workspaceMode: "auto",
+      maxConcurrentTasks: 2,
     });
     expect(c.bootJournalCommand).toEqual(["journalctl", "-t", "sam-boot", "-o", "json", "--no-pager"]);
   });
 
   test("flags in kebab case override the environment, with a space or '='", async () => {
-    const inv = parseArgs(["--agent-port", "0", "--heartbeat-interval=5s", "--boot-source", "none"], { ...env, SAM_AGENT_PORT: "9" });
+    const inv = parseArgs(["--agent-port", "0", "--heartbeat-interval=5s", "--boot-source", "none"], {
+      ...env,
+      SAM_AGENT_PORT: "9",
+    });
     expect(inv.action).toBe("run");
     const c = await loadAgentConfig(inv.env);
     expect([c.port, c.heartbeatMs, c.bootSource]).toEqual([0, 5_000, "none"]);
@@ -77,7 +94,9 @@ describe("agent configuration", () => {
   test("a token file missing a token, or with a weak one, is refused without echoing the secret", async () => {
     const f = join(dir, "weak");
     writeFileSync(f, `SAM_NODE_TOKEN=${NODE_TOKEN}\n`);
-    expect(await configError(() => loadAgentConfig({ ...env, SAM_TOKEN_FILE: f }))).toBe(`SAM_TOKEN_FILE: '${f}' has no SAM_AGENT_TOKEN= line`);
+    expect(await configError(() => loadAgentConfig({ ...env, SAM_TOKEN_FILE: f }))).toBe(
+      `SAM_TOKEN_FILE: '${f}' has no SAM_AGENT_TOKEN= line`,
+    );
     writeFileSync(f, `SAM_NODE_TOKEN=${NODE_TOKEN}\nSAM_AGENT_TOKEN=short-secret\n`);
     const msg = await configError(() => loadAgentConfig({ ...env, SAM_TOKEN_FILE: f }));
     expect(msg).toBe(`SAM_TOKEN_FILE: SAM_AGENT_TOKEN in '${f}' must be at least 16 characters`);
@@ -91,13 +110,32 @@ describe("agent configuration", () => {
   test("TLS: the fingerprint matches what openssl prints", async () => {
     const cert = join(dir, "cert.pem");
     const key = join(dir, "key.pem");
-    const gen = Bun.spawnSync(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-      "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=sam-node"], { stderr: "ignore" });
+    const gen = Bun.spawnSync([
+      "openssl",
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:prime256v1",
+      "-nodes",
+      "-keyout",
+      key,
+      "-out",
+      cert,
+      "-days",
+      "1",
+      "-subj",
+      "/CN=sam-node",
+    ], { stderr: "ignore" });
     expect(gen.exitCode).toBe(0);
-    const openssl = Bun.spawnSync(["openssl", "x509", "-in", cert, "-noout", "-fingerprint", "-sha256"]).stdout.toString();
+    const openssl = Bun.spawnSync(["openssl", "x509", "-in", cert, "-noout", "-fingerprint", "-sha256"]).stdout
+      .toString();
     const c = await loadAgentConfig({ ...env, SAM_TLS_CERT: cert, SAM_TLS_KEY: key });
     expect(c.tls!.fingerprint).toBe(openssl.trim().split("=")[1]!);
     expect(certificateFingerprint("not a cert")).toBeNull();
-    expect(await configError(() => loadAgentConfig({ ...env, SAM_TLS_CERT: key, SAM_TLS_KEY: key }))).toMatch(/^SAM_TLS_CERT: .* holds no PEM certificate$/);
+    expect(await configError(() => loadAgentConfig({ ...env, SAM_TLS_CERT: key, SAM_TLS_KEY: key }))).toMatch(
+      /^SAM_TLS_CERT: .* holds no PEM certificate$/,
+    );
   });
 });

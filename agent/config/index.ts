@@ -4,12 +4,12 @@
  * names the variable; `main.ts` prints it and exits 2. Secrets come only from the `SAM_TOKEN_FILE` file.
  */
 import * as v from "valibot";
-import { ConfigError, envChoice, envDuration, envInt, envParse, envString, type Env } from "../../shared/env.ts";
+import { ConfigError, type Env, envChoice, envDuration, envInt, envParse, envString } from "../../shared/env.ts";
 import { certificateDer, formatFingerprint } from "../../shared/tls.ts";
 import { TIMER_BASES } from "../../shared/timeouts.ts";
 import { taskSlotsFromEnv } from "../../shared/wire/agent.ts";
 import { Id } from "../../shared/wire/common.ts";
-import { DEFAULT_JOURNAL_COMMAND, DEFAULT_SYSLOG_PATH, type BootSource } from "../boot/index.ts";
+import { type BootSource, DEFAULT_JOURNAL_COMMAND, DEFAULT_SYSLOG_PATH } from "../boot/index.ts";
 
 export type AgentConfig = {
   nodeId: string;
@@ -40,27 +40,56 @@ export type AgentConfig = {
 /** Every setting, in the order `--help` lists them. */
 export const SETTINGS: { name: string; default: string; meaning: string }[] = [
   { name: "SAM_NODE_ID", default: "required", meaning: "the node's id" },
-  { name: "SAM_CONTROL_PLANE_URL", default: "required", meaning: "the edge's base URL (callbacks go to $URL/api/agent/*)" },
-  { name: "SAM_TOKEN_FILE", default: "required", meaning: "0600 file with SAM_NODE_TOKEN=… and SAM_AGENT_TOKEN=… lines" },
+  {
+    name: "SAM_CONTROL_PLANE_URL",
+    default: "required",
+    meaning: "the edge's base URL (callbacks go to $URL/api/agent/*)",
+  },
+  {
+    name: "SAM_TOKEN_FILE",
+    default: "required",
+    meaning: "0600 file with SAM_NODE_TOKEN=… and SAM_AGENT_TOKEN=… lines",
+  },
   { name: "SAM_AGENT_HOST", default: "0.0.0.0", meaning: "listen address" },
   { name: "SAM_AGENT_PORT", default: "8443", meaning: "listen port; 0 picks a free one" },
   { name: "SAM_AGENT_PUBLIC_URL", default: "the listen URL", meaning: "the URL reported in the ready callback" },
   { name: "SAM_AGENT_DATA_DIR", default: "/var/lib/sam-agent", meaning: "events.db, metrics.db, workspaces" },
   { name: "SAM_TLS_CERT", default: "-", meaning: "PEM certificate to serve HTTPS with (needs SAM_TLS_KEY)" },
   { name: "SAM_TLS_KEY", default: "-", meaning: "PEM private key of SAM_TLS_CERT" },
-  { name: "SAM_TLS_MISSING", default: "fail", meaning: "fail (exit 2), or degrade: start on loopback only and report ready with the missing certificate as the reason" },
+  {
+    name: "SAM_TLS_MISSING",
+    default: "fail",
+    meaning:
+      "fail (exit 2), or degrade: start on loopback only and report ready with the missing certificate as the reason",
+  },
   { name: "SAM_HEARTBEAT_INTERVAL", default: "30s", meaning: "heartbeat period" },
   { name: "SAM_METRICS_INTERVAL", default: "60s", meaning: "resource-monitor period" },
   { name: "SAM_EVENT_RETENTION", default: "7d", meaning: "retention of events and metrics" },
   { name: "SAM_BOOT_SOURCE", default: "auto", meaning: "auto (journald, then syslog), journald, syslog or none" },
-  { name: "SAM_BOOT_JOURNAL_COMMAND", default: DEFAULT_JOURNAL_COMMAND.join(" "), meaning: "command printing the sam-boot journal as JSON lines" },
-  { name: "SAM_BOOT_SYSLOG_PATH", default: DEFAULT_SYSLOG_PATH, meaning: "syslog file read when journald has no markers" },
+  {
+    name: "SAM_BOOT_JOURNAL_COMMAND",
+    default: DEFAULT_JOURNAL_COMMAND.join(" "),
+    meaning: "command printing the sam-boot journal as JSON lines",
+  },
+  {
+    name: "SAM_BOOT_SYSLOG_PATH",
+    default: DEFAULT_SYSLOG_PATH,
+    meaning: "syslog file read when journald has no markers",
+  },
   { name: "SAM_WORKSPACE_MODE", default: "auto", meaning: "host, devcontainer, or auto" },
   { name: "SAM_MAX_CONCURRENT_TASKS", default: "2", meaning: "tasks at once on this node" },
   // Read by agent/work (docs/work.md); listed here so --help shows them and the flags exist.
   { name: "SAM_KEEP_FAILED_WORKSPACES", default: "off", meaning: "keep a failed task's workspace for inspection" },
-  { name: "SAM_DEVCONTAINER_IMAGE", default: "mcr.microsoft.com/devcontainers/base:ubuntu", meaning: "image when a repo has no devcontainer.json" },
-  { name: "SAM_AGENT_MODEL", default: "@cf/qwen/qwen3-30b-a3b-fp8", meaning: "the coding agent's model when a task names none" },
+  {
+    name: "SAM_DEVCONTAINER_IMAGE",
+    default: "mcr.microsoft.com/devcontainers/base:ubuntu",
+    meaning: "image when a repo has no devcontainer.json",
+  },
+  {
+    name: "SAM_AGENT_MODEL",
+    default: "@cf/qwen/qwen3-30b-a3b-fp8",
+    meaning: "the coding agent's model when a task names none",
+  },
   { name: "SAM_AGENT_MAX_STEPS", default: "30", meaning: "built-in agent: model rounds before it gives up" },
   { name: "SAM_AGENT_COMMAND_TIMEOUT", default: "120s", meaning: "built-in agent: limit of one run_command" },
   { name: "SAM_PATCH_MAX_BYTES", default: "1000000", meaning: "cap of the patch in a task's result" },
@@ -70,16 +99,32 @@ export const SETTINGS: { name: string; default: string; meaning: string }[] = [
   { name: "SAM_GIT_AUTHOR_EMAIL", default: "sam@localhost", meaning: "author e-mail of the commit SAM pushes" },
   { name: "SAM_GIT_COMMITTER_NAME", default: "the author", meaning: "committer of the commit SAM pushes" },
   { name: "SAM_GIT_COMMITTER_EMAIL", default: "the author's", meaning: "committer e-mail of the commit SAM pushes" },
-  { name: "SAM_TASK_SEES_REPO_CREDENTIAL", default: "off", meaning: "let the task's own git use the repo credential (a credential helper in its environment)" },
+  {
+    name: "SAM_TASK_SEES_REPO_CREDENTIAL",
+    default: "off",
+    meaning: "let the task's own git use the repo credential (a credential helper in its environment)",
+  },
   { name: "SAM_RETRY_BACKOFF", default: "2s", meaning: "first backoff of a delivery retry (doubles per attempt)" },
   // The host-mode task sandbox (docs/sandbox.md).
-  { name: "SAM_TASK_SANDBOX", default: "on", meaning: "on: host-mode tasks run in bubblewrap or are refused; off: unsandboxed (UNSAFE)" },
+  {
+    name: "SAM_TASK_SANDBOX",
+    default: "on",
+    meaning: "on: host-mode tasks run in bubblewrap or are refused; off: unsandboxed (UNSAFE)",
+  },
   { name: "SAM_TASK_UID", default: "65534", meaning: "uid a sandboxed task runs as (when the agent is root)" },
   { name: "SAM_TASK_GID", default: "65534", meaning: "gid a sandboxed task runs as (when the agent is root)" },
   { name: "SAM_TASK_MAX_PROCESSES", default: "512", meaning: "RLIMIT_NPROC of a task (counted per uid)" },
   { name: "SAM_TASK_MAX_OPEN_FILES", default: "4096", meaning: "RLIMIT_NOFILE of a task's processes" },
-  { name: "SAM_TASK_MEMORY_LIMIT", default: "4g", meaning: "RLIMIT_AS (address space) of each task process, or unlimited" },
-  { name: "SAM_TASK_TOOL_PATHS", default: "-", meaning: "colon-separated dirs a sandboxed task may read and run (CLIs installed outside /usr)" },
+  {
+    name: "SAM_TASK_MEMORY_LIMIT",
+    default: "4g",
+    meaning: "RLIMIT_AS (address space) of each task process, or unlimited",
+  },
+  {
+    name: "SAM_TASK_TOOL_PATHS",
+    default: "-",
+    meaning: "colon-separated dirs a sandboxed task may read and run (CLIs installed outside /usr)",
+  },
   { name: "SAM_TASK_CPU_LIMIT", default: "1h", meaning: "RLIMIT_CPU (CPU time) of each task process, or unlimited" },
 ];
 
@@ -98,7 +143,9 @@ export function parseArgs(argv: string[], env: Env): Invocation {
     const arg = argv[i]!;
     if (arg === "--version" || arg === "-v") return { action: "version", env: out };
     if (arg === "--help" || arg === "-h") return { action: "help", env: out };
-    const [flag, inline] = arg.includes("=") ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)] : [arg, undefined];
+    const [flag, inline] = arg.includes("=")
+      ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)]
+      : [arg, undefined];
     const name = FLAGS.get(flag);
     if (!name) throw new ConfigError(`${flag}: unknown option; see --help`);
     const value = inline ?? argv[++i];
@@ -110,7 +157,9 @@ export function parseArgs(argv: string[], env: Env): Invocation {
 
 export function helpText(version: string): string {
   const width = Math.max(...SETTINGS.map((s) => flagName(s.name).length));
-  const rows = SETTINGS.map((s) => `  ${flagName(s.name).padEnd(width)}  ${s.name} (default ${s.default}): ${s.meaning}`);
+  const rows = SETTINGS.map((s) =>
+    `  ${flagName(s.name).padEnd(width)}  ${s.name} (default ${s.default}): ${s.meaning}`
+  );
   return [
     `sam-agent ${version}: the SAM node agent (event log, resource monitor, boot timeline, task runner).`,
     "",
@@ -123,7 +172,11 @@ export function helpText(version: string): string {
 }
 
 // Bearer tokens must fit RFC 6750's token68, or no Authorization header could ever carry them.
-const Token = v.pipe(v.string(), v.minLength(16, "must be at least 16 characters"), v.regex(/^[A-Za-z0-9._~+/-]+=*$/, "must be a bearer token (letters, digits, ._~+/-)"));
+const Token = v.pipe(
+  v.string(),
+  v.minLength(16, "must be at least 16 characters"),
+  v.regex(/^[A-Za-z0-9._~+/-]+=*$/, "must be a bearer token (letters, digits, ._~+/-)"),
+);
 
 /** Parse the `KEY=VALUE` secrets file; quotes around a value are allowed, `#` lines are comments. */
 export function parseTokenFile(text: string): Record<string, string> {
@@ -176,7 +229,9 @@ function httpUrl(env: Env, name: string, required: boolean): string | null {
   } catch {
     throw new ConfigError(`${name}: not a URL: '${raw}'`);
   }
-  if (url.protocol !== "http:" && url.protocol !== "https:") throw new ConfigError(`${name}: expected an http(s) URL, got '${url.protocol}'`);
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw new ConfigError(`${name}: expected an http(s) URL, got '${url.protocol}'`);
+  }
   return raw.replace(/\/+$/, "");
 }
 
@@ -207,7 +262,11 @@ async function readTls(env: Env): Promise<AgentConfig["tls"]> {
   const certPath = envString(env, "SAM_TLS_CERT");
   const keyPath = envString(env, "SAM_TLS_KEY");
   if (!certPath && !keyPath) return null;
-  if (!certPath || !keyPath) throw new ConfigError(`${certPath ? "SAM_TLS_KEY" : "SAM_TLS_CERT"}: required when ${certPath ? "SAM_TLS_CERT" : "SAM_TLS_KEY"} is set`);
+  if (!certPath || !keyPath) {
+    throw new ConfigError(
+      `${certPath ? "SAM_TLS_KEY" : "SAM_TLS_CERT"}: required when ${certPath ? "SAM_TLS_CERT" : "SAM_TLS_KEY"} is set`,
+    );
+  }
   const read = async (name: string, path: string) => {
     try {
       return await readText(path);

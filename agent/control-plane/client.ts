@@ -37,10 +37,14 @@ async function failureReason(res: Response | null, err: unknown): Promise<string
   return `HTTP ${res.status}${message === null ? "" : `: ${message.slice(0, 300)}`}`;
 }
 
-const sleep = (ms: number, signal: AbortSignal) => new Promise<void>((resolve) => {
-  const t = setTimeout(resolve, ms);
-  signal.addEventListener("abort", () => { clearTimeout(t); resolve(); }, { once: true });
-});
+const sleep = (ms: number, signal: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal.addEventListener("abort", () => {
+      clearTimeout(t);
+      resolve();
+    }, { once: true });
+  });
 
 /**
  * POST the ready callback until the edge answers 2xx, doubling the wait from `initialBackoffMs` up to
@@ -65,13 +69,19 @@ export async function sendReady(opts: {
       error = err;
     }
     if (res?.ok) {
-      opts.events.record({ type: EVENT_TYPES.readySent, message: `ready accepted (attempt ${attempt})`, detail: { attempt, status: res.status } });
+      opts.events.record({
+        type: EVENT_TYPES.readySent,
+        message: `ready accepted (attempt ${attempt})`,
+        detail: { attempt, status: res.status },
+      });
       return true;
     }
     if (opts.signal.aborted) return false;
     const reason = await failureReason(res, error);
     opts.events.record({
-      type: EVENT_TYPES.readyFailed, level: "warn", message: `ready callback failed: ${reason}; retrying in ${backoff} ms`,
+      type: EVENT_TYPES.readyFailed,
+      level: "warn",
+      message: `ready callback failed: ${reason}; retrying in ${backoff} ms`,
       detail: { attempt, status: res?.status ?? null, retryInMs: backoff },
     });
     await sleep(backoff, opts.signal);
@@ -112,7 +122,12 @@ export async function heartbeat(deps: HeartbeatDeps): Promise<boolean> {
   }
   if (!res?.ok) {
     const reason = await failureReason(res, error);
-    deps.events.record({ type: EVENT_TYPES.heartbeatFailed, level: "warn", message: `heartbeat failed: ${reason}`, detail: { status: res?.status ?? null } });
+    deps.events.record({
+      type: EVENT_TYPES.heartbeatFailed,
+      level: "warn",
+      message: `heartbeat failed: ${reason}`,
+      detail: { status: res?.status ?? null },
+    });
     return false;
   }
   let cancel: string[] = [];
@@ -123,15 +138,26 @@ export async function heartbeat(deps: HeartbeatDeps): Promise<boolean> {
     // an answer without a body is still an accepted heartbeat
   }
   deps.events.record({
-    type: EVENT_TYPES.heartbeatSent, level: "debug", message: `heartbeat sent (${Date.now() - sentAt} ms)`,
+    type: EVENT_TYPES.heartbeatSent,
+    level: "debug",
+    message: `heartbeat sent (${Date.now() - sentAt} ms)`,
     detail: { status: res.status, activeTasks: body.activeTasks.length, cancel },
   });
   for (const taskId of cancel) {
     try {
       const cancelled = await deps.executor?.cancel(taskId) ?? false;
-      deps.events.record({ type: EVENT_TYPES.taskStep, taskId, message: cancelled ? "cancelled at the edge's request" : "edge asked to cancel a task that is not running" });
+      deps.events.record({
+        type: EVENT_TYPES.taskStep,
+        taskId,
+        message: cancelled ? "cancelled at the edge's request" : "edge asked to cancel a task that is not running",
+      });
     } catch (err) {
-      deps.events.record({ type: EVENT_TYPES.error, level: "error", taskId, message: `cancel failed: ${(err as Error).message}` });
+      deps.events.record({
+        type: EVENT_TYPES.error,
+        level: "error",
+        taskId,
+        message: `cancel failed: ${(err as Error).message}`,
+      });
     }
   }
   return true;

@@ -10,7 +10,10 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /** Run the burst writer until it has acknowledged `batches` commits, then SIGKILL it; the highest acknowledged id. */
 async function burstAndKill(path: string, batches: number): Promise<number> {
-  const child = Bun.spawn([process.execPath, join(import.meta.dir, "testdata", "burst-writer.ts"), path], { stdout: "pipe", stderr: "inherit" });
+  const child = Bun.spawn([process.execPath, join(import.meta.dir, "testdata", "burst-writer.ts"), path], {
+    stdout: "pipe",
+    stderr: "inherit",
+  });
   let acked = 0;
   let seen = 0;
   try {
@@ -26,7 +29,10 @@ async function burstAndKill(path: string, batches: number): Promise<number> {
       buffered = lines.pop()!;
       for (const line of lines) {
         const m = /^committed (\d+)$/.exec(line);
-        if (m) { acked = Math.max(acked, Number(m[1])); seen++; }
+        if (m) {
+          acked = Math.max(acked, Number(m[1]));
+          seen++;
+        }
       }
     }
   } finally {

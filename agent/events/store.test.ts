@@ -16,7 +16,6 @@ afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
-
 describe("EventStore", () => {
   test("record queues without writing; the timer commits the batch in the background", async () => {
     const dir = tempDir();
@@ -39,7 +38,11 @@ describe("EventStore", () => {
   test("a full batch is committed at once, in one transaction", () => {
     const dir = tempDir();
     const commits: number[] = [];
-    const store = new EventStore(join(dir, "events.db"), { nodeId: "n1", maxBatch: 100, onCommit: (_, n) => commits.push(n) });
+    const store = new EventStore(join(dir, "events.db"), {
+      nodeId: "n1",
+      maxBatch: 100,
+      onCommit: (_, n) => commits.push(n),
+    });
     for (let i = 0; i < 250; i++) store.record({ type: "x", message: `m${i}` });
     expect(commits).toEqual([100, 100]);
     store.close();
@@ -53,16 +56,30 @@ describe("EventStore", () => {
     let between = -1;
     const onCommit = (_: unknown, n: number) => {
       commits.push(n);
-      if (commits.length === 1) setImmediate(() => { between = commits.length; });
+      if (commits.length === 1) {
+        setImmediate(() => {
+          between = commits.length;
+        });
+      }
     };
-    const store = new EventStore(join(tempDir(), "events.db"), { nodeId: "n1", maxBatch: 10_000, turnBatch: 100, flushIntervalMs: 1, onCommit });
+    const store = new EventStore(join(tempDir(), "events.db"), {
+      nodeId: "n1",
+      maxBatch: 10_000,
+      turnBatch: 100,
+      flushIntervalMs: 1,
+      onCommit,
+    });
     for (let i = 0; i < 250; i++) store.record({ type: "x", message: `m${i}` });
     const deadline = Date.now() + 3_000;
-    while (commits.reduce((a, b) => a + b, 0) < 250 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 2));
+    while (commits.reduce((a, b) => a + b, 0) < 250 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 2));
+    }
     expect(commits).toEqual([100, 100, 50]);
     expect(between).toBeGreaterThan(0);
     expect(between).toBeLessThan(3);
-    expect(store.query({ limit: 1000 }).data.map((e) => e.message)).toEqual(Array.from({ length: 250 }, (_, i) => `m${i}`));
+    expect(store.query({ limit: 1000 }).data.map((e) => e.message)).toEqual(
+      Array.from({ length: 250 }, (_, i) => `m${i}`),
+    );
     store.close();
   });
 

@@ -8,7 +8,7 @@
 import type { Database } from "bun:sqlite";
 import type { EventInput, EventRecorder } from "../contracts.ts";
 import { EVENT_TYPES, type EventLevel, type NodeEvent } from "../../shared/wire/events.ts";
-import { openDatabase, pruneInChunks, Snapshots, type Snapshot } from "../storage/sqlite.ts";
+import { openDatabase, pruneInChunks, type Snapshot, Snapshots } from "../storage/sqlite.ts";
 
 /** While the disk refuses writes, at most this many events wait in memory; older ones are dropped. */
 const MAX_QUEUED_ON_FAILURE = 50_000;
@@ -59,11 +59,26 @@ export type EventStoreOptions = {
 };
 
 type Row = {
-  id: number; at: number; level: EventLevel; type: string; node_id: string | null;
-  workspace_id: string | null; task_id: string | null; message: string; detail: string | null;
+  id: number;
+  at: number;
+  level: EventLevel;
+  type: string;
+  node_id: string | null;
+  workspace_id: string | null;
+  task_id: string | null;
+  message: string;
+  detail: string | null;
 };
 
-type Queued = [at: number, level: string, type: string, workspaceId: string | null, taskId: string | null, message: string, detail: string | null];
+type Queued = [
+  at: number,
+  level: string,
+  type: string,
+  workspaceId: string | null,
+  taskId: string | null,
+  message: string,
+  detail: string | null,
+];
 
 export class EventStore implements EventRecorder {
   readonly path: string;
@@ -187,14 +202,32 @@ export class EventStore implements EventRecorder {
   query(q: EventQuery): { data: NodeEvent[]; nextCursor: string | null } {
     const where: string[] = [];
     const args: (string | number)[] = [];
-    if (q.afterId !== undefined) { where.push("id > ?"); args.push(q.afterId); }
-    if (q.since !== undefined) { where.push("at >= ?"); args.push(q.since); }
-    if (q.until !== undefined) { where.push("at < ?"); args.push(q.until); }
-    if (q.type !== undefined) {
-      if (q.type.endsWith(".*")) { where.push("type >= ? AND type < ?"); const p = q.type.slice(0, -1); args.push(p, `${p}\uffff`); }
-      else { where.push("type = ?"); args.push(q.type); }
+    if (q.afterId !== undefined) {
+      where.push("id > ?");
+      args.push(q.afterId);
     }
-    if (q.taskId !== undefined) { where.push("task_id = ?"); args.push(q.taskId); }
+    if (q.since !== undefined) {
+      where.push("at >= ?");
+      args.push(q.since);
+    }
+    if (q.until !== undefined) {
+      where.push("at < ?");
+      args.push(q.until);
+    }
+    if (q.type !== undefined) {
+      if (q.type.endsWith(".*")) {
+        where.push("type >= ? AND type < ?");
+        const p = q.type.slice(0, -1);
+        args.push(p, `${p}\uffff`);
+      } else {
+        where.push("type = ?");
+        args.push(q.type);
+      }
+    }
+    if (q.taskId !== undefined) {
+      where.push("task_id = ?");
+      args.push(q.taskId);
+    }
     if (q.level !== undefined) {
       const levels = (Object.keys(LEVEL_RANK) as EventLevel[]).filter((l) => LEVEL_RANK[l] >= LEVEL_RANK[q.level!]);
       where.push(`level IN (${levels.map(() => "?").join(", ")})`);
@@ -231,7 +264,10 @@ export class EventStore implements EventRecorder {
       const q = this.queue[i]!;
       if (q[2] === EVENT_TYPES.bootPhase && q[0] === startedAt && same(q[6])) return true;
     }
-    const rows = this.db.query("SELECT detail FROM events WHERE type = ? AND at = ?").all(EVENT_TYPES.bootPhase, startedAt) as { detail: string | null }[];
+    const rows = this.db.query("SELECT detail FROM events WHERE type = ? AND at = ?").all(
+      EVENT_TYPES.bootPhase,
+      startedAt,
+    ) as { detail: string | null }[];
     return rows.some((r) => same(r.detail));
   }
 
@@ -257,8 +293,15 @@ export class EventStore implements EventRecorder {
 
 function toEvent(r: Row): NodeEvent {
   return {
-    id: r.id, at: r.at, level: r.level, type: r.type, nodeId: r.node_id, workspaceId: r.workspace_id,
-    taskId: r.task_id, message: r.message, detail: r.detail === null ? null : JSON.parse(r.detail),
+    id: r.id,
+    at: r.at,
+    level: r.level,
+    type: r.type,
+    nodeId: r.node_id,
+    workspaceId: r.workspace_id,
+    taskId: r.task_id,
+    message: r.message,
+    detail: r.detail === null ? null : JSON.parse(r.detail),
   };
 }
 

@@ -20,7 +20,12 @@ function setup(procRoot?: string) {
   const events: EventInput[] = [];
   let clock = 1_000_000;
   const monitor = new ResourceMonitor({
-    store, events: { record: (e) => events.push(e) }, intervalMs: 60_000, dataDir: dir, procRoot, now: () => (clock += 60_000),
+    store,
+    events: { record: (e) => events.push(e) },
+    intervalMs: 60_000,
+    dataDir: dir,
+    procRoot,
+    now: () => (clock += 60_000),
   });
   return { dir, store, events, monitor };
 }
@@ -46,7 +51,10 @@ describe("ResourceMonitor", () => {
     const all: MetricsSample[] = [];
     for (let i = 0; i < 4; i++) all.push((await monitor.tick())!);
     expect(store.list({ limit: 2 }).map((s) => s.at)).toEqual([all[2]!.at, all[3]!.at]);
-    expect(store.list({ since: all[1]!.at, until: all[3]!.at, limit: 10 }).map((s) => s.at)).toEqual([all[1]!.at, all[2]!.at]);
+    expect(store.list({ since: all[1]!.at, until: all[3]!.at, limit: 10 }).map((s) => s.at)).toEqual([
+      all[1]!.at,
+      all[2]!.at,
+    ]);
     store.close();
   });
 
@@ -78,7 +86,9 @@ describe("ResourceMonitor", () => {
     const { store, monitor, events } = setup();
     store.close();
     const real = store.add.bind(store);
-    store.add = () => { throw new Error("disk I/O error"); };
+    store.add = () => {
+      throw new Error("disk I/O error");
+    };
     expect(await monitor.tick()).toBeNull();
     expect(await monitor.tick()).toBeNull();
     expect(events.map((e) => e.message)).toEqual(["resource monitor: disk I/O error"]);

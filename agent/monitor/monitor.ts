@@ -6,7 +6,7 @@
 import type { MetricsSample } from "../../shared/wire/metrics.ts";
 import type { EventRecorder } from "../contracts.ts";
 import { nodeFs } from "../runtime/lazy-node-modules.ts";
-import { cpuPercent, parseLoadavg, parseMeminfo, parseNetDev, parseProcStat, type CpuTimes } from "./proc.ts";
+import { cpuPercent, type CpuTimes, parseLoadavg, parseMeminfo, parseNetDev, parseProcStat } from "./proc.ts";
 import type { MetricsStore } from "./store.ts";
 
 export type ResourceMonitorOptions = {
@@ -52,8 +52,12 @@ export class ResourceMonitor {
   async sample(): Promise<MetricsSample> {
     const proc = this.opts.procRoot ?? "/proc";
     const [statText, loadText, memText, netText, rootStat, dataStat] = await Promise.all([
-      readOr(`${proc}/stat`), readOr(`${proc}/loadavg`), readOr(`${proc}/meminfo`), readOr(`${proc}/net/dev`),
-      Bun.file("/").stat(), Bun.file(this.opts.dataDir).stat(),
+      readOr(`${proc}/stat`),
+      readOr(`${proc}/loadavg`),
+      readOr(`${proc}/meminfo`),
+      readOr(`${proc}/net/dev`),
+      Bun.file("/").stat(),
+      Bun.file(this.opts.dataDir).stat(),
     ]);
     const cpu = parseProcStat(statText);
     const load = parseLoadavg(loadText) ?? { load1: 0, load5: 0, load15: 0 };
@@ -86,7 +90,11 @@ export class ResourceMonitor {
       return s;
     } catch (err) {
       if (!this.failing) {
-        this.opts.events.record({ type: "error", level: "error", message: `resource monitor: ${(err as Error).message}` });
+        this.opts.events.record({
+          type: "error",
+          level: "error",
+          message: `resource monitor: ${(err as Error).message}`,
+        });
       }
       this.failing = true;
       return null;

@@ -14,9 +14,19 @@ export function parseProcStat(text: string): CpuTimes | null {
   const nums = line.trim().split(/\s+/).slice(1).map(Number);
   if (nums.length < 4 || nums.some((n) => !Number.isFinite(n))) return null;
   // guest and guest_nice (fields 9 and 10) are already counted in user and nice: leave them out of the total.
-  const f = Object.fromEntries(CPU_FIELDS.map((name, i) => [name, nums[i] ?? 0])) as Record<(typeof CPU_FIELDS)[number], number>;
+  const f = Object.fromEntries(CPU_FIELDS.map((name, i) => [name, nums[i] ?? 0])) as Record<
+    (typeof CPU_FIELDS)[number],
+    number
+  >;
   const total = CPU_FIELDS.reduce((sum, name) => sum + f[name], 0);
-  return { total, idle: f.idle, user: f.user + f.nice, system: f.system + f.irq + f.softirq, iowait: f.iowait, steal: f.steal };
+  return {
+    total,
+    idle: f.idle,
+    user: f.user + f.nice,
+    system: f.system + f.irq + f.softirq,
+    iowait: f.iowait,
+    steal: f.steal,
+  };
 }
 
 /** Busy share of the CPU between two readings, 0..100; null when no time passed (or the counters reset). */

@@ -9,8 +9,15 @@ const dir = mkdtempSync(join(tmpdir(), "sam-metrics-store-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const sample = (at: number): MetricsSample => ({
-  at, cpuPercent: 12.5, load1: 0.1, load5: 0.2, load15: 0.3,
-  memTotalBytes: 8e9, memUsedBytes: 2e9, swapTotalBytes: 0, swapUsedBytes: 0,
+  at,
+  cpuPercent: 12.5,
+  load1: 0.1,
+  load5: 0.2,
+  load15: 0.3,
+  memTotalBytes: 8e9,
+  memUsedBytes: 2e9,
+  swapTotalBytes: 0,
+  swapUsedBytes: 0,
   disk: { path: "/", totalBytes: 80e9, usedBytes: 30e9, freeBytes: 50e9 },
 });
 

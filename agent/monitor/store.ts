@@ -1,7 +1,7 @@
 /** `metrics.db`: one row per resource-monitor sample, same retention and export as the event log. */
 import type { Database } from "bun:sqlite";
 import type { MetricsSample } from "../../shared/wire/metrics.ts";
-import { openDatabase, pruneInChunks, Snapshots, type Snapshot } from "../storage/sqlite.ts";
+import { openDatabase, pruneInChunks, type Snapshot, Snapshots } from "../storage/sqlite.ts";
 
 const MIGRATIONS = [
   `CREATE TABLE samples (
@@ -17,11 +17,25 @@ const MIGRATIONS = [
 ];
 
 type Row = {
-  at: number; cpu_percent: number | null; load1: number; load5: number; load15: number;
-  mem_total_bytes: number; mem_used_bytes: number; swap_total_bytes: number; swap_used_bytes: number;
-  disk_path: string; disk_total_bytes: number; disk_used_bytes: number; disk_free_bytes: number;
-  data_disk_path: string | null; data_disk_total_bytes: number | null; data_disk_used_bytes: number | null;
-  data_disk_free_bytes: number | null; net_rx_bytes: number | null; net_tx_bytes: number | null;
+  at: number;
+  cpu_percent: number | null;
+  load1: number;
+  load5: number;
+  load15: number;
+  mem_total_bytes: number;
+  mem_used_bytes: number;
+  swap_total_bytes: number;
+  swap_used_bytes: number;
+  disk_path: string;
+  disk_total_bytes: number;
+  disk_used_bytes: number;
+  disk_free_bytes: number;
+  data_disk_path: string | null;
+  data_disk_total_bytes: number | null;
+  data_disk_used_bytes: number | null;
+  data_disk_free_bytes: number | null;
+  net_rx_bytes: number | null;
+  net_tx_bytes: number | null;
 };
 
 export class MetricsStore {
@@ -44,9 +58,25 @@ export class MetricsStore {
     if (this.closed) return;
     const dd = s.dataDisk ?? null;
     this.insert.run(
-      s.at, s.cpuPercent, s.load1, s.load5, s.load15, s.memTotalBytes, s.memUsedBytes, s.swapTotalBytes,
-      s.swapUsedBytes, s.disk.path, s.disk.totalBytes, s.disk.usedBytes, s.disk.freeBytes, dd?.path ?? null,
-      dd?.totalBytes ?? null, dd?.usedBytes ?? null, dd?.freeBytes ?? null, s.netRxBytes ?? null, s.netTxBytes ?? null,
+      s.at,
+      s.cpuPercent,
+      s.load1,
+      s.load5,
+      s.load15,
+      s.memTotalBytes,
+      s.memUsedBytes,
+      s.swapTotalBytes,
+      s.swapUsedBytes,
+      s.disk.path,
+      s.disk.totalBytes,
+      s.disk.usedBytes,
+      s.disk.freeBytes,
+      dd?.path ?? null,
+      dd?.totalBytes ?? null,
+      dd?.usedBytes ?? null,
+      dd?.freeBytes ?? null,
+      s.netRxBytes ?? null,
+      s.netTxBytes ?? null,
     );
   }
 
@@ -77,14 +107,28 @@ export class MetricsStore {
 
 function toSample(r: Row): MetricsSample {
   return {
-    at: r.at, cpuPercent: r.cpu_percent, load1: r.load1, load5: r.load5, load15: r.load15,
-    memTotalBytes: r.mem_total_bytes, memUsedBytes: r.mem_used_bytes,
-    swapTotalBytes: r.swap_total_bytes, swapUsedBytes: r.swap_used_bytes,
-    disk: { path: r.disk_path, totalBytes: r.disk_total_bytes, usedBytes: r.disk_used_bytes, freeBytes: r.disk_free_bytes },
+    at: r.at,
+    cpuPercent: r.cpu_percent,
+    load1: r.load1,
+    load5: r.load5,
+    load15: r.load15,
+    memTotalBytes: r.mem_total_bytes,
+    memUsedBytes: r.mem_used_bytes,
+    swapTotalBytes: r.swap_total_bytes,
+    swapUsedBytes: r.swap_used_bytes,
+    disk: {
+      path: r.disk_path,
+      totalBytes: r.disk_total_bytes,
+      usedBytes: r.disk_used_bytes,
+      freeBytes: r.disk_free_bytes,
+    },
     dataDisk: r.data_disk_path === null ? null : {
-      path: r.data_disk_path, totalBytes: r.data_disk_total_bytes ?? 0, usedBytes: r.data_disk_used_bytes ?? 0,
+      path: r.data_disk_path,
+      totalBytes: r.data_disk_total_bytes ?? 0,
+      usedBytes: r.data_disk_used_bytes ?? 0,
       freeBytes: r.data_disk_free_bytes ?? 0,
     },
-    netRxBytes: r.net_rx_bytes, netTxBytes: r.net_tx_bytes,
+    netRxBytes: r.net_rx_bytes,
+    netTxBytes: r.net_tx_bytes,
   };
 }

@@ -17,19 +17,32 @@ const dir = mkdtempSync(join(tmpdir(), "sam-agent-server-"));
 const events = new EventStore(join(dir, "events.db"), { nodeId: "node-1" });
 const metrics = new MetricsStore(join(dir, "metrics.db"));
 let clock = Date.now();
-const monitor = new ResourceMonitor({ store: metrics, events, intervalMs: 60_000, dataDir: dir, now: () => (clock += 60_000) });
+const monitor = new ResourceMonitor({
+  store: metrics,
+  events,
+  intervalMs: 60_000,
+  dataDir: dir,
+  now: () => (clock += 60_000),
+});
 let boot: BootTimeline | null = null;
 
 /** The task routes only delegate; this records what reached the executor seam. */
 const dispatched: TaskDispatch[] = [];
 const executor: TaskExecutor = {
   async start(d) {
-    if (dispatched.some((x) => x.taskId === d.taskId)) throw new HttpError(409, `task ${d.taskId} is already on this node`);
+    if (dispatched.some((x) => x.taskId === d.taskId)) {
+      throw new HttpError(409, `task ${d.taskId} is already on this node`);
+    }
     dispatched.push(d);
     return { taskId: d.taskId, status: "running", startedAt: 1, finishedAt: null, exitCode: null };
   },
-  status: (id): TaskRunState | null => (dispatched.some((d) => d.taskId === id)
-    ? { taskId: id, status: "running", startedAt: 1, finishedAt: null, exitCode: null } : null),
+  status: (
+    id,
+  ):
+    | TaskRunState
+    | null => (dispatched.some((d) => d.taskId === id)
+      ? { taskId: id, status: "running", startedAt: 1, finishedAt: null, exitCode: null }
+      : null),
   cancel: async (id) => dispatched.some((d) => d.taskId === id),
   activeTaskIds: () => dispatched.map((d) => d.taskId),
   shutdown: async () => {},
@@ -37,8 +50,15 @@ const executor: TaskExecutor = {
 
 function serve(withExecutor: boolean) {
   const app = createAgentApp({
-    nodeId: "node-1", agentToken: TOKEN, version: "9.9.9", startedAt: Date.now(), events, metrics, boot: () => boot,
-    executor: withExecutor ? executor : null, exportDir: dir,
+    nodeId: "node-1",
+    agentToken: TOKEN,
+    version: "9.9.9",
+    startedAt: Date.now(),
+    events,
+    metrics,
+    boot: () => boot,
+    executor: withExecutor ? executor : null,
+    exportDir: dir,
   });
   return Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: app.fetch });
 }
@@ -74,8 +94,15 @@ async function expectError(res: Response, status: number, message?: RegExp) {
 }
 
 const PROTECTED: [string, string][] = [
-  ["GET", "/events"], ["GET", "/events/export"], ["GET", "/metrics"], ["GET", "/metrics/export"], ["GET", "/boot"],
-  ["POST", "/tasks"], ["GET", "/tasks/t1"], ["POST", "/tasks/t1/cancel"], ["GET", "/no-such-route"],
+  ["GET", "/events"],
+  ["GET", "/events/export"],
+  ["GET", "/metrics"],
+  ["GET", "/metrics/export"],
+  ["GET", "/boot"],
+  ["POST", "/tasks"],
+  ["GET", "/tasks/t1"],
+  ["POST", "/tasks/t1/cancel"],
+  ["GET", "/no-such-route"],
 ];
 
 describe("agent server", () => {
@@ -105,9 +132,15 @@ describe("agent server", () => {
 
   test("/events returns recorded events, filtered and paged", async () => {
     const all = await (await get("/events")).json();
-    expect(all.data.map((e: { type: string }) => e.type)).toEqual(["agent.start", "heartbeat.sent", "heartbeat.failed", "task.step"]);
+    expect(all.data.map((e: { type: string }) => e.type)).toEqual([
+      "agent.start",
+      "heartbeat.sent",
+      "heartbeat.failed",
+      "task.step",
+    ]);
     expect(all.nextCursor).toBeNull();
-    const filtered = await (await get("/events?since=1970-01-01T00:00:02Z&until=4000&type=heartbeat.*&level=warn")).json();
+    const filtered = await (await get("/events?since=1970-01-01T00:00:02Z&until=4000&type=heartbeat.*&level=warn"))
+      .json();
     expect(filtered.data.map((e: { message: string }) => e.message)).toEqual(["hb failed"]);
     expect((await (await get("/events?taskId=t1")).json()).data[0].message).toBe("clone");
     const page1 = await (await get("/events?limit=3")).json();
@@ -150,13 +183,16 @@ describe("agent server", () => {
     const res = await get(`/${kind}/export`);
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toBe("application/vnd.sqlite3");
-    expect(res.headers.get("content-disposition")).toMatch(new RegExp(`^attachment; filename="${kind}-node-1-\\d{8}T\\d{6}Z\\.db"$`));
+    expect(res.headers.get("content-disposition")).toMatch(
+      new RegExp(`^attachment; filename="${kind}-node-1-\\d{8}T\\d{6}Z\\.db"$`),
+    );
     const bytes = new Uint8Array(await res.arrayBuffer());
     expect(Number(res.headers.get("content-length"))).toBe(bytes.length);
     const file = join(mkdtempSync(join(tmpdir(), "sam-dl-")), "x.db");
     writeFileSync(file, bytes);
     const table = kind === "events" ? "events" : "samples";
-    const out = Bun.spawnSync(["sqlite3", file, "PRAGMA integrity_check; SELECT count(*) FROM " + table + ";"]).stdout.toString();
+    const out = Bun.spawnSync(["sqlite3", file, "PRAGMA integrity_check; SELECT count(*) FROM " + table + ";"]).stdout
+      .toString();
     expect(out.trim().split("\n")).toEqual(["ok", kind === "events" ? "4" : "2"]);
     rmSync(join(file, ".."), { recursive: true });
     expect(readdirSync(dir).filter((f) => f.startsWith(".export-"))).toEqual([]);
@@ -175,7 +211,11 @@ describe("agent server", () => {
         const res = await get("/events/export");
         const file = join(dir, `download-${round}.db`);
         writeFileSync(file, new Uint8Array(await res.arrayBuffer()));
-        const out = Bun.spawnSync(["sqlite3", file, "PRAGMA integrity_check; SELECT count(*) FROM events WHERE task_id = 't-burst';"]).stdout.toString().trim().split("\n");
+        const out = Bun.spawnSync([
+          "sqlite3",
+          file,
+          "PRAGMA integrity_check; SELECT count(*) FROM events WHERE task_id = 't-burst';",
+        ]).stdout.toString().trim().split("\n");
         expect(out[0]).toBe("ok");
         counts.push(Number(out[1]));
         rmSync(file);
@@ -189,14 +229,29 @@ describe("agent server", () => {
 
   test("task routes without an executor answer 503 with a clear message", async () => {
     for (const [method, path] of [["POST", "/tasks"], ["GET", "/tasks/t1"], ["POST", "/tasks/t1/cancel"]] as const) {
-      const res = await fetch(url(path), { method, headers: { ...auth, "Content-Type": "application/json" }, body: method === "POST" ? "{}" : undefined });
+      const res = await fetch(url(path), {
+        method,
+        headers: { ...auth, "Content-Type": "application/json" },
+        body: method === "POST" ? "{}" : undefined,
+      });
       await expectError(res, 503, /^this agent has no task executor$/);
     }
   });
 
   test("task routes validate the dispatch and delegate to the executor", async () => {
-    const post = (body: string) => fetch(url("/tasks", withExecutor), { method: "POST", headers: { ...auth, "Content-Type": "application/json" }, body });
-    const dispatch = { taskId: "t-42", prompt: "fix", agent: { type: "command", command: "true" }, inference: { baseUrl: "http://127.0.0.1:1/v1", token: "x" }, timeoutMs: 1000 };
+    const post = (body: string) =>
+      fetch(url("/tasks", withExecutor), {
+        method: "POST",
+        headers: { ...auth, "Content-Type": "application/json" },
+        body,
+      });
+    const dispatch = {
+      taskId: "t-42",
+      prompt: "fix",
+      agent: { type: "command", command: "true" },
+      inference: { baseUrl: "http://127.0.0.1:1/v1", token: "x" },
+      timeoutMs: 1000,
+    };
     await expectError(await post("{nope"), 400, /not valid JSON/);
     await expectError(await post(JSON.stringify({ ...dispatch, taskId: "bad id" })), 400, /^taskId: /);
     await expectError(await post(JSON.stringify({ ...dispatch, timeoutMs: 0 })), 400, /^timeoutMs: /);

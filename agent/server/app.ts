@@ -14,7 +14,7 @@ import type { EventStore } from "../events/store.ts";
 import type { MetricsStore } from "../monitor/store.ts";
 import { agentAuth } from "./auth.ts";
 import { errorRenderer, renderNotFound } from "./errors.ts";
-import { exportResponse, type Connection } from "./export.ts";
+import { type Connection, exportResponse } from "./export.ts";
 import { parseEventsQuery, parseMetricsQuery } from "./query.ts";
 
 export type AgentAppDeps = {
@@ -60,19 +60,30 @@ export function createAgentApp(deps: AgentAppDeps): Hono {
       bytes += name.length + value.length + 4;
     });
     if (bytes > MAX_HEADER_BYTES) {
-      throw new HttpError(431, `request headers are ${bytes} bytes; at most ${MAX_HEADER_BYTES} are accepted`, { code: "headers_too_large" });
+      throw new HttpError(431, `request headers are ${bytes} bytes; at most ${MAX_HEADER_BYTES} are accepted`, {
+        code: "headers_too_large",
+      });
     }
     await next();
   });
 
-  app.get("/health", (c) => c.json({ ok: true, version: deps.version, uptimeMs: now() - deps.startedAt, nodeId: deps.nodeId }));
+  app.get(
+    "/health",
+    (c) => c.json({ ok: true, version: deps.version, uptimeMs: now() - deps.startedAt, nodeId: deps.nodeId }),
+  );
 
   app.use("*", agentAuth(deps.agentToken));
 
   app.get("/events", (c) => {
     const q = parseEventsQuery(c.req.query());
     return c.json(deps.events.query({
-      since: q.since, until: q.until, type: q.type, taskId: q.taskId, level: q.level, limit: q.limit, afterId: q.cursor,
+      since: q.since,
+      until: q.until,
+      type: q.type,
+      taskId: q.taskId,
+      level: q.level,
+      limit: q.limit,
+      afterId: q.cursor,
     }));
   });
 
@@ -80,15 +91,25 @@ export function createAgentApp(deps: AgentAppDeps): Hono {
 
   app.get("/boot", (c) => {
     const timeline = deps.boot();
-    if (!timeline) throw new HttpError(503, "the boot timeline is still being read; retry in a second", { code: "boot_pending", headers: { "Retry-After": "1" } });
+    if (!timeline) {
+      throw new HttpError(503, "the boot timeline is still being read; retry in a second", {
+        code: "boot_pending",
+        headers: { "Retry-After": "1" },
+      });
+    }
     return c.json(timeline);
   });
 
   for (const kind of ["events", "metrics"] as const) {
-    app.get(`/${kind}/export`, (c) => exportResponse({
-      kind, source: kind === "events" ? deps.events : deps.metrics, dir: deps.exportDir, nodeId: deps.nodeId, now: now(),
-      connection: connectionOf(c.req.raw, c.env),
-    }));
+    app.get(`/${kind}/export`, (c) =>
+      exportResponse({
+        kind,
+        source: kind === "events" ? deps.events : deps.metrics,
+        dir: deps.exportDir,
+        nodeId: deps.nodeId,
+        now: now(),
+        connection: connectionOf(c.req.raw, c.env),
+      }));
   }
 
   const executor = (): TaskExecutor => {

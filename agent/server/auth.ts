@@ -22,11 +22,13 @@ export function agentAuth(token: string): MiddlewareHandler {
       if (passed || !(err instanceof HTTPException)) throw err;
       if (!c.req.header("Authorization")) {
         throw new HttpError(401, "missing agent token: send Authorization: Bearer <agent token>", {
-          code: "missing_credentials", headers: { "WWW-Authenticate": 'Bearer realm="sam-agent"' },
+          code: "missing_credentials",
+          headers: { "WWW-Authenticate": 'Bearer realm="sam-agent"' },
         });
       }
       throw new HttpError(401, "invalid agent token: send Authorization: Bearer <agent token>", {
-        code: "invalid_credentials", headers: { "WWW-Authenticate": 'Bearer realm="sam-agent", error="invalid_token"' },
+        code: "invalid_credentials",
+        headers: { "WWW-Authenticate": 'Bearer realm="sam-agent", error="invalid_token"' },
       });
     }
   };

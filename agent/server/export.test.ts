@@ -20,13 +20,22 @@ const dir = mkdtempSync(join(tmpdir(), "sam-agent-export-"));
 const events = new EventStore(join(dir, "events.db"), { nodeId: "node-x" });
 const metrics = new MetricsStore(join(dir, "metrics.db"));
 const app = createAgentApp({
-  nodeId: "node-x", agentToken: TOKEN, version: "1", startedAt: Date.now(), events, metrics, boot: () => null, exportDir: dir,
+  nodeId: "node-x",
+  agentToken: TOKEN,
+  version: "1",
+  startedAt: Date.now(),
+  events,
+  metrics,
+  boot: () => null,
+  exportDir: dir,
 });
 const server = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: app.fetch });
 const PADDING = "x".repeat(200);
 let recorded = 0;
 const record = (n: number) => {
-  for (let i = 0; i < n; i++) events.record({ type: "task.output", message: `line ${++recorded} ${PADDING}`, taskId: "t1" });
+  for (let i = 0; i < n; i++) {
+    events.record({ type: "task.output", message: `line ${++recorded} ${PADDING}`, taskId: "t1" });
+  }
 };
 
 beforeAll(() => {
@@ -42,8 +51,20 @@ afterAll(() => {
 
 /** Download with curl, in a separate process like a real client. */
 async function download(file: string): Promise<{ status: number; length: number }> {
-  const args = ["curl", "-sS", "-o", file, "-w", "%{http_code} %header{content-length}", "-H", `Authorization: Bearer ${TOKEN}`];
-  const proc = Bun.spawn([...args, `http://127.0.0.1:${server.port}/events/export`], { stdout: "pipe", stderr: "inherit" });
+  const args = [
+    "curl",
+    "-sS",
+    "-o",
+    file,
+    "-w",
+    "%{http_code} %header{content-length}",
+    "-H",
+    `Authorization: Bearer ${TOKEN}`,
+  ];
+  const proc = Bun.spawn([...args, `http://127.0.0.1:${server.port}/events/export`], {
+    stdout: "pipe",
+    stderr: "inherit",
+  });
   const [status, length] = (await new Response(proc.stdout).text()).split(" ").map(Number);
   await proc.exited;
   return { status: status!, length: length! };
@@ -57,7 +78,9 @@ function slowDownload(chunk: number, pauseMs: number): Promise<{ length: number;
   return new Promise((resolve, reject) => {
     const parts: Buffer[] = [];
     const socket = connect(server.port!, "127.0.0.1", () => {
-      socket.write(`GET /events/export HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKEN}\r\nConnection: close\r\n\r\n`);
+      socket.write(
+        `GET /events/export HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKEN}\r\nConnection: close\r\n\r\n`,
+      );
     });
     let since = 0;
     socket.on("data", (data: Buffer) => {
@@ -85,7 +108,9 @@ function checkDownload(file: string): number {
   const db = new Database(file, { readonly: true });
   try {
     expect(db.query("PRAGMA integrity_check").get()).toEqual({ integrity_check: "ok" });
-    const { n, top, last } = db.query("SELECT count(*) AS n, max(id) AS top, (SELECT message FROM events ORDER BY id DESC LIMIT 1) AS last FROM events").get() as { n: number; top: number; last: string };
+    const { n, top, last } = db.query(
+      "SELECT count(*) AS n, max(id) AS top, (SELECT message FROM events ORDER BY id DESC LIMIT 1) AS last FROM events",
+    ).get() as { n: number; top: number; last: string };
     expect(top).toBe(n);
     expect(last).toBe(`line ${n} ${PADDING}`);
     return n;
@@ -93,7 +118,6 @@ function checkDownload(file: string): number {
     db.close();
   }
 }
-
 
 const pinned = () => (events as unknown as { snapshots: { pinned: boolean } }).snapshots.pinned;
 
@@ -120,40 +144,47 @@ test("an export during a write burst is the database at the request: intact, not
   expect(readdirSync(dir).filter((f) => f.startsWith(".export-"))).toEqual([]);
 }, 20_000);
 
-test("a slow reader gets the snapshot of its request while the WAL grows past checkpoint size, then the database is released", async () => {
-  await until("the earlier downloads to release the database", () => !pinned());
-  const file = join(dir, "slow.db");
-  const committedBefore = recorded;
-  const writer = setInterval(() => record(100), 5);
-  const slow = slowDownload(512 * 1024, 100); // ≥ 2 s for the ≈ 10 MiB file
-  await until("the download to start", () => pinned());
-  const recordedAfterHeaders = recorded;
-  const { length, body } = await slow;
-  clearInterval(writer);
-  events.flush();
-  expect(body.length).toBe(length);
-  writeFileSync(file, body);
-  const n = checkDownload(file);
-  expect(n).toBeGreaterThanOrEqual(committedBefore);
-  expect(n).toBeLessThanOrEqual(recordedAfterHeaders);
-  // The writes went on meanwhile, and more than an autocheckpoint's worth (1,000 pages) of them.
-  expect(recorded - n).toBeGreaterThan(10_000);
-  await until("the snapshot to be released", () => !pinned());
-  // Released: the next commit's autocheckpoint catches the main file up, and the live database has it all.
-  record(1);
-  events.flush();
-  expect(events.query({ limit: 1, afterId: recorded - 1 }).data[0]!.message).toBe(`line ${recorded} ${PADDING}`);
-  rmSync(file);
-}, 20_000);
+test(
+  "a slow reader gets the snapshot of its request while the WAL grows past checkpoint size, then the database is released",
+  async () => {
+    await until("the earlier downloads to release the database", () => !pinned());
+    const file = join(dir, "slow.db");
+    const committedBefore = recorded;
+    const writer = setInterval(() => record(100), 5);
+    const slow = slowDownload(512 * 1024, 100); // ≥ 2 s for the ≈ 10 MiB file
+    await until("the download to start", () => pinned());
+    const recordedAfterHeaders = recorded;
+    const { length, body } = await slow;
+    clearInterval(writer);
+    events.flush();
+    expect(body.length).toBe(length);
+    writeFileSync(file, body);
+    const n = checkDownload(file);
+    expect(n).toBeGreaterThanOrEqual(committedBefore);
+    expect(n).toBeLessThanOrEqual(recordedAfterHeaders);
+    // The writes went on meanwhile, and more than an autocheckpoint's worth (1,000 pages) of them.
+    expect(recorded - n).toBeGreaterThan(10_000);
+    await until("the snapshot to be released", () => !pinned());
+    // Released: the next commit's autocheckpoint catches the main file up, and the live database has it all.
+    record(1);
+    events.flush();
+    expect(events.query({ limit: 1, afterId: recorded - 1 }).data[0]!.message).toBe(`line ${recorded} ${PADDING}`);
+    rmSync(file);
+  },
+  20_000,
+);
 
 test("two exports at once: the second is copied instead, and both are valid", async () => {
   await until("the earlier downloads to release the database", () => !pinned());
   const writer = setInterval(() => record(100), 5);
   try {
-    const [a, b] = await Promise.all([slowDownload(1024 * 1024, 100), (async () => {
-      await until("the first download to hold the main file", () => pinned());
-      return download(join(dir, "b.db"));
-    })()]);
+    const [a, b] = await Promise.all([
+      slowDownload(1024 * 1024, 100),
+      (async () => {
+        await until("the first download to hold the main file", () => pinned());
+        return download(join(dir, "b.db"));
+      })(),
+    ]);
     expect(a.body.length).toBe(a.length);
     expect(b.status).toBe(200);
     writeFileSync(join(dir, "a.db"), a.body);

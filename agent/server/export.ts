@@ -84,7 +84,13 @@ function queuedBytes(c: Connection): number {
  * it renders the response, before the next turn of the event loop; if no new descriptor is seen within
  * `SEE_MS`, Bun has already handed the whole file to the kernel and closed it.
  */
-async function releaseWhenServed(fd: number, target: string, before: Set<number>, connection: Connection, snapshot: Snapshot): Promise<void> {
+async function releaseWhenServed(
+  fd: number,
+  target: string,
+  before: Set<number>,
+  connection: Connection,
+  snapshot: Snapshot,
+): Promise<void> {
   const newDescriptors = () => descriptorsTo(target).filter((d) => !before.has(d));
   let bun: number[] = [];
   try {
@@ -132,7 +138,9 @@ export function exportResponse(opts: {
         at += n;
       }
     } catch (err) {
-      throw new HttpError(503, `cannot read the ${opts.kind}.db snapshot: ${(err as Error).message}`, { code: "snapshot_failed" });
+      throw new HttpError(503, `cannot read the ${opts.kind}.db snapshot: ${(err as Error).message}`, {
+        code: "snapshot_failed",
+      });
     } finally {
       nodeFs().closeSync(fd);
       snapshot.release();

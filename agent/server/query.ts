@@ -10,26 +10,35 @@ function parseTime(text: string): number {
   return /^\d{4}-\d{2}-\d{2}/.test(text) ? Date.parse(text) : Number.NaN;
 }
 
-const Time = (name: string) => v.pipe(
-  v.string(),
-  v.transform(parseTime),
-  v.check((n) => Number.isFinite(n) && n >= 0, `${name} must be epoch milliseconds or an ISO 8601 time`),
-);
+const Time = (name: string) =>
+  v.pipe(
+    v.string(),
+    v.transform(parseTime),
+    v.check((n) => Number.isFinite(n) && n >= 0, `${name} must be epoch milliseconds or an ISO 8601 time`),
+  );
 
-const Limit = (max: number, fallback: number) => v.optional(v.pipe(
-  v.string(),
-  v.regex(/^\d+$/, `limit must be an integer from 1 to ${max}`),
-  v.transform(Number),
-  v.minValue(1, `limit must be an integer from 1 to ${max}`),
-  v.maxValue(max, `limit must be an integer from 1 to ${max}`),
-), String(fallback));
+const Limit = (max: number, fallback: number) =>
+  v.optional(
+    v.pipe(
+      v.string(),
+      v.regex(/^\d+$/, `limit must be an integer from 1 to ${max}`),
+      v.transform(Number),
+      v.minValue(1, `limit must be an integer from 1 to ${max}`),
+      v.maxValue(max, `limit must be an integer from 1 to ${max}`),
+    ),
+    String(fallback),
+  );
 
 const EventsQuery = v.object({
   since: v.optional(Time("since")),
   until: v.optional(Time("until")),
-  type: v.optional(v.pipe(v.string(), v.minLength(1, "type must not be empty"), v.maxLength(64, "type is at most 64 characters"))),
+  type: v.optional(
+    v.pipe(v.string(), v.minLength(1, "type must not be empty"), v.maxLength(64, "type is at most 64 characters")),
+  ),
   taskId: v.optional(Id),
-  level: v.optional(v.pipe(v.string(), v.picklist(EventLevel.options, "level must be one of debug, info, warn, error"))),
+  level: v.optional(
+    v.pipe(v.string(), v.picklist(EventLevel.options, "level must be one of debug, info, warn, error")),
+  ),
   limit: Limit(1000, 100),
   cursor: v.optional(v.pipe(
     v.string(),

@@ -132,7 +132,8 @@ export class Snapshots {
       this.pin = reader;
       let released = false;
       return {
-        fd, size,
+        fd,
+        size,
         release: () => {
           if (released) return;
           released = true;

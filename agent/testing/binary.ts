@@ -9,7 +9,10 @@ const root = join(import.meta.dir, "..", "..");
 export const AGENT_BINARY = join(root, "agent", "dist", "sam-agent");
 
 export function ensureAgentBinary(): string {
-  const setup = Bun.spawnSync(["node", join(root, "scripts", "setup.mjs"), "--quiet"], { stdout: "ignore", stderr: "inherit" });
+  const setup = Bun.spawnSync(["node", join(root, "scripts", "setup.mjs"), "--quiet"], {
+    stdout: "ignore",
+    stderr: "inherit",
+  });
   if (setup.exitCode !== 0) throw new Error("building the agent binary failed (scripts/setup.mjs)");
   return AGENT_BINARY;
 }

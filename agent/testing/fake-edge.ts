@@ -5,7 +5,7 @@
  * `EventRecorder` and a `ControlPlane` over fetch, the two seams the executor is built against.
  */
 import * as v from "valibot";
-import { TaskLogBatch, TaskResult, type TaskLogEvent } from "../../shared/wire/task.ts";
+import { TaskLogBatch, type TaskLogEvent, TaskResult } from "../../shared/wire/task.ts";
 import type { ControlPlane, EventInput, EventRecorder } from "../contracts.ts";
 export { until } from "../../shared/testing/until.ts";
 
@@ -41,44 +41,46 @@ export function startFakeEdge(token = "samnode_test"): FakeEdge {
     cancel: [] as string[],
   } as FakeEdge;
   const handle = async (req: Request): Promise<Response> => {
-      if (req.headers.get("authorization") !== `Bearer ${edge.token}`) {
-        return Response.json({ error: { message: "invalid node token", type: "authentication_error", code: null } }, { status: 401 });
-      }
-      if (edge.failNext > 0) {
-        edge.failNext--;
-        return Response.json({ error: { message: "busy", type: "unavailable_error", code: null } }, { status: 503 });
-      }
-      const path = new URL(req.url).pathname;
-      if (path === "/api/agent/ready" && req.method === "POST") {
-        edge.ready = (await req.json()) as Record<string, unknown>;
-        return Response.json({ ok: true });
-      }
-      if (path === "/api/agent/heartbeat" && req.method === "POST") {
-        const hb = (await req.json()) as { activeTasks: string[] };
-        return Response.json({ ok: true, cancel: edge.cancel.filter((t) => hb.activeTasks.includes(t)) });
-      }
-      const m = /^\/api\/agent\/tasks\/([^/]+)\/(events|result)$/.exec(path);
-      if (!m || req.method !== "POST") return new Response("not found", { status: 404 });
-      const taskId = decodeURIComponent(m[1]!);
-      const body = await req.json();
-      if (m[2] === "events") {
-        const batch = v.parse(TaskLogBatch, body);
-        const have = edge.logs.get(taskId) ?? [];
-        const seen = new Set(have.map((e) => e.seq));
-        let accepted = 0;
-        for (const e of batch.events) {
-          edge.received.push({ taskId, seq: e.seq });
-          if (seen.has(e.seq)) continue;
-          seen.add(e.seq);
-          have.push(e);
-          accepted++;
-        }
-        have.sort((a, b) => a.seq - b.seq);
-        edge.logs.set(taskId, have);
-        return Response.json({ accepted, lastSeq: have.at(-1)?.seq ?? null });
-      }
-      if (!edge.results.has(taskId)) edge.results.set(taskId, v.parse(TaskResult, body));
+    if (req.headers.get("authorization") !== `Bearer ${edge.token}`) {
+      return Response.json({ error: { message: "invalid node token", type: "authentication_error", code: null } }, {
+        status: 401,
+      });
+    }
+    if (edge.failNext > 0) {
+      edge.failNext--;
+      return Response.json({ error: { message: "busy", type: "unavailable_error", code: null } }, { status: 503 });
+    }
+    const path = new URL(req.url).pathname;
+    if (path === "/api/agent/ready" && req.method === "POST") {
+      edge.ready = (await req.json()) as Record<string, unknown>;
       return Response.json({ ok: true });
+    }
+    if (path === "/api/agent/heartbeat" && req.method === "POST") {
+      const hb = (await req.json()) as { activeTasks: string[] };
+      return Response.json({ ok: true, cancel: edge.cancel.filter((t) => hb.activeTasks.includes(t)) });
+    }
+    const m = /^\/api\/agent\/tasks\/([^/]+)\/(events|result)$/.exec(path);
+    if (!m || req.method !== "POST") return new Response("not found", { status: 404 });
+    const taskId = decodeURIComponent(m[1]!);
+    const body = await req.json();
+    if (m[2] === "events") {
+      const batch = v.parse(TaskLogBatch, body);
+      const have = edge.logs.get(taskId) ?? [];
+      const seen = new Set(have.map((e) => e.seq));
+      let accepted = 0;
+      for (const e of batch.events) {
+        edge.received.push({ taskId, seq: e.seq });
+        if (seen.has(e.seq)) continue;
+        seen.add(e.seq);
+        have.push(e);
+        accepted++;
+      }
+      have.sort((a, b) => a.seq - b.seq);
+      edge.logs.set(taskId, have);
+      return Response.json({ accepted, lastSeq: have.at(-1)?.seq ?? null });
+    }
+    if (!edge.results.has(taskId)) edge.results.set(taskId, v.parse(TaskResult, body));
+    return Response.json({ ok: true });
   };
   let server: ReturnType<typeof Bun.serve> | null = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: handle });
   const port = server.port;
@@ -91,7 +93,9 @@ export function startFakeEdge(token = "samnode_test"): FakeEdge {
     server ??= Bun.serve({ port, hostname: "127.0.0.1", fetch: handle });
   };
   edge.linesOf = (taskId) => (edge.logs.get(taskId) ?? []).map((e) => e.message);
-  edge.stop = async () => { await server?.stop(true); };
+  edge.stop = async () => {
+    await server?.stop(true);
+  };
   return edge;
 }
 

@@ -11,7 +11,15 @@ import type { AddressInfo } from "node:net";
 
 export type ForgeKindFake = "github" | "gitea";
 
-export type FakePull = { number: number; title: string; body: string; head: string; base: string; draft: boolean; html_url: string };
+export type FakePull = {
+  number: number;
+  title: string;
+  body: string;
+  head: string;
+  base: string;
+  draft: boolean;
+  html_url: string;
+};
 
 export type ScriptedAnswer = { status: number; headers?: Record<string, string>; json: unknown };
 
@@ -35,7 +43,8 @@ export function githubSecondaryRateLimit(retryAfterSeconds: number): ScriptedAns
     headers: { "retry-after": String(retryAfterSeconds), "x-ratelimit-remaining": "4990" },
     json: {
       message: "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
-      documentation_url: "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits",
+      documentation_url:
+        "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits",
       status: "403",
     },
   };
@@ -53,15 +62,18 @@ async function jsonOf(req: IncomingMessage): Promise<unknown> {
   }
 }
 
-export async function startForgeFake(o: { kind: ForgeKindFake; token: string; owner: string; repo: string; webBase?: string }): Promise<ForgeFake> {
+export async function startForgeFake(
+  o: { kind: ForgeKindFake; token: string; owner: string; repo: string; webBase?: string },
+): Promise<ForgeFake> {
   const pulls: FakePull[] = [];
   const requests: ForgeFake["requests"] = [];
   const script: ScriptedAnswer[] = [];
   const prefix = o.kind === "github" ? "" : "/api/v1";
   const webBase = o.webBase ?? (o.kind === "github" ? "https://github.com" : "https://codeberg.org");
-  const error = (status: number, message: string, extra: Record<string, unknown> = {}) => o.kind === "github"
-    ? { status, json: { message, documentation_url: GH_DOCS, status: String(status), ...extra } }
-    : { status, json: { message, url: `${webBase}/api/swagger`, ...extra } };
+  const error = (status: number, message: string, extra: Record<string, unknown> = {}) =>
+    o.kind === "github"
+      ? { status, json: { message, documentation_url: GH_DOCS, status: String(status), ...extra } }
+      : { status, json: { message, url: `${webBase}/api/swagger`, ...extra } };
 
   const server = createServer(async (req, res) => {
     const url = new URL(req.url ?? "/", "http://localhost");
@@ -74,10 +86,27 @@ export async function startForgeFake(o: { kind: ForgeKindFake; token: string; ow
     };
     const scripted = script.shift();
     if (scripted) return send(scripted);
-    const okAuth = o.kind === "github" ? auth === `Bearer ${o.token}` || auth === `token ${o.token}` : auth === `token ${o.token}` || auth === `Bearer ${o.token}`;
-    if (!okAuth) return send(o.kind === "github" ? error(401, "Bad credentials") : error(401, "user does not exist [uid: 0, name: ]"));
+    const okAuth = o.kind === "github"
+      ? auth === `Bearer ${o.token}` || auth === `token ${o.token}`
+      : auth === `token ${o.token}` || auth === `Bearer ${o.token}`;
+    if (!okAuth) {
+      return send(
+        o.kind === "github" ? error(401, "Bad credentials") : error(401, "user does not exist [uid: 0, name: ]"),
+      );
+    }
     const m = new RegExp(`^${prefix}/repos/([^/]+)/([^/]+)/pulls$`).exec(url.pathname);
-    if (!m || m[1] !== o.owner || m[2] !== o.repo) return send(o.kind === "github" ? error(404, "Not Found") : { status: 404, json: { errors: ["repository does not exist"], message: "The target couldn't be found.", url: `${webBase}/api/swagger` } });
+    if (!m || m[1] !== o.owner || m[2] !== o.repo) {
+      return send(
+        o.kind === "github" ? error(404, "Not Found") : {
+          status: 404,
+          json: {
+            errors: ["repository does not exist"],
+            message: "The target couldn't be found.",
+            url: `${webBase}/api/swagger`,
+          },
+        },
+      );
+    }
     if (req.method === "GET") {
       const head = url.searchParams.get("head");
       const base = url.searchParams.get("base");
@@ -89,19 +118,39 @@ export async function startForgeFake(o: { kind: ForgeKindFake; token: string; ow
     if (req.method !== "POST") return send(error(405, "Method Not Allowed"));
     const b = (body ?? {}) as Record<string, unknown>;
     if (typeof b.title !== "string" || typeof b.head !== "string" || typeof b.base !== "string") {
-      return send(o.kind === "github"
-        ? error(422, "Validation Failed", { errors: [{ resource: "PullRequest", field: "head", code: "missing_field" }] })
-        : error(422, "[Title]: Required"));
+      return send(
+        o.kind === "github"
+          ? error(422, "Validation Failed", {
+            errors: [{ resource: "PullRequest", field: "head", code: "missing_field" }],
+          })
+          : error(422, "[Title]: Required"),
+      );
     }
     const existing = pulls.find((p) => p.head === b.head && p.base === b.base);
     if (existing) {
-      return send(o.kind === "github"
-        ? error(422, "Validation Failed", { errors: [{ resource: "PullRequest", code: "custom", message: `A pull request already exists for ${o.owner}:${b.head}.` }] })
-        : error(409, `pull request already exists for these targets [id: ${existing.number}, issue_id: ${existing.number}, head_repo_id: 1, base_repo_id: 1, head_branch: ${b.head}, base_branch: ${b.base}]`));
+      return send(
+        o.kind === "github"
+          ? error(422, "Validation Failed", {
+            errors: [{
+              resource: "PullRequest",
+              code: "custom",
+              message: `A pull request already exists for ${o.owner}:${b.head}.`,
+            }],
+          })
+          : error(
+            409,
+            `pull request already exists for these targets [id: ${existing.number}, issue_id: ${existing.number}, head_repo_id: 1, base_repo_id: 1, head_branch: ${b.head}, base_branch: ${b.base}]`,
+          ),
+      );
     }
     const number = pulls.length + 1;
     const pull: FakePull = {
-      number, title: b.title, body: String(b.body ?? ""), head: b.head, base: b.base, draft: b.draft === true,
+      number,
+      title: b.title,
+      body: String(b.body ?? ""),
+      head: b.head,
+      base: b.base,
+      draft: b.draft === true,
       html_url: `${webBase}/${o.owner}/${o.repo}/${o.kind === "github" ? "pull" : "pulls"}/${number}`,
     };
     pulls.push(pull);
@@ -110,8 +159,15 @@ export async function startForgeFake(o: { kind: ForgeKindFake; token: string; ow
 
   function view(p: FakePull) {
     return {
-      id: 1000 + p.number, number: p.number, state: "open", title: p.title, body: p.body, draft: p.draft, html_url: p.html_url,
-      head: { ref: p.head, label: `${o.owner}:${p.head}` }, base: { ref: p.base, label: `${o.owner}:${p.base}` },
+      id: 1000 + p.number,
+      number: p.number,
+      state: "open",
+      title: p.title,
+      body: p.body,
+      draft: p.draft,
+      html_url: p.html_url,
+      head: { ref: p.head, label: `${o.owner}:${p.head}` },
+      base: { ref: p.base, label: `${o.owner}:${p.base}` },
     };
   }
 
@@ -123,9 +179,10 @@ export async function startForgeFake(o: { kind: ForgeKindFake; token: string; ow
     pulls,
     requests,
     script,
-    close: () => new Promise<void>((resolve) => {
-      server.closeAllConnections?.();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections?.();
+        server.close(() => resolve());
+      }),
   };
 }

@@ -20,7 +20,12 @@ export type GitHttpServer = {
   close(): Promise<void>;
 };
 
-const GIT_IDENTITY = { GIT_AUTHOR_NAME: "t", GIT_AUTHOR_EMAIL: "t@e", GIT_COMMITTER_NAME: "t", GIT_COMMITTER_EMAIL: "t@e" };
+const GIT_IDENTITY = {
+  GIT_AUTHOR_NAME: "t",
+  GIT_AUTHOR_EMAIL: "t@e",
+  GIT_COMMITTER_NAME: "t",
+  GIT_COMMITTER_EMAIL: "t@e",
+};
 const baseEnv = () => ({ PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/tmp" });
 
 function git(cwd: string, args: string[], env: Record<string, string> = {}): string {
@@ -58,7 +63,9 @@ async function bodyOf(req: IncomingMessage): Promise<Buffer> {
 }
 
 /** `anonymousRead`: anyone may clone and fetch (a public repository); pushing always needs the credential. */
-export async function startGitHttpServer(o: { root: string; user: string; password: string; anonymousRead?: boolean }): Promise<GitHttpServer> {
+export async function startGitHttpServer(
+  o: { root: string; user: string; password: string; anonymousRead?: boolean },
+): Promise<GitHttpServer> {
   const requests: GitHttpServer["requests"] = [];
   const expected = `Basic ${Buffer.from(`${o.user}:${o.password}`).toString("base64")}`;
   const server = createServer(async (req, res) => {
@@ -74,10 +81,18 @@ export async function startGitHttpServer(o: { root: string; user: string; passwo
     }
     const cgi = spawn("git", ["http-backend"], {
       env: {
-        ...baseEnv(), GIT_PROJECT_ROOT: o.root, GIT_HTTP_EXPORT_ALL: "1", PATH_INFO: url.pathname,
-        REQUEST_METHOD: req.method ?? "GET", QUERY_STRING: url.search.slice(1), CONTENT_TYPE: req.headers["content-type"] ?? "",
-        CONTENT_LENGTH: String(body.length), HTTP_CONTENT_ENCODING: String(req.headers["content-encoding"] ?? ""),
-        HTTP_GIT_PROTOCOL: String(req.headers["git-protocol"] ?? ""), REMOTE_USER: o.user, REMOTE_ADDR: "127.0.0.1",
+        ...baseEnv(),
+        GIT_PROJECT_ROOT: o.root,
+        GIT_HTTP_EXPORT_ALL: "1",
+        PATH_INFO: url.pathname,
+        REQUEST_METHOD: req.method ?? "GET",
+        QUERY_STRING: url.search.slice(1),
+        CONTENT_TYPE: req.headers["content-type"] ?? "",
+        CONTENT_LENGTH: String(body.length),
+        HTTP_CONTENT_ENCODING: String(req.headers["content-encoding"] ?? ""),
+        HTTP_GIT_PROTOCOL: String(req.headers["git-protocol"] ?? ""),
+        REMOTE_USER: o.user,
+        REMOTE_ADDR: "127.0.0.1",
       },
       stdio: ["pipe", "pipe", "ignore"],
     });
@@ -103,9 +118,10 @@ export async function startGitHttpServer(o: { root: string; user: string; passwo
     url: `http://127.0.0.1:${port}`,
     root: o.root,
     requests,
-    close: () => new Promise<void>((resolve) => {
-      server.closeAllConnections?.();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections?.();
+        server.close(() => resolve());
+      }),
   };
 }

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { RESTART_REASON } from "./executor.ts";
-import { startFakeEdge, until, type FakeEdge } from "../testing/fake-edge.ts";
+import { type FakeEdge, startFakeEdge, until } from "../testing/fake-edge.ts";
 import { AGENT_BINARY, ensureAgentBinary } from "../testing/binary.ts";
 import { initRepo } from "../testing/git-repo.ts";
 
@@ -17,7 +17,6 @@ const AGENT_TOKEN = "samagent_work_binary_test_0123456789";
 let base: string;
 let edge: FakeEdge;
 const procs: ReturnType<typeof Bun.spawn>[] = [];
-
 
 beforeAll(() => {
   ensureAgentBinary();
@@ -37,10 +36,18 @@ async function startAgent(dataDir: string): Promise<{ url: string; proc: ReturnT
   edge.ready = null;
   const proc = Bun.spawn([BINARY], {
     env: {
-      PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/tmp",
-      SAM_NODE_ID: "node-w", SAM_CONTROL_PLANE_URL: edge.url, SAM_TOKEN_FILE: tokenFile,
-      SAM_AGENT_HOST: "127.0.0.1", SAM_AGENT_PORT: "0", SAM_AGENT_DATA_DIR: dataDir, SAM_BOOT_SOURCE: "none",
-      SAM_WORKSPACE_MODE: "host", SAM_HEARTBEAT_INTERVAL: "200ms", SAM_KILL_GRACE: "500ms",
+      PATH: process.env.PATH ?? "/usr/bin:/bin",
+      HOME: process.env.HOME ?? "/tmp",
+      SAM_NODE_ID: "node-w",
+      SAM_CONTROL_PLANE_URL: edge.url,
+      SAM_TOKEN_FILE: tokenFile,
+      SAM_AGENT_HOST: "127.0.0.1",
+      SAM_AGENT_PORT: "0",
+      SAM_AGENT_DATA_DIR: dataDir,
+      SAM_BOOT_SOURCE: "none",
+      SAM_WORKSPACE_MODE: "host",
+      SAM_HEARTBEAT_INTERVAL: "200ms",
+      SAM_KILL_GRACE: "500ms",
     },
     stdout: "ignore",
     stderr: "inherit",
@@ -51,39 +58,54 @@ async function startAgent(dataDir: string): Promise<{ url: string; proc: ReturnT
 }
 
 const dispatchTo = (url: string, body: unknown) =>
-  fetch(`${url}/tasks`, { method: "POST", headers: { authorization: `Bearer ${AGENT_TOKEN}`, "content-type": "application/json" }, body: JSON.stringify(body) });
+  fetch(`${url}/tasks`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${AGENT_TOKEN}`, "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
 
 function task(taskId: string, command: string, repo?: string) {
   return {
-    taskId, prompt: "p", agent: { type: "command", command }, timeoutMs: 30_000,
-    inference: { baseUrl: `${edge.url}/v1`, token: "samtask_binary" }, ...(repo ? { repo: { url: repo } } : {}),
+    taskId,
+    prompt: "p",
+    agent: { type: "command", command },
+    timeoutMs: 30_000,
+    inference: { baseUrl: `${edge.url}/v1`, token: "samtask_binary" },
+    ...(repo ? { repo: { url: repo } } : {}),
   };
 }
 
 describe("the agent binary runs tasks", () => {
-  test("a dispatched command edits the repo; the result has the diff; the agent's secrets are not in its env; heartbeat cancel stops a task", async () => {
-    const repo = await initRepo(join(base, "repo"), { "a.txt": "a\n" });
+  test(
+    "a dispatched command edits the repo; the result has the diff; the agent's secrets are not in its env; heartbeat cancel stops a task",
+    async () => {
+      const repo = await initRepo(join(base, "repo"), { "a.txt": "a\n" });
 
-    const { url } = await startAgent(join(base, "data1"));
-    expect(edge.ready).toMatchObject({ capabilities: { workspaceModes: ["host"], agents: ["builtin", "command"] } });
-    expect((await dispatchTo(url, task("bt1", "x")).then((r) => r.status))).toBe(202);
-    const res = await dispatchTo(url, task("bt2", "echo b >> a.txt; env | grep -E '^SAM_|TOKEN' | cut -d= -f1 | sort | tr '\\n' ' '", repo));
-    expect(res.status).toBe(202);
-    expect(await res.json()).toMatchObject({ taskId: "bt2", status: "running" });
-    const result = await until("bt2's result", () => edge.results.get("bt2"), 15_000);
-    expect(result).toMatchObject({ status: "succeeded", exitCode: 0 });
-    expect(result.patch).toContain("+b");
-    expect(edge.linesOf("bt2")).toContain("SAM_TASK_ID SAM_TASK_PROMPT ");
-    expect((await dispatchTo(url, task("bt2", "true"))).status).toBe(409);
-    const status = await fetch(`${url}/tasks/bt2`, { headers: { authorization: `Bearer ${AGENT_TOKEN}` } });
-    expect(await status.json()).toMatchObject({ taskId: "bt2", status: "succeeded", exitCode: 0 });
+      const { url } = await startAgent(join(base, "data1"));
+      expect(edge.ready).toMatchObject({ capabilities: { workspaceModes: ["host"], agents: ["builtin", "command"] } });
+      expect(await dispatchTo(url, task("bt1", "x")).then((r) => r.status)).toBe(202);
+      const res = await dispatchTo(
+        url,
+        task("bt2", "echo b >> a.txt; env | grep -E '^SAM_|TOKEN' | cut -d= -f1 | sort | tr '\\n' ' '", repo),
+      );
+      expect(res.status).toBe(202);
+      expect(await res.json()).toMatchObject({ taskId: "bt2", status: "running" });
+      const result = await until("bt2's result", () => edge.results.get("bt2"), 15_000);
+      expect(result).toMatchObject({ status: "succeeded", exitCode: 0 });
+      expect(result.patch).toContain("+b");
+      expect(edge.linesOf("bt2")).toContain("SAM_TASK_ID SAM_TASK_PROMPT ");
+      expect((await dispatchTo(url, task("bt2", "true"))).status).toBe(409);
+      const status = await fetch(`${url}/tasks/bt2`, { headers: { authorization: `Bearer ${AGENT_TOKEN}` } });
+      expect(await status.json()).toMatchObject({ taskId: "bt2", status: "succeeded", exitCode: 0 });
 
-    expect((await dispatchTo(url, task("bt3", "echo started; sleep 60"))).status).toBe(202);
-    await until("bt3 to start", () => edge.linesOf("bt3").includes("started"));
-    edge.cancel = ["bt3"];
-    const cancelled = await until("bt3's result", () => edge.results.get("bt3"), 10_000);
-    expect(cancelled).toMatchObject({ status: "cancelled" });
-  }, 30_000);
+      expect((await dispatchTo(url, task("bt3", "echo started; sleep 60"))).status).toBe(202);
+      await until("bt3 to start", () => edge.linesOf("bt3").includes("started"));
+      edge.cancel = ["bt3"];
+      const cancelled = await until("bt3's result", () => edge.results.get("bt3"), 10_000);
+      expect(cancelled).toMatchObject({ status: "cancelled" });
+    },
+    30_000,
+  );
 
   test("kill -9 mid-task: the next start reports the task failed with the reason", async () => {
     const dataDir = join(base, "data2");

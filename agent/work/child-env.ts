@@ -26,7 +26,12 @@ export function scrubbedEnv(base: Env): Record<string, string> {
  * credential only when the operator allows it (SAM_TASK_SEES_REPO_CREDENTIAL): then the task's own git finds
  * it through a credential helper given in the environment (git's GIT_CONFIG_* variables), never in a file.
  */
-export function taskEnv(base: Env, dispatch: TaskDispatch, model: string, o: { exposeRepoCredential?: boolean } = {}): Record<string, string> {
+export function taskEnv(
+  base: Env,
+  dispatch: TaskDispatch,
+  model: string,
+  o: { exposeRepoCredential?: boolean } = {},
+): Record<string, string> {
   const env: Record<string, string> = {
     ...scrubbedEnv(base),
     SAM_TASK_ID: dispatch.taskId,
@@ -44,7 +49,8 @@ export function taskEnv(base: Env, dispatch: TaskDispatch, model: string, o: { e
       SAM_GIT_PASSWORD: password,
       GIT_CONFIG_COUNT: "1",
       GIT_CONFIG_KEY_0: "credential.helper",
-      GIT_CONFIG_VALUE_0: `!f() { test "$1" = get && printf 'username=%s\npassword=%s\n' "$SAM_GIT_USERNAME" "$SAM_GIT_PASSWORD"; }; f`,
+      GIT_CONFIG_VALUE_0:
+        `!f() { test "$1" = get && printf 'username=%s\npassword=%s\n' "$SAM_GIT_USERNAME" "$SAM_GIT_PASSWORD"; }; f`,
     });
   }
   return env;
@@ -52,5 +58,7 @@ export function taskEnv(base: Env, dispatch: TaskDispatch, model: string, o: { e
 
 /** The credential variables `taskEnv` added, which a devcontainer must be handed explicitly. */
 export function repoCredentialNames(env: Record<string, string>): string[] {
-  return Object.keys(env).filter((k) => k === "SAM_GIT_USERNAME" || k === "SAM_GIT_PASSWORD" || k.startsWith("GIT_CONFIG_"));
+  return Object.keys(env).filter((k) =>
+    k === "SAM_GIT_USERNAME" || k === "SAM_GIT_PASSWORD" || k.startsWith("GIT_CONFIG_")
+  );
 }

@@ -3,10 +3,10 @@
  * environment. Names follow docs/protocol.md § Agent configuration; the ones only this part uses are
  * documented in docs/work.md.
  */
-import { envChoice, envDuration, envFlag, envInt, envString, type Env } from "../../shared/env.ts";
+import { type Env, envChoice, envDuration, envFlag, envInt, envString } from "../../shared/env.ts";
 import { REQUEST_TIMEOUTS, TIMER_BASES } from "../../shared/timeouts.ts";
 import { TASK_SLOTS, taskSlotsFromEnv } from "../../shared/wire/agent.ts";
-import { SANDBOX_DEFAULTS, sandboxConfigFromEnv, type SandboxConfig } from "./sandbox/config.ts";
+import { SANDBOX_DEFAULTS, type SandboxConfig, sandboxConfigFromEnv } from "./sandbox/config.ts";
 
 export type WorkspaceModeSetting = "auto" | "host" | "devcontainer";
 
@@ -66,7 +66,12 @@ export function workConfigFromEnv(env: Env, dataDir: string): WorkConfig {
   };
   return {
     dataDir,
-    workspaceMode: envChoice(env, "SAM_WORKSPACE_MODE", ["auto", "host", "devcontainer"] as const, WORK_DEFAULTS.workspaceMode),
+    workspaceMode: envChoice(
+      env,
+      "SAM_WORKSPACE_MODE",
+      ["auto", "host", "devcontainer"] as const,
+      WORK_DEFAULTS.workspaceMode,
+    ),
     maxConcurrentTasks: taskSlotsFromEnv(env),
     keepOnFailure: envFlag(env, "SAM_KEEP_FAILED_WORKSPACES", WORK_DEFAULTS.keepOnFailure),
     baseImage: envString(env, "SAM_DEVCONTAINER_IMAGE", WORK_DEFAULTS.baseImage),

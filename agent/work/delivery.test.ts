@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Delivery } from "./delivery.ts";
-import { fetchControlPlane, memoryRecorder, startFakeEdge, until, type FakeEdge } from "../testing/fake-edge.ts";
+import { type FakeEdge, fetchControlPlane, memoryRecorder, startFakeEdge, until } from "../testing/fake-edge.ts";
 import { Outbox } from "./outbox.ts";
 
 let base: string;
@@ -22,7 +22,12 @@ function setup(name: string, token = edge.token) {
   const outbox = new Outbox(join(base, name));
   const events = memoryRecorder();
   const delivered: string[] = [];
-  const delivery = new Delivery({ outbox, controlPlane: fetchControlPlane(edge.url, token), events, onDelivered: (t) => delivered.push(t) });
+  const delivery = new Delivery({
+    outbox,
+    controlPlane: fetchControlPlane(edge.url, token),
+    events,
+    onDelivered: (t) => delivered.push(t),
+  });
   return { outbox, delivery, events, delivered };
 }
 

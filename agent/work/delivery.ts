@@ -67,10 +67,18 @@ export class Delivery {
         if (lines.length > 0) {
           const res = await this.post(`/api/agent/tasks/${encodeURIComponent(taskId)}/events`, { events: lines });
           const last = lines[lines.length - 1]!.seq;
-          if (res === "retry") { retry = true; break; }
+          if (res === "retry") {
+            retry = true;
+            break;
+          }
           if (res === "refused") {
             // Retrying cannot help; skip the batch rather than resend it forever.
-            this.deps.events.record({ type: "error", level: "error", taskId, message: `the edge refused task output up to seq ${last}; dropped` });
+            this.deps.events.record({
+              type: "error",
+              level: "error",
+              taskId,
+              message: `the edge refused task output up to seq ${last}; dropped`,
+            });
             this.deps.outbox.ack(taskId, last);
           } else {
             const ack = v.safeParse(EventsAck, await res.json().catch(() => ({})));
@@ -83,8 +91,18 @@ export class Delivery {
         const run = this.deps.outbox.run(taskId);
         if (run?.result && !run.resultDelivered) {
           const res = await this.post(`/api/agent/tasks/${encodeURIComponent(taskId)}/result`, run.result);
-          if (res === "retry") { retry = true; break; }
-          if (res === "refused") this.deps.events.record({ type: "error", level: "error", taskId, message: "the edge refused the task result" });
+          if (res === "retry") {
+            retry = true;
+            break;
+          }
+          if (res === "refused") {
+            this.deps.events.record({
+              type: "error",
+              level: "error",
+              taskId,
+              message: "the edge refused the task result",
+            });
+          }
           this.deps.outbox.markDelivered(taskId);
           this.tasks.delete(taskId);
           this.deps.onDelivered(taskId);
@@ -93,7 +111,12 @@ export class Delivery {
         if (!s.again) break;
       }
     } catch (err) {
-      this.deps.events.record({ type: "error", level: "error", taskId, message: `task delivery: ${(err as Error).message}` });
+      this.deps.events.record({
+        type: "error",
+        level: "error",
+        taskId,
+        message: `task delivery: ${(err as Error).message}`,
+      });
       retry = true;
     } finally {
       s.running = false;
@@ -116,7 +139,12 @@ export class Delivery {
     try {
       res = await this.deps.controlPlane.post(path, body, { signal: AbortSignal.timeout(POST_TIMEOUT_MS) });
     } catch (err) {
-      this.deps.events.record({ type: "error", level: "warn", message: `edge unreachable: ${(err as Error).message}`, detail: { path } });
+      this.deps.events.record({
+        type: "error",
+        level: "warn",
+        message: `edge unreachable: ${(err as Error).message}`,
+        detail: { path },
+      });
       return "retry";
     }
     if (res.ok) return res;
@@ -142,8 +170,14 @@ export class Delivery {
   async waitIdle(timeoutMs: number): Promise<boolean> {
     if (this.idle()) return true;
     return await new Promise<boolean>((resolve) => {
-      const t = setTimeout(() => { this.idleWaiters.delete(done); resolve(false); }, timeoutMs);
-      const done = () => { clearTimeout(t); resolve(true); };
+      const t = setTimeout(() => {
+        this.idleWaiters.delete(done);
+        resolve(false);
+      }, timeoutMs);
+      const done = () => {
+        clearTimeout(t);
+        resolve(true);
+      };
       this.idleWaiters.add(done);
     });
   }

@@ -6,7 +6,16 @@
  * is refused before `devcontainer up` runs anything. (Features that make a container privileged, such as
  * docker-in-docker, are not recognised here: docs/sandbox.md says so.)
  */
-const HOST_REACHING = ["initializeCommand", "mounts", "workspaceMount", "runArgs", "privileged", "capAdd", "securityOpt", "dockerComposeFile"] as const;
+const HOST_REACHING = [
+  "initializeCommand",
+  "mounts",
+  "workspaceMount",
+  "runArgs",
+  "privileged",
+  "capAdd",
+  "securityOpt",
+  "dockerComposeFile",
+] as const;
 
 /**
  * The host-reaching properties a devcontainer.json (JSON with comments) sets. Matched as `"name":` anywhere

@@ -5,16 +5,21 @@ import { join } from "node:path";
 import { HttpError } from "../../shared/errors.ts";
 import type { TaskDispatch } from "../../shared/wire/task.ts";
 import type { TaskExecutor } from "../contracts.ts";
-import { startScriptedModel, type ScriptedModel } from "../testing/scripted-model.ts";
+import { type ScriptedModel, startScriptedModel } from "../testing/scripted-model.ts";
 import { WORK_DEFAULTS, type WorkConfig } from "./config.ts";
 import { createTaskExecutor, RESTART_REASON } from "./executor.ts";
-import { fetchControlPlane, memoryRecorder, startFakeEdge, until, type FakeEdge } from "../testing/fake-edge.ts";
+import { type FakeEdge, fetchControlPlane, memoryRecorder, startFakeEdge, until } from "../testing/fake-edge.ts";
 import { initRepo } from "../testing/git-repo.ts";
 import { SANDBOX_DEFAULTS } from "./sandbox/config.ts";
 import { taskProcesses } from "./sandbox/reap.ts";
 
 const NODE_SECRET = "samnode_must_never_leak_0123456789";
-const baseEnv = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/tmp", SAM_NODE_TOKEN: NODE_SECRET, SAM_AGENT_TOKEN: "samagent_x" };
+const baseEnv = {
+  PATH: process.env.PATH ?? "/usr/bin:/bin",
+  HOME: process.env.HOME ?? "/tmp",
+  SAM_NODE_TOKEN: NODE_SECRET,
+  SAM_AGENT_TOKEN: "samagent_x",
+};
 let base: string;
 let repo: string;
 let edge: FakeEdge;
@@ -57,7 +62,8 @@ function dispatch(over: Partial<TaskDispatch> & { command?: string } = {}): Task
 }
 
 /** A process is gone once it is reaped or a zombie. */
-const dead = (pid: number) => !/^\d+ \(.*\) [^Z]/.test(existsSync(`/proc/${pid}/stat`) ? readFileSync(`/proc/${pid}/stat`, "utf8") : "");
+const dead = (pid: number) =>
+  !/^\d+ \(.*\) [^Z]/.test(existsSync(`/proc/${pid}/stat`) ? readFileSync(`/proc/${pid}/stat`, "utf8") : "");
 
 /** The task's `sleep` processes, by host pid. */
 function sleepsOf(taskId: string, workspace: string): number[] {
@@ -77,7 +83,8 @@ describe("command tasks on the host", () => {
     const { executor, events, dataDir } = harness();
     const d = dispatch({
       repo: { url: repo },
-      command: 'echo "start $SAM_TASK_PROMPT"; echo world >> hello.txt; echo oops >&2; env | grep -c SAM_NODE_TOKEN || true; echo "key=$OPENAI_API_KEY"',
+      command:
+        'echo "start $SAM_TASK_PROMPT"; echo world >> hello.txt; echo oops >&2; env | grep -c SAM_NODE_TOKEN || true; echo "key=$OPENAI_API_KEY"',
     });
     const state = await executor.start(d);
     expect(state).toMatchObject({ taskId: d.taskId, status: "running", finishedAt: null });
@@ -97,27 +104,38 @@ describe("command tasks on the host", () => {
     expect(JSON.stringify(events.events)).not.toContain(NODE_SECRET);
     expect(executor.status(d.taskId)).toMatchObject({ status: "succeeded", exitCode: 0 });
     await until("the workspace to be removed", () => !existsSync(join(dataDir, "workspaces", d.taskId)));
-    expect(events.events.map((e) => e.type)).toEqual(expect.arrayContaining(["workspace.create", "task.output", "task.step", "workspace.cleanup"]));
+    expect(events.events.map((e) => e.type)).toEqual(
+      expect.arrayContaining(["workspace.create", "task.output", "task.step", "workspace.cleanup"]),
+    );
   }, 20_000);
 
-  test("what a task plants in .git (fsmonitor, hooks, a filter driver) never runs when the agent collects the change", async () => {
-    const { executor } = harness();
-    const marker = join(base, `planted-ran-${++n}`);
-    const plant = [
-      `git config core.fsmonitor 'touch ${marker}.fsmonitor; false'`,
-      `git config filter.evil.clean 'touch ${marker}.filter; cat'`,
-      "echo '* filter=evil' > .gitattributes",
-      `printf '#!/bin/sh\ntouch ${marker}.hook\n' > .git/hooks/post-index-change`,
-      "chmod +x .git/hooks/post-index-change",
-      "echo world >> hello.txt",
-    ].join("; ");
-    const d = dispatch({ repo: { url: repo }, command: plant });
-    await executor.start(d);
-    const result = await resultOf(d.taskId);
-    expect(result).toMatchObject({ status: "succeeded" });
-    expect(result.patch).toContain("+world");
-    for (const what of ["fsmonitor", "filter", "hook"]) expect([what, existsSync(`${marker}.${what}`)]).toEqual([what, false]);
-  }, 20_000);
+  test(
+    "what a task plants in .git (fsmonitor, hooks, a filter driver) never runs when the agent collects the change",
+    async () => {
+      const { executor } = harness();
+      const marker = join(base, `planted-ran-${++n}`);
+      const plant = [
+        `git config core.fsmonitor 'touch ${marker}.fsmonitor; false'`,
+        `git config filter.evil.clean 'touch ${marker}.filter; cat'`,
+        "echo '* filter=evil' > .gitattributes",
+        `printf '#!/bin/sh\ntouch ${marker}.hook\n' > .git/hooks/post-index-change`,
+        "chmod +x .git/hooks/post-index-change",
+        "echo world >> hello.txt",
+      ].join("; ");
+      const d = dispatch({ repo: { url: repo }, command: plant });
+      await executor.start(d);
+      const result = await resultOf(d.taskId);
+      expect(result).toMatchObject({ status: "succeeded" });
+      expect(result.patch).toContain("+world");
+      for (const what of ["fsmonitor", "filter", "hook"]) {
+        expect([what, existsSync(`${marker}.${what}`)]).toEqual([
+          what,
+          false,
+        ]);
+      }
+    },
+    20_000,
+  );
 
   test("a failing command is reported with its exit code; keep-on-failure keeps the workspace", async () => {
     const { executor, events, dataDir } = harness({ keepOnFailure: true });
@@ -139,24 +157,28 @@ describe("command tasks on the host", () => {
     expect(result.error).toContain("git clone of");
   }, 20_000);
 
-  test.each(["on", "off"] as const)("cancel kills every process of the task, a setsid daemon too, and the task ends cancelled (sandbox %s)", async (mode) => {
-    const { executor, dataDir } = harness({ sandbox: { ...SANDBOX_DEFAULTS, mode } });
-    const d = dispatch({ command: "setsid sleep 61 </dev/null >/dev/null 2>&1 & sleep 60 & echo started; wait" });
-    await executor.start(d);
-    await until("the task's output", () => edge.linesOf(d.taskId).includes("started"));
-    // pids as the host sees them (inside the sandbox `$!` is a pid of its own namespace)
-    const pids = await until("both sleeps", () => {
-      const found = sleepsOf(d.taskId, join(dataDir, "workspaces", d.taskId));
-      return found.length === 2 ? found : undefined;
-    });
-    expect(await executor.cancel(d.taskId)).toBe(true);
-    const result = await resultOf(d.taskId);
-    expect(result).toMatchObject({ status: "cancelled", error: "cancelled" });
-    expect(executor.status(d.taskId)?.status).toBe("cancelled");
-    await until("the sleeps to die", () => pids.every(dead));
-    expect(await executor.cancel(d.taskId)).toBe(false);
-    expect(await executor.cancel("unknown")).toBe(false);
-  }, 20_000);
+  test.each(["on", "off"] as const)(
+    "cancel kills every process of the task, a setsid daemon too, and the task ends cancelled (sandbox %s)",
+    async (mode) => {
+      const { executor, dataDir } = harness({ sandbox: { ...SANDBOX_DEFAULTS, mode } });
+      const d = dispatch({ command: "setsid sleep 61 </dev/null >/dev/null 2>&1 & sleep 60 & echo started; wait" });
+      await executor.start(d);
+      await until("the task's output", () => edge.linesOf(d.taskId).includes("started"));
+      // pids as the host sees them (inside the sandbox `$!` is a pid of its own namespace)
+      const pids = await until("both sleeps", () => {
+        const found = sleepsOf(d.taskId, join(dataDir, "workspaces", d.taskId));
+        return found.length === 2 ? found : undefined;
+      });
+      expect(await executor.cancel(d.taskId)).toBe(true);
+      const result = await resultOf(d.taskId);
+      expect(result).toMatchObject({ status: "cancelled", error: "cancelled" });
+      expect(executor.status(d.taskId)?.status).toBe("cancelled");
+      await until("the sleeps to die", () => pids.every(dead));
+      expect(await executor.cancel(d.taskId)).toBe(false);
+      expect(await executor.cancel("unknown")).toBe(false);
+    },
+    20_000,
+  );
 
   test("a task that outlives its timeout is stopped and fails naming the timeout", async () => {
     const { executor } = harness();
@@ -226,7 +248,10 @@ describe("built-in agent tasks", () => {
     const t0 = Date.now();
     await executor.start(d);
     const result = await resultOf(d.taskId);
-    expect(result).toMatchObject({ status: "failed", error: "inference failed (503): no inference upstream is configured" });
+    expect(result).toMatchObject({
+      status: "failed",
+      error: "inference failed (503): no inference upstream is configured",
+    });
     expect(Date.now() - t0).toBeLessThan(3_000);
   }, 20_000);
 });
@@ -236,7 +261,9 @@ describe("devcontainer workspaces (fake docker and devcontainer CLIs)", () => {
     const bin = join(base, `bin-${++n}`);
     const record = join(bin, "calls.log");
     mkdirSync(bin);
-    writeFileSync(join(bin, "devcontainer"), `#!/bin/sh
+    writeFileSync(
+      join(bin, "devcontainer"),
+      `#!/bin/sh
 echo "devcontainer $*" >> ${record}
 echo '{"type":"progress","text":"pulling image"}'
 if [ "${outcome}" = success ]; then
@@ -245,54 +272,68 @@ else
   echo '{"outcome":"error","message":"image not found","description":"An error occurred setting up the container."}'
   exit 1
 fi
-`);
+`,
+    );
     // docker exec runs the command here, on the host, in the workspace (the agent's cwd for it).
-    writeFileSync(join(bin, "docker"), `#!/bin/sh
+    writeFileSync(
+      join(bin, "docker"),
+      `#!/bin/sh
 echo "docker $*" >> ${record}
 if [ "$1" = exec ]; then
   while [ "$1" != c0ffee ]; do shift; done; shift
   echo "forwarded key length: \${#OPENAI_API_KEY}" >> ${record}
   exec "$@"
 fi
-`);
+`,
+    );
     chmodSync(join(bin, "devcontainer"), 0o755);
     chmodSync(join(bin, "docker"), 0o755);
     return { env: { ...baseEnv, PATH: `${bin}:${baseEnv.PATH}` }, record };
   }
 
-  test("devcontainer up builds the container (recorded with its duration), the command runs through docker exec, cleanup removes it", async () => {
-    const clis = fakeClis("success");
-    const { executor, events } = harness({ workspaceMode: "auto" }, clis.env);
-    const d = dispatch({ repo: { url: repo }, command: "echo in-container >> hello.txt" });
-    await executor.start(d);
-    const result = await resultOf(d.taskId);
-    expect(result).toMatchObject({ status: "succeeded" });
-    expect(result.steps!.map((s) => s.name)).toEqual(["clone", "container.build", "agent", "diff"]);
-    expect(result.patch).toContain("+in-container");
-    const build = events.events.find((e) => e.type === "container.build")!;
-    expect(build.message).toMatch(/^devcontainer built in \d+ ms \(base-image\)$/);
-    expect((build.detail as { durationMs: number }).durationMs).toBeGreaterThanOrEqual(0);
-    await until("the container to be removed", () => readFileSync(clis.record, "utf8").includes("docker rm -f c0ffee"));
-    const calls = readFileSync(clis.record, "utf8");
-    expect(calls).toContain(`devcontainer up --workspace-folder`);
-    expect(calls).toContain("--id-label sam.task=" + d.taskId);
-    expect(calls).toContain("docker exec -i -w /workspaces/w -u vscode -e SAM_TASK_ID");
-    expect(calls).toContain(`forwarded key length: ${"samtask_abc".length}`);
-    expect(calls).not.toContain("samtask_abc");
-    expect(edge.linesOf(d.taskId)).toContain('{"type":"progress","text":"pulling image"}');
-  }, 20_000);
+  test(
+    "devcontainer up builds the container (recorded with its duration), the command runs through docker exec, cleanup removes it",
+    async () => {
+      const clis = fakeClis("success");
+      const { executor, events } = harness({ workspaceMode: "auto" }, clis.env);
+      const d = dispatch({ repo: { url: repo }, command: "echo in-container >> hello.txt" });
+      await executor.start(d);
+      const result = await resultOf(d.taskId);
+      expect(result).toMatchObject({ status: "succeeded" });
+      expect(result.steps!.map((s) => s.name)).toEqual(["clone", "container.build", "agent", "diff"]);
+      expect(result.patch).toContain("+in-container");
+      const build = events.events.find((e) => e.type === "container.build")!;
+      expect(build.message).toMatch(/^devcontainer built in \d+ ms \(base-image\)$/);
+      expect((build.detail as { durationMs: number }).durationMs).toBeGreaterThanOrEqual(0);
+      await until(
+        "the container to be removed",
+        () => readFileSync(clis.record, "utf8").includes("docker rm -f c0ffee"),
+      );
+      const calls = readFileSync(clis.record, "utf8");
+      expect(calls).toContain(`devcontainer up --workspace-folder`);
+      expect(calls).toContain("--id-label sam.task=" + d.taskId);
+      expect(calls).toContain("docker exec -i -w /workspaces/w -u vscode -e SAM_TASK_ID");
+      expect(calls).toContain(`forwarded key length: ${"samtask_abc".length}`);
+      expect(calls).not.toContain("samtask_abc");
+      expect(edge.linesOf(d.taskId)).toContain('{"type":"progress","text":"pulling image"}');
+    },
+    20_000,
+  );
 
   test("a repo whose devcontainer.json reaches onto the host is refused before devcontainer up runs", async () => {
     const clis = fakeClis("success");
     const hostile = await initRepo(join(base, `hostile-repo-${++n}`), {
-      ".devcontainer.json": '{\n  // read the node\'s tokens\n  "image": "x",\n  "initializeCommand": "cat /etc/sam/tokens",\n  "mounts": ["source=/etc/sam,target=/sam,type=bind"]\n}\n',
+      ".devcontainer.json":
+        '{\n  // read the node\'s tokens\n  "image": "x",\n  "initializeCommand": "cat /etc/sam/tokens",\n  "mounts": ["source=/etc/sam,target=/sam,type=bind"]\n}\n',
     }, baseEnv);
     const { executor } = harness({ workspaceMode: "devcontainer" }, clis.env);
     const d = dispatch({ repo: { url: hostile }, command: "true" });
     await executor.start(d);
     const result = await resultOf(d.taskId);
     expect(result).toMatchObject({ status: "failed" });
-    expect(result.error).toBe("the repository's .devcontainer.json sets initializeCommand, mounts, which would reach outside the container onto the node; SAM refuses it (remove them, or let the task use the configured base image)");
+    expect(result.error).toBe(
+      "the repository's .devcontainer.json sets initializeCommand, mounts, which would reach outside the container onto the node; SAM refuses it (remove them, or let the task use the configured base image)",
+    );
     expect(existsSync(clis.record) ? readFileSync(clis.record, "utf8") : "").not.toContain("devcontainer up");
   }, 20_000);
 
@@ -308,58 +349,83 @@ fi
 });
 
 describe("agent restart mid-task", () => {
-  test.each(["on", "off"] as const)("a task whose agent process died is reported failed on the next start, and none of its processes survive (sandbox %s)", async (mode) => {
-    const dataDir = join(base, `restart-${mode}`);
-    const script = join(base, `first-life-${mode}.ts`);
-    const executorPath = join(import.meta.dir, "executor.ts");
-    const sandbox = { ...SANDBOX_DEFAULTS, mode };
-    const d = dispatch({ command: "setsid sleep 61 </dev/null >/dev/null 2>&1 & sleep 60 & echo started; wait" });
-    writeFileSync(script, `
+  test.each(["on", "off"] as const)(
+    "a task whose agent process died is reported failed on the next start, and none of its processes survive (sandbox %s)",
+    async (mode) => {
+      const dataDir = join(base, `restart-${mode}`);
+      const script = join(base, `first-life-${mode}.ts`);
+      const executorPath = join(import.meta.dir, "executor.ts");
+      const sandbox = { ...SANDBOX_DEFAULTS, mode };
+      const d = dispatch({ command: "setsid sleep 61 </dev/null >/dev/null 2>&1 & sleep 60 & echo started; wait" });
+      writeFileSync(
+        script,
+        `
       import { createTaskExecutor } from ${JSON.stringify(executorPath)};
       import { WORK_DEFAULTS } from ${JSON.stringify(join(import.meta.dir, "config.ts"))};
       const ex = createTaskExecutor({
-        config: { ...WORK_DEFAULTS, dataDir: ${JSON.stringify(dataDir)}, workspaceMode: "host", sandbox: ${JSON.stringify(sandbox)} },
+        config: { ...WORK_DEFAULTS, dataDir: ${JSON.stringify(dataDir)}, workspaceMode: "host", sandbox: ${
+          JSON.stringify(sandbox)
+        } },
         events: { record() {} },
-        controlPlane: { post: (p, b) => fetch(${JSON.stringify(edge.url)} + p, { method: "POST", headers: { authorization: "Bearer ${edge.token}", "content-type": "application/json" }, body: JSON.stringify(b) }) },
+        controlPlane: { post: (p, b) => fetch(${
+          JSON.stringify(edge.url)
+        } + p, { method: "POST", headers: { authorization: "Bearer ${edge.token}", "content-type": "application/json" }, body: JSON.stringify(b) }) },
         env: ${JSON.stringify(baseEnv)},
       });
       await ex.start(${JSON.stringify(d)});
       setInterval(() => {}, 1000);
-    `);
-    const first = Bun.spawn([process.execPath, script], { stdout: "ignore", stderr: "inherit" });
-    try {
-      await until("the task's output", () => edge.linesOf(d.taskId).includes("started"), 10_000);
-      const pids = await until("both sleeps", () => {
-        const found = sleepsOf(d.taskId, join(dataDir, "workspaces", d.taskId));
-        return found.length === 2 ? found : undefined;
-      });
-      first.kill("SIGKILL");
-      await first.exited;
-      const { executor } = (() => {
-        const events = memoryRecorder();
-        const executor = createTaskExecutor({ config: { ...WORK_DEFAULTS, dataDir, workspaceMode: "host", sandbox }, events, controlPlane: fetchControlPlane(edge.url, edge.token), env: baseEnv });
-        executors.push(executor);
-        return { executor };
-      })();
-      const result = await resultOf(d.taskId);
-      expect(result).toMatchObject({ status: "failed", error: RESTART_REASON });
-      expect(executor.status(d.taskId)).toMatchObject({ status: "failed" });
-      // Unsandboxed, the restarted agent finds and kills them; in the sandbox they died with the first agent.
-      if (mode === "off") expect(edge.linesOf(d.taskId).at(-1)).toBe(`${RESTART_REASON} (its leftover processes were killed)`);
-      else expect(edge.linesOf(d.taskId).at(-1)).toStartWith(RESTART_REASON);
-      await until("the task's processes to die", () => pids.every(dead));
-    } finally {
-      first.kill("SIGKILL");
-    }
-  }, 20_000);
+    `,
+      );
+      const first = Bun.spawn([process.execPath, script], { stdout: "ignore", stderr: "inherit" });
+      try {
+        await until("the task's output", () => edge.linesOf(d.taskId).includes("started"), 10_000);
+        const pids = await until("both sleeps", () => {
+          const found = sleepsOf(d.taskId, join(dataDir, "workspaces", d.taskId));
+          return found.length === 2 ? found : undefined;
+        });
+        first.kill("SIGKILL");
+        await first.exited;
+        const { executor } = (() => {
+          const events = memoryRecorder();
+          const executor = createTaskExecutor({
+            config: { ...WORK_DEFAULTS, dataDir, workspaceMode: "host", sandbox },
+            events,
+            controlPlane: fetchControlPlane(edge.url, edge.token),
+            env: baseEnv,
+          });
+          executors.push(executor);
+          return { executor };
+        })();
+        const result = await resultOf(d.taskId);
+        expect(result).toMatchObject({ status: "failed", error: RESTART_REASON });
+        expect(executor.status(d.taskId)).toMatchObject({ status: "failed" });
+        // Unsandboxed, the restarted agent finds and kills them; in the sandbox they died with the first agent.
+        if (mode === "off") {
+          expect(edge.linesOf(d.taskId).at(-1)).toBe(`${RESTART_REASON} (its leftover processes were killed)`);
+        } else expect(edge.linesOf(d.taskId).at(-1)).toStartWith(RESTART_REASON);
+        await until("the task's processes to die", () => pids.every(dead));
+      } finally {
+        first.kill("SIGKILL");
+      }
+    },
+    20_000,
+  );
 });
 
 test("over-long text fields are cut to the wire's limit, keeping what matters", async () => {
   const { clampResult } = await import("./executor.ts");
   const { TaskResult } = await import("../../shared/wire/task.ts");
   const v = await import("valibot");
-  const long = Array.from({ length: 20_000 }, (_, i) => ` file${i}.txt | 1 +`).join("\n") + "\n 20000 files changed, 20000 insertions(+)";
-  const r = clampResult({ status: "succeeded", exitCode: 0, summary: "x".repeat(70_000) + "THE END", diffStat: long, steps: [], finishedAt: 1 });
+  const long = Array.from({ length: 20_000 }, (_, i) => ` file${i}.txt | 1 +`).join("\n") +
+    "\n 20000 files changed, 20000 insertions(+)";
+  const r = clampResult({
+    status: "succeeded",
+    exitCode: 0,
+    summary: "x".repeat(70_000) + "THE END",
+    diffStat: long,
+    steps: [],
+    finishedAt: 1,
+  });
   expect(v.safeParse(TaskResult, r).success).toBe(true);
   expect(r.summary).toEndWith("THE END");
   expect(r.diffStat).toEndWith("20000 files changed, 20000 insertions(+)");

@@ -5,7 +5,13 @@ import { join } from "node:path";
 import { cloneRepo, collectChange, gitOutput, redactUrl, splitCredential } from "./git.ts";
 
 const env = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/tmp" };
-const ident = { ...env, GIT_AUTHOR_NAME: "t", GIT_AUTHOR_EMAIL: "t@example.com", GIT_COMMITTER_NAME: "t", GIT_COMMITTER_EMAIL: "t@example.com" };
+const ident = {
+  ...env,
+  GIT_AUTHOR_NAME: "t",
+  GIT_AUTHOR_EMAIL: "t@example.com",
+  GIT_COMMITTER_NAME: "t",
+  GIT_COMMITTER_EMAIL: "t@example.com",
+};
 let base: string;
 let origin: string;
 
@@ -55,64 +61,75 @@ describe("clone", () => {
     if (!res.ok) expect(res.error).toContain("nope");
   }, 15_000);
 
-  test("a credential reaches an authenticated HTTP remote through askpass — never argv, .git/config or the log", async () => {
-    const user = "x-access-token";
-    const secret = "ghp_s3cr3tT0ken";
-    // The real smart-HTTP protocol: git http-backend as CGI behind Basic auth.
-    const server = Bun.serve({
-      port: 0,
-      hostname: "127.0.0.1",
-      async fetch(req) {
-        if (req.headers.get("authorization") !== `Basic ${btoa(`${user}:${secret}`)}`) {
-          return new Response("auth required", { status: 401, headers: { "WWW-Authenticate": 'Basic realm="git"' } });
-        }
-        const url = new URL(req.url);
-        const cgi = Bun.spawn(["git", "http-backend"], {
-          env: {
-            ...env, GIT_PROJECT_ROOT: base, GIT_HTTP_EXPORT_ALL: "1", PATH_INFO: url.pathname.replace(/^\/git/, ""),
-            REQUEST_METHOD: req.method, QUERY_STRING: url.search.slice(1), CONTENT_TYPE: req.headers.get("content-type") ?? "",
-            HTTP_CONTENT_ENCODING: req.headers.get("content-encoding") ?? "", HTTP_GIT_PROTOCOL: req.headers.get("git-protocol") ?? "",
-            REMOTE_USER: user, REMOTE_ADDR: "127.0.0.1",
-          },
-          stdin: req.body ? new Uint8Array(await req.arrayBuffer()) : "ignore",
-          stdout: "pipe",
-        });
-        const out = new Uint8Array(await new Response(cgi.stdout).arrayBuffer());
-        const sep = Buffer.from(out).indexOf("\r\n\r\n");
-        const headers = new Headers();
-        let status = 200;
-        for (const line of Buffer.from(out.subarray(0, sep)).toString().split("\r\n")) {
-          const [k, ...rest] = line.split(":");
-          if (k!.toLowerCase() === "status") status = Number(rest.join(":").trim().split(" ")[0]);
-          else headers.set(k!, rest.join(":").trim());
-        }
-        return new Response(out.subarray(sep + 4), { status, headers });
-      },
-    });
-    // A git wrapper first on PATH records every argv git is started with.
-    const bin = join(base, "bin");
-    mkdirSync(bin, { recursive: true });
-    const argvLog = join(base, "argv.log");
-    writeFileSync(join(bin, "git"), `#!/bin/sh\necho "$@" >> ${argvLog}\nexec /usr/bin/git "$@"\n`);
-    chmodSync(join(bin, "git"), 0o755);
-    try {
-      const d = dirs("c3");
-      const lines: string[] = [];
-      const url = `http://127.0.0.1:${server.port}/git/origin`;
-      const wrapped = { ...env, PATH: `${bin}:${env.PATH}` };
-      const denied = await cloneRepo({ url, ...dirs("c3-denied"), env: wrapped, onLine: () => {} });
-      expect(denied.ok).toBe(false);
-      const res = await cloneRepo({ url, credential: secret, ...d, env: wrapped, onLine: (_s, l) => lines.push(l) });
-      expect(res.ok).toBe(true);
-      expect(readFileSync(join(d.dir, "README.md"), "utf8")).toBe("# demo\nsecond\n");
-      expect(readFileSync(argvLog, "utf8")).toContain(`clone --depth 1 --no-tags -- ${url}`);
-      expect(readFileSync(argvLog, "utf8")).not.toContain(secret);
-      expect(readFileSync(join(d.dir, ".git", "config"), "utf8")).not.toContain(secret);
-      expect(lines.join("\n")).not.toContain(secret);
-    } finally {
-      await server.stop(true);
-    }
-  }, 20_000);
+  test(
+    "a credential reaches an authenticated HTTP remote through askpass — never argv, .git/config or the log",
+    async () => {
+      const user = "x-access-token";
+      const secret = "ghp_s3cr3tT0ken";
+      // The real smart-HTTP protocol: git http-backend as CGI behind Basic auth.
+      const server = Bun.serve({
+        port: 0,
+        hostname: "127.0.0.1",
+        async fetch(req) {
+          if (req.headers.get("authorization") !== `Basic ${btoa(`${user}:${secret}`)}`) {
+            return new Response("auth required", { status: 401, headers: { "WWW-Authenticate": 'Basic realm="git"' } });
+          }
+          const url = new URL(req.url);
+          const cgi = Bun.spawn(["git", "http-backend"], {
+            env: {
+              ...env,
+              GIT_PROJECT_ROOT: base,
+              GIT_HTTP_EXPORT_ALL: "1",
+              PATH_INFO: url.pathname.replace(/^\/git/, ""),
+              REQUEST_METHOD: req.method,
+              QUERY_STRING: url.search.slice(1),
+              CONTENT_TYPE: req.headers.get("content-type") ?? "",
+              HTTP_CONTENT_ENCODING: req.headers.get("content-encoding") ?? "",
+              HTTP_GIT_PROTOCOL: req.headers.get("git-protocol") ?? "",
+              REMOTE_USER: user,
+              REMOTE_ADDR: "127.0.0.1",
+            },
+            stdin: req.body ? new Uint8Array(await req.arrayBuffer()) : "ignore",
+            stdout: "pipe",
+          });
+          const out = new Uint8Array(await new Response(cgi.stdout).arrayBuffer());
+          const sep = Buffer.from(out).indexOf("\r\n\r\n");
+          const headers = new Headers();
+          let status = 200;
+          for (const line of Buffer.from(out.subarray(0, sep)).toString().split("\r\n")) {
+            const [k, ...rest] = line.split(":");
+            if (k!.toLowerCase() === "status") status = Number(rest.join(":").trim().split(" ")[0]);
+            else headers.set(k!, rest.join(":").trim());
+          }
+          return new Response(out.subarray(sep + 4), { status, headers });
+        },
+      });
+      // A git wrapper first on PATH records every argv git is started with.
+      const bin = join(base, "bin");
+      mkdirSync(bin, { recursive: true });
+      const argvLog = join(base, "argv.log");
+      writeFileSync(join(bin, "git"), `#!/bin/sh\necho "$@" >> ${argvLog}\nexec /usr/bin/git "$@"\n`);
+      chmodSync(join(bin, "git"), 0o755);
+      try {
+        const d = dirs("c3");
+        const lines: string[] = [];
+        const url = `http://127.0.0.1:${server.port}/git/origin`;
+        const wrapped = { ...env, PATH: `${bin}:${env.PATH}` };
+        const denied = await cloneRepo({ url, ...dirs("c3-denied"), env: wrapped, onLine: () => {} });
+        expect(denied.ok).toBe(false);
+        const res = await cloneRepo({ url, credential: secret, ...d, env: wrapped, onLine: (_s, l) => lines.push(l) });
+        expect(res.ok).toBe(true);
+        expect(readFileSync(join(d.dir, "README.md"), "utf8")).toBe("# demo\nsecond\n");
+        expect(readFileSync(argvLog, "utf8")).toContain(`clone --depth 1 --no-tags -- ${url}`);
+        expect(readFileSync(argvLog, "utf8")).not.toContain(secret);
+        expect(readFileSync(join(d.dir, ".git", "config"), "utf8")).not.toContain(secret);
+        expect(lines.join("\n")).not.toContain(secret);
+      } finally {
+        await server.stop(true);
+      }
+    },
+    20_000,
+  );
 
   test("credentials and URLs are redacted before they are shown", () => {
     expect(redactUrl("https://user:pw@github.com/o/r.git")).toBe("https://***@github.com/o/r.git");

@@ -4,7 +4,7 @@
  * the change as `git diff --stat` plus a size-capped patch against the commit that was cloned.
  */
 import { nodeFs, nodePath } from "../runtime/lazy-node-modules.ts";
-import { runInGroup, type LineSink } from "./process-group.ts";
+import { type LineSink, runInGroup } from "./process-group.ts";
 
 /** Print the username or the password git asks for; the values come from the clone's environment only. */
 const ASKPASS = `#!/bin/sh
@@ -17,7 +17,9 @@ esac
 /** `user:secret`, or a bare token (GitHub/GitLab style: any username, the token as password). */
 export function splitCredential(credential: string): { username: string; password: string } {
   const i = credential.indexOf(":");
-  return i > 0 ? { username: credential.slice(0, i), password: credential.slice(i + 1) } : { username: "x-access-token", password: credential };
+  return i > 0
+    ? { username: credential.slice(0, i), password: credential.slice(i + 1) }
+    : { username: "x-access-token", password: credential };
 }
 
 /** `https://user:pw@host/x` → `https://***@host/x`, so a URL that carries its own secret is never logged. */
@@ -85,7 +87,11 @@ export async function cloneRepo(input: CloneInput): Promise<{ ok: true; head: st
     },
   });
   if (run.exitCode !== 0) {
-    const why = run.timedOut ? "timed out" : run.aborted ? "cancelled" : tail.filter(Boolean).pop() ?? `exit ${run.exitCode}`;
+    const why = run.timedOut
+      ? "timed out"
+      : run.aborted
+      ? "cancelled"
+      : tail.filter(Boolean).pop() ?? `exit ${run.exitCode}`;
     return { ok: false, error: `git clone of ${redactUrl(input.url)} failed: ${why}` };
   }
   const head = await gitOutput(input.dir, input.env, ["rev-parse", "HEAD"]);
@@ -94,8 +100,18 @@ export async function cloneRepo(input: CloneInput): Promise<{ ok: true; head: st
 
 /** Run git and return stdout; throws with git's last stderr line on failure. */
 export async function gitOutput(dir: string, env: Record<string, string>, args: string[]): Promise<string> {
-  const proc = Bun.spawn(["git", "-c", "core.quotepath=off", ...args], { cwd: dir, env, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
-  const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  const proc = Bun.spawn(["git", "-c", "core.quotepath=off", ...args], {
+    cwd: dir,
+    env,
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const [out, err, code] = await Promise.all([
+    new Response(proc.stdout).text(),
+    new Response(proc.stderr).text(),
+    proc.exited,
+  ]);
   if (code !== 0) throw new Error(`git ${args[0]}: ${err.trim().split("\n").pop() ?? `exit ${code}`}`);
   return out;
 }
@@ -103,7 +119,12 @@ export async function gitOutput(dir: string, env: Record<string, string>, args: 
 export type RepoChange = { diffStat: string; patch: string; patchTruncated: boolean };
 
 /** Everything the task changed since `base` — new files included, commits the agent made included. */
-export async function collectChange(dir: string, env: Record<string, string>, base: string, patchMaxBytes: number): Promise<RepoChange> {
+export async function collectChange(
+  dir: string,
+  env: Record<string, string>,
+  base: string,
+  patchMaxBytes: number,
+): Promise<RepoChange> {
   await gitOutput(dir, env, ["add", "-A"]);
   const diffStat = (await gitOutput(dir, env, ["diff", "--cached", "--stat", base])).trimEnd();
   const full = await gitOutput(dir, env, ["diff", "--cached", "--binary", base]);

@@ -13,15 +13,25 @@ import { availableModes, chooseMode } from "./workspace.ts";
 import { sandboxConfigFromEnv } from "./sandbox/config.ts";
 import { probeSandbox, sandboxCapability } from "./sandbox/probe.ts";
 
-export { WORK_DEFAULTS, workConfigFromEnv, type WorkConfig } from "./config.ts";
+export { WORK_DEFAULTS, type WorkConfig, workConfigFromEnv } from "./config.ts";
 export type { TaskExecutorDeps } from "./executor.ts";
 
 /** The work-related part of the ready callback's capabilities; the mode a task gets is listed first. */
-export function workCapabilities(config: Pick<WorkConfig, "workspaceMode" | "maxConcurrentTasks">, env: Env): Pick<AgentCapabilities, "workspaceModes" | "agents" | "maxConcurrentTasks" | "sandbox"> {
-  const modes = config.workspaceMode === "auto" ? availableModes(env.PATH) : [chooseMode(config.workspaceMode, env.PATH)];
+export function workCapabilities(
+  config: Pick<WorkConfig, "workspaceMode" | "maxConcurrentTasks">,
+  env: Env,
+): Pick<AgentCapabilities, "workspaceModes" | "agents" | "maxConcurrentTasks" | "sandbox"> {
+  const modes = config.workspaceMode === "auto"
+    ? availableModes(env.PATH)
+    : [chooseMode(config.workspaceMode, env.PATH)];
   // The env was validated at start (main.ts), so this parse cannot fail here.
   const sandbox = sandboxCapability(probeSandbox(sandboxConfigFromEnv(env), env.PATH));
-  return { workspaceModes: modes, agents: ["builtin", "command"], maxConcurrentTasks: config.maxConcurrentTasks, sandbox };
+  return {
+    workspaceModes: modes,
+    agents: ["builtin", "command"],
+    maxConcurrentTasks: config.maxConcurrentTasks,
+    sandbox,
+  };
 }
 
 /**
@@ -46,13 +56,14 @@ export async function loadTaskExecutor(deps: TaskExecutorDeps): Promise<TaskExec
   if (await Bun.file(`${deps.config.dataDir}/work.db`).exists()) return create();
   let loaded: TaskExecutor | null = null;
   let loading: Promise<TaskExecutor> | null = null;
-  const load = () => loading ??= create().then(
-    (executor) => (loaded = executor),
-    (err) => {
-      loading = null; // the next dispatch tries again
-      throw err;
-    },
-  );
+  const load = () =>
+    loading ??= create().then(
+      (executor) => (loaded = executor),
+      (err) => {
+        loading = null; // the next dispatch tries again
+        throw err;
+      },
+    );
   return {
     start: async (dispatch) => (await load()).start(dispatch),
     status: (taskId) => loaded?.status(taskId) ?? null,

@@ -10,7 +10,7 @@
 import { Database } from "bun:sqlite";
 import * as v from "valibot";
 import { nodeFs } from "../runtime/lazy-node-modules.ts";
-import { TaskResult, type TaskLogEvent } from "../../shared/wire/task.ts";
+import { type TaskLogEvent, TaskResult } from "../../shared/wire/task.ts";
 import type { TaskRunState } from "../contracts.ts";
 
 export type RunRow = {
@@ -26,8 +26,15 @@ export type RunRow = {
 };
 
 type RawRun = {
-  task_id: string; status: string; started_at: number; finished_at: number | null; exit_code: number | null;
-  workspace_dir: string | null; result: string | null; result_delivered: number; cleaned: number;
+  task_id: string;
+  status: string;
+  started_at: number;
+  finished_at: number | null;
+  exit_code: number | null;
+  workspace_dir: string | null;
+  result: string | null;
+  result_delivered: number;
+  cleaned: number;
 };
 
 function toRow(r: RawRun): RunRow {
@@ -104,19 +111,24 @@ export class Outbox {
 
   /** Finished runs whose logs or result the edge has not acknowledged yet. */
   undelivered(): RunRow[] {
-    return (this.db.query("SELECT * FROM runs WHERE status != 'running' AND result_delivered = 0").all() as RawRun[]).map(toRow);
+    return (this.db.query("SELECT * FROM runs WHERE status != 'running' AND result_delivered = 0").all() as RawRun[])
+      .map(toRow);
   }
 
   /** Finished, delivered runs whose workspace is still on disk (e.g. the agent stopped before cleanup). */
   uncleaned(): RunRow[] {
-    return (this.db.query("SELECT * FROM runs WHERE result_delivered = 1 AND cleaned = 0").all() as RawRun[]).map(toRow);
+    return (this.db.query("SELECT * FROM runs WHERE result_delivered = 1 AND cleaned = 0").all() as RawRun[]).map(
+      toRow,
+    );
   }
 
   private seqFor(taskId: string): number {
     let next = this.nextSeq.get(taskId);
     if (next === undefined) {
       const row = this.db
-        .query("SELECT MAX(COALESCE((SELECT MAX(seq) FROM lines WHERE task_id = ?1), -1), acked_seq) AS last FROM runs WHERE task_id = ?1")
+        .query(
+          "SELECT MAX(COALESCE((SELECT MAX(seq) FROM lines WHERE task_id = ?1), -1), acked_seq) AS last FROM runs WHERE task_id = ?1",
+        )
         .get(taskId) as { last: number | null } | null;
       next = (row?.last ?? -1) + 1;
     }
@@ -125,7 +137,13 @@ export class Outbox {
 
   appendLine(taskId: string, stream: TaskLogEvent["stream"], message: string, at = Date.now()): TaskLogEvent {
     const seq = this.seqFor(taskId);
-    this.db.query("INSERT INTO lines (task_id, seq, at, stream, message) VALUES (?, ?, ?, ?, ?)").run(taskId, seq, at, stream, message);
+    this.db.query("INSERT INTO lines (task_id, seq, at, stream, message) VALUES (?, ?, ?, ?, ?)").run(
+      taskId,
+      seq,
+      at,
+      stream,
+      message,
+    );
     this.nextSeq.set(taskId, seq + 1);
     return { seq, at, stream, message };
   }

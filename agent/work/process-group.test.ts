@@ -16,7 +16,9 @@ describe("runInGroup", () => {
     try {
       const lines: string[] = [];
       const run = await runInGroup(["sh", "-c", "echo one; echo two >&2; printf 'three'; exit 3"], {
-        cwd: dir, env, onLine: (s, l) => lines.push(`${s}:${l}`),
+        cwd: dir,
+        env,
+        onLine: (s, l) => lines.push(`${s}:${l}`),
       });
       expect(run.exitCode).toBe(3);
       expect(lines.filter((l) => l.startsWith("stdout"))).toEqual(["stdout:one", "stdout:three"]);
@@ -28,7 +30,11 @@ describe("runInGroup", () => {
 
   test("splits an over-long line instead of dropping it", async () => {
     const lines: string[] = [];
-    await runInGroup(["sh", "-c", `head -c ${MAX_LINE + 10} /dev/zero | tr '\\0' x; echo`], { cwd: tmpdir(), env, onLine: (_s, l) => lines.push(l) });
+    await runInGroup(["sh", "-c", `head -c ${MAX_LINE + 10} /dev/zero | tr '\\0' x; echo`], {
+      cwd: tmpdir(),
+      env,
+      onLine: (_s, l) => lines.push(l),
+    });
     expect(lines.map((l) => l.length)).toEqual([MAX_LINE, 10]);
   });
 
@@ -36,8 +42,13 @@ describe("runInGroup", () => {
     const ctl = new AbortController();
     let child = 0;
     const done = runInGroup(["sh", "-c", "sleep 60 & echo $!; wait"], {
-      cwd: tmpdir(), env, signal: ctl.signal, killGraceMs: 500,
-      onLine: (_s, l) => { child = Number(l); },
+      cwd: tmpdir(),
+      env,
+      signal: ctl.signal,
+      killGraceMs: 500,
+      onLine: (_s, l) => {
+        child = Number(l);
+      },
     });
     await until("the background child", () => child > 0 && processRunning(child));
     ctl.abort();
@@ -48,7 +59,13 @@ describe("runInGroup", () => {
   }, 10_000);
 
   test("a timeout ends the command and says so", async () => {
-    const run = await runInGroup(["sh", "-c", "sleep 60"], { cwd: tmpdir(), env, timeoutMs: 200, killGraceMs: 200, onLine: () => {} });
+    const run = await runInGroup(["sh", "-c", "sleep 60"], {
+      cwd: tmpdir(),
+      env,
+      timeoutMs: 200,
+      killGraceMs: 200,
+      onLine: () => {},
+    });
     expect(run.timedOut).toBe(true);
     expect(run.signalCode).toBe("SIGTERM");
     expect(run.durationMs).toBeLessThan(5_000);
@@ -56,7 +73,13 @@ describe("runInGroup", () => {
 
   test("processes left in the background after the command exits are killed, so the run ends", async () => {
     let child = 0;
-    const run = await runInGroup(["sh", "-c", "sleep 60 & echo $!"], { cwd: tmpdir(), env, onLine: (_s, l) => { child = Number(l); } });
+    const run = await runInGroup(["sh", "-c", "sleep 60 & echo $!"], {
+      cwd: tmpdir(),
+      env,
+      onLine: (_s, l) => {
+        child = Number(l);
+      },
+    });
     expect(run.exitCode).toBe(0);
     await until("the straggler to die", () => child > 0 && !processRunning(child), 3_000);
   }, 10_000);

@@ -78,8 +78,16 @@ export async function runInGroup(argv: string[], opts: GroupOptions): Promise<Gr
     signalGroup(proc.pid, "SIGTERM");
     killTimer ??= setTimeout(() => signalGroup(proc.pid, "SIGKILL"), grace);
   };
-  const timer = opts.timeoutMs ? setTimeout(() => { timedOut = true; stop(); }, opts.timeoutMs) : undefined;
-  const onAbort = () => { aborted = true; stop(); };
+  const timer = opts.timeoutMs
+    ? setTimeout(() => {
+      timedOut = true;
+      stop();
+    }, opts.timeoutMs)
+    : undefined;
+  const onAbort = () => {
+    aborted = true;
+    stop();
+  };
   if (opts.signal?.aborted) onAbort();
   else opts.signal?.addEventListener("abort", onAbort, { once: true });
 

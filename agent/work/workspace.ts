@@ -6,7 +6,7 @@
 import { nodeFs, nodePath } from "../runtime/lazy-node-modules.ts";
 import type { WorkspaceMode } from "../../shared/wire/agent.ts";
 import type { WorkspaceModeSetting } from "./config.ts";
-import { runInGroup, type GroupRun, type LineSink } from "./process-group.ts";
+import { type GroupRun, type LineSink, runInGroup } from "./process-group.ts";
 import { runSandboxed, type TaskSandbox } from "./sandbox/index.ts";
 import { devcontainerRefusal } from "./devcontainer-policy.ts";
 
@@ -34,7 +34,10 @@ export type Workspace = {
 };
 
 export function workspacePaths(dataDir: string, taskId: string): { dir: string; metaDir: string } {
-  return { dir: nodePath().join(dataDir, "workspaces", taskId), metaDir: nodePath().join(dataDir, "workspace-meta", taskId) };
+  return {
+    dir: nodePath().join(dataDir, "workspaces", taskId),
+    metaDir: nodePath().join(dataDir, "workspace-meta", taskId),
+  };
 }
 
 export function createWorkspaceDirs(dataDir: string, taskId: string): { dir: string; metaDir: string } {
@@ -68,7 +71,16 @@ export function repoDevcontainerConfig(dir: string): string | null {
   return null;
 }
 
-const UpOutcome = (line: string): { outcome?: string; containerId?: string; remoteUser?: string; remoteWorkspaceFolder?: string; message?: string; description?: string } | null => {
+const UpOutcome = (
+  line: string,
+): {
+  outcome?: string;
+  containerId?: string;
+  remoteUser?: string;
+  remoteWorkspaceFolder?: string;
+  message?: string;
+  description?: string;
+} | null => {
   try {
     const o = JSON.parse(line);
     return o && typeof o === "object" && "outcome" in o ? o : null;
@@ -94,7 +106,16 @@ export async function buildDevcontainer(
     const refused = devcontainerRefusal(nodeFs().readFileSync(own, "utf8"), nodePath().relative(ws.dir, own));
     if (refused) return { ok: false, error: refused, durationMs: 0 };
   }
-  const argv = ["devcontainer", "up", "--workspace-folder", ws.dir, "--id-label", `sam.task=${ws.taskId}`, "--log-format", "json"];
+  const argv = [
+    "devcontainer",
+    "up",
+    "--workspace-folder",
+    ws.dir,
+    "--id-label",
+    `sam.task=${ws.taskId}`,
+    "--log-format",
+    "json",
+  ];
   if (!own) {
     const generated = nodePath().join(ws.metaDir, "devcontainer.json");
     nodeFs().writeFileSync(generated, JSON.stringify({ name: `sam-${ws.taskId}`, image: opts.baseImage }, null, 2));
@@ -127,17 +148,36 @@ export async function buildDevcontainer(
       },
     };
   }
-  const why = run.timedOut ? "timed out" : run.aborted ? "cancelled" : o?.message ?? o?.description ?? `exit ${run.exitCode}`;
+  const why = run.timedOut
+    ? "timed out"
+    : run.aborted
+    ? "cancelled"
+    : o?.message ?? o?.description ?? `exit ${run.exitCode}`;
   return { ok: false, error: `devcontainer up failed: ${why}`, durationMs: run.durationMs };
 }
 
 /** Run a shell command in the workspace, on the host or in its container, as its own process group. */
 export function execInWorkspace(ws: Workspace, command: string, opts: ExecOptions): Promise<GroupRun> {
   if (!ws.container && ws.sandbox) {
-    return runSandboxed(ws.sandbox, command, { env: opts.env, onLine: opts.onLine, timeoutMs: opts.timeoutMs, signal: opts.signal, killGraceMs: opts.killGraceMs, onSpawn: opts.onSpawn });
+    return runSandboxed(ws.sandbox, command, {
+      env: opts.env,
+      onLine: opts.onLine,
+      timeoutMs: opts.timeoutMs,
+      signal: opts.signal,
+      killGraceMs: opts.killGraceMs,
+      onSpawn: opts.onSpawn,
+    });
   }
   if (!ws.container) {
-    return runInGroup(["sh", "-c", command], { cwd: ws.dir, env: opts.env, onLine: opts.onLine, timeoutMs: opts.timeoutMs, signal: opts.signal, killGraceMs: opts.killGraceMs, onSpawn: opts.onSpawn });
+    return runInGroup(["sh", "-c", command], {
+      cwd: ws.dir,
+      env: opts.env,
+      onLine: opts.onLine,
+      timeoutMs: opts.timeoutMs,
+      signal: opts.signal,
+      killGraceMs: opts.killGraceMs,
+      onSpawn: opts.onSpawn,
+    });
   }
   const c = ws.container;
   // `-e NAME` without a value makes docker read it from its own environment: secrets never touch argv.
@@ -145,11 +185,22 @@ export function execInWorkspace(ws: Workspace, command: string, opts: ExecOption
   if (c.remoteUser) argv.push("-u", c.remoteUser);
   for (const name of opts.forward) argv.push("-e", name);
   argv.push(c.id, "sh", "-c", command);
-  return runInGroup(argv, { cwd: ws.dir, env: opts.env, onLine: opts.onLine, timeoutMs: opts.timeoutMs, signal: opts.signal, killGraceMs: opts.killGraceMs, onSpawn: opts.onSpawn });
+  return runInGroup(argv, {
+    cwd: ws.dir,
+    env: opts.env,
+    onLine: opts.onLine,
+    timeoutMs: opts.timeoutMs,
+    signal: opts.signal,
+    killGraceMs: opts.killGraceMs,
+    onSpawn: opts.onSpawn,
+  });
 }
 
 /** Remove the container (if one was built) and both directories. Idempotent. */
-export async function removeWorkspace(ws: { dir: string; metaDir: string }, env: Record<string, string>): Promise<void> {
+export async function removeWorkspace(
+  ws: { dir: string; metaDir: string },
+  env: Record<string, string>,
+): Promise<void> {
   const idFile = nodePath().join(ws.metaDir, "container-id");
   if (nodeFs().existsSync(idFile)) {
     const id = nodeFs().readFileSync(idFile, "utf8").trim();

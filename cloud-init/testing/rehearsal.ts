@@ -22,7 +22,8 @@ function cloudInitPython(): string {
 
 /** The `runcmd` script exactly as cloud-init writes it (`/var/lib/cloud/instance/scripts/runcmd`). */
 export function runcmdScript(userData: string): string {
-  const code = "import sys\nfrom cloudinit import util\ncfg = util.load_yaml(sys.stdin.read())\nsys.stdout.write(util.shellify(cfg['runcmd']))";
+  const code =
+    "import sys\nfrom cloudinit import util\ncfg = util.load_yaml(sys.stdin.read())\nsys.stdout.write(util.shellify(cfg['runcmd']))";
   const proc = Bun.spawnSync([cloudInitPython(), "-c", code], { stdin: new TextEncoder().encode(userData) });
   if (proc.exitCode !== 0) throw new Error(`cloud-init shellify failed: ${proc.stderr.toString()}`);
   return proc.stdout.toString();
@@ -30,7 +31,10 @@ export function runcmdScript(userData: string): string {
 
 /** Absolute VM paths the boot writes to, moved under `root`. `/dev/null` and friends stay. */
 export function underRoot(text: string, root: string): string {
-  return text.replace(/(^|[\s'"=>@])(\/(?:usr\/local|etc|var)(?=[\/\s'";]|$))/gm, (_, pre: string, path: string) => `${pre}${root}${path}`);
+  return text.replace(
+    /(^|[\s'"=>@])(\/(?:usr\/local|etc|var)(?=[\/\s'";]|$))/gm,
+    (_, pre: string, path: string) => `${pre}${root}${path}`,
+  );
 }
 
 type WriteFileEntry = { path: string; content: string; permissions: string };
@@ -50,7 +54,8 @@ export function materialiseWriteFiles(userData: string, root: string): void {
  * Each fake appends one line `start_us end_us tool args…` to `$SAM_FAKE_CALLS`. `logger` also appends the
  * journald JSON line `journalctl -o json` would show to `$SAM_FAKE_JOURNAL`.
  */
-const RECORD = `record() { printf '%s %s %s\\n' "$start" "$(date +%s%6N)" "$*" >>"$SAM_FAKE_CALLS"; }\nstart=$(date +%s%6N)\n`;
+const RECORD =
+  `record() { printf '%s %s %s\\n' "$start" "$(date +%s%6N)" "$*" >>"$SAM_FAKE_CALLS"; }\nstart=$(date +%s%6N)\n`;
 
 const FAKES: Record<string, string> = {
   logger: `${RECORD}tag=; while [ $# -gt 1 ]; do case "$1" in -t) tag=$2; shift 2;; *) break;; esac; done
@@ -58,7 +63,8 @@ msg=$(printf '%s' "$1" | sed 's/\\\\/\\\\\\\\/g; s/"/\\\\"/g')
 printf '{"__REALTIME_TIMESTAMP":"%s","SYSLOG_IDENTIFIER":"%s","MESSAGE":"%s","PRIORITY":"5"}\\n' "$(date +%s%6N)" "$tag" "$msg" >>"$SAM_FAKE_JOURNAL"
 record logger "$tag" "$1"
 `,
-  docker: `${RECORD}if [ "$1" = pull ]; then sleep "\${SAM_FAKE_PULL_SECONDS:-0.3}"; record docker "$@"; exit "\${SAM_FAKE_PULL_EXIT:-0}"; fi
+  docker:
+    `${RECORD}if [ "$1" = pull ]; then sleep "\${SAM_FAKE_PULL_SECONDS:-0.3}"; record docker "$@"; exit "\${SAM_FAKE_PULL_EXIT:-0}"; fi
 record docker "$@"
 `,
   // Serves files from $SAM_FAKE_DOWNLOADS by the URL's last path segment; unknown URLs are a 404 (exit 22).
@@ -73,7 +79,8 @@ cp "$src" "$out"
 record curl "$url"
 `,
   // \`systemctl show -p ActiveEnterTimestamp\` answers $SAM_FAKE_DOCKER_SINCE (empty: docker never started).
-  systemctl: `${RECORD}record systemctl "$@"\n[ "$1" = show ] && printf '%s\\n' "\${SAM_FAKE_DOCKER_SINCE:-}"\nexit 0\n`,
+  systemctl:
+    `${RECORD}record systemctl "$@"\n[ "$1" = show ] && printf '%s\\n' "\${SAM_FAKE_DOCKER_SINCE:-}"\nexit 0\n`,
   // \`ip -4 route get\` as on a Hetzner VM: the default route's source is the public IPv4 on eth0.
   ip: `${RECORD}record ip "$@"\nprintf '1.1.1.1 via 172.31.1.1 dev eth0 src 203.0.113.7 uid 0 \\n    cache \\n'\n`,
   iptables: `${RECORD}record iptables "$@"\n[ "$1" = -C ] && exit 1\nexit 0\n`,

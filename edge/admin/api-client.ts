@@ -18,7 +18,11 @@ export async function failureOf(res: Response): Promise<ApiFailure> {
   return { status: res.status, message: message ?? `the edge API answered ${res.status}` };
 }
 
-export async function fetchView<S extends v.GenericSchema>(api: AdminApi, schema: S, path: string): Promise<ApiResult<v.InferOutput<S>>> {
+export async function fetchView<S extends v.GenericSchema>(
+  api: AdminApi,
+  schema: S,
+  path: string,
+): Promise<ApiResult<v.InferOutput<S>>> {
   const res = await api(path, { headers: { Accept: "application/json" } });
   if (!res.ok) return { ok: false, failure: await failureOf(res) };
   const parsed = v.safeParse(schema, await res.json().catch(() => undefined));
@@ -28,7 +32,11 @@ export async function fetchView<S extends v.GenericSchema>(api: AdminApi, schema
 }
 
 /** Like `fetchView`, but a failure becomes the page's own answer (404 for an unknown node, …). */
-export async function requireView<S extends v.GenericSchema>(api: AdminApi, schema: S, path: string): Promise<v.InferOutput<S>> {
+export async function requireView<S extends v.GenericSchema>(
+  api: AdminApi,
+  schema: S,
+  path: string,
+): Promise<v.InferOutput<S>> {
   const result = await fetchView(api, schema, path);
   if (!result.ok) throw new HttpError(result.failure.status, result.failure.message);
   return result.data;

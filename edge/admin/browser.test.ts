@@ -12,7 +12,7 @@ import type { Page } from "playwright-core";
 import { launchBrowser } from "../testing/browser.ts";
 import { ADMIN_TOKEN } from "../testing/admin-mount.ts";
 import { BOOT_PHASES } from "../testing/admin-seed.ts";
-import { serveEdge, until, type ServedEdge } from "../testing/served-edge.ts";
+import { type ServedEdge, serveEdge, until } from "../testing/served-edge.ts";
 import type { StubAgent } from "../testing/stub-agent.ts";
 
 let served: ServedEdge;
@@ -30,11 +30,17 @@ beforeAll(async () => {
   served.provider.troubledNext = true;
   gone = await served.readyNode(null);
   await gone.agent.stop();
-  const submitted = await served.call("POST", "/api/tasks", { prompt: "Add a --json flag to the CLI", agent: { type: "command", command: "true" } }, key.key);
+  const submitted = await served.call("POST", "/api/tasks", {
+    prompt: "Add a --json flag to the CLI",
+    agent: { type: "command", command: "true" },
+  }, key.key);
   expect(submitted.status).toBe(201);
   taskId = ((await submitted.json()) as { id: string }).id;
-  await until("the task running on the ready node", async () =>
-    ((await (await served.call("GET", `/api/tasks/${taskId}`)).json()) as { status: string }).status === "running");
+  await until(
+    "the task running on the ready node",
+    async () =>
+      ((await (await served.call("GET", `/api/tasks/${taskId}`)).json()) as { status: string }).status === "running",
+  );
   await ok.agent.log(taskId, ["cloning the repository", "reading src/cli.ts"]);
   browser = await launchBrowser();
 }, 30_000);
@@ -45,7 +51,9 @@ afterAll(async () => {
 
 /** Screenshots refresh docs/ only when asked (`SAM_ADMIN_SCREENSHOTS=1`), so a test run leaves the tree clean. */
 function shotPath(name: string): string {
-  return process.env.SAM_ADMIN_SCREENSHOTS === "1" ? join(import.meta.dir, "../../docs", name) : join(browser.dir, name);
+  return process.env.SAM_ADMIN_SCREENSHOTS === "1"
+    ? join(import.meta.dir, "../../docs", name)
+    : join(browser.dir, name);
 }
 
 async function loggedInPage(): Promise<Page> {
@@ -83,34 +91,46 @@ describe("admin pages in a browser", () => {
     }
   }, 20_000);
 
-  test("log in, open a node: the waterfall shows the phases in order with widths proportional to durations", async () => {
-    const page = await loggedInPage();
-    try {
-      const cookie = (await browser.context.cookies(`${base}/admin/nodes`)).find((c) => c.name === "sam_admin")!;
-      expect(cookie).toMatchObject({ httpOnly: true, sameSite: "Strict", path: "/admin" });
-      expect(cookie.value).not.toContain(ADMIN_TOKEN);
-      await Promise.all([page.waitForURL(`${base}/admin/nodes/${ok.id}`), page.click(`a[href='/admin/nodes/${ok.id}']`)]);
+  test(
+    "log in, open a node: the waterfall shows the phases in order with widths proportional to durations",
+    async () => {
+      const page = await loggedInPage();
+      try {
+        const cookie = (await browser.context.cookies(`${base}/admin/nodes`)).find((c) => c.name === "sam_admin")!;
+        expect(cookie).toMatchObject({ httpOnly: true, sameSite: "Strict", path: "/admin" });
+        expect(cookie.value).not.toContain(ADMIN_TOKEN);
+        await Promise.all([
+          page.waitForURL(`${base}/admin/nodes/${ok.id}`),
+          page.click(`a[href='/admin/nodes/${ok.id}']`),
+        ]);
 
-      const labels = await page.$$eval(".wf-row[data-kind]", (rows) => rows.map((r) => r.getAttribute("data-phase")));
-      expect(labels).toEqual([
-        "create call → server running", "server running → agent ready", "kernel boot → agent start",
-        ...BOOT_PHASES.map((p) => p.name),
-      ]);
-      const bars = await Promise.all(BOOT_PHASES.map(async (p) => (await page.locator(`.wf-row[data-phase="${p.name}"] .wf-bar`).boundingBox())!));
-      const pxPerSecond = bars.map((b, i) => b.width / BOOT_PHASES[i]!.duration);
-      for (const r of pxPerSecond) expect(Math.abs(r - pxPerSecond[2]!)).toBeLessThan(0.06 * pxPerSecond[2]! + 0.3);
-      // One axis: each phase starts where its start time lies (phases here run back to back).
-      for (let i = 1; i < bars.length; i++) {
-        expect(bars[i]!.x).toBeGreaterThan(bars[i - 1]!.x);
-        expect(Math.abs(bars[i]!.x - (bars[i - 1]!.x + bars[i - 1]!.width))).toBeLessThan(1.5);
+        const labels = await page.$$eval(".wf-row[data-kind]", (rows) => rows.map((r) => r.getAttribute("data-phase")));
+        expect(labels).toEqual([
+          "create call → server running",
+          "server running → agent ready",
+          "kernel boot → agent start",
+          ...BOOT_PHASES.map((p) => p.name),
+        ]);
+        const bars = await Promise.all(
+          BOOT_PHASES.map(async (p) => (await page.locator(`.wf-row[data-phase="${p.name}"] .wf-bar`).boundingBox())!),
+        );
+        const pxPerSecond = bars.map((b, i) => b.width / BOOT_PHASES[i]!.duration);
+        for (const r of pxPerSecond) expect(Math.abs(r - pxPerSecond[2]!)).toBeLessThan(0.06 * pxPerSecond[2]! + 0.3);
+        // One axis: each phase starts where its start time lies (phases here run back to back).
+        for (let i = 1; i < bars.length; i++) {
+          expect(bars[i]!.x).toBeGreaterThan(bars[i - 1]!.x);
+          expect(Math.abs(bars[i]!.x - (bars[i - 1]!.x + bars[i - 1]!.width))).toBeLessThan(1.5);
+        }
+        // The provider spans come before the boot phases on the same axis.
+        const create =
+          (await page.locator('.wf-row[data-phase="create call → server running"] .wf-bar').boundingBox())!;
+        expect(create.x).toBeLessThan(bars[0]!.x);
+      } finally {
+        await page.close();
       }
-      // The provider spans come before the boot phases on the same axis.
-      const create = (await page.locator('.wf-row[data-phase="create call → server running"] .wf-bar').boundingBox())!;
-      expect(create.x).toBeLessThan(bars[0]!.x);
-    } finally {
-      await page.close();
-    }
-  }, 20_000);
+    },
+    20_000,
+  );
 
   test("the charts render points, and the window switch redraws them", async () => {
     const page = await loggedInPage();

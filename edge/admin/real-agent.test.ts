@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ADMIN_TOKEN } from "../testing/admin-mount.ts";
-import { serveEdge, type ServedEdge } from "../testing/served-edge.ts";
+import { type ServedEdge, serveEdge } from "../testing/served-edge.ts";
 
 const AGENT_BINARY = "agent/dist/sam-agent";
 let served: ServedEdge;
@@ -53,7 +53,8 @@ test("both downloads deliver the real agent's SQLite databases, intact", async (
       writeFileSync(path, new Uint8Array(await res.arrayBuffer()));
       const db = new Database(path);
       expect(db.query("PRAGMA integrity_check").get()).toEqual({ integrity_check: "ok" });
-      expect((db.query("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table'").get() as { n: number }).n).toBeGreaterThan(0);
+      expect((db.query("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table'").get() as { n: number }).n)
+        .toBeGreaterThan(0);
       db.close();
     }
   } finally {

@@ -15,9 +15,20 @@ const sessions = memorySessions();
 function mount() {
   const api = new Hono();
   const nodes = seedNodes(now);
-  api.use("/api/*", async (c, next) => (c.req.header("Authorization") === `Bearer ${TOKEN}` ? next() : c.json({ error: { message: "no", type: "authentication_error", code: null } }, 401)));
+  api.use(
+    "/api/*",
+    async (
+      c,
+      next,
+    ) => (c.req.header("Authorization") === `Bearer ${TOKEN}`
+      ? next()
+      : c.json({ error: { message: "no", type: "authentication_error", code: null } }, 401)),
+  );
   api.get("/api/nodes/:id", (c) => c.json(nodes.find((n) => n.id === c.req.param("id"))));
-  api.get("/api/nodes/:id/metrics", (c) => c.json({ nodeId: c.req.param("id"), window: "1h", samples: seedSamples(now) }));
+  api.get(
+    "/api/nodes/:id/metrics",
+    (c) => c.json({ nodeId: c.req.param("id"), window: "1h", samples: seedSamples(now) }),
+  );
   api.get("/api/nodes/:id/events", (c) => c.json({ data: [], nextCursor: null }));
   const app = new Hono();
   app.route("/admin", createAdminRoutes({ api: inProcessApi(api, TOKEN), adminToken: TOKEN, sessions }));
@@ -33,7 +44,9 @@ Deno.test("under Deno, a logged-in admin sees a node's waterfall and charts; a w
   assert.match(html, /data-phase="node-install"/);
   assert.match(html, /data-chart="cpu" data-points="59"/);
 
-  const wrong = await app.request("/admin/nodes/node-ok", { headers: { Cookie: "sam_admin=samadm_wrong_wrong_wrong_wrong" } });
+  const wrong = await app.request("/admin/nodes/node-ok", {
+    headers: { Cookie: "sam_admin=samadm_wrong_wrong_wrong_wrong" },
+  });
   assert.equal(wrong.status, 401);
   const page = await wrong.text();
   assert.match(page, /not accepted/);

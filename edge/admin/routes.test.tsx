@@ -10,7 +10,11 @@ const { app, fake, sessions } = mountOverFake();
 const cookie = `sam_admin=${(await sessions.open({ userAgent: null })).secret}`;
 const get = (path: string, headers: Record<string, string> = { Cookie: cookie }) => app.request(path, { headers });
 const login = (token: string, next = "/admin/nodes", url = "http://localhost/admin/login") =>
-  app.request(url, { method: "POST", body: new URLSearchParams({ token, next }), headers: { "Content-Type": "application/x-www-form-urlencoded" } });
+  app.request(url, {
+    method: "POST",
+    body: new URLSearchParams({ token, next }),
+    headers: { "Content-Type": "application/x-www-form-urlencoded" },
+  });
 
 describe("admin auth", () => {
   test("logging in sets an HttpOnly, SameSite=Strict cookie scoped to /admin and returns to the page asked for", async () => {
@@ -42,11 +46,26 @@ describe("admin auth", () => {
 
   test("no page is shown without the admin token: missing, wrong cookie or wrong bearer", async () => {
     fake.calls.length = 0;
-    for (const path of ["/admin", "/admin/nodes", "/admin/nodes/node-ok", "/admin/nodes/node-ok/events.db", "/admin/tasks", "/admin/tasks/task-done", "/admin/tasks/task-run/events/stream", "/admin/nope"]) {
+    for (
+      const path of [
+        "/admin",
+        "/admin/nodes",
+        "/admin/nodes/node-ok",
+        "/admin/nodes/node-ok/events.db",
+        "/admin/tasks",
+        "/admin/tasks/task-done",
+        "/admin/tasks/task-run/events/stream",
+        "/admin/nope",
+      ]
+    ) {
       const none = await get(path, {});
       expect(none.status).toBe(303);
       expect(none.headers.get("Location")).toBe(`/admin/login?next=${encodeURIComponent(path)}`);
-      for (const headers of [{ Cookie: "sam_admin=samadm_wrong_wrong_wrong_wrong" }, { Authorization: "Bearer samadm_wrong_wrong_wrong_wrong" }] as Record<string, string>[]) {
+      for (
+        const headers of [{ Cookie: "sam_admin=samadm_wrong_wrong_wrong_wrong" }, {
+          Authorization: "Bearer samadm_wrong_wrong_wrong_wrong",
+        }] as Record<string, string>[]
+      ) {
         const res = await get(path, headers);
         expect(res.status).toBe(401);
         const html = await res.text();
@@ -82,7 +101,11 @@ describe("admin auth", () => {
   });
 
   test("logout clears the cookie and ends its session: a kept copy of the cookie no longer opens a page", async () => {
-    const login = await app.request("http://localhost/admin/login", { method: "POST", body: new URLSearchParams({ token: ADMIN_TOKEN, next: "/admin/nodes" }), headers: { "Content-Type": "application/x-www-form-urlencoded" } });
+    const login = await app.request("http://localhost/admin/login", {
+      method: "POST",
+      body: new URLSearchParams({ token: ADMIN_TOKEN, next: "/admin/nodes" }),
+      headers: { "Content-Type": "application/x-www-form-urlencoded" },
+    });
     const own = login.headers.get("Set-Cookie")!.split(";")[0]!;
     expect((await get("/admin/nodes", { Cookie: own })).status).toBe(200);
     const res = await app.request("/admin/logout", { method: "POST", headers: { Cookie: own } });
@@ -101,7 +124,15 @@ describe("admin auth", () => {
     });
     expect(res.headers.get("Set-Cookie")).not.toMatch(/Secure/);
     const behindProxy = new Hono();
-    behindProxy.route("/admin", createAdminRoutes({ api: inProcessApi(fake.app, ADMIN_TOKEN), adminToken: ADMIN_TOKEN, sessions, trustProxy: true }));
+    behindProxy.route(
+      "/admin",
+      createAdminRoutes({
+        api: inProcessApi(fake.app, ADMIN_TOKEN),
+        adminToken: ADMIN_TOKEN,
+        sessions,
+        trustProxy: true,
+      }),
+    );
     const trusted = await behindProxy.request("http://localhost/admin/login", {
       method: "POST",
       body: new URLSearchParams({ token: ADMIN_TOKEN, next: "/admin" }),

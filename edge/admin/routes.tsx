@@ -3,16 +3,16 @@
  * through the edge's own JSON API (`api`, in-process, as the admin), render it server-side with `hono/jsx`,
  * and proxy the two SQLite downloads and a task's live log so the browser's cookie is all it needs.
  */
-import { Hono, type Context } from "hono";
+import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import * as v from "valibot";
 import { withinBodyDeadline } from "../../shared/body-deadline.ts";
 import { HttpError } from "../../shared/errors.ts";
-import { NodeMetricsView, NodeView, TaskEventView, TaskView, pageOf } from "../../shared/wire/api.ts";
+import { NodeMetricsView, NodeView, pageOf, TaskEventView, TaskView } from "../../shared/wire/api.ts";
 import { Id } from "../../shared/wire/common.ts";
 import { NodeEvent } from "../../shared/wire/events.ts";
 import { parseOrThrow } from "../../shared/validate.ts";
-import { failureOf, fetchView, requireView, type AdminApi } from "./api-client.ts";
+import { type AdminApi, failureOf, fetchView, requireView } from "./api-client.ts";
 import { ADMIN_CSS } from "./assets/admin-css.ts";
 import { LIVE_LOG_JS } from "./assets/live-log.ts";
 import { WINDOWS } from "./series.ts";
@@ -40,9 +40,15 @@ export type AdminRoutesOptions = {
 };
 
 const NodeQuery = v.object({
-  window: v.optional(v.picklist(Object.keys(WINDOWS) as (keyof typeof WINDOWS)[], "window must be one of 1h, 24h, 7d"), "1h"),
+  window: v.optional(
+    v.picklist(Object.keys(WINDOWS) as (keyof typeof WINDOWS)[], "window must be one of 1h, 24h, 7d"),
+    "1h",
+  ),
   level: v.optional(v.picklist(["", "debug", "info", "warn", "error"], "level must be debug, info, warn or error"), ""),
-  type: v.optional(v.pipe(v.string(), v.regex(/^[A-Za-z0-9._-]{0,64}$/, "type must be an event type such as boot.phase")), ""),
+  type: v.optional(
+    v.pipe(v.string(), v.regex(/^[A-Za-z0-9._-]{0,64}$/, "type must be an event type such as boot.phase")),
+    "",
+  ),
 });
 const Cursor = v.optional(v.pipe(v.string(), v.maxLength(512)));
 const NodesPageView = pageOf(NodeView);
@@ -54,7 +60,8 @@ const MAX_LOG_PAGES = 20;
 
 // The pages need no inline script and no third party: say so to the browser.
 const SECURITY_HEADERS = {
-  "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+  "Content-Security-Policy":
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
   "X-Content-Type-Options": "nosniff",
   "Referrer-Policy": "no-referrer",
   "Cache-Control": "no-store",
@@ -72,7 +79,9 @@ export function createAdminRoutes(opts: AdminRoutesOptions): Hono {
     for (const [k, val] of Object.entries(SECURITY_HEADERS)) if (!c.res.headers.has(k)) c.res.headers.set(k, val);
   });
   app.onError((err, c) => {
-    if (err instanceof HttpError) return c.html(<ErrorPage base={base} status={err.status} message={err.message} />, err.status as 400);
+    if (err instanceof HttpError) {
+      return c.html(<ErrorPage base={base} status={err.status} message={err.message} />, err.status as 400);
+    }
     console.error(`sam admin: unhandled error on ${c.req.method} ${c.req.path}:`, (err as Error).message);
     return c.html(<ErrorPage base={base} status={500} message="The page failed to render; see the edge log." />, 500);
   });
@@ -91,14 +100,21 @@ export function createAdminRoutes(opts: AdminRoutesOptions): Hono {
     return loginPage(c, { status: 200, error: null, next });
   });
   // A token is ~50 bytes; nothing larger is worth reading.
-  const loginBody = bodyLimit({ maxSize: 4096, onError: (c) => loginPage(c, { status: 413, error: "That is far longer than an admin token.", next: base }) });
+  const loginBody = bodyLimit({
+    maxSize: 4096,
+    onError: (c) => loginPage(c, { status: 413, error: "That is far longer than an admin token.", next: base }),
+  });
   app.post("/login", loginBody, async (c) => {
     const form = await withinBodyDeadline(c.req.raw, c.req.parseBody()).catch(() => ({} as Record<string, unknown>));
     const next = safeNext(form.next, base);
     const token = typeof form.token === "string" ? form.token.trim() : "";
     if (token === "" || !timingSafeEqualString(token, opts.adminToken)) {
       forgetAdmin(c, cookie);
-      return loginPage(c, { status: 401, error: token === "" ? "Enter the admin token." : "That admin token was not accepted. Try again.", next });
+      return loginPage(c, {
+        status: 401,
+        error: token === "" ? "Enter the admin token." : "That admin token was not accepted. Try again.",
+        next,
+      });
     }
     rememberAdmin(c, await opts.sessions.open({ userAgent: c.req.header("User-Agent") ?? null }), cookie);
     return c.redirect(next, 303);
@@ -132,7 +148,17 @@ export function createAdminRoutes(opts: AdminRoutesOptions): Hono {
       fetchView(api, NodeMetricsView, `/api/nodes/${id}/metrics?window=${q.window}`),
       fetchView(api, NodeEventsView, `/api/nodes/${id}/events?${eventQuery}`),
     ]);
-    return c.html(<NodePage base={base} node={node} window={q.window} metrics={metrics} events={events} filter={{ level: q.level, type: q.type }} now={now()} />);
+    return c.html(
+      <NodePage
+        base={base}
+        node={node}
+        window={q.window}
+        metrics={metrics}
+        events={events}
+        filter={{ level: q.level, type: q.type }}
+        now={now()}
+      />,
+    );
   });
 
   for (const kind of ["events", "metrics"] as const) {
@@ -152,7 +178,17 @@ export function createAdminRoutes(opts: AdminRoutesOptions): Hono {
       const failure = await failureOf(res);
       if (failure.status < 500) throw new HttpError(failure.status, failure.message);
       const node = await fetchView(api, NodeView, `/api/nodes/${id}`);
-      return c.html(<Unreachable base={base} node={node.ok ? node.data : null} nodeId={id} failure={failure} what={`the ${kind} database`} now={now()} />, failure.status as 502);
+      return c.html(
+        <Unreachable
+          base={base}
+          node={node.ok ? node.data : null}
+          nodeId={id}
+          failure={failure}
+          what={`the ${kind} database`}
+          now={now()}
+        />,
+        failure.status as 502,
+      );
     });
   }
 
@@ -168,7 +204,9 @@ export function createAdminRoutes(opts: AdminRoutesOptions): Hono {
     const events: TaskEventView[] = [];
     let cursor: string | null = null;
     for (let i = 0; i < MAX_LOG_PAGES; i++) {
-      const page: Awaited<ReturnType<typeof fetchTaskEvents>> = await fetchTaskEvents(withCursor(`/api/tasks/${id}/events`, cursor));
+      const page: Awaited<ReturnType<typeof fetchTaskEvents>> = await fetchTaskEvents(
+        withCursor(`/api/tasks/${id}/events`, cursor),
+      );
       if (!page.ok) break;
       events.push(...page.data.data);
       cursor = page.data.nextCursor;
@@ -188,7 +226,11 @@ export function createAdminRoutes(opts: AdminRoutesOptions): Hono {
       throw new HttpError(failure.status, failure.message);
     }
     return new Response(res.body, {
-      headers: { "Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache", "X-Accel-Buffering": "no" },
+      headers: {
+        "Content-Type": "text/event-stream; charset=utf-8",
+        "Cache-Control": "no-cache",
+        "X-Accel-Buffering": "no",
+      },
     });
   });
 

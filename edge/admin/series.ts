@@ -12,8 +12,14 @@ export type Point = { at: number; value: number | null };
 /** The three charts: each is a percentage of its resource, so all share a 0–100 scale. */
 export const SERIES = {
   cpu: { title: "CPU", value: (s: MetricsSample) => s.cpuPercent },
-  memory: { title: "Memory", value: (s: MetricsSample) => (s.memTotalBytes > 0 ? (s.memUsedBytes / s.memTotalBytes) * 100 : null) },
-  disk: { title: "Disk /", value: (s: MetricsSample) => (s.disk.totalBytes > 0 ? (s.disk.usedBytes / s.disk.totalBytes) * 100 : null) },
+  memory: {
+    title: "Memory",
+    value: (s: MetricsSample) => (s.memTotalBytes > 0 ? (s.memUsedBytes / s.memTotalBytes) * 100 : null),
+  },
+  disk: {
+    title: "Disk /",
+    value: (s: MetricsSample) => (s.disk.totalBytes > 0 ? (s.disk.usedBytes / s.disk.totalBytes) * 100 : null),
+  },
 } as const;
 export type SeriesName = keyof typeof SERIES;
 

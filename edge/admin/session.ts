@@ -31,7 +31,12 @@ function servedOverHttps(c: Context, trustProxy: boolean): boolean {
 
 export type CookieOptions = { basePath: string; trustProxy: boolean };
 
-export function rememberAdmin(c: Context, session: { secret: string; expiresAt: number }, o: CookieOptions, now = Date.now()): void {
+export function rememberAdmin(
+  c: Context,
+  session: { secret: string; expiresAt: number },
+  o: CookieOptions,
+  now = Date.now(),
+): void {
   setCookie(c, ADMIN_COOKIE, session.secret, {
     path: o.basePath,
     httpOnly: true,
@@ -42,7 +47,12 @@ export function rememberAdmin(c: Context, session: { secret: string; expiresAt: 
 }
 
 export function forgetAdmin(c: Context, o: CookieOptions): void {
-  deleteCookie(c, ADMIN_COOKIE, { path: o.basePath, httpOnly: true, sameSite: "Strict", secure: servedOverHttps(c, o.trustProxy) });
+  deleteCookie(c, ADMIN_COOKIE, {
+    path: o.basePath,
+    httpOnly: true,
+    sameSite: "Strict",
+    secure: servedOverHttps(c, o.trustProxy),
+  });
 }
 
 /** Whether a credential admits its holder: the admin token as a bearer, a live session as a cookie. */
@@ -59,9 +69,14 @@ export function safeNext(next: unknown, basePath: string): string {
   return ok && !next.startsWith(`${basePath}/login`) ? next : basePath;
 }
 
-export type LoginPage = (c: Context, opts: { status: 401 | 413; error: string | null; next: string }) => Response | Promise<Response>;
+export type LoginPage = (
+  c: Context,
+  opts: { status: 401 | 413; error: string | null; next: string },
+) => Response | Promise<Response>;
 
-export function adminSession(opts: { adminToken: string; sessions: AdminSessions; cookie: CookieOptions; loginPage: LoginPage }): MiddlewareHandler {
+export function adminSession(
+  opts: { adminToken: string; sessions: AdminSessions; cookie: CookieOptions; loginPage: LoginPage },
+): MiddlewareHandler {
   const basePath = opts.cookie.basePath;
   return async function adminSessionGuard(c, next) {
     const cred = credentialOf(c);

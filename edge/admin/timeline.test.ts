@@ -6,9 +6,24 @@ import { axisTicks, bootWaterfall } from "./timeline.ts";
 const T0 = 1_700_000_000_000;
 const node = (over: Partial<NodeView> = {}): NodeView =>
   v.parse(NodeView, {
-    id: "n1", status: "ready", health: "healthy", statusReason: null, provider: "hetzner", providerServerId: "42",
-    ipv4: null, ownerKeyId: null, createdAt: T0, readyAt: null, lastHeartbeatAt: null, agentVersion: null,
-    agentUrl: null, activeTasks: [], providerTimings: [], bootTimeline: null, lastMetrics: null, ...over,
+    id: "n1",
+    status: "ready",
+    health: "healthy",
+    statusReason: null,
+    provider: "hetzner",
+    providerServerId: "42",
+    ipv4: null,
+    ownerKeyId: null,
+    createdAt: T0,
+    readyAt: null,
+    lastHeartbeatAt: null,
+    agentVersion: null,
+    agentUrl: null,
+    activeTasks: [],
+    providerTimings: [],
+    bootTimeline: null,
+    lastMetrics: null,
+    ...over,
   });
 
 describe("boot waterfall", () => {
@@ -21,7 +36,9 @@ describe("boot waterfall", () => {
         { name: "agent_ready", at: T0 + 100_000 },
       ],
       bootTimeline: {
-        source: "journald", kernelUptimeMsAtAgentStart: null, agentStartedAt: T0 + 95_000,
+        source: "journald",
+        kernelUptimeMsAtAgentStart: null,
+        agentStartedAt: T0 + 95_000,
         phases: [
           { name: "node-install", startedAt: T0 + 40_000, endedAt: T0 + 80_000, durationMs: 40_000, status: "ok" },
           { name: "docker-start", startedAt: T0 + 30_000, endedAt: T0 + 40_000, durationMs: 10_000, status: "ok" },
@@ -29,14 +46,21 @@ describe("boot waterfall", () => {
       },
     }))!;
     expect(w.spanMs).toBe(100_000);
-    expect(w.rows.map((r) => r.label)).toEqual(["create call → server running", "server running → agent ready", "docker-start", "node-install"]);
+    expect(w.rows.map((r) => r.label)).toEqual([
+      "create call → server running",
+      "server running → agent ready",
+      "docker-start",
+      "node-install",
+    ]);
     expect(w.rows.map((r) => [r.left, r.width])).toEqual([[0, 20], [20, 80], [30, 10], [40, 40]]);
   });
 
   test("an unterminated phase runs to the axis end with no duration; a failed one keeps its status", () => {
     const w = bootWaterfall(node({
       bootTimeline: {
-        source: "syslog", kernelUptimeMsAtAgentStart: 10_000, agentStartedAt: T0 + 10_000,
+        source: "syslog",
+        kernelUptimeMsAtAgentStart: 10_000,
+        agentStartedAt: T0 + 10_000,
         phases: [
           { name: "tls", startedAt: T0 + 2_000, endedAt: T0 + 4_000, durationMs: 2_000, status: "failed" },
           { name: "pull", startedAt: T0 + 5_000, endedAt: null, durationMs: null, status: "unterminated" },

@@ -19,7 +19,12 @@ export type WaterfallRow = {
   width: number;
 };
 
-export type Waterfall = { originAt: number; spanMs: number; rows: WaterfallRow[]; ticks: { offsetMs: number; left: number }[] };
+export type Waterfall = {
+  originAt: number;
+  spanMs: number;
+  rows: WaterfallRow[];
+  ticks: { offsetMs: number; left: number }[];
+};
 
 /** The provider milestones the waterfall draws spans between, in the order they happen. */
 const PROVIDER_MILESTONES = ["create_call", "server_running", "agent_ready"] as const;
@@ -41,7 +46,14 @@ function providerSpans(node: NodeView): Span[] {
     const to = present[i]!;
     const startAt = at.get(from)!;
     const endAt = Math.max(startAt, at.get(to)!);
-    spans.push({ label: `${MILESTONE_LABEL[from]} → ${MILESTONE_LABEL[to]}`, kind: "provider", startAt, endAt, durationMs: endAt - startAt, status: "ok" });
+    spans.push({
+      label: `${MILESTONE_LABEL[from]} → ${MILESTONE_LABEL[to]}`,
+      kind: "provider",
+      startAt,
+      endAt,
+      durationMs: endAt - startAt,
+      status: "ok",
+    });
   }
   return spans;
 }
@@ -52,7 +64,14 @@ export function bootWaterfall(node: NodeView): Waterfall | null {
   const boot = node.bootTimeline;
   if (boot?.kernelUptimeMsAtAgentStart != null) {
     const startAt = boot.agentStartedAt - boot.kernelUptimeMsAtAgentStart;
-    spans.push({ label: "kernel boot → agent start", kind: "machine", startAt, endAt: boot.agentStartedAt, durationMs: boot.kernelUptimeMsAtAgentStart, status: "ok" });
+    spans.push({
+      label: "kernel boot → agent start",
+      kind: "machine",
+      startAt,
+      endAt: boot.agentStartedAt,
+      durationMs: boot.kernelUptimeMsAtAgentStart,
+      status: "ok",
+    });
   }
   const phases = [...(boot?.phases ?? [])].sort((a, b) => a.startedAt - b.startedAt);
   if (spans.length === 0 && phases.length === 0) return null;

@@ -28,7 +28,12 @@ export function createAuthenticate(db: Client, adminToken: string, keys = new Ke
       });
       const row = r.rows[0];
       if (!row) return null;
-      const caller = { kind: "key", keyId: String(row.id), name: String(row.name), rateLimitPerMinute: nullableNumber(row.rate_limit_per_minute) } as const;
+      const caller = {
+        kind: "key",
+        keyId: String(row.id),
+        name: String(row.name),
+        rateLimitPerMinute: nullableNumber(row.rate_limit_per_minute),
+      } as const;
       keys.set(hash, caller, ticket);
       return caller;
     }

@@ -7,7 +7,14 @@ export type Caller =
   /** A user's API key; `rateLimitPerMinute` null means the edge default. */
   | { kind: "key"; keyId: string; name: string; rateLimitPerMinute: number | null }
   /** A task inference token: acts for the key that submitted the task, on `/v1/*` only, until the task ends. */
-  | { kind: "task"; taskId: string; keyId: string; name: string; nodeId: string | null; rateLimitPerMinute: number | null }
+  | {
+    kind: "task";
+    taskId: string;
+    keyId: string;
+    name: string;
+    nodeId: string | null;
+    rateLimitPerMinute: number | null;
+  }
   | { kind: "node"; nodeId: string };
 
 export type CallerKind = Caller["kind"];

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { openDatabase, type Client } from "../db/client.ts";
+import { type Client, openDatabase } from "../db/client.ts";
 import { migrate } from "../db/migrate.ts";
 import { MIGRATIONS } from "../db/migrations.ts";
 import { createAuthenticate } from "./authenticate.ts";
@@ -32,7 +32,8 @@ async function insertKey(id: string): Promise<string> {
 }
 
 /** Revoke the way another edge instance would: in the database only, this instance's cache not told. */
-const revokeElsewhere = (id: string) => db.execute({ sql: "UPDATE api_keys SET revoked_at = 1 WHERE id = ?", args: [id] });
+const revokeElsewhere = (id: string) =>
+  db.execute({ sql: "UPDATE api_keys SET revoked_at = 1 WHERE id = ?", args: [id] });
 
 function clock() {
   const c = { t: 1_000_000, now: () => c.t };
@@ -44,7 +45,12 @@ describe("API key cache", () => {
     const c = clock();
     const authenticate = createAuthenticate(db, "admin-token-0123456789", new KeyCache({ ttlMs: 5_000, now: c.now }));
     const secret = await insertKey("key_elsewhere");
-    expect(await authenticate(secret)).toEqual({ kind: "key", keyId: "key_elsewhere", name: "name-key_elsewhere", rateLimitPerMinute: null });
+    expect(await authenticate(secret)).toEqual({
+      kind: "key",
+      keyId: "key_elsewhere",
+      name: "name-key_elsewhere",
+      rateLimitPerMinute: null,
+    });
     await revokeElsewhere("key_elsewhere");
     c.t += 4_999;
     expect((await authenticate(secret))?.kind).toBe("key");

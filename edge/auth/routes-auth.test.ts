@@ -1,6 +1,6 @@
 // Table-driven: every route of the edge against every kind of wrong credential.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { DoubleProvider, startTestEdge, until, type TestEdge } from "../testing/harness.ts";
+import { DoubleProvider, startTestEdge, type TestEdge, until } from "../testing/harness.ts";
 
 let t: TestEdge;
 let provider: DoubleProvider;
@@ -18,7 +18,10 @@ beforeAll(async () => {
   const k = await t.createKey("alice");
   key = k.key;
   nodeA = (await (await t.call("POST", "/api/nodes", { body: {} })).json()).id;
-  const task = await (await t.call("POST", "/api/tasks", { token: key, body: { prompt: "p", agent: { type: "command", command: "true" } } })).json();
+  const task = await (await t.call("POST", "/api/tasks", {
+    token: key,
+    body: { prompt: "p", agent: { type: "command", command: "true" } },
+  })).json();
   taskB = task.id;
   const running = await until("running", async () => {
     const v = await (await t.call("GET", `/api/tasks/${taskB}`)).json();
@@ -79,7 +82,10 @@ describe("auth on every route", () => {
       const body = r.method === "GET" ? undefined : {};
       await expectError(await t.call(r.method, path, { token: null, body }), 401);
       await expectError(await t.call(r.method, path, { token: "garbage-token", body }), 401);
-      await expectError(await t.call(r.method, path, { token: "sam_notARealKey0000000000000000000000000000", body }), 401);
+      await expectError(
+        await t.call(r.method, path, { token: "sam_notARealKey0000000000000000000000000000", body }),
+        401,
+      );
       if (!r.kinds.includes("key")) await expectError(await t.call(r.method, path, { token: key, body }), 403);
       if (!r.kinds.includes("node")) await expectError(await t.call(r.method, path, { token: tokenB, body }), 403);
       if (!r.kinds.includes("admin")) await expectError(await t.call(r.method, path, { body }), 403);
@@ -90,11 +96,26 @@ describe("auth on every route", () => {
 
   test("node A's token on node B's callbacks is a 403, and nothing changes", async () => {
     const asA = (path: string, body: unknown) => t.call("POST", path, { token: tokenA, body });
-    const ready = { nodeId: nodeB, version: "x", url: "http://127.0.0.1:1", bootTimeline: { source: "none", kernelUptimeMsAtAgentStart: null, agentStartedAt: 1, phases: [] }, capabilities: { workspaceModes: ["host"], agents: ["command"], maxConcurrentTasks: 1, arch: "x", os: "y" }, startedAt: 1 };
+    const ready = {
+      nodeId: nodeB,
+      version: "x",
+      url: "http://127.0.0.1:1",
+      bootTimeline: { source: "none", kernelUptimeMsAtAgentStart: null, agentStartedAt: 1, phases: [] },
+      capabilities: { workspaceModes: ["host"], agents: ["command"], maxConcurrentTasks: 1, arch: "x", os: "y" },
+      startedAt: 1,
+    };
     await expectError(await asA("/api/agent/ready", ready), 403);
     await expectError(await asA("/api/agent/heartbeat", { nodeId: nodeB, at: 1, uptimeMs: 1, activeTasks: [] }), 403);
-    await expectError(await asA(`/api/agent/tasks/${taskB}/events`, { events: [{ seq: 0, at: 1, stream: "stdout", message: "forged" }] }), 403);
-    await expectError(await asA(`/api/agent/tasks/${taskB}/result`, { status: "succeeded", exitCode: 0, finishedAt: 1 }), 403);
+    await expectError(
+      await asA(`/api/agent/tasks/${taskB}/events`, {
+        events: [{ seq: 0, at: 1, stream: "stdout", message: "forged" }],
+      }),
+      403,
+    );
+    await expectError(
+      await asA(`/api/agent/tasks/${taskB}/result`, { status: "succeeded", exitCode: 0, finishedAt: 1 }),
+      403,
+    );
     const task = await (await t.call("GET", `/api/tasks/${taskB}`)).json();
     expect(task.status).toBe("running");
     const events = await (await t.call("GET", `/api/tasks/${taskB}/events`)).json();

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { openDatabase, type Client } from "../db/client.ts";
+import { type Client, openDatabase } from "../db/client.ts";
 import { migrate } from "../db/migrate.ts";
 import { MIGRATIONS } from "../db/migrations.ts";
 import { resolveSecretKey, sealPlainSecrets, SecretBox, verifySecretKey } from "./secret-box.ts";
@@ -49,10 +49,14 @@ describe("secret box", () => {
 
   test("plain agent tokens and live tasks' credentials left by an older edge are sealed at start; the wrong key is refused", async () => {
     const box = await SecretBox.fromKey(key(4));
-    await db.execute(`INSERT INTO nodes (id, status, status_at, provider, node_token_hash, agent_token, slots, created_at)
-      VALUES ('n-old', 'ready', 1, 'local', 'h-old', 'samagent_oldplain', 2, 1)`);
-    await db.execute(`INSERT INTO tasks (id, key_id, request_hash, status, status_at, prompt, repo_url, repo_credential, agent, labels, created_at, updated_at)
-      VALUES ('t_old', 'key_x', 'r', 'running', 1, 'p', '/repo', 'cred_oldplain', '{"type":"builtin"}', '{}', 1, 1)`);
+    await db.execute(
+      `INSERT INTO nodes (id, status, status_at, provider, node_token_hash, agent_token, slots, created_at)
+      VALUES ('n-old', 'ready', 1, 'local', 'h-old', 'samagent_oldplain', 2, 1)`,
+    );
+    await db.execute(
+      `INSERT INTO tasks (id, key_id, request_hash, status, status_at, prompt, repo_url, repo_credential, agent, labels, created_at, updated_at)
+      VALUES ('t_old', 'key_x', 'r', 'running', 1, 'p', '/repo', 'cred_oldplain', '{"type":"builtin"}', '{}', 1, 1)`,
+    );
     await verifySecretKey(db, box);
     expect(await sealPlainSecrets(db, box)).toBe(2);
     expect(await sealPlainSecrets(db, box)).toBe(0);

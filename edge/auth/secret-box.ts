@@ -22,7 +22,10 @@ export class SecretBox {
   private constructor(private readonly key: CryptoKey) {}
 
   static async fromKey(bytes: Uint8Array): Promise<SecretBox> {
-    const key = await crypto.subtle.importKey("raw", bytes as Uint8Array<ArrayBuffer>, "AES-GCM", false, ["encrypt", "decrypt"]);
+    const key = await crypto.subtle.importKey("raw", bytes as Uint8Array<ArrayBuffer>, "AES-GCM", false, [
+      "encrypt",
+      "decrypt",
+    ]);
     return new SecretBox(key);
   }
 
@@ -32,7 +35,9 @@ export class SecretBox {
 
   async seal(plain: string): Promise<string> {
     const iv = crypto.getRandomValues(new Uint8Array(IV_BYTES));
-    const ct = new Uint8Array(await crypto.subtle.encrypt({ name: "AES-GCM", iv }, this.key, new TextEncoder().encode(plain)));
+    const ct = new Uint8Array(
+      await crypto.subtle.encrypt({ name: "AES-GCM", iv }, this.key, new TextEncoder().encode(plain)),
+    );
     const out = new Uint8Array(IV_BYTES + ct.length);
     out.set(iv);
     out.set(ct, IV_BYTES);
@@ -43,7 +48,11 @@ export class SecretBox {
   async open(sealed: string): Promise<string> {
     if (!SecretBox.isSealed(sealed)) throw new Error("not a sealed value");
     const bytes = fromBase64Url(sealed.slice(SEALED_PREFIX.length)) as Uint8Array<ArrayBuffer>;
-    const plain = await crypto.subtle.decrypt({ name: "AES-GCM", iv: bytes.subarray(0, IV_BYTES) }, this.key, bytes.subarray(IV_BYTES));
+    const plain = await crypto.subtle.decrypt(
+      { name: "AES-GCM", iv: bytes.subarray(0, IV_BYTES) },
+      this.key,
+      bytes.subarray(IV_BYTES),
+    );
     return new TextDecoder().decode(plain);
   }
 }
@@ -74,11 +83,16 @@ const ON_NODE_OR_QUEUED = sqlList(ACTIVE_STATUSES);
  * records a check value; `INSERT OR IGNORE` then a re-read keeps two instances starting at once consistent.
  */
 export async function verifySecretKey(db: Client, box: SecretBox): Promise<void> {
-  await db.execute({ sql: "INSERT OR IGNORE INTO meta (key, value) VALUES ('secret_key_check', ?)", args: [await box.seal(CHECK_PLAIN)] });
+  await db.execute({
+    sql: "INSERT OR IGNORE INTO meta (key, value) VALUES ('secret_key_check', ?)",
+    args: [await box.seal(CHECK_PLAIN)],
+  });
   const r = await db.execute("SELECT value FROM meta WHERE key = 'secret_key_check'");
   const ok = await box.open(String(r.rows[0]?.value)).then((p) => p === CHECK_PLAIN, () => false);
   if (!ok) {
-    throw new Error("SAM_SECRET_KEY is not the key this database's secrets were sealed with (set the key it was started with)");
+    throw new Error(
+      "SAM_SECRET_KEY is not the key this database's secrets were sealed with (set the key it was started with)",
+    );
   }
 }
 
@@ -92,7 +106,10 @@ export async function sealPlainSecrets(db: Client, box: SecretBox): Promise<numb
   const nodes = await db.execute(`SELECT id, agent_token FROM nodes WHERE agent_token NOT LIKE '${SEALED_PREFIX}%'`);
   for (const row of nodes.rows) {
     const plain = String(row.agent_token);
-    const r = await db.execute({ sql: "UPDATE nodes SET agent_token = ? WHERE id = ? AND agent_token = ?", args: [await box.seal(plain), String(row.id), plain] });
+    const r = await db.execute({
+      sql: "UPDATE nodes SET agent_token = ? WHERE id = ? AND agent_token = ?",
+      args: [await box.seal(plain), String(row.id), plain],
+    });
     sealed += r.rowsAffected;
   }
   // Only live tasks hold a credential (an ended one's is dropped), and their statuses are indexed: no scan of
@@ -101,7 +118,10 @@ export async function sealPlainSecrets(db: Client, box: SecretBox): Promise<numb
     WHERE status IN ${ON_NODE_OR_QUEUED} AND repo_credential IS NOT NULL AND repo_credential NOT LIKE '${SEALED_PREFIX}%'`);
   for (const row of tasks.rows) {
     const plain = String(row.repo_credential);
-    const r = await db.execute({ sql: "UPDATE tasks SET repo_credential = ? WHERE id = ? AND repo_credential = ?", args: [await box.seal(plain), String(row.id), plain] });
+    const r = await db.execute({
+      sql: "UPDATE tasks SET repo_credential = ? WHERE id = ? AND repo_credential = ?",
+      args: [await box.seal(plain), String(row.id), plain],
+    });
     sealed += r.rowsAffected;
   }
   return sealed;

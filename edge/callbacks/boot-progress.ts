@@ -12,7 +12,11 @@ import type { CallerEnv } from "../auth/guard.ts";
 import { MAX_PROGRESS_MARKERS, progressMarker, withProgress } from "../nodes/boot-record.ts";
 import type { NodeStore } from "../nodes/store.ts";
 
-export function bootProgressRoute(app: Hono<CallerEnv>, d: { nodes: NodeStore }, nodeOf: (c: CallerEnv["Variables"]["caller"]) => string): void {
+export function bootProgressRoute(
+  app: Hono<CallerEnv>,
+  d: { nodes: NodeStore },
+  nodeOf: (c: CallerEnv["Variables"]["caller"]) => string,
+): void {
   app.post("/boot-progress", async (c) => {
     const nodeId = nodeOf(c.var.caller);
     const body = parseOrThrow(BootProgress, await readJsonBody(c.req.raw));
@@ -22,10 +26,19 @@ export function bootProgressRoute(app: Hono<CallerEnv>, d: { nodes: NodeStore },
     const node = await d.nodes.get(nodeId);
     if (!node) throw new HttpError(404, `no node ${nodeId}`, { code: "node_not_found" });
     const marker = progressMarker(body);
-    if (!(await d.nodes.appendBootProgress(nodeId, marker, MAX_PROGRESS_MARKERS))) return c.json({ ok: true, recorded: false });
+    if (!(await d.nodes.appendBootProgress(nodeId, marker, MAX_PROGRESS_MARKERS))) {
+      return c.json({ ok: true, recorded: false });
+    }
     for (let attempt = 0; attempt < 5; attempt++) {
       const fresh = await d.nodes.get(nodeId);
-      if (!fresh || (await d.nodes.swapBootTimeline(nodeId, fresh.bootTimeline, withProgress(fresh.bootTimeline, fresh.bootProgress)))) break;
+      if (
+        !fresh ||
+        (await d.nodes.swapBootTimeline(
+          nodeId,
+          fresh.bootTimeline,
+          withProgress(fresh.bootTimeline, fresh.bootProgress),
+        ))
+      ) break;
     }
     return c.json({ ok: true, recorded: true });
   });

@@ -11,7 +11,7 @@ import { parseOrThrow, readJsonBody } from "../../shared/validate.ts";
 import { AgentHeartbeat, AgentReady } from "../../shared/wire/agent.ts";
 import { isTerminal, TaskLogBatch, TaskResult } from "../../shared/wire/task.ts";
 import type { Authenticate, Caller } from "../auth/caller.ts";
-import { guard, type CallerEnv } from "../auth/guard.ts";
+import { type CallerEnv, guard } from "../auth/guard.ts";
 import type { NodeStore } from "../nodes/store.ts";
 import type { Runner } from "../runner/runner.ts";
 import type { Wakeups } from "../tasks/wakeups.ts";
@@ -20,7 +20,11 @@ import { withReady } from "../nodes/boot-record.ts";
 import { bootProgressRoute } from "./boot-progress.ts";
 
 export type CallbackDeps = {
-  authenticate: Authenticate; tasks: TaskStore; nodes: NodeStore; runner: Runner; wakeups: Wakeups;
+  authenticate: Authenticate;
+  tasks: TaskStore;
+  nodes: NodeStore;
+  runner: Runner;
+  wakeups: Wakeups;
   /** Log lines kept per task (`SAM_TASK_LOG_MAX_LINES`); the full output stays on the node. */
   taskLogMaxLines: number;
 };
@@ -46,7 +50,11 @@ function pinnedCertificate(body: AgentReady): string | null {
   const url = new URL(body.url);
   if (url.protocol !== "https:") return null;
   if (!body.tlsCertificate) {
-    throw new HttpError(400, "an https agent must report its certificate (tlsCertificate, PEM) so the edge can pin it", { code: "tls_certificate_required" });
+    throw new HttpError(
+      400,
+      "an https agent must report its certificate (tlsCertificate, PEM) so the edge can pin it",
+      { code: "tls_certificate_required" },
+    );
   }
   const invalid = (why: string) => new HttpError(400, `tlsCertificate ${why}`, { code: "tls_certificate_invalid" });
   let cert: X509Certificate;
@@ -60,7 +68,11 @@ function pinnedCertificate(body: AgentReady): string | null {
   const named = /^[\d.]+$|:/.test(host) ? cert.checkIP(host) : cert.checkHost(host);
   if (!named) throw invalid(`does not name ${host} (the agent's URL) in its subjectAltName`);
   if (body.tlsFingerprint && !sameFingerprint(body.tlsFingerprint, cert.fingerprint256)) {
-    throw new HttpError(400, `tlsFingerprint ${body.tlsFingerprint} is not the fingerprint of tlsCertificate (${cert.fingerprint256})`, { code: "tls_fingerprint_mismatch" });
+    throw new HttpError(
+      400,
+      `tlsFingerprint ${body.tlsFingerprint} is not the fingerprint of tlsCertificate (${cert.fingerprint256})`,
+      { code: "tls_fingerprint_mismatch" },
+    );
   }
   return cert.toString();
 }
@@ -68,9 +80,13 @@ function pinnedCertificate(body: AgentReady): string | null {
 /** A succeeded task's status line; when its work was to be delivered, whether it was and where. */
 function succeededMessage(result: TaskResult): string {
   const d = result.delivery;
-  if (d?.status === "failed") return `succeeded, not delivered: ${d.reason ?? d.code ?? "unknown reason"} (the patch is in the result)`;
+  if (d?.status === "failed") {
+    return `succeeded, not delivered: ${d.reason ?? d.code ?? "unknown reason"} (the patch is in the result)`;
+  }
   if (d?.status === "delivered") {
-    return `succeeded, delivered to branch ${d.branch}${d.pullRequest ? ` — pull request #${d.pullRequest.number} ${d.pullRequest.url}` : ""}`;
+    return `succeeded, delivered to branch ${d.branch}${
+      d.pullRequest ? ` — pull request #${d.pullRequest.number} ${d.pullRequest.url}` : ""
+    }`;
   }
   if (d?.status === "skipped") return `succeeded, nothing delivered: ${d.reason ?? "no changes"}`;
   return `succeeded (exit code ${result.exitCode})`;
@@ -83,7 +99,9 @@ export function callbackRoutes(d: CallbackDeps): Hono<CallerEnv> {
   async function taskOfNode(nodeId: string, taskId: string): Promise<TaskRecord> {
     const task = await d.tasks.get(taskId);
     if (!task) throw new HttpError(404, `no task ${taskId}`, { code: "task_not_found" });
-    if (task.nodeId !== nodeId) throw new HttpError(403, `task ${taskId} is not assigned to node ${nodeId}`, { code: "wrong_node" });
+    if (task.nodeId !== nodeId) {
+      throw new HttpError(403, `task ${taskId} is not assigned to node ${nodeId}`, { code: "wrong_node" });
+    }
     return task;
   }
 
@@ -101,7 +119,11 @@ export function callbackRoutes(d: CallbackDeps): Hono<CallerEnv> {
     if (body.degraded) {
       // It cannot serve work (no certificate, …): the node fails with the agent's reason, its timeline kept.
       const reason = `agent degraded: ${body.degraded}`;
-      await d.nodes.update(nodeId, { boot_timeline: JSON.stringify(boot.timeline), agent_version: body.version, last_heartbeat_at: now });
+      await d.nodes.update(nodeId, {
+        boot_timeline: JSON.stringify(boot.timeline),
+        agent_version: body.version,
+        last_heartbeat_at: now,
+      });
       if (await d.nodes.transition(nodeId, ["provisioning", "booting", "ready"], "failed", reason)) {
         await d.nodes.addTimings(nodeId, [{ name: "agent_degraded", at: now }]);
         d.runner.background(() => d.runner.nodeFailed(nodeId, reason));
@@ -129,7 +151,10 @@ export function callbackRoutes(d: CallbackDeps): Hono<CallerEnv> {
     const nodeId = nodeOf(c.var.caller);
     const body = parseOrThrow(AgentHeartbeat, await readJsonBody(c.req.raw));
     sameNode(nodeId, body.nodeId);
-    const set: Record<string, string | number> = { last_heartbeat_at: Date.now(), active_tasks: JSON.stringify(body.activeTasks) };
+    const set: Record<string, string | number> = {
+      last_heartbeat_at: Date.now(),
+      active_tasks: JSON.stringify(body.activeTasks),
+    };
     if (body.metrics) set.last_metrics = JSON.stringify(body.metrics);
     await d.nodes.update(nodeId, set);
     // Tell the agent to stop what the edge no longer wants: tasks cancelled, failed by a deadline, or not its own.
@@ -159,7 +184,9 @@ export function callbackRoutes(d: CallbackDeps): Hono<CallerEnv> {
     const task = await taskOfNode(nodeId, c.req.param("taskId"));
     const result = parseOrThrow(TaskResult, await readJsonBody(c.req.raw));
     if (isTerminal(task.status)) return c.json({ ok: true, status: task.status }); // a retry, or after a cancel
-    const error = result.status === "succeeded" ? null : (result.error ?? `the task ${result.status} with exit code ${result.exitCode}`);
+    const error = result.status === "succeeded"
+      ? null
+      : (result.error ?? `the task ${result.status} with exit code ${result.exitCode}`);
     const ok = await d.tasks.transition(task.id, ["dispatched", "running"], result.status, {
       message: result.status === "succeeded" ? succeededMessage(result) : error!,
       error,

@@ -30,7 +30,9 @@ export async function openDatabase(url: string, authToken: string | null): Promi
   }
   const { createClient } = await import("@libsql/client/web");
   const remote = url.startsWith("libsql:") ? url.replace(/^libsql:/, "https:") : url;
-  return groupCommits(remoteClient(createClient({ url: remote, authToken: authToken ?? undefined, fetch: fetchWithTimeout })));
+  return groupCommits(
+    remoteClient(createClient({ url: remote, authToken: authToken ?? undefined, fetch: fetchWithTimeout })),
+  );
 }
 
 /** A request to the database server that hangs fails instead of holding its caller forever. */
@@ -60,7 +62,7 @@ function remoteClient(client: Client): Client {
   const writes = new WriteQueue();
   const retry = async <T>(write: boolean, work: () => Promise<T>): Promise<T> => {
     const deadline = Date.now() + BUSY_RETRY_MS;
-    for (let delay = 2; ; delay = Math.min(delay * 2, 100)) {
+    for (let delay = 2;; delay = Math.min(delay * 2, 100)) {
       try {
         return await (write ? writes.run(work) : work());
       } catch (err) {

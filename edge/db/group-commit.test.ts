@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { createClient, type Client } from "@libsql/client";
+import { type Client, createClient } from "@libsql/client";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -34,7 +34,9 @@ const insert = (id: number, name: string) => [
 
 test("batches written in one turn share one transaction, each caller gets its own results, durably", async () => {
   commits.length = 0;
-  const results = await Promise.all(Array.from({ length: 10 }, (_, i) => db.batch(insert(i + 1, `n${i + 1}`), "write")));
+  const results = await Promise.all(
+    Array.from({ length: 10 }, (_, i) => db.batch(insert(i + 1, `n${i + 1}`), "write")),
+  );
   expect(commits).toEqual([10]);
   results.forEach((r, i) => {
     expect(r).toHaveLength(2);
@@ -56,12 +58,17 @@ test("a failing batch fails alone, with its own error and nothing of it written;
   const outcomes = await Promise.allSettled([
     db.batch(insert(20, "a"), "write"),
     // The second statement breaks the UNIQUE name: the first one of this batch must not stay either.
-    db.batch([{ sql: "INSERT INTO t (id, name) VALUES (21, 'b')", args: [] }, { sql: "INSERT INTO t (id, name) VALUES (22, 'a')", args: [] }], "write"),
+    db.batch([{ sql: "INSERT INTO t (id, name) VALUES (21, 'b')", args: [] }, {
+      sql: "INSERT INTO t (id, name) VALUES (22, 'a')",
+      args: [],
+    }], "write"),
     db.batch(insert(23, "c"), "write"),
   ]);
   expect(outcomes.map((o) => o.status)).toEqual(["fulfilled", "rejected", "fulfilled"]);
   expect(String((outcomes[1] as PromiseRejectedResult).reason)).toContain("UNIQUE");
-  const ids = (await other.execute("SELECT id FROM t WHERE id BETWEEN 20 AND 29 ORDER BY id")).rows.map((r) => Number(r.id));
+  const ids = (await other.execute("SELECT id FROM t WHERE id BETWEEN 20 AND 29 ORDER BY id")).rows.map((r) =>
+    Number(r.id)
+  );
   expect(ids).toEqual([20, 23]);
   expect(commits).toEqual([1, 1]); // the group was rolled back, then each batch ran alone
 });
@@ -103,7 +110,9 @@ test("while a group is being written (a slow server), the next one gathers batch
 test("a burst larger than one group is written in several, in order", async () => {
   const sizes: number[] = [];
   const grouped = groupCommits(raw, { onCommit: (n) => sizes.push(n) });
-  const results = await Promise.all(Array.from({ length: 300 }, (_, i) => grouped.batch(insert(1000 + i, `burst${i}`), "write")));
+  const results = await Promise.all(
+    Array.from({ length: 300 }, (_, i) => grouped.batch(insert(1000 + i, `burst${i}`), "write")),
+  );
   expect(sizes).toEqual([256, 44]);
   expect(results.every((r, i) => r[0]!.rows[0]!.id === 1000 + i)).toBe(true);
 });
@@ -119,10 +128,14 @@ test("a group whose outcome is unknown (the request to the database failed) is n
     },
   });
   const grouped = groupCommits(flaky);
-  const outcomes = await Promise.allSettled([50, 51, 52].map((id) => grouped.batch(insert(id, `timeout${id}`), "write")));
+  const outcomes = await Promise.allSettled(
+    [50, 51, 52].map((id) => grouped.batch(insert(id, `timeout${id}`), "write")),
+  );
   expect(outcomes.map((o) => o.status)).toEqual(["rejected", "rejected", "rejected"]);
   expect(String((outcomes[0] as PromiseRejectedResult).reason)).toContain("timed out");
   expect(calls).toBe(1);
   // Written once (the server did commit), never twice.
-  expect(Number((await other.execute("SELECT COUNT(*) AS n FROM log WHERE t_id BETWEEN 50 AND 52")).rows[0]!.n)).toBe(3);
+  expect(Number((await other.execute("SELECT COUNT(*) AS n FROM log WHERE t_id BETWEEN 50 AND 52")).rows[0]!.n)).toBe(
+    3,
+  );
 });

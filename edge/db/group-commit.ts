@@ -65,7 +65,7 @@ export function groupCommits(client: Client, o: GroupCommitOptions = {}): Client
     }
     o.onCommit?.(group.length);
     let at = 0;
-    for (const p of group) p.resolve(results.slice(at, (at += p.stmts.length)));
+    for (const p of group) p.resolve(results.slice(at, at += p.stmts.length));
   }
 
   async function flush(): Promise<void> {

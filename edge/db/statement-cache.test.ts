@@ -19,12 +19,18 @@ test("a cached statement answers with fresh data and arguments every time, and s
   }
   // A write statement answers from the remembered "returns no rows" outcome after its first call.
   for (let i = 0; i < 3; i++) {
-    const updated = await db.execute({ sql: "UPDATE t SET name = ? WHERE id = ? AND name <> ?", args: ["renamed", 1, "renamed"] });
+    const updated = await db.execute({
+      sql: "UPDATE t SET name = ? WHERE id = ? AND name <> ?",
+      args: ["renamed", 1, "renamed"],
+    });
     expect(updated.rowsAffected).toBe(i === 0 ? 1 : 0);
     expect(updated.rows).toEqual([]);
   }
   await db.execute({ sql: "UPDATE t SET name = ? WHERE id = ?", args: ["n1", 1] });
-  const returned = await db.batch([{ sql: "INSERT INTO t (id, name) VALUES (?, ?) RETURNING id, name", args: [99, "last"] }], "write");
+  const returned = await db.batch([{
+    sql: "INSERT INTO t (id, name) VALUES (?, ?) RETURNING id, name",
+    args: [99, "last"],
+  }], "write");
   expect(returned[0]!.rows[0]).toMatchObject({ id: 99, name: "last" });
   // A column added later shows up in `SELECT *` that was prepared (and cached) before.
   await db.execute("ALTER TABLE t ADD COLUMN extra TEXT DEFAULT 'x'");

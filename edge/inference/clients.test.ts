@@ -9,11 +9,16 @@ import { Agent, OpenAIChatCompletionsModel, run, setTracingDisabled, tool as age
 import { generateText, jsonSchema, stepCountIs, streamText, tool as aiTool } from "ai";
 import OpenAI from "openai";
 import { z } from "zod";
-import { serveInference, TOKENS, type Served } from "../testing/inference-harness.ts";
-import { CITY_ARGS, finalAnswer, scriptedModel, SHAPES, TEXT_ANSWER, type Shape } from "../testing/scripted-model.ts";
+import { type Served, serveInference, TOKENS } from "../testing/inference-harness.ts";
+import { CITY_ARGS, finalAnswer, scriptedModel, type Shape, SHAPES, TEXT_ANSWER } from "../testing/scripted-model.ts";
 
 const TOOL_RESULT = "sunny, 21°C";
-const parameters: { type: "object"; properties: { city: { type: "string" } }; required: string[]; additionalProperties: false } = { type: "object", properties: { city: { type: "string" } }, required: ["city"], additionalProperties: false };
+const parameters: {
+  type: "object";
+  properties: { city: { type: "string" } };
+  required: string[];
+  additionalProperties: false;
+} = { type: "object", properties: { city: { type: "string" } }, required: ["city"], additionalProperties: false };
 const expected = (shape: Shape) => (shape === "text" ? TEXT_ANSWER : finalAnswer(TOOL_RESULT));
 
 let upstream: ReturnType<typeof Bun.serve>;
@@ -23,7 +28,10 @@ let openai: OpenAI;
 beforeAll(async () => {
   setTracingDisabled(true);
   upstream = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: scriptedModel });
-  sam = await serveInference({ SAM_INFERENCE_URL: `http://127.0.0.1:${upstream.port}/v1`, SAM_RATE_LIMIT_RPM: "1000000" });
+  sam = await serveInference({
+    SAM_INFERENCE_URL: `http://127.0.0.1:${upstream.port}/v1`,
+    SAM_RATE_LIMIT_RPM: "1000000",
+  });
   openai = new OpenAI({ baseURL: sam.baseURL, apiKey: TOKENS.alice, maxRetries: 0 });
 });
 
@@ -54,7 +62,9 @@ describe("openai-node", () => {
       }],
     };
     // runTools' overloads do not narrow on a `stream` known only at run time.
-    const runTools = openai.chat.completions.runTools.bind(openai.chat.completions) as (p: unknown) => { finalContent(): Promise<string | null> };
+    const runTools = openai.chat.completions.runTools.bind(openai.chat.completions) as (
+      p: unknown,
+    ) => { finalContent(): Promise<string | null> };
     const runner = runTools({ ...params, stream });
     expect(await runner.finalContent()).toBe(expected(shape));
     expect(calls).toEqual(shape === "text" ? [] : [CITY_ARGS]);
@@ -72,7 +82,11 @@ describe("openai-node", () => {
     expect(first.choices[0]!.finish_reason).toBe("tool_calls");
     const call = message.tool_calls![0] as OpenAI.ChatCompletionMessageFunctionToolCall;
     expect(JSON.parse(call.function.arguments)).toEqual(CITY_ARGS);
-    messages.push(message as OpenAI.ChatCompletionAssistantMessageParam, { role: "tool", tool_call_id: call.id, content: TOOL_RESULT });
+    messages.push(message as OpenAI.ChatCompletionAssistantMessageParam, {
+      role: "tool",
+      tool_call_id: call.id,
+      content: TOOL_RESULT,
+    });
     const second = await openai.chat.completions.stream({ model: shape, messages, tools }).finalChatCompletion();
     expect(second.choices[0]!.message.content).toBe(finalAnswer(TOOL_RESULT));
   });
@@ -80,8 +94,16 @@ describe("openai-node", () => {
 
 describe("LangChain ChatOpenAI.bindTools", () => {
   test.each(cases)("$shape, stream $stream", async ({ shape, stream }) => {
-    const model = new ChatOpenAI({ model: shape, apiKey: TOKENS.alice, configuration: { baseURL: sam.baseURL }, maxRetries: 0 })
-      .bindTools([{ type: "function", function: { name: "get_weather", description: "Weather in a city", parameters } }]);
+    const model = new ChatOpenAI({
+      model: shape,
+      apiKey: TOKENS.alice,
+      configuration: { baseURL: sam.baseURL },
+      maxRetries: 0,
+    })
+      .bindTools([{
+        type: "function",
+        function: { name: "get_weather", description: "Weather in a city", parameters },
+      }]);
     const ask = async (messages: (HumanMessage | AIMessage | ToolMessage)[]) => {
       if (!stream) return model.invoke(messages);
       let acc: AIMessageChunk | undefined;
@@ -99,7 +121,10 @@ describe("LangChain ChatOpenAI.bindTools", () => {
     const call = first.tool_calls![0]!;
     expect(call.name).toBe("get_weather");
     expect(call.args).toEqual(CITY_ARGS);
-    history.push(new AIMessage({ content: "", tool_calls: first.tool_calls }), new ToolMessage({ content: TOOL_RESULT, tool_call_id: call.id! }));
+    history.push(
+      new AIMessage({ content: "", tool_calls: first.tool_calls }),
+      new ToolMessage({ content: TOOL_RESULT, tool_call_id: call.id! }),
+    );
     expect((await ask(history)).content).toBe(finalAnswer(TOOL_RESULT));
   });
 });
@@ -137,7 +162,12 @@ describe("OpenAI Agents SDK (chat_completions)", () => {
 
 describe("Vercel AI SDK (openai-compatible)", () => {
   test.each(cases)("$shape, stream $stream", async ({ shape, stream }) => {
-    const provider = createOpenAICompatible({ name: "sam", baseURL: sam.baseURL, apiKey: TOKENS.alice, includeUsage: true });
+    const provider = createOpenAICompatible({
+      name: "sam",
+      baseURL: sam.baseURL,
+      apiKey: TOKENS.alice,
+      includeUsage: true,
+    });
     const calls: unknown[] = [];
     const options = {
       model: provider(shape),

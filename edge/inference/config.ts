@@ -3,7 +3,7 @@
  * map as `edge/config.ts`. Which upstream to use comes from `EdgeConfig` (`cloudflare.*`, `inference.*`);
  * this module only adds what the proxy alone needs. Bad values throw a one-line `ConfigError`.
  */
-import { ConfigError, envDuration, envInt, envString, type Env } from "../../shared/env.ts";
+import { ConfigError, type Env, envDuration, envInt, envString } from "../../shared/env.ts";
 
 export type InferenceConfig = {
   /** Requests per minute per API key when the key has no limit of its own. */

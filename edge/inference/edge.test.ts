@@ -7,7 +7,12 @@ import { chatCompletion, startCloudflareFake } from "../testing/cloudflare-fake.
 
 const cf = startCloudflareFake();
 const withUpstream = await startTestEdge({
-  env: { CF_ACCOUNT_ID: cf.accountId, CF_API_TOKEN: cf.apiToken, SAM_CF_API_BASE: cf.apiBase, SAM_USAGE_FLUSH_INTERVAL: "100ms" },
+  env: {
+    CF_ACCOUNT_ID: cf.accountId,
+    CF_API_TOKEN: cf.apiToken,
+    SAM_CF_API_BASE: cf.apiBase,
+    SAM_USAGE_FLUSH_INTERVAL: "100ms",
+  },
 });
 const bare = await startTestEdge();
 afterAll(async () => {

@@ -2,20 +2,23 @@
 // through the gateway, the client's base64 default encoded by SAM, usage counted, the same limits as chat.
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import OpenAI from "openai";
-import { gatewayObject, startCloudflareFake, type CloudflareFake } from "../testing/cloudflare-fake.ts";
-import { fakeEnv, serveInference, TOKENS, type Served } from "../testing/inference-harness.ts";
+import { type CloudflareFake, gatewayObject, startCloudflareFake } from "../testing/cloudflare-fake.ts";
+import { fakeEnv, type Served, serveInference, TOKENS } from "../testing/inference-harness.ts";
 
 const MODEL = "@cf/baai/bge-small-en-v1.5";
 let fake: CloudflareFake;
 let rest: Served;
 let gateway: Served;
-const client = (s: Served, token: string = TOKENS.alice) => new OpenAI({ baseURL: s.baseURL, apiKey: token, maxRetries: 0 });
+const client = (s: Served, token: string = TOKENS.alice) =>
+  new OpenAI({ baseURL: s.baseURL, apiKey: token, maxRetries: 0 });
 
 beforeAll(async () => {
   fake = startCloudflareFake();
   fake.gateways.set("sam-gw", gatewayObject({ id: "sam-gw", authentication: true }));
   rest = await serveInference(fakeEnv(fake, { SAM_USAGE_FLUSH_INTERVAL: "1h" }));
-  gateway = await serveInference(fakeEnv(fake, { SAM_AI_GATEWAY: "on", CF_AI_GATEWAY_ID: "sam-gw", CF_AIG_TOKEN: fake.gatewayToken }));
+  gateway = await serveInference(
+    fakeEnv(fake, { SAM_AI_GATEWAY: "on", CF_AI_GATEWAY_ID: "sam-gw", CF_AIG_TOKEN: fake.gatewayToken }),
+  );
 });
 afterAll(async () => {
   await rest.close();
@@ -65,7 +68,10 @@ describe("POST /v1/embeddings", () => {
   });
 
   test("a chat model, an empty input and a missing key are the client's errors, and nothing reaches upstream", async () => {
-    const notEmbedding = await client(rest).embeddings.create({ model: "@cf/meta/llama-3.3-70b-instruct-fp8-fast", input: "hi" }).catch((e) => e);
+    const notEmbedding = await client(rest).embeddings.create({
+      model: "@cf/meta/llama-3.3-70b-instruct-fp8-fast",
+      input: "hi",
+    }).catch((e) => e);
     expect(notEmbedding.status).toBe(404);
     const empty = await client(rest).embeddings.create({ model: MODEL, input: [] }).catch((e) => e);
     expect(empty.status).toBe(400);
@@ -77,23 +83,34 @@ describe("POST /v1/embeddings", () => {
   test("the key's rate limit counts embeddings with chat", async () => {
     const bob = client(rest, TOKENS.bob);
     await bob.embeddings.create({ model: MODEL, input: "1" });
-    await bob.chat.completions.create({ model: "@cf/meta/llama-3.3-70b-instruct-fp8-fast", messages: [{ role: "user", content: "2" }] });
+    await bob.chat.completions.create({
+      model: "@cf/meta/llama-3.3-70b-instruct-fp8-fast",
+      messages: [{ role: "user", content: "2" }],
+    });
     const third = await bob.embeddings.create({ model: MODEL, input: "3" }).catch((e) => e);
     expect(third.status).toBe(429);
   });
 
   test("usage is recorded with the upstream's prompt tokens", async () => {
     await rest.inference.usage.flush();
-    const before = await rest.db.execute({ sql: "SELECT COALESCE(SUM(prompt_tokens), 0) AS p FROM inference_usage WHERE model = ?", args: [MODEL] });
+    const before = await rest.db.execute({
+      sql: "SELECT COALESCE(SUM(prompt_tokens), 0) AS p FROM inference_usage WHERE model = ?",
+      args: [MODEL],
+    });
     await client(rest).embeddings.create({ model: MODEL, input: "x".repeat(40) });
     await rest.inference.usage.flush();
-    const after = await rest.db.execute({ sql: "SELECT SUM(prompt_tokens) AS p, SUM(completion_tokens) AS c FROM inference_usage WHERE model = ?", args: [MODEL] });
+    const after = await rest.db.execute({
+      sql: "SELECT SUM(prompt_tokens) AS p, SUM(completion_tokens) AS c FROM inference_usage WHERE model = ?",
+      args: [MODEL],
+    });
     expect(Number(after.rows[0]!.p) - Number(before.rows[0]!.p)).toBe(Math.ceil(42 / 4));
     expect(Number(after.rows[0]!.c)).toBe(0);
   });
 
   test("GET /v1/models lists the embedding models with their dimensions", async () => {
     const list = await client(rest).models.list();
-    expect(list.data.find((m) => m.id === MODEL)).toMatchObject({ capabilities: { tools: false, embeddings: true, dimensions: 384 } });
+    expect(list.data.find((m) => m.id === MODEL)).toMatchObject({
+      capabilities: { tools: false, embeddings: true, dimensions: 384 },
+    });
   });
 });

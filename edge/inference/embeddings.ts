@@ -11,7 +11,11 @@ export const EmbeddingRequest = v.looseObject({
   model: v.pipe(v.string("model is required"), v.nonEmpty("model is required")),
   input: v.union([
     NonEmptyText,
-    v.pipe(v.array(NonEmptyText), v.nonEmpty("input must not be empty"), v.maxLength(2048, "input holds at most 2048 items")),
+    v.pipe(
+      v.array(NonEmptyText),
+      v.nonEmpty("input must not be empty"),
+      v.maxLength(2048, "input holds at most 2048 items"),
+    ),
     v.pipe(v.array(v.number()), v.nonEmpty("input must not be empty")),
     v.pipe(v.array(v.array(v.number())), v.nonEmpty("input must not be empty")),
   ], "input must be a string, an array of strings, or arrays of token ids"),

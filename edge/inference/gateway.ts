@@ -68,7 +68,11 @@ export async function bootstrapGateway(config: EdgeConfig, opts: GatewayBootstra
   const mode = configuredMode(config);
   const cf = config.cloudflare;
   if (!cf.aiGateway) return mode;
-  const fallback: UpstreamMode = cf.accountId && cf.apiToken ? "rest" : config.inference.url ? "openai-compatible" : "none";
+  const fallback: UpstreamMode = cf.accountId && cf.apiToken
+    ? "rest"
+    : config.inference.url
+    ? "openai-compatible"
+    : "none";
   if (mode !== "gateway") {
     log(`sam inference: SAM_AI_GATEWAY is on but CF_API_TOKEN is not set; inference uses ${fallback}`);
     return fallback;
@@ -78,7 +82,11 @@ export async function bootstrapGateway(config: EdgeConfig, opts: GatewayBootstra
   const one = `${base}/${encodeURIComponent(cf.gatewayId!)}`;
   const headers = { authorization: `Bearer ${cf.apiToken}`, "content-type": "application/json" };
   const rpm = opts.gatewayRateLimitPerMinute ?? 600;
-  const wanted = { rate_limiting_interval: rpm > 0 ? 60 : 0, rate_limiting_limit: rpm, authentication: Boolean(cf.aigToken) };
+  const wanted = {
+    rate_limiting_interval: rpm > 0 ? 60 : 0,
+    rate_limiting_limit: rpm,
+    authentication: Boolean(cf.aigToken),
+  };
   const lookup = async () => {
     const found = await call(f, one, { headers });
     const parsed = found.status === 200 ? v.safeParse(Found, found.body) : null;
@@ -88,7 +96,9 @@ export async function bootstrapGateway(config: EdgeConfig, opts: GatewayBootstra
   /** Use an existing gateway, bringing SAM's settings to it where they differ. */
   const settle = async (gw: Gateway, how: string): Promise<UpstreamMode> => {
     if (gw.authentication === true && !cf.aigToken) {
-      log(`sam inference: ${name} ${how} but requires authentication (cf-aig-authorization) and CF_AIG_TOKEN is not set; inference uses ${fallback}`);
+      log(
+        `sam inference: ${name} ${how} but requires authentication (cf-aig-authorization) and CF_AIG_TOKEN is not set; inference uses ${fallback}`,
+      );
       return fallback;
     }
     const differs = (gw.rate_limiting_limit ?? 0) !== wanted.rate_limiting_limit ||
@@ -97,8 +107,11 @@ export async function bootstrapGateway(config: EdgeConfig, opts: GatewayBootstra
     if (differs) {
       const kept = Object.fromEntries(Object.entries(gw).filter(([k]) => !READ_ONLY.has(k)));
       const updated = await call(f, one, { method: "PUT", headers, body: JSON.stringify({ ...kept, ...wanted }) });
-      if (succeeded(updated.status, updated.body)) how += `, updated to SAM's settings (rate limit ${rpm}/min, authentication ${wanted.authentication ? "on" : "off"})`;
-      else how += ` (cannot update its settings: ${describe(updated.status, updated.body)})`;
+      if (succeeded(updated.status, updated.body)) {
+        how += `, updated to SAM's settings (rate limit ${rpm}/min, authentication ${
+          wanted.authentication ? "on" : "off"
+        })`;
+      } else how += ` (cannot update its settings: ${describe(updated.status, updated.body)})`;
     }
     log(`sam inference: ${name} ${how}; inference goes through it`);
     return "gateway";
@@ -129,11 +142,15 @@ export async function bootstrapGateway(config: EdgeConfig, opts: GatewayBootstra
     }
     // Another instance may have created it meanwhile: the gateway existing is what counts, not the error.
     const again = await lookup();
-    if (again.gateway) return await settle(again.gateway, `exists (create answered ${describe(created.status, created.body)})`);
+    if (again.gateway) {
+      return await settle(again.gateway, `exists (create answered ${describe(created.status, created.body)})`);
+    }
     log(`sam inference: cannot create ${name} (${describe(created.status, created.body)}); inference uses ${fallback}`);
     return fallback;
   } catch (err) {
-    const reason = (err as Error).name === "TimeoutError" ? `no answer within ${BOOTSTRAP_TIMEOUT_MS / 1000}s` : (err as Error).message;
+    const reason = (err as Error).name === "TimeoutError"
+      ? `no answer within ${BOOTSTRAP_TIMEOUT_MS / 1000}s`
+      : (err as Error).message;
     log(`sam inference: cannot reach the Cloudflare API for ${name} (${reason}); inference uses ${fallback}`);
     return fallback;
   }

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import OpenAI from "openai";
-import { startCloudflareFake, textStream, type CloudflareFake } from "../testing/cloudflare-fake.ts";
-import { fakeEnv, serveInference, TOKENS, type Served } from "../testing/inference-harness.ts";
+import { type CloudflareFake, startCloudflareFake, textStream } from "../testing/cloudflare-fake.ts";
+import { fakeEnv, type Served, serveInference, TOKENS } from "../testing/inference-harness.ts";
 
 const MODEL = "@cf/meta/llama-3.3-70b-instruct-fp8-fast";
 let fake: CloudflareFake;
@@ -33,10 +33,33 @@ describe("bad input gets OpenAI-style errors the openai client raises as typed e
     ["missing messages", { model: MODEL }, 400, "messages"],
     ["empty messages", { model: MODEL, messages: [] }, 400, "messages must not be empty"],
     ["a wrong role", { model: MODEL, messages: [{ role: "wizard", content: "hi" }] }, 400, "role must be one of"],
-    ["a tool message without tool_call_id", { model: MODEL, messages: [{ role: "tool", content: "x" }] }, 400, "tool_call_id"],
+    [
+      "a tool message without tool_call_id",
+      { model: MODEL, messages: [{ role: "tool", content: "x" }] },
+      400,
+      "tool_call_id",
+    ],
     ["an unknown model", { model: "gpt-9", messages: [{ role: "user", content: "hi" }] }, 404, "GET /v1/models"],
-    ["tools with a non-object schema", { model: MODEL, messages: [{ role: "user", content: "hi" }], tools: [{ type: "function", function: { name: "f", parameters: { type: "string" } } }] }, 400, "tools.0.function.parameters"],
-    ["a tool with a bad name", { model: MODEL, messages: [{ role: "user", content: "hi" }], tools: [{ type: "function", function: { name: "no spaces" } }] }, 400, "name must be"],
+    [
+      "tools with a non-object schema",
+      {
+        model: MODEL,
+        messages: [{ role: "user", content: "hi" }],
+        tools: [{ type: "function", function: { name: "f", parameters: { type: "string" } } }],
+      },
+      400,
+      "tools.0.function.parameters",
+    ],
+    [
+      "a tool with a bad name",
+      {
+        model: MODEL,
+        messages: [{ role: "user", content: "hi" }],
+        tools: [{ type: "function", function: { name: "no spaces" } }],
+      },
+      400,
+      "name must be",
+    ],
   ];
   for (const [what, body, status, mentions] of cases) {
     test(what, async () => {
@@ -80,11 +103,15 @@ describe("bad input gets OpenAI-style errors the openai client raises as typed e
         duplex: "half",
       } as RequestInit);
     };
-    const huge = await chunked(JSON.stringify({ model: MODEL, messages: [{ role: "user", content: "x".repeat(50_000) }] }));
+    const huge = await chunked(
+      JSON.stringify({ model: MODEL, messages: [{ role: "user", content: "x".repeat(50_000) }] }),
+    );
     expect(huge.status).toBe(413);
     expect((await huge.json()).error.message).toContain("SAM_INFERENCE_MAX_BODY_BYTES");
     expect(fake.requests.length).toBe(0);
-    const small = await chunked(JSON.stringify({ model: MODEL, messages: [{ role: "user", content: "y".repeat(10_000) }] }));
+    const small = await chunked(
+      JSON.stringify({ model: MODEL, messages: [{ role: "user", content: "y".repeat(10_000) }] }),
+    );
     expect(small.status).toBe(200);
     expect((await small.json()).choices[0].message.content).toBe("Hello from rest");
     expect(fake.requests.length).toBe(1);
@@ -95,7 +122,10 @@ describe("bad input gets OpenAI-style errors the openai client raises as typed e
     const noKey = await post(JSON.stringify({ model: MODEL, messages: [] }), null);
     expect(noKey.status).toBe(401);
     expect(noKey.headers.get("www-authenticate")).toBe("Bearer");
-    const bad = await client("sam_nope").chat.completions.create({ model: MODEL, messages: [{ role: "user", content: "hi" }] }).catch((e) => e);
+    const bad = await client("sam_nope").chat.completions.create({
+      model: MODEL,
+      messages: [{ role: "user", content: "hi" }],
+    }).catch((e) => e);
     expect(bad).toBeInstanceOf(OpenAI.AuthenticationError);
     for (const token of [TOKENS.admin, TOKENS.node]) {
       const err = await client(token).models.list().catch((e) => e);
@@ -108,20 +138,30 @@ describe("bad input gets OpenAI-style errors the openai client raises as typed e
 test("a key over its per-minute limit gets 429 with Retry-After and X-RateLimit-*, other keys do not", async () => {
   // bob's key allows 2 requests per minute.
   const bob = client(TOKENS.bob);
-  for (let i = 0; i < 2; i++) await bob.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: "hi" }] });
-  const err = await bob.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: "hi" }] }).catch((e) => e);
+  for (let i = 0; i < 2; i++) {
+    await bob.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: "hi" }] });
+  }
+  const err = await bob.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: "hi" }] }).catch((
+    e,
+  ) => e);
   expect(err).toBeInstanceOf(OpenAI.RateLimitError);
   expect(Number(err.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
   expect(err.headers.get("x-ratelimit-limit")).toBe("2");
   expect(err.headers.get("x-ratelimit-remaining")).toBe("0");
   expect(err.message).toContain("2 requests per minute");
-  const ok = await client(TOKENS.alice).chat.completions.create({ model: MODEL, messages: [{ role: "user", content: "hi" }] });
+  const ok = await client(TOKENS.alice).chat.completions.create({
+    model: MODEL,
+    messages: [{ role: "user", content: "hi" }],
+  });
   expect(ok.choices[0]!.message.content).toBe("Hello from rest");
 });
 
 test("GET /v1/models lists the curated catalogue with capabilities", async () => {
   const list = await client(TOKENS.task).models.list();
-  const llama = list.data.find((m) => m.id === MODEL) as unknown as { capabilities: { tools: boolean }; context_length: number };
+  const llama = list.data.find((m) => m.id === MODEL) as unknown as {
+    capabilities: { tools: boolean };
+    context_length: number;
+  };
   expect(llama).toMatchObject({ capabilities: { tools: true }, context_length: 24_000 });
   expect(list.data.length).toBeGreaterThan(3);
 });
@@ -150,7 +190,11 @@ test("a client that disconnects while the upstream has not answered yet aborts t
   const ac = new AbortController();
   const before = fake.abandonedWaits;
   const requests = fake.requests.length;
-  const pending = post(JSON.stringify({ model: MODEL, messages: [{ role: "user", content: "hi" }] }), TOKENS.alice, ac.signal).catch((e) => e);
+  const pending = post(
+    JSON.stringify({ model: MODEL, messages: [{ role: "user", content: "hi" }] }),
+    TOKENS.alice,
+    ac.signal,
+  ).catch((e) => e);
   const deadline = Date.now() + 3_000;
   while (fake.requests.length === requests && Date.now() < deadline) await Bun.sleep(5);
   ac.abort();
@@ -161,7 +205,11 @@ test("a client that disconnects while the upstream has not answered yet aborts t
 
 test("an upstream that breaks mid-stream ends the stream with an error the openai client raises", async () => {
   fake.replies.rest.push({ sse: textStream(["partial "]).slice(0, 2), breakAfter: true, pieceDelayMs: 20 });
-  const stream = await client().chat.completions.create({ model: MODEL, stream: true, messages: [{ role: "user", content: "hi" }] });
+  const stream = await client().chat.completions.create({
+    model: MODEL,
+    stream: true,
+    messages: [{ role: "user", content: "hi" }],
+  });
   const err = await (async () => {
     for await (const _ of stream) { /* drain */ }
   })().catch((e) => e);
@@ -174,7 +222,11 @@ describe("usage", () => {
     // A counted answer (usage reported) and an estimated one (upstream omits usage).
     await client(TOKENS.task).chat.completions.create({ model: MODEL, messages: [{ role: "user", content: "hi" }] });
     fake.replies.rest.push({ sse: textStream(["12345678"], null) });
-    const stream = await client().chat.completions.create({ model: MODEL, stream: true, messages: [{ role: "user", content: "hi" }] });
+    const stream = await client().chat.completions.create({
+      model: MODEL,
+      stream: true,
+      messages: [{ role: "user", content: "hi" }],
+    });
     for await (const _ of stream) { /* drain */ }
 
     const read = (token: string, query = "") =>
@@ -215,7 +267,9 @@ test("with no upstream configured, a 503 names the variables to set and tells cl
       .create({ model: MODEL, messages: [{ role: "user", content: "hi" }] })
       .catch((e) => e);
     expect(err.status).toBe(503);
-    for (const name of ["CF_ACCOUNT_ID", "CF_API_TOKEN", "SAM_AI_GATEWAY", "SAM_INFERENCE_URL"]) expect(err.message).toContain(name);
+    for (const name of ["CF_ACCOUNT_ID", "CF_API_TOKEN", "SAM_AI_GATEWAY", "SAM_INFERENCE_URL"]) {
+      expect(err.message).toContain(name);
+    }
     expect(err.error).toMatchObject({ type: "unavailable_error", code: "inference_not_configured" });
     // The openai client's default retries would take seconds; x-should-retry: false makes it fail fast.
     expect(Date.now() - started).toBeLessThan(1_000);

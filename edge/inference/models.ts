@@ -37,7 +37,11 @@ export function catalogueModel(id: string): CatalogueModel | undefined {
 export function modelObject(m: { id: string }, created: number) {
   const known = catalogueModel(m.id);
   const embedding = known ? undefined : WORKERS_AI_EMBEDDING_MODELS.find((e) => e.id === m.id);
-  const capabilities = known ? { tools: known.tools } : embedding ? { tools: false, embeddings: true, dimensions: embedding.dimensions } : null;
+  const capabilities = known
+    ? { tools: known.tools }
+    : embedding
+    ? { tools: false, embeddings: true, dimensions: embedding.dimensions }
+    : null;
   return {
     id: m.id,
     object: "model" as const,

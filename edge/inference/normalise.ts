@@ -27,7 +27,9 @@ export function normaliseCompletion(text: string, toolNames: ReadonlySet<string>
   } catch {
     return { body: text, usage: null, changed: false, completionChars: 0 };
   }
-  if (typeof parsed !== "object" || parsed === null) return { body: text, usage: null, changed: false, completionChars: 0 };
+  if (typeof parsed !== "object" || parsed === null) {
+    return { body: text, usage: null, changed: false, completionChars: 0 };
+  }
   const seed = typeof parsed.id === "string" ? parsed.id : fallbackSeed;
   let changed = false;
   let completionChars = 0;

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { serveInference, TOKENS, type Served } from "../testing/inference-harness.ts";
+import { type Served, serveInference, TOKENS } from "../testing/inference-harness.ts";
 import { scriptedModel } from "../testing/scripted-model.ts";
 
 const QWEN = join(import.meta.dir, "../../node_modules/@qwen-code/qwen-code/cli.js");
@@ -32,22 +32,41 @@ test("qwen -p … --yolo writes the file the model asks for through SAM", async 
   mkdirSync(join(home, ".qwen"), { recursive: true });
   mkdirSync(work);
   // No update checks or usage statistics: the CLI must not reach beyond loopback.
-  writeFileSync(join(home, ".qwen", "settings.json"), JSON.stringify({
-    general: { disableAutoUpdate: true, disableUpdateNag: true },
-    privacy: { usageStatisticsEnabled: false },
-    telemetry: { enabled: false },
-  }));
+  writeFileSync(
+    join(home, ".qwen", "settings.json"),
+    JSON.stringify({
+      general: { disableAutoUpdate: true, disableUpdateNag: true },
+      privacy: { usageStatisticsEnabled: false },
+      telemetry: { enabled: false },
+    }),
+  );
   const target = join(work, "hello.txt");
   const node = Bun.which("node");
   expect(node).not.toBeNull();
   // cli.js directly with --expose-gc (what its launcher would add) and no relaunch: one Node start, not three.
   const child = Bun.spawn([
-    node!, "--expose-gc", QWEN,
-    "-p", `write "SAM wrote this" to ${target}`, "--yolo",
-    "--auth-type", "openai", "--openai-api-key", TOKENS.alice, "--openai-base-url", sam.baseURL, "-m", "writer-hermes",
+    node!,
+    "--expose-gc",
+    QWEN,
+    "-p",
+    `write "SAM wrote this" to ${target}`,
+    "--yolo",
+    "--auth-type",
+    "openai",
+    "--openai-api-key",
+    TOKENS.alice,
+    "--openai-base-url",
+    sam.baseURL,
+    "-m",
+    "writer-hermes",
   ], {
     cwd: work,
-    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: home, QWEN_CODE_NO_RELAUNCH: "true", QWEN_CODE_SUPPRESS_YOLO_WARNING: "1" },
+    env: {
+      PATH: process.env.PATH ?? "/usr/bin:/bin",
+      HOME: home,
+      QWEN_CODE_NO_RELAUNCH: "true",
+      QWEN_CODE_SUPPRESS_YOLO_WARNING: "1",
+    },
     stdout: "pipe",
     stderr: "pipe",
   });

@@ -10,7 +10,15 @@ import { createInferenceRoutes } from "./routes.ts";
 import { INFERENCE_MIGRATIONS } from "./usage.ts";
 
 const sse = (delta: object, finish: string | null = null) =>
-  `data: ${JSON.stringify({ id: "c1", object: "chat.completion.chunk", created: 1, model: "m", choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`;
+  `data: ${
+    JSON.stringify({
+      id: "c1",
+      object: "chat.completion.chunk",
+      created: 1,
+      model: "m",
+      choices: [{ index: 0, delta, finish_reason: finish }],
+    })
+  }\n\n`;
 
 /** SAM's inference routes under Deno.serve in front of the upstream on `port`, with key `sam_k`. */
 async function serveSam(port: number) {
@@ -30,11 +38,17 @@ async function serveSam(port: number) {
 }
 
 Deno.test("streamed Hermes tool calls reach the openai client as tool_calls under Deno", async () => {
-  const upstream = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen() {} }, () =>
-    new Response(sse({ role: "assistant", content: "" }) + sse({ content: "<tool_call>{\"name\": \"f\", " }) +
-      sse({ content: "\"arguments\": {\"x\": 1}}</tool_call>" }) + sse({}, "stop") + "data: [DONE]\n\n", {
-      headers: { "content-type": "text/event-stream" },
-    }));
+  const upstream = Deno.serve(
+    { port: 0, hostname: "127.0.0.1", onListen() {} },
+    () =>
+      new Response(
+        sse({ role: "assistant", content: "" }) + sse({ content: '<tool_call>{"name": "f", ' }) +
+          sse({ content: '"arguments": {"x": 1}}</tool_call>' }) + sse({}, "stop") + "data: [DONE]\n\n",
+        {
+          headers: { "content-type": "text/event-stream" },
+        },
+      ),
+  );
   const { dir, db, inference, sam } = await serveSam(upstream.addr.port);
   try {
     const openai = new OpenAI({ baseURL: `http://127.0.0.1:${sam.addr.port}/v1`, apiKey: "sam_k", maxRetries: 0 });
@@ -43,7 +57,10 @@ Deno.test("streamed Hermes tool calls reach the openai client as tool_calls unde
       messages: [{ role: "user", content: "go" }],
       tools: [{ type: "function", function: { name: "f", parameters: { type: "object", properties: {} } } }],
     }).finalChatCompletion();
-    const call = done.choices[0]!.message.tool_calls![0] as { id: string; function: { name: string; arguments: string } };
+    const call = done.choices[0]!.message.tool_calls![0] as {
+      id: string;
+      function: { name: string; arguments: string };
+    };
     assert.equal(done.choices[0]!.finish_reason, "tool_calls");
     assert.equal(call.function.name, "f");
     assert.deepEqual(JSON.parse(call.function.arguments), { x: 1 });
@@ -65,7 +82,10 @@ Deno.test("a client that goes away before the upstream answers aborts the upstre
   const upstream = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen() {} }, (req) => {
     upstreamCalled = true;
     return new Promise<Response>((resolve) => {
-      const timer = setTimeout(() => resolve(new Response("{}", { headers: { "content-type": "application/json" } })), 5_000);
+      const timer = setTimeout(
+        () => resolve(new Response("{}", { headers: { "content-type": "application/json" } })),
+        5_000,
+      );
       req.signal.addEventListener("abort", () => {
         upstreamAborted = true;
         clearTimeout(timer);

@@ -2,8 +2,15 @@ import { createOpenAICompatible } from "@ai-sdk/openai-compatible";
 import { generateText, jsonSchema, stepCountIs, streamText, tool } from "ai";
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import OpenAI from "openai";
-import { chatCompletion, chunk, sseEvents, startCloudflareFake, textStream, type CloudflareFake } from "../testing/cloudflare-fake.ts";
-import { fakeEnv, serveInference, TOKENS, type Served } from "../testing/inference-harness.ts";
+import {
+  chatCompletion,
+  chunk,
+  type CloudflareFake,
+  sseEvents,
+  startCloudflareFake,
+  textStream,
+} from "../testing/cloudflare-fake.ts";
+import { fakeEnv, type Served, serveInference, TOKENS } from "../testing/inference-harness.ts";
 import { FALLBACK_HEADER, UPSTREAM_HEADER } from "./routes.ts";
 
 const MODEL = "@cf/meta/llama-3.3-70b-instruct-fp8-fast";
@@ -63,11 +70,15 @@ async function toolLoop(s: Served, stream: boolean) {
   expect(JSON.parse(call.function.arguments)).toEqual({ city: "Paris" });
 
   messages.push(first, { role: "tool", tool_call_id: call.id, content: "18°C and sunny" });
-  fake.replies[s.inference.upstreamMode() === "gateway" ? "gateway" : "rest"].push({ json: chatCompletion({ content: "It is 18°C and sunny in Paris." }) });
+  fake.replies[s.inference.upstreamMode() === "gateway" ? "gateway" : "rest"].push({
+    json: chatCompletion({ content: "It is 18°C and sunny in Paris." }),
+  });
   const second = await openai.chat.completions.create({ model: MODEL, messages, tools: [WEATHER_TOOL] });
   expect(second.choices[0]!.message.content).toBe("It is 18°C and sunny in Paris.");
   // The id the client got is the id the upstream sees on the next turn: stable across the round-trip.
-  const sent = chats().at(-1)!.body as { messages: { role: string; tool_call_id?: string; tool_calls?: { id: string }[] }[] };
+  const sent = chats().at(-1)!.body as {
+    messages: { role: string; tool_call_id?: string; tool_calls?: { id: string }[] }[];
+  };
   expect(sent.messages[1]!.tool_calls![0]!.id).toBe(call.id);
   expect(sent.messages[2]!.tool_call_id).toBe(call.id);
 }
@@ -95,7 +106,8 @@ describe("Workers AI REST path", () => {
   });
 
   test("a well-formed upstream answer passes through byte for byte", async () => {
-    const exact = `{"id":"x1",  "object":"chat.completion","created":1,"model":"${MODEL}","choices":[{"index":0,"message":{"role":"assistant","content":"exact"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}`;
+    const exact =
+      `{"id":"x1",  "object":"chat.completion","created":1,"model":"${MODEL}","choices":[{"index":0,"message":{"role":"assistant","content":"exact"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}`;
     fake.replies.rest.push({ raw: exact });
     const res = await fetch(`${s.baseURL}/chat/completions`, {
       method: "POST",
@@ -124,7 +136,9 @@ describe("Workers AI REST path", () => {
   });
 
   test("a stream the upstream ends without [DONE] still ends with data: [DONE]", async () => {
-    fake.replies.rest.push({ sse: sseEvents([chunk({ role: "assistant", content: "cut" }), chunk({}, "stop")], { done: false }) });
+    fake.replies.rest.push({
+      sse: sseEvents([chunk({ role: "assistant", content: "cut" }), chunk({}, "stop")], { done: false }),
+    });
     const res = await fetch(`${s.baseURL}/chat/completions`, {
       method: "POST",
       headers: { authorization: `Bearer ${TOKENS.alice}`, "content-type": "application/json" },
@@ -137,20 +151,25 @@ describe("Workers AI REST path", () => {
 
   test("multi-turn tool calling: a Hermes <tool_call> text answer becomes tool_calls (non-streaming)", async () => {
     fake.replies.rest.push({
-      json: chatCompletion({ content: '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>' }),
+      json: chatCompletion({
+        content: '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>',
+      }),
     });
     await toolLoop(s, false);
   });
 
   test("multi-turn tool calling: a Hermes tool call split across stream chunks becomes tool_calls", async () => {
     fake.replies.rest.push({
-      sse: oddChunks(sseEvents([
-        chunk({ role: "assistant", content: "" }),
-        chunk({ content: "<tool" }),
-        chunk({ content: '_call>{"name": "get_weather", ' }),
-        chunk({ content: '"arguments": {"city": "Paris"}}</tool_call>' }),
-        chunk({}, "stop"),
-      ]), 11),
+      sse: oddChunks(
+        sseEvents([
+          chunk({ role: "assistant", content: "" }),
+          chunk({ content: "<tool" }),
+          chunk({ content: '_call>{"name": "get_weather", ' }),
+          chunk({ content: '"arguments": {"city": "Paris"}}</tool_call>' }),
+          chunk({}, "stop"),
+        ]),
+        11,
+      ),
     });
     await toolLoop(s, true);
   });
@@ -165,7 +184,11 @@ describe("Workers AI REST path", () => {
   test("native tool_calls with object arguments and missing ids are repaired, streaming too", async () => {
     fake.replies.rest.push({
       sse: sseEvents([
-        chunk({ role: "assistant", content: null, tool_calls: [{ function: { name: "get_weather", arguments: { city: "Paris" } } }] }),
+        chunk({
+          role: "assistant",
+          content: null,
+          tool_calls: [{ function: { name: "get_weather", arguments: { city: "Paris" } } }],
+        }),
         chunk({}, "stop"),
       ]),
     });
@@ -174,7 +197,12 @@ describe("Workers AI REST path", () => {
 
   test("prose that merely mentions a tag or JSON is not turned into a tool call", async () => {
     fake.replies.rest.push({ sse: textStream(["Use <b>bold</b> ", "and {braces}", " freely."]) });
-    const stream = await client(s).chat.completions.create({ model: MODEL, messages: [{ role: "user", content: "hi" }], tools: [WEATHER_TOOL], stream: true });
+    const stream = await client(s).chat.completions.create({
+      model: MODEL,
+      messages: [{ role: "user", content: "hi" }],
+      tools: [WEATHER_TOOL],
+      stream: true,
+    });
     let text = "";
     let calls = 0;
     for await (const c of stream) {
@@ -184,18 +212,31 @@ describe("Workers AI REST path", () => {
     expect(text).toBe("Use <b>bold</b> and {braces} freely.");
     expect(calls).toBe(0);
     fake.replies.rest.push({ json: chatCompletion({ content: '{"name": "Bob", "age": 3}' }) });
-    const json = await client(s).chat.completions.create({ model: MODEL, messages: [{ role: "user", content: "hi" }], tools: [WEATHER_TOOL] });
+    const json = await client(s).chat.completions.create({
+      model: MODEL,
+      messages: [{ role: "user", content: "hi" }],
+      tools: [WEATHER_TOOL],
+    });
     expect(json.choices[0]!.message.content).toBe('{"name": "Bob", "age": 3}');
     expect(json.choices[0]!.message.tool_calls ?? []).toEqual([]);
   });
 
   test("the Vercel AI SDK runs a tool loop (generateText) and streams text (streamText)", async () => {
     fake.replies.rest.push(
-      { json: chatCompletion({ content: '<tool_call>{"name": "get_weather", "arguments": {"city": "Oslo"}}</tool_call>' }) },
+      {
+        json: chatCompletion({
+          content: '<tool_call>{"name": "get_weather", "arguments": {"city": "Oslo"}}</tool_call>',
+        }),
+      },
       { json: chatCompletion({ content: "Oslo: 3°C." }) },
       { sse: textStream(["str", "eam", "ed"]) },
     );
-    const provider = createOpenAICompatible({ name: "sam", baseURL: s.baseURL, apiKey: TOKENS.alice, includeUsage: true });
+    const provider = createOpenAICompatible({
+      name: "sam",
+      baseURL: s.baseURL,
+      apiKey: TOKENS.alice,
+      includeUsage: true,
+    });
     const seen: unknown[] = [];
     const result = await generateText({
       model: provider(MODEL),
@@ -205,7 +246,11 @@ describe("Workers AI REST path", () => {
       tools: {
         get_weather: tool({
           description: "Weather in a city",
-          inputSchema: jsonSchema<{ city: string }>({ type: "object", properties: { city: { type: "string" } }, required: ["city"] }),
+          inputSchema: jsonSchema<{ city: string }>({
+            type: "object",
+            properties: { city: { type: "string" } },
+            required: ["city"],
+          }),
           execute: async (input) => {
             seen.push(input);
             return "3°C";
@@ -225,7 +270,13 @@ describe("Workers AI REST path", () => {
 describe("AI Gateway path", () => {
   let s: Served;
   beforeAll(async () => {
-    fake.gateways.set("sam-gw", { id: "sam-gw", authentication: true, collect_logs: true, rate_limiting_limit: 0, rate_limiting_interval: 0 });
+    fake.gateways.set("sam-gw", {
+      id: "sam-gw",
+      authentication: true,
+      collect_logs: true,
+      rate_limiting_limit: 0,
+      rate_limiting_interval: 0,
+    });
     s = await serveInference(fakeEnv(fake, {
       SAM_AI_GATEWAY: "on",
       CF_AI_GATEWAY_ID: "sam-gw",
@@ -247,16 +298,30 @@ describe("AI Gateway path", () => {
     expect(req!.path).toBe(`/v1/${fake.accountId}/sam-gw/workers-ai/v1/chat/completions`);
     expect(req!.headers.authorization).toBe(`Bearer ${fake.apiToken}`);
     expect(req!.headers["cf-aig-authorization"]).toBe(`Bearer ${fake.gatewayToken}`);
-    expect(JSON.parse(req!.headers["cf-aig-metadata"]!)).toEqual({ user: "alice", key: "key_alice", task: "task_1", node: "node_7", model: MODEL });
+    expect(JSON.parse(req!.headers["cf-aig-metadata"]!)).toEqual({
+      user: "alice",
+      key: "key_alice",
+      task: "task_1",
+      node: "node_7",
+      model: MODEL,
+    });
   });
 
   test("streaming and a tool loop work through the gateway", async () => {
     fake.replies.gateway.push({ sse: textStream(["through ", "the ", "gateway"]) });
-    const stream = await client(s).chat.completions.create({ model: MODEL, messages: [{ role: "user", content: "hi" }], stream: true });
+    const stream = await client(s).chat.completions.create({
+      model: MODEL,
+      messages: [{ role: "user", content: "hi" }],
+      stream: true,
+    });
     let text = "";
     for await (const c of stream) text += c.choices[0]?.delta.content ?? "";
     expect(text).toBe("through the gateway");
-    fake.replies.gateway.push({ json: chatCompletion({ content: '<tool_call>{"name": "get_weather", "arguments": {"city": "Paris"}}</tool_call>' }) });
+    fake.replies.gateway.push({
+      json: chatCompletion({
+        content: '<tool_call>{"name": "get_weather", "arguments": {"city": "Paris"}}</tool_call>',
+      }),
+    });
     await toolLoop(s, false);
   });
 
@@ -285,7 +350,8 @@ describe("AI Gateway path", () => {
 
   test("a gateway 4xx is the user's answer: no retry on REST", async () => {
     fake.replies.gateway.push({ status: 400, json: { error: { message: "max_tokens too large for this model" } } });
-    const err = await client(s).chat.completions.create({ model: MODEL, messages: [{ role: "user", content: "hi" }] }).catch((e) => e);
+    const err = await client(s).chat.completions.create({ model: MODEL, messages: [{ role: "user", content: "hi" }] })
+      .catch((e) => e);
     expect(err).toBeInstanceOf(OpenAI.BadRequestError);
     expect(err.message).toContain("max_tokens too large");
     expect(chats().map((r) => r.endpoint)).toEqual(["gateway"]);
@@ -293,8 +359,12 @@ describe("AI Gateway path", () => {
 
   test("REST failing after the gateway failed is a 502 the client sees as a server error", async () => {
     fake.replies.gateway.push({ status: 503, json: {} });
-    fake.replies.rest.push({ status: 500, json: { success: false, errors: [{ code: 3043, message: "Internal server error" }] } });
-    const err = await client(s).chat.completions.create({ model: MODEL, messages: [{ role: "user", content: "hi" }] }).catch((e) => e);
+    fake.replies.rest.push({
+      status: 500,
+      json: { success: false, errors: [{ code: 3043, message: "Internal server error" }] },
+    });
+    const err = await client(s).chat.completions.create({ model: MODEL, messages: [{ role: "user", content: "hi" }] })
+      .catch((e) => e);
     expect(err).toBeInstanceOf(OpenAI.InternalServerError);
     expect(err.status).toBe(502);
     expect(err.error).toMatchObject({ type: "upstream_error", code: "upstream_failed" });

@@ -5,7 +5,7 @@
  * a key sees its own). Requests are checked here, forwarded to the upstream chosen in `upstream.ts`, and
  * answered in OpenAI's shape; usage is tallied in memory and flushed off the request path.
  */
-import { Hono, type Context } from "hono";
+import { type Context, Hono } from "hono";
 import * as v from "valibot";
 import { withinBodyDeadline } from "../../shared/body-deadline.ts";
 import { HttpError } from "../../shared/errors.ts";
@@ -24,7 +24,15 @@ import { mountResponses } from "./responses/routes.ts";
 import { ResponseStore } from "./responses/store.ts";
 import { ChatRequest } from "./schema.ts";
 import { proxyStream, StreamNormaliser } from "./stream.ts";
-import { chatUpstreams, configuredMode, notConfiguredMessage, type InferenceCaller, type Operation, type Upstream, type UpstreamMode } from "./upstream.ts";
+import {
+  chatUpstreams,
+  configuredMode,
+  type InferenceCaller,
+  notConfiguredMessage,
+  type Operation,
+  type Upstream,
+  type UpstreamMode,
+} from "./upstream.ts";
 import { estimateTokens, UsageRecorder } from "./usage.ts";
 
 export type InferenceDeps = {
@@ -62,10 +70,18 @@ async function identify(c: Context, authenticate: Authenticate): Promise<Caller>
   const token = bearer(c);
   const challenge = { headers: { "WWW-Authenticate": "Bearer" } };
   if (token === null) {
-    throw new HttpError(401, "missing API key: send 'Authorization: Bearer <your sam_… key>'", { code: "missing_api_key", ...challenge });
+    throw new HttpError(401, "missing API key: send 'Authorization: Bearer <your sam_… key>'", {
+      code: "missing_api_key",
+      ...challenge,
+    });
   }
   const caller = token === "" ? null : await authenticate(token);
-  if (!caller) throw new HttpError(401, "invalid API key: it is unknown, revoked or expired", { code: "invalid_api_key", ...challenge });
+  if (!caller) {
+    throw new HttpError(401, "invalid API key: it is unknown, revoked or expired", {
+      code: "invalid_api_key",
+      ...challenge,
+    });
+  }
   return caller;
 }
 
@@ -73,7 +89,9 @@ async function inferenceCaller(c: Context, authenticate: Authenticate): Promise<
   const caller = await identify(c, authenticate);
   if (caller.kind === "key" || caller.kind === "task") return caller;
   const what = caller.kind === "admin" ? "the admin token" : "a node token";
-  throw new HttpError(403, `${what} cannot call /v1: create an API key with POST /api/keys and use it instead`, { code: "not_an_api_key" });
+  throw new HttpError(403, `${what} cannot call /v1: create an API key with POST /api/keys and use it instead`, {
+    code: "not_an_api_key",
+  });
 }
 
 /** Stateless (no `stream` option), so one decoder serves every request: constructing one costs more than decoding a small body. */
@@ -86,7 +104,10 @@ const utf8 = new TextDecoder();
  * which costs a JS ReadableStream per request.
  */
 async function readBody(req: Request, max: number): Promise<string> {
-  const tooBig = () => new HttpError(413, `request body exceeds ${max} bytes (SAM_INFERENCE_MAX_BODY_BYTES)`, { code: "request_too_large" });
+  const tooBig = () =>
+    new HttpError(413, `request body exceeds ${max} bytes (SAM_INFERENCE_MAX_BODY_BYTES)`, {
+      code: "request_too_large",
+    });
   const length = req.headers.get("content-length");
   const declared = Number(length ?? "0");
   if (declared > max) throw tooBig();
@@ -145,14 +166,24 @@ async function upstreamError(res: Response, path: string): Promise<HttpError> {
   const detail = upstreamMessage(text);
   const s = res.status;
   if (s === 401 || s === 403) {
-    return new HttpError(502, `the ${path} upstream refused SAM's credentials (HTTP ${s}); the operator must check CF_API_TOKEN, CF_AIG_TOKEN or SAM_INFERENCE_KEY`, { code: "upstream_auth_failed" });
+    return new HttpError(
+      502,
+      `the ${path} upstream refused SAM's credentials (HTTP ${s}); the operator must check CF_API_TOKEN, CF_AIG_TOKEN or SAM_INFERENCE_KEY`,
+      { code: "upstream_auth_failed" },
+    );
   }
   if (s === 429) {
     const retry = res.headers.get("retry-after");
-    return new HttpError(429, `the ${path} upstream is rate limiting: ${detail}`, { code: "upstream_rate_limited", headers: retry ? { "retry-after": retry } : {} });
+    return new HttpError(429, `the ${path} upstream is rate limiting: ${detail}`, {
+      code: "upstream_rate_limited",
+      headers: retry ? { "retry-after": retry } : {},
+    });
   }
   if (s >= 400 && s < 500) {
-    return new HttpError(s === 404 ? 404 : 400, `the model service rejected the request: ${detail}`, { code: "upstream_rejected", type: "invalid_request_error" });
+    return new HttpError(s === 404 ? 404 : 400, `the model service rejected the request: ${detail}`, {
+      code: "upstream_rejected",
+      type: "invalid_request_error",
+    });
   }
   return new HttpError(502, `the ${path} upstream failed (HTTP ${s}): ${detail}`, { code: "upstream_failed" });
 }
@@ -203,7 +234,9 @@ export function createInferenceRoutes(deps: InferenceDeps): Inference {
   const clientWatch = new Deadlines(CLIENT_WATCH_AFTER_MS);
   const idle = {
     deadlines: new Deadlines(config.timeouts.inferenceIdle),
-    message: `the upstream model server sent nothing for ${config.timeouts.inferenceIdle / 1000}s (SAM_INFERENCE_IDLE_TIMEOUT); retry the request`,
+    message: `the upstream model server sent nothing for ${
+      config.timeouts.inferenceIdle / 1000
+    }s (SAM_INFERENCE_IDLE_TIMEOUT); retry the request`,
   };
   const usage = new UsageRecorder(deps.db, inference.usageFlushMs, log);
   let mode = configuredMode(config);
@@ -249,14 +282,23 @@ export function createInferenceRoutes(deps: InferenceDeps): Inference {
       watched?.removeEventListener("abort", onClientAbort);
     };
     try {
-      return { res: await doFetch(u.url, { method: "POST", headers: u.headers, body, signal: upstreamAbort.signal }), release };
+      return {
+        res: await doFetch(u.url, { method: "POST", headers: u.headers, body, signal: upstreamAbort.signal }),
+        release,
+      };
     } catch (err) {
       release();
       if (client.signal.aborted) throw new HttpError(499, "the client closed the request", { code: "client_closed" });
       if (timedOut) {
-        throw new HttpError(504, `the ${u.path} upstream did not answer within ${inference.firstByteTimeoutMs / 1000}s`, { code: "upstream_timeout" });
+        throw new HttpError(
+          504,
+          `the ${u.path} upstream did not answer within ${inference.firstByteTimeoutMs / 1000}s`,
+          { code: "upstream_timeout" },
+        );
       }
-      throw new HttpError(502, `cannot reach the ${u.path} upstream: ${(err as Error).message.slice(0, 200)}`, { code: "upstream_unreachable" });
+      throw new HttpError(502, `cannot reach the ${u.path} upstream: ${(err as Error).message.slice(0, 200)}`, {
+        code: "upstream_unreachable",
+      });
     } finally {
       cancelDeadline();
     }
@@ -265,7 +307,7 @@ export function createInferenceRoutes(deps: InferenceDeps): Inference {
   /** Try the upstreams in order: a gateway 5xx, connect error or timeout retries once on the next. */
   async function forward(upstreams: Upstream[], body: string, client: Request): Promise<Attempt> {
     let fallback: string | null = null;
-    for (let i = 0; ; i++) {
+    for (let i = 0;; i++) {
       const u = upstreams[i]!;
       const last = i === upstreams.length - 1;
       let call: Call;
@@ -290,7 +332,11 @@ export function createInferenceRoutes(deps: InferenceDeps): Inference {
         const detail = upstreamMessage(await res.text().catch(() => ""));
         call.release();
         fallback = `gateway: HTTP ${res.status} ${detail}`.slice(0, 200);
-        log(`sam inference: the gateway refused SAM (HTTP ${res.status}: ${detail}); check CF_AIG_TOKEN against the gateway's authentication setting; retrying on ${upstreams[i + 1]!.path}`);
+        log(
+          `sam inference: the gateway refused SAM (HTTP ${res.status}: ${detail}); check CF_AIG_TOKEN against the gateway's authentication setting; retrying on ${
+            upstreams[i + 1]!.path
+          }`,
+        );
         continue;
       }
       return { ...call, upstream: u, fallback };
@@ -303,7 +349,11 @@ export function createInferenceRoutes(deps: InferenceDeps): Inference {
     const decision = limiter.take(caller.keyId, caller.rateLimitPerMinute ?? inference.rateLimitPerMinute);
     const limitHeaders = rateLimitHeaders(decision);
     if (!decision.allowed) {
-      throw new HttpError(429, `rate limit reached: ${decision.limit} requests per minute for this key; retry after ${decision.retryAfterSeconds}s`, { code: "rate_limit_exceeded", headers: limitHeaders });
+      throw new HttpError(
+        429,
+        `rate limit reached: ${decision.limit} requests per minute for this key; retry after ${decision.retryAfterSeconds}s`,
+        { code: "rate_limit_exceeded", headers: limitHeaders },
+      );
     }
     return { caller, limitHeaders };
   }
@@ -311,7 +361,9 @@ export function createInferenceRoutes(deps: InferenceDeps): Inference {
   /** The request body as text and JSON, within the size limit. */
   async function jsonBody(c: Context, what: string): Promise<{ text: string; json: unknown }> {
     const text = await withinBodyDeadline(c.req.raw, readBody(c.req.raw, inference.maxBodyBytes));
-    if (text.trim() === "") throw new HttpError(400, `request body is empty; send a JSON ${what}`, { code: "invalid_json" });
+    if (text.trim() === "") {
+      throw new HttpError(400, `request body is empty; send a JSON ${what}`, { code: "invalid_json" });
+    }
     try {
       return { text, json: JSON.parse(text) };
     } catch {
@@ -338,13 +390,25 @@ export function createInferenceRoutes(deps: InferenceDeps): Inference {
   }
 
   /** The upstreams for `model` and `op`, refusing a model not enabled here or a proxy with no upstream. */
-  function upstreamsFor(caller: InferenceCaller, model: string, allowed: readonly string[] | null, op: Operation): Upstream[] {
+  function upstreamsFor(
+    caller: InferenceCaller,
+    model: string,
+    allowed: readonly string[] | null,
+    op: Operation,
+  ): Upstream[] {
     if (allowed && !allowed.includes(model)) {
-      throw new HttpError(404, `the model '${model}' does not exist or is not enabled here; GET /v1/models lists the models you can use`, { code: "model_not_found", type: "invalid_request_error" });
+      throw new HttpError(
+        404,
+        `the model '${model}' does not exist or is not enabled here; GET /v1/models lists the models you can use`,
+        { code: "model_not_found", type: "invalid_request_error" },
+      );
     }
     const upstreams = chatUpstreams(config, mode, caller, model, op);
     if (upstreams.length === 0) {
-      throw new HttpError(503, notConfiguredMessage(config), { code: "inference_not_configured", headers: { "x-should-retry": "false" } });
+      throw new HttpError(503, notConfiguredMessage(config), {
+        code: "inference_not_configured",
+        headers: { "x-should-retry": "false" },
+      });
     }
     return upstreams;
   }
@@ -436,16 +500,22 @@ export function createInferenceRoutes(deps: InferenceDeps): Inference {
   app.get("/v1/models", async (c) => {
     await inferenceCaller(c, authenticate);
     const created = Math.floor(Date.now() / 1000);
-    const allowed = inference.models ?? (mode === "openai-compatible" ? null : [...allowedModels()!, ...allowedEmbeddingModels()!]);
+    const allowed = inference.models ??
+      (mode === "openai-compatible" ? null : [...allowedModels()!, ...allowedEmbeddingModels()!]);
     if (allowed) return c.json({ object: "list", data: allowed.map((id) => modelObject({ id }, created)) });
     // A generic upstream without an allowlist: its own list is the truth.
     const headers: Record<string, string> = {};
     if (config.inference.key) headers.authorization = `Bearer ${config.inference.key}`;
     let res: Response;
     try {
-      res = await doFetch(`${config.inference.url}/models`, { headers, signal: AbortSignal.timeout(inference.firstByteTimeoutMs) });
+      res = await doFetch(`${config.inference.url}/models`, {
+        headers,
+        signal: AbortSignal.timeout(inference.firstByteTimeoutMs),
+      });
     } catch (err) {
-      throw new HttpError(502, `cannot list the upstream's models: ${(err as Error).message.slice(0, 200)}`, { code: "upstream_unreachable" });
+      throw new HttpError(502, `cannot list the upstream's models: ${(err as Error).message.slice(0, 200)}`, {
+        code: "upstream_unreachable",
+      });
     }
     if (!res.ok) throw await upstreamError(res, "openai-compatible");
     const body = await res.json().catch(() => null) as { data?: { id?: unknown }[] } | null;
@@ -461,7 +531,9 @@ export function createInferenceRoutes(deps: InferenceDeps): Inference {
     const q = parseOrThrow(UsageQuery, c.req.query());
     let keyId = q.key;
     if (caller.kind === "key") {
-      if (keyId !== undefined && keyId !== caller.keyId) throw new HttpError(403, "an API key can read only its own usage", { code: "forbidden" });
+      if (keyId !== undefined && keyId !== caller.keyId) {
+        throw new HttpError(403, "an API key can read only its own usage", { code: "forbidden" });
+      }
       keyId = caller.keyId;
     } else if (caller.kind !== "admin") {
       throw new HttpError(403, "usage is readable with the admin token or an API key", { code: "forbidden" });
@@ -470,7 +542,11 @@ export function createInferenceRoutes(deps: InferenceDeps): Inference {
     const to = q.to ?? new Date().toISOString().slice(0, 10);
     const rows = await usage.query({ keyId, from, to });
     const totals = rows.reduce(
-      (t, r) => ({ requests: t.requests + r.requests, promptTokens: t.promptTokens + r.promptTokens, completionTokens: t.completionTokens + r.completionTokens }),
+      (t, r) => ({
+        requests: t.requests + r.requests,
+        promptTokens: t.promptTokens + r.promptTokens,
+        completionTokens: t.completionTokens + r.completionTokens,
+      }),
       { requests: 0, promptTokens: 0, completionTokens: 0 },
     );
     return c.json({ from, to, key: keyId ?? null, totals, rows });

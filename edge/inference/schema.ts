@@ -24,7 +24,11 @@ const Message = v.variant("role", [
     content: v.optional(v.nullable(Content)),
     tool_calls: v.optional(v.array(ToolCall)),
   }),
-  v.looseObject({ role: v.literal("tool"), content: Content, tool_call_id: v.string("a tool message needs tool_call_id") }),
+  v.looseObject({
+    role: v.literal("tool"),
+    content: Content,
+    tool_call_id: v.string("a tool message needs tool_call_id"),
+  }),
 ], (issue) => `role must be one of system, developer, user, assistant, tool (got ${JSON.stringify(issue.input)})`);
 
 const FUNCTION_NAME = /^[A-Za-z0-9_-]{1,64}$/;
@@ -32,14 +36,14 @@ const FUNCTION_NAME = /^[A-Za-z0-9_-]{1,64}$/;
 /** A JSON Schema for a function's parameters: an object schema, as OpenAI requires. */
 const Parameters = v.pipe(
   v.looseObject({
-    type: v.literal("object", "parameters must be a JSON Schema with type \"object\""),
+    type: v.literal("object", 'parameters must be a JSON Schema with type "object"'),
     properties: v.optional(v.record(v.string(), v.looseObject({}, "each property must be a JSON Schema object"))),
     required: v.optional(v.array(v.string(), "required must be an array of property names")),
   }),
 );
 
 const Tool = v.looseObject({
-  type: v.literal("function", "only tools of type \"function\" are supported"),
+  type: v.literal("function", 'only tools of type "function" are supported'),
   function: v.looseObject({
     name: v.pipe(v.string(), v.regex(FUNCTION_NAME, "name must be 1-64 letters, digits, _ or -")),
     description: v.optional(v.string()),
@@ -58,7 +62,7 @@ export const ChatRequest = v.looseObject({
   tool_choice: v.optional(v.nullable(v.union([
     v.picklist(["none", "auto", "required"]),
     v.looseObject({ type: v.literal("function"), function: v.looseObject({ name: v.string() }) }),
-  ], "tool_choice must be none, auto, required or {type: \"function\", function: {name}}"))),
+  ], 'tool_choice must be none, auto, required or {type: "function", function: {name}}'))),
   stream_options: v.optional(v.nullable(v.looseObject({ include_usage: v.optional(v.boolean()) }))),
 });
 export type ChatRequest = v.InferOutput<typeof ChatRequest>;

@@ -12,7 +12,11 @@ Deno.test("any split of recorded upstream streams reaches the client as the unsp
   const upstream = new SplitUpstream();
   const upstreamServer = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen() {} }, upstream.fetch);
   const dir = await Deno.makeTempDir();
-  const env = { SAM_DATA_DIR: dir, SAM_INFERENCE_URL: `http://127.0.0.1:${upstreamServer.addr.port}/v1`, SAM_RATE_LIMIT_RPM: "1000000" };
+  const env = {
+    SAM_DATA_DIR: dir,
+    SAM_INFERENCE_URL: `http://127.0.0.1:${upstreamServer.addr.port}/v1`,
+    SAM_RATE_LIMIT_RPM: "1000000",
+  };
   const db = createClient({ url: `file:${dir}/sam.db` });
   await migrate(db, INFERENCE_MIGRATIONS);
   const inference = createInferenceRoutes({

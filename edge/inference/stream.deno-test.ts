@@ -9,9 +9,21 @@ import { createInferenceRoutes } from "./routes.ts";
 import { INFERENCE_MIGRATIONS } from "./usage.ts";
 
 const sse = (delta: object, finish: string | null = null) =>
-  `data: ${JSON.stringify({ id: "c1", object: "chat.completion.chunk", created: 1, model: "m", choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`;
+  `data: ${
+    JSON.stringify({
+      id: "c1",
+      object: "chat.completion.chunk",
+      created: 1,
+      model: "m",
+      choices: [{ index: 0, delta, finish_reason: finish }],
+    })
+  }\n\n`;
 
-async function withSam(upstream: (req: Request) => Response | Promise<Response>, env: Record<string, string>, run: (base: string) => Promise<void>) {
+async function withSam(
+  upstream: (req: Request) => Response | Promise<Response>,
+  env: Record<string, string>,
+  run: (base: string) => Promise<void>,
+) {
   const up = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen() {} }, upstream);
   const dir = await Deno.makeTempDir();
   const all = { SAM_DATA_DIR: dir, SAM_INFERENCE_URL: `http://127.0.0.1:${up.addr.port}/v1`, ...env };
@@ -53,14 +65,17 @@ for (const tools of [false, true]) {
   Deno.test(`an upstream silent after its first event ends the stream with an error event and [DONE] (tools: ${tools})`, async () => {
     let upstreamCancelled = false;
     const upstream = () =>
-      new Response(new ReadableStream({
-        start(c) {
-          c.enqueue(new TextEncoder().encode(sse({ content: "partial " }) + "data: {\"id\":"));
-        },
-        cancel() {
-          upstreamCancelled = true;
-        },
-      }), { headers: { "content-type": "text/event-stream" } });
+      new Response(
+        new ReadableStream({
+          start(c) {
+            c.enqueue(new TextEncoder().encode(sse({ content: "partial " }) + 'data: {"id":'));
+          },
+          cancel() {
+            upstreamCancelled = true;
+          },
+        }),
+        { headers: { "content-type": "text/event-stream" } },
+      );
     await withSam(upstream, { SAM_INFERENCE_IDLE_TIMEOUT: "300ms" }, async (base) => {
       const res = await chat(base, tools);
       assert.equal(res.status, 200);
@@ -84,11 +99,19 @@ Deno.test("openai-node's chat.completions.stream() gets role-less upstream strea
   const { CITY_ARGS, scriptedModel, TEXT_ANSWER } = await import("../testing/scripted-model.ts");
   await withSam(scriptedModel, {}, async (base) => {
     const openai = new OpenAI({ baseURL: `${base}/v1`, apiKey: "sam_k", maxRetries: 0 });
-    const tools = [{ type: "function" as const, function: { name: "get_weather", parameters: { type: "object", properties: { city: { type: "string" } } } } }];
-    const text = await openai.chat.completions.stream({ model: "text", messages: [{ role: "user", content: "hi" }] }).finalChatCompletion();
+    const tools = [{
+      type: "function" as const,
+      function: { name: "get_weather", parameters: { type: "object", properties: { city: { type: "string" } } } },
+    }];
+    const text = await openai.chat.completions.stream({ model: "text", messages: [{ role: "user", content: "hi" }] })
+      .finalChatCompletion();
     assert.equal(text.choices[0]!.message.content, TEXT_ANSWER);
     for (const shape of ["native", "hermes", "json"]) {
-      const done = await openai.chat.completions.stream({ model: shape, messages: [{ role: "user", content: "hi" }], tools }).finalChatCompletion();
+      const done = await openai.chat.completions.stream({
+        model: shape,
+        messages: [{ role: "user", content: "hi" }],
+        tools,
+      }).finalChatCompletion();
       const call = done.choices[0]!.message.tool_calls![0] as { function: { name: string; arguments: string } };
       assert.equal(call.function.name, "get_weather", shape);
       assert.deepEqual(JSON.parse(call.function.arguments), CITY_ARGS);

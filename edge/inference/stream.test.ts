@@ -15,11 +15,16 @@ function run(input: string, tools: string[], size: number) {
   return { out, result: n.result(true) };
 }
 
-type Delta = { content?: string | null; tool_calls?: { index: number; id?: string; function: { name?: string; arguments: string } }[] };
+type Delta = {
+  content?: string | null;
+  tool_calls?: { index: number; id?: string; function: { name?: string; arguments: string } }[];
+};
 function events(out: string) {
   const datas = out.split(/\n\n/).filter((e) => e.startsWith("data: ")).map((e) => e.slice(6));
   expect(datas.at(-1)).toBe("[DONE]");
-  return datas.slice(0, -1).map((d) => JSON.parse(d) as { choices: { delta: Delta; finish_reason: string | null }[]; usage?: unknown });
+  return datas.slice(0, -1).map((d) =>
+    JSON.parse(d) as { choices: { delta: Delta; finish_reason: string | null }[]; usage?: unknown }
+  );
 }
 
 describe("stream normaliser", () => {
@@ -32,7 +37,10 @@ describe("stream normaliser", () => {
 
   test("a well-formed stream with tools requested passes through unchanged", () => {
     const input = sseEvents([
-      chunk({ role: "assistant", tool_calls: [{ index: 0, id: "call_x", type: "function", function: { name: "f", arguments: "" } }] }),
+      chunk({
+        role: "assistant",
+        tool_calls: [{ index: 0, id: "call_x", type: "function", function: { name: "f", arguments: "" } }],
+      }),
       chunk({ tool_calls: [{ index: 0, function: { arguments: "{}" } }] }),
       chunk({}, "tool_calls"),
     ]).join("");
@@ -42,15 +50,22 @@ describe("stream normaliser", () => {
   test("text before a Hermes tag streams out; the tag becomes a tool call and the finish says tool_calls", () => {
     const input = sseEvents([
       chunk({ role: "assistant", content: "Sure. " }),
-      chunk({ content: "<tool_call>{\"name\": \"f\", " }),
-      chunk({ content: "\"arguments\": {\"a\": 1}}</tool_call>" }),
+      chunk({ content: '<tool_call>{"name": "f", ' }),
+      chunk({ content: '"arguments": {"a": 1}}</tool_call>' }),
       chunk({}, "stop"),
     ]).join("");
     const evs = events(run(input, ["f"], 3).out);
     const text = evs.map((e) => e.choices[0]?.delta.content ?? "").join("");
     expect(text).toBe("Sure. ");
     const calls = evs.flatMap((e) => e.choices[0]?.delta.tool_calls ?? []);
-    expect(calls).toEqual([{ index: 0, id: expect.stringMatching(/^call_/), type: "function", function: { name: "f", arguments: "{\"a\":1}" } } as never]);
+    expect(calls).toEqual([
+      {
+        index: 0,
+        id: expect.stringMatching(/^call_/),
+        type: "function",
+        function: { name: "f", arguments: '{"a":1}' },
+      } as never,
+    ]);
     expect(evs.at(-1)!.choices[0]!.finish_reason).toBe("tool_calls");
   });
 
@@ -62,7 +77,7 @@ describe("stream normaliser", () => {
   });
 
   test("a stream that ends without a finish or [DONE] still yields the tool call, a finish and [DONE]", () => {
-    const input = sseEvents([chunk({ content: "{\"name\": \"f\", \"arguments\": {}}" })], { done: false }).join("");
+    const input = sseEvents([chunk({ content: '{"name": "f", "arguments": {}}' })], { done: false }).join("");
     const evs = events(run(input, ["f"], 64).out);
     expect(evs.flatMap((e) => e.choices[0]?.delta.tool_calls ?? [])).toHaveLength(1);
     expect(evs.at(-1)!.choices[0]!.finish_reason).toBe("tool_calls");
@@ -72,7 +87,10 @@ describe("stream normaliser", () => {
 describe("proxyStream", () => {
   test("with tools and an upstream split mid-event, the client still gets every event (a pull that enqueued nothing stalled it)", async () => {
     const input = sseEvents([
-      chunk({ role: "assistant", tool_calls: [{ index: 0, id: "call_x", type: "function", function: { name: "f", arguments: "" } }] }),
+      chunk({
+        role: "assistant",
+        tool_calls: [{ index: 0, id: "call_x", type: "function", function: { name: "f", arguments: "" } }],
+      }),
       chunk({ tool_calls: [{ index: 0, function: { arguments: "{}" } }] }),
       chunk({}, "tool_calls"),
     ]).join("");
@@ -86,7 +104,9 @@ describe("proxyStream", () => {
       },
     });
     let ended: unknown = null;
-    const body = proxyStream(upstream, new StreamNormaliser(new Set(["f"]), "seed-1", "m"), (end) => { ended = end; });
+    const body = proxyStream(upstream, new StreamNormaliser(new Set(["f"]), "seed-1", "m"), (end) => {
+      ended = end;
+    });
     const text = await Promise.race([
       new Response(body).text(),
       Bun.sleep(5_000).then(() => "timed out: the stream stalled"),

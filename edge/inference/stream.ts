@@ -84,7 +84,12 @@ export class StreamNormaliser {
   private readonly choices = new Map<number, ChoiceState>();
 
   constructor(private readonly toolNames: ReadonlySet<string>, private readonly fallbackSeed: string, model: string) {
-    this.template = { id: fallbackSeed, object: "chat.completion.chunk", created: Math.floor(Date.now() / 1000), model };
+    this.template = {
+      id: fallbackSeed,
+      object: "chat.completion.chunk",
+      created: Math.floor(Date.now() / 1000),
+      model,
+    };
   }
 
   /** Bytes in from upstream; bytes out to the client, now. */
@@ -92,7 +97,9 @@ export class StreamNormaliser {
     if (this.toolNames.size === 0) return this.passThrough(bytes);
     this.buffer += this.decoder.decode(bytes, { stream: true });
     const out: string[] = [];
-    this.drainEvents((event) => { out.push(...this.repair(event)); });
+    this.drainEvents((event) => {
+      out.push(...this.repair(event));
+    });
     return out.length === 0 ? [] : [encoder.encode(out.join(""))];
   }
 
@@ -140,7 +147,11 @@ export class StreamNormaliser {
     let start = 0;
     let sent = 0;
     // Bytes of `pending` were scanned already; only its last two could begin an event end.
-    for (let end = eventEnd(data, pending === null ? 0 : Math.max(0, pending.byteLength - 2)); end !== -1; end = eventEnd(data, start)) {
+    for (
+      let end = eventEnd(data, pending === null ? 0 : Math.max(0, pending.byteLength - 2));
+      end !== -1;
+      end = eventEnd(data, start)
+    ) {
       const rewritten = this.watch(utf8.decode(data.subarray(start, end)));
       if (rewritten !== null) {
         if (start > sent) out.push(data.subarray(sent, start));
@@ -156,7 +167,9 @@ export class StreamNormaliser {
 
   /** An upstream failure after the stream began: an error event OpenAI clients raise, then `[DONE]`. */
   fail(message: string): Uint8Array {
-    return encoder.encode(sse({ error: { message, type: "upstream_error", code: "upstream_stream_failed" } }) + "data: [DONE]\n\n");
+    return encoder.encode(
+      sse({ error: { message, type: "upstream_error", code: "upstream_stream_failed" } }) + "data: [DONE]\n\n",
+    );
   }
 
   result(completed: boolean): StreamEnd {
@@ -214,7 +227,15 @@ export class StreamNormaliser {
   private state(index: number): ChoiceState {
     let st = this.choices.get(index);
     if (!st) {
-      st = { roleSent: false, held: "", holding: "no", sawText: false, sawToolCalls: false, toolIndices: new Set(), finished: false };
+      st = {
+        roleSent: false,
+        held: "",
+        holding: "no",
+        sawText: false,
+        sawToolCalls: false,
+        toolIndices: new Set(),
+        finished: false,
+      };
       this.choices.set(index, st);
     }
     return st;
@@ -345,7 +366,9 @@ export class StreamNormaliser {
     if (found.content !== null) out.push(this.chunk({ index, delta: { content: found.content }, finish_reason: null }));
     const calls = toToolCalls(found.calls, this.template.id, index, st.toolIndices.size)
       .map((call, k) => ({ index: st.toolIndices.size + k, ...call }));
-    out.push(this.chunk({ index, delta: { role: "assistant", content: null, tool_calls: calls }, finish_reason: null }));
+    out.push(
+      this.chunk({ index, delta: { role: "assistant", content: null, tool_calls: calls }, finish_reason: null }),
+    );
     return out;
   }
 }
@@ -393,7 +416,10 @@ export function proxyStream(
           read = await reader.read();
         } catch {
           if (ended) return;
-          return fail(controller, wentIdle ? idle!.message : "the upstream model server broke off the stream; retry the request");
+          return fail(
+            controller,
+            wentIdle ? idle!.message : "the upstream model server broke off the stream; retry the request",
+          );
         } finally {
           stopWatch?.();
         }

@@ -38,9 +38,14 @@ test("a deadline added after the queue emptied fires on real time, and close() s
 
 test("many settled calls do not delay or drop a pending one behind them", async () => {
   const d = new Deadlines(20);
-  const cancels = Array.from({ length: 5_000 }, () => d.add(() => { throw new Error("cancelled deadline fired"); }));
+  const cancels = Array.from({ length: 5_000 }, () =>
+    d.add(() => {
+      throw new Error("cancelled deadline fired");
+    }));
   let fired = false;
-  d.add(() => { fired = true; });
+  d.add(() => {
+    fired = true;
+  });
   for (const cancel of cancels.reverse()) cancel();
   await until("the pending deadline to fire", () => fired);
   d.close();

@@ -55,7 +55,10 @@ const HERMES = /<tool_call>\s*([\s\S]*?)\s*(?:<\/tool_call>|$)/g;
  * of the text once the calls are taken out (null when nothing does). A bare JSON object counts only when
  * it names one of the request's tools, so a JSON answer to a JSON question is left alone.
  */
-export function parseTextToolCalls(text: string, toolNames: ReadonlySet<string>): { calls: Named[]; content: string | null } | null {
+export function parseTextToolCalls(
+  text: string,
+  toolNames: ReadonlySet<string>,
+): { calls: Named[]; content: string | null } | null {
   if (text.includes("<tool_call>")) {
     const calls: Named[] = [];
     for (const m of text.matchAll(HERMES)) {
@@ -96,7 +99,13 @@ export function toolCallStart(text: string): number {
 }
 
 /** Repair one tool call in place: id, type and a string `arguments`. Returns whether anything changed. */
-export function repairToolCall(call: Record<string, unknown>, seed: string, choice: number, position: number, partial: boolean): boolean {
+export function repairToolCall(
+  call: Record<string, unknown>,
+  seed: string,
+  choice: number,
+  position: number,
+  partial: boolean,
+): boolean {
   let changed = false;
   if (!partial && (typeof call.id !== "string" || call.id === "")) {
     call.id = toolCallId(seed, choice, position);

@@ -29,7 +29,9 @@ export function configuredMode(config: EdgeConfig): UpstreamMode {
 export function notConfiguredMessage(config: EdgeConfig): string {
   const cf = config.cloudflare;
   const missing = [!cf.accountId && "CF_ACCOUNT_ID", !cf.apiToken && "CF_API_TOKEN"].filter(Boolean).join(" and ");
-  const why = cf.aiGateway ? `SAM_AI_GATEWAY is on but ${missing} ${missing.includes(" and ") ? "are" : "is"} not set` : "no inference upstream is configured";
+  const why = cf.aiGateway
+    ? `SAM_AI_GATEWAY is on but ${missing} ${missing.includes(" and ") ? "are" : "is"} not set`
+    : "no inference upstream is configured";
   return `${why}: set CF_ACCOUNT_ID and CF_API_TOKEN for Cloudflare Workers AI ` +
     "(plus SAM_AI_GATEWAY=on and CF_AI_GATEWAY_ID to route through AI Gateway), " +
     "or SAM_INFERENCE_URL (and SAM_INFERENCE_KEY) for an OpenAI-compatible server";
@@ -58,7 +60,13 @@ function restUpstream(cf: Cloudflare, op: Operation): Upstream {
 }
 
 /** The upstreams to try, in order: the gateway falls back to REST once; the others have no fallback. */
-export function chatUpstreams(config: EdgeConfig, mode: UpstreamMode, caller: InferenceCaller, model: string, op: Operation = "chat/completions"): Upstream[] {
+export function chatUpstreams(
+  config: EdgeConfig,
+  mode: UpstreamMode,
+  caller: InferenceCaller,
+  model: string,
+  op: Operation = "chat/completions",
+): Upstream[] {
   const cf = config.cloudflare;
   switch (mode) {
     case "gateway": {
@@ -69,7 +77,9 @@ export function chatUpstreams(config: EdgeConfig, mode: UpstreamMode, caller: In
         "cf-aig-metadata": JSON.stringify(gatewayMetadata(caller, model)),
       };
       if (cf.aigToken) headers["cf-aig-authorization"] = `Bearer ${cf.aigToken}`;
-      const url = `${cf.gatewayBase}/${encodeURIComponent(cf.accountId!)}/${encodeURIComponent(cf.gatewayId!)}/workers-ai/v1/${op}`;
+      const url = `${cf.gatewayBase}/${encodeURIComponent(cf.accountId!)}/${
+        encodeURIComponent(cf.gatewayId!)
+      }/workers-ai/v1/${op}`;
       return [{ path: "gateway", url, headers }, restUpstream(cf, op)];
     }
     case "rest":

@@ -14,7 +14,15 @@ test("events either side of UTC midnight, in any order, are counted on their own
   await migrate(db, INFERENCE_MIGRATIONS);
   const usage = new UsageRecorder(db, 3_600_000, () => {});
   const event = (at: string, promptTokens: number) =>
-    usage.record({ keyId: "k1", keyName: "alice", model: "m", promptTokens, completionTokens: 1, estimated: false, at: Date.parse(at) });
+    usage.record({
+      keyId: "k1",
+      keyName: "alice",
+      model: "m",
+      promptTokens,
+      completionTokens: 1,
+      estimated: false,
+      at: Date.parse(at),
+    });
   event("2025-03-01T23:59:59.999Z", 10);
   event("2025-03-02T00:00:00.000Z", 20);
   event("2025-03-01T00:00:00.000Z", 30);

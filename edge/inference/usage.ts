@@ -40,7 +40,16 @@ export type UsageEvent = {
   at?: number;
 };
 
-type Tally = { day: string; keyId: string; keyName: string; model: string; requests: number; prompt: number; completion: number; estimated: number };
+type Tally = {
+  day: string;
+  keyId: string;
+  keyName: string;
+  model: string;
+  requests: number;
+  prompt: number;
+  completion: number;
+  estimated: number;
+};
 
 export type UsageRow = {
   day: string;
@@ -63,8 +72,14 @@ export class UsageRecorder {
   /** The UTC day of the last event and its bounds: formatting a date per request showed up in profiles. */
   private day = { text: "", from: 0, to: 0 };
 
-  constructor(private readonly db: Client, flushEveryMs: number, private readonly log: (line: string) => void = console.error) {
-    this.timer = setInterval(() => { void this.flush(); }, flushEveryMs);
+  constructor(
+    private readonly db: Client,
+    flushEveryMs: number,
+    private readonly log: (line: string) => void = console.error,
+  ) {
+    this.timer = setInterval(() => {
+      void this.flush();
+    }, flushEveryMs);
     // Deno and Bun both let a pending flush timer not hold the process open.
     (this.timer as { unref?: () => void }).unref?.();
   }
@@ -83,7 +98,16 @@ export class UsageRecorder {
     const k = `${day}\u0000${e.keyId}\u0000${e.model}`;
     let t = this.tally.get(k);
     if (!t) {
-      t = { day, keyId: e.keyId, keyName: e.keyName, model: e.model, requests: 0, prompt: 0, completion: 0, estimated: 0 };
+      t = {
+        day,
+        keyId: e.keyId,
+        keyName: e.keyName,
+        model: e.model,
+        requests: 0,
+        prompt: 0,
+        completion: 0,
+        estimated: 0,
+      };
       this.tally.set(k, t);
     }
     t.requests += 1;
@@ -103,8 +127,10 @@ export class UsageRecorder {
     const rows = [...this.tally.values()];
     this.tally = new Map();
     try {
-      await this.db.batch(rows.map((t) => ({
-        sql: `INSERT INTO inference_usage (day, key_id, model, key_name, requests, prompt_tokens, completion_tokens, estimated_requests)
+      await this.db.batch(
+        rows.map((t) => ({
+          sql:
+            `INSERT INTO inference_usage (day, key_id, model, key_name, requests, prompt_tokens, completion_tokens, estimated_requests)
               VALUES (?, ?, ?, ?, ?, ?, ?, ?)
               ON CONFLICT (day, key_id, model) DO UPDATE SET
                 key_name = excluded.key_name,
@@ -112,8 +138,10 @@ export class UsageRecorder {
                 prompt_tokens = prompt_tokens + excluded.prompt_tokens,
                 completion_tokens = completion_tokens + excluded.completion_tokens,
                 estimated_requests = estimated_requests + excluded.estimated_requests`,
-        args: [t.day, t.keyId, t.model, t.keyName, t.requests, t.prompt, t.completion, t.estimated],
-      })), "write");
+          args: [t.day, t.keyId, t.model, t.keyName, t.requests, t.prompt, t.completion, t.estimated],
+        })),
+        "write",
+      );
     } catch (err) {
       // Keep the counts for the next flush rather than lose them to a transient database error.
       for (const t of rows) {
@@ -140,9 +168,18 @@ export class UsageRecorder {
     await this.flush();
     const where: string[] = [];
     const args: string[] = [];
-    if (filter.keyId) { where.push("key_id = ?"); args.push(filter.keyId); }
-    if (filter.from) { where.push("day >= ?"); args.push(filter.from); }
-    if (filter.to) { where.push("day <= ?"); args.push(filter.to); }
+    if (filter.keyId) {
+      where.push("key_id = ?");
+      args.push(filter.keyId);
+    }
+    if (filter.from) {
+      where.push("day >= ?");
+      args.push(filter.from);
+    }
+    if (filter.to) {
+      where.push("day <= ?");
+      args.push(filter.to);
+    }
     const rs = await this.db.execute({
       sql: `SELECT day, key_id, key_name, model, requests, prompt_tokens, completion_tokens, estimated_requests
             FROM inference_usage ${where.length ? `WHERE ${where.join(" AND ")}` : ""}

@@ -6,7 +6,7 @@ import { Hono } from "hono";
 import * as v from "valibot";
 import { HttpError } from "../../shared/errors.ts";
 import { parseOrThrow, readJsonBody } from "../../shared/validate.ts";
-import { guard, type CallerEnv } from "../auth/guard.ts";
+import { type CallerEnv, guard } from "../auth/guard.ts";
 import type { Authenticate } from "../auth/caller.ts";
 import { TOKEN_PREFIX } from "../auth/authenticate.ts";
 import { hashToken, randomToken } from "../auth/tokens.ts";
@@ -14,7 +14,10 @@ import type { Client } from "../db/client.ts";
 
 export const KeyCreation = v.strictObject({
   name: v.pipe(v.string(), v.minLength(1, "name must not be empty"), v.maxLength(200)),
-  rateLimitPerMinute: v.optional(v.nullable(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(1_000_000))), null),
+  rateLimitPerMinute: v.optional(
+    v.nullable(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(1_000_000))),
+    null,
+  ),
 });
 
 export const KeyView = v.object({
@@ -40,7 +43,11 @@ function keyView(row: Record<string, unknown>): KeyView {
 }
 
 /** `onRevoked` lets this instance's auth cache forget a key the moment it is revoked. */
-export function keyRoutes(db: Client, authenticate: Authenticate, onRevoked: (keyId: string) => void = () => {}): Hono<CallerEnv> {
+export function keyRoutes(
+  db: Client,
+  authenticate: Authenticate,
+  onRevoked: (keyId: string) => void = () => {},
+): Hono<CallerEnv> {
   const app = new Hono<CallerEnv>();
   app.use("*", guard(authenticate, "admin"));
 
@@ -50,10 +57,18 @@ export function keyRoutes(db: Client, authenticate: Authenticate, onRevoked: (ke
     const id = `key_${randomToken("k").slice(2, 18)}`;
     const now = Date.now();
     await db.execute({
-      sql: "INSERT INTO api_keys (id, name, token_hash, prefix, rate_limit_per_minute, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+      sql:
+        "INSERT INTO api_keys (id, name, token_hash, prefix, rate_limit_per_minute, created_at) VALUES (?, ?, ?, ?, ?, ?)",
       args: [id, input.name, hashToken(secret), secret.slice(0, 8), input.rateLimitPerMinute, now],
     });
-    const view: KeyView = { id, name: input.name, prefix: secret.slice(0, 8), rateLimitPerMinute: input.rateLimitPerMinute, createdAt: now, revokedAt: null };
+    const view: KeyView = {
+      id,
+      name: input.name,
+      prefix: secret.slice(0, 8),
+      rateLimitPerMinute: input.rateLimitPerMinute,
+      createdAt: now,
+      revokedAt: null,
+    };
     return c.json({ ...view, key: secret }, 201);
   });
 
@@ -70,7 +85,10 @@ export function keyRoutes(db: Client, authenticate: Authenticate, onRevoked: (ke
 
   app.delete("/:id", async (c) => {
     const id = c.req.param("id");
-    const r = await db.execute({ sql: "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", args: [Date.now(), id] });
+    const r = await db.execute({
+      sql: "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+      args: [Date.now(), id],
+    });
     onRevoked(id);
     if (r.rowsAffected === 0) {
       const exists = await db.execute({ sql: "SELECT 1 FROM api_keys WHERE id = ?", args: [id] });

@@ -8,9 +8,25 @@ async function certificate(name: string): Promise<{ cert: string; key: string }>
   const dir = await Deno.makeTempDir({ prefix: "sam-tls-" });
   const out = await new Deno.Command("openssl", {
     args: [
-      "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj", `/CN=${name}`,
-      "-addext", `subjectAltName=DNS:${name},IP:127.0.0.1`, "-addext", "basicConstraints=critical,CA:FALSE",
-      "-keyout", `${dir}/k.pem`, "-out", `${dir}/c.pem`,
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:prime256v1",
+      "-nodes",
+      "-days",
+      "2",
+      "-subj",
+      `/CN=${name}`,
+      "-addext",
+      `subjectAltName=DNS:${name},IP:127.0.0.1`,
+      "-addext",
+      "basicConstraints=critical,CA:FALSE",
+      "-keyout",
+      `${dir}/k.pem`,
+      "-out",
+      `${dir}/c.pem`,
     ],
     stderr: "piped",
   }).output();
@@ -24,10 +40,13 @@ Deno.test("an https agent is called trusting only the certificate it reported", 
   const served = await certificate("sam-node-a");
   const other = await certificate("sam-node-b");
   const seen: string[] = [];
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, cert: served.cert, key: served.key, onListen() {} }, (req) => {
-    seen.push(new URL(req.url).pathname);
-    return Response.json({ auth: req.headers.get("authorization") });
-  });
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, cert: served.cert, key: served.key, onListen() {} },
+    (req) => {
+      seen.push(new URL(req.url).pathname);
+      return Response.json({ auth: req.headers.get("authorization") });
+    },
+  );
   try {
     const agentUrl = `https://127.0.0.1:${server.addr.port}`;
     const node = { id: "n1", agentUrl, agentToken: "samagent_x", status: "ready" as const };
@@ -37,11 +56,19 @@ Deno.test("an https agent is called trusting only the certificate it reported", 
     assert.equal(ok.status, 200);
     assert.deepEqual(await ok.json(), { auth: "Bearer samagent_x" });
     // The same client again (cached per certificate), and a second node's certificate beside it.
-    assert.equal((await client.call({ ...node, agentTlsCert: served.cert }, "/boot", { timeoutMs: 5_000 })).status, 200);
+    assert.equal(
+      (await client.call({ ...node, agentTlsCert: served.cert }, "/boot", { timeoutMs: 5_000 })).status,
+      200,
+    );
 
-    const refused = await client.call({ ...node, agentTlsCert: other.cert }, "/events", { timeoutMs: 5_000 }).catch((e) => e);
+    const refused = await client.call({ ...node, agentTlsCert: other.cert }, "/events", { timeoutMs: 5_000 }).catch((
+      e,
+    ) => e);
     assert.ok(refused instanceof AgentUnreachable);
-    assert.match(refused.message, /^the agent's TLS certificate is not the one it reported \(.*(UnknownIssuer|certificate).*\)$/);
+    assert.match(
+      refused.message,
+      /^the agent's TLS certificate is not the one it reported \(.*(UnknownIssuer|certificate).*\)$/,
+    );
 
     const none = await client.call({ ...node, agentTlsCert: null }, "/events", { timeoutMs: 5_000 }).catch((e) => e);
     assert.ok(none instanceof AgentUnreachable);

@@ -45,14 +45,22 @@ export class AgentClient {
     return plain;
   }
 
-  async call(node: Pick<NodeRecord, "id" | "agentUrl" | "agentToken" | "agentTlsCert" | "status">, path: string, init: { method?: string; body?: unknown; timeoutMs: number }): Promise<Response> {
+  async call(
+    node: Pick<NodeRecord, "id" | "agentUrl" | "agentToken" | "agentTlsCert" | "status">,
+    path: string,
+    init: { method?: string; body?: unknown; timeoutMs: number },
+  ): Promise<Response> {
     if (!node.agentUrl) {
-      throw new HttpError(409, `node ${node.id} has no agent yet (status: ${node.status})`, { code: "agent_not_ready" });
+      throw new HttpError(409, `node ${node.id} has no agent yet (status: ${node.status})`, {
+        code: "agent_not_ready",
+      });
     }
     // An https agent is called trusting only the certificate it reported (pinned-fetch.ts); without one on
     // record there is nothing to trust, and the call is not made.
     const https = node.agentUrl.startsWith("https:");
-    if (https && !node.agentTlsCert) throw new AgentUnreachable("unreachable", `node ${node.id} serves https but reported no certificate`);
+    if (https && !node.agentTlsCert) {
+      throw new AgentUnreachable("unreachable", `node ${node.id} serves https but reported no certificate`);
+    }
     const token = await this.token(node.agentToken);
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), init.timeoutMs);
@@ -70,7 +78,10 @@ export class AgentClient {
     } catch (err) {
       if (controller.signal.aborted) throw new AgentUnreachable("timeout", `no answer within ${init.timeoutMs} ms`);
       const why = describeFetchError(err);
-      throw new AgentUnreachable("unreachable", isCertificateError(why) ? `the agent's TLS certificate is not the one it reported (${why})` : why);
+      throw new AgentUnreachable(
+        "unreachable",
+        isCertificateError(why) ? `the agent's TLS certificate is not the one it reported (${why})` : why,
+      );
     } finally {
       clearTimeout(timer);
     }

@@ -17,12 +17,17 @@ test("a deleted node's events and metrics databases still download, valid, after
     const nodeId = (await (await t.call("POST", "/api/nodes", { body: {} })).json()).id as string;
     await until("ready", async () => (await (await t.call("GET", `/api/nodes/${nodeId}`)).json()).status === "ready");
     expect((await t.call("DELETE", `/api/nodes/${nodeId}`)).status).toBe(202);
-    await until("deleted", async () => (await (await t.call("GET", `/api/nodes/${nodeId}`)).json()).status === "deleted");
+    await until(
+      "deleted",
+      async () => (await (await t.call("GET", `/api/nodes/${nodeId}`)).json()).status === "deleted",
+    );
     expect(provider.deleted).toContain(nodeId); // the agent double is stopped: nothing to proxy to any more
     for (const [kind, table] of [["events", "events"], ["metrics", "samples"]] as const) {
       const res = await t.call("GET", `/api/nodes/${nodeId}/${kind}/export`);
       expect(res.status).toBe(200);
-      expect(res.headers.get("content-disposition")).toMatch(new RegExp(`^attachment; filename="${kind}-${nodeId}-\\d{8}T\\d{6}Z-archived\\.db"$`));
+      expect(res.headers.get("content-disposition")).toMatch(
+        new RegExp(`^attachment; filename="${kind}-${nodeId}-\\d{8}T\\d{6}Z-archived\\.db"$`),
+      );
       const file = join(dir, `${kind}.db`);
       writeFileSync(file, new Uint8Array(await res.arrayBuffer()));
       const db = new Database(file, { readonly: true });
@@ -41,7 +46,10 @@ test("a node deleted before any agent reported has nothing archived: the export 
   try {
     const nodeId = (await (await t.call("POST", "/api/nodes", { body: {} })).json()).id as string;
     await t.call("DELETE", `/api/nodes/${nodeId}`);
-    await until("deleted", async () => (await (await t.call("GET", `/api/nodes/${nodeId}`)).json()).status === "deleted");
+    await until(
+      "deleted",
+      async () => (await (await t.call("GET", `/api/nodes/${nodeId}`)).json()).status === "deleted",
+    );
     const res = await t.call("GET", `/api/nodes/${nodeId}/events/export`);
     expect(res.status).toBe(409);
     expect((await res.json()).error.code).toBe("node_gone");

@@ -67,11 +67,18 @@ export class NodeArchive {
         notes.push(`${kind}: ${(err as Error).message}`);
       }
     }
-    await this.db.execute({ sql: "DELETE FROM node_archives WHERE archived_at < ?", args: [now - ARCHIVE_RETENTION_MS] });
+    await this.db.execute({
+      sql: "DELETE FROM node_archives WHERE archived_at < ?",
+      args: [now - ARCHIVE_RETENTION_MS],
+    });
     return notes;
   }
 
-  async get(nodeId: string, kind: ArchiveKind, now = Date.now()): Promise<{ bytes: Uint8Array; archivedAt: number } | null> {
+  async get(
+    nodeId: string,
+    kind: ArchiveKind,
+    now = Date.now(),
+  ): Promise<{ bytes: Uint8Array; archivedAt: number } | null> {
     const r = await this.db.execute({
       sql: "SELECT bytes, archived_at FROM node_archives WHERE node_id = ? AND kind = ? AND archived_at >= ?",
       args: [nodeId, kind, now - ARCHIVE_RETENTION_MS],

@@ -5,7 +5,7 @@
  * record and live markers only complete phases it saw still running (the pull overlaps the agent's start).
  * After a reboot the first boot's timeline stays: a later boot's report never replaces it with an empty one.
  */
-import { buildBootTimeline, type BootMarker } from "../../agent/boot/markers.ts";
+import { type BootMarker, buildBootTimeline } from "../../agent/boot/markers.ts";
 import type { BootProgress, BootTimeline } from "../../shared/wire/boot.ts";
 
 /** Markers kept per node: a boot writes two per phase, a dozen phases; room for retries and a reboot. */
@@ -26,9 +26,18 @@ export function completeWithLive(timeline: BootTimeline, markers: BootMarker[]):
   if (!timeline.phases.some((p) => p.status === "unterminated")) return timeline;
   const phases = timeline.phases.map((phase) => {
     if (phase.status !== "unterminated") return phase;
-    const end = markers.filter((m) => m.name === phase.name && m.kind !== "start" && m.at >= phase.startedAt).sort((a, b) => a.at - b.at)[0];
-    if (!end) return phase;
-    return { ...phase, endedAt: end.at, durationMs: end.at - phase.startedAt, status: end.kind === "end" ? "ok" as const : "failed" as const };
+    const end = markers.filter((m) =>
+      m.name === phase.name && m.kind !== "start" && m.at >= phase.startedAt
+    ).sort((a, b) => a.at - b.at)[0];
+    if (!end) {
+      return phase;
+    }
+    return {
+      ...phase,
+      endedAt: end.at,
+      durationMs: end.at - phase.startedAt,
+      status: end.kind === "end" ? "ok" as const : "failed" as const,
+    };
   });
   return { ...timeline, phases };
 }
@@ -43,12 +52,20 @@ export function withProgress(stored: BootTimeline | null, markers: BootMarker[])
  * What the timeline on record becomes when an agent reports ready, and whether this report comes from a
  * later machine boot than the record's (a reboot, to be shown as one).
  */
-export function withReady(stored: BootTimeline | null, reported: BootTimeline, markers: BootMarker[]): { timeline: BootTimeline; reboot: boolean } {
+export function withReady(
+  stored: BootTimeline | null,
+  reported: BootTimeline,
+  markers: BootMarker[],
+): { timeline: BootTimeline; reboot: boolean } {
   const machine = reported.machineBootId ?? null;
   const agentRecord = stored !== null && stored.source !== "live" && stored.phases.length > 0;
   // A machine boot other than the one on record (or than the phases' own, when there is no record yet).
-  const reboot = machine !== null && (agentRecord ? machine !== (stored.machineBootId ?? stored.bootId) : reported.bootId != null && machine !== reported.bootId);
-  const laterBoot = agentRecord && stored.bootId != null && reported.bootId != null && stored.bootId !== reported.bootId;
+  const reboot = machine !== null &&
+    (agentRecord
+      ? machine !== (stored.machineBootId ?? stored.bootId)
+      : reported.bootId != null && machine !== reported.bootId);
+  const laterBoot = agentRecord && stored.bootId != null && reported.bootId != null &&
+    stored.bootId !== reported.bootId;
   if (agentRecord && (reported.phases.length === 0 || laterBoot)) {
     return { timeline: { ...stored, machineBootId: machine ?? stored.machineBootId ?? null }, reboot };
   }

@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as v from "valibot";
 import { NodeMetricsView, NodeView, pageOf } from "../../shared/wire/api.ts";
-import { DoubleProvider, startTestEdge, until, type TestEdge } from "../testing/harness.ts";
+import { DoubleProvider, startTestEdge, type TestEdge, until } from "../testing/harness.ts";
 
 let t: TestEdge;
 let provider: DoubleProvider;
@@ -28,7 +28,13 @@ describe("nodes", () => {
   test("a warmed node shows its status, health, provider timings and agent", async () => {
     await provider.agents.get(nodeId)!.heartbeat();
     const node = v.parse(NodeView, await (await t.call("GET", `/api/nodes/${nodeId}`)).json());
-    expect(node).toMatchObject({ status: "ready", health: "healthy", provider: "local", ownerKeyId: null, agentVersion: "double-1" });
+    expect(node).toMatchObject({
+      status: "ready",
+      health: "healthy",
+      provider: "local",
+      ownerKeyId: null,
+      agentVersion: "double-1",
+    });
     expect(node.providerTimings.map((x) => x.name)).toEqual(["create_call", "server_running", "agent_ready"]);
     expect(node.lastMetrics?.cpuPercent).toBe(12.5);
     const list = v.parse(pageOf(NodeView), await (await t.call("GET", "/api/nodes")).json());
@@ -61,7 +67,10 @@ describe("nodes", () => {
     expect(res.status).toBe(200);
     expect((await res.json()).data[0].type).toBe("agent.start");
     expect(provider.agents.get(nodeId)!.eventQueries.at(-1)).toBe("?type=agent.start&limit=5");
-    const metrics = v.parse(NodeMetricsView, await (await t.call("GET", `/api/nodes/${nodeId}/metrics?window=24h`)).json());
+    const metrics = v.parse(
+      NodeMetricsView,
+      await (await t.call("GET", `/api/nodes/${nodeId}/metrics?window=24h`)).json(),
+    );
     expect(metrics).toMatchObject({ nodeId, window: "24h" });
     expect(metrics.samples).toHaveLength(1);
     expect((await t.call("GET", `/api/nodes/${nodeId}/metrics?window=1y`)).status).toBe(400);
@@ -75,7 +84,11 @@ describe("nodes", () => {
     expect(res.status).toBe(502);
     const body = await res.json();
     expect(body.error.type).toBe("upstream_error");
-    expect(body.error.message).toMatch(new RegExp(`^the agent of node ${other.id} is unreachable \\(.+\\); last known: status ready, last heartbeat \\d+s ago$`));
+    expect(body.error.message).toMatch(
+      new RegExp(
+        `^the agent of node ${other.id} is unreachable \\(.+\\); last known: status ready, last heartbeat \\d+s ago$`,
+      ),
+    );
   });
 
   test("DELETE drains and deletes an idle node; the provider's server is gone", async () => {

@@ -80,7 +80,11 @@ export function nodeFromRow(r: Row): NodeRecord {
 }
 
 /** Health from heartbeats: a node without one for `nodeStale` is stale, for `nodeUnhealthy` unhealthy. */
-export function nodeHealth(n: Pick<NodeRecord, "status" | "lastHeartbeatAt" | "readyAt">, t: Timeouts, now = Date.now()): NodeHealth {
+export function nodeHealth(
+  n: Pick<NodeRecord, "status" | "lastHeartbeatAt" | "readyAt">,
+  t: Timeouts,
+  now = Date.now(),
+): NodeHealth {
   if (n.status !== "ready" && n.status !== "draining") return "unknown";
   const last = n.lastHeartbeatAt ?? n.readyAt;
   if (last === null) return "unknown";
@@ -99,13 +103,36 @@ export class NodeStore {
    * are one statement, so one write transaction: however many edge instances share the database, two
    * inserts can never both see the last free place. Null when the cap is reached.
    */
-  async insertUnderCap(n: { id: string; provider: "local" | "hetzner"; ownerKeyId: string | null; nodeTokenHash: string; agentToken: string; slots: number; now: number }, maxNodes: number): Promise<NodeRecord | null> {
+  async insertUnderCap(
+    n: {
+      id: string;
+      provider: "local" | "hetzner";
+      ownerKeyId: string | null;
+      nodeTokenHash: string;
+      agentToken: string;
+      slots: number;
+      now: number;
+    },
+    maxNodes: number,
+  ): Promise<NodeRecord | null> {
     const r = await this.db.execute({
-      sql: `INSERT INTO nodes (id, status, status_at, provider, owner_key_id, node_token_hash, agent_token, slots, created_at, idle_since)
+      sql:
+        `INSERT INTO nodes (id, status, status_at, provider, owner_key_id, node_token_hash, agent_token, slots, created_at, idle_since)
             SELECT ?, 'provisioning', ?, ?, ?, ?, ?, ?, ?, ?
             WHERE (SELECT COUNT(*) FROM nodes WHERE status IN ${CAPPED_NODE_SQL}) < ?
             RETURNING *`,
-      args: [n.id, n.now, n.provider, n.ownerKeyId, n.nodeTokenHash, await this.box.seal(n.agentToken), n.slots, n.now, n.now, maxNodes],
+      args: [
+        n.id,
+        n.now,
+        n.provider,
+        n.ownerKeyId,
+        n.nodeTokenHash,
+        await this.box.seal(n.agentToken),
+        n.slots,
+        n.now,
+        n.now,
+        maxNodes,
+      ],
     });
     return r.rows[0] ? nodeFromRow(r.rows[0] as Row) : null;
   }
@@ -140,11 +167,13 @@ export class NodeStore {
   async pruneDead(before: number, limit: number): Promise<number> {
     const [, r] = await this.db.batch([
       {
-        sql: `DELETE FROM node_timings WHERE node_id IN (SELECT id FROM nodes WHERE status IN ('deleted','failed') AND status_at < ? ORDER BY status_at LIMIT ?)`,
+        sql:
+          `DELETE FROM node_timings WHERE node_id IN (SELECT id FROM nodes WHERE status IN ('deleted','failed') AND status_at < ? ORDER BY status_at LIMIT ?)`,
         args: [before, limit],
       },
       {
-        sql: `DELETE FROM nodes WHERE id IN (SELECT id FROM nodes WHERE status IN ('deleted','failed') AND status_at < ? ORDER BY status_at LIMIT ?)`,
+        sql:
+          `DELETE FROM nodes WHERE id IN (SELECT id FROM nodes WHERE status IN ('deleted','failed') AND status_at < ? ORDER BY status_at LIMIT ?)`,
         args: [before, limit],
       },
     ], "write");
@@ -156,13 +185,20 @@ export class NodeStore {
     return r.rows[0] ? nodeFromRow(r.rows[0] as Row) : null;
   }
 
-  async list(opts: { includeDeleted: boolean; cursor: string | null; limit: number }): Promise<{ nodes: NodeRecord[]; nextCursor: string | null }> {
+  async list(
+    opts: { includeDeleted: boolean; cursor: string | null; limit: number },
+  ): Promise<{ nodes: NodeRecord[]; nextCursor: string | null }> {
     const where: string[] = [];
     const args: InValue[] = [];
     if (!opts.includeDeleted) where.push("status <> 'deleted'");
     if (opts.cursor !== null) (where.push("rowid < ?"), args.push(Number(opts.cursor)));
     args.push(opts.limit + 1);
-    const r = await this.db.execute({ sql: `SELECT rowid AS rid, * FROM nodes ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY rowid DESC LIMIT ?`, args });
+    const r = await this.db.execute({
+      sql: `SELECT rowid AS rid, * FROM nodes ${
+        where.length ? `WHERE ${where.join(" AND ")}` : ""
+      } ORDER BY rowid DESC LIMIT ?`,
+      args,
+    });
     const rows = r.rows.slice(0, opts.limit);
     return {
       nodes: rows.map((row) => nodeFromRow(row as Row)),
@@ -171,12 +207,22 @@ export class NodeStore {
   }
 
   async inStatus(statuses: readonly NodeStatus[]): Promise<NodeRecord[]> {
-    const r = await this.db.execute({ sql: `SELECT * FROM nodes WHERE status IN (${statuses.map(() => "?").join(",")})`, args: [...statuses] });
+    const r = await this.db.execute({
+      sql: `SELECT * FROM nodes WHERE status IN (${statuses.map(() => "?").join(",")})`,
+      args: [...statuses],
+    });
     return r.rows.map((row) => nodeFromRow(row as Row));
   }
 
   /** Compare-and-set on the node's status. */
-  async transition(id: string, from: readonly NodeStatus[], to: NodeStatus, reason: string | null, set: Record<string, InValue> = {}, now = Date.now()): Promise<boolean> {
+  async transition(
+    id: string,
+    from: readonly NodeStatus[],
+    to: NodeStatus,
+    reason: string | null,
+    set: Record<string, InValue> = {},
+    now = Date.now(),
+  ): Promise<boolean> {
     const cols = Object.keys(set);
     const r = await this.db.execute({
       sql: `UPDATE nodes SET status = ?, status_reason = ?, status_at = ?${cols.map((c) => `, ${c} = ?`).join("")}
@@ -188,7 +234,10 @@ export class NodeStore {
 
   async update(id: string, set: Record<string, InValue>): Promise<void> {
     const cols = Object.keys(set);
-    await this.db.execute({ sql: `UPDATE nodes SET ${cols.map((c) => `${c} = ?`).join(", ")} WHERE id = ?`, args: [...cols.map((c) => set[c]!), id] });
+    await this.db.execute({
+      sql: `UPDATE nodes SET ${cols.map((c) => `${c} = ?`).join(", ")} WHERE id = ?`,
+      args: [...cols.map((c) => set[c]!), id],
+    });
   }
 
   /**
@@ -215,11 +264,20 @@ export class NodeStore {
 
   async addTimings(id: string, timings: { name: string; at: number }[]): Promise<void> {
     if (timings.length === 0) return;
-    await this.db.batch(timings.map((t) => ({ sql: "INSERT OR IGNORE INTO node_timings (node_id, name, at) VALUES (?, ?, ?)", args: [id, t.name, t.at] })), "write");
+    await this.db.batch(
+      timings.map((t) => ({
+        sql: "INSERT OR IGNORE INTO node_timings (node_id, name, at) VALUES (?, ?, ?)",
+        args: [id, t.name, t.at],
+      })),
+      "write",
+    );
   }
 
   async timings(id: string): Promise<{ name: string; at: number }[]> {
-    const r = await this.db.execute({ sql: "SELECT name, at FROM node_timings WHERE node_id = ? ORDER BY at, name", args: [id] });
+    const r = await this.db.execute({
+      sql: "SELECT name, at FROM node_timings WHERE node_id = ? ORDER BY at, name",
+      args: [id],
+    });
     return r.rows.map((row) => ({ name: String(row.name), at: Number(row.at) }));
   }
 
@@ -242,7 +300,10 @@ export class NodeStore {
 
   /** Give an unowned warm node to a key; false when another key got it first. */
   async claim(id: string, keyId: string): Promise<boolean> {
-    const r = await this.db.execute({ sql: "UPDATE nodes SET owner_key_id = ? WHERE id = ? AND (owner_key_id IS NULL OR owner_key_id = ?)", args: [keyId, id, keyId] });
+    const r = await this.db.execute({
+      sql: "UPDATE nodes SET owner_key_id = ? WHERE id = ? AND (owner_key_id IS NULL OR owner_key_id = ?)",
+      args: [keyId, id, keyId],
+    });
     return r.rowsAffected === 1;
   }
 

@@ -4,10 +4,10 @@ import { afterEach, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { openDatabase, type Client } from "../db/client.ts";
+import { type Client, openDatabase } from "../db/client.ts";
 import { migrate } from "../db/migrate.ts";
 import { MIGRATIONS } from "../db/migrations.ts";
-import { DoubleProvider, startTestEdge, until, type TestEdge } from "../testing/harness.ts";
+import { DoubleProvider, startTestEdge, type TestEdge, until } from "../testing/harness.ts";
 import { ON_NODE_SQL } from "../tasks/store.ts";
 
 let edges: TestEdge[] = [];
@@ -28,8 +28,14 @@ async function expectCountsMatch(db: Client): Promise<number> {
 }
 
 const submit = async (t: TestEdge, key: string) =>
-  (await (await t.call("POST", "/api/tasks", { token: key, body: { prompt: "p", agent: { type: "command", command: "true" } } })).json()) as { id: string };
-const statusOf = async (t: TestEdge, id: string) => ((await (await t.call("GET", `/api/tasks/${id}`)).json()) as { status: string; nodeId: string | null });
+  (await (await t.call("POST", "/api/tasks", {
+    token: key,
+    body: { prompt: "p", agent: { type: "command", command: "true" } },
+  })).json()) as { id: string };
+const statusOf = async (
+  t: TestEdge,
+  id: string,
+) => ((await (await t.call("GET", `/api/tasks/${id}`)).json()) as { status: string; nodeId: string | null });
 
 test("the kept count matches COUNT(*) through a mixed run: results, cancels, timeouts, node deletion", async () => {
   const provider = new DoubleProvider({ autoReady: true, double: { mode: "hold", capacity: 3 } });
@@ -83,13 +89,23 @@ test("the migration backfills the count for tasks that were already on nodes", a
     const before = MIGRATIONS.findIndex((m) => m.id === "0003-node-task-count");
     await migrate(db, MIGRATIONS.slice(0, before));
     for (const id of ["n-a", "n-b"]) {
-      await db.execute({ sql: `INSERT INTO nodes (id, status, status_at, provider, node_token_hash, agent_token, slots, created_at)
-        VALUES (?, 'ready', 0, 'local', ?, 'x', 5, 0)`, args: [id, `hash-${id}`] });
+      await db.execute({
+        sql: `INSERT INTO nodes (id, status, status_at, provider, node_token_hash, agent_token, slots, created_at)
+        VALUES (?, 'ready', 0, 'local', ?, 'x', 5, 0)`,
+        args: [id, `hash-${id}`],
+      });
     }
-    const statuses = [["n-a", "running"], ["n-a", "dispatched"], ["n-a", "succeeded"], ["n-b", "waiting_for_agent"], [null, "queued"]];
+    const statuses = [["n-a", "running"], ["n-a", "dispatched"], ["n-a", "succeeded"], ["n-b", "waiting_for_agent"], [
+      null,
+      "queued",
+    ]];
     for (const [i, [node, status]] of statuses.entries()) {
-      await db.execute({ sql: `INSERT INTO tasks (id, key_id, request_hash, status, status_at, prompt, agent, labels, node_id, created_at, updated_at)
-        VALUES (?, 'k', 'h', ?, 0, 'p', '{}', '{}', ?, 0, 0)`, args: [`t-${i}`, status!, node ?? null] });
+      await db.execute({
+        sql:
+          `INSERT INTO tasks (id, key_id, request_hash, status, status_at, prompt, agent, labels, node_id, created_at, updated_at)
+        VALUES (?, 'k', 'h', ?, 0, 'p', '{}', '{}', ?, 0, 0)`,
+        args: [`t-${i}`, status!, node ?? null],
+      });
     }
     await migrate(db, MIGRATIONS);
     const kept = await db.execute("SELECT id, tasks_on_node AS n FROM nodes ORDER BY id");

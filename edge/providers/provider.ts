@@ -40,7 +40,12 @@ export type CreateServerInput = {
  * deleted (the orphan reaper does it on the tick).
  */
 export class ProviderCreateError extends Error {
-  constructor(message: string, readonly code: string, readonly serverMayRemain: boolean, override readonly cause?: unknown) {
+  constructor(
+    message: string,
+    readonly code: string,
+    readonly serverMayRemain: boolean,
+    override readonly cause?: unknown,
+  ) {
     super(message);
     this.name = "ProviderCreateError";
   }

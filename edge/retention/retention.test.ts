@@ -15,10 +15,17 @@ afterAll(() => t.stop());
 const key = await t.createKey();
 
 const lines = (from: number, n: number) =>
-  Array.from({ length: n }, (_, i) => ({ seq: from + i, at: 1_000 + from + i, stream: "stdout" as const, message: `line ${from + i}` }));
+  Array.from(
+    { length: n },
+    (_, i) => ({ seq: from + i, at: 1_000 + from + i, stream: "stdout" as const, message: `line ${from + i}` }),
+  );
 
 async function runningTask() {
-  const res = await t.call("POST", "/api/tasks", { token: key.key, headers: { "Idempotency-Key": crypto.randomUUID() }, body: { prompt: "p" } });
+  const res = await t.call("POST", "/api/tasks", {
+    token: key.key,
+    headers: { "Idempotency-Key": crypto.randomUUID() },
+    body: { prompt: "p" },
+  });
   const task = (await res.json()) as { id: string };
   const view = await until("running", async () => {
     const v = await (await t.call("GET", `/api/tasks/${task.id}`)).json();
@@ -45,7 +52,11 @@ describe("task logs", () => {
     }
     // A retried batch (its answer was lost) is acknowledged and ignored.
     expect(await (await agent.logs(id, lines(1000, 1000))).json()).toEqual({ accepted: 0, lastSeq: 2999 });
-    const rows = await t.edge.db.execute({ sql: "SELECT type, COUNT(*) AS n FROM task_events WHERE task_id = ? AND type <> 'status' GROUP BY type ORDER BY type", args: [id] });
+    const rows = await t.edge.db.execute({
+      sql:
+        "SELECT type, COUNT(*) AS n FROM task_events WHERE task_id = ? AND type <> 'status' GROUP BY type ORDER BY type",
+      args: [id],
+    });
     // 1000 + 1000 + 500 lines in three rows, and the marker.
     expect(rows.rows.map((r) => [r.type, Number(r.n)])).toEqual([["lines", 3], ["log", 1]]);
 
@@ -53,7 +64,9 @@ describe("task logs", () => {
     expect(events).toHaveLength(2501);
     expect(events.slice(0, 2500).map((e) => e.message)).toEqual(lines(0, 2500).map((l) => l.message));
     expect(events[2500]!.stream).toBe("system");
-    expect(events[2500]!.message).toMatch(/^\[sam\] output truncated: the edge keeps the first 2500 lines of a task \(SAM_TASK_LOG_MAX_LINES\)/);
+    expect(events[2500]!.message).toMatch(
+      /^\[sam\] output truncated: the edge keeps the first 2500 lines of a task \(SAM_TASK_LOG_MAX_LINES\)/,
+    );
     const ids = (await allEvents(id, 700)).map((e) => e.id);
     expect(ids).toEqual([...ids].sort((a, b) => a - b));
     expect(new Set(ids).size).toBe(ids.length);
@@ -77,12 +90,21 @@ describe("retention", () => {
     expect((await (await t.call("DELETE", `/api/nodes/${nodeId}`)).json()).status).toBe("deleted");
     // Pruning reads no sealed secret: any key opens the stores.
     const box = await SecretBox.fromKey(crypto.getRandomValues(new Uint8Array(32)));
-    const stores = { db: t.edge.db, tasks: new TaskStore(t.edge.db, box), nodes: new NodeStore(t.edge.db, box), retention: retentionFromEnv({}) };
+    const stores = {
+      db: t.edge.db,
+      tasks: new TaskStore(t.edge.db, box),
+      nodes: new NodeStore(t.edge.db, box),
+      retention: retentionFromEnv({}),
+    };
 
     await pruneOnce(stores, ended + 6 * DAY);
     expect((await allEvents(id, 100)).filter((e) => e.type === "log")).toHaveLength(10);
 
-    await t.edge.db.execute({ sql: "INSERT INTO inference_usage (day, key_id, model, key_name, requests) VALUES ('2020-01-01', ?, 'm', 'alice', 1)", args: [key.id] });
+    await t.edge.db.execute({
+      sql:
+        "INSERT INTO inference_usage (day, key_id, model, key_name, requests) VALUES ('2020-01-01', ?, 'm', 'alice', 1)",
+      args: [key.id],
+    });
     const week = await pruneOnce(stores, Date.now() + 7 * DAY + 1_000);
     expect(week.logRows).toBeGreaterThanOrEqual(1);
     expect(week.nodes).toBeGreaterThanOrEqual(1);
@@ -94,7 +116,11 @@ describe("retention", () => {
 
     await pruneOnce(stores, Date.now() + 30 * DAY + 1_000);
     expect((await t.call("GET", `/api/tasks/${id}`)).status).toBe(404);
-    const left = await t.edge.db.execute({ sql: "SELECT (SELECT COUNT(*) FROM task_events WHERE task_id = ?) AS e, (SELECT COUNT(*) FROM task_tokens WHERE task_id = ?) AS k", args: [id, id] });
+    const left = await t.edge.db.execute({
+      sql:
+        "SELECT (SELECT COUNT(*) FROM task_events WHERE task_id = ?) AS e, (SELECT COUNT(*) FROM task_tokens WHERE task_id = ?) AS k",
+      args: [id, id],
+    });
     expect([Number(left.rows[0]!.e), Number(left.rows[0]!.k)]).toEqual([0, 0]);
   });
 });

@@ -14,14 +14,18 @@ export const PRUNE_CHUNK = { logRows: 2_000, tasks: 500, nodes: 500, usage: 500 
 
 export type Pruned = { logRows: number; tasks: number; nodes: number; usage: number };
 
-export async function pruneOnce(d: { db: Client; tasks: TaskStore; nodes: NodeStore; retention: Retention }, now = Date.now()): Promise<Pruned> {
+export async function pruneOnce(
+  d: { db: Client; tasks: TaskStore; nodes: NodeStore; retention: Retention },
+  now = Date.now(),
+): Promise<Pruned> {
   const logRows = await d.tasks.pruneLogs(now - d.retention.taskLogs, PRUNE_CHUNK.logRows);
   const tasks = await d.tasks.pruneFinished(now - d.retention.tasks, PRUNE_CHUNK.tasks);
   const nodes = await d.nodes.pruneDead(now - d.retention.deadNodes, PRUNE_CHUNK.nodes);
   // Usage is kept per UTC day: a day goes once all of it is older than the retention.
   const lastDay = new Date(now - d.retention.usage).toISOString().slice(0, 10);
   const usage = (await d.db.execute({
-    sql: "DELETE FROM inference_usage WHERE rowid IN (SELECT rowid FROM inference_usage WHERE day < ? ORDER BY day LIMIT ?)",
+    sql:
+      "DELETE FROM inference_usage WHERE rowid IN (SELECT rowid FROM inference_usage WHERE day < ? ORDER BY day LIMIT ?)",
     args: [lastDay, PRUNE_CHUNK.usage],
   })).rowsAffected;
   return { logRows, tasks, nodes, usage };

@@ -20,20 +20,41 @@ export type Deadline = {
  * The runner's deadline for a task that entered `status` at `enteredAt`. The boot budget runs from the
  * node's creation (the boot budget runs from node create to the agent's ready callback), never later than phase entry.
  */
-export function runnerDeadline(status: ActiveStatus, enteredAt: number, t: Timeouts, nodeCreatedAt?: number | null): Deadline {
+export function runnerDeadline(
+  status: ActiveStatus,
+  enteredAt: number,
+  t: Timeouts,
+  nodeCreatedAt?: number | null,
+): Deadline {
   const fmt = formatDuration;
   switch (status) {
     case "queued":
-      return { at: enteredAt + t.queueWait, timer: "queueWait", describe: `no node available after ${fmt(t.queueWait)} (queue wait)` };
+      return {
+        at: enteredAt + t.queueWait,
+        timer: "queueWait",
+        describe: `no node available after ${fmt(t.queueWait)} (queue wait)`,
+      };
     case "provisioning":
     case "waiting_for_agent": {
       const from = Math.min(nodeCreatedAt ?? enteredAt, enteredAt);
-      return { at: from + t.agentReady, timer: "agentReady", describe: `agent not ready after ${fmt(t.agentReady)} (boot budget)` };
+      return {
+        at: from + t.agentReady,
+        timer: "agentReady",
+        describe: `agent not ready after ${fmt(t.agentReady)} (boot budget)`,
+      };
     }
     case "dispatched":
-      return { at: enteredAt + t.dispatch, timer: "dispatch", describe: `agent did not accept the task within ${fmt(t.dispatch)} (dispatch timeout)` };
+      return {
+        at: enteredAt + t.dispatch,
+        timer: "dispatch",
+        describe: `agent did not accept the task within ${fmt(t.dispatch)} (dispatch timeout)`,
+      };
     case "running":
-      return { at: enteredAt + t.taskRun, timer: "taskRun", describe: `task still running after ${fmt(t.taskRun)} (run timeout)` };
+      return {
+        at: enteredAt + t.taskRun,
+        timer: "taskRun",
+        describe: `task still running after ${fmt(t.taskRun)} (run timeout)`,
+      };
   }
 }
 
@@ -44,11 +65,23 @@ export function sweepDeadline(status: ActiveStatus, enteredAt: number, t: Timeou
     case "queued":
     case "provisioning":
     case "waiting_for_agent":
-      return { at: enteredAt + t.stuckQueued, timer: "stuckQueued", describe: `stuck in ${status} for ${fmt(t.stuckQueued)} (stuck-task sweep)` };
+      return {
+        at: enteredAt + t.stuckQueued,
+        timer: "stuckQueued",
+        describe: `stuck in ${status} for ${fmt(t.stuckQueued)} (stuck-task sweep)`,
+      };
     case "dispatched":
-      return { at: enteredAt + t.stuckDispatched, timer: "stuckDispatched", describe: `stuck in dispatched for ${fmt(t.stuckDispatched)} (stuck-task sweep)` };
+      return {
+        at: enteredAt + t.stuckDispatched,
+        timer: "stuckDispatched",
+        describe: `stuck in dispatched for ${fmt(t.stuckDispatched)} (stuck-task sweep)`,
+      };
     case "running":
-      return { at: enteredAt + t.stuckRunning, timer: "stuckRunning", describe: `stuck in running for ${fmt(t.stuckRunning)} (stuck-task sweep)` };
+      return {
+        at: enteredAt + t.stuckRunning,
+        timer: "stuckRunning",
+        describe: `stuck in running for ${fmt(t.stuckRunning)} (stuck-task sweep)`,
+      };
   }
 }
 

@@ -33,12 +33,23 @@ export async function reapOrphans(
   o: { mode: "on" | "dry-run"; graceMs: number; now: number },
 ): Promise<ReapReport> {
   const servers = await d.provider.list();
-  const report: ReapReport = { listed: servers.length, deleted: 0, wouldDelete: 0, waiting: 0, failed: 0, nodesWithServers: new Set() };
+  const report: ReapReport = {
+    listed: servers.length,
+    deleted: 0,
+    wouldDelete: 0,
+    waiting: 0,
+    failed: 0,
+    nodesWithServers: new Set(),
+  };
   const deleted = new Set<string>();
   for (const s of servers) {
     const node = s.nodeId ? await d.nodes.get(s.nodeId) : null;
     if ((node && LIVE.has(node.status)) || s.status === "deleting") continue;
-    const why = node ? `node ${node.id} is ${node.status}` : s.nodeId ? `node ${s.nodeId} is unknown` : "it names no node";
+    const why = node
+      ? `node ${node.id} is ${node.status}`
+      : s.nodeId
+      ? `node ${s.nodeId} is unknown`
+      : "it names no node";
     if (node?.status !== "failed" && o.now - s.createdAt < o.graceMs) {
       report.waiting++;
       continue;
@@ -55,7 +66,11 @@ export async function reapOrphans(
       d.log(`orphan reaper: deleted server ${s.id} (${why})`);
     } catch (err) {
       report.failed++;
-      d.log(`orphan reaper: could not delete server ${s.id} (${why}): ${(err as Error).message}; trying again on the next tick`);
+      d.log(
+        `orphan reaper: could not delete server ${s.id} (${why}): ${
+          (err as Error).message
+        }; trying again on the next tick`,
+      );
     }
   }
   for (const s of servers) if (s.nodeId && !deleted.has(s.id)) report.nodesWithServers.add(s.nodeId);

@@ -2,7 +2,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import * as v from "valibot";
 import { TaskView } from "../../shared/wire/api.ts";
-import { DoubleProvider, startTestEdge, until, type TestEdge } from "../testing/harness.ts";
+import { DoubleProvider, startTestEdge, type TestEdge, until } from "../testing/harness.ts";
 
 let edges: TestEdge[] = [];
 afterEach(async () => {
@@ -24,7 +24,10 @@ describe("runner", () => {
   test("the agent never calls back: the task fails exactly at its boot deadline, naming the timer and the phase", async () => {
     const provider = new DoubleProvider({ autoReady: false });
     const { t, key } = await edgeWith(provider);
-    const task = await (await t.call("POST", "/api/tasks", { token: key, body: { prompt: "p", agent: { type: "command", command: "true" } } })).json();
+    const task = await (await t.call("POST", "/api/tasks", {
+      token: key,
+      body: { prompt: "p", agent: { type: "command", command: "true" } },
+    })).json();
     await t.edge.runner.idle();
     const waiting = await view(t, task.id);
     expect(waiting.status).toBe("waiting_for_agent");
@@ -36,46 +39,72 @@ describe("runner", () => {
     await t.edge.runner.tick(deadline);
     const failed = await view(t, task.id);
     expect(failed.status).toBe("failed");
-    expect(failed.error).toBe(`agent not ready after 15m (boot budget); node ${node.id} last phase: booting (no boot phase reported)`);
+    expect(failed.error).toBe(
+      `agent not ready after 15m (boot budget); node ${node.id} last phase: booting (no boot phase reported)`,
+    );
     const nodeAfter = await (await t.call("GET", `/api/nodes/${node.id}?`)).json();
     expect(nodeAfter.status).toMatch(/failed|deleted/);
     expect(nodeAfter.statusReason).toContain("agent not ready after 15m (boot budget)");
   });
 
-  test("shortened timers, real ticks: the runner fails the stuck task after its boot budget, never the sweep first", async () => {
-    const provider = new DoubleProvider({ autoReady: false });
-    const env = { SAM_AGENT_READY_TIMEOUT: "600ms", SAM_HEARTBEAT_INTERVAL: "100ms", SAM_TICK_INTERVAL: "50ms", SAM_TIMEOUT_BUFFER: "300ms", SAM_DISPATCH_TIMEOUT: "400ms", SAM_RETRY_BACKOFF: "50ms", SAM_NODE_WARM: "1s" };
-    const { t, key } = await edgeWith(provider, env);
-    const interval = setInterval(() => void t.edge.tick(), 50);
-    try {
-      const submitted = Date.now();
-      const task = await (await t.call("POST", "/api/tasks", { token: key, body: { prompt: "p", agent: { type: "command", command: "true" } } })).json();
-      const failed = await until("failed", async () => {
-        const x = await view(t, task.id);
-        return x.status === "failed" ? x : undefined;
-      }, 5_000);
-      const failedAt = failed.transitions.at(-1)!.at;
-      expect(failedAt - submitted).toBeGreaterThanOrEqual(600);
-      expect(failed.error).toMatch(/^agent not ready after 600ms \(boot budget\); node n-\w+ last phase: /);
-      expect(failed.error).not.toContain("sweep");
-    } finally {
-      clearInterval(interval);
-    }
-  }, 10_000);
+  test(
+    "shortened timers, real ticks: the runner fails the stuck task after its boot budget, never the sweep first",
+    async () => {
+      const provider = new DoubleProvider({ autoReady: false });
+      const env = {
+        SAM_AGENT_READY_TIMEOUT: "600ms",
+        SAM_HEARTBEAT_INTERVAL: "100ms",
+        SAM_TICK_INTERVAL: "50ms",
+        SAM_TIMEOUT_BUFFER: "300ms",
+        SAM_DISPATCH_TIMEOUT: "400ms",
+        SAM_RETRY_BACKOFF: "50ms",
+        SAM_NODE_WARM: "1s",
+      };
+      const { t, key } = await edgeWith(provider, env);
+      const interval = setInterval(() => void t.edge.tick(), 50);
+      try {
+        const submitted = Date.now();
+        const task = await (await t.call("POST", "/api/tasks", {
+          token: key,
+          body: { prompt: "p", agent: { type: "command", command: "true" } },
+        })).json();
+        const failed = await until("failed", async () => {
+          const x = await view(t, task.id);
+          return x.status === "failed" ? x : undefined;
+        }, 5_000);
+        const failedAt = failed.transitions.at(-1)!.at;
+        expect(failedAt - submitted).toBeGreaterThanOrEqual(600);
+        expect(failed.error).toMatch(/^agent not ready after 600ms \(boot budget\); node n-\w+ last phase: /);
+        expect(failed.error).not.toContain("sweep");
+      } finally {
+        clearInterval(interval);
+      }
+    },
+    10_000,
+  );
 
   test("duplicate callbacks are idempotent: the same log batch twice, the result twice, ready twice", async () => {
     const provider = new DoubleProvider({ autoReady: true, double: { mode: "hold" } });
     const { t, key } = await edgeWith(provider);
-    const task = await (await t.call("POST", "/api/tasks", { token: key, body: { prompt: "p", agent: { type: "command", command: "true" } } })).json();
+    const task = await (await t.call("POST", "/api/tasks", {
+      token: key,
+      body: { prompt: "p", agent: { type: "command", command: "true" } },
+    })).json();
     await until("running", async () => (await view(t, task.id)).status === "running");
     const agent = [...provider.agents.values()][0]!;
-    const batch = [{ seq: 0, at: 1, stream: "stdout" as const, message: "one" }, { seq: 1, at: 2, stream: "stdout" as const, message: "two" }];
+    const batch = [{ seq: 0, at: 1, stream: "stdout" as const, message: "one" }, {
+      seq: 1,
+      at: 2,
+      stream: "stdout" as const,
+      message: "two",
+    }];
     const first = await (await agent.logs(task.id, batch)).json();
     const second = await (await agent.logs(task.id, batch)).json();
     expect(first).toEqual({ accepted: 2, lastSeq: 1 });
     expect(second).toEqual({ accepted: 0, lastSeq: 1 });
     // A retry from the first unacknowledged seq, overlapping what the edge has.
-    expect(await (await agent.logs(task.id, [batch[1]!, { seq: 2, at: 3, stream: "stderr", message: "three" }])).json()).toEqual({ accepted: 1, lastSeq: 2 });
+    expect(await (await agent.logs(task.id, [batch[1]!, { seq: 2, at: 3, stream: "stderr", message: "three" }])).json())
+      .toEqual({ accepted: 1, lastSeq: 2 });
     expect((await agent.ready()).status).toBe(200);
     expect((await agent.finish(task.id, { status: "succeeded", summary: "done" })).status).toBe(200);
     expect((await agent.finish(task.id, { status: "failed", error: "late duplicate" })).status).toBe(200);
@@ -83,7 +112,9 @@ describe("runner", () => {
     expect(done.status).toBe("succeeded");
     expect(done.result?.summary).toBe("done");
     const events = (await (await t.call("GET", `/api/tasks/${task.id}/events`)).json()).data;
-    expect(events.filter((e: { type: string }) => e.type === "log").map((e: { message: string }) => e.message)).toEqual(["one", "two", "three"]);
+    expect(events.filter((e: { type: string }) => e.type === "log").map((e: { message: string }) => e.message)).toEqual(
+      ["one", "two", "three"],
+    );
     expect(events.filter((e: { status?: string }) => e.status === "succeeded")).toHaveLength(1);
     expect(agent.dispatches).toHaveLength(1);
   });
@@ -91,7 +122,10 @@ describe("runner", () => {
   test("a transient dispatch failure is retried by the tick with backoff, then the dispatch deadline fails it", async () => {
     const provider = new DoubleProvider({ autoReady: true, double: { dispatchStatus: 503 } });
     const { t, key } = await edgeWith(provider);
-    const task = await (await t.call("POST", "/api/tasks", { token: key, body: { prompt: "p", agent: { type: "command", command: "true" } } })).json();
+    const task = await (await t.call("POST", "/api/tasks", {
+      token: key,
+      body: { prompt: "p", agent: { type: "command", command: "true" } },
+    })).json();
     await until("dispatched", async () => (await view(t, task.id)).status === "dispatched");
     await t.edge.runner.idle();
     const agent = [...provider.agents.values()][0]!;
@@ -121,7 +155,10 @@ describe("runner", () => {
   test("a 202 whose body is not the task's run state is not taken as accepted: the dispatch is retried", async () => {
     const provider = new DoubleProvider({ autoReady: true, double: { dispatchStatus: 202 } });
     const { t, key } = await edgeWith(provider);
-    const task = await (await t.call("POST", "/api/tasks", { token: key, body: { prompt: "p", agent: { type: "command", command: "true" } } })).json();
+    const task = await (await t.call("POST", "/api/tasks", {
+      token: key,
+      body: { prompt: "p", agent: { type: "command", command: "true" } },
+    })).json();
     await until("dispatched", async () => (await view(t, task.id)).status === "dispatched");
     await t.edge.runner.idle();
     const agent = [...provider.agents.values()][0]!;
@@ -140,7 +177,9 @@ describe("runner", () => {
     await t.edge.runner.idle();
     const requeued = await view(t, task.id);
     expect(requeued.status).toBe("queued");
-    expect(requeued.transitions.map((x) => x.reason).join("\n")).toContain("provider create failed: injected provider failure");
+    expect(requeued.transitions.map((x) => x.reason).join("\n")).toContain(
+      "provider create failed: injected provider failure",
+    );
     await t.edge.runner.tick(requeued.createdAt + 15 * 60_000);
     await t.edge.runner.idle();
     const failed = await view(t, task.id);
@@ -151,7 +190,10 @@ describe("runner", () => {
   test("idle nodes are reaped after their warm time; busy ones are not", async () => {
     const provider = new DoubleProvider({ autoReady: true });
     const { t, key } = await edgeWith(provider);
-    const task = await (await t.call("POST", "/api/tasks", { token: key, body: { prompt: "p", agent: { type: "command", command: "true" } } })).json();
+    const task = await (await t.call("POST", "/api/tasks", {
+      token: key,
+      body: { prompt: "p", agent: { type: "command", command: "true" } },
+    })).json();
     const done = await until("done", async () => {
       const x = await view(t, task.id);
       return x.status === "succeeded" ? x : undefined;
@@ -182,6 +224,8 @@ describe("runner", () => {
     await t.edge.runner.tick(node.lastHeartbeatAt + 3 * 60_000 + 1);
     const failed = await view(t, task.id);
     expect(failed.status).toBe("failed");
-    expect(failed.error).toBe(`node ${node.id} is gone (no heartbeat for 3m and the provider no longer has its server)`);
+    expect(failed.error).toBe(
+      `node ${node.id} is gone (no heartbeat for 3m and the provider no longer has its server)`,
+    );
   });
 });

@@ -10,16 +10,16 @@ import { errorMessageOf } from "../../shared/errors.ts";
 import type { Timeouts } from "../../shared/timeouts.ts";
 import { TASK_SLOTS } from "../../shared/wire/agent.ts";
 import * as v from "valibot";
-import { TaskRunState, type TaskDispatch, type TaskStatus, type TaskSubmission } from "../../shared/wire/task.ts";
+import { type TaskDispatch, TaskRunState, type TaskStatus, type TaskSubmission } from "../../shared/wire/task.ts";
 import { TOKEN_PREFIX } from "../auth/authenticate.ts";
 import { hashToken, randomToken } from "../auth/tokens.ts";
-import { ProviderCreateError, type Provider } from "../providers/provider.ts";
-import { AgentUnreachable, type AgentClient } from "../nodes/agent-client.ts";
+import { type Provider, ProviderCreateError } from "../providers/provider.ts";
+import { type AgentClient, AgentUnreachable } from "../nodes/agent-client.ts";
 import { nodeFromRow, nodeHealth, type NodeRecord, type NodeStore } from "../nodes/store.ts";
 import type { NodeStatus } from "../../shared/wire/api.ts";
 import { dispatchingMessage, type TaskRecord, type TaskStore } from "../tasks/store.ts";
-import { runnerDeadline, sweepDeadline, SWEEP_LIMITS, type ActiveStatus } from "./deadlines.ts";
-import { reapOrphans, type OrphanReaperMode } from "./orphans.ts";
+import { type ActiveStatus, runnerDeadline, SWEEP_LIMITS, sweepDeadline } from "./deadlines.ts";
+import { type OrphanReaperMode, reapOrphans } from "./orphans.ts";
 import type { Wakeups } from "../tasks/wakeups.ts";
 
 export type RunnerDeps = {
@@ -79,14 +79,26 @@ export class Runner {
    * A submission: the task is inserted and, when a ready node of its key has a free slot, dispatched to it in
    * the same write batch; the agent call (or the placement on another node) then runs off the request's path.
    */
-  async submit(keyId: string, submission: TaskSubmission, idempotencyKey: string | null, now = Date.now()): Promise<{ task: TaskRecord; created: boolean }> {
+  async submit(
+    keyId: string,
+    submission: TaskSubmission,
+    idempotencyKey: string | null,
+    now = Date.now(),
+  ): Promise<{ task: TaskRecord; created: boolean }> {
     const token = randomToken(TOKEN_PREFIX.task);
-    const { task, created, node } = await this.d.tasks.submit(keyId, submission, idempotencyKey, runnerDeadline("queued", now, this.t), now, {
-      heartbeatAfter: now - this.t.nodeStale,
-      deadline: runnerDeadline("dispatched", now, this.t),
-      nextAttemptAt: this.dispatchLease(now),
-      inferenceTokenHash: hashToken(token),
-    });
+    const { task, created, node } = await this.d.tasks.submit(
+      keyId,
+      submission,
+      idempotencyKey,
+      runnerDeadline("queued", now, this.t),
+      now,
+      {
+        heartbeatAfter: now - this.t.nodeStale,
+        deadline: runnerDeadline("dispatched", now, this.t),
+        nextAttemptAt: this.dispatchLease(now),
+        inferenceTokenHash: hashToken(token),
+      },
+    );
     if (created) {
       if (node) {
         const record = nodeFromRow(node);
@@ -122,12 +134,19 @@ export class Runner {
         const probe = await this.d.nodes.capacity(task.keyId);
         const made = probe.capped < this.d.maxNodes ? await this.newNode(task.keyId) : null;
         // The insert lost the last place, but the node made meanwhile (by a concurrent placement) may have a slot.
-        if (!made && probe.capped < this.d.maxNodes && attempt < 3 && (await this.d.nodes.findSlot(task.keyId, this.t, now))) continue;
+        if (
+          !made && probe.capped < this.d.maxNodes && attempt < 3 &&
+          (await this.d.nodes.findSlot(task.keyId, this.t, now))
+        ) continue;
         if (!made) {
           // Stay queued. The queue-wait deadline still runs; a node going away places it (event-driven), the
           // tick is the backstop. An idle node of another key gives way, so no key waits a warm time out.
           const idle = probe.idleElsewhere
-            ? await this.d.nodes.drainIdleFor(task.keyId, `idle, and key ${task.keyId} waits at the node cap (${this.d.maxNodes})`, now)
+            ? await this.d.nodes.drainIdleFor(
+              task.keyId,
+              `idle, and key ${task.keyId} waits at the node cap (${this.d.maxNodes})`,
+              now,
+            )
             : null;
           if (idle) await this.deleteServer(idle, idle.statusReason ?? "drained");
           return "capped";
@@ -136,9 +155,14 @@ export class Runner {
       }
       if (node.ownerKeyId === null && !(await this.d.nodes.claim(node.id, task.keyId))) continue;
       const nodeStatus = node.status;
-      const target: TaskStatus = nodeStatus === "ready" ? "dispatched" : nodeStatus === "booting" ? "waiting_for_agent" : "provisioning";
+      const target: TaskStatus = nodeStatus === "ready"
+        ? "dispatched"
+        : nodeStatus === "booting"
+        ? "waiting_for_agent"
+        : "provisioning";
       const capacity = {
-        sql: "EXISTS (SELECT 1 FROM nodes n WHERE n.id = ? AND n.status = ? AND n.owner_key_id = ? AND n.tasks_on_node < n.slots)",
+        sql:
+          "EXISTS (SELECT 1 FROM nodes n WHERE n.id = ? AND n.status = ? AND n.owner_key_id = ? AND n.tasks_on_node < n.slots)",
         args: [node.id, nodeStatus, task.keyId],
       };
       if (target === "dispatched") {
@@ -151,7 +175,9 @@ export class Runner {
         continue;
       }
       const ok = await this.d.tasks.transition(task.id, ["queued"], target, {
-        message: target === "provisioning" ? `node ${node.id} is being provisioned` : `waiting for the agent of node ${node.id}`,
+        message: target === "provisioning"
+          ? `node ${node.id} is being provisioned`
+          : `waiting for the agent of node ${node.id}`,
         nodeId: node.id,
         deadline: runnerDeadline(target, now, this.t, node.createdAt),
         andWhere: capacity,
@@ -179,7 +205,15 @@ export class Runner {
     const nodeToken = randomToken(TOKEN_PREFIX.node);
     const agentToken = randomToken(TOKEN_PREFIX.agent);
     const now = Date.now();
-    const node = await this.d.nodes.insertUnderCap({ id, provider: this.d.provider.name, ownerKeyId, nodeTokenHash: hashToken(nodeToken), agentToken, slots: TASK_SLOTS.default, now }, this.d.maxNodes);
+    const node = await this.d.nodes.insertUnderCap({
+      id,
+      provider: this.d.provider.name,
+      ownerKeyId,
+      nodeTokenHash: hashToken(nodeToken),
+      agentToken,
+      slots: TASK_SLOTS.default,
+      now,
+    }, this.d.maxNodes);
     if (!node) return null;
     return { node, launch: () => this.background(() => this.createServer(id, nodeToken, agentToken, ownerKeyId)) };
   }
@@ -199,13 +233,23 @@ export class Runner {
   }
 
   /** Move a node to `deleted` or `failed`; when it moved, its place under the cap goes to a waiting task. */
-  private async retireNode(nodeId: string, from: NodeStatus[], to: "deleted" | "failed", reason: string): Promise<boolean> {
+  private async retireNode(
+    nodeId: string,
+    from: NodeStatus[],
+    to: "deleted" | "failed",
+    reason: string,
+  ): Promise<boolean> {
     const ok = await this.d.nodes.transition(nodeId, from, to, reason);
     if (ok) this.background(() => this.placeWaiting());
     return ok;
   }
 
-  private async createServer(nodeId: string, nodeToken: string, agentToken: string, ownerKeyId: string | null): Promise<void> {
+  private async createServer(
+    nodeId: string,
+    nodeToken: string,
+    agentToken: string,
+    ownerKeyId: string | null,
+  ): Promise<void> {
     try {
       const { server, timings } = await this.d.provider.create({
         nodeId,
@@ -301,15 +345,29 @@ export class Runner {
     const deadline = runnerDeadline("dispatched", at, this.t);
     const nextAttemptAt = this.dispatchLease(at);
     const tokens = new Map(queued.map((t) => [t.id, randomToken(TOKEN_PREFIX.task)]));
-    const placed = await this.d.tasks.dispatchQueued(keyId, queued.map((t) => ({ id: t.id, inferenceTokenHash: hashToken(tokens.get(t.id)!) })), {
-      heartbeatAfter: at - this.t.nodeStale, deadline, nextAttemptAt,
-    }, at);
+    const placed = await this.d.tasks.dispatchQueued(
+      keyId,
+      queued.map((t) => ({ id: t.id, inferenceTokenHash: hashToken(tokens.get(t.id)!) })),
+      {
+        heartbeatAfter: at - this.t.nodeStale,
+        deadline,
+        nextAttemptAt,
+      },
+      at,
+    );
     for (const task of queued) {
       const node = placed.get(task.id);
       if (!node) continue;
       const dispatched: TaskRecord = {
-        ...task, status: "dispatched", statusAt: at, updatedAt: at, nodeId: String(node.id),
-        deadlineAt: deadline.at, deadlineTimer: deadline.timer, nextAttemptAt, attempts: 0,
+        ...task,
+        status: "dispatched",
+        statusAt: at,
+        updatedAt: at,
+        nodeId: String(node.id),
+        deadlineAt: deadline.at,
+        deadlineTimer: deadline.timer,
+        nextAttemptAt,
+        attempts: 0,
       };
       this.background(() => this.dispatch(dispatched, nodeFromRow(node), tokens.get(task.id)!));
     }
@@ -326,7 +384,12 @@ export class Runner {
    * The dispatch CAS, which also stores the attempt's inference token (one write batch). Returns the task as
    * the CAS left it, so the dispatch needs no re-read: what it sends (prompt, agent, repo, model) never changes.
    */
-  private async claimDispatch(task: TaskRecord, node: NodeRecord, from: TaskStatus[], andWhere?: { sql: string; args: (string | number)[] }): Promise<{ task: TaskRecord; token: string } | null> {
+  private async claimDispatch(
+    task: TaskRecord,
+    node: NodeRecord,
+    from: TaskStatus[],
+    andWhere?: { sql: string; args: (string | number)[] },
+  ): Promise<{ task: TaskRecord; token: string } | null> {
     const now = Date.now();
     const deadline = runnerDeadline("dispatched", now, this.t);
     const nextAttemptAt = this.dispatchLease(now);
@@ -342,8 +405,15 @@ export class Runner {
     });
     if (!ok) return null;
     const dispatched: TaskRecord = {
-      ...task, status: "dispatched", statusAt: now, updatedAt: now, nodeId: node.id,
-      deadlineAt: deadline.at, deadlineTimer: deadline.timer, nextAttemptAt, attempts: 0,
+      ...task,
+      status: "dispatched",
+      statusAt: now,
+      updatedAt: now,
+      nodeId: node.id,
+      deadlineAt: deadline.at,
+      deadlineTimer: deadline.timer,
+      nextAttemptAt,
+      attempts: 0,
     };
     return { task: dispatched, token };
   }
@@ -422,7 +492,10 @@ export class Runner {
   async cancel(task: TaskRecord): Promise<boolean> {
     const onNode = task.status === "dispatched" || task.status === "running";
     if (onNode) await this.d.tasks.requestCancel(task.id);
-    const ok = await this.d.tasks.transition(task.id, [task.status], "cancelled", { message: "cancelled by the user", error: "cancelled by the user" });
+    const ok = await this.d.tasks.transition(task.id, [task.status], "cancelled", {
+      message: "cancelled by the user",
+      error: "cancelled by the user",
+    });
     if (!ok) return false;
     this.d.wakeups.notify(task.id);
     if (onNode && task.nodeId) this.background(() => this.cancelOnNode(task.id, task.nodeId!));
@@ -434,14 +507,24 @@ export class Runner {
     const node = await this.d.nodes.get(nodeId);
     if (!node?.agentUrl) return;
     try {
-      await (await this.d.agent.call(node, `/tasks/${taskId}/cancel`, { method: "POST", timeoutMs: this.requestTimeoutMs })).body?.cancel();
+      await (await this.d.agent.call(node, `/tasks/${taskId}/cancel`, {
+        method: "POST",
+        timeoutMs: this.requestTimeoutMs,
+      })).body?.cancel();
     } catch (err) {
       // The next heartbeat's answer carries the cancel too.
-      this.log(`cancel of ${taskId} on ${nodeId} not delivered now (${(err as Error).message}); the heartbeat carries it`);
+      this.log(
+        `cancel of ${taskId} on ${nodeId} not delivered now (${(err as Error).message}); the heartbeat carries it`,
+      );
     }
   }
 
-  async fail(task: TaskRecord, from: TaskStatus[], reason: string, andWhere?: { sql: string; args: (string | number)[] }): Promise<boolean> {
+  async fail(
+    task: TaskRecord,
+    from: TaskStatus[],
+    reason: string,
+    andWhere?: { sql: string; args: (string | number)[] },
+  ): Promise<boolean> {
     const onNode = task.status === "dispatched" || task.status === "running";
     if (onNode) await this.d.tasks.requestCancel(task.id);
     const ok = await this.d.tasks.transition(task.id, from, "failed", { message: reason, error: reason, andWhere });
@@ -477,14 +560,20 @@ export class Runner {
     // 1. Runner deadlines: each task's own, derived from the table when it entered its phase.
     for (const task of await this.d.tasks.pastDeadline(now)) {
       const deadline = runnerDeadline(task.status as ActiveStatus, task.statusAt, this.t);
-      await this.fail(task, [task.status], await this.timeoutReason(task, deadline.describe), { sql: "deadline_at <= ?", args: [now] });
+      await this.fail(task, [task.status], await this.timeoutReason(task, deadline.describe), {
+        sql: "deadline_at <= ?",
+        args: [now],
+      });
     }
     // 2. The sweep: a task with no (or a lost) deadline that has sat in its phase past the stuck limit.
     for (const status of Object.keys(SWEEP_LIMITS) as ActiveStatus[]) {
       const limit = this.t[SWEEP_LIMITS[status]];
       for (const task of await this.d.tasks.inStatus([status], { enteredBefore: now - limit })) {
         const sweep = sweepDeadline(status, task.statusAt, this.t);
-        await this.fail(task, [status], await this.timeoutReason(task, sweep.describe), { sql: "status_at <= ?", args: [now - limit] });
+        await this.fail(task, [status], await this.timeoutReason(task, sweep.describe), {
+          sql: "status_at <= ?",
+          args: [now - limit],
+        });
       }
     }
     // 3. Dispatches that failed transiently, or whose dispatching instance died before the agent answered.
@@ -497,7 +586,9 @@ export class Runner {
     }
     // 4. Tasks waiting for a node that is ready (its ready callback reached an instance that died).
     for (const node of await this.d.nodes.inStatus(["ready"])) {
-      if ((await this.d.tasks.inStatus(BOOTING, { nodeId: node.id, limit: 1 })).length > 0) await this.nodeReady(node.id);
+      if ((await this.d.tasks.inStatus(BOOTING, { nodeId: node.id, limit: 1 })).length > 0) {
+        await this.nodeReady(node.id);
+      }
     }
     // 5. Queued tasks (submitted while no node was free, or requeued after a failed node).
     const keys = new Set((await this.d.tasks.inStatus(["queued"], { retryDue: now })).map((t) => t.keyId));
@@ -513,7 +604,9 @@ export class Runner {
     }
     for (const node of await this.d.nodes.inStatus(["ready", "draining"])) {
       if (nodeHealth(node, this.t, now) === "unhealthy" && await this.serverGone(node)) {
-        const reason = `no heartbeat for ${formatDuration(this.t.nodeUnhealthy)} and the provider no longer has its server`;
+        const reason = `no heartbeat for ${
+          formatDuration(this.t.nodeUnhealthy)
+        } and the provider no longer has its server`;
         if (await this.retireNode(node.id, ["ready", "draining"], "failed", reason)) {
           for (const task of await this.d.tasks.inStatus(["dispatched", "running"], { nodeId: node.id })) {
             await this.fail(task, [task.status], `node ${node.id} is gone (${reason})`);
@@ -540,7 +633,11 @@ export class Runner {
     if (mode === "off" || this.reaping) return;
     this.reaping = true;
     try {
-      const report = await reapOrphans({ provider: this.d.provider, nodes: this.d.nodes, log: this.log }, { mode, graceMs: this.t.orphanGrace, now });
+      const report = await reapOrphans({ provider: this.d.provider, nodes: this.d.nodes, log: this.log }, {
+        mode,
+        graceMs: this.t.orphanGrace,
+        now,
+      });
       this.orphans.passes++;
       this.orphans.deleted += report.deleted;
       this.orphans.wouldDelete += report.wouldDelete;
@@ -554,7 +651,9 @@ export class Runner {
         await this.requeueTasksOf(node.id, node.statusReason ?? "its node failed");
       }
     } catch (err) {
-      this.log(`orphan reaper: cannot list the provider's servers (${(err as Error).message}); trying again on the next tick`);
+      this.log(
+        `orphan reaper: cannot list the provider's servers (${(err as Error).message}); trying again on the next tick`,
+      );
     } finally {
       this.reaping = false;
     }
@@ -581,7 +680,11 @@ export class Runner {
 function stuckIn(node: NodeRecord, now: number): string {
   const phases = node.bootTimeline?.phases ?? [];
   const open = phases.filter((p) => p.status === "unterminated").sort((a, b) => a.startedAt - b.startedAt)[0];
-  if (open) return `stuck in phase ${open.name} for ${formatDuration(Math.round(Math.max(0, now - open.startedAt) / 1000) * 1000)}`;
+  if (open) {
+    return `stuck in phase ${open.name} for ${
+      formatDuration(Math.round(Math.max(0, now - open.startedAt) / 1000) * 1000)
+    }`;
+  }
   const failed = phases.filter((p) => p.status === "failed").map((p) => p.name);
   return `${failed.length > 0 ? `failed phases: ${failed.join(", ")}; ` : ""}last phase: ${lastPhase(node)}`;
 }

@@ -2,7 +2,7 @@
 import { Hono } from "hono";
 import { HttpError } from "../../shared/errors.ts";
 import type { Authenticate } from "../auth/caller.ts";
-import { guard, type CallerEnv } from "../auth/guard.ts";
+import { type CallerEnv, guard } from "../auth/guard.ts";
 import type { SessionStore } from "./store.ts";
 
 export function sessionRoutes(sessions: SessionStore, authenticate: Authenticate): Hono<CallerEnv> {
@@ -13,7 +13,9 @@ export function sessionRoutes(sessions: SessionStore, authenticate: Authenticate
 
   app.delete("/:id", async (c) => {
     const id = c.req.param("id");
-    if (!(await sessions.revoke(id))) throw new HttpError(404, `no live admin session ${id}`, { code: "session_not_found" });
+    if (!(await sessions.revoke(id))) {
+      throw new HttpError(404, `no live admin session ${id}`, { code: "session_not_found" });
+    }
     return c.json({ id, revoked: true });
   });
 

@@ -6,7 +6,13 @@
 import type { Client } from "../db/client.ts";
 import { hashToken, randomToken } from "../auth/tokens.ts";
 
-export type AdminSessionView = { id: string; createdAt: number; expiresAt: number; lastSeenAt: number; userAgent: string | null };
+export type AdminSessionView = {
+  id: string;
+  createdAt: number;
+  expiresAt: number;
+  lastSeenAt: number;
+  userAgent: string | null;
+};
 
 /** What the admin pages need of sessions (an in-memory one stands in for it where there is no database). */
 export type AdminSessions = {
@@ -22,7 +28,11 @@ export type AdminSessions = {
 const LAST_SEEN_GRANULARITY_MS = 60_000;
 
 export class SessionStore implements AdminSessions {
-  constructor(private readonly db: Client, private readonly ttlMs: number, private readonly now: () => number = Date.now) {}
+  constructor(
+    private readonly db: Client,
+    private readonly ttlMs: number,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   async open(meta: { userAgent: string | null }): Promise<{ secret: string; expiresAt: number }> {
     const secret = randomToken("samsess");
@@ -30,7 +40,8 @@ export class SessionStore implements AdminSessions {
     const now = this.now();
     const expiresAt = now + this.ttlMs;
     await this.db.execute({
-      sql: "INSERT INTO admin_sessions (id, secret_hash, created_at, expires_at, last_seen_at, user_agent) VALUES (?, ?, ?, ?, ?, ?)",
+      sql:
+        "INSERT INTO admin_sessions (id, secret_hash, created_at, expires_at, last_seen_at, user_agent) VALUES (?, ?, ?, ?, ?, ?)",
       args: [id, hashToken(secret), now, expiresAt, now, meta.userAgent?.slice(0, 300) ?? null],
     });
     return { secret, expiresAt };
@@ -39,27 +50,38 @@ export class SessionStore implements AdminSessions {
   async check(secret: string): Promise<boolean> {
     const now = this.now();
     const r = await this.db.execute({
-      sql: "SELECT id, last_seen_at FROM admin_sessions WHERE secret_hash = ? AND revoked_at IS NULL AND expires_at > ?",
+      sql:
+        "SELECT id, last_seen_at FROM admin_sessions WHERE secret_hash = ? AND revoked_at IS NULL AND expires_at > ?",
       args: [hashToken(secret), now],
     });
     const row = r.rows[0];
     if (!row) return false;
     if (now - Number(row.last_seen_at) >= LAST_SEEN_GRANULARITY_MS) {
-      await this.db.execute({ sql: "UPDATE admin_sessions SET last_seen_at = ? WHERE id = ?", args: [now, String(row.id)] });
+      await this.db.execute({
+        sql: "UPDATE admin_sessions SET last_seen_at = ? WHERE id = ?",
+        args: [now, String(row.id)],
+      });
     }
     return true;
   }
 
   async close(secret: string): Promise<void> {
-    await this.db.execute({ sql: "UPDATE admin_sessions SET revoked_at = ? WHERE secret_hash = ? AND revoked_at IS NULL", args: [this.now(), hashToken(secret)] });
+    await this.db.execute({
+      sql: "UPDATE admin_sessions SET revoked_at = ? WHERE secret_hash = ? AND revoked_at IS NULL",
+      args: [this.now(), hashToken(secret)],
+    });
   }
 
   /** Live sessions, newest first. Expired and revoked ones are not shown (and are pruned here). */
   async list(): Promise<AdminSessionView[]> {
     const now = this.now();
-    await this.db.execute({ sql: "DELETE FROM admin_sessions WHERE expires_at <= ? OR revoked_at IS NOT NULL", args: [now] });
+    await this.db.execute({
+      sql: "DELETE FROM admin_sessions WHERE expires_at <= ? OR revoked_at IS NOT NULL",
+      args: [now],
+    });
     const r = await this.db.execute({
-      sql: "SELECT id, created_at, expires_at, last_seen_at, user_agent FROM admin_sessions WHERE revoked_at IS NULL AND expires_at > ? ORDER BY created_at DESC, id",
+      sql:
+        "SELECT id, created_at, expires_at, last_seen_at, user_agent FROM admin_sessions WHERE revoked_at IS NULL AND expires_at > ? ORDER BY created_at DESC, id",
       args: [now],
     });
     return r.rows.map((row) => ({
@@ -73,7 +95,10 @@ export class SessionStore implements AdminSessions {
 
   /** Revoke a session by its id; false when there is no live session with that id. */
   async revoke(id: string): Promise<boolean> {
-    const r = await this.db.execute({ sql: "UPDATE admin_sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL AND expires_at > ?", args: [this.now(), id, this.now()] });
+    const r = await this.db.execute({
+      sql: "UPDATE admin_sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL AND expires_at > ?",
+      args: [this.now(), id, this.now()],
+    });
     return r.rowsAffected === 1;
   }
 }

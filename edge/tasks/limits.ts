@@ -25,10 +25,14 @@ export class TaskLimits {
     if (caller.kind !== "key") return;
     const decision = this.submissions.take(caller.keyId, caller.rateLimitPerMinute ?? this.limits.submissionsPerMinute);
     if (!decision.allowed) {
-      throw new HttpError(429, `task submission limit reached: ${decision.limit} per minute for this key; retry after ${decision.retryAfterSeconds}s`, {
-        code: "rate_limit_exceeded",
-        headers: rateLimitHeaders(decision),
-      });
+      throw new HttpError(
+        429,
+        `task submission limit reached: ${decision.limit} per minute for this key; retry after ${decision.retryAfterSeconds}s`,
+        {
+          code: "rate_limit_exceeded",
+          headers: rateLimitHeaders(decision),
+        },
+      );
     }
   }
 
@@ -36,10 +40,14 @@ export class TaskLimits {
     if (caller.kind !== "key") return;
     const decision = this.reads.take(caller.keyId, this.limits.readsPerMinute);
     if (!decision.allowed) {
-      throw new HttpError(429, `request limit reached: ${decision.limit} task API requests per minute for this key; retry after ${decision.retryAfterSeconds}s`, {
-        code: "rate_limit_exceeded",
-        headers: rateLimitHeaders(decision),
-      });
+      throw new HttpError(
+        429,
+        `request limit reached: ${decision.limit} task API requests per minute for this key; retry after ${decision.retryAfterSeconds}s`,
+        {
+          code: "rate_limit_exceeded",
+          headers: rateLimitHeaders(decision),
+        },
+      );
     }
   }
 
@@ -51,9 +59,13 @@ export class TaskLimits {
         code: "too_many_follows",
         headers: { "retry-after": String(FOLLOW_RETRY_AFTER_SECONDS) },
       });
-    if (this.follows >= this.limits.followsTotal) throw busy(`this edge already serves ${this.limits.followsTotal} live event streams`);
+    if (this.follows >= this.limits.followsTotal) {
+      throw busy(`this edge already serves ${this.limits.followsTotal} live event streams`);
+    }
     const mine = keyId === null ? 0 : this.followsByKey.get(keyId) ?? 0;
-    if (keyId !== null && mine >= this.limits.followsPerKey) throw busy(`this key already follows ${this.limits.followsPerKey} event streams`);
+    if (keyId !== null && mine >= this.limits.followsPerKey) {
+      throw busy(`this key already follows ${this.limits.followsPerKey} event streams`);
+    }
     this.follows++;
     if (keyId !== null) this.followsByKey.set(keyId, mine + 1);
     let released = false;

@@ -23,7 +23,9 @@ Deno.test("a built-in task with a model marked without tools is refused at POST 
     assert.equal(refused.status, 400);
     assert.equal((await refused.json()).error.code, "model_without_tools");
 
-    const models = await (await call("/v1/models", key)).json() as { data: { id: string; capabilities: { tools: boolean } }[] };
+    const models = await (await call("/v1/models", key)).json() as {
+      data: { id: string; capabilities: { tools: boolean } }[];
+    };
     assert.equal(models.data.find((m) => m.id === "@cf/google/gemma-3-12b-it")!.capabilities.tools, false);
     assert.equal(models.data.find((m) => m.id === "@cf/qwen/qwen3-30b-a3b-fp8")!.capabilities.tools, true);
   } finally {

@@ -3,14 +3,14 @@
  * A key sees only its own tasks; the admin sees all.
  */
 import { Hono, type MiddlewareHandler } from "hono";
-import { streamSSE, type SSEStreamingApi } from "hono/streaming";
+import { type SSEStreamingApi, streamSSE } from "hono/streaming";
 import * as v from "valibot";
 import { HttpError } from "../../shared/errors.ts";
 import { parseOrThrow, readJsonBody } from "../../shared/validate.ts";
 import { isTerminal, TaskStatus, TaskSubmission } from "../../shared/wire/task.ts";
 import type { Authenticate, Caller } from "../auth/caller.ts";
 import { catalogueModel } from "../inference/models.ts";
-import { guard, type CallerEnv } from "../auth/guard.ts";
+import { type CallerEnv, guard } from "../auth/guard.ts";
 import type { Runner } from "../runner/runner.ts";
 import type { Wakeups } from "./wakeups.ts";
 import type { Timeouts } from "../../shared/timeouts.ts";
@@ -18,27 +18,59 @@ import type { TaskLimits } from "./limits.ts";
 import { submittedTransitions, type TaskRecord, type TaskStore } from "./store.ts";
 import { taskView } from "./view.ts";
 
-export type TaskRouteDeps = { authenticate: Authenticate; tasks: TaskStore; runner: Runner; wakeups: Wakeups; timeouts: Timeouts; limits: TaskLimits };
+export type TaskRouteDeps = {
+  authenticate: Authenticate;
+  tasks: TaskStore;
+  runner: Runner;
+  wakeups: Wakeups;
+  timeouts: Timeouts;
+  limits: TaskLimits;
+};
 
-const IdempotencyKey = v.pipe(v.string(), v.regex(/^[\x21-\x7e]{1,200}$/, "Idempotency-Key must be 1-200 printable characters"));
+const IdempotencyKey = v.pipe(
+  v.string(),
+  v.regex(/^[\x21-\x7e]{1,200}$/, "Idempotency-Key must be 1-200 printable characters"),
+);
 const ListQuery = v.strictObject({
   status: v.optional(TaskStatus),
   cursor: v.optional(v.pipe(v.string(), v.regex(/^\d{1,15}$/, "cursor must be a nextCursor from a previous page"))),
-  limit: v.optional(v.pipe(v.string(), v.regex(/^\d{1,4}$/, "limit must be a number"), v.transform(Number), v.minValue(1), v.maxValue(500)), "50"),
+  limit: v.optional(
+    v.pipe(
+      v.string(),
+      v.regex(/^\d{1,4}$/, "limit must be a number"),
+      v.transform(Number),
+      v.minValue(1),
+      v.maxValue(500),
+    ),
+    "50",
+  ),
 });
 const EventsQuery = v.strictObject({
   follow: v.optional(v.picklist(["0", "1", "true", "false"])),
   after: v.optional(v.pipe(v.string(), v.regex(/^-?\d{1,15}$/, "after must be an event id"))),
   cursor: v.optional(v.pipe(v.string(), v.regex(/^-?\d{1,15}$/, "cursor must be a nextCursor from a previous page"))),
-  limit: v.optional(v.pipe(v.string(), v.regex(/^\d{1,4}$/, "limit must be a number"), v.transform(Number), v.minValue(1), v.maxValue(1000)), "500"),
+  limit: v.optional(
+    v.pipe(
+      v.string(),
+      v.regex(/^\d{1,4}$/, "limit must be a number"),
+      v.transform(Number),
+      v.minValue(1),
+      v.maxValue(1000),
+    ),
+    "500",
+  ),
 });
 
 /** The built-in agent works only through tool calls: a model known not to make them would fail every task. */
 function refuseModelWithoutTools(submission: TaskSubmission): void {
   if (submission.agent.type !== "builtin" || submission.model === undefined) return;
   if (catalogueModel(submission.model)?.tools !== false) return;
-  throw new HttpError(400, `the model '${submission.model}' cannot call tools, and the built-in agent works through tool calls: ` +
-    "choose a model whose capabilities.tools is true (GET /v1/models), or run your own agent with agent.type \"command\"", { code: "model_without_tools" });
+  throw new HttpError(
+    400,
+    `the model '${submission.model}' cannot call tools, and the built-in agent works through tool calls: ` +
+      'choose a model whose capabilities.tools is true (GET /v1/models), or run your own agent with agent.type "command"',
+    { code: "model_without_tools" },
+  );
 }
 
 /** How often an SSE follower re-reads the database when no in-process wake-up came (another instance wrote). */
@@ -66,7 +98,9 @@ export function taskRoutes(d: TaskRouteDeps): Hono<CallerEnv> {
   app.post("/", guard(d.authenticate, "key", "admin"), async (c) => {
     const caller = c.var.caller;
     if (caller.kind !== "key") {
-      throw new HttpError(403, "tasks are submitted with an API key (the admin creates one with POST /api/keys)", { code: "key_required" });
+      throw new HttpError(403, "tasks are submitted with an API key (the admin creates one with POST /api/keys)", {
+        code: "key_required",
+      });
     }
     d.limits.submission(caller);
     const header = c.req.header("Idempotency-Key");
@@ -137,7 +171,11 @@ export function taskRoutes(d: TaskRouteDeps): Hono<CallerEnv> {
         }
         if (events.length === 500) continue;
         if (current && isTerminal(current.status)) {
-          const end = { status: current.status, error: current.error, ...(current.result?.delivery ? { delivery: current.result.delivery } : {}) };
+          const end = {
+            status: current.status,
+            error: current.error,
+            ...(current.result?.delivery ? { delivery: current.result.delivery } : {}),
+          };
           await stream.writeSSE({ event: "end", data: JSON.stringify(end) });
           return;
         }

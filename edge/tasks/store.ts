@@ -5,7 +5,15 @@
 import type { InArgs, InValue } from "@libsql/client";
 import { HttpError } from "../../shared/errors.ts";
 import type { TaskEventView } from "../../shared/wire/api.ts";
-import { TERMINAL_STATUSES, type RepoPush, type TaskAgent, type TaskLogEvent, type TaskResult, type TaskStatus, type TaskSubmission } from "../../shared/wire/task.ts";
+import {
+  type RepoPush,
+  type TaskAgent,
+  type TaskLogEvent,
+  type TaskResult,
+  type TaskStatus,
+  type TaskSubmission,
+  TERMINAL_STATUSES,
+} from "../../shared/wire/task.ts";
 import type { SecretBox } from "../auth/secret-box.ts";
 import { randomToken, sha256Hex } from "../auth/tokens.ts";
 import type { Client } from "../db/client.ts";
@@ -15,10 +23,18 @@ type NodeRow = Record<string, unknown>;
 /** A fixed list of statuses as an SQL `IN` list, e.g. `('succeeded','failed','cancelled')`. */
 export const sqlList = (values: readonly string[]) => `(${values.map((v) => `'${v}'`).join(",")})`;
 /** Statuses that hold a slot on a node. */
-export const ON_NODE_SQL = sqlList(["provisioning", "waiting_for_agent", "dispatched", "running"] satisfies TaskStatus[]);
+export const ON_NODE_SQL = sqlList(
+  ["provisioning", "waiting_for_agent", "dispatched", "running"] satisfies TaskStatus[],
+);
 export const TERMINAL_SQL = sqlList(TERMINAL_STATUSES);
 /** Every status before the end: a task in one of these may still need its sealed credential. */
-export const ACTIVE_STATUSES = ["queued", "provisioning", "waiting_for_agent", "dispatched", "running"] as const satisfies TaskStatus[];
+export const ACTIVE_STATUSES = [
+  "queued",
+  "provisioning",
+  "waiting_for_agent",
+  "dispatched",
+  "running",
+] as const satisfies TaskStatus[];
 
 export type TaskRecord = {
   id: string;
@@ -61,7 +77,9 @@ export function taskFromRow(r: Row): TaskRecord {
     deadlineTimer: str(r.deadline_timer),
     prompt: String(r.prompt),
     repo: r.repo_url === null ? null : {
-      url: String(r.repo_url), branch: str(r.repo_branch), credential: str(r.repo_credential),
+      url: String(r.repo_url),
+      branch: str(r.repo_branch),
+      credential: str(r.repo_credential),
       push: r.repo_push === null || r.repo_push === undefined ? null : (JSON.parse(String(r.repo_push)) as RepoPush),
     },
     agent: JSON.parse(String(r.agent)) as TaskAgent,
@@ -132,20 +150,46 @@ export class TaskStore {
    * submission on a warm node costs one transaction up to the agent call. A new task comes back from the
    * insert itself (RETURNING), so nothing is read again.
    */
-  async submit(keyId: string, s: TaskSubmission, idempotencyKey: string | null, deadline: { at: number; timer: string }, now = Date.now(), dispatch?: SubmitDispatch): Promise<{ task: TaskRecord; created: boolean; node: NodeRow | null }> {
+  async submit(
+    keyId: string,
+    s: TaskSubmission,
+    idempotencyKey: string | null,
+    deadline: { at: number; timer: string },
+    now = Date.now(),
+    dispatch?: SubmitDispatch,
+  ): Promise<{ task: TaskRecord; created: boolean; node: NodeRow | null }> {
     const id = newTaskId();
     const hash = requestHash(s);
     const credential = s.repo?.credential === undefined ? null : await this.box.seal(s.repo.credential);
     const results = await this.db.batch([
       {
         // The trigger of migration 0051 records the queued event from status_message.
-        sql: `INSERT INTO tasks (id, key_id, idempotency_key, request_hash, status, status_at, deadline_at, deadline_timer, prompt,
+        sql:
+          `INSERT INTO tasks (id, key_id, idempotency_key, request_hash, status, status_at, deadline_at, deadline_timer, prompt,
                 repo_url, repo_branch, repo_credential, repo_push, agent, model, labels, created_at, updated_at, status_message)
               VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
               ON CONFLICT (key_id, idempotency_key) DO NOTHING
               RETURNING *`,
-        args: [id, keyId, idempotencyKey, hash, now, deadline.at, deadline.timer, s.prompt, s.repo?.url ?? null, s.repo?.branch ?? null,
-          credential, s.repo?.push ? JSON.stringify(s.repo.push) : null, JSON.stringify(s.agent), s.model ?? null, JSON.stringify(s.labels), now, now, QUEUED_MESSAGE],
+        args: [
+          id,
+          keyId,
+          idempotencyKey,
+          hash,
+          now,
+          deadline.at,
+          deadline.timer,
+          s.prompt,
+          s.repo?.url ?? null,
+          s.repo?.branch ?? null,
+          credential,
+          s.repo?.push ? JSON.stringify(s.repo.push) : null,
+          JSON.stringify(s.agent),
+          s.model ?? null,
+          JSON.stringify(s.labels),
+          now,
+          now,
+          QUEUED_MESSAGE,
+        ],
       },
       ...(dispatch ? dispatchOnSubmit(id, keyId, now, dispatch) : []),
     ], "write");
@@ -155,16 +199,28 @@ export class TaskStore {
       const node = dispatch ? (results[results.length - 1]!.rows[0] as Row | undefined) ?? null : null;
       if (!node) return { task, created: true, node: null };
       const placed: TaskRecord = {
-        ...task, status: "dispatched", statusAt: now, updatedAt: now, nodeId: String(node.id),
-        deadlineAt: dispatch!.deadline.at, deadlineTimer: dispatch!.deadline.timer, nextAttemptAt: dispatch!.nextAttemptAt, attempts: 0,
+        ...task,
+        status: "dispatched",
+        statusAt: now,
+        updatedAt: now,
+        nodeId: String(node.id),
+        deadlineAt: dispatch!.deadline.at,
+        deadlineTimer: dispatch!.deadline.timer,
+        nextAttemptAt: dispatch!.nextAttemptAt,
+        attempts: 0,
       };
       return { task: placed, created: true, node };
     }
-    const r = await this.db.execute({ sql: "SELECT * FROM tasks WHERE key_id = ? AND idempotency_key = ?", args: [keyId, idempotencyKey] });
+    const r = await this.db.execute({
+      sql: "SELECT * FROM tasks WHERE key_id = ? AND idempotency_key = ?",
+      args: [keyId, idempotencyKey],
+    });
     const existing = r.rows[0] as Row | undefined;
     if (!existing) throw new Error("idempotent insert found neither a new nor an existing task");
     if (existing.request_hash !== hash) {
-      throw new HttpError(409, "Idempotency-Key was already used with a different request body", { code: "idempotency_conflict" });
+      throw new HttpError(409, "Idempotency-Key was already used with a different request body", {
+        code: "idempotency_conflict",
+      });
     }
     return { task: taskFromRow(existing), created: false, node: null };
   }
@@ -174,9 +230,17 @@ export class TaskStore {
    * task the same CAS, event, token and node read as a submission's. Tasks beyond the free slots stay queued
    * (their CAS finds no slot). Returns the node each dispatched task went to.
    */
-  async dispatchQueued(keyId: string, tasks: { id: string; inferenceTokenHash: string }[], d: Omit<SubmitDispatch, "inferenceTokenHash">, now = Date.now()): Promise<Map<string, NodeRow>> {
+  async dispatchQueued(
+    keyId: string,
+    tasks: { id: string; inferenceTokenHash: string }[],
+    d: Omit<SubmitDispatch, "inferenceTokenHash">,
+    now = Date.now(),
+  ): Promise<Map<string, NodeRow>> {
     if (tasks.length === 0) return new Map();
-    const results = await this.db.batch(tasks.flatMap((t) => dispatchOnSubmit(t.id, keyId, now, { ...d, inferenceTokenHash: t.inferenceTokenHash })), "write");
+    const results = await this.db.batch(
+      tasks.flatMap((t) => dispatchOnSubmit(t.id, keyId, now, { ...d, inferenceTokenHash: t.inferenceTokenHash })),
+      "write",
+    );
     const placed = new Map<string, NodeRow>();
     tasks.forEach((t, i) => {
       const node = results[i * 3 + 2]!.rows[0] as NodeRow | undefined;
@@ -198,11 +262,15 @@ export class TaskStore {
       args: [JSON.stringify(ids)],
     });
     return new Map((r.rows as Row[]).map((row) => [String(row.id), {
-      nodeId: str(row.node_id), status: String(row.status) as TaskStatus, cancelRequested: Number(row.cancel_requested) === 1,
+      nodeId: str(row.node_id),
+      status: String(row.status) as TaskStatus,
+      cancelRequested: Number(row.cancel_requested) === 1,
     }]));
   }
 
-  async list(q: { keyId: string | null; status: TaskStatus | null; cursor: number | null; limit: number }): Promise<{ tasks: TaskRecord[]; nextCursor: string | null }> {
+  async list(
+    q: { keyId: string | null; status: TaskStatus | null; cursor: number | null; limit: number },
+  ): Promise<{ tasks: TaskRecord[]; nextCursor: string | null }> {
     const where: string[] = [];
     const args: InValue[] = [];
     if (q.keyId !== null) (where.push("key_id = ?"), args.push(q.keyId));
@@ -235,10 +303,19 @@ export class TaskStore {
     now?: number;
   }): Promise<boolean> {
     const now = opts.now ?? Date.now();
-    const sets = ["status = ?", "status_at = ?", "updated_at = ?", "deadline_at = ?", "deadline_timer = ?", "status_message = ?"];
+    const sets = [
+      "status = ?",
+      "status_at = ?",
+      "updated_at = ?",
+      "deadline_at = ?",
+      "deadline_timer = ?",
+      "status_message = ?",
+    ];
     const args: InValue[] = [to, now, now, opts.deadline?.at ?? null, opts.deadline?.timer ?? null, opts.message];
     if (opts.nodeId !== undefined) (sets.push("node_id = ?"), args.push(opts.nodeId));
-    if (opts.nextAttemptAt !== undefined) (sets.push("next_attempt_at = ?", "attempts = 0"), args.push(opts.nextAttemptAt));
+    if (opts.nextAttemptAt !== undefined) {
+      (sets.push("next_attempt_at = ?", "attempts = 0"), args.push(opts.nextAttemptAt));
+    }
     if (opts.error !== undefined) (sets.push("error = ?"), args.push(opts.error));
     if (opts.result !== undefined) (sets.push("result = ?"), args.push(JSON.stringify(opts.result)));
     // An ended task never needs its repo credential again: every way a task ends comes through here.
@@ -251,7 +328,9 @@ export class TaskStore {
     }
     const [update] = await this.db.batch([
       {
-        sql: `UPDATE tasks SET ${sets.join(", ")} WHERE id = ? AND status IN (${from.map(() => "?").join(",")})${extra}`,
+        sql: `UPDATE tasks SET ${sets.join(", ")} WHERE id = ? AND status IN (${
+          from.map(() => "?").join(",")
+        })${extra}`,
         args: [...args, ...whereArgs],
       },
       // changes() is the update's own (a trigger's rows are not counted): 1 exactly when the move happened.
@@ -264,25 +343,41 @@ export class TaskStore {
   }
 
   /** Claim a retry: only the actor that moves `attempts` on from what it read gets to retry. */
-  async claimRetry(id: string, status: TaskStatus, attempts: number, nextAttemptAt: number, now = Date.now()): Promise<boolean> {
+  async claimRetry(
+    id: string,
+    status: TaskStatus,
+    attempts: number,
+    nextAttemptAt: number,
+    now = Date.now(),
+  ): Promise<boolean> {
     const r = await this.db.execute({
-      sql: "UPDATE tasks SET attempts = attempts + 1, next_attempt_at = ?, updated_at = ? WHERE id = ? AND status = ? AND attempts = ? AND (next_attempt_at IS NULL OR next_attempt_at <= ?)",
+      sql:
+        "UPDATE tasks SET attempts = attempts + 1, next_attempt_at = ?, updated_at = ? WHERE id = ? AND status = ? AND attempts = ? AND (next_attempt_at IS NULL OR next_attempt_at <= ?)",
       args: [nextAttemptAt, now, id, status, attempts, now],
     });
     return r.rowsAffected === 1;
   }
 
   async setNextAttempt(id: string, status: TaskStatus, at: number | null): Promise<void> {
-    await this.db.execute({ sql: "UPDATE tasks SET next_attempt_at = ? WHERE id = ? AND status = ?", args: [at, id, status] });
+    await this.db.execute({
+      sql: "UPDATE tasks SET next_attempt_at = ? WHERE id = ? AND status = ?",
+      args: [at, id, status],
+    });
   }
 
   async requestCancel(id: string): Promise<void> {
-    await this.db.execute({ sql: "UPDATE tasks SET cancel_requested = 1, updated_at = ? WHERE id = ?", args: [Date.now(), id] });
+    await this.db.execute({
+      sql: "UPDATE tasks SET cancel_requested = 1, updated_at = ? WHERE id = ?",
+      args: [Date.now(), id],
+    });
   }
 
   /** A fresh task inference token (one per dispatch attempt); only its hash is stored. */
   async mintInferenceToken(taskId: string, hash: string): Promise<void> {
-    await this.db.execute({ sql: "INSERT INTO task_tokens (token_hash, task_id, created_at) VALUES (?, ?, ?)", args: [hash, taskId, Date.now()] });
+    await this.db.execute({
+      sql: "INSERT INTO task_tokens (token_hash, task_id, created_at) VALUES (?, ?, ?)",
+      args: [hash, taskId, Date.now()],
+    });
   }
 
   /**
@@ -292,9 +387,13 @@ export class TaskStore {
    * The row and the task's counters move in one batch guarded by the seq read, so two concurrent copies of a
    * batch cannot both land.
    */
-  async appendLogs(task: Pick<TaskRecord, "id" | "logSeq" | "logLines">, events: TaskLogEvent[], maxLines: number): Promise<{ accepted: number; lastSeq: number }> {
+  async appendLogs(
+    task: Pick<TaskRecord, "id" | "logSeq" | "logLines">,
+    events: TaskLogEvent[],
+    maxLines: number,
+  ): Promise<{ accepted: number; lastSeq: number }> {
     let { logSeq, logLines } = task;
-    for (let attempt = 0; ; attempt++) {
+    for (let attempt = 0;; attempt++) {
       const fresh = events.filter((e) => e.seq > logSeq).sort((a, b) => a.seq - b.seq);
       if (fresh.length === 0) return { accepted: 0, lastSeq: logSeq };
       const room = Math.max(0, maxLines - logLines);
@@ -304,7 +403,12 @@ export class TaskStore {
       const guard = { sql: "(SELECT log_seq FROM tasks WHERE id = ?) = ?", args: [task.id, logSeq] };
       const rows: { at: number; stream: string | null; message: string; seq: number }[] = [];
       if (kept.length > 0) {
-        rows.push({ at: kept[0]!.at, stream: null, message: JSON.stringify(kept.map((e) => [e.seq, e.at, e.stream, e.message])), seq: kept[kept.length - 1]!.seq });
+        rows.push({
+          at: kept[0]!.at,
+          stream: null,
+          message: JSON.stringify(kept.map((e) => [e.seq, e.at, e.stream, e.message])),
+          seq: kept[kept.length - 1]!.seq,
+        });
       }
       if (truncate) {
         const first = fresh[kept.length]!;
@@ -312,8 +416,17 @@ export class TaskStore {
       }
       const results = await this.db.batch([
         ...rows.map((row) => ({
-          sql: `INSERT INTO task_events (task_id, at, type, stream, message, agent_seq) SELECT ?, ?, ?, ?, ?, ? WHERE ${guard.sql}`,
-          args: [task.id, row.at, row.stream === null ? "lines" : "log", row.stream, row.message, row.seq, ...guard.args],
+          sql:
+            `INSERT INTO task_events (task_id, at, type, stream, message, agent_seq) SELECT ?, ?, ?, ?, ?, ? WHERE ${guard.sql}`,
+          args: [
+            task.id,
+            row.at,
+            row.stream === null ? "lines" : "log",
+            row.stream,
+            row.message,
+            row.seq,
+            ...guard.args,
+          ],
         })),
         {
           sql: "UPDATE tasks SET log_seq = ?, log_lines = ? WHERE id = ? AND log_seq = ?",
@@ -333,7 +446,8 @@ export class TaskStore {
   async events(taskId: string, afterId: number, limit: number): Promise<TaskEventView[]> {
     // The row holding `afterId` may still have lines after it; every later row has at least one event.
     const r = await this.db.execute({
-      sql: "SELECT id, at, type, status, stream, message FROM task_events WHERE task_id = ? AND id >= ? ORDER BY id LIMIT ?",
+      sql:
+        "SELECT id, at, type, status, stream, message FROM task_events WHERE task_id = ? AND id >= ? ORDER BY id LIMIT ?",
       args: [taskId, Math.floor(afterId / EVENT_ID_STRIDE), limit + 1],
     });
     const out: TaskEventView[] = [];
@@ -345,7 +459,12 @@ export class TaskStore {
           if (base + i > afterId) out.push({ id: base + i, at, type: "log", stream, message });
         });
       } else if (base > afterId) {
-        const e: TaskEventView = { id: base, at: Number(row.at), type: row.type === "log" ? "log" : "status", message: String(row.message) };
+        const e: TaskEventView = {
+          id: base,
+          at: Number(row.at),
+          type: row.type === "log" ? "log" : "status",
+          message: String(row.message),
+        };
         if (row.status !== null) e.status = String(row.status) as TaskStatus;
         if (row.stream !== null) e.stream = String(row.stream) as "stdout";
         out.push(e);
@@ -378,25 +497,43 @@ export class TaskStore {
   }
 
   async statusEvents(taskId: string): Promise<{ status: TaskStatus; at: number; message: string }[]> {
-    const r = await this.db.execute({ sql: "SELECT status, at, message FROM task_events WHERE task_id = ? AND type = 'status' ORDER BY id", args: [taskId] });
-    return r.rows.map((row) => ({ status: String(row.status) as TaskStatus, at: Number(row.at), message: String(row.message) }));
+    const r = await this.db.execute({
+      sql: "SELECT status, at, message FROM task_events WHERE task_id = ? AND type = 'status' ORDER BY id",
+      args: [taskId],
+    });
+    return r.rows.map((row) => ({
+      status: String(row.status) as TaskStatus,
+      at: Number(row.at),
+      message: String(row.message),
+    }));
   }
 
   /** Non-terminal tasks whose runner deadline has passed. */
   async pastDeadline(now: number, limit = 500): Promise<TaskRecord[]> {
-    const r = await this.db.execute({ sql: `SELECT * FROM tasks WHERE status NOT IN ${TERMINAL_SQL} AND deadline_at <= ? LIMIT ?`, args: [now, limit] });
+    const r = await this.db.execute({
+      sql: `SELECT * FROM tasks WHERE status NOT IN ${TERMINAL_SQL} AND deadline_at <= ? LIMIT ?`,
+      args: [now, limit],
+    });
     return r.rows.map((row) => taskFromRow(row as Row));
   }
 
-  async inStatus(statuses: readonly TaskStatus[], opts: { nodeId?: string; keyId?: string; retryDue?: number; enteredBefore?: number; limit?: number } = {}): Promise<TaskRecord[]> {
+  async inStatus(
+    statuses: readonly TaskStatus[],
+    opts: { nodeId?: string; keyId?: string; retryDue?: number; enteredBefore?: number; limit?: number } = {},
+  ): Promise<TaskRecord[]> {
     const where = [`status IN (${statuses.map(() => "?").join(",")})`];
     const args: InValue[] = [...statuses];
     if (opts.nodeId !== undefined) (where.push("node_id = ?"), args.push(opts.nodeId));
     if (opts.keyId !== undefined) (where.push("key_id = ?"), args.push(opts.keyId));
-    if (opts.retryDue !== undefined) (where.push("(next_attempt_at IS NULL OR next_attempt_at <= ?)"), args.push(opts.retryDue));
+    if (opts.retryDue !== undefined) {
+      (where.push("(next_attempt_at IS NULL OR next_attempt_at <= ?)"), args.push(opts.retryDue));
+    }
     if (opts.enteredBefore !== undefined) (where.push("status_at <= ?"), args.push(opts.enteredBefore));
     args.push(opts.limit ?? 1000);
-    const r = await this.db.execute({ sql: `SELECT * FROM tasks WHERE ${where.join(" AND ")} ORDER BY seq LIMIT ?`, args });
+    const r = await this.db.execute({
+      sql: `SELECT * FROM tasks WHERE ${where.join(" AND ")} ORDER BY seq LIMIT ?`,
+      args,
+    });
     return r.rows.map((row) => taskFromRow(row as Row));
   }
 }
@@ -414,7 +551,12 @@ export function truncationMarker(maxLines: number): string {
  * `changes()` is the update's), then that node's row. Nothing happens on an
  * idempotent replay: the new id was never inserted.
  */
-function dispatchOnSubmit(id: string, keyId: string, now: number, d: SubmitDispatch): { sql: string; args: InValue[] }[] {
+function dispatchOnSubmit(
+  id: string,
+  keyId: string,
+  now: number,
+  d: SubmitDispatch,
+): { sql: string; args: InValue[] }[] {
   return [
     {
       sql: `UPDATE tasks SET status = 'dispatched', status_at = ?, updated_at = ?, deadline_at = ?, deadline_timer = ?,
@@ -430,7 +572,8 @@ function dispatchOnSubmit(id: string, keyId: string, now: number, d: SubmitDispa
     },
     {
       // Only what a dispatch needs (the agent's address and credentials), not the node's timeline and metrics.
-      sql: `SELECT n.id, n.status, n.status_at, n.provider, n.owner_key_id, n.agent_token, n.slots, n.created_at, n.agent_url, n.agent_tls_cert
+      sql:
+        `SELECT n.id, n.status, n.status_at, n.provider, n.owner_key_id, n.agent_token, n.slots, n.created_at, n.agent_url, n.agent_tls_cert
             FROM tasks t JOIN nodes n ON n.id = t.node_id WHERE t.id = ? AND t.status = 'dispatched'`,
       args: [id],
     },

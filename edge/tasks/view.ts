@@ -21,7 +21,13 @@ export function taskView(task: TaskRecord, transitions: Transition[], now = Date
     id: task.id,
     status: task.status,
     prompt: task.prompt,
-    repo: task.repo ? { url: displayRepoUrl(task.repo.url), branch: task.repo.branch, ...(task.repo.push ? { push: task.repo.push } : {}) } : null,
+    repo: task.repo
+      ? {
+        url: displayRepoUrl(task.repo.url),
+        branch: task.repo.branch,
+        ...(task.repo.push ? { push: task.repo.push } : {}),
+      }
+      : null,
     agent: task.agent,
     model: task.model,
     labels: task.labels,

@@ -11,7 +11,7 @@ import { streamSSE } from "hono/streaming";
 import { errorBody } from "../../shared/errors.ts";
 import type { NodeView, TaskEventView, TaskView } from "../../shared/wire/api.ts";
 import { isTerminal } from "../../shared/wire/task.ts";
-import { WINDOWS, type MetricsWindow } from "../admin/series.ts";
+import { type MetricsWindow, WINDOWS } from "../admin/series.ts";
 import { sqliteDownload, sqliteFile } from "./sqlite-file.ts";
 import { seedNodeEvents, seedNodes, seedSamples, seedTaskEvents, seedTasks } from "./admin-seed.ts";
 
@@ -42,19 +42,32 @@ export function createFakeApi(adminToken: string, now = Date.now()): FakeApi {
   });
   app.use("/api/*", bearerAuth({ token: adminToken }));
 
-  const unreachable = () => new Response(JSON.stringify(errorBody(UNREACHABLE_MESSAGE, "upstream_error", "node_unreachable")), { status: 504, headers: { "Content-Type": "application/json" } });
-  const notFound = (what: string) => new Response(JSON.stringify(errorBody(`no ${what}`, "not_found_error", "not_found")), { status: 404, headers: { "Content-Type": "application/json" } });
+  const unreachable = () =>
+    new Response(JSON.stringify(errorBody(UNREACHABLE_MESSAGE, "upstream_error", "node_unreachable")), {
+      status: 504,
+      headers: { "Content-Type": "application/json" },
+    });
+  const notFound = (what: string) =>
+    new Response(JSON.stringify(errorBody(`no ${what}`, "not_found_error", "not_found")), {
+      status: 404,
+      headers: { "Content-Type": "application/json" },
+    });
   const nodeOf = (id: string) => nodes.find((n) => n.id === id);
 
   app.get("/api/nodes", (c) => c.json({ data: nodes, nextCursor: null }));
-  app.get("/api/nodes/:id", (c) => nodeOf(c.req.param("id")) ? c.json(nodeOf(c.req.param("id"))) : notFound(`node ${c.req.param("id")}`));
+  app.get(
+    "/api/nodes/:id",
+    (c) => nodeOf(c.req.param("id")) ? c.json(nodeOf(c.req.param("id"))) : notFound(`node ${c.req.param("id")}`),
+  );
   app.get("/api/nodes/:id/metrics", (c) => {
     const id = c.req.param("id");
     if (!nodeOf(id)) return notFound(`node ${id}`);
     if (id === UNREACHABLE_NODE) return unreachable();
     const window = (c.req.query("window") ?? "1h") as MetricsWindow;
     if (!(window in WINDOWS)) return c.json(errorBody("window must be 1h, 24h or 7d", "invalid_request_error"), 400);
-    const samples = window === "1h" ? seedSamples(now, 60, 60_000) : seedSamples(now, window === "24h" ? 1440 : 2016, window === "24h" ? 60_000 : 300_000);
+    const samples = window === "1h"
+      ? seedSamples(now, 60, 60_000)
+      : seedSamples(now, window === "24h" ? 1440 : 2016, window === "24h" ? 60_000 : 300_000);
     return c.json({ nodeId: id, window, samples });
   });
   app.get("/api/nodes/:id/events", (c) => {
@@ -90,7 +103,10 @@ export function createFakeApi(adminToken: string, now = Date.now()): FakeApi {
       let wake: (() => void) | null = null;
       const listener = () => wake?.();
       followers.set(id, (followers.get(id) ?? new Set()).add(listener));
-      stream.onAbort(() => { followers.get(id)?.delete(listener); wake?.(); });
+      stream.onAbort(() => {
+        followers.get(id)?.delete(listener);
+        wake?.();
+      });
       try {
         while (!stream.aborted) {
           for (const e of taskEvents.get(id) ?? []) {
@@ -102,7 +118,9 @@ export function createFakeApi(adminToken: string, now = Date.now()): FakeApi {
             await stream.writeSSE({ event: "end", data: JSON.stringify({ status: task.status }) });
             return;
           }
-          await new Promise<void>((resolve) => { wake = resolve; });
+          await new Promise<void>((resolve) => {
+            wake = resolve;
+          });
         }
       } finally {
         followers.get(id)?.delete(listener);

@@ -7,10 +7,15 @@ import { memorySessions } from "./memory-sessions.ts";
 
 export const ADMIN_TOKEN = "samadm_test_0123456789abcdefghijklmnopqrstuv";
 
-export function mountOverFake(now = Date.now()): { app: Hono; fake: FakeApi; sessions: ReturnType<typeof memorySessions> } {
+export function mountOverFake(
+  now = Date.now(),
+): { app: Hono; fake: FakeApi; sessions: ReturnType<typeof memorySessions> } {
   const fake = createFakeApi(ADMIN_TOKEN, now);
   const sessions = memorySessions();
   const app = new Hono();
-  app.route("/admin", createAdminRoutes({ api: inProcessApi(fake.app, ADMIN_TOKEN), adminToken: ADMIN_TOKEN, sessions, now: () => now }));
+  app.route(
+    "/admin",
+    createAdminRoutes({ api: inProcessApi(fake.app, ADMIN_TOKEN), adminToken: ADMIN_TOKEN, sessions, now: () => now }),
+  );
   return { app, fake, sessions };
 }

@@ -18,7 +18,7 @@ const double = await startAgentDouble({
   heartbeatMs: parseDuration(env.SAM_HEARTBEAT_INTERVAL ?? "30s") ?? 30_000,
 });
 console.log(`agent double for ${env.SAM_NODE_ID} on ${double.url}`);
-for (let delay = 50; ; delay = Math.min(delay * 2, 2_000)) {
+for (let delay = 50;; delay = Math.min(delay * 2, 2_000)) {
   const res = await double.ready().catch(() => null);
   if (res?.ok) break;
   await new Promise((r) => setTimeout(r, delay)); // backoff between ready attempts, as the real agent does

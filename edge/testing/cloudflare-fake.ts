@@ -51,7 +51,10 @@ export type FakeGateway = {
 };
 
 /** A gateway as Cloudflare returns it, from the settings given (as a test seeds one that already exists). */
-export function gatewayObject(settings: Partial<FakeGateway> & { id: string }, now = new Date().toISOString()): FakeGateway {
+export function gatewayObject(
+  settings: Partial<FakeGateway> & { id: string },
+  now = new Date().toISOString(),
+): FakeGateway {
   return {
     cache_invalidate_on_update: false,
     cache_ttl: 0,
@@ -72,12 +75,20 @@ const GATEWAY_ID = /^[a-z0-9_]+(?:-[a-z0-9_]+)*$/;
 function gatewayBodyProblems(body: Record<string, unknown> | null, create: boolean): string[] {
   const b = body ?? {};
   const out: string[] = [];
-  if (create && !(typeof b.id === "string" && b.id.length >= 1 && b.id.length <= 64 && GATEWAY_ID.test(b.id))) out.push("id: must match ^[a-z0-9_]+(?:-[a-z0-9_]+)*$ (1-64)");
-  for (const k of ["cache_invalidate_on_update", "collect_logs"]) if (typeof b[k] !== "boolean") out.push(`${k}: required boolean`);
-  for (const k of ["cache_ttl", "rate_limiting_interval", "rate_limiting_limit"]) {
-    if (!(k in b) || !(b[k] === null || (typeof b[k] === "number" && (b[k] as number) >= 0))) out.push(`${k}: required number or null`);
+  if (create && !(typeof b.id === "string" && b.id.length >= 1 && b.id.length <= 64 && GATEWAY_ID.test(b.id))) {
+    out.push("id: must match ^[a-z0-9_]+(?:-[a-z0-9_]+)*$ (1-64)");
   }
-  if (!["fixed", "sliding"].includes(b.rate_limiting_technique as string)) out.push("rate_limiting_technique: one of fixed, sliding");
+  for (const k of ["cache_invalidate_on_update", "collect_logs"]) {
+    if (typeof b[k] !== "boolean") out.push(`${k}: required boolean`);
+  }
+  for (const k of ["cache_ttl", "rate_limiting_interval", "rate_limiting_limit"]) {
+    if (!(k in b) || !(b[k] === null || (typeof b[k] === "number" && (b[k] as number) >= 0))) {
+      out.push(`${k}: required number or null`);
+    }
+  }
+  if (!["fixed", "sliding"].includes(b.rate_limiting_technique as string)) {
+    out.push("rate_limiting_technique: one of fixed, sliding");
+  }
   if ("authentication" in b && typeof b.authentication !== "boolean") out.push("authentication: boolean");
   return out;
 }
@@ -111,18 +122,30 @@ export function envelope(result: unknown, status = 200, errors: { code: number; 
   return { status, json: { success: errors.length === 0, errors, messages: [], result } };
 }
 
-export function chatCompletion(message: Record<string, unknown>, opts: { finish?: string; usage?: unknown; model?: string; id?: string } = {}) {
+export function chatCompletion(
+  message: Record<string, unknown>,
+  opts: { finish?: string; usage?: unknown; model?: string; id?: string } = {},
+) {
   return {
     id: opts.id ?? "chatcmpl-fake-1",
     object: "chat.completion",
     created: 1_700_000_000,
     model: opts.model ?? "@cf/meta/llama-3.3-70b-instruct-fp8-fast",
-    choices: [{ index: 0, message: { role: "assistant", ...message }, finish_reason: opts.finish ?? "stop", logprobs: null }],
+    choices: [{
+      index: 0,
+      message: { role: "assistant", ...message },
+      finish_reason: opts.finish ?? "stop",
+      logprobs: null,
+    }],
     usage: opts.usage === undefined ? { prompt_tokens: 11, completion_tokens: 7, total_tokens: 18 } : opts.usage,
   };
 }
 
-export function chunk(delta: Record<string, unknown>, finish: string | null = null, extra: Record<string, unknown> = {}) {
+export function chunk(
+  delta: Record<string, unknown>,
+  finish: string | null = null,
+  extra: Record<string, unknown> = {},
+) {
   return {
     id: "chatcmpl-fake-stream",
     object: "chat.completion.chunk",
@@ -141,7 +164,10 @@ export function sseEvents(chunks: unknown[], opts: { done?: boolean } = {}): str
 }
 
 /** A streamed text answer split into the given pieces, with a usage chunk at the end. */
-export function textStream(pieces: string[], usage: unknown = { prompt_tokens: 9, completion_tokens: pieces.length, total_tokens: 9 + pieces.length }): string[] {
+export function textStream(
+  pieces: string[],
+  usage: unknown = { prompt_tokens: 9, completion_tokens: pieces.length, total_tokens: 9 + pieces.length },
+): string[] {
   return sseEvents([
     chunk({ role: "assistant", content: "" }),
     ...pieces.map((p) => chunk({ content: p })),
@@ -165,7 +191,9 @@ function validMetadata(raw: string | null): string | null {
   if (typeof meta !== "object" || meta === null || Array.isArray(meta)) return "cf-aig-metadata must be a JSON object";
   const entries = Object.entries(meta);
   if (entries.length > 5) return `cf-aig-metadata has ${entries.length} entries; at most 5 are kept`;
-  if (entries.some(([, v]) => !["string", "number", "boolean"].includes(typeof v))) return "cf-aig-metadata values must be strings, numbers or booleans";
+  if (entries.some(([, v]) => !["string", "number", "boolean"].includes(typeof v))) {
+    return "cf-aig-metadata values must be strings, numbers or booleans";
+  }
   return null;
 }
 
@@ -181,7 +209,9 @@ const bunServe: ServeLoopback = (fetch) => {
   return { port: server.port, stop: () => server.stop(true) };
 };
 
-export function startCloudflareFake(opts: { accountId?: string; apiToken?: string; gatewayToken?: string; serve?: ServeLoopback } = {}): CloudflareFake {
+export function startCloudflareFake(
+  opts: { accountId?: string; apiToken?: string; gatewayToken?: string; serve?: ServeLoopback } = {},
+): CloudflareFake {
   const accountId = opts.accountId ?? "acc123";
   const apiToken = opts.apiToken ?? "cf-token-fake";
   const fake: CloudflareFake = {
@@ -240,10 +270,23 @@ export function startCloudflareFake(opts: { accountId?: string; apiToken?: strin
           if (!finished) fake.cancelledStreams++;
         },
       });
-      signal.addEventListener("abort", () => { if (!finished) { finished = true; fake.cancelledStreams++; } }, { once: true });
-      return new Response(body, { status: r.status ?? 200, headers: { "content-type": "text/event-stream", ...r.headers } });
+      signal.addEventListener("abort", () => {
+        if (!finished) {
+          finished = true;
+          fake.cancelledStreams++;
+        }
+      }, { once: true });
+      return new Response(body, {
+        status: r.status ?? 200,
+        headers: { "content-type": "text/event-stream", ...r.headers },
+      });
     }
-    if (r.raw !== undefined) return new Response(r.raw, { status: r.status ?? 200, headers: { "content-type": "application/json", ...r.headers } });
+    if (r.raw !== undefined) {
+      return new Response(r.raw, {
+        status: r.status ?? 200,
+        headers: { "content-type": "application/json", ...r.headers },
+      });
+    }
     return Response.json(r.json ?? null, { status: r.status ?? 200, headers: r.headers });
   }
 
@@ -254,7 +297,9 @@ export function startCloudflareFake(opts: { accountId?: string; apiToken?: strin
 
   async function chat(endpoint: FakeEndpoint, req: Request, body: Record<string, unknown>): Promise<Response> {
     if (typeof body.model !== "string" || !Array.isArray(body.messages)) {
-      return Response.json({ error: { message: "model and messages are required", type: "invalid_request_error" } }, { status: 400 });
+      return Response.json({ error: { message: "model and messages are required", type: "invalid_request_error" } }, {
+        status: 400,
+      });
     }
     const res = await reply(fake.replies[endpoint].shift() ?? defaultChat(endpoint, body), req.signal);
     if (endpoint === "gateway") {
@@ -271,24 +316,43 @@ export function startCloudflareFake(opts: { accountId?: string; apiToken?: strin
     if (scripted) return reply(scripted, req.signal);
     const inputs = typeof body.input === "string" ? [body.input] : Array.isArray(body.input) ? body.input : null;
     if (typeof body.model !== "string" || !inputs || inputs.length === 0) {
-      return Response.json({ error: { message: "model and input are required", type: "invalid_request_error" } }, { status: 400 });
+      return Response.json({ error: { message: "model and input are required", type: "invalid_request_error" } }, {
+        status: 400,
+      });
     }
     const dims = /bge-small/.test(body.model) ? 384 : /bge-base/.test(body.model) ? 768 : 1024;
     const data = inputs.map((input, index) => {
       const seed = JSON.stringify(input).length;
-      return { object: "embedding", index, embedding: Array.from({ length: dims }, (_, i) => Math.fround(((seed * 31 + i) % 97) / 97 - 0.5)) };
+      return {
+        object: "embedding",
+        index,
+        embedding: Array.from({ length: dims }, (_, i) => Math.fround(((seed * 31 + i) % 97) / 97 - 0.5)),
+      };
     });
     const tokens = inputs.reduce((n: number, input) => n + Math.ceil(JSON.stringify(input).length / 4), 0);
-    return Response.json({ object: "list", data, model: body.model, usage: { prompt_tokens: tokens, total_tokens: tokens } });
+    return Response.json({
+      object: "list",
+      data,
+      model: body.model,
+      usage: { prompt_tokens: tokens, total_tokens: tokens },
+    });
   }
 
-  function management(req: Request, rest: string[], body: Record<string, unknown> | null): Promise<Response> | Response {
+  function management(
+    req: Request,
+    rest: string[],
+    body: Record<string, unknown> | null,
+  ): Promise<Response> | Response {
     const scripted = fake.replies.management.shift();
     if (scripted) return reply(scripted, req.signal);
-    if (rest.length === 0 && req.method === "GET") return Response.json({ success: true, errors: [], messages: [], result: [...fake.gateways.values()] });
+    if (rest.length === 0 && req.method === "GET") {
+      return Response.json({ success: true, errors: [], messages: [], result: [...fake.gateways.values()] });
+    }
     if (rest.length === 1 && req.method === "GET") {
       const gw = fake.gateways.get(rest[0]!);
-      return gw ? Response.json({ success: true, errors: [], messages: [], result: gw }) : cfError(404, 7002, "Not Found");
+      return gw
+        ? Response.json({ success: true, errors: [], messages: [], result: gw })
+        : cfError(404, 7002, "Not Found");
     }
     if (rest.length === 0 && req.method === "POST") {
       const problems = gatewayBodyProblems(body, true);
@@ -305,7 +369,13 @@ export function startCloudflareFake(opts: { accountId?: string; apiToken?: strin
       if (!gw) return cfError(404, 7002, "Not Found");
       const problems = gatewayBodyProblems(body, false);
       if (problems.length) return cfError(400, 7001, `Input Validation Error: ${problems.join("; ")}`);
-      const updated = { ...gw, ...(body as object), id: gw.id, created_at: gw.created_at, modified_at: new Date().toISOString() } as FakeGateway;
+      const updated = {
+        ...gw,
+        ...(body as object),
+        id: gw.id,
+        created_at: gw.created_at,
+        modified_at: new Date().toISOString(),
+      } as FakeGateway;
       fake.gateways.set(gw.id, updated);
       return Response.json({ success: true, errors: [], messages: [], result: updated });
     }
@@ -325,7 +395,8 @@ export function startCloudflareFake(opts: { accountId?: string; apiToken?: strin
       const headers = Object.fromEntries(req.headers);
       const parts = url.pathname.split("/").filter(Boolean);
       const auth = req.headers.get("authorization");
-      const record = (endpoint: FakeEndpoint) => fake.requests.push({ endpoint, method: req.method, path: url.pathname, headers, body });
+      const record = (endpoint: FakeEndpoint) =>
+        fake.requests.push({ endpoint, method: req.method, path: url.pathname, headers, body });
 
       // /client/v4/accounts/{account}/...
       if (parts[0] === "client" && parts[1] === "v4" && parts[2] === "accounts") {
@@ -347,14 +418,38 @@ export function startCloudflareFake(opts: { accountId?: string; apiToken?: strin
         }
       }
       // /v1/{account}/{gateway}/workers-ai/v1/chat/completions
-      const gatewayOp = parts[0] === "v1" && req.method === "POST" ? { "workers-ai/v1/chat/completions": "chat", "workers-ai/v1/embeddings": "embeddings" }[parts.slice(3).join("/")] : undefined;
+      const gatewayOp = parts[0] === "v1" && req.method === "POST"
+        ? {
+          "workers-ai/v1/chat/completions": "chat",
+          "workers-ai/v1/embeddings": "embeddings",
+        }[parts.slice(3).join("/")]
+        : undefined;
       if (gatewayOp) {
         record("gateway");
-        if (parts[1] !== accountId) return Response.json({ success: false, result: [], messages: [], error: [{ code: 2001, message: "Please configure AI Gateway in the Cloudflare dashboard" }] }, { status: 400 });
+        if (parts[1] !== accountId) {
+          return Response.json({
+            success: false,
+            result: [],
+            messages: [],
+            error: [{ code: 2001, message: "Please configure AI Gateway in the Cloudflare dashboard" }],
+          }, { status: 400 });
+        }
         const gw = fake.gateways.get(parts[2]!);
-        if (!gw) return Response.json({ success: false, result: [], messages: [], error: [{ code: 2001, message: "Please configure AI Gateway in the Cloudflare dashboard" }] }, { status: 400 });
+        if (!gw) {
+          return Response.json({
+            success: false,
+            result: [],
+            messages: [],
+            error: [{ code: 2001, message: "Please configure AI Gateway in the Cloudflare dashboard" }],
+          }, { status: 400 });
+        }
         if (gw.authentication && req.headers.get("cf-aig-authorization") !== `Bearer ${fake.gatewayToken}`) {
-          return Response.json({ success: false, result: [], messages: [], error: [{ code: 2009, message: "Unauthorized" }] }, { status: 401 });
+          return Response.json({
+            success: false,
+            result: [],
+            messages: [],
+            error: [{ code: 2009, message: "Unauthorized" }],
+          }, { status: 401 });
         }
         if (auth !== `Bearer ${apiToken}`) return cfError(401, 10000, "Authentication error");
         const bad = validMetadata(req.headers.get("cf-aig-metadata"));
@@ -364,8 +459,17 @@ export function startCloudflareFake(opts: { accountId?: string; apiToken?: strin
       // /openai/v1/... — a generic OpenAI-compatible server
       if (parts[0] === "openai" && parts[1] === "v1") {
         record("openai");
-        if (auth !== `Bearer ${apiToken}`) return Response.json({ error: { message: "Incorrect API key", type: "invalid_request_error", code: "invalid_api_key" } }, { status: 401 });
-        if (parts[2] === "models") return Response.json({ object: "list", data: [{ id: "qwen2.5-coder:7b", object: "model", created: 0, owned_by: "library" }] });
+        if (auth !== `Bearer ${apiToken}`) {
+          return Response.json({
+            error: { message: "Incorrect API key", type: "invalid_request_error", code: "invalid_api_key" },
+          }, { status: 401 });
+        }
+        if (parts[2] === "models") {
+          return Response.json({
+            object: "list",
+            data: [{ id: "qwen2.5-coder:7b", object: "model", created: 0, owned_by: "library" }],
+          });
+        }
         if (parts[2] === "chat" && parts[3] === "completions") return chat("openai", req, body ?? {});
         if (parts[2] === "embeddings") return embed("openai", req, body ?? {});
       }

@@ -24,8 +24,8 @@ export function codexConfig(baseUrl: string, model: string): string {
 
 /** The scripted model: write the file with Codex's shell tool, then say it is done. */
 export function writeFileScript(file: string, text: string): (body: ChatBody) => ChatStep {
-  return (body: ChatBody) => body.messages.some((m) => m.role === "tool")
-    ? { text: `Wrote ${file}.` }
-    : { calls: [{ name: "exec_command", args: { cmd: `printf '${text}' > ${file}` } }] };
+  return (body: ChatBody) =>
+    body.messages.some((m) => m.role === "tool")
+      ? { text: `Wrote ${file}.` }
+      : { calls: [{ name: "exec_command", args: { cmd: `printf '${text}' > ${file}` } }] };
 }
-

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { loadEdgeConfig } from "../config.ts";
 import { createEdge, type Edge } from "../compose.ts";
 import type { CreateServerInput, CreateServerResult, Provider, ProviderServer } from "../providers/provider.ts";
-import { startAgentDouble, type AgentDouble, type AgentDoubleOptions } from "./agent-double.ts";
+import { type AgentDouble, type AgentDoubleOptions, startAgentDouble } from "./agent-double.ts";
 export { until } from "../../shared/testing/until.ts";
 
 export const ADMIN = "admin-token-for-tests-0123456789";
@@ -17,7 +17,11 @@ export type TestEdge = {
   edge: Edge;
   url: string;
   dataDir: string;
-  call(method: string, path: string, opts?: { token?: string | null; body?: unknown; raw?: string; headers?: Record<string, string> }): Promise<Response>;
+  call(
+    method: string,
+    path: string,
+    opts?: { token?: string | null; body?: unknown; raw?: string; headers?: Record<string, string> },
+  ): Promise<Response>;
   /** `rateLimitPerMinute` also bounds the key's task submissions per minute (null: the edge default, 60). */
   createKey(name?: string, rateLimitPerMinute?: number | null): Promise<{ id: string; key: string }>;
   stop(opts?: { keepData?: boolean }): Promise<void>;
@@ -32,7 +36,11 @@ export function startFrontProxy(): { url: string; target: { url: string }; stop(
     async fetch(req) {
       const u = new URL(req.url);
       try {
-        return await fetch(`${target.url}${u.pathname}${u.search}`, { method: req.method, headers: req.headers, body: req.body });
+        return await fetch(`${target.url}${u.pathname}${u.search}`, {
+          method: req.method,
+          headers: req.headers,
+          body: req.body,
+        });
       } catch {
         return new Response("edge down", { status: 502 });
       }
@@ -41,10 +49,15 @@ export function startFrontProxy(): { url: string; target: { url: string }; stop(
   return { url: `http://127.0.0.1:${server.port}`, target, stop: () => server.stop(true) };
 }
 
-export async function startTestEdge(opts: { env?: Record<string, string>; provider?: Provider; dataDir?: string } = {}): Promise<TestEdge> {
+export async function startTestEdge(
+  opts: { env?: Record<string, string>; provider?: Provider; dataDir?: string } = {},
+): Promise<TestEdge> {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), "sam-edge-"));
   const config = loadEdgeConfig({ SAM_DATA_DIR: dataDir, SAM_ADMIN_TOKEN: ADMIN, ...opts.env });
-  const edge = await createEdge(config, { provider: opts.provider, log: process.env.SAM_TEST_LOG ? (m) => console.error(`[edge] ${m}`) : () => {} });
+  const edge = await createEdge(config, {
+    provider: opts.provider,
+    log: process.env.SAM_TEST_LOG ? (m) => console.error(`[edge] ${m}`) : () => {},
+  });
   const server = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: edge.app.fetch, idleTimeout: 0 });
   const url = `http://127.0.0.1:${server.port}`;
   edge.setPublicUrl(url);
@@ -89,13 +102,26 @@ export class DoubleProvider implements Provider {
   readonly inputs = new Map<string, CreateServerInput>();
   private seq = 0;
 
-  constructor(private readonly o: { autoReady?: boolean; double?: Partial<AgentDoubleOptions>; failCreate?: boolean; keepOnClose?: boolean } = {}) {}
+  constructor(
+    private readonly o: {
+      autoReady?: boolean;
+      double?: Partial<AgentDoubleOptions>;
+      failCreate?: boolean;
+      keepOnClose?: boolean;
+    } = {},
+  ) {}
 
   async create(input: CreateServerInput): Promise<CreateServerResult> {
     if (this.o.failCreate) throw new Error("injected provider failure");
     const createdAt = Date.now();
     this.inputs.set(input.nodeId, input);
-    const agent = await startAgentDouble({ nodeId: input.nodeId, controlPlaneUrl: input.controlPlaneUrl, nodeToken: input.nodeToken, agentToken: input.agentToken, ...this.o.double });
+    const agent = await startAgentDouble({
+      nodeId: input.nodeId,
+      controlPlaneUrl: input.controlPlaneUrl,
+      nodeToken: input.nodeToken,
+      agentToken: input.agentToken,
+      ...this.o.double,
+    });
     const id = `double-${++this.seq}`;
     this.agents.set(input.nodeId, agent);
     this.servers.set(id, input.nodeId);

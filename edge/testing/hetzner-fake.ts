@@ -19,16 +19,39 @@ export type Fault =
 
 type FaultRule = { method: string; path: RegExp; fault: Fault; times: number };
 
-type FakeAction = { id: number; command: string; status: "running" | "success" | "error"; started: string; finished: string | null; resources: { id: number; type: string }[]; error: { code: string; message: string } | null; pollsLeft: number };
+type FakeAction = {
+  id: number;
+  command: string;
+  status: "running" | "success" | "error";
+  started: string;
+  finished: string | null;
+  resources: { id: number; type: string }[];
+  error: { code: string; message: string } | null;
+  pollsLeft: number;
+};
 
 export type FakeServer = {
-  id: number; name: string; status: string; created: string; labels: Record<string, string>;
-  serverType: string; location: string; image: string; userData: string; pollsUntilRunning: number;
+  id: number;
+  name: string;
+  status: string;
+  created: string;
+  labels: Record<string, string>;
+  serverType: string;
+  location: string;
+  image: string;
+  userData: string;
+  pollsUntilRunning: number;
   /** false: an IPv6-only server (`public_net.ipv4` is null), as a create with `enable_ipv4: false` makes. */
   ipv4: boolean;
 };
 
-export type RecordedRequest = { method: string; path: string; query: Record<string, string>; body: unknown; status: number };
+export type RecordedRequest = {
+  method: string;
+  path: string;
+  query: Record<string, string>;
+  body: unknown;
+  status: number;
+};
 
 export type HetznerFake = {
   url: string;
@@ -50,33 +73,108 @@ export type HetznerFake = {
 };
 
 const SPEC_ERROR_CODE: Record<number, string> = {
-  400: "json_error", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
-  409: "conflict", 412: "resource_unavailable", 422: "invalid_input", 423: "locked", 429: "rate_limit_exceeded",
-  500: "server_error", 502: "bad_gateway", 503: "unavailable", 504: "timeout",
+  400: "json_error",
+  401: "unauthorized",
+  403: "forbidden",
+  404: "not_found",
+  405: "method_not_allowed",
+  409: "conflict",
+  412: "resource_unavailable",
+  422: "invalid_input",
+  423: "locked",
+  429: "rate_limit_exceeded",
+  500: "server_error",
+  502: "bad_gateway",
+  503: "unavailable",
+  504: "timeout",
 };
 
-const LOCATIONS: Record<string, { id: number; description: string; country: string; city: string; latitude: number; longitude: number; network_zone: string }> = {
-  fsn1: { id: 1, description: "Falkenstein DC Park 1", country: "DE", city: "Falkenstein", latitude: 50.47612, longitude: 12.370071, network_zone: "eu-central" },
-  nbg1: { id: 2, description: "Nuremberg DC Park 1", country: "DE", city: "Nuremberg", latitude: 49.452102, longitude: 11.076665, network_zone: "eu-central" },
-  hel1: { id: 3, description: "Helsinki DC Park 1", country: "FI", city: "Helsinki", latitude: 60.169855, longitude: 24.938379, network_zone: "eu-central" },
+const LOCATIONS: Record<
+  string,
+  {
+    id: number;
+    description: string;
+    country: string;
+    city: string;
+    latitude: number;
+    longitude: number;
+    network_zone: string;
+  }
+> = {
+  fsn1: {
+    id: 1,
+    description: "Falkenstein DC Park 1",
+    country: "DE",
+    city: "Falkenstein",
+    latitude: 50.47612,
+    longitude: 12.370071,
+    network_zone: "eu-central",
+  },
+  nbg1: {
+    id: 2,
+    description: "Nuremberg DC Park 1",
+    country: "DE",
+    city: "Nuremberg",
+    latitude: 49.452102,
+    longitude: 11.076665,
+    network_zone: "eu-central",
+  },
+  hel1: {
+    id: 3,
+    description: "Helsinki DC Park 1",
+    country: "FI",
+    city: "Helsinki",
+    latitude: 60.169855,
+    longitude: 24.938379,
+    network_zone: "eu-central",
+  },
 };
 
 const price = (net: string) => ({ net, gross: (Number(net) * 1.19).toFixed(4) });
 
 function locationJson(name: string) {
   const l = LOCATIONS[name] ?? LOCATIONS.fsn1!;
-  return { id: l.id, name: LOCATIONS[name] ? name : "fsn1", description: l.description, country: l.country, city: l.city, latitude: l.latitude, longitude: l.longitude, network_zone: l.network_zone };
+  return {
+    id: l.id,
+    name: LOCATIONS[name] ? name : "fsn1",
+    description: l.description,
+    country: l.country,
+    city: l.city,
+    latitude: l.latitude,
+    longitude: l.longitude,
+    network_zone: l.network_zone,
+  };
 }
 
 function serverTypeJson(name: string) {
   const arm = name.startsWith("cax");
   return {
-    id: arm ? 45 : 104, name, description: name.toUpperCase(), cores: 2, memory: 4, disk: 40, deprecated: false,
+    id: arm ? 45 : 104,
+    name,
+    description: name.toUpperCase(),
+    cores: 2,
+    memory: 4,
+    disk: 40,
+    deprecated: false,
     prices: Object.keys(LOCATIONS).map((location) => ({
-      location, price_hourly: price("0.0060"), price_monthly: price("3.4900"), included_traffic: 21990232555520, price_per_tb_traffic: price("1.0000"),
+      location,
+      price_hourly: price("0.0060"),
+      price_monthly: price("3.4900"),
+      included_traffic: 21990232555520,
+      price_per_tb_traffic: price("1.0000"),
     })),
-    storage_type: "local", cpu_type: "shared", category: "cost_optimized", architecture: arm ? "arm" : "x86", deprecation: null,
-    locations: Object.entries(LOCATIONS).map(([n, l]) => ({ id: l.id, name: n, deprecation: null, available: true, recommended: n === "fsn1" })),
+    storage_type: "local",
+    cpu_type: "shared",
+    category: "cost_optimized",
+    architecture: arm ? "arm" : "x86",
+    deprecation: null,
+    locations: Object.entries(LOCATIONS).map(([n, l]) => ({
+      id: l.id,
+      name: n,
+      deprecation: null,
+      available: true,
+      recommended: n === "fsn1",
+    })),
   };
 }
 
@@ -89,7 +187,14 @@ function serverJson(s: FakeServer) {
     status: s.status,
     created: s.created,
     public_net: {
-      ipv4: s.ipv4 ? { id: 1000 + s.id, ip, blocked: false, dns_ptr: `static.${ip.split(".").reverse().join(".")}.clients.your-server.de` } : null,
+      ipv4: s.ipv4
+        ? {
+          id: 1000 + s.id,
+          ip,
+          blocked: false,
+          dns_ptr: `static.${ip.split(".").reverse().join(".")}.clients.your-server.de`,
+        }
+        : null,
       // Reverse DNS for the IPv6 net is set up once the server is past `initializing`.
       ipv6: { id: 2000 + s.id, ip: `2001:db8:${s.id.toString(16)}::/64`, blocked: false, dns_ptr: booted ? [] : null },
       floating_ips: [],
@@ -99,9 +204,24 @@ function serverJson(s: FakeServer) {
     server_type: serverTypeJson(s.serverType),
     location: locationJson(s.location),
     image: {
-      id: 114690387, type: "app", status: "available", name: s.image, description: "Docker CE", image_size: null, disk_size: 5,
-      created: "2025-04-30T09:00:00Z", created_from: null, bound_to: null, os_flavor: "ubuntu", os_version: "24.04", rapid_deploy: true,
-      protection: { delete: false }, deprecated: null, deleted: null, labels: {}, architecture: s.serverType.startsWith("cax") ? "arm" : "x86",
+      id: 114690387,
+      type: "app",
+      status: "available",
+      name: s.image,
+      description: "Docker CE",
+      image_size: null,
+      disk_size: 5,
+      created: "2025-04-30T09:00:00Z",
+      created_from: null,
+      bound_to: null,
+      os_flavor: "ubuntu",
+      os_version: "24.04",
+      rapid_deploy: true,
+      protection: { delete: false },
+      deprecated: null,
+      deleted: null,
+      labels: {},
+      architecture: s.serverType.startsWith("cax") ? "arm" : "x86",
     },
     iso: null,
     rescue_enabled: false,
@@ -135,7 +255,9 @@ function matchesSelector(labels: Record<string, string>, selector: string): bool
   });
 }
 
-export async function startHetznerFake(opts: { token: string; actionPolls?: number; runningPolls?: number; rateLimitPerHour?: number }): Promise<HetznerFake> {
+export async function startHetznerFake(
+  opts: { token: string; actionPolls?: number; runningPolls?: number; rateLimitPerHour?: number },
+): Promise<HetznerFake> {
   const servers = new Map<number, FakeServer>();
   const actions = new Map<number, FakeAction>();
   const requests: RecordedRequest[] = [];
@@ -173,7 +295,16 @@ export async function startHetznerFake(opts: { token: string; actionPolls?: numb
     send(res, status, { error: { code, message, details } });
 
   function newAction(command: string, resource: number): FakeAction {
-    const a: FakeAction = { id: nextId++, command, status: "running", started: new Date().toISOString(), finished: null, resources: [{ id: resource, type: "server" }], error: null, pollsLeft: opts.actionPolls ?? 1 };
+    const a: FakeAction = {
+      id: nextId++,
+      command,
+      status: "running",
+      started: new Date().toISOString(),
+      finished: null,
+      resources: [{ id: resource, type: "server" }],
+      error: null,
+      pollsLeft: opts.actionPolls ?? 1,
+    };
     actions.set(a.id, a);
     return a;
   }
@@ -181,8 +312,17 @@ export async function startHetznerFake(opts: { token: string; actionPolls?: numb
   function addServer(s: Partial<FakeServer> & { labels: Record<string, string> }): FakeServer {
     const id = s.id ?? nextId++;
     const server: FakeServer = {
-      id, name: `server-${id}`, status: "running", created: new Date().toISOString(), serverType: "cx23", location: "fsn1",
-      image: "docker-ce", userData: "", pollsUntilRunning: 0, ipv4: true, ...s,
+      id,
+      name: `server-${id}`,
+      status: "running",
+      created: new Date().toISOString(),
+      serverType: "cx23",
+      location: "fsn1",
+      image: "docker-ce",
+      userData: "",
+      pollsUntilRunning: 0,
+      ipv4: true,
+      ...s,
     };
     servers.set(id, server);
     return server;
@@ -213,7 +353,9 @@ export async function startHetznerFake(opts: { token: string; actionPolls?: numb
   }
 
   function invalid(res: ServerResponse, field: string, message: string) {
-    error(res, 422, "invalid_input", `invalid input in field '${field}'`, { fields: [{ name: field, messages: [message] }] });
+    error(res, 422, "invalid_input", `invalid input in field '${field}'`, {
+      fields: [{ name: field, messages: [message] }],
+    });
   }
 
   function createServerFromBody(body: Record<string, unknown>, res: ServerResponse): FakeServer | null {
@@ -248,8 +390,15 @@ export async function startHetznerFake(opts: { token: string; actionPolls?: numb
     }
     const publicNet = (body.public_net ?? {}) as { enable_ipv4?: boolean };
     return addServer({
-      name, status: "initializing", labels, serverType: String(body.server_type), location: String(body.location ?? "fsn1"),
-      image: String(body.image), userData, pollsUntilRunning: opts.runningPolls ?? 1, ipv4: publicNet.enable_ipv4 !== false,
+      name,
+      status: "initializing",
+      labels,
+      serverType: String(body.server_type),
+      location: String(body.location ?? "fsn1"),
+      image: String(body.image),
+      userData,
+      pollsUntilRunning: opts.runningPolls ?? 1,
+      ipv4: publicNet.enable_ipv4 !== false,
     });
   }
 
@@ -258,7 +407,9 @@ export async function startHetznerFake(opts: { token: string; actionPolls?: numb
     const page = Number(url.searchParams.get("page") ?? 1);
     const perPage = Number(url.searchParams.get("per_page") ?? 25);
     if (!Number.isInteger(page) || page < 1) return invalid(res, "page", "must be a positive integer");
-    if (!Number.isInteger(perPage) || perPage < 1 || perPage > 50) return invalid(res, "per_page", "must be between 1 and 50");
+    if (!Number.isInteger(perPage) || perPage < 1 || perPage > 50) {
+      return invalid(res, "per_page", "must be between 1 and 50");
+    }
     const all = [...servers.values()].filter((s) => !selector || matchesSelector(s.labels, selector));
     const lastPage = Math.max(1, Math.ceil(all.length / perPage));
     const slice = all.slice((page - 1) * perPage, page * perPage);
@@ -268,10 +419,23 @@ export async function startHetznerFake(opts: { token: string; actionPolls?: numb
       u.searchParams.set("per_page", String(perPage));
       return `<${u}>; rel="${rel}"`;
     };
-    const links = [page > 1 ? link(page - 1, "prev") : null, page < lastPage ? link(page + 1, "next") : null, link(lastPage, "last")].filter(Boolean);
+    const links = [
+      page > 1 ? link(page - 1, "prev") : null,
+      page < lastPage ? link(page + 1, "next") : null,
+      link(lastPage, "last"),
+    ].filter(Boolean);
     send(res, 200, {
       servers: slice.map(serverJson),
-      meta: { pagination: { page, per_page: perPage, previous_page: page > 1 ? page - 1 : null, next_page: page < lastPage ? page + 1 : null, last_page: lastPage, total_entries: all.length } },
+      meta: {
+        pagination: {
+          page,
+          per_page: perPage,
+          previous_page: page > 1 ? page - 1 : null,
+          next_page: page < lastPage ? page + 1 : null,
+          last_page: lastPage,
+          total_entries: all.length,
+        },
+      },
     }, { link: links.join(", ") });
   }
 
@@ -292,7 +456,9 @@ export async function startHetznerFake(opts: { token: string; actionPolls?: numb
       }
     }
     requests.push({ method, path, query: Object.fromEntries(url.searchParams), body, status: 0 });
-    if (req.headers.authorization !== `Bearer ${opts.token}`) return error(res, 401, "unauthorized", "unable to authenticate");
+    if (req.headers.authorization !== `Bearer ${opts.token}`) {
+      return error(res, 401, "unauthorized", "unable to authenticate");
+    }
 
     refill();
     if (budget < 1) return error(res, 429, "rate_limit_exceeded", "limit of 3600 requests per hour reached");
@@ -321,9 +487,16 @@ export async function startHetznerFake(opts: { token: string; actionPolls?: numb
         applyThenFail = null;
         return applyFault(res, fault, s);
       }
-      const start = (body as { start_after_create?: boolean }).start_after_create !== false ? [actionJson(newAction("start_server", s.id))] : [];
+      const start = (body as { start_after_create?: boolean }).start_after_create !== false
+        ? [actionJson(newAction("start_server", s.id))]
+        : [];
       const keys = (body as { ssh_keys?: unknown[] }).ssh_keys ?? [];
-      return send(res, 201, { server: serverJson(s), action: actionJson(action), next_actions: start, root_password: keys.length ? null : "YItygq1v3GYjjMomLaKc" });
+      return send(res, 201, {
+        server: serverJson(s),
+        action: actionJson(action),
+        next_actions: start,
+        root_password: keys.length ? null : "YItygq1v3GYjjMomLaKc",
+      });
     }
     if (method === "GET" && path === "/servers") return listServers(url, res);
     if ((m = /^\/servers\/(\d+)$/.exec(path))) {

@@ -7,8 +7,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Caller } from "../auth/caller.ts";
-import { loadEdgeConfig, type EdgeConfig } from "../config.ts";
-import { openDatabase, type Client } from "../db/client.ts";
+import { type EdgeConfig, loadEdgeConfig } from "../config.ts";
+import { type Client, openDatabase } from "../db/client.ts";
 import { migrate } from "../db/migrate.ts";
 import { loadInferenceConfig } from "../inference/config.ts";
 import { createInferenceRoutes, type Inference } from "../inference/routes.ts";
@@ -26,7 +26,14 @@ export const TOKENS = {
 export const CALLERS: Record<string, Caller> = {
   [TOKENS.alice]: { kind: "key", keyId: "key_alice", name: "alice", rateLimitPerMinute: null },
   [TOKENS.bob]: { kind: "key", keyId: "key_bob", name: "bob", rateLimitPerMinute: 2 },
-  [TOKENS.task]: { kind: "task", taskId: "task_1", keyId: "key_alice", name: "alice", nodeId: "node_7", rateLimitPerMinute: null },
+  [TOKENS.task]: {
+    kind: "task",
+    taskId: "task_1",
+    keyId: "key_alice",
+    name: "alice",
+    nodeId: "node_7",
+    rateLimitPerMinute: null,
+  },
   [TOKENS.admin]: { kind: "admin" },
   [TOKENS.node]: { kind: "node", nodeId: "node_7" },
 };

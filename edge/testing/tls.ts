@@ -6,7 +6,15 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-export type TestCertificate = { cert: string; key: string; fingerprint: string; certPath: string; keyPath: string; dir: string; remove(): void };
+export type TestCertificate = {
+  cert: string;
+  key: string;
+  fingerprint: string;
+  certPath: string;
+  keyPath: string;
+  dir: string;
+  remove(): void;
+};
 
 /** `ip` is the address in subjectAltName (127.0.0.1); `ca: true` makes it as openssl does by default (a CA). */
 export function selfSignedCertificate(name: string, o: { ip?: string; ca?: boolean } = {}): TestCertificate {
@@ -14,15 +22,42 @@ export function selfSignedCertificate(name: string, o: { ip?: string; ca?: boole
   const certPath = join(dir, "agent.crt");
   const keyPath = join(dir, "agent.key");
   const made = Bun.spawnSync([
-    "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj", `/CN=${name}`,
-    "-addext", `subjectAltName=DNS:${name},IP:${o.ip ?? "127.0.0.1"}`,
-    ...(o.ca ? [] : ["-addext", "basicConstraints=critical,CA:FALSE", "-addext", "keyUsage=critical,digitalSignature", "-addext", "extendedKeyUsage=serverAuth"]),
-    "-keyout", keyPath, "-out", certPath,
+    "openssl",
+    "req",
+    "-x509",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:prime256v1",
+    "-nodes",
+    "-days",
+    "2",
+    "-subj",
+    `/CN=${name}`,
+    "-addext",
+    `subjectAltName=DNS:${name},IP:${o.ip ?? "127.0.0.1"}`,
+    ...(o.ca ? [] : [
+      "-addext",
+      "basicConstraints=critical,CA:FALSE",
+      "-addext",
+      "keyUsage=critical,digitalSignature",
+      "-addext",
+      "extendedKeyUsage=serverAuth",
+    ]),
+    "-keyout",
+    keyPath,
+    "-out",
+    certPath,
   ], { stderr: "pipe" });
   if (made.exitCode !== 0) throw new Error(`openssl failed: ${made.stderr.toString()}`);
   const fp = Bun.spawnSync(["openssl", "x509", "-in", certPath, "-noout", "-fingerprint", "-sha256"]).stdout.toString();
   return {
-    cert: readFileSync(certPath, "utf8"), key: readFileSync(keyPath, "utf8"), fingerprint: fp.trim().split("=")[1]!, certPath, keyPath, dir,
+    cert: readFileSync(certPath, "utf8"),
+    key: readFileSync(keyPath, "utf8"),
+    fingerprint: fp.trim().split("=")[1]!,
+    certPath,
+    keyPath,
+    dir,
     remove: () => rmSync(dir, { recursive: true, force: true }),
   };
 }

@@ -13,11 +13,20 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-const opt = (name: string, fallback: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.split("=")[1] ?? fallback;
+const opt = (name: string, fallback: string) =>
+  process.argv.find((a) => a.startsWith(`--${name}=`))?.split("=")[1] ?? fallback;
 const root = join(import.meta.dir, "..", "..");
-const listed = process.argv.filter((a) => a.startsWith("--bin=")).map((a) => a.slice("--bin=".length).split("=", 2) as [string, string]);
-const binaries: [string, string][] = listed.length ? listed : [["before", opt("before", "")], ["after", opt("after", join(root, "agent", "dist", "sam-agent"))]];
-if (binaries.some(([, path]) => !path)) throw new Error("--before=<binary> (or --bin=LABEL=PATH twice) is required (e.g. main built with scripts/build-agent.ts's flags)");
+const listed = process.argv.filter((a) => a.startsWith("--bin=")).map((a) =>
+  a.slice("--bin=".length).split("=", 2) as [string, string]
+);
+const binaries: [string, string][] = listed.length
+  ? listed
+  : [["before", opt("before", "")], ["after", opt("after", join(root, "agent", "dist", "sam-agent"))]];
+if (binaries.some(([, path]) => !path)) {
+  throw new Error(
+    "--before=<binary> (or --bin=LABEL=PATH twice) is required (e.g. main built with scripts/build-agent.ts's flags)",
+  );
+}
 const runs = Number(opt("runs", "6"));
 const idleSeconds = Number(opt("idle", "20"));
 const sources = opt("sources", "");
@@ -26,7 +35,10 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 
 const dir = mkdtempSync(join(tmpdir(), "sam-bench-modes-"));
 const edge = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => Response.json({ ok: true }) });
-writeFileSync(join(dir, "tokens"), "SAM_NODE_TOKEN=samnode_bench_0123456789\nSAM_AGENT_TOKEN=samagent_bench_0123456789\n");
+writeFileSync(
+  join(dir, "tokens"),
+  "SAM_NODE_TOKEN=samnode_bench_0123456789\nSAM_AGENT_TOKEN=samagent_bench_0123456789\n",
+);
 
 type Run = { rss: number; anon: number; health: number; dfg: string[] };
 
@@ -44,11 +56,20 @@ async function run(bin: string, i: number, label: string): Promise<Run> {
   const t0 = performance.now();
   const proc = Bun.spawn([bin], {
     env: {
-      PATH: process.env.PATH!, SAM_NODE_ID: "bench", SAM_CONTROL_PLANE_URL: `http://127.0.0.1:${edge.port}`, SAM_TOKEN_FILE: join(dir, "tokens"),
-      SAM_AGENT_DATA_DIR: join(dir, `data-${i}`), SAM_AGENT_HOST: "127.0.0.1", SAM_AGENT_PORT: String(port), SAM_BOOT_SOURCE: "none",
-      SAM_METRICS_INTERVAL: "60s", BUN_JSC_reportDFGCompileTimes: "1", ...(sources ? { BUN_JSC_dumpSourceAtDFGTime: "1" } : {}),
+      PATH: process.env.PATH!,
+      SAM_NODE_ID: "bench",
+      SAM_CONTROL_PLANE_URL: `http://127.0.0.1:${edge.port}`,
+      SAM_TOKEN_FILE: join(dir, "tokens"),
+      SAM_AGENT_DATA_DIR: join(dir, `data-${i}`),
+      SAM_AGENT_HOST: "127.0.0.1",
+      SAM_AGENT_PORT: String(port),
+      SAM_BOOT_SOURCE: "none",
+      SAM_METRICS_INTERVAL: "60s",
+      BUN_JSC_reportDFGCompileTimes: "1",
+      ...(sources ? { BUN_JSC_dumpSourceAtDFGTime: "1" } : {}),
     },
-    stdout: "ignore", stderr: "pipe",
+    stdout: "ignore",
+    stderr: "pipe",
   });
   let health = NaN;
   while (Number.isNaN(health)) {
@@ -68,7 +89,9 @@ async function run(bin: string, i: number, label: string): Promise<Run> {
   const stderr = await new Response(proc.stderr).text();
   if (sources) writeFileSync(join(sources, `${label}.txt`), stderr);
   // One line per DFG compile, e.g. "Optimized _standardSchema#… using DFGMode with DFG into 1234 bytes in 5.6 ms".
-  const dfg = stderr.split("\n").filter((l) => /with DFG/.test(l)).map((l) => /^Optimized ([^#\s]+)/.exec(l)?.[1] ?? l.slice(0, 60));
+  const dfg = stderr.split("\n").filter((l) => /with DFG/.test(l)).map((l) =>
+    /^Optimized ([^#\s]+)/.exec(l)?.[1] ?? l.slice(0, 60)
+  );
   return { rss, anon, health, dfg };
 }
 
@@ -79,15 +102,27 @@ for (let i = 0; i < runs; i++) {
   for (const [k, [which, bin]] of order.entries()) {
     const r = await run(bin, i * binaries.length + k, `${i + 1}-${which}`);
     results.get(which)!.push(r);
-    console.log(`run ${i + 1} ${which.padEnd(width)} RSS ${MiB(r.rss).toFixed(1)} MiB (anonymous ${MiB(r.anon).toFixed(1)}) at ${idleSeconds} s, /health after ${r.health.toFixed(1)} ms, DFG compiles: ${r.dfg.length ? r.dfg.join(", ") : "none"}`);
+    console.log(
+      `run ${i + 1} ${which.padEnd(width)} RSS ${MiB(r.rss).toFixed(1)} MiB (anonymous ${
+        MiB(r.anon).toFixed(1)
+      }) at ${idleSeconds} s, /health after ${r.health.toFixed(1)} ms, DFG compiles: ${
+        r.dfg.length ? r.dfg.join(", ") : "none"
+      }`,
+    );
   }
 }
 for (const [which, rs] of results) {
   const over = rs.filter((r) => r.rss > 40 * 1048576).length;
   const overMb = rs.filter((r) => r.rss > 40e6).length;
   const withDfg = rs.filter((r) => r.dfg.length > 0).length;
-  console.log(`${which}: ${over}/${rs.length} runs over 40 MiB (${overMb} over 40 MB), ${withDfg}/${rs.length} with a DFG compile; RSS median ${MiB(median(rs.map((r) => r.rss))).toFixed(1)} MiB ` +
-    `(${rs.map((r) => MiB(r.rss).toFixed(1)).join(" ")}); cold start → /health median ${median(rs.map((r) => r.health)).toFixed(1)} ms`);
+  console.log(
+    `${which}: ${over}/${rs.length} runs over 40 MiB (${overMb} over 40 MB), ${withDfg}/${rs.length} with a DFG compile; RSS median ${
+      MiB(median(rs.map((r) => r.rss))).toFixed(1)
+    } MiB ` +
+      `(${rs.map((r) => MiB(r.rss).toFixed(1)).join(" ")}); cold start → /health median ${
+        median(rs.map((r) => r.health)).toFixed(1)
+      } ms`,
+  );
 }
 edge.stop(true);
 rmSync(dir, { recursive: true, force: true });

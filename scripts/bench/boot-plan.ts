@@ -5,7 +5,7 @@
  *
  *   node_modules/.bin/bun scripts/bench/boot-plan.ts
  */
-import { bootPlan, type BootPhase } from "../../cloud-init/boot-plan.ts";
+import { type BootPhase, bootPlan } from "../../cloud-init/boot-plan.ts";
 import { parseCloudInitInput } from "../../cloud-init/render.ts";
 import { SAMPLE_INPUT } from "../../cloud-init/sample-inputs.ts";
 
@@ -47,7 +47,11 @@ const OLD_SERIAL: [string, Figure][] = [
 type Span = { name: string; start: number; end: number };
 
 /** Simulate the plan as the shell runs it: foreground in series, background from launch, joins wait. */
-export function criticalPath(plan: BootPhase[], figure: (name: string) => number, offset: number): { spans: Span[]; ready: number } {
+export function criticalPath(
+  plan: BootPhase[],
+  figure: (name: string) => number,
+  offset: number,
+): { spans: Span[]; ready: number } {
   const spans: Span[] = [];
   const ends = new Map<string, number>();
   let t = offset;
@@ -70,16 +74,22 @@ if (import.meta.main) {
   const plan = bootPlan(parseCloudInitInput(SAMPLE_INPUT));
   const ours = criticalPath(plan, (n) => FIGURES[n]?.seconds ?? 0, offset);
   let t = offset;
-  const old: Span[] = OLD_SERIAL.map(([name, f]) => ({ name, start: t, end: (t += f.seconds) }));
+  const old: Span[] = OLD_SERIAL.map(([name, f]) => ({ name, start: t, end: t += f.seconds }));
 
   const fmt = (n: number) => n.toFixed(1).padStart(6);
   console.log(`before runcmd: ${offset} s (${BEFORE_RUNCMD.map((f) => f.source).join("; ")})\n`);
   console.log("our order (rendered plan)");
-  for (const s of ours.spans) console.log(`  ${s.name.padEnd(18)} ${fmt(s.start)} → ${fmt(s.end)} s   ${FIGURES[s.name]?.source ?? ""}`);
+  for (const s of ours.spans) {
+    console.log(`  ${s.name.padEnd(18)} ${fmt(s.start)} → ${fmt(s.end)} s   ${FIGURES[s.name]?.source ?? ""}`);
+  }
   console.log("\nold serial order (journal)");
   for (const s of old) console.log(`  ${s.name.padEnd(38)} ${fmt(s.start)} → ${fmt(s.end)} s`);
   const oldReady = old.at(-1)!.end;
   const doubled = criticalPath(plan, (n) => 2 * (FIGURES[n]?.seconds ?? 0), offset);
   console.log(`\npessimistic (every runcmd figure doubled): ours ${doubled.ready.toFixed(1)} s`);
-  console.log(`agent ready: ours ${ours.ready.toFixed(1)} s, old ${oldReady.toFixed(1)} s (ratio ${(oldReady / ours.ready).toFixed(1)}×); target ≤ 90 s: ${ours.ready <= 90 ? "met" : "NOT met"}`);
+  console.log(
+    `agent ready: ours ${ours.ready.toFixed(1)} s, old ${oldReady.toFixed(1)} s (ratio ${
+      (oldReady / ours.ready).toFixed(1)
+    }×); target ≤ 90 s: ${ours.ready <= 90 ? "met" : "NOT met"}`,
+  );
 }

@@ -45,6 +45,10 @@ async function measure(runs: number, pollMs: number | null): Promise<number[]> {
 
 const event = summary(await measure(arg("runs", 50), null));
 const anchor = summary(await measure(arg("anchor-runs", 4), 5_000));
-console.log(`event-driven  n=${event.n}  p50 ${event.p50.toFixed(1)} ms  p90 ${event.p90.toFixed(1)} ms  p99 ${event.p99.toFixed(1)} ms`);
+console.log(
+  `event-driven  n=${event.n}  p50 ${event.p50.toFixed(1)} ms  p90 ${event.p90.toFixed(1)} ms  p99 ${
+    event.p99.toFixed(1)
+  } ms`,
+);
 console.log(`5 s poller    n=${anchor.n}  p50 ${anchor.p50.toFixed(0)} ms  p90 ${anchor.p90.toFixed(0)} ms`);
 console.log(`ratio (p50)   ${(anchor.p50 / event.p50).toFixed(0)}x`);

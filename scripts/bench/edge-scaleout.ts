@@ -8,7 +8,7 @@
  *   node_modules/.bin/bun scripts/bench/edge-scaleout.ts [--requests 3000] [--rounds 1] [--edges 1,2,3] [--baseline 9c7512b]
  */
 import { createClient } from "@libsql/client";
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -41,14 +41,19 @@ function cpuMicros(pid: number): number {
 function exportBaseline(ref: string): string {
   mkdirSync(join(root, ".tmp"), { recursive: true });
   const dir = mkdtempSync(join(root, ".tmp", "bench-baseline-"));
-  const archive = spawnSync("sh", ["-c", `git archive ${ref} edge shared cloud-init agent | tar -x -C '${dir}'`], { cwd: root, stdio: "inherit" });
+  const archive = spawnSync("sh", ["-c", `git archive ${ref} edge shared cloud-init agent | tar -x -C '${dir}'`], {
+    cwd: root,
+    stdio: "inherit",
+  });
   if (archive.status !== 0) throw new Error(`cannot export baseline ${ref}`);
   return dir;
 }
 
 async function startEdge(code: string, env: Record<string, string>): Promise<{ url: string; child: ChildProcess }> {
   const child = spawn(join(root, "node_modules", ".bin", "deno"), ["run", "-A", "scripts/bench/edge-server.ts", code], {
-    cwd: root, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "ignore"],
+    cwd: root,
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "ignore"],
   });
   const url = await new Promise<string>((resolve, reject) => {
     let out = "";
@@ -92,7 +97,11 @@ async function load(urls: string[], key: string, n: number, latencies: number[] 
       const t0 = performance.now();
       const res = await fetch(`${url}/api/tasks`, {
         method: "POST",
-        headers: { Authorization: `Bearer ${key}`, "Content-Type": "application/json", "Idempotency-Key": `bench-${i}-${Math.random()}` },
+        headers: {
+          Authorization: `Bearer ${key}`,
+          "Content-Type": "application/json",
+          "Idempotency-Key": `bench-${i}-${Math.random()}`,
+        },
         body,
       }).catch(() => null);
       await res?.arrayBuffer();
@@ -112,17 +121,35 @@ async function runOnce(code: string, edgeCount: number): Promise<Run> {
       const dataDir = mkdtempSync(join(tmpdir(), "sam-bench-scaleout-"));
       dirs.push(dataDir);
       const databaseUrl = PROTOCOL === "ws" ? sqld.url.replace(/^http:/, "ws:") : sqld.url;
-      edges.push(await startEdge(code, { SAM_DATA_DIR: dataDir, SAM_ADMIN_TOKEN: ADMIN, SAM_DATABASE_URL: databaseUrl, SAM_AGENT_READY_TIMEOUT: "2m" }));
+      edges.push(
+        await startEdge(code, {
+          SAM_DATA_DIR: dataDir,
+          SAM_ADMIN_TOKEN: ADMIN,
+          SAM_DATABASE_URL: databaseUrl,
+          SAM_AGENT_READY_TIMEOUT: "2m",
+        }),
+      );
     }
     const admin = { Authorization: `Bearer ${ADMIN}`, "Content-Type": "application/json" };
-    const key = await (await fetch(`${edges[0]!.url}/api/keys`, { method: "POST", headers: admin, body: JSON.stringify({ name: "bench" }) })).json() as { id: string; key: string };
-    const node = await (await fetch(`${edges[0]!.url}/api/nodes`, { method: "POST", headers: admin, body: JSON.stringify({ ownerKeyId: key.id }) })).json() as { id: string };
+    const key = await (await fetch(`${edges[0]!.url}/api/keys`, {
+      method: "POST",
+      headers: admin,
+      body: JSON.stringify({ name: "bench" }),
+    })).json() as { id: string; key: string };
+    const node = await (await fetch(`${edges[0]!.url}/api/nodes`, {
+      method: "POST",
+      headers: admin,
+      body: JSON.stringify({ ownerKeyId: key.id }),
+    })).json() as { id: string };
     await poll("node ready", async () => {
-      const view = await (await fetch(`${edges[0]!.url}/api/nodes/${node.id}`, { headers: admin })).json() as { status: string };
+      const view = await (await fetch(`${edges[0]!.url}/api/nodes/${node.id}`, { headers: admin })).json() as {
+        status: string;
+      };
       return view.status === "ready" ? true : undefined;
     }, 90_000);
     const counter = createClient({ url: sqld.url });
-    const running = async () => Number((await counter.execute("SELECT COUNT(*) AS n FROM tasks WHERE status = 'running'")).rows[0]!.n);
+    const running = async () =>
+      Number((await counter.execute("SELECT COUNT(*) AS n FROM tasks WHERE status = 'running'")).rows[0]!.n);
     try {
       const urls = edges.map((e) => e.url);
       await load(urls, key.key, WARMUP, null);
@@ -132,7 +159,11 @@ async function runOnce(code: string, edgeCount: number): Promise<Run> {
       const started = performance.now();
       const errors = await load(urls, key.key, REQUESTS, latencies);
       const seconds = (performance.now() - started) / 1000;
-      await poll("all dispatched", async () => ((await running()) >= WARMUP + REQUESTS - errors ? true : undefined), 180_000);
+      await poll(
+        "all dispatched",
+        async () => ((await running()) >= WARMUP + REQUESTS - errors ? true : undefined),
+        180_000,
+      );
       // The polling reads above cost sqld a little too; they are counted, against this tree and the baseline alike.
       const sqldUsPerTask = (cpuMicros(sqld.pid) - cpuBefore) / REQUESTS;
       const s = summary(latencies);
@@ -150,16 +181,26 @@ async function runOnce(code: string, edgeCount: number): Promise<Run> {
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
 const baselineDir = exportBaseline(BASELINE);
 const head = spawnSync("git", ["rev-parse", "--short", "HEAD"], { cwd: root }).stdout.toString().trim();
-console.log(`POST /api/tasks on one sqld (${PROTOCOL}), ${REQUESTS} requests at concurrency ${CONCURRENCY} over 1..3 edges (Deno), ${ROUNDS} round(s); baseline ${BASELINE} vs this tree (${head})`);
+console.log(
+  `POST /api/tasks on one sqld (${PROTOCOL}), ${REQUESTS} requests at concurrency ${CONCURRENCY} over 1..3 edges (Deno), ${ROUNDS} round(s); baseline ${BASELINE} vs this tree (${head})`,
+);
 const results = new Map<string, Run[]>();
 try {
   for (let round = 0; round < ROUNDS; round++) {
     for (const n of EDGES) {
       for (const [label, code] of [["baseline", baselineDir], ["this tree", root]] as const) {
         const id = `${n} ${label}`;
-        const r = await runOnce(code, n).catch((err) => (console.log(`  ${id}: failed: ${(err as Error).message}`), null));
+        const r = await runOnce(code, n).catch((
+          err,
+        ) => (console.log(`  ${id}: failed: ${(err as Error).message}`), null));
         if (!r) continue;
-        console.log(`  round ${round + 1} ${n} edge(s) ${label.padEnd(9)} ${r.reqPerSec.toFixed(0).padStart(5)} req/s  p50 ${r.p50.toFixed(1)} ms  p99 ${r.p99.toFixed(1)} ms  sqld CPU ${(r.sqldUsPerTask / 1000).toFixed(3)} ms/task  errors ${r.errors}`);
+        console.log(
+          `  round ${round + 1} ${n} edge(s) ${label.padEnd(9)} ${r.reqPerSec.toFixed(0).padStart(5)} req/s  p50 ${
+            r.p50.toFixed(1)
+          } ms  p99 ${r.p99.toFixed(1)} ms  sqld CPU ${
+            (r.sqldUsPerTask / 1000).toFixed(3)
+          } ms/task  errors ${r.errors}`,
+        );
         results.set(id, [...(results.get(id) ?? []), r]);
       }
     }
@@ -168,7 +209,9 @@ try {
   rmSync(baselineDir, { recursive: true, force: true });
 }
 
-console.log("\n| edges | code | req/s | p50 ms | p99 ms | sqld CPU ms/submission | errors | req/s vs baseline | sqld CPU vs baseline |");
+console.log(
+  "\n| edges | code | req/s | p50 ms | p99 ms | sqld CPU ms/submission | errors | req/s vs baseline | sqld CPU vs baseline |",
+);
 console.log("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
 for (const n of EDGES) {
   const base = results.get(`${n} baseline`);
@@ -177,6 +220,12 @@ for (const n of EDGES) {
     if (!runs) continue;
     const m = (f: (r: Run) => number) => median(runs.map(f));
     const vs = (f: (r: Run) => number) => (base ? `${(m(f) / median(base.map(f))).toFixed(2)}×` : "—");
-    console.log(`| ${n} | ${label} | ${m((r) => r.reqPerSec).toFixed(0)} | ${m((r) => r.p50).toFixed(1)} | ${m((r) => r.p99).toFixed(1)} | ${(m((r) => r.sqldUsPerTask) / 1000).toFixed(3)} | ${runs.reduce((k, r) => k + r.errors, 0)} | ${vs((r) => r.reqPerSec)} | ${vs((r) => r.sqldUsPerTask)} |`);
+    console.log(
+      `| ${n} | ${label} | ${m((r) => r.reqPerSec).toFixed(0)} | ${m((r) => r.p50).toFixed(1)} | ${
+        m((r) => r.p99).toFixed(1)
+      } | ${(m((r) => r.sqldUsPerTask) / 1000).toFixed(3)} | ${runs.reduce((k, r) => k + r.errors, 0)} | ${
+        vs((r) => r.reqPerSec)
+      } | ${vs((r) => r.sqldUsPerTask)} |`,
+    );
   }
 }

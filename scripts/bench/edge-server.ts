@@ -9,7 +9,10 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { LocalProvider } from "../../edge/providers/local/local.ts";
 
-type Serve = (fetch: (req: Request) => Response | Promise<Response>, hostname: string) => Promise<{ url: string; stop(): Promise<void> }>;
+type Serve = (
+  fetch: (req: Request) => Response | Promise<Response>,
+  hostname: string,
+) => Promise<{ url: string; stop(): Promise<void> }>;
 
 const root = process.argv[2] ?? join(import.meta.dirname!, "..", "..");
 const here = join(import.meta.dirname!, "..", "..");
@@ -27,9 +30,15 @@ const edge = await createEdge(config, { provider, log: () => {} });
 
 const deno = (globalThis as { Deno?: { serve(o: object, h: unknown): { shutdown(): Promise<void> } } }).Deno;
 const serve: Serve = deno
-  ? (fetch, hostname) => new Promise((resolve) => {
-    const server = deno.serve({ hostname, port: 0, onListen: ({ port }: { port: number }) => resolve({ url: `http://${hostname}:${port}`, stop: () => server.shutdown() }) }, fetch);
-  })
+  ? (fetch, hostname) =>
+    new Promise((resolve) => {
+      const server = deno.serve({
+        hostname,
+        port: 0,
+        onListen: ({ port }: { port: number }) =>
+          resolve({ url: `http://${hostname}:${port}`, stop: () => server.shutdown() }),
+      }, fetch);
+    })
   : async (fetch, hostname) => {
     const server = Bun.serve({ hostname, port: 0, fetch, idleTimeout: 0 });
     return { url: `http://${hostname}:${server.port}`, stop: () => server.stop(true) };

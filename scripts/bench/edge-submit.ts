@@ -10,7 +10,7 @@
  *     [--runtimes bun,deno] [--dbs file,sqld] [--baseline <git ref>]
  */
 import { createClient } from "@libsql/client";
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -46,16 +46,25 @@ function exportBaseline(ref: string): string {
   mkdirSync(join(root, ".tmp"), { recursive: true });
   // Inside the repo, so the baseline resolves the same node_modules (and deno.json) as this tree.
   const dir = mkdtempSync(join(root, ".tmp", "bench-baseline-"));
-  const archive = spawnSync("sh", ["-c", `git archive ${ref} edge shared cloud-init agent | tar -x -C '${dir}'`], { cwd: root, stdio: "inherit" });
+  const archive = spawnSync("sh", ["-c", `git archive ${ref} edge shared cloud-init agent | tar -x -C '${dir}'`], {
+    cwd: root,
+    stdio: "inherit",
+  });
   if (archive.status !== 0) throw new Error(`cannot export baseline ${ref}`);
   return dir;
 }
 
 let stderrTail = "";
 
-async function startEdge(runtime: "bun" | "deno", code: string, env: Record<string, string>): Promise<{ url: string; child: ChildProcess }> {
+async function startEdge(
+  runtime: "bun" | "deno",
+  code: string,
+  env: Record<string, string>,
+): Promise<{ url: string; child: ChildProcess }> {
   const bin = join(root, "node_modules", ".bin", runtime);
-  const args = runtime === "deno" ? ["run", "-A", "scripts/bench/edge-server.ts", code] : ["scripts/bench/edge-server.ts", code];
+  const args = runtime === "deno"
+    ? ["run", "-A", "scripts/bench/edge-server.ts", code]
+    : ["scripts/bench/edge-server.ts", code];
   // The edge's stderr is kept, not shown: an overloaded baseline logs every timed-out request.
   const child = spawn(bin, args, { cwd: root, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
   child.stderr!.on("data", (chunk: Buffer) => {
@@ -115,16 +124,32 @@ async function runOnce(runtime: "bun" | "deno", db: "file" | "sqld", code: strin
   const databaseUrl = sqld?.url ?? `file:${dataDir}/sam.db`;
   let edge: { url: string; child: ChildProcess } | null = null;
   try {
-    edge = await startEdge(runtime, code, { SAM_DATA_DIR: dataDir, SAM_ADMIN_TOKEN: ADMIN, SAM_DATABASE_URL: databaseUrl, SAM_AGENT_READY_TIMEOUT: "2m" });
+    edge = await startEdge(runtime, code, {
+      SAM_DATA_DIR: dataDir,
+      SAM_ADMIN_TOKEN: ADMIN,
+      SAM_DATABASE_URL: databaseUrl,
+      SAM_AGENT_READY_TIMEOUT: "2m",
+    });
     const admin = { Authorization: `Bearer ${ADMIN}`, "Content-Type": "application/json" };
-    const key = await (await fetch(`${edge.url}/api/keys`, { method: "POST", headers: admin, body: JSON.stringify({ name: "bench", rateLimitPerMinute: 1_000_000 }) })).json() as { id: string; key: string };
-    const node = await (await fetch(`${edge.url}/api/nodes`, { method: "POST", headers: admin, body: JSON.stringify({ ownerKeyId: key.id }) })).json() as { id: string };
+    const key = await (await fetch(`${edge.url}/api/keys`, {
+      method: "POST",
+      headers: admin,
+      body: JSON.stringify({ name: "bench", rateLimitPerMinute: 1_000_000 }),
+    })).json() as { id: string; key: string };
+    const node = await (await fetch(`${edge.url}/api/nodes`, {
+      method: "POST",
+      headers: admin,
+      body: JSON.stringify({ ownerKeyId: key.id }),
+    })).json() as { id: string };
     await poll("node ready", async () => {
-      const view = await (await fetch(`${edge!.url}/api/nodes/${node.id}`, { headers: admin })).json() as { status: string };
+      const view = await (await fetch(`${edge!.url}/api/nodes/${node.id}`, { headers: admin })).json() as {
+        status: string;
+      };
       return view.status === "ready" ? true : undefined;
     }, 90_000);
     const counter = createClient({ url: databaseUrl });
-    const running = async () => Number((await counter.execute("SELECT COUNT(*) AS n FROM tasks WHERE status = 'running'")).rows[0]!.n);
+    const running = async () =>
+      Number((await counter.execute("SELECT COUNT(*) AS n FROM tasks WHERE status = 'running'")).rows[0]!.n);
     try {
       await load(edge.url, key.key, WARMUP, null); // JIT and caches; not measured
       await poll("warm-up dispatched", async () => ((await running()) >= WARMUP ? true : undefined), 120_000);
@@ -133,11 +158,22 @@ async function runOnce(runtime: "bun" | "deno", db: "file" | "sqld", code: strin
       const started = performance.now();
       const errors = await load(edge.url, key.key, REQUESTS, latencies);
       const seconds = (performance.now() - started) / 1000;
-      await poll("all dispatched", async () => ((await running()) >= WARMUP + REQUESTS - errors ? true : undefined), 180_000);
+      await poll(
+        "all dispatched",
+        async () => ((await running()) >= WARMUP + REQUESTS - errors ? true : undefined),
+        180_000,
+      );
       const drained = (performance.now() - started) / 1000;
       const cpuUsPerTask = (cpuMicros(edge.child.pid!) - cpuBefore) / REQUESTS;
       const s = summary(latencies);
-      return { reqPerSec: REQUESTS / seconds, p50: s.p50, p99: s.p99, errors, drainedPerSec: REQUESTS / drained, cpuUsPerTask };
+      return {
+        reqPerSec: REQUESTS / seconds,
+        p50: s.p50,
+        p99: s.p99,
+        errors,
+        drainedPerSec: REQUESTS / drained,
+        cpuUsPerTask,
+      };
     } finally {
       counter.close();
     }
@@ -151,7 +187,9 @@ async function runOnce(runtime: "bun" | "deno", db: "file" | "sqld", code: strin
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
 const baselineDir = exportBaseline(BASELINE);
 const head = spawnSync("git", ["rev-parse", "--short", "HEAD"], { cwd: root }).stdout.toString().trim();
-console.log(`POST /api/tasks: ${REQUESTS} requests at concurrency ${CONCURRENCY} (after ${WARMUP} warm-up), ${ROUNDS} rounds, medians; baseline ${BASELINE} vs this tree (${head})`);
+console.log(
+  `POST /api/tasks: ${REQUESTS} requests at concurrency ${CONCURRENCY} (after ${WARMUP} warm-up), ${ROUNDS} rounds, medians; baseline ${BASELINE} vs this tree (${head})`,
+);
 const results = new Map<string, Run[]>();
 try {
   for (let round = 0; round < ROUNDS; round++) {
@@ -166,7 +204,13 @@ try {
             return null;
           });
           if (!r) continue;
-          console.log(`  round ${round + 1} ${id.padEnd(22)} ${r.reqPerSec.toFixed(0).padStart(5)} req/s  p50 ${r.p50.toFixed(1)} ms  p99 ${r.p99.toFixed(1)} ms  drained ${r.drainedPerSec.toFixed(0)}/s  edge CPU ${r.cpuUsPerTask.toFixed(0)} µs/task  errors ${r.errors}`);
+          console.log(
+            `  round ${round + 1} ${id.padEnd(22)} ${r.reqPerSec.toFixed(0).padStart(5)} req/s  p50 ${
+              r.p50.toFixed(1)
+            } ms  p99 ${r.p99.toFixed(1)} ms  drained ${r.drainedPerSec.toFixed(0)}/s  edge CPU ${
+              r.cpuUsPerTask.toFixed(0)
+            } µs/task  errors ${r.errors}`,
+          );
           results.set(id, [...(results.get(id) ?? []), r]);
         }
       }
@@ -176,7 +220,9 @@ try {
   rmSync(baselineDir, { recursive: true, force: true });
 }
 
-console.log("\n| runtime | db | code | req/s | p50 ms | p99 ms | dispatched/s | edge CPU µs/task | errors | req/s vs baseline |");
+console.log(
+  "\n| runtime | db | code | req/s | p50 ms | p99 ms | dispatched/s | edge CPU µs/task | errors | req/s vs baseline |",
+);
 console.log("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
 for (const runtime of RUNTIMES) {
   for (const db of DBS) {
@@ -186,7 +232,13 @@ for (const runtime of RUNTIMES) {
       if (!runs) continue;
       const m = (f: (r: Run) => number) => median(runs.map(f));
       const ratio = base ? `${(m((r) => r.reqPerSec) / median(base.map((r) => r.reqPerSec))).toFixed(2)}×` : "—";
-      console.log(`| ${runtime} | ${db} | ${label} | ${m((r) => r.reqPerSec).toFixed(0)} | ${m((r) => r.p50).toFixed(1)} | ${m((r) => r.p99).toFixed(1)} | ${m((r) => r.drainedPerSec).toFixed(0)} | ${m((r) => r.cpuUsPerTask).toFixed(0)} | ${runs.reduce((n, r) => n + r.errors, 0)} | ${ratio} |`);
+      console.log(
+        `| ${runtime} | ${db} | ${label} | ${m((r) => r.reqPerSec).toFixed(0)} | ${m((r) => r.p50).toFixed(1)} | ${
+          m((r) => r.p99).toFixed(1)
+        } | ${m((r) => r.drainedPerSec).toFixed(0)} | ${m((r) => r.cpuUsPerTask).toFixed(0)} | ${
+          runs.reduce((n, r) => n + r.errors, 0)
+        } | ${ratio} |`,
+      );
     }
   }
 }

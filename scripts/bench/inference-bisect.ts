@@ -21,12 +21,12 @@
  * fetch-related entries; compare variants, not totals). With --pin the generator and the upstream run on
  * CPU 0 and every proxy on CPU 1.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Hono } from "hono";
-import { BENCH_KEY, BENCH_MODEL, serve, type Handler } from "./inference-servers.ts";
+import { BENCH_KEY, BENCH_MODEL, type Handler, serve } from "./inference-servers.ts";
 
 const root = dirname(dirname(dirname(fileURLToPath(import.meta.url))));
 const BUN = join(root, "node_modules/.bin/bun");
@@ -67,7 +67,12 @@ function variant(upstreamUrl: string, features: Set<string>): Handler {
       clearTimeout(timer);
     }
     const headers: Record<string, string> = features.has("rheaders")
-      ? { "x-ratelimit-limit": "1000000", "x-ratelimit-remaining": "999999", "x-ratelimit-reset": "1", "x-sam-upstream": "openai-compatible" }
+      ? {
+        "x-ratelimit-limit": "1000000",
+        "x-ratelimit-remaining": "999999",
+        "x-ratelimit-reset": "1",
+        "x-sam-upstream": "openai-compatible",
+      }
       : {};
     headers["content-type"] = res.headers.get("content-type") ?? "application/json";
     if (features.has("buffer")) return new Response(await res.text(), { status: res.status, headers });
@@ -94,7 +99,11 @@ function variant(upstreamUrl: string, features: Set<string>): Handler {
 
 // ---- the driver ----
 
-type ProfileNode = { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; children?: number[] };
+type ProfileNode = {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  children?: number[];
+};
 
 /** A V8 CPU profile of a Deno process, taken over its inspector WebSocket and summarised as self time. */
 class Inspector {
@@ -130,18 +139,24 @@ class Inspector {
   }
 
   async report(name: string, requests: number): Promise<void> {
-    const { profile } = await this.send("Profiler.stop") as { profile: { nodes: ProfileNode[]; samples: number[]; timeDeltas: number[] } };
+    const { profile } = await this.send("Profiler.stop") as {
+      profile: { nodes: ProfileNode[]; samples: number[]; timeDeltas: number[] };
+    };
     const self = new Map<number, number>();
     profile.samples.forEach((node, i) => self.set(node, (self.get(node) ?? 0) + (profile.timeDeltas[i + 1] ?? 0)));
     const byFunction = new Map<string, number>();
     for (const n of profile.nodes) {
       const f = n.callFrame;
       if (f.functionName === "(idle)") continue;
-      const key = `${f.functionName || "(anonymous)"} ${f.url.replace(/^.*\/(node_modules\/)?/, "")}:${f.lineNumber + 1}`;
+      const key = `${f.functionName || "(anonymous)"} ${f.url.replace(/^.*\/(node_modules\/)?/, "")}:${
+        f.lineNumber + 1
+      }`;
       byFunction.set(key, (byFunction.get(key) ?? 0) + (self.get(n.id) ?? 0));
     }
     const total = [...byFunction.values()].reduce((a, b) => a + b, 0);
-    console.log(`\n${name}: sampled self time ${(total / requests).toFixed(1)} µs/request (idle excluded); top functions:`);
+    console.log(
+      `\n${name}: sampled self time ${(total / requests).toFixed(1)} µs/request (idle excluded); top functions:`,
+    );
     for (const [key, us] of [...byFunction].sort((a, b) => b[1] - a[1]).slice(0, 45)) {
       console.log(`  ${(us / requests).toFixed(2).padStart(6)} µs  ${key}`);
     }
@@ -174,7 +189,11 @@ const PIN = process.argv.includes("--pin");
 /** Start a server (pinned to `cpu` with --pin) and wait for its `PORT n` line. */
 function start(cpu: number, cmd: string, args: string[]): Promise<{ child: ChildProcess; port: number; out: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(PIN ? "taskset" : cmd, PIN ? ["-c", String(cpu), cmd, ...args] : args, { cwd: root, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, NO_COLOR: "1" } });
+    const child = spawn(PIN ? "taskset" : cmd, PIN ? ["-c", String(cpu), cmd, ...args] : args, {
+      cwd: root,
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, NO_COLOR: "1" },
+    });
     children.push(child);
     let out = "";
     const timer = setTimeout(() => reject(new Error(`${args.join(" ")} did not start: ${out.slice(-500)}`)), 30_000);
@@ -213,7 +232,10 @@ async function main() {
   const rounds = Number(arg("rounds", "3"));
   const requests = Number(arg("requests", "4000"));
   const concurrency = Number(arg("concurrency", "32"));
-  const variants = arg("variants", "bare;headers;headers,text;headers,text,buffer;headers,text,buffer,rheaders;headers,text,buffer,rheaders,signal;headers,text,buffer,rheaders,signal,timer;headers,text,buffer,rheaders,signal,timer,hono;sam").split(";");
+  const variants = arg(
+    "variants",
+    "bare;headers;headers,text;headers,text,buffer;headers,text,buffer,rheaders;headers,text,buffer,rheaders,signal;headers,text,buffer,rheaders,signal,timer;headers,text,buffer,rheaders,signal,timer,hono;sam",
+  ).split(";");
   const up = await start(0, BUN, ["scripts/bench/inference-servers.ts", "upstream"]);
   const upstream = `http://127.0.0.1:${up.port}/v1`;
   const run = runtime === "deno" ? [DENO, "run", "-A"] : [BUN];
@@ -222,7 +244,13 @@ async function main() {
     const features = v.split(",");
     const samAt = features[0] === "sam" ? root : features[0] === "base" ? arg("base", "") : null;
     const role = samAt
-      ? [join(samAt, "scripts/bench/inference-servers.ts"), "sam", "--upstream", upstream, ...(features.includes("realauth") ? ["--real-auth"] : [])]
+      ? [
+        join(samAt, "scripts/bench/inference-servers.ts"),
+        "sam",
+        "--upstream",
+        upstream,
+        ...(features.includes("realauth") ? ["--real-auth"] : []),
+      ]
       : ["scripts/bench/inference-bisect.ts", "variant", v, upstream];
     const flags = runtime === "deno" && features.includes("nolegacy") ? ["--unstable-no-legacy-abort"] : [];
     // `cdp`: a V8 CPU profile over the inspector protocol, summarised by function after the run.
@@ -242,15 +270,25 @@ async function main() {
     }
   }
   for (const p of procs) if (p.inspector) await p.inspector.report(p.name, rounds * requests);
-  console.log(`\n${runtime}, concurrency ${concurrency}, ${rounds} rounds × ${requests} requests; proxy CPU µs/request\n`);
+  console.log(
+    `\n${runtime}, concurrency ${concurrency}, ${rounds} rounds × ${requests} requests; proxy CPU µs/request\n`,
+  );
   // Machine load moves every variant of a round alike, so each is also given against the first, round by round.
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   const ref = perRound.get(procs[0]!.name)!;
-  console.log(`| variant | CPU µs/request, median | − ${procs[0]!.name}, median of rounds | each round |\n| --- | ---: | ---: | --- |`);
+  console.log(
+    `| variant | CPU µs/request, median | − ${
+      procs[0]!.name
+    }, median of rounds | each round |\n| --- | ---: | ---: | --- |`,
+  );
   for (const p of procs) {
     const rounds = perRound.get(p.name)!;
     const delta = median(rounds.map((x, i) => x - ref[i]!));
-    console.log(`| ${p.name} | ${median(rounds).toFixed(1)} | ${delta.toFixed(1)} | ${rounds.map((x) => x.toFixed(0)).join(" ")} |`);
+    console.log(
+      `| ${p.name} | ${median(rounds).toFixed(1)} | ${delta.toFixed(1)} | ${
+        rounds.map((x) => x.toFixed(0)).join(" ")
+      } |`,
+    );
   }
 }
 

@@ -31,17 +31,25 @@ await migrate(db, INFERENCE_MIGRATIONS);
 const inference = createInferenceRoutes({
   config: loadEdgeConfig(env),
   inference: loadInferenceConfig(env),
-  authenticate: async (token) => token === BENCH_KEY ? { kind: "key", keyId: "k1", name: "bench", rateLimitPerMinute: null } : null,
+  authenticate: async (token) =>
+    token === BENCH_KEY ? { kind: "key", keyId: "k1", name: "bench", rateLimitPerMinute: null } : null,
   db,
-  fetch: (async () => STREAMING
-    ? new Response(STREAM, { headers: { "content-type": "text/event-stream" } })
-    : new Response(COMPLETION, { headers: { "content-type": "application/json" } })) as unknown as typeof fetch,
+  fetch: (async () =>
+    STREAMING
+      ? new Response(STREAM, { headers: { "content-type": "text/event-stream" } })
+      : new Response(COMPLETION, { headers: { "content-type": "application/json" } })) as unknown as typeof fetch,
 });
 
 const body = JSON.stringify({ model: BENCH_MODEL, stream: STREAMING, messages: [{ role: "user", content: "ping" }] });
-const headers = { "content-type": "application/json", "content-length": String(body.length), authorization: `Bearer ${BENCH_KEY}` };
+const headers = {
+  "content-type": "application/json",
+  "content-length": String(body.length),
+  authorization: `Bearer ${BENCH_KEY}`,
+};
 async function once(): Promise<void> {
-  const res = await inference.app.fetch(new Request("http://sam.local/v1/chat/completions", { method: "POST", headers, body }));
+  const res = await inference.app.fetch(
+    new Request("http://sam.local/v1/chat/completions", { method: "POST", headers, body }),
+  );
   await res.text();
   if (res.status !== 200) throw new Error(`HTTP ${res.status}`);
 }
@@ -52,7 +60,13 @@ const start = performance.now();
 for (let i = 0; i < REQUESTS; i++) await once();
 const wall = performance.now() - start;
 const used = process.cpuUsage(cpu);
-console.log(`${"Deno" in globalThis ? "Deno" : "Bun"}${STREAMING ? ", streaming" : ""}: ${(wall * 1000 / REQUESTS).toFixed(1)} µs/request wall, ${((used.user + used.system) / REQUESTS).toFixed(1)} µs CPU (incl. the Request the bench builds and the stub's Response)`);
+console.log(
+  `${"Deno" in globalThis ? "Deno" : "Bun"}${STREAMING ? ", streaming" : ""}: ${
+    (wall * 1000 / REQUESTS).toFixed(1)
+  } µs/request wall, ${
+    ((used.user + used.system) / REQUESTS).toFixed(1)
+  } µs CPU (incl. the Request the bench builds and the stub's Response)`,
+);
 await inference.close();
 db.close();
 rmSync(dir, { recursive: true, force: true });

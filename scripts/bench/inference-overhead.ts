@@ -23,7 +23,7 @@
  * `--pin` (taskset): the load generator and the upstream on CPU 0, every proxy on CPU 1, so a proxy never
  * competes with the generator for a core (on a 2-core machine; other processes still share both).
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { createServer } from "node:net";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -50,10 +50,19 @@ const BUN = join(root, "node_modules/.bin/bun");
 const DENO = join(root, "node_modules/.bin/deno");
 
 /** Start a server process (on `cpu` when pinning) and wait for its ready line. */
-function startProcess(cmd: string, args: string[], ready: RegExp, cpu: number): Promise<{ child: ChildProcess; match: RegExpMatchArray }> {
+function startProcess(
+  cmd: string,
+  args: string[],
+  ready: RegExp,
+  cpu: number,
+): Promise<{ child: ChildProcess; match: RegExpMatchArray }> {
   return new Promise((resolve, reject) => {
     const [file, argv] = PIN ? ["taskset", ["-c", String(cpu), cmd, ...args]] : [cmd, args];
-    const child = spawn(file, argv, { cwd: root, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, NO_COLOR: "1" } });
+    const child = spawn(file, argv, {
+      cwd: root,
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, NO_COLOR: "1" },
+    });
     children.push(child);
     let out = "";
     const timer = setTimeout(() => reject(new Error(`${cmd} did not start: ${out.slice(-500)}`)), 30_000);
@@ -81,20 +90,32 @@ function freePort(): Promise<number> {
 }
 
 /** `body`/`streamBody` replace the chat request for targets on another endpoint (`/v1/responses`). */
-type Target = { name: string; url: string; headers: Record<string, string>; pid: number | null; body?: string; streamBody?: string };
+type Target = {
+  name: string;
+  url: string;
+  headers: Record<string, string>;
+  pid: number | null;
+  body?: string;
+  streamBody?: string;
+};
 
 /** CPU time a process has used so far, in ms (ns resolution); taskset execs, so the pid is the server's. */
 const cpuMs = (pid: number) => cpuNs(pid) / 1e6;
 
-const body = (stream: boolean) => JSON.stringify({ model: BENCH_MODEL, stream, messages: [{ role: "user", content: "ping" }] });
+const body = (stream: boolean) =>
+  JSON.stringify({ model: BENCH_MODEL, stream, messages: [{ role: "user", content: "ping" }] });
 const BODY = body(false);
 const STREAM_BODY = body(true);
-const responsesBody = (stream: boolean, store: boolean) => JSON.stringify({ model: BENCH_MODEL, stream, store, input: "ping" });
+const responsesBody = (stream: boolean, store: boolean) =>
+  JSON.stringify({ model: BENCH_MODEL, stream, store, input: "ping" });
 const TOOL_STREAM_BODY = JSON.stringify({
   model: BENCH_MODEL,
   stream: true,
   messages: [{ role: "user", content: "Weather in Paris?" }],
-  tools: [{ type: "function", function: { name: "get_weather", parameters: { type: "object", properties: { city: { type: "string" } } } } }],
+  tools: [{
+    type: "function",
+    function: { name: "get_weather", parameters: { type: "object", properties: { city: { type: "string" } } } },
+  }],
 });
 
 /** Milliseconds for one non-streaming request, body read in full. */
@@ -109,7 +130,11 @@ async function once(t: Target): Promise<number> {
 /** Milliseconds to the first streamed chunk; the rest is drained outside the measurement. */
 async function firstChunk(t: Target, body = STREAM_BODY): Promise<number> {
   const start = performance.now();
-  const res = await fetch(t.url, { method: "POST", headers: t.headers, body: body === STREAM_BODY ? t.streamBody ?? body : body });
+  const res = await fetch(t.url, {
+    method: "POST",
+    headers: t.headers,
+    body: body === STREAM_BODY ? t.streamBody ?? body : body,
+  });
   const reader = res.body!.getReader();
   await reader.read();
   const ms = performance.now() - start;
@@ -138,7 +163,12 @@ async function main() {
   const upstream = `http://127.0.0.1:${up.match[1]}/v1`;
   const server = (runtime: string[], role: string, tree = root) => {
     const options = role === "sam" && REAL_AUTH ? ["--real-auth"] : [];
-    return startProcess(runtime[0]!, [...runtime.slice(1), join(tree, "scripts/bench/inference-servers.ts"), role, "--upstream", upstream, ...options], /PORT (\d+)/, 1);
+    return startProcess(
+      runtime[0]!,
+      [...runtime.slice(1), join(tree, "scripts/bench/inference-servers.ts"), role, "--upstream", upstream, ...options],
+      /PORT (\d+)/,
+      1,
+    );
   };
   const samBun = await server([BUN], "sam");
   const samDeno = await server([DENO, "run", "-A"], "sam");
@@ -148,7 +178,12 @@ async function main() {
   const portkeyPort = await freePort();
   // Portkey under Bun, like SAM here: under Node 20 its streaming path fails ("TypeError: immutable" when it
   // appends headers to undici's fetch response), so Node cannot serve the streaming row.
-  const portkey = await startProcess(BUN, [join(root, "node_modules/@portkey-ai/gateway/build/start-server.js"), `--port=${portkeyPort}`], /Ready for connections/, 1);
+  const portkey = await startProcess(
+    BUN,
+    [join(root, "node_modules/@portkey-ai/gateway/build/start-server.js"), `--port=${portkeyPort}`],
+    /Ready for connections/,
+    1,
+  );
 
   const json = { "content-type": "application/json", authorization: `Bearer ${BENCH_KEY}` };
   const at = (p: { match: RegExpMatchArray }) => `http://127.0.0.1:${p.match[1]}/v1/chat/completions`;
@@ -174,8 +209,12 @@ async function main() {
         { name: "SAM responses (Deno)", pid: samDeno.child.pid!, store: false, port: samDeno.match[1] },
         { name: "SAM responses stored (Deno)", pid: samDeno.child.pid!, store: true, port: samDeno.match[1] },
       ].map((r) => ({
-        name: r.name, url: `http://127.0.0.1:${r.port}/v1/responses`, headers: json, pid: r.pid,
-        body: responsesBody(false, r.store), streamBody: responsesBody(true, r.store),
+        name: r.name,
+        url: `http://127.0.0.1:${r.port}/v1/responses`,
+        headers: json,
+        pid: r.pid,
+        body: responsesBody(false, r.store),
+        streamBody: responsesBody(true, r.store),
       }))
       : []),
     { name: "bare proxy (Bun)", url: at(bareBun), headers: json, pid: bareBun.child.pid! },
@@ -183,10 +222,31 @@ async function main() {
   ];
 
   const scenarios = [
-    { name: "non-streaming, concurrency 1", run: async (t: Target) => { const xs = []; for (let i = 0; i < PER_ROUND; i++) xs.push(await once(t)); return xs; } },
+    {
+      name: "non-streaming, concurrency 1",
+      run: async (t: Target) => {
+        const xs = [];
+        for (let i = 0; i < PER_ROUND; i++) xs.push(await once(t));
+        return xs;
+      },
+    },
     { name: "non-streaming, concurrency 32", run: (t: Target) => concurrent(t, PER_ROUND * 4, 32) },
-    { name: "streaming, time to first chunk", run: async (t: Target) => { const xs = []; for (let i = 0; i < PER_ROUND; i++) xs.push(await firstChunk(t)); return xs; } },
-    { name: "streaming with tools, time to first chunk", run: async (t: Target) => { const xs = []; for (let i = 0; i < PER_ROUND; i++) xs.push(await firstChunk(t, TOOL_STREAM_BODY)); return xs; } },
+    {
+      name: "streaming, time to first chunk",
+      run: async (t: Target) => {
+        const xs = [];
+        for (let i = 0; i < PER_ROUND; i++) xs.push(await firstChunk(t));
+        return xs;
+      },
+    },
+    {
+      name: "streaming with tools, time to first chunk",
+      run: async (t: Target) => {
+        const xs = [];
+        for (let i = 0; i < PER_ROUND; i++) xs.push(await firstChunk(t, TOOL_STREAM_BODY));
+        return xs;
+      },
+    },
   ];
   const summary: string[] = [];
 
@@ -200,7 +260,11 @@ async function main() {
     for (let i = 0; i < 200; i++) await firstChunk(t, TOOL_STREAM_BODY);
   }
 
-  console.log(`\nrounds ${ROUNDS} × ${PER_ROUND} requests per target (×4 at concurrency 32), interleaved${PIN ? ", pinned" : ""}${REAL_AUTH ? ", SAM with the edge's key check" : ""}; ms\n`);
+  console.log(
+    `\nrounds ${ROUNDS} × ${PER_ROUND} requests per target (×4 at concurrency 32), interleaved${PIN ? ", pinned" : ""}${
+      REAL_AUTH ? ", SAM with the edge's key check" : ""
+    }; ms\n`,
+  );
   console.log("| scenario | target | p50 | p99 | added p50 | added p99 | proxy CPU µs/request |");
   console.log("| --- | --- | ---: | ---: | ---: | ---: | ---: |");
   for (const sc of scenarios) {
@@ -220,18 +284,28 @@ async function main() {
       const p99 = pct(xs, 99);
       const added = t.name === "direct" ? ["—", "—"] : [(p50 - pct(d, 50)).toFixed(3), (p99 - pct(d, 99)).toFixed(3)];
       const perRequest = t.pid ? ((cpu.get(t.name)! * 1000) / xs.length).toFixed(0) : "—";
-      console.log(`| ${sc.name} | ${t.name} | ${p50.toFixed(3)} | ${p99.toFixed(3)} | ${added[0]} | ${added[1]} | ${perRequest} |`);
+      console.log(
+        `| ${sc.name} | ${t.name} | ${p50.toFixed(3)} | ${p99.toFixed(3)} | ${added[0]} | ${
+          added[1]
+        } | ${perRequest} |`,
+      );
     }
     const added = (name: string) => pct(samples.get(name)!, 50) - pct(d, 50);
     for (const rt of ["Deno", "Bun"]) {
       const sam = added(`SAM (${rt})`);
       const floor = added(`bare proxy (${rt})`);
       const portkey = added("Portkey (Bun)");
-      summary.push(`| ${sc.name} | ${rt} | ${sam.toFixed(3)} | ${floor.toFixed(3)} | ${(sam / floor).toFixed(2)}× | ${portkey.toFixed(3)} | ${sam < portkey ? "yes" : "no"} |`);
+      summary.push(
+        `| ${sc.name} | ${rt} | ${sam.toFixed(3)} | ${floor.toFixed(3)} | ${(sam / floor).toFixed(2)}× | ${
+          portkey.toFixed(3)
+        } | ${sam < portkey ? "yes" : "no"} |`,
+      );
     }
   }
   console.log("\nSAM's added p50 against the floor (a bare fetch forwarder in the same runtime) and Portkey; ms\n");
-  console.log("| scenario | runtime | SAM added p50 | floor added p50 | SAM ÷ floor | Portkey added p50 | SAM ahead of Portkey |");
+  console.log(
+    "| scenario | runtime | SAM added p50 | floor added p50 | SAM ÷ floor | Portkey added p50 | SAM ahead of Portkey |",
+  );
   console.log("| --- | --- | ---: | ---: | ---: | ---: | --- |");
   for (const line of summary) console.log(line);
 }

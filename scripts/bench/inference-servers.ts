@@ -34,14 +34,28 @@ export const COMPLETION = JSON.stringify({
   usage: { prompt_tokens: 5, completion_tokens: 1, total_tokens: 6 },
 });
 const chunkOf = (delta: object, finish: string | null) =>
-  `data: ${JSON.stringify({ id: "chatcmpl-bench", object: "chat.completion.chunk", created: 1_700_000_000, model: BENCH_MODEL, choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`;
-export const STREAM = chunkOf({ role: "assistant", content: "" }, null) + chunkOf({ content: "ok" }, null) + chunkOf({}, "stop") + "data: [DONE]\n\n";
+  `data: ${
+    JSON.stringify({
+      id: "chatcmpl-bench",
+      object: "chat.completion.chunk",
+      created: 1_700_000_000,
+      model: BENCH_MODEL,
+      choices: [{ index: 0, delta, finish_reason: finish }],
+    })
+  }\n\n`;
+export const STREAM = chunkOf({ role: "assistant", content: "" }, null) + chunkOf({ content: "ok" }, null) +
+  chunkOf({}, "stop") + "data: [DONE]\n\n";
 /** A streamed native tool call as Workers AI sends it: no `role` in the first delta. */
-export const TOOL_STREAM = chunkOf({ tool_calls: [{ index: 0, id: "call_bench", type: "function", function: { name: "get_weather", arguments: "" } }] }, null) +
-  chunkOf({ tool_calls: [{ index: 0, function: { arguments: "{\"city\":\"Paris\"}" } }] }, null) + chunkOf({}, "tool_calls") + "data: [DONE]\n\n";
+export const TOOL_STREAM = chunkOf({
+  tool_calls: [{ index: 0, id: "call_bench", type: "function", function: { name: "get_weather", arguments: "" } }],
+}, null) +
+  chunkOf({ tool_calls: [{ index: 0, function: { arguments: '{"city":"Paris"}' } }] }, null) +
+  chunkOf({}, "tool_calls") + "data: [DONE]\n\n";
 
 export type Handler = (req: Request) => Response | Promise<Response>;
-type DenoServe = { serve(opts: { port: number; hostname: string; onListen(addr: { port: number }): void }, h: Handler): unknown };
+type DenoServe = {
+  serve(opts: { port: number; hostname: string; onListen(addr: { port: number }): void }, h: Handler): unknown;
+};
 
 /** Serve on an ephemeral loopback port with the runtime's own server and print `PORT <n>`. */
 export function serve(handler: Handler): void {
@@ -57,7 +71,9 @@ export function serve(handler: Handler): void {
 function upstream() {
   serve(async (req) => {
     const body = await req.json() as { stream?: boolean; tools?: unknown[] };
-    if (body.stream) return new Response(body.tools ? TOOL_STREAM : STREAM, { headers: { "content-type": "text/event-stream" } });
+    if (body.stream) {
+      return new Response(body.tools ? TOOL_STREAM : STREAM, { headers: { "content-type": "text/event-stream" } });
+    }
     return new Response(COMPLETION, { headers: { "content-type": "application/json" } });
   });
 }
@@ -65,8 +81,15 @@ function upstream() {
 /** The least any fetch-based proxy in this runtime can do: forward the body, hand back the response. */
 function bare(upstreamUrl: string) {
   serve(async (req) => {
-    const res = await fetch(`${upstreamUrl}/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: await req.arrayBuffer() });
-    return new Response(res.body, { status: res.status, headers: { "content-type": res.headers.get("content-type") ?? "application/json" } });
+    const res = await fetch(`${upstreamUrl}/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: await req.arrayBuffer(),
+    });
+    return new Response(res.body, {
+      status: res.status,
+      headers: { "content-type": res.headers.get("content-type") ?? "application/json" },
+    });
   });
 }
 
@@ -91,7 +114,8 @@ async function sam(upstreamUrl: string, realAuth: boolean) {
     inference: loadInferenceConfig(env),
     authenticate: realAuth
       ? await realAuthenticate(db)
-      : async (token) => token === BENCH_KEY ? { kind: "key", keyId: "k1", name: "bench", rateLimitPerMinute: null } : null,
+      : async (token) =>
+        token === BENCH_KEY ? { kind: "key", keyId: "k1", name: "bench", rateLimitPerMinute: null } : null,
     db,
   });
   serve(inference.app.fetch);
@@ -109,7 +133,9 @@ if (import.meta.main) {
   else if (role === "sam" && url) await sam(url, process.argv.includes("--real-auth"));
   else if (role === "bare" && url) bare(url);
   else {
-    console.error("usage: inference-servers.ts upstream | sam --upstream http://127.0.0.1:PORT/v1 [--real-auth] | bare --upstream …");
+    console.error(
+      "usage: inference-servers.ts upstream | sam --upstream http://127.0.0.1:PORT/v1 [--real-auth] | bare --upstream …",
+    );
     process.exit(2);
   }
 }

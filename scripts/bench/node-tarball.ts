@@ -34,5 +34,7 @@ const xzMs = median(["tar", "-xJf", xz]);
 const mb = (f: string) => (statSync(f).size / 1e6).toFixed(1);
 console.log(`extract .tar.gz (${mb(dist.tarball)} MB): ${(gzMs / 1000).toFixed(2)} s`);
 console.log(`extract .tar.xz (${mb(xz)} MB): ${(xzMs / 1000).toFixed(2)} s`);
-console.log(`xz / gz: ${(xzMs / gzMs).toFixed(1)}× (host; the lab measured CPU-bound steps 8–15× slower under emulation)`);
+console.log(
+  `xz / gz: ${(xzMs / gzMs).toFixed(1)}× (host; the lab measured CPU-bound steps 8–15× slower under emulation)`,
+);
 rmSync(work, { recursive: true, force: true });

@@ -12,13 +12,17 @@ import { join } from "node:path";
 import { runInGroup } from "../../agent/work/process-group.ts";
 import { probeSandbox, runSandboxed, SANDBOX_DEFAULTS, type TaskSandbox } from "../../agent/work/sandbox/index.ts";
 
-const arg = (name: string, fallback: number) => Number(process.argv.find((a) => a.startsWith(`--${name}=`))?.split("=")[1] ?? fallback);
+const arg = (name: string, fallback: number) =>
+  Number(process.argv.find((a) => a.startsWith(`--${name}=`))?.split("=")[1] ?? fallback);
 const runs = arg("runs", 40);
 const files = arg("files", 2000);
-const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))]!;
+const pct = (xs: number[], p: number) =>
+  [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))]!;
 
 const status = probeSandbox({ mode: "on" }, process.env.PATH);
-if (status.state !== "ready") throw new Error(`no sandbox here: ${status.state === "unavailable" ? status.message : "off"}`);
+if (status.state !== "ready") {
+  throw new Error(`no sandbox here: ${status.state === "unavailable" ? status.message : "off"}`);
+}
 const dir = mkdtempSync(join(tmpdir(), "sam-bench-sandbox-"));
 
 async function time(fn: () => Promise<unknown>): Promise<number[]> {
@@ -51,7 +55,11 @@ try {
   const boxed = await time(() => runSandboxed(empty, "true", { env, onLine }));
   const boxedFull = await time(() => runSandboxed(full, "true", { env, onLine }));
   const row = (name: string, xs: number[]) =>
-    console.log(`${name.padEnd(48)} p50 ${pct(xs, 0.5).toFixed(1).padStart(6)} ms   p90 ${pct(xs, 0.9).toFixed(1).padStart(6)} ms   ×${(pct(xs, 0.5) / pct(bare, 0.5)).toFixed(1)}`);
+    console.log(
+      `${name.padEnd(48)} p50 ${pct(xs, 0.5).toFixed(1).padStart(6)} ms   p90 ${
+        pct(xs, 0.9).toFixed(1).padStart(6)
+      } ms   ×${(pct(xs, 0.5) / pct(bare, 0.5)).toFixed(1)}`,
+    );
   console.log(`sh -c true, ${runs} runs each (ratio: p50 against the bare command)`);
   row("bare (runInGroup, no sandbox)", bare);
   row("sandboxed, empty workspace", boxed);

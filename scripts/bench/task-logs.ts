@@ -36,22 +36,35 @@ async function measure(code: string, env: Record<string, string>): Promise<Resul
     const db = t.edge.db;
     const stat = async () => {
       await db.execute("PRAGMA wal_checkpoint(TRUNCATE)");
-      const r = await db.execute("SELECT total_changes() AS c, (SELECT page_count FROM pragma_page_count()) * (SELECT page_size FROM pragma_page_size()) - (SELECT freelist_count FROM pragma_freelist_count()) * (SELECT page_size FROM pragma_page_size()) AS bytes");
+      const r = await db.execute(
+        "SELECT total_changes() AS c, (SELECT page_count FROM pragma_page_count()) * (SELECT page_size FROM pragma_page_size()) - (SELECT freelist_count FROM pragma_freelist_count()) * (SELECT page_size FROM pragma_page_size()) AS bytes",
+      );
       return { changes: Number(r.rows[0].c), bytes: Number(r.rows[0].bytes) };
     };
     const before = await stat();
     const started = performance.now();
     for (let from = 0; from < LINES; from += BATCH) {
       const events = Array.from({ length: Math.min(BATCH, LINES - from) }, (_, i) => ({
-        seq: from + i, at: Date.now(), stream: "stdout", message: `line ${from + i}: compiling module ${(from + i) % 997} of the workspace, ok`,
+        seq: from + i,
+        at: Date.now(),
+        stream: "stdout",
+        message: `line ${from + i}: compiling module ${(from + i) % 997} of the workspace, ok`,
       }));
       const res = await agent.logs(task.id, events);
       if (res.status !== 200) throw new Error(`log batch refused: ${res.status}`);
     }
     const seconds = (performance.now() - started) / 1000;
     const after = await stat();
-    const rows = await db.execute({ sql: "SELECT COUNT(*) AS n FROM task_events WHERE task_id = ? AND type <> 'status'", args: [task.id] });
-    return { rowsWritten: after.changes - before.changes, bytes: after.bytes - before.bytes, eventRows: Number(rows.rows[0].n), seconds };
+    const rows = await db.execute({
+      sql: "SELECT COUNT(*) AS n FROM task_events WHERE task_id = ? AND type <> 'status'",
+      args: [task.id],
+    });
+    return {
+      rowsWritten: after.changes - before.changes,
+      bytes: after.bytes - before.bytes,
+      eventRows: Number(rows.rows[0].n),
+      seconds,
+    };
   } finally {
     await t.stop();
   }
@@ -66,7 +79,12 @@ if (process.argv[2] === "--child") {
 mkdirSync(join(root, ".tmp"), { recursive: true });
 const baselineRef = flag("baseline", "9c7512b");
 const baseline = mkdtempSync(join(root, ".tmp", "bench-baseline-"));
-if (spawnSync("sh", ["-c", `git archive ${baselineRef} edge shared cloud-init agent | tar -x -C '${baseline}'`], { cwd: root, stdio: "inherit" }).status !== 0) {
+if (
+  spawnSync("sh", ["-c", `git archive ${baselineRef} edge shared cloud-init agent | tar -x -C '${baseline}'`], {
+    cwd: root,
+    stdio: "inherit",
+  }).status !== 0
+) {
   throw new Error(`cannot export baseline ${baselineRef}`);
 }
 const runs: [string, string, Record<string, string>][] = [
@@ -80,12 +98,21 @@ console.log("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
 let base: Result | null = null;
 try {
   for (const [label, code, env] of runs) {
-    const out = spawnSync(join(root, "node_modules", ".bin", "bun"), [import.meta.path, "--child", code, JSON.stringify(env)], { cwd: root, env: { ...process.env, SAM_TEST: "1" }, encoding: "utf8" });
+    const out = spawnSync(join(root, "node_modules", ".bin", "bun"), [
+      import.meta.path,
+      "--child",
+      code,
+      JSON.stringify(env),
+    ], { cwd: root, env: { ...process.env, SAM_TEST: "1" }, encoding: "utf8" });
     const line = out.stdout.split("\n").find((l) => l.startsWith("{"));
     if (!line) throw new Error(`${label} failed: ${out.stderr.slice(-500)}`);
     const r = JSON.parse(line) as Result;
     base ??= r;
-    console.log(`| ${label} | ${r.rowsWritten} | ${r.bytes} | ${r.eventRows} | ${r.seconds.toFixed(1)} | ${(r.rowsWritten / base.rowsWritten).toFixed(4)}× | ${(r.bytes / base.bytes).toFixed(3)}× |`);
+    console.log(
+      `| ${label} | ${r.rowsWritten} | ${r.bytes} | ${r.eventRows} | ${r.seconds.toFixed(1)} | ${
+        (r.rowsWritten / base.rowsWritten).toFixed(4)
+      }× | ${(r.bytes / base.bytes).toFixed(3)}× |`,
+    );
   }
 } finally {
   rmSync(baseline, { recursive: true, force: true });

@@ -39,28 +39,50 @@ const pipe = Bun.spawn(["sh", "-c", command], { stdout: "pipe" });
 const floor = await measure(pipe.stdout, /t=(\d+)/, lines);
 await pipe.exited;
 
-const edge = await startTestEdge({ env: { SAM_AGENT_BINARY: join(root, "agent", "dist", "sam-agent"), SAM_HEARTBEAT_INTERVAL: "2s" } });
+const edge = await startTestEdge({
+  env: { SAM_AGENT_BINARY: join(root, "agent", "dist", "sam-agent"), SAM_HEARTBEAT_INTERVAL: "2s" },
+});
 try {
   const { key } = await edge.createKey("bench", 1_000_000);
-  const submit = async (cmd: string) => (await (await edge.call("POST", "/api/tasks", { token: key, body: { prompt: "bench", agent: { type: "command", command: cmd } } })).json()) as TaskView;
-  const finished = (id: string) => until(`task ${id}`, async () => {
-    const v = (await (await edge.call("GET", `/api/tasks/${id}`, { token: key })).json()) as TaskView;
-    return ["succeeded", "failed", "cancelled"].includes(v.status) ? v : undefined;
-  }, 60_000);
+  const submit = async (cmd: string) =>
+    (await (await edge.call("POST", "/api/tasks", {
+      token: key,
+      body: { prompt: "bench", agent: { type: "command", command: cmd } },
+    })).json()) as TaskView;
+  const finished = (id: string) =>
+    until(`task ${id}`, async () => {
+      const v = (await (await edge.call("GET", `/api/tasks/${id}`, { token: key })).json()) as TaskView;
+      return ["succeeded", "failed", "cancelled"].includes(v.status) ? v : undefined;
+    }, 60_000);
   await finished((await submit("true")).id); // warm the node
 
   const task = await submit(command);
   // The client is curl itself, as a user would run it.
-  const curl = Bun.spawn(["curl", "-sN", "-H", `Authorization: Bearer ${key}`, `${edge.url}/api/tasks/${task.id}/events?follow=1`], { stdout: "pipe" });
+  const curl = Bun.spawn([
+    "curl",
+    "-sN",
+    "-H",
+    `Authorization: Bearer ${key}`,
+    `${edge.url}/api/tasks/${task.id}/events?follow=1`,
+  ], { stdout: "pipe" });
   const viaEdge = await measure(curl.stdout, /t=(\d+)/, lines);
   curl.kill();
   await finished(task.id);
 
-  const row = (name: string, xs: number[]) => console.log(`${name.padEnd(40)} p50 ${median(xs).toFixed(2).padStart(7)} ms   p90 ${p90(xs).toFixed(2).padStart(7)} ms   (${xs.length} lines)`);
+  const row = (name: string, xs: number[]) =>
+    console.log(
+      `${name.padEnd(40)} p50 ${median(xs).toFixed(2).padStart(7)} ms   p90 ${
+        p90(xs).toFixed(2).padStart(7)
+      } ms   (${xs.length} lines)`,
+    );
   console.log("stdout → client latency (loaded, shared machine)");
   row("stdout → agent → edge → curl -N (SSE)", viaEdge);
   row("baseline: stdout → pipe reader", floor);
-  console.log(`ratio p50: ${(median(viaEdge) / Math.max(0.01, median(floor))).toFixed(1)}×   target p50 ≤ 50 ms: ${median(viaEdge) <= 50 ? "met" : "NOT met"}`);
+  console.log(
+    `ratio p50: ${(median(viaEdge) / Math.max(0.01, median(floor))).toFixed(1)}×   target p50 ≤ 50 ms: ${
+      median(viaEdge) <= 50 ? "met" : "NOT met"
+    }`,
+  );
 } finally {
   await edge.stop();
 }

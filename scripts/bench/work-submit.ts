@@ -15,14 +15,21 @@ const root = join(import.meta.dir, "..", "..");
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const p90 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length * 0.9)]!;
 
-const edge = await startTestEdge({ env: { SAM_AGENT_BINARY: join(root, "agent", "dist", "sam-agent"), SAM_HEARTBEAT_INTERVAL: "2s" } });
+const edge = await startTestEdge({
+  env: { SAM_AGENT_BINARY: join(root, "agent", "dist", "sam-agent"), SAM_HEARTBEAT_INTERVAL: "2s" },
+});
 try {
   const { key } = await edge.createKey("bench", 1_000_000);
-  const finished = (id: string) => until(`task ${id}`, async () => {
-    const v = (await (await edge.call("GET", `/api/tasks/${id}`, { token: key })).json()) as TaskView;
-    return ["succeeded", "failed", "cancelled"].includes(v.status) ? v : undefined;
-  }, 60_000);
-  const submit = async () => (await (await edge.call("POST", "/api/tasks", { token: key, body: { prompt: "bench", agent: { type: "command", command: "true" } } })).json()) as TaskView;
+  const finished = (id: string) =>
+    until(`task ${id}`, async () => {
+      const v = (await (await edge.call("GET", `/api/tasks/${id}`, { token: key })).json()) as TaskView;
+      return ["succeeded", "failed", "cancelled"].includes(v.status) ? v : undefined;
+    }, 60_000);
+  const submit = async () =>
+    (await (await edge.call("POST", "/api/tasks", {
+      token: key,
+      body: { prompt: "bench", agent: { type: "command", command: "true" } },
+    })).json()) as TaskView;
 
   // Warm-up: the first task boots the node.
   const first = await finished((await submit()).id);
@@ -36,7 +43,9 @@ try {
     const t0 = performance.now();
     const task = await submit();
     // What a user sees: poll-free, by following the task's SSE until `running` shows up.
-    const res = await fetch(`${edge.url}/api/tasks/${task.id}/events?follow=1`, { headers: { Authorization: `Bearer ${key}` } });
+    const res = await fetch(`${edge.url}/api/tasks/${task.id}/events?follow=1`, {
+      headers: { Authorization: `Bearer ${key}` },
+    });
     const reader = res.body!.getReader();
     let text = "";
     while (!/"status":"running"/.test(text)) {
@@ -58,7 +67,13 @@ try {
     const res = await fetch(`${node.agentUrl}/tasks`, {
       method: "POST",
       headers: { Authorization: `Bearer ${agentToken}`, "Content-Type": "application/json" },
-      body: JSON.stringify({ taskId, prompt: "bench", agent: { type: "command", command: "true" }, inference: { baseUrl: `${edge.url}/v1`, token: "x" }, timeoutMs: 60_000 }),
+      body: JSON.stringify({
+        taskId,
+        prompt: "bench",
+        agent: { type: "command", command: "true" },
+        inference: { baseUrl: `${edge.url}/v1`, token: "x" },
+        timeoutMs: 60_000,
+      }),
     });
     await res.arrayBuffer();
     direct.push(performance.now() - t0);
@@ -70,12 +85,19 @@ try {
     }, 30_000);
   }
 
-  const row = (name: string, xs: number[]) => console.log(`${name.padEnd(44)} p50 ${median(xs).toFixed(1).padStart(6)} ms   p90 ${p90(xs).toFixed(1).padStart(6)} ms`);
+  const row = (name: string, xs: number[]) =>
+    console.log(
+      `${name.padEnd(44)} p50 ${median(xs).toFixed(1).padStart(6)} ms   p90 ${p90(xs).toFixed(1).padStart(6)} ms`,
+    );
   console.log(`submit-to-running on a warm local node, ${runs} runs each (loaded, shared machine)`);
   row("edge-recorded (createdAt → running)", viaEdge);
   row("client-observed (POST → SSE shows running)", clientSeen);
   row("baseline: agent accepts a dispatch directly", direct);
-  console.log(`ratio edge-recorded / baseline p50: ${(median(viaEdge) / median(direct)).toFixed(1)}×   target p50 ≤ 100 ms: ${median(clientSeen) <= 100 ? "met" : "NOT met"}`);
+  console.log(
+    `ratio edge-recorded / baseline p50: ${(median(viaEdge) / median(direct)).toFixed(1)}×   target p50 ≤ 100 ms: ${
+      median(clientSeen) <= 100 ? "met" : "NOT met"
+    }`,
+  );
 } finally {
   await edge.stop();
 }

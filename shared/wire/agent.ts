@@ -1,6 +1,6 @@
 /** Agent → edge callbacks under `/api/agent/*` (node token), docs/protocol.md. */
 import * as v from "valibot";
-import { envInt, type Env } from "../env.ts";
+import { type Env, envInt } from "../env.ts";
 import { BootTimeline } from "./boot.ts";
 import { EpochMs, Id, NonNegativeInt } from "./common.ts";
 import { MetricsSample } from "./metrics.ts";
@@ -15,7 +15,8 @@ export type WorkspaceMode = v.InferOutput<typeof WorkspaceMode>;
 export const TASK_SLOTS = { default: 2, min: 1, max: 64 } as const;
 
 /** The one parser of `SAM_MAX_CONCURRENT_TASKS` (agent and work configuration both call it). */
-export const taskSlotsFromEnv = (env: Env): number => envInt(env, "SAM_MAX_CONCURRENT_TASKS", TASK_SLOTS.default, TASK_SLOTS.min, TASK_SLOTS.max);
+export const taskSlotsFromEnv = (env: Env): number =>
+  envInt(env, "SAM_MAX_CONCURRENT_TASKS", TASK_SLOTS.default, TASK_SLOTS.min, TASK_SLOTS.max);
 
 export const AgentCapabilities = v.object({
   workspaceModes: v.array(WorkspaceMode),
@@ -46,7 +47,10 @@ export const AgentReady = v.object({
   tlsCertificate: v.optional(v.nullable(v.pipe(
     v.string(),
     v.maxLength(16_384, "tlsCertificate is at most 16 KiB"),
-    v.regex(/^\s*-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+-----END CERTIFICATE-----\s*$/, "tlsCertificate must be one PEM certificate"),
+    v.regex(
+      /^\s*-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+-----END CERTIFICATE-----\s*$/,
+      "tlsCertificate must be one PEM certificate",
+    ),
   ))),
   bootTimeline: BootTimeline,
   capabilities: AgentCapabilities,

@@ -6,7 +6,11 @@ import { TaskSubmission } from "./task.ts";
 
 describe("TaskSubmission", () => {
   test("a minimal submission gets the built-in agent and no labels", () => {
-    expect(v.parse(TaskSubmission, { prompt: "fix the bug" })).toEqual({ prompt: "fix the bug", agent: { type: "builtin" }, labels: {} });
+    expect(v.parse(TaskSubmission, { prompt: "fix the bug" })).toEqual({
+      prompt: "fix the bug",
+      agent: { type: "builtin" },
+      labels: {},
+    });
   });
 
   test("a command task with a repo", () => {

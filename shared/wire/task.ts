@@ -3,7 +3,14 @@ import * as v from "valibot";
 import { EpochMs, Id, Labels, NonNegativeInt } from "./common.ts";
 
 export const TASK_STATUSES = [
-  "queued", "provisioning", "waiting_for_agent", "dispatched", "running", "succeeded", "failed", "cancelled",
+  "queued",
+  "provisioning",
+  "waiting_for_agent",
+  "dispatched",
+  "running",
+  "succeeded",
+  "failed",
+  "cancelled",
 ] as const;
 export const TaskStatus = v.picklist(TASK_STATUSES);
 export type TaskStatus = v.InferOutput<typeof TaskStatus>;
@@ -53,7 +60,10 @@ export const GitRef = v.pipe(
 /** A branch SAM may create: a plain ref name that git itself would accept as a new branch. */
 export const PushBranch = v.pipe(
   v.string(),
-  v.regex(/^(?!-)(?!.*\.\.)(?!.*\/\/)(?!.*\/$)(?!.*\.lock$)(?!.*@\{)[A-Za-z0-9._\/-]{1,200}$/, "repo.push.branch must be a plain git branch name"),
+  v.regex(
+    /^(?!-)(?!.*\.\.)(?!.*\/\/)(?!.*\/$)(?!.*\.lock$)(?!.*@\{)[A-Za-z0-9._\/-]{1,200}$/,
+    "repo.push.branch must be a plain git branch name",
+  ),
   v.check((s) => s !== "HEAD", "repo.push.branch must not be HEAD"),
 );
 
@@ -70,7 +80,9 @@ export const PullRequestRequest = v.strictObject({
   /** Default: from the remote URL's host (github.com → github; codeberg.org, gitea.*, forgejo.* → gitea). */
   forge: v.optional(Forge),
   /** The forge's REST API root, e.g. `https://ghe.example.com/api/v3` or `https://git.example.com/api/v1`. */
-  apiBase: v.optional(v.pipe(v.string(), v.maxLength(2048), v.url(), v.regex(/^https?:\/\//, "apiBase must be an http(s) URL"))),
+  apiBase: v.optional(
+    v.pipe(v.string(), v.maxLength(2048), v.url(), v.regex(/^https?:\/\//, "apiBase must be an http(s) URL")),
+  ),
 });
 export type PullRequestRequest = v.InferOutput<typeof PullRequestRequest>;
 
@@ -91,7 +103,10 @@ export const TaskRepo = v.pipe(
     credential: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(4096))),
     push: v.optional(RepoPush),
   }),
-  v.check((r) => !r.push?.pullRequest || r.credential !== undefined, "repo.push.pullRequest needs repo.credential (a token the forge's API accepts)"),
+  v.check(
+    (r) => !r.push?.pullRequest || r.credential !== undefined,
+    "repo.push.pullRequest needs repo.credential (a token the forge's API accepts)",
+  ),
 );
 export type TaskRepo = v.InferOutput<typeof TaskRepo>;
 
@@ -104,7 +119,12 @@ export const TaskAgent = v.variant("type", [
 ]);
 export type TaskAgent = v.InferOutput<typeof TaskAgent>;
 
-export const ModelName = v.pipe(v.string(), v.minLength(1), v.maxLength(200), v.regex(/^[\w@./:-]+$/, "model must be a model id such as @cf/qwen/qwen3-30b-a3b-fp8"));
+export const ModelName = v.pipe(
+  v.string(),
+  v.minLength(1),
+  v.maxLength(200),
+  v.regex(/^[\w@./:-]+$/, "model must be a model id such as @cf/qwen/qwen3-30b-a3b-fp8"),
+);
 
 /** `POST /api/tasks` body. Unknown fields are refused so typos are not silently ignored. */
 export const TaskSubmission = v.strictObject({
@@ -130,7 +150,15 @@ export type TaskStep = v.InferOutput<typeof TaskStep>;
  * nothing to deliver (no change).
  */
 export const DELIVERY_FAILURES = [
-  "auth", "branch_exists", "default_branch", "protected_branch", "push_failed", "forge_unknown", "pull_request_failed", "timeout", "cancelled",
+  "auth",
+  "branch_exists",
+  "default_branch",
+  "protected_branch",
+  "push_failed",
+  "forge_unknown",
+  "pull_request_failed",
+  "timeout",
+  "cancelled",
 ] as const;
 export const TaskDelivery = v.object({
   status: v.picklist(["delivered", "failed", "skipped"]),

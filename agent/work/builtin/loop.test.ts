@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { runInGroup } from "../process-group.ts";
 import { runBuiltinAgent } from "./loop.ts";
 import { createToolBox } from "./tools.ts";
-import { startScriptedModel, type ScriptedModel } from "../../testing/scripted-model.ts";
+import { type ScriptedModel, startScriptedModel } from "../../testing/scripted-model.ts";
 
 let dir: string;
 let model: ScriptedModel;
@@ -20,9 +20,21 @@ afterAll(async () => {
 });
 
 async function run(maxSteps = 5) {
-  const tools = await createToolBox(dir, (c, o) => runInGroup(["sh", "-c", c], { cwd: dir, env: { PATH: process.env.PATH ?? "" }, ...o }), 2_000);
+  const tools = await createToolBox(
+    dir,
+    (c, o) => runInGroup(["sh", "-c", c], { cwd: dir, env: { PATH: process.env.PATH ?? "" }, ...o }),
+    2_000,
+  );
   const log: string[] = [];
-  const outcome = await runBuiltinAgent({ baseUrl: model.url, apiKey: "samtask_test", model: "m", prompt: "create hello.txt", tools, maxSteps, log: (l) => log.push(l) });
+  const outcome = await runBuiltinAgent({
+    baseUrl: model.url,
+    apiKey: "samtask_test",
+    model: "m",
+    prompt: "create hello.txt",
+    tools,
+    maxSteps,
+    log: (l) => log.push(l),
+  });
   return { outcome, log };
 }
 
@@ -53,11 +65,18 @@ describe("built-in agent loop (real openai client against a scripted model)", ()
   });
 
   test("an upstream error fails at once with the upstream's message", async () => {
-    model.script = [{ status: 503, message: "no inference upstream is configured: set CF_ACCOUNT_ID and CF_API_TOKEN" }, { content: "never reached" }];
+    model.script = [
+      { status: 503, message: "no inference upstream is configured: set CF_ACCOUNT_ID and CF_API_TOKEN" },
+      { content: "never reached" },
+    ];
     const started = Date.now();
     const { outcome } = await run();
     expect(outcome.ok).toBe(false);
-    if (!outcome.ok) expect(outcome.error).toBe("inference failed (503): no inference upstream is configured: set CF_ACCOUNT_ID and CF_API_TOKEN");
+    if (!outcome.ok) {
+      expect(outcome.error).toBe(
+        "inference failed (503): no inference upstream is configured: set CF_ACCOUNT_ID and CF_API_TOKEN",
+      );
+    }
     expect(Date.now() - started).toBeLessThan(3_000);
     model.script = [];
   });

@@ -54,7 +54,12 @@ export function inferenceError(err: unknown): string {
 }
 
 export async function runBuiltinAgent(input: BuiltinInput): Promise<BuiltinOutcome> {
-  const client = new OpenAI({ baseURL: input.baseUrl, apiKey: input.apiKey, maxRetries: 0, timeout: REQUEST_TIMEOUTS.builtinModelCall.ms });
+  const client = new OpenAI({
+    baseURL: input.baseUrl,
+    apiKey: input.apiKey,
+    maxRetries: 0,
+    timeout: REQUEST_TIMEOUTS.builtinModelCall.ms,
+  });
   const messages: ChatCompletionMessageParam[] = [
     { role: "system", content: SYSTEM },
     { role: "user", content: input.prompt },
@@ -70,7 +75,9 @@ export async function runBuiltinAgent(input: BuiltinInput): Promise<BuiltinOutco
         );
       } catch (err) {
         if (input.signal?.aborted) return { ok: false, error: "cancelled", steps: step - 1 };
-        if (attempt >= RETRIES.length || !isTransient(err)) return { ok: false, error: inferenceError(err), steps: step - 1 };
+        if (attempt >= RETRIES.length || !isTransient(err)) {
+          return { ok: false, error: inferenceError(err), steps: step - 1 };
+        }
         input.log(`step ${step}: ${inferenceError(err)}; retrying`);
         await Bun.sleep(RETRIES[attempt]!);
       }
@@ -92,5 +99,9 @@ export async function runBuiltinAgent(input: BuiltinInput): Promise<BuiltinOutco
       messages.push({ role: "tool", tool_call_id: call.id, content: result });
     }
   }
-  return { ok: false, error: `step limit reached: the model made ${input.maxSteps} rounds of tool calls without a final answer`, steps: input.maxSteps };
+  return {
+    ok: false,
+    error: `step limit reached: the model made ${input.maxSteps} rounds of tool calls without a final answer`,
+    steps: input.maxSteps,
+  };
 }

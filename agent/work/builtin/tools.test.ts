@@ -24,7 +24,15 @@ beforeAll(async () => {
   symlinkSync(join(root, "hello.txt"), join(root, "link-in.txt"));
   tools = await createToolBox(
     root,
-    (command, o) => runInGroup(["sh", "-c", command], { cwd: root, env: { PATH: process.env.PATH ?? "" }, onLine: o.onLine, timeoutMs: o.timeoutMs, signal: o.signal, killGraceMs: 200 }),
+    (command, o) =>
+      runInGroup(["sh", "-c", command], {
+        cwd: root,
+        env: { PATH: process.env.PATH ?? "" },
+        onLine: o.onLine,
+        timeoutMs: o.timeoutMs,
+        signal: o.signal,
+        killGraceMs: 200,
+      }),
     500,
   );
 });
@@ -35,7 +43,9 @@ const call = (name: string, args: unknown) => tools.call(name, JSON.stringify(ar
 describe("built-in agent tools", () => {
   test("read, write and list inside the workspace", async () => {
     expect(await call("read_file", { path: "hello.txt" })).toBe("hello\n");
-    expect(await call("write_file", { path: "src/new/file.ts", content: "export {};\n" })).toBe("wrote 11 bytes to src/new/file.ts");
+    expect(await call("write_file", { path: "src/new/file.ts", content: "export {};\n" })).toBe(
+      "wrote 11 bytes to src/new/file.ts",
+    );
     expect(readFileSync(join(root, "src/new/file.ts"), "utf8")).toBe("export {};\n");
     const listing = (await call("list_files", {})).split("\n");
     expect(listing).toContain("hello.txt");

@@ -29,8 +29,13 @@ export const TOOL_SPECS = [
     type: "function" as const,
     function: {
       name: "write_file",
-      description: "Create or overwrite a file of the workspace with the given content (parent directories are created).",
-      parameters: { type: "object", properties: { path: { type: "string" }, content: { type: "string" } }, required: ["path", "content"] },
+      description:
+        "Create or overwrite a file of the workspace with the given content (parent directories are created).",
+      parameters: {
+        type: "object",
+        properties: { path: { type: "string" }, content: { type: "string" } },
+        required: ["path", "content"],
+      },
     },
   },
   {
@@ -51,12 +56,29 @@ export const TOOL_SPECS = [
   },
 ];
 
-const RelPath = v.pipe(v.string("path must be a string"), v.minLength(1, "path must not be empty"), v.maxLength(4096), v.check((s) => !s.includes("\0"), "path must not contain NUL"));
+const RelPath = v.pipe(
+  v.string("path must be a string"),
+  v.minLength(1, "path must not be empty"),
+  v.maxLength(4096),
+  v.check((s) => !s.includes("\0"), "path must not contain NUL"),
+);
 const Args = {
   read_file: v.object({ path: RelPath }),
-  write_file: v.object({ path: RelPath, content: v.pipe(v.string("content must be a string"), v.maxLength(WRITE_CAP, `content is over ${WRITE_CAP} characters`)) }),
+  write_file: v.object({
+    path: RelPath,
+    content: v.pipe(
+      v.string("content must be a string"),
+      v.maxLength(WRITE_CAP, `content is over ${WRITE_CAP} characters`),
+    ),
+  }),
   list_files: v.object({ path: v.optional(RelPath, ".") }),
-  run_command: v.object({ command: v.pipe(v.string("command must be a string"), v.minLength(1, "command must not be empty"), v.maxLength(16_384)) }),
+  run_command: v.object({
+    command: v.pipe(
+      v.string("command must be a string"),
+      v.minLength(1, "command must not be empty"),
+      v.maxLength(16_384),
+    ),
+  }),
 };
 export type ToolName = keyof typeof Args;
 
@@ -66,7 +88,7 @@ function inside(root: string, p: string): boolean {
 
 /** The nearest existing ancestor (or the path itself), resolved through symlinks. */
 async function realAncestor(p: string): Promise<string> {
-  for (let cur = p; ; cur = nodePath().dirname(cur)) {
+  for (let cur = p;; cur = nodePath().dirname(cur)) {
     try {
       return await fsp().realpath(cur);
     } catch {
@@ -79,11 +101,16 @@ async function realAncestor(p: string): Promise<string> {
 export async function confine(root: string, userPath: string): Promise<string> {
   const abs = nodePath().isAbsolute(userPath) ? nodePath().resolve(userPath) : nodePath().resolve(root, userPath);
   if (!inside(root, abs)) throw new ToolError(`${userPath}: outside the workspace`);
-  if (!inside(root, await realAncestor(abs))) throw new ToolError(`${userPath}: leads outside the workspace through a symlink`);
+  if (!inside(root, await realAncestor(abs))) {
+    throw new ToolError(`${userPath}: leads outside the workspace through a symlink`);
+  }
   return abs;
 }
 
-export type CommandRunner = (command: string, opts: { onLine: LineSink; timeoutMs: number; signal?: AbortSignal }) => Promise<GroupRun>;
+export type CommandRunner = (
+  command: string,
+  opts: { onLine: LineSink; timeoutMs: number; signal?: AbortSignal },
+) => Promise<GroupRun>;
 
 export type ToolBox = {
   call(name: string, rawArgs: string, signal?: AbortSignal): Promise<string>;
@@ -91,7 +118,11 @@ export type ToolBox = {
   written: string[];
 };
 
-export async function createToolBox(workspaceDir: string, runCommand: CommandRunner, commandTimeoutMs: number): Promise<ToolBox> {
+export async function createToolBox(
+  workspaceDir: string,
+  runCommand: CommandRunner,
+  commandTimeoutMs: number,
+): Promise<ToolBox> {
   const root = await fsp().realpath(workspaceDir);
   const written: string[] = [];
 
@@ -110,7 +141,9 @@ export async function createToolBox(workspaceDir: string, runCommand: CommandRun
       const existing = await fsp().lstat(abs).catch(() => null);
       if (existing?.isDirectory()) throw new ToolError(`${path}: is a directory`);
       // A dangling symlink would be followed by the write to wherever it points.
-      if (existing?.isSymbolicLink() && !(await fsp().realpath(abs).catch(() => null))) throw new ToolError(`${path}: is a symlink to nowhere`);
+      if (existing?.isSymbolicLink() && !(await fsp().realpath(abs).catch(() => null))) {
+        throw new ToolError(`${path}: is a symlink to nowhere`);
+      }
       await fsp().mkdir(nodePath().dirname(abs), { recursive: true });
       // Re-check after mkdir: a parent could be a symlink created between the two steps.
       await confine(root, path);
@@ -150,7 +183,11 @@ export async function createToolBox(workspaceDir: string, runCommand: CommandRun
           else dropped += line.length + 1;
         },
       });
-      const status = run.timedOut ? `timed out after ${commandTimeoutMs} ms` : run.exitCode === null ? `killed by ${run.signalCode}` : `exit code ${run.exitCode}`;
+      const status = run.timedOut
+        ? `timed out after ${commandTimeoutMs} ms`
+        : run.exitCode === null
+        ? `killed by ${run.signalCode}`
+        : `exit code ${run.exitCode}`;
       return `${status}\n${output}${dropped > 0 ? `[output truncated: ${dropped} more characters]\n` : ""}`;
     },
   };
@@ -168,7 +205,10 @@ export async function createToolBox(workspaceDir: string, runCommand: CommandRun
       const parsed = v.safeParse(Args[name as ToolName], json);
       if (!parsed.success) return `error: ${describeIssue(parsed.issues[0])}`;
       try {
-        return await (handlers[name as ToolName] as (a: unknown, s?: AbortSignal) => Promise<string>)(parsed.output, signal);
+        return await (handlers[name as ToolName] as (a: unknown, s?: AbortSignal) => Promise<string>)(
+          parsed.output,
+          signal,
+        );
       } catch (err) {
         if (err instanceof ToolError) return `error: ${err.message}`;
         return `error: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`;

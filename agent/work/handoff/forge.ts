@@ -46,7 +46,9 @@ export function parseRemote(url: string): Remote | null {
   const repo = parts.at(-1)!;
   const owner = parts.at(-2)!;
   const prefix = parts.slice(0, -2).map(encodeURIComponent).join("/");
-  const webUrl = `${scheme}://${host}${prefix ? `/${prefix}` : ""}/${encodeURIComponent(owner)}/${encodeURIComponent(repo)}`;
+  const webUrl = `${scheme}://${host}${prefix ? `/${prefix}` : ""}/${encodeURIComponent(owner)}/${
+    encodeURIComponent(repo)
+  }`;
   return { scheme, host, owner, repo, webUrl };
 }
 
@@ -59,18 +61,32 @@ export function forgeOfHost(host: string): ForgeKind | null {
 }
 
 /** Where to open a pull request for `repoUrl`, or why SAM cannot tell. */
-export function forgeTarget(repoUrl: string, pr: Pick<PullRequestRequest, "forge" | "apiBase"> = {}): ForgeTarget | { error: string } {
+export function forgeTarget(
+  repoUrl: string,
+  pr: Pick<PullRequestRequest, "forge" | "apiBase"> = {},
+): ForgeTarget | { error: string } {
   const remote = parseRemote(repoUrl);
-  if (!remote) return { error: "the repository URL names no forge host and owner/repo (a local path cannot take a pull request)" };
+  if (!remote) {
+    return { error: "the repository URL names no forge host and owner/repo (a local path cannot take a pull request)" };
+  }
   const kind: ForgeKind | null = pr.forge ? (pr.forge === "github" ? "github" : "gitea") : forgeOfHost(remote.host);
   if (!kind) {
-    return { error: `cannot tell which forge ${remote.host} runs; set repo.push.pullRequest.forge (github, gitea or forgejo) and, if needed, apiBase` };
+    return {
+      error:
+        `cannot tell which forge ${remote.host} runs; set repo.push.pullRequest.forge (github, gitea or forgejo) and, if needed, apiBase`,
+    };
   }
   const origin = `${remote.scheme}://${remote.host}`;
   const fallback = kind === "github"
     ? (forgeOfHost(remote.host) === "github" ? "https://api.github.com" : `${origin}/api/v3`)
     : `${origin}/api/v1`;
-  return { kind, apiBase: (pr.apiBase ?? fallback).replace(/\/+$/, ""), owner: remote.owner, repo: remote.repo, webUrl: remote.webUrl };
+  return {
+    kind,
+    apiBase: (pr.apiBase ?? fallback).replace(/\/+$/, ""),
+    owner: remote.owner,
+    repo: remote.repo,
+    webUrl: remote.webUrl,
+  };
 }
 
 /** The web page of a branch: GitHub `…/tree/<branch>`, Gitea/Forgejo `…/src/branch/<branch>`. */

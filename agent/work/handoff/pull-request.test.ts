@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { githubSecondaryRateLimit, startForgeFake, type ForgeFake } from "../../testing/forge-fake.ts";
-import { branchWebUrl, forgeTarget, type ForgeTarget } from "./forge.ts";
+import { type ForgeFake, githubSecondaryRateLimit, startForgeFake } from "../../testing/forge-fake.ts";
+import { branchWebUrl, type ForgeTarget, forgeTarget } from "./forge.ts";
 import { openPullRequest, type PullRequestInput } from "./pull-request.ts";
 
 const TOKEN = "ghp_pr_token_31337";
@@ -21,8 +21,19 @@ function input(fake: ForgeFake, over: Partial<PullRequestInput> = {}): PullReque
   const lines: string[] = [];
   const target: ForgeTarget = { kind: fake.kind, apiBase: fake.apiBase, owner: "acme", repo: "widgets", webUrl: null };
   return {
-    target, token: TOKEN, head: `sam/t${++n}`, base: "main", title: "t", body: "b", draft: false,
-    deadlineAt: Date.now() + 20_000, backoffMs: 20, requestTimeoutMs: 5_000, log: (l) => lines.push(l), lines, ...over,
+    target,
+    token: TOKEN,
+    head: `sam/t${++n}`,
+    base: "main",
+    title: "t",
+    body: "b",
+    draft: false,
+    deadlineAt: Date.now() + 20_000,
+    backoffMs: 20,
+    requestTimeoutMs: 5_000,
+    log: (l) => lines.push(l),
+    lines,
+    ...over,
   };
 }
 
@@ -31,7 +42,13 @@ describe("opening a pull request", () => {
     for (const fake of [github, gitea]) {
       const r = await openPullRequest(input(fake, { token: "wrong_token_x" }));
       expect(r).toMatchObject({ ok: false, auth: true });
-      if (!r.ok) expect(r.reason).toBe(`the forge refused the credential (401: ${fake.kind === "github" ? "Bad credentials" : "user does not exist [uid: 0, name: ]"})`);
+      if (!r.ok) {
+        expect(r.reason).toBe(
+          `the forge refused the credential (401: ${
+            fake.kind === "github" ? "Bad credentials" : "user does not exist [uid: 0, name: ]"
+          })`,
+        );
+      }
     }
   });
 
@@ -39,11 +56,22 @@ describe("opening a pull request", () => {
     const i = input(github);
     const r = await openPullRequest({ ...i, target: { ...i.target, repo: "nope" } });
     expect(r).toMatchObject({ ok: false, auth: false });
-    if (!r.ok) expect(r.reason).toBe(`no repository acme/nope at ${github.apiBase}, or the credential cannot see it (404: Not Found)`);
+    if (!r.ok) {
+      expect(r.reason).toBe(
+        `no repository acme/nope at ${github.apiBase}, or the credential cannot see it (404: Not Found)`,
+      );
+    }
   });
 
   test("403 without a rate limit is not retried", async () => {
-    github.script.push({ status: 403, json: { message: "Resource not accessible by personal access token", documentation_url: "https://docs.github.com/rest", status: "403" } });
+    github.script.push({
+      status: 403,
+      json: {
+        message: "Resource not accessible by personal access token",
+        documentation_url: "https://docs.github.com/rest",
+        status: "403",
+      },
+    });
     const before = github.requests.length;
     const r = await openPullRequest(input(github));
     expect(r).toMatchObject({ ok: false, auth: true });
@@ -54,7 +82,11 @@ describe("opening a pull request", () => {
   test("a 502 and a primary rate limit (x-ratelimit-remaining 0, reset) are retried; the PR opens once", async () => {
     github.script.push(
       { status: 502, json: { message: "Server Error" } },
-      { status: 403, headers: { "x-ratelimit-remaining": "0", "x-ratelimit-reset": String(Math.floor(Date.now() / 1000)) }, json: { message: "API rate limit exceeded for user ID 1.", status: "403" } },
+      {
+        status: 403,
+        headers: { "x-ratelimit-remaining": "0", "x-ratelimit-reset": String(Math.floor(Date.now() / 1000)) },
+        json: { message: "API rate limit exceeded for user ID 1.", status: "403" },
+      },
     );
     const i = input(github);
     const r = await openPullRequest(i);
@@ -83,14 +115,44 @@ describe("opening a pull request", () => {
 
 describe("which forge", () => {
   test("from the remote URL, or explicit; the API base follows, and can be given", () => {
-    expect(forgeTarget("https://github.com/acme/widgets.git")).toEqual({ kind: "github", apiBase: "https://api.github.com", owner: "acme", repo: "widgets", webUrl: "https://github.com/acme/widgets" });
-    expect(forgeTarget("git@github.com:acme/widgets.git")).toMatchObject({ kind: "github", apiBase: "https://api.github.com", webUrl: "https://github.com/acme/widgets" });
-    expect(forgeTarget("https://codeberg.org/acme/widgets")).toMatchObject({ kind: "gitea", apiBase: "https://codeberg.org/api/v1" });
-    expect(forgeTarget("https://ghe.example.com/acme/widgets.git", { forge: "github" })).toMatchObject({ kind: "github", apiBase: "https://ghe.example.com/api/v3" });
-    expect(forgeTarget("ssh://git@git.example.com:2222/acme/widgets.git", { forge: "forgejo" })).toMatchObject({ kind: "gitea", apiBase: "https://git.example.com/api/v1", owner: "acme", repo: "widgets" });
-    expect(forgeTarget("https://git.example.com/acme/widgets.git", { forge: "gitea", apiBase: "https://api.example.com/v1/" })).toMatchObject({ apiBase: "https://api.example.com/v1" });
-    expect(forgeTarget("https://git.example.com/acme/widgets.git")).toEqual({ error: expect.stringContaining("cannot tell which forge git.example.com runs") });
-    expect(forgeTarget("/srv/repos/widgets")).toEqual({ error: expect.stringContaining("a local path cannot take a pull request") });
+    expect(forgeTarget("https://github.com/acme/widgets.git")).toEqual({
+      kind: "github",
+      apiBase: "https://api.github.com",
+      owner: "acme",
+      repo: "widgets",
+      webUrl: "https://github.com/acme/widgets",
+    });
+    expect(forgeTarget("git@github.com:acme/widgets.git")).toMatchObject({
+      kind: "github",
+      apiBase: "https://api.github.com",
+      webUrl: "https://github.com/acme/widgets",
+    });
+    expect(forgeTarget("https://codeberg.org/acme/widgets")).toMatchObject({
+      kind: "gitea",
+      apiBase: "https://codeberg.org/api/v1",
+    });
+    expect(forgeTarget("https://ghe.example.com/acme/widgets.git", { forge: "github" })).toMatchObject({
+      kind: "github",
+      apiBase: "https://ghe.example.com/api/v3",
+    });
+    expect(forgeTarget("ssh://git@git.example.com:2222/acme/widgets.git", { forge: "forgejo" })).toMatchObject({
+      kind: "gitea",
+      apiBase: "https://git.example.com/api/v1",
+      owner: "acme",
+      repo: "widgets",
+    });
+    expect(
+      forgeTarget("https://git.example.com/acme/widgets.git", {
+        forge: "gitea",
+        apiBase: "https://api.example.com/v1/",
+      }),
+    ).toMatchObject({ apiBase: "https://api.example.com/v1" });
+    expect(forgeTarget("https://git.example.com/acme/widgets.git")).toEqual({
+      error: expect.stringContaining("cannot tell which forge git.example.com runs"),
+    });
+    expect(forgeTarget("/srv/repos/widgets")).toEqual({
+      error: expect.stringContaining("a local path cannot take a pull request"),
+    });
   });
 
   test("branch pages: GitHub tree/, Gitea src/branch/", () => {

@@ -6,7 +6,7 @@
  */
 import * as v from "valibot";
 import type { ForgeTarget } from "./forge.ts";
-import { transientWait, withRetries, type Attempt } from "./retry.ts";
+import { type Attempt, transientWait, withRetries } from "./retry.ts";
 
 export type PullRequestInput = {
   target: ForgeTarget;
@@ -45,7 +45,11 @@ export async function openPullRequest(i: PullRequestInput): Promise<PullRequestO
   const { target } = i;
   const repoPath = `/repos/${encodeURIComponent(target.owner)}/${encodeURIComponent(target.repo)}`;
   const headers: Record<string, string> = target.kind === "github"
-    ? { Authorization: `Bearer ${i.token}`, Accept: "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28" }
+    ? {
+      Authorization: `Bearer ${i.token}`,
+      Accept: "application/vnd.github+json",
+      "X-GitHub-Api-Version": "2022-11-28",
+    }
     : { Authorization: `token ${i.token}`, Accept: "application/json" };
   headers["User-Agent"] = "sam-agent";
   const redact = (text: string) => (i.token ? text.split(i.token).join("***") : text);
@@ -54,7 +58,9 @@ export async function openPullRequest(i: PullRequestInput): Promise<PullRequestO
   /** One request, retried while the answer is transient. */
   const call = (method: "GET" | "POST", path: string, body?: unknown) =>
     withRetries<Answer>({
-      deadlineAt: i.deadlineAt, backoffMs: i.backoffMs, signal: i.signal,
+      deadlineAt: i.deadlineAt,
+      backoffMs: i.backoffMs,
+      signal: i.signal,
       onRetry: (why, wait) => i.log(`delivery: ${why}; retrying in ${Math.ceil(wait / 1000)} s`),
     }, async (): Promise<Attempt<Answer>> => {
       const left = Math.max(1, Math.min(i.requestTimeoutMs, i.deadlineAt - Date.now()));
@@ -69,7 +75,11 @@ export async function openPullRequest(i: PullRequestInput): Promise<PullRequestO
         });
       } catch (err) {
         if (i.signal?.aborted) return { ok: false, transient: false, reason: "cancelled" };
-        return { ok: false, transient: true, reason: `the forge API at ${target.apiBase} did not answer (${redact((err as Error).message)})` };
+        return {
+          ok: false,
+          transient: true,
+          reason: `the forge API at ${target.apiBase} did not answer (${redact((err as Error).message)})`,
+        };
       }
       const text = await res.text();
       let json: unknown = null;
@@ -79,12 +89,23 @@ export async function openPullRequest(i: PullRequestInput): Promise<PullRequestO
         json = null;
       }
       const wait = transientWait(res, Date.now());
-      if (wait) return { ok: false, transient: true, reason: `the forge answered ${res.status}${messageOf(json, redact)}`, waitMs: wait.waitMs };
+      if (wait) {
+        return {
+          ok: false,
+          transient: true,
+          reason: `the forge answered ${res.status}${messageOf(json, redact)}`,
+          waitMs: wait.waitMs,
+        };
+      }
       return { ok: true, value: { status: res.status, json, res } };
     });
 
-  const failed = (reason: string, o: { auth?: boolean; timedOut?: boolean } = {}): PullRequestOutcome =>
-    ({ ok: false, reason, auth: o.auth ?? false, timedOut: o.timedOut ?? false });
+  const failed = (reason: string, o: { auth?: boolean; timedOut?: boolean } = {}): PullRequestOutcome => ({
+    ok: false,
+    reason,
+    auth: o.auth ?? false,
+    timedOut: o.timedOut ?? false,
+  });
 
   // Gitea has no draft flag in its API; a "WIP:" title is its way of marking work in progress.
   const title = i.draft && target.kind === "gitea" ? `WIP: ${i.title}` : i.title;
@@ -102,7 +123,9 @@ export async function openPullRequest(i: PullRequestInput): Promise<PullRequestO
   if (alreadyExists(status, json)) return findExisting();
   const msg = messageOf(json, redact);
   if (status === 401) return failed(`the forge refused the credential (401${msg})`, { auth: true });
-  if (status === 403) return failed(`the credential may not open pull requests on ${where} (403${msg})`, { auth: true });
+  if (status === 403) {
+    return failed(`the credential may not open pull requests on ${where} (403${msg})`, { auth: true });
+  }
   if (status === 404) return failed(`no repository ${where}, or the credential cannot see it (404${msg})`);
   return failed(`the forge refused the pull request (${status}${msg})`);
 
@@ -111,12 +134,20 @@ export async function openPullRequest(i: PullRequestInput): Promise<PullRequestO
       ? `?state=open&head=${encodeURIComponent(`${target.owner}:${i.head}`)}&base=${encodeURIComponent(i.base)}`
       : "?state=open&limit=50";
     const listed = await call("GET", `${repoPath}/pulls${query}`);
-    if (!listed.ok) return failed(`a pull request from ${i.head} already exists, but listing it failed: ${listed.reason}`, { timedOut: listed.timedOut });
+    if (!listed.ok) {
+      return failed(`a pull request from ${i.head} already exists, but listing it failed: ${listed.reason}`, {
+        timedOut: listed.timedOut,
+      });
+    }
     const pulls = v.safeParse(v.array(Pull), listed.value.json);
     const match = pulls.success
       ? pulls.output.find((p) => (p.head?.ref ?? i.head) === i.head && (p.base?.ref ?? i.base) === i.base)
       : undefined;
-    if (!match) return failed(`the forge says a pull request from ${i.head} into ${i.base} already exists, but SAM could not find it (${listed.value.status})`);
+    if (!match) {
+      return failed(
+        `the forge says a pull request from ${i.head} into ${i.base} already exists, but SAM could not find it (${listed.value.status})`,
+      );
+    }
     return { ok: true, number: match.number, url: match.html_url, existing: true };
   }
 }

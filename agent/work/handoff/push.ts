@@ -12,7 +12,7 @@
  * overwrites a branch, and the remote's default branch is refused before anything is sent.
  */
 import { nodeFs, nodePath } from "../../runtime/lazy-node-modules.ts";
-import { askpassEnv, gitOutput, redactUrl, cloneSource } from "../git.ts";
+import { askpassEnv, cloneSource, gitOutput, redactUrl } from "../git.ts";
 import { runInGroup } from "../process-group.ts";
 import type { TaskDelivery } from "../../../shared/wire/task.ts";
 
@@ -35,7 +35,8 @@ export type CommitInput = {
 
 /** The commit holding the task's change, or null when the tree equals the cloned commit's (nothing to push). */
 export async function commitWork(i: CommitInput): Promise<string | null> {
-  const git = (args: string[], env: Record<string, string> = i.env) => gitOutput(i.dir, env, [...SAFE_WORKSPACE, ...args]);
+  const git = (args: string[], env: Record<string, string> = i.env) =>
+    gitOutput(i.dir, env, [...SAFE_WORKSPACE, ...args]);
   await git(["add", "-A"]);
   const tree = (await git(["write-tree"])).trim();
   const baseTree = (await git(["rev-parse", `${i.base}^{tree}`])).trim();
@@ -44,8 +45,10 @@ export async function commitWork(i: CommitInput): Promise<string | null> {
   nodeFs().writeFileSync(file, `${i.message.trimEnd()}\n\nSAM-Task-Id: ${i.taskId}\n`);
   const env = {
     ...i.env,
-    GIT_AUTHOR_NAME: i.author.name, GIT_AUTHOR_EMAIL: i.author.email,
-    GIT_COMMITTER_NAME: i.committer.name, GIT_COMMITTER_EMAIL: i.committer.email,
+    GIT_AUTHOR_NAME: i.author.name,
+    GIT_AUTHOR_EMAIL: i.author.email,
+    GIT_COMMITTER_NAME: i.committer.name,
+    GIT_COMMITTER_EMAIL: i.committer.email,
   };
   return (await git(["commit-tree", tree, "-p", i.base, "-F", file], env)).trim();
 }
@@ -79,7 +82,10 @@ export async function prepareSender(dir: string, metaDir: string, env: Record<st
     throw new Error("the workspace's .git is not a directory any more; the work cannot be pushed from it");
   }
   await gitOutput(metaDir, env, ["init", "--bare", "-q", sender]);
-  nodeFs().writeFileSync(nodePath().join(sender, "objects", "info", "alternates"), `${nodePath().join(gitDir, "objects")}\n`);
+  nodeFs().writeFileSync(
+    nodePath().join(sender, "objects", "info", "alternates"),
+    `${nodePath().join(gitDir, "objects")}\n`,
+  );
   // The clone is shallow: the sender must know where history stops, or it walks into commits it lacks.
   const shallow = nodePath().join(gitDir, "shallow");
   if (nodeFs().existsSync(shallow)) nodeFs().copyFileSync(shallow, nodePath().join(sender, "shallow"));
@@ -97,7 +103,10 @@ export async function pushBranch(i: PushInput & { sender: string }): Promise<Pus
     const out: string[] = [];
     const err: string[] = [];
     const r = await runInGroup(["git", "-c", "credential.helper=", "-c", "core.hooksPath=/dev/null", ...args], {
-      cwd: i.sender, env, signal: i.signal, timeoutMs: i.timeoutMs,
+      cwd: i.sender,
+      env,
+      signal: i.signal,
+      timeoutMs: i.timeoutMs,
       onLine: (stream, line) => (stream === "stdout" ? out : err).push(safe(line)),
     });
     return { ...r, out, err };
@@ -107,17 +116,34 @@ export async function pushBranch(i: PushInput & { sender: string }): Promise<Pus
   if (listed.exitCode !== 0) return classify(listed, "could not reach the remote");
   const state = parseLsRemote(listed.out, ref);
   if (state.defaultBranch === i.branch) {
-    return { ok: false, transient: false, code: "default_branch", reason: `${i.branch} is the remote's default branch; SAM pushes only to a new branch` };
+    return {
+      ok: false,
+      transient: false,
+      code: "default_branch",
+      reason: `${i.branch} is the remote's default branch; SAM pushes only to a new branch`,
+    };
   }
   if (state.branchAt === i.commit) return { ok: true, alreadyThere: true, defaultBranch: state.defaultBranch };
   if (state.branchAt) {
     return {
-      ok: false, transient: false, code: "branch_exists",
-      reason: `branch ${i.branch} already exists on the remote (at ${state.branchAt.slice(0, 12)}); SAM never overwrites a branch it did not create`,
+      ok: false,
+      transient: false,
+      code: "branch_exists",
+      reason: `branch ${i.branch} already exists on the remote (at ${
+        state.branchAt.slice(0, 12)
+      }); SAM never overwrites a branch it did not create`,
     };
   }
   i.onLine(`delivery: pushing ${i.commit.slice(0, 12)} to ${redactUrl(i.url)} as ${i.branch}`);
-  const pushed = await run(["push", "--porcelain", "--no-verify", `--force-with-lease=${ref}:`, "--", remote, `${i.commit}:${ref}`]);
+  const pushed = await run([
+    "push",
+    "--porcelain",
+    "--no-verify",
+    `--force-with-lease=${ref}:`,
+    "--",
+    remote,
+    `${i.commit}:${ref}`,
+  ]);
   for (const line of pushed.err) if (line.trim()) i.onLine(`delivery: ${line}`);
   if (pushed.exitCode !== 0) return classify(pushed, "the push failed");
   return { ok: true, alreadyThere: false, defaultBranch: state.defaultBranch };
@@ -136,19 +162,33 @@ export function parseLsRemote(lines: string[], ref: string): RemoteState {
 }
 
 /** Turn git's complaint into a reason a user can act on, and say whether trying again could help. */
-function classify(r: { exitCode: number | null; timedOut: boolean; aborted: boolean; out: string[]; err: string[] }, what: string): PushAttempt {
+function classify(
+  r: { exitCode: number | null; timedOut: boolean; aborted: boolean; out: string[]; err: string[] },
+  what: string,
+): PushAttempt {
   if (r.aborted) return { ok: false, transient: false, code: "cancelled", reason: `${what}: cancelled` };
   const text = [...r.err, ...r.out].join("\n");
   const last = [...r.err, ...r.out].filter((l) => l.trim()).pop() ?? `exit ${r.exitCode}`;
-  const fail = (code: NonNullable<TaskDelivery["code"]>, transient: boolean, reason = `${what}: ${last}`): PushAttempt =>
-    ({ ok: false, transient, code, reason });
+  const fail = (
+    code: NonNullable<TaskDelivery["code"]>,
+    transient: boolean,
+    reason = `${what}: ${last}`,
+  ): PushAttempt => ({ ok: false, transient, code, reason });
   if (r.timedOut) return fail("push_failed", true, `${what}: timed out`);
-  if (/Authentication failed|could not read (Username|Password)|returned error: 40[13]|Permission denied|access denied|invalid credentials|terminal prompts disabled/i.test(text)) {
+  if (
+    /Authentication failed|could not read (Username|Password)|returned error: 40[13]|Permission denied|access denied|invalid credentials|terminal prompts disabled/i
+      .test(text)
+  ) {
     return fail("auth", false, `${what}: the remote refused the credential (${last})`);
   }
-  if (/protected branch|GH006|protected ref|pre-receive hook declined/i.test(text)) return fail("protected_branch", false);
+  if (/protected branch|GH006|protected ref|pre-receive hook declined/i.test(text)) {
+    return fail("protected_branch", false);
+  }
   if (/stale info|already exists|non-fast-forward|fetch first/i.test(text)) return fail("branch_exists", false);
-  if (/returned error: 5\d\d|returned error: 429|RPC failed|Could not resolve host|Connection refused|Connection reset|timed out|early EOF|hung up unexpectedly|Failed to connect/i.test(text)) {
+  if (
+    /returned error: 5\d\d|returned error: 429|RPC failed|Could not resolve host|Connection refused|Connection reset|timed out|early EOF|hung up unexpectedly|Failed to connect/i
+      .test(text)
+  ) {
     return fail("push_failed", true);
   }
   return fail("push_failed", false);

@@ -25,16 +25,25 @@ export type RetryOptions = {
 
 export type RetryOutcome<T> = { ok: true; value: T } | { ok: false; reason: string; timedOut: boolean };
 
-export async function withRetries<T>(o: RetryOptions, attempt: (n: number) => Promise<Attempt<T>>): Promise<RetryOutcome<T>> {
+export async function withRetries<T>(
+  o: RetryOptions,
+  attempt: (n: number) => Promise<Attempt<T>>,
+): Promise<RetryOutcome<T>> {
   const now = o.now ?? Date.now;
-  for (let n = 0; ; n++) {
+  for (let n = 0;; n++) {
     if (o.signal?.aborted) return { ok: false, reason: "cancelled", timedOut: false };
     const r = await attempt(n);
     if (r.ok) return r;
     if (!r.transient) return { ok: false, reason: r.reason, timedOut: false };
     const wait = Math.max(0, r.waitMs ?? o.backoffMs * 2 ** Math.min(n, 8));
     if (now() + wait >= o.deadlineAt) {
-      return { ok: false, reason: `${r.reason}; not retried: the next try (in ${Math.ceil(wait / 1000)} s) would pass the task's deadline`, timedOut: true };
+      return {
+        ok: false,
+        reason: `${r.reason}; not retried: the next try (in ${
+          Math.ceil(wait / 1000)
+        } s) would pass the task's deadline`,
+        timedOut: true,
+      };
     }
     o.onRetry?.(r.reason, wait, n + 1);
     await pause(wait, o.signal);
@@ -70,6 +79,8 @@ export function transientWait(res: Response, now: number): { waitMs?: number } |
     const at = Date.parse(retryAfter);
     if (Number.isFinite(at)) return { waitMs: Math.max(0, at - now) };
   }
-  if (remaining === "0" && reset !== null && Number.isFinite(Number(reset))) return { waitMs: Math.max(0, Number(reset) * 1000 - now) };
+  if (remaining === "0" && reset !== null && Number.isFinite(Number(reset))) {
+    return { waitMs: Math.max(0, Number(reset) * 1000 - now) };
+  }
   return {};
 }

@@ -17,8 +17,17 @@ export const SYSTEM_DIRS = ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64",
 
 /** Paths under the system trees that hold a node's secrets; masked whether or not the task uid could read them. */
 export const SECRET_PATHS = [
-  "/etc/sam", "/etc/ssh", "/etc/shadow", "/etc/shadow-", "/etc/gshadow", "/etc/gshadow-", "/etc/ssl/private",
-  "/etc/sudoers", "/etc/sudoers.d", "/etc/docker", "/etc/cloud",
+  "/etc/sam",
+  "/etc/ssh",
+  "/etc/shadow",
+  "/etc/shadow-",
+  "/etc/gshadow",
+  "/etc/gshadow-",
+  "/etc/ssl/private",
+  "/etc/sudoers",
+  "/etc/sudoers.d",
+  "/etc/docker",
+  "/etc/cloud",
 ] as const;
 
 export type HostEntry = { path: string; kind: "dir" } | { path: string; kind: "symlink"; target: string };
@@ -80,19 +89,44 @@ export function bwrapArgv(c: SandboxCommand): string[] {
     argv.push("--ro-bind", p, p);
   }
   argv.push(
-    "--proc", "/proc",
-    "--dev", "/dev",
-    "--perms", "1777", "--tmpfs", "/tmp",
-    "--bind", c.workspace, SANDBOX_WORKSPACE,
-    "--chdir", SANDBOX_WORKSPACE,
-    "--setenv", "HOME", "/tmp",
-    "--setenv", "TMPDIR", "/tmp",
-    "--setenv", "PWD", SANDBOX_WORKSPACE,
+    "--proc",
+    "/proc",
+    "--dev",
+    "/dev",
+    "--perms",
+    "1777",
+    "--tmpfs",
+    "/tmp",
+    "--bind",
+    c.workspace,
+    SANDBOX_WORKSPACE,
+    "--chdir",
+    SANDBOX_WORKSPACE,
+    "--setenv",
+    "HOME",
+    "/tmp",
+    "--setenv",
+    "TMPDIR",
+    "/tmp",
+    "--setenv",
+    "PWD",
+    SANDBOX_WORKSPACE,
     "--",
-    c.prlimit, ...rlimitArgs(c.limits), "--",
+    c.prlimit,
+    ...rlimitArgs(c.limits),
+    "--",
   );
   if (c.setpriv) {
-    argv.push(c.setpriv, `--reuid=${c.uid}`, `--regid=${c.gid}`, "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--");
+    argv.push(
+      c.setpriv,
+      `--reuid=${c.uid}`,
+      `--regid=${c.gid}`,
+      "--clear-groups",
+      "--inh-caps=-all",
+      "--bounding-set=-all",
+      "--no-new-privs",
+      "--",
+    );
   }
   argv.push(...c.argv);
   return argv;

@@ -3,7 +3,7 @@
  * on unless the operator turns it off by name; the limits are per process of the task (rlimits), except the
  * process count, which the kernel counts per uid.
  */
-import { ConfigError, envChoice, envDuration, envInt, envString, type Env } from "../../../shared/env.ts";
+import { ConfigError, type Env, envChoice, envDuration, envInt, envString } from "../../../shared/env.ts";
 
 export type SandboxLimits = {
   /** RLIMIT_NPROC: processes of the task's uid, machine-wide. */
@@ -44,7 +44,9 @@ function envToolPaths(env: Env): string[] {
   if (raw === undefined) return [];
   const paths = raw.split(":").map((p) => p.trim()).filter(Boolean);
   const bad = paths.find((p) => !p.startsWith("/") || p.split("/").includes("..") || p === "/");
-  if (bad !== undefined) throw new ConfigError(`SAM_TASK_TOOL_PATHS: expected absolute directories separated by ':', got '${bad}'`);
+  if (bad !== undefined) {
+    throw new ConfigError(`SAM_TASK_TOOL_PATHS: expected absolute directories separated by ':', got '${bad}'`);
+  }
   return paths;
 }
 

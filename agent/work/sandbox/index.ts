@@ -12,11 +12,18 @@ import { readHostLayout } from "./layout.ts";
 import { chownTree } from "./ownership.ts";
 import { reapTask } from "./reap.ts";
 import type { SandboxStatus } from "./probe.ts";
-import { runInGroup, type GroupOptions, type GroupRun } from "../process-group.ts";
+import { type GroupOptions, type GroupRun, runInGroup } from "../process-group.ts";
 
-export { sandboxConfigFromEnv, SANDBOX_DEFAULTS, type SandboxConfig } from "./config.ts";
+export { SANDBOX_DEFAULTS, type SandboxConfig, sandboxConfigFromEnv } from "./config.ts";
 export { reapTask } from "./reap.ts";
-export { isRoot, probeSandbox, sandboxCapability, type SandboxCapability, type SandboxStatus, type SandboxTools } from "./probe.ts";
+export {
+  isRoot,
+  probeSandbox,
+  type SandboxCapability,
+  sandboxCapability,
+  type SandboxStatus,
+  type SandboxTools,
+} from "./probe.ts";
 
 /** One task's sandbox: where its workspace is, and what must never show inside it. */
 export type TaskSandbox = {
@@ -30,7 +37,11 @@ export type TaskSandbox = {
 };
 
 /** Run `sh -c command` for the task: in bubblewrap, or — sandbox off — as is, reaping its leftovers after. */
-export async function runSandboxed(sb: TaskSandbox, command: string, opts: Omit<GroupOptions, "cwd">): Promise<GroupRun> {
+export async function runSandboxed(
+  sb: TaskSandbox,
+  command: string,
+  opts: Omit<GroupOptions, "cwd">,
+): Promise<GroupRun> {
   const { status } = sb;
   if (status.state === "unavailable") throw new Error(status.message);
   if (status.state === "off") {
@@ -46,8 +57,13 @@ export async function runSandboxed(sb: TaskSandbox, command: string, opts: Omit<
   const hidden = (p: string) => sb.secrets.some((s) => s === p || s.startsWith(`${p}/`) || p.startsWith(`${s}/`));
   for (const p of sb.config.toolPaths) if (nodeFs().existsSync(p) && !hidden(p)) layout.extraReadOnly.push(p);
   const argv = bwrapArgv({
-    ...status.tools, uid: sb.config.uid, gid: sb.config.gid, workspace: sb.workspace,
-    layout, limits: sb.config.limits, argv: ["sh", "-c", command],
+    ...status.tools,
+    uid: sb.config.uid,
+    gid: sb.config.gid,
+    workspace: sb.workspace,
+    layout,
+    limits: sb.config.limits,
+    argv: ["sh", "-c", command],
   });
   return runInGroup(argv, { ...opts, cwd: sb.workspace });
 }

@@ -4,7 +4,7 @@
  * package installed meanwhile (or /etc/sam written by a boot) is seen at once; it is a handful of lstats.
  */
 import { nodeFs, nodePath } from "../../runtime/lazy-node-modules.ts";
-import { SECRET_PATHS, SYSTEM_DIRS, type HostEntry, type HostLayout } from "./bwrap.ts";
+import { type HostEntry, type HostLayout, SECRET_PATHS, SYSTEM_DIRS } from "./bwrap.ts";
 
 function under(p: string, root: string): boolean {
   return p === root || p.startsWith(root.endsWith("/") ? root : root + "/");

@@ -22,7 +22,11 @@ export function isRoot(): boolean {
 }
 
 /** Find bwrap (and prlimit, and setpriv when root) on PATH. Bun's lookup: this also runs at start. */
-export function probeSandbox(config: Pick<SandboxConfig, "mode">, path: string | undefined, root = isRoot()): SandboxStatus {
+export function probeSandbox(
+  config: Pick<SandboxConfig, "mode">,
+  path: string | undefined,
+  root = isRoot(),
+): SandboxStatus {
   if (config.mode === "off") return { state: "off" };
   const which = (name: string) => (path ? Bun.which(name, { PATH: path }) : null);
   const found = { bwrap: which("bwrap"), prlimit: which("prlimit"), setpriv: root ? which("setpriv") : null };
@@ -32,8 +36,14 @@ export function probeSandbox(config: Pick<SandboxConfig, "mode">, path: string |
     const pkgs = [...new Set(missing.map((n) => PACKAGE_OF[n]!))];
     return {
       state: "unavailable",
-      message: `host-mode tasks run in a bubblewrap sandbox, and this node lacks ${missing.map((n) => `'${n}'`).join(", ")}: ` +
-        `install the Debian/Ubuntu package${pkgs.length > 1 ? "s" : ""} ${pkgs.map((p) => `'${p}'`).join(", ")} on the node, ` +
+      message: `host-mode tasks run in a bubblewrap sandbox, and this node lacks ${
+        missing.map((n) => `'${n}'`).join(", ")
+      }: ` +
+        `install the Debian/Ubuntu package${pkgs.length > 1 ? "s" : ""} ${
+          pkgs.map((p) =>
+            `'${p}'`
+          ).join(", ")
+        } on the node, ` +
         "or set SAM_TASK_SANDBOX=off to run tasks without a sandbox (unsafe: a task can then read the node's tokens)",
     };
   }
@@ -43,4 +53,3 @@ export function probeSandbox(config: Pick<SandboxConfig, "mode">, path: string |
 export function sandboxCapability(status: SandboxStatus): SandboxCapability {
   return status.state === "ready" ? "bubblewrap" : status.state;
 }
-

@@ -32,7 +32,9 @@ export function restoreGitDir(dir: string, metaDir: string): void {
   fs.copyFileSync(snapshot, nodePath().join(git, "config"));
   fs.rmSync(nodePath().join(git, "hooks"), { recursive: true, force: true });
   fs.mkdirSync(nodePath().join(git, "hooks"), { mode: 0o755 });
-  for (const rel of ["objects/info/alternates", "objects/info/http-alternates", "modules", "commondir", "info/attributes"]) {
+  for (
+    const rel of ["objects/info/alternates", "objects/info/http-alternates", "modules", "commondir", "info/attributes"]
+  ) {
     fs.rmSync(nodePath().join(git, rel), { recursive: true, force: true });
   }
 }

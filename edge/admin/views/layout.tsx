@@ -42,7 +42,9 @@ export function ErrorPage({ base, status, message }: { base: string; status: num
     <Layout title={`Error ${status}`} base={base}>
       <h1>{status === 404 ? "Not found" : "Something went wrong"}</h1>
       <p class="notice error" role="alert">{message}</p>
-      <p><a href={`${base}/nodes`}>Back to the nodes</a></p>
+      <p>
+        <a href={`${base}/nodes`}>Back to the nodes</a>
+      </p>
     </Layout>
   );
 }

@@ -6,7 +6,9 @@ export function LoginPage({ base, error, next }: { base: string; error: string |
     <Layout title="Log in" base={base} signedIn={false}>
       <section class="login">
         <h1>Log in</h1>
-        <p class="muted">Paste the admin token (<code>SAM_ADMIN_TOKEN</code>, or the one <code>npm start</code> printed).</p>
+        <p class="muted">
+          Paste the admin token (<code>SAM_ADMIN_TOKEN</code>, or the one <code>npm start</code> printed).
+        </p>
         {error && <p class="notice error" role="alert" id="login-error">{error}</p>}
         <form method="post" action={`${base}/login`}>
           <input type="hidden" name="next" value={next} />

@@ -7,7 +7,7 @@ import type { NodeMetricsView, NodeView } from "../../../shared/wire/api.ts";
 import type { NodeEvent } from "../../../shared/wire/events.ts";
 import type { ApiResult } from "../api-client.ts";
 import { formatAge, formatBytes, formatPercent, formatTime } from "../format.ts";
-import { SERIES, WINDOWS, downsample, type MetricsWindow, type SeriesName } from "../series.ts";
+import { downsample, type MetricsWindow, SERIES, type SeriesName, WINDOWS } from "../series.ts";
 import { bootWaterfall } from "../timeline.ts";
 import { LineChart } from "./chart.tsx";
 import { Badge, Layout } from "./layout.tsx";
@@ -30,33 +30,54 @@ const MAX_POINTS = 240;
 export function NodePage(p: NodePageProps) {
   const { base, node, now } = p;
   const nodeUrl = `${base}/nodes/${encodeURIComponent(node.id)}`;
-  const unreachable = !p.metrics.ok && p.metrics.failure.status >= 500 ? p.metrics.failure : !p.events.ok && p.events.failure.status >= 500 ? p.events.failure : null;
+  const unreachable = !p.metrics.ok && p.metrics.failure.status >= 500
+    ? p.metrics.failure
+    : !p.events.ok && p.events.failure.status >= 500
+    ? p.events.failure
+    : null;
   return (
     <Layout title={`Node ${node.id}`} base={base}>
-      <h1>Node <code>{node.id}</code> <Badge value={node.status} /> <Badge value={node.health} /></h1>
+      <h1>
+        Node <code>{node.id}</code> <Badge value={node.status} /> <Badge value={node.health} />
+      </h1>
       {unreachable && (
         <div class="notice error" role="alert" id="unreachable">
           <strong>Node unreachable.</strong> {unreachable.message}
           <br />
-          <span>Last known: status {node.status}, health {node.health}, last heartbeat {formatAge(node.lastHeartbeatAt, now)}.</span>
+          <span>
+            Last known: status {node.status}, health {node.health}, last heartbeat{" "}
+            {formatAge(node.lastHeartbeatAt, now)}.
+          </span>
         </div>
       )}
       {node.statusReason && <p class="notice">{node.statusReason}</p>}
       <dl class="facts">
-        <dt>Provider</dt><dd>{node.provider}{node.providerServerId ? ` #${node.providerServerId}` : ""}</dd>
-        <dt>Address</dt><dd>{node.ipv4 ?? "—"}</dd>
-        <dt>Created</dt><dd>{formatTime(node.createdAt)} ({formatAge(node.createdAt, now)})</dd>
-        <dt>Ready</dt><dd>{node.readyAt ? formatTime(node.readyAt) : "—"}</dd>
-        <dt>Heartbeat</dt><dd>{formatAge(node.lastHeartbeatAt, now)}</dd>
-        <dt>Agent</dt><dd>{node.agentVersion ?? "—"}</dd>
+        <dt>Provider</dt>
+        <dd>{node.provider}{node.providerServerId ? ` #${node.providerServerId}` : ""}</dd>
+        <dt>Address</dt>
+        <dd>{node.ipv4 ?? "—"}</dd>
+        <dt>Created</dt>
+        <dd>{formatTime(node.createdAt)} ({formatAge(node.createdAt, now)})</dd>
+        <dt>Ready</dt>
+        <dd>{node.readyAt ? formatTime(node.readyAt) : "—"}</dd>
+        <dt>Heartbeat</dt>
+        <dd>{formatAge(node.lastHeartbeatAt, now)}</dd>
+        <dt>Agent</dt>
+        <dd>{node.agentVersion ?? "—"}</dd>
         <dt>Active tasks</dt>
-        <dd>{node.activeTasks.length === 0 ? "none" : node.activeTasks.map((t) => <a href={`${base}/tasks/${encodeURIComponent(t)}`}>{t} </a>)}</dd>
+        <dd>
+          {node.activeTasks.length === 0
+            ? "none"
+            : node.activeTasks.map((t) => <a href={`${base}/tasks/${encodeURIComponent(t)}`}>{t}</a>)}
+        </dd>
         {node.lastMetrics && (
           <>
             <dt>Last sample</dt>
             <dd>
-              CPU {formatPercent(node.lastMetrics.cpuPercent)}, memory {formatBytes(node.lastMetrics.memUsedBytes)} / {formatBytes(node.lastMetrics.memTotalBytes)},
-              disk {formatBytes(node.lastMetrics.disk.usedBytes)} / {formatBytes(node.lastMetrics.disk.totalBytes)} ({formatAge(node.lastMetrics.at, now)})
+              CPU {formatPercent(node.lastMetrics.cpuPercent)}, memory {formatBytes(node.lastMetrics.memUsedBytes)} /
+              {" "}
+              {formatBytes(node.lastMetrics.memTotalBytes)}, disk {formatBytes(node.lastMetrics.disk.usedBytes)} /{" "}
+              {formatBytes(node.lastMetrics.disk.totalBytes)} ({formatAge(node.lastMetrics.at, now)})
             </dd>
           </>
         )}
@@ -70,8 +91,12 @@ export function NodePage(p: NodePageProps) {
       <section>
         <h2>Diagnostics</h2>
         <p class="actions">
-          <a class="button" id="download-events" href={`${nodeUrl}/events.db`} download={`${node.id}-events.db`}>Download events DB</a>
-          <a class="button" id="download-metrics" href={`${nodeUrl}/metrics.db`} download={`${node.id}-metrics.db`}>Download metrics DB</a>
+          <a class="button" id="download-events" href={`${nodeUrl}/events.db`} download={`${node.id}-events.db`}>
+            Download events DB
+          </a>
+          <a class="button" id="download-metrics" href={`${nodeUrl}/metrics.db`} download={`${node.id}-metrics.db`}>
+            Download metrics DB
+          </a>
         </p>
       </section>
 
@@ -79,25 +104,40 @@ export function NodePage(p: NodePageProps) {
         <h2>Resources</h2>
         <p class="tabs" id="windows">
           {(Object.keys(WINDOWS) as MetricsWindow[]).map((w) => (
-            <a href={`${nodeUrl}?window=${w}`} class={w === p.window ? "current" : ""} aria-current={w === p.window ? "page" : undefined}>{w}</a>
+            <a
+              href={`${nodeUrl}?window=${w}`}
+              class={w === p.window ? "current" : ""}
+              aria-current={w === p.window ? "page" : undefined}
+            >
+              {w}
+            </a>
           ))}
         </p>
-        {p.metrics.ok ? <Charts metrics={p.metrics.data} window={p.window} now={now} /> : <p class="notice error">Metrics unavailable: {p.metrics.failure.message}</p>}
+        {p.metrics.ok
+          ? <Charts metrics={p.metrics.data} window={p.window} now={now} />
+          : <p class="notice error">Metrics unavailable: {p.metrics.failure.message}</p>}
       </section>
 
       <section>
         <h2>Recent events</h2>
         <form method="get" action={nodeUrl} class="filters">
           <input type="hidden" name="window" value={p.window} />
-          <label>Level{" "}
+          <label>
+            Level{" "}
             <select name="level">
-              {["", "debug", "info", "warn", "error"].map((l) => <option value={l} selected={l === p.filter.level}>{l || "any"}</option>)}
+              {["", "debug", "info", "warn", "error"].map((l) => (
+                <option value={l} selected={l === p.filter.level}>{l || "any"}</option>
+              ))}
             </select>
           </label>
-          <label>Type <input name="type" value={p.filter.type} placeholder="e.g. boot.phase" maxlength={64} /></label>
+          <label>
+            Type <input name="type" value={p.filter.type} placeholder="e.g. boot.phase" maxlength={64} />
+          </label>
           <button type="submit">Filter</button>
         </form>
-        {p.events.ok ? <EventTable events={p.events.data.data} /> : <p class="notice error">Events unavailable: {p.events.failure.message}</p>}
+        {p.events.ok
+          ? <EventTable events={p.events.data.data} />
+          : <p class="notice error">Events unavailable: {p.events.failure.message}</p>}
       </section>
     </Layout>
   );
@@ -112,7 +152,16 @@ function Charts({ metrics, window, now }: { metrics: NodeMetricsView; window: Me
       {(Object.keys(SERIES) as SeriesName[]).map((name) => {
         const series = SERIES[name];
         const points = downsample(metrics.samples.map((s) => ({ at: s.at, value: series.value(s) })), MAX_POINTS);
-        return <LineChart name={name} title={series.title} points={points} from={from} to={to} latest={last ? `now ${formatPercent(series.value(last))}` : ""} />;
+        return (
+          <LineChart
+            name={name}
+            title={series.title}
+            points={points}
+            from={from}
+            to={to}
+            latest={last ? `now ${formatPercent(series.value(last))}` : ""}
+          />
+        );
       })}
     </div>
   );
@@ -123,14 +172,25 @@ function EventTable({ events }: { events: NodeEvent[] }) {
   return (
     <div class="scroll">
       <table class="list events" id="events">
-        <thead><tr><th>Time</th><th>Level</th><th>Type</th><th>Message</th></tr></thead>
+        <thead>
+          <tr>
+            <th>Time</th>
+            <th>Level</th>
+            <th>Type</th>
+            <th>Message</th>
+          </tr>
+        </thead>
         <tbody>
           {events.map((e) => (
             <tr class={`lvl-${e.level}`} data-level={e.level} data-type={e.type}>
               <td class="nowrap">{formatTime(e.at)}</td>
-              <td><Badge value={e.level} /></td>
-              <td><code>{e.type}</code></td>
-              <td>{e.message}{e.taskId && <span class="muted"> (task {e.taskId})</span>}</td>
+              <td>
+                <Badge value={e.level} />
+              </td>
+              <td>
+                <code>{e.type}</code>
+              </td>
+              <td>{e.message}{e.taskId && <span class="muted">(task {e.taskId})</span>}</td>
             </tr>
           ))}
         </tbody>
@@ -140,20 +200,36 @@ function EventTable({ events }: { events: NodeEvent[] }) {
 }
 
 /** What a download or a page says when the node's agent cannot be reached: the reason, and what we last knew. */
-export function Unreachable(p: { base: string; node: NodeView | null; nodeId: string; failure: { status: number; message: string }; what: string; now: number }) {
+export function Unreachable(
+  p: {
+    base: string;
+    node: NodeView | null;
+    nodeId: string;
+    failure: { status: number; message: string };
+    what: string;
+    now: number;
+  },
+) {
   return (
     <Layout title={`Node ${p.nodeId} unreachable`} base={p.base}>
-      <h1>Node <code>{p.nodeId}</code> unreachable</h1>
+      <h1>
+        Node <code>{p.nodeId}</code> unreachable
+      </h1>
       <div class="notice error" role="alert" id="unreachable">
         <strong>Could not fetch {p.what}.</strong> {p.failure.message}
         {p.node && (
           <>
             <br />
-            <span>Last known: status {p.node.status}, health {p.node.health}, last heartbeat {formatAge(p.node.lastHeartbeatAt, p.now)}.</span>
+            <span>
+              Last known: status {p.node.status}, health {p.node.health}, last heartbeat{" "}
+              {formatAge(p.node.lastHeartbeatAt, p.now)}.
+            </span>
           </>
         )}
       </div>
-      <p><a href={`${p.base}/nodes/${encodeURIComponent(p.nodeId)}`}>Back to the node</a></p>
+      <p>
+        <a href={`${p.base}/nodes/${encodeURIComponent(p.nodeId)}`}>Back to the node</a>
+      </p>
     </Layout>
   );
 }

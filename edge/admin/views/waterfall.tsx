@@ -14,23 +14,35 @@ export function WaterfallChart({ waterfall }: { waterfall: Waterfall | null }) {
       <div class="wf-row wf-axis" aria-hidden="true">
         <span class="wf-label">from {formatTime(waterfall.originAt)}</span>
         <div class="wf-track">
-          {waterfall.ticks.map((t) => <span class={t.left > 92 ? "wf-tick end" : "wf-tick"} style={`left:${t.left}%`}>+{formatDuration(t.offsetMs)}</span>)}
+          {waterfall.ticks.map((t) => (
+            <span class={t.left > 92 ? "wf-tick end" : "wf-tick"} style={`left:${t.left}%`}>
+              +{formatDuration(t.offsetMs)}
+            </span>
+          ))}
         </div>
       </div>
       {waterfall.rows.map((r) => (
-        <div class={`wf-row wf-${r.kind} wf-${r.status}`} data-phase={r.label} data-status={r.status} data-kind={r.kind}>
+        <div
+          class={`wf-row wf-${r.kind} wf-${r.status}`}
+          data-phase={r.label}
+          data-status={r.status}
+          data-kind={r.kind}
+        >
           <span class="wf-label">
             <span class="wf-name">{r.label}</span>{" "}
             <span class="wf-dur">{r.durationMs === null ? "…" : formatDuration(r.durationMs)}</span>
-            {r.status !== "ok" && <span class={`wf-mark wf-mark-${r.status}`}> ⚠ {STATUS_NOTE[r.status]}</span>}
+            {r.status !== "ok" && <span class={`wf-mark wf-mark-${r.status}`}>⚠ {STATUS_NOTE[r.status]}</span>}
           </span>
           <div class="wf-track">
             {waterfall.ticks.map((t) => <span class="wf-grid" style={`left:${t.left}%`}></span>)}
             <span
               class="wf-bar"
               style={`left:${r.left}%;width:${r.width}%`}
-              title={`${r.label}: +${formatDuration(r.offsetMs)}, ${r.durationMs === null ? "never ended" : formatDuration(r.durationMs)}`}
-            ></span>
+              title={`${r.label}: +${formatDuration(r.offsetMs)}, ${
+                r.durationMs === null ? "never ended" : formatDuration(r.durationMs)
+              }`}
+            >
+            </span>
           </div>
         </div>
       ))}

@@ -10,8 +10,8 @@ import type { TaskView } from "../../../shared/wire/api.ts";
 import { AGENT_BINARY, ensureAgentBinary } from "../../../agent/testing/binary.ts";
 import { initRepo } from "../../../agent/testing/git-repo.ts";
 import { CODEX, writeFileScript } from "../../testing/codex.ts";
-import { startTestEdge, until, type TestEdge } from "../../testing/harness.ts";
-import { startScriptedChat, type ScriptedChat } from "../../testing/scripted-chat.ts";
+import { startTestEdge, type TestEdge, until } from "../../testing/harness.ts";
+import { type ScriptedChat, startScriptedChat } from "../../testing/scripted-chat.ts";
 
 let base: string;
 let repo: string;
@@ -26,7 +26,9 @@ beforeAll(async () => {
   base = mkdtempSync(join(tmpdir(), "sam-codex-task-"));
   repo = await initRepo(join(base, "repo"), { "README.md": "a repo\n" });
   model = await startScriptedChat(writeFileScript("CODEX.md", "written by codex"));
-  edge = await startTestEdge({ env: { SAM_AGENT_BINARY: AGENT_BINARY, SAM_HEARTBEAT_INTERVAL: "1s", SAM_INFERENCE_URL: model.url } });
+  edge = await startTestEdge({
+    env: { SAM_AGENT_BINARY: AGENT_BINARY, SAM_HEARTBEAT_INTERVAL: "1s", SAM_INFERENCE_URL: model.url },
+  });
 }, 30_000);
 
 afterAll(async () => {
@@ -56,7 +58,9 @@ test("a command task running codex exec against the edge's /v1: the result's pat
     return ["succeeded", "failed", "cancelled"].includes(v.status) ? v : undefined;
   }, 100_000);
   if (view.status !== "succeeded") {
-    const log = (await (await edge.call("GET", `/api/tasks/${task.id}/events`, { token: key })).json()) as { data: { message?: string }[] };
+    const log = (await (await edge.call("GET", `/api/tasks/${task.id}/events`, { token: key })).json()) as {
+      data: { message?: string }[];
+    };
     throw new Error(`task ${view.status}: ${view.error}\n${log.data.map((e) => e.message ?? "").join("\n")}`);
   }
   expect(view.result!.patch).toContain("+++ b/CODEX.md");

@@ -5,8 +5,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CODEX, codexConfig, writeFileScript } from "../../testing/codex.ts";
-import { startScriptedChat, type ScriptedChat } from "../../testing/scripted-chat.ts";
-import { serveInference, TOKENS, type Served } from "../../testing/inference-harness.ts";
+import { type ScriptedChat, startScriptedChat } from "../../testing/scripted-chat.ts";
+import { type Served, serveInference, TOKENS } from "../../testing/inference-harness.ts";
 
 let upstream: ScriptedChat;
 let sam: Served;
@@ -28,14 +28,26 @@ test("codex exec writes the file the model asks for, through SAM's Responses API
   const work = join(dir, "work");
   for (const d of [home, work]) Bun.spawnSync(["mkdir", "-p", d]);
   writeFileSync(join(home, "config.toml"), codexConfig(sam.baseURL, "scripted-model"));
-  const proc = Bun.spawn([CODEX, "exec", "--skip-git-repo-check", "--dangerously-bypass-approvals-and-sandbox", "-C", work, "Write hello.txt"], {
+  const proc = Bun.spawn([
+    CODEX,
+    "exec",
+    "--skip-git-repo-check",
+    "--dangerously-bypass-approvals-and-sandbox",
+    "-C",
+    work,
+    "Write hello.txt",
+  ], {
     env: { PATH: process.env.PATH!, HOME: dir, CODEX_HOME: home, SAM_API_KEY: TOKENS.alice, NO_COLOR: "1" },
     stdin: "ignore",
     stdout: "pipe",
     stderr: "pipe",
   });
   const killer = setTimeout(() => proc.kill(), 90_000);
-  const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  const [out, err, code] = await Promise.all([
+    new Response(proc.stdout).text(),
+    new Response(proc.stderr).text(),
+    proc.exited,
+  ]);
   clearTimeout(killer);
   const file = join(work, "hello.txt");
   if (!existsSync(file)) throw new Error(`codex did not write the file (exit ${code}):\n${out}\n${err}`);

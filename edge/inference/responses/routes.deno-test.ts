@@ -21,7 +21,8 @@ async function serveSam(upstreamUrl: string, extra: Record<string, string> = {})
   const inference = createInferenceRoutes({
     config: loadEdgeConfig(env),
     inference: loadInferenceConfig(env),
-    authenticate: async (t) => KEYS[t] ? { kind: "key", keyId: KEYS[t].keyId, name: t, rateLimitPerMinute: null } : null,
+    authenticate: async (t) =>
+      KEYS[t] ? { kind: "key", keyId: KEYS[t].keyId, name: t, rateLimitPerMinute: null } : null,
     db,
     log: () => {},
   });
@@ -40,12 +41,19 @@ async function serveSam(upstreamUrl: string, extra: Record<string, string> = {})
 }
 
 Deno.test("responses.create and responses.stream with a tool round trip under Deno", async () => {
-  const upstream = await startScriptedChat((body) => body.messages.some((m) => m.role === "tool")
-    ? { text: "It is sunny" }
-    : { calls: [{ name: "get_weather", args: { city: "Paris" } }] });
+  const upstream = await startScriptedChat((body) =>
+    body.messages.some((m) => m.role === "tool")
+      ? { text: "It is sunny" }
+      : { calls: [{ name: "get_weather", args: { city: "Paris" } }] }
+  );
   const sam = await serveSam(upstream.url);
   try {
-    const tools = [{ type: "function" as const, name: "get_weather", strict: false, parameters: { type: "object", properties: { city: { type: "string" } } } }];
+    const tools = [{
+      type: "function" as const,
+      name: "get_weather",
+      strict: false,
+      parameters: { type: "object", properties: { city: { type: "string" } } },
+    }];
     const openai = sam.client();
     const stream = openai.responses.stream({ model: "m", input: "Weather?", tools });
     const types: string[] = [];
@@ -78,7 +86,8 @@ Deno.test("a stored response is the making key's only, and is gone after SAM_RES
   const sam = await serveSam(upstream.url, { SAM_RESPONSE_RETENTION: "1500ms" });
   try {
     const first = await sam.client().responses.create({ model: "m", input: "hi" });
-    const get = (key: string) => fetch(`${sam.baseURL}/responses/${first.id}`, { headers: { authorization: `Bearer ${key}` } });
+    const get = (key: string) =>
+      fetch(`${sam.baseURL}/responses/${first.id}`, { headers: { authorization: `Bearer ${key}` } });
     const mine = await get("sam_a");
     assert.equal(mine.status, 200);
     assert.equal((await mine.json()).id, first.id);
@@ -104,12 +113,19 @@ Deno.test("Codex's built-in tools are dropped and named; a background request is
   const upstream = await startScriptedChat((_) => ({ text: "fine" }));
   const sam = await serveSam(upstream.url);
   try {
-    const post = (body: unknown) => fetch(`${sam.baseURL}/responses`, {
-      method: "POST",
-      headers: { "content-type": "application/json", authorization: "Bearer sam_a" },
-      body: JSON.stringify(body),
+    const post = (body: unknown) =>
+      fetch(`${sam.baseURL}/responses`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: "Bearer sam_a" },
+        body: JSON.stringify(body),
+      });
+    const ok = await post({
+      model: "m",
+      input: "x",
+      stream: true,
+      tools: [{ type: "web_search" }],
+      reasoning: { summary: "auto" },
     });
-    const ok = await post({ model: "m", input: "x", stream: true, tools: [{ type: "web_search" }], reasoning: { summary: "auto" } });
     assert.equal(ok.status, 200);
     assert.equal(ok.headers.get(DROPPED_HEADER), "web_search, reasoning");
     const events = await ok.text();

@@ -3,8 +3,8 @@
 import { Agent, OpenAIResponsesModel, run, setTracingDisabled, tool } from "@openai/agents";
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import OpenAI from "openai";
-import { startScriptedChat, type ScriptedChat } from "../../testing/scripted-chat.ts";
-import { serveInference, TOKENS, type Served } from "../../testing/inference-harness.ts";
+import { type ScriptedChat, startScriptedChat } from "../../testing/scripted-chat.ts";
+import { type Served, serveInference, TOKENS } from "../../testing/inference-harness.ts";
 import { DROPPED_HEADER, FLATTENED_HEADER } from "./routes.ts";
 
 setTracingDisabled(true);
@@ -33,11 +33,12 @@ beforeEach(() => {
 });
 
 const client = (apiKey: string = TOKENS.alice) => new OpenAI({ baseURL: sam.baseURL, apiKey, maxRetries: 0 });
-const post = (body: unknown, key: string = TOKENS.alice) => fetch(`${sam.baseURL}/responses`, {
-  method: "POST",
-  headers: { "content-type": "application/json", authorization: `Bearer ${key}` },
-  body: JSON.stringify(body),
-});
+const post = (body: unknown, key: string = TOKENS.alice) =>
+  fetch(`${sam.baseURL}/responses`, {
+    method: "POST",
+    headers: { "content-type": "application/json", authorization: `Bearer ${key}` },
+    body: JSON.stringify(body),
+  });
 
 describe("POST /v1/responses with the openai client", () => {
   test("responses.create: text in, output_text and usage out; instructions become the system message", async () => {
@@ -48,7 +49,10 @@ describe("POST /v1/responses with the openai client", () => {
     expect(r.id).toMatch(/^resp_/);
     expect(r.output_text).toBe("Hello there");
     expect(r.usage).toMatchObject({ input_tokens: 12, output_tokens: 5, total_tokens: 17 });
-    expect(upstream.requests[0]!.messages).toEqual([{ role: "system", content: "Be brief." }, { role: "user", content: "Say hello" }]);
+    expect(upstream.requests[0]!.messages).toEqual([{ role: "system", content: "Be brief." }, {
+      role: "user",
+      content: "Say hello",
+    }]);
   });
 
   test("a tool round trip: function_call out, function_call_output back in as a tool message", async () => {
@@ -58,7 +62,10 @@ describe("POST /v1/responses with the openai client", () => {
     const call = first.output.find((o) => o.type === "function_call")!;
     expect(call).toMatchObject({ type: "function_call", name: "get_weather", status: "completed" });
     expect(JSON.parse(call.arguments)).toEqual({ city: "Paris" });
-    expect(upstream.requests[0]!.tools as unknown[]).toEqual([{ type: "function", function: { name: "get_weather", description: "Weather in a city", parameters: WEATHER.parameters } }]);
+    expect(upstream.requests[0]!.tools as unknown[]).toEqual([{
+      type: "function",
+      function: { name: "get_weather", description: "Weather in a city", parameters: WEATHER.parameters },
+    }]);
     const second = await openai.responses.create({
       model: "m",
       tools: [WEATHER],
@@ -71,7 +78,15 @@ describe("POST /v1/responses with the openai client", () => {
     expect(second.output_text).toBe("Sunny in Paris");
     expect(upstream.requests[1]!.messages).toEqual([
       { role: "user", content: "Weather in Paris?" },
-      { role: "assistant", content: null, tool_calls: [{ id: call.call_id, type: "function", function: { name: "get_weather", arguments: call.arguments } }] },
+      {
+        role: "assistant",
+        content: null,
+        tool_calls: [{
+          id: call.call_id,
+          type: "function",
+          function: { name: "get_weather", arguments: call.arguments },
+        }],
+      },
       { role: "tool", tool_call_id: call.call_id, content: "sunny, 24°C" },
     ]);
   });
@@ -89,13 +104,23 @@ describe("POST /v1/responses with the openai client", () => {
     }
     const final = await stream.finalResponse();
     expect(types).toEqual([
-      "response.created", "response.in_progress", "response.output_item.added",
-      "response.function_call_arguments.delta", "response.function_call_arguments.delta",
-      "response.function_call_arguments.done", "response.output_item.done", "response.completed",
+      "response.created",
+      "response.in_progress",
+      "response.output_item.added",
+      "response.function_call_arguments.delta",
+      "response.function_call_arguments.delta",
+      "response.function_call_arguments.done",
+      "response.output_item.done",
+      "response.completed",
     ]);
     expect(seqs).toEqual(seqs.map((_, i) => i));
     expect(JSON.parse(args)).toEqual({ city: "Oslo" });
-    expect(final.output[0]).toMatchObject({ type: "function_call", name: "get_weather", arguments: args, status: "completed" });
+    expect(final.output[0]).toMatchObject({
+      type: "function_call",
+      name: "get_weather",
+      arguments: args,
+      status: "completed",
+    });
     expect(final.usage?.total_tokens).toBe(17);
     expect(upstream.requests[0]!.stream).toBe(true);
     expect(upstream.requests[0]!.stream_options).toEqual({ include_usage: true });
@@ -107,15 +132,24 @@ describe("POST /v1/responses with the openai client", () => {
     const types: string[] = [];
     for await (const e of stream) types.push(e.type);
     expect(types).toEqual([
-      "response.created", "response.in_progress", "response.output_item.added", "response.content_part.added",
-      "response.output_text.delta", "response.output_text.delta", "response.output_text.done",
-      "response.content_part.done", "response.output_item.done", "response.completed",
+      "response.created",
+      "response.in_progress",
+      "response.output_item.added",
+      "response.content_part.added",
+      "response.output_text.delta",
+      "response.output_text.delta",
+      "response.output_text.done",
+      "response.content_part.done",
+      "response.output_item.done",
+      "response.completed",
     ]);
     expect((await stream.finalResponse()).output_text).toBe("Hello, streaming world");
   });
 
   test("a tool call the model wrote as Hermes text comes out as a function_call (the chat path's repair)", async () => {
-    upstream.script = [{ hermes: { name: "get_weather", args: { city: "Rome" } } }, { hermes: { name: "get_weather", args: { city: "Rome" } } }];
+    upstream.script = [{ hermes: { name: "get_weather", args: { city: "Rome" } } }, {
+      hermes: { name: "get_weather", args: { city: "Rome" } },
+    }];
     for (const stream of [false, true]) {
       const r = stream
         ? await client().responses.stream({ model: "m", input: "Rome?", tools: [WEATHER] }).finalResponse()
@@ -131,7 +165,11 @@ describe("previous_response_id", () => {
   test("continues the stored conversation, for the key that made it only", async () => {
     upstream.script = [{ text: "Nice to meet you, Ada" }, { text: "Your name is Ada" }];
     const first = await client().responses.create({ model: "m", instructions: "first only", input: "My name is Ada" });
-    const second = await client().responses.create({ model: "m", previous_response_id: first.id, input: "What is my name?" });
+    const second = await client().responses.create({
+      model: "m",
+      previous_response_id: first.id,
+      input: "What is my name?",
+    });
     expect(second.output_text).toBe("Your name is Ada");
     expect(second.previous_response_id).toBe(first.id);
     // Instructions do not carry over; the earlier turns do.
@@ -140,13 +178,17 @@ describe("previous_response_id", () => {
       { role: "assistant", content: "Nice to meet you, Ada" },
       { role: "user", content: "What is my name?" },
     ]);
-    const got = await fetch(`${sam.baseURL}/responses/${first.id}`, { headers: { authorization: `Bearer ${TOKENS.alice}` } });
+    const got = await fetch(`${sam.baseURL}/responses/${first.id}`, {
+      headers: { authorization: `Bearer ${TOKENS.alice}` },
+    });
     expect(((await got.json()) as { id: string }).id).toBe(first.id);
 
     const other = await post({ model: "m", previous_response_id: first.id, input: "What is my name?" }, TOKENS.bob);
     expect(other.status).toBe(404);
     expect(((await other.json()) as { error: { code: string } }).error.code).toBe("response_not_found");
-    const peek = await fetch(`${sam.baseURL}/responses/${first.id}`, { headers: { authorization: `Bearer ${TOKENS.bob}` } });
+    const peek = await fetch(`${sam.baseURL}/responses/${first.id}`, {
+      headers: { authorization: `Bearer ${TOKENS.bob}` },
+    });
     expect(peek.status).toBe(404);
     expect(upstream.requests).toHaveLength(2);
   });
@@ -178,8 +220,28 @@ describe("what real clients send", () => {
         { type: "message", role: "user", content: [{ type: "input_text", text: "spawn one" }] },
       ],
       tools: [
-        { type: "function", name: "exec_command", strict: false, parameters: { type: "object", properties: { cmd: { type: "string" } }, required: ["cmd"], additionalProperties: false } },
-        { type: "namespace", name: "multi_agent_v1", description: "agents", tools: [{ type: "function", name: "spawn_agent", strict: false, parameters: { type: "object", properties: { task: { type: "string" } } } }] },
+        {
+          type: "function",
+          name: "exec_command",
+          strict: false,
+          parameters: {
+            type: "object",
+            properties: { cmd: { type: "string" } },
+            required: ["cmd"],
+            additionalProperties: false,
+          },
+        },
+        {
+          type: "namespace",
+          name: "multi_agent_v1",
+          description: "agents",
+          tools: [{
+            type: "function",
+            name: "spawn_agent",
+            strict: false,
+            parameters: { type: "object", properties: { task: { type: "string" } } },
+          }],
+        },
         { type: "web_search", external_web_access: false },
       ],
     });
@@ -191,17 +253,35 @@ describe("what real clients send", () => {
     const sent = upstream.requests[0]!;
     expect(sent.tools!.map((t) => t.function.name)).toEqual(["exec_command", "multi_agent_v1__spawn_agent"]);
     expect(sent.messages[0]).toEqual({ role: "system", content: "You are Codex.\n\nSkills: none." });
-    for (const k of ["reasoning", "include", "prompt_cache_key", "client_metadata", "store"]) expect(sent).not.toHaveProperty(k);
+    for (const k of ["reasoning", "include", "prompt_cache_key", "client_metadata", "store"]) {
+      expect(sent).not.toHaveProperty(k);
+    }
   });
 
   test("a 400 in the error shape where dropping would change the meaning, before any upstream call", async () => {
     const cases: [unknown, string, string][] = [
       [{ model: "m", input: "x", background: true }, "unsupported_parameter", "background"],
-      [{ model: "m", input: "x", tools: [{ type: "web_search" }], tool_choice: { type: "web_search" } }, "unsupported_tool_choice", "web_search"],
-      [{ model: "m", input: "x", tools: [WEATHER], tool_choice: { type: "function", name: "nope" } }, "invalid_tool_choice", "nope"],
-      [{ model: "m", input: [{ type: "function_call", name: "f", arguments: "{}" }] }, "invalid_request", "input[0].call_id"],
+      [
+        { model: "m", input: "x", tools: [{ type: "web_search" }], tool_choice: { type: "web_search" } },
+        "unsupported_tool_choice",
+        "web_search",
+      ],
+      [
+        { model: "m", input: "x", tools: [WEATHER], tool_choice: { type: "function", name: "nope" } },
+        "invalid_tool_choice",
+        "nope",
+      ],
+      [
+        { model: "m", input: [{ type: "function_call", name: "f", arguments: "{}" }] },
+        "invalid_request",
+        "input[0].call_id",
+      ],
       [{ model: "m", input: [{ role: "robot", content: "x" }] }, "invalid_request", "input[0].role"],
-      [{ model: "m", input: "x", tools: [{ type: "function", name: "bad name!" }] }, "invalid_request", "tools[0].name"],
+      [
+        { model: "m", input: "x", tools: [{ type: "function", name: "bad name!" }] },
+        "invalid_request",
+        "tools[0].name",
+      ],
       [{ input: "x" }, "invalid_request", "model"],
     ];
     for (const [body, code, mention] of cases) {
@@ -241,27 +321,42 @@ describe("what real clients send", () => {
     upstream.script = [{ text: "counted" }];
     await client(TOKENS.task).responses.create({ model: "usage-model", input: "count me" });
     const rows = await sam.inference.usage.query({ keyId: "key_alice" });
-    expect(rows.find((r) => r.model === "usage-model")).toMatchObject({ requests: 1, promptTokens: 12, completionTokens: 5 });
+    expect(rows.find((r) => r.model === "usage-model")).toMatchObject({
+      requests: 1,
+      promptTokens: 12,
+      completionTokens: 5,
+    });
   });
 });
 
 describe("the OpenAI Agents SDK in responses mode", () => {
   for (const stream of [false, true]) {
     test(`runs a tool and answers with its result (${stream ? "streaming" : "not streaming"})`, async () => {
-      upstream.script = (body) => body.messages.some((m) => m.role === "tool")
-        ? { text: `It is ${body.messages.find((m) => m.role === "tool")!.content}` }
-        : { calls: [{ name: "get_weather", args: { city: "Lisbon" } }] };
+      upstream.script = (body) =>
+        body.messages.some((m) => m.role === "tool")
+          ? { text: `It is ${body.messages.find((m) => m.role === "tool")!.content}` }
+          : { calls: [{ name: "get_weather", args: { city: "Lisbon" } }] };
       const seen: string[] = [];
       const weather = tool({
         name: "get_weather",
         description: "Weather in a city",
-        parameters: { type: "object" as const, properties: { city: { type: "string" } }, required: ["city"], additionalProperties: false as const },
+        parameters: {
+          type: "object" as const,
+          properties: { city: { type: "string" } },
+          required: ["city"],
+          additionalProperties: false as const,
+        },
         execute: async (input) => {
           seen.push((input as { city: string }).city);
           return "windy in Lisbon";
         },
       });
-      const agent = new Agent({ name: "w", instructions: "Use tools.", model: new OpenAIResponsesModel(client(), "m"), tools: [weather] });
+      const agent = new Agent({
+        name: "w",
+        instructions: "Use tools.",
+        model: new OpenAIResponsesModel(client(), "m"),
+        tools: [weather],
+      });
       let output: unknown;
       if (stream) {
         const result = await run(agent, "Weather in Lisbon?", { stream: true });

@@ -10,13 +10,13 @@ import { HttpError } from "../../../shared/errors.ts";
 import { parseOrThrow } from "../../../shared/validate.ts";
 import { normaliseCompletion, type Usage } from "../normalise.ts";
 import type { Admitted, Completed } from "../routes.ts";
-import { proxyStream, StreamNormaliser, type IdleWatch } from "../stream.ts";
+import { type IdleWatch, proxyStream, StreamNormaliser } from "../stream.ts";
 import type { InferenceCaller } from "../upstream.ts";
 import { estimateTokens, type UsageRecorder } from "../usage.ts";
 import { ResponsesRequest } from "./schema.ts";
 import type { ResponseStore } from "./store.ts";
-import { ResponseEvents, responsesStream, type Finished } from "./stream.ts";
-import { assistantMessage, toChat, type ChatMessage, type ChatPlan } from "./translate.ts";
+import { type Finished, ResponseEvents, responsesStream } from "./stream.ts";
+import { assistantMessage, type ChatMessage, type ChatPlan, toChat } from "./translate.ts";
 
 export const DROPPED_HEADER = "x-sam-dropped";
 export const FLATTENED_HEADER = "x-sam-flattened";
@@ -37,7 +37,11 @@ export type ResponsesDeps = {
 const STREAM_HEADERS = { "cache-control": "no-cache", connection: "keep-alive" };
 
 function notFound(id: string): HttpError {
-  return new HttpError(404, `no response '${id}' for this key: it does not exist, has expired (SAM_RESPONSE_RETENTION), was made by another key or with store: false`, { code: "response_not_found" });
+  return new HttpError(
+    404,
+    `no response '${id}' for this key: it does not exist, has expired (SAM_RESPONSE_RETENTION), was made by another key or with store: false`,
+    { code: "response_not_found" },
+  );
 }
 
 function bridgeHeaders(plan: ChatPlan): Record<string, string> {
@@ -68,14 +72,15 @@ export function mountResponses(app: Hono, deps: ResponsesDeps): void {
     const base = { id, created_at: Math.floor(Date.now() / 1000), model: request.model, request };
     const events = new ResponseEvents(base, plan.tools, body.length, request.stream === true);
     const toolNames = new Set(plan.tools.keys());
-    const record = (u: Usage | null, completionChars: number) => usage.record({
-      keyId: caller.keyId,
-      keyName: caller.name,
-      model: request.model,
-      promptTokens: u?.promptTokens ?? estimateTokens(body.length),
-      completionTokens: u?.completionTokens ?? estimateTokens(completionChars),
-      estimated: u === null,
-    });
+    const record = (u: Usage | null, completionChars: number) =>
+      usage.record({
+        keyId: caller.keyId,
+        keyName: caller.name,
+        model: request.model,
+        promptTokens: u?.promptTokens ?? estimateTokens(body.length),
+        completionTokens: u?.completionTokens ?? estimateTokens(completionChars),
+        estimated: u === null,
+      });
     let final: Finished | null = null;
     /** Keep the response for `previous_response_id` before the client learns it is complete. */
     const keep = async (finished: Finished) => {
@@ -99,11 +104,23 @@ export function mountResponses(app: Hono, deps: ResponsesDeps): void {
         record(end.usage, end.completionChars);
       }, deps.idle);
       const stream = responsesStream(chat, events, keep);
-      if (request.stream) return respond(stream, "text/event-stream; charset=utf-8", limitHeaders, samHeaders, headers, STREAM_HEADERS);
+      if (request.stream) {
+        return respond(stream, "text/event-stream; charset=utf-8", limitHeaders, samHeaders, headers, STREAM_HEADERS);
+      }
       // An upstream that streamed unasked: read the events to the end and answer with the final object.
       await new Response(stream).arrayBuffer();
-      if (!final) throw new HttpError(502, "the upstream model server broke off its answer; retry the request", { code: "upstream_stream_failed" });
-      return respond(JSON.stringify((final as Finished).response), "application/json", limitHeaders, samHeaders, headers);
+      if (!final) {
+        throw new HttpError(502, "the upstream model server broke off its answer; retry the request", {
+          code: "upstream_stream_failed",
+        });
+      }
+      return respond(
+        JSON.stringify((final as Finished).response),
+        "application/json",
+        limitHeaders,
+        samHeaders,
+        headers,
+      );
     }
 
     let raw: string;
@@ -126,7 +143,14 @@ export function mountResponses(app: Hono, deps: ResponsesDeps): void {
     await keep(finished);
     if (request.stream) {
       // A non-streaming upstream: the whole event sequence at once.
-      return respond(start + deltas + closing + events.completed(finished), "text/event-stream; charset=utf-8", limitHeaders, samHeaders, headers, STREAM_HEADERS);
+      return respond(
+        start + deltas + closing + events.completed(finished),
+        "text/event-stream; charset=utf-8",
+        limitHeaders,
+        samHeaders,
+        headers,
+        STREAM_HEADERS,
+      );
     }
     return respond(JSON.stringify(finished.response), "application/json", limitHeaders, samHeaders, headers);
   });

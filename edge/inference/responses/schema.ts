@@ -53,14 +53,20 @@ export type InputItem =
   | ({ kind: "function_call_output" } & FunctionCallOutputItem)
   | { kind: "other"; type: string };
 
-const Item = v.looseObject({ type: v.optional(v.string("an input item's type must be a string")) }, "input items must be objects");
+const Item = v.looseObject(
+  { type: v.optional(v.string("an input item's type must be a string")) },
+  "input items must be objects",
+);
 
 const FUNCTION_NAME = /^[A-Za-z0-9_-]{1,64}$/;
-const FunctionName = v.pipe(v.string("name is required"), v.regex(FUNCTION_NAME, "name must be 1-64 letters, digits, _ or -"));
+const FunctionName = v.pipe(
+  v.string("name is required"),
+  v.regex(FUNCTION_NAME, "name must be 1-64 letters, digits, _ or -"),
+);
 
 /** A JSON Schema for a function's parameters: an object schema, as chat-completions upstreams require. */
 const Parameters = v.looseObject({
-  type: v.literal("object", "parameters must be a JSON Schema with type \"object\""),
+  type: v.literal("object", 'parameters must be a JSON Schema with type "object"'),
   properties: v.optional(v.record(v.string(), v.looseObject({}, "each property must be a JSON Schema object"))),
   required: v.optional(v.array(v.string(), "required must be an array of property names")),
 });
@@ -77,7 +83,10 @@ export const NamespaceTool = v.looseObject({
   type: v.literal("namespace"),
   name: FunctionName,
   description: v.optional(v.nullable(v.string())),
-  tools: v.array(v.looseObject({ type: v.string("a namespace's tools need a string type") }), "a namespace needs a tools array"),
+  tools: v.array(
+    v.looseObject({ type: v.string("a namespace's tools need a string type") }),
+    "a namespace needs a tools array",
+  ),
 });
 
 const Tool = v.looseObject({ type: v.string("every tool needs a string type") }, "tools must be objects");
@@ -108,17 +117,25 @@ export const ResponsesRequest = v.looseObject({
   model: v.pipe(v.string("model is required"), v.nonEmpty("model is required")),
   input: v.union([v.string(), v.array(Item)], "input must be a string or an array of input items"),
   instructions: v.optional(v.nullable(v.string("instructions must be a string"))),
-  previous_response_id: v.optional(v.nullable(v.pipe(v.string(), v.nonEmpty("previous_response_id must not be empty")))),
+  previous_response_id: v.optional(
+    v.nullable(v.pipe(v.string(), v.nonEmpty("previous_response_id must not be empty"))),
+  ),
   stream: v.optional(v.nullable(v.boolean("stream must be true or false"))),
   store: v.optional(v.nullable(v.boolean("store must be true or false"))),
   background: v.optional(v.nullable(v.boolean("background must be true or false"))),
   tools: v.optional(v.nullable(v.array(Tool, "tools must be an array"))),
   tool_choice: v.optional(v.nullable(ToolChoice)),
   parallel_tool_calls: v.optional(v.nullable(v.boolean("parallel_tool_calls must be true or false"))),
-  max_output_tokens: v.optional(v.nullable(v.pipe(v.number(), v.integer(), v.minValue(1, "max_output_tokens must be at least 1")))),
+  max_output_tokens: v.optional(
+    v.nullable(v.pipe(v.number(), v.integer(), v.minValue(1, "max_output_tokens must be at least 1"))),
+  ),
   temperature: v.optional(v.nullable(v.number("temperature must be a number"))),
   top_p: v.optional(v.nullable(v.number("top_p must be a number"))),
-  reasoning: v.optional(v.nullable(v.looseObject({ effort: v.optional(v.nullable(v.string())), summary: v.optional(v.nullable(v.string())) }))),
+  reasoning: v.optional(
+    v.nullable(
+      v.looseObject({ effort: v.optional(v.nullable(v.string())), summary: v.optional(v.nullable(v.string())) }),
+    ),
+  ),
   include: v.optional(v.nullable(v.array(v.string(), "include must be an array of strings"))),
   text: v.optional(v.nullable(v.looseObject({ format: v.optional(v.nullable(TextFormat)) }))),
   metadata: v.optional(v.nullable(v.record(v.string(), v.string()))),
@@ -146,7 +163,9 @@ export function parseItem(raw: v.InferOutput<typeof Item>, i: number): InputItem
   const where = `input[${i}]`;
   if (type === "message") return { kind: "message", ...check(MessageItem, raw, where) };
   if (type === "function_call") return { kind: "function_call", ...check(FunctionCallItem, raw, where) };
-  if (type === "function_call_output") return { kind: "function_call_output", ...check(FunctionCallOutputItem, raw, where) };
+  if (type === "function_call_output") {
+    return { kind: "function_call_output", ...check(FunctionCallOutputItem, raw, where) };
+  }
   return { kind: "other", type };
 }
 

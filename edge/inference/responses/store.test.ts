@@ -19,7 +19,8 @@ test("kept per key for the retention time, larger ones not kept, expired rows de
   expect(await store.put("resp_a", "k1", stored)).toBe(true);
   expect(await store.get("resp_a", "k1")).toEqual(stored);
   expect(await store.get("resp_a", "k2")).toBeNull();
-  expect(await store.put("resp_big", "k1", { history: [{ role: "user", content: "x".repeat(300) }], response: {} })).toBe(false);
+  expect(await store.put("resp_big", "k1", { history: [{ role: "user", content: "x".repeat(300) }], response: {} }))
+    .toBe(false);
   expect(await store.get("resp_big", "k1")).toBeNull();
   now += 59_999;
   expect(await store.get("resp_a", "k1")).not.toBeNull();

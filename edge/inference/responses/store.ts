@@ -42,7 +42,8 @@ export class ResponseStore {
     await this.db.batch([
       { sql: "DELETE FROM inference_responses WHERE expires_at <= ?", args: [now] },
       {
-        sql: "INSERT OR REPLACE INTO inference_responses (id, key_id, expires_at, history, response) VALUES (?, ?, ?, ?, ?)",
+        sql:
+          "INSERT OR REPLACE INTO inference_responses (id, key_id, expires_at, history, response) VALUES (?, ?, ?, ?, ?)",
         args: [id, keyId, now + this.retentionMs, history, response],
       },
     ], "write");
@@ -61,7 +62,10 @@ export class ResponseStore {
   }
 
   async delete(id: string, keyId: string): Promise<boolean> {
-    const rs = await this.db.execute({ sql: "DELETE FROM inference_responses WHERE id = ? AND key_id = ?", args: [id, keyId] });
+    const rs = await this.db.execute({
+      sql: "DELETE FROM inference_responses WHERE id = ? AND key_id = ?",
+      args: [id, keyId],
+    });
     return rs.rowsAffected > 0;
   }
 }

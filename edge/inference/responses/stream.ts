@@ -10,7 +10,12 @@
 import { readUsage, type Usage } from "../normalise.ts";
 import { estimateTokens } from "../usage.ts";
 import {
-  responseObject, responsesUsage, type OutputItem, type ResponseBase, type ResponseStatus, type ToolRef,
+  type OutputItem,
+  type ResponseBase,
+  responseObject,
+  type ResponseStatus,
+  responsesUsage,
+  type ToolRef,
 } from "./translate.ts";
 
 const encoder = new TextEncoder();
@@ -61,7 +66,9 @@ export class ResponseEvents {
     const delta = (choice.delta ?? choice.message ?? {}) as Record<string, unknown>;
     if (typeof delta.content === "string" && delta.content !== "") out += this.text(delta.content);
     if (Array.isArray(delta.tool_calls)) {
-      (delta.tool_calls as Record<string, unknown>[]).forEach((tc, k) => { out += this.toolCall(tc, k); });
+      (delta.tool_calls as Record<string, unknown>[]).forEach((tc, k) => {
+        out += this.toolCall(tc, k);
+      });
     }
     if (typeof choice.finish_reason === "string") {
       this.finishReason = choice.finish_reason;
@@ -75,17 +82,33 @@ export class ResponseEvents {
     let out = "";
     if (this.open?.item.type !== "message") {
       out += this.closeOpen();
-      const item: OutputItem = { type: "message", id: itemId("msg"), status: "in_progress", role: "assistant", content: [] };
+      const item: OutputItem = {
+        type: "message",
+        id: itemId("msg"),
+        status: "in_progress",
+        role: "assistant",
+        content: [],
+      };
       this.open = { item, index: this.output.length, text: "" };
       this.output.push(item);
       out += this.event("response.output_item.added", { output_index: this.open.index, item });
       out += this.event("response.content_part.added", {
-        item_id: item.id, output_index: this.open.index, content_index: 0, part: { type: "output_text", text: "", annotations: [], logprobs: [] },
+        item_id: item.id,
+        output_index: this.open.index,
+        content_index: 0,
+        part: { type: "output_text", text: "", annotations: [], logprobs: [] },
       });
     }
     const open = this.open!;
     open.text += piece;
-    return out + this.event("response.output_text.delta", { item_id: open.item.id, output_index: open.index, content_index: 0, delta: piece, logprobs: [] });
+    return out +
+      this.event("response.output_text.delta", {
+        item_id: open.item.id,
+        output_index: open.index,
+        content_index: 0,
+        delta: piece,
+        logprobs: [],
+      });
   }
 
   private toolCall(tc: Record<string, unknown>, position: number): string {
@@ -100,8 +123,12 @@ export class ResponseEvents {
       const chatName = typeof fn.name === "string" ? fn.name : "";
       const ref = this.tools.get(chatName) ?? { name: chatName };
       const item: OutputItem = {
-        type: "function_call", id: itemId("fc"), call_id: typeof tc.id === "string" ? tc.id : itemId("call"),
-        name: ref.name, arguments: "", status: "in_progress",
+        type: "function_call",
+        id: itemId("fc"),
+        call_id: typeof tc.id === "string" ? tc.id : itemId("call"),
+        name: ref.name,
+        arguments: "",
+        status: "in_progress",
       };
       if (ref.namespace) item.namespace = ref.namespace;
       call = { item, index: this.output.length, text: "" };
@@ -113,8 +140,13 @@ export class ResponseEvents {
     if (args !== "") {
       call.text += args;
       // A late piece of a call already closed still belongs to it, but its events were already sent.
-      if (this.open === call) out += this.event("response.function_call_arguments.delta", { item_id: call.item.id, output_index: call.index, delta: args });
-      else call.item.arguments = call.text;
+      if (this.open === call) {
+        out += this.event("response.function_call_arguments.delta", {
+          item_id: call.item.id,
+          output_index: call.index,
+          delta: args,
+        });
+      } else call.item.arguments = call.text;
     }
     return out;
   }
@@ -128,12 +160,22 @@ export class ResponseEvents {
     if (item.type === "message") {
       const part = { type: "output_text", text: open.text, annotations: [], logprobs: [] };
       item.content = [part];
-      return this.event("response.output_text.done", { item_id: item.id, output_index: index, content_index: 0, text: open.text, logprobs: [] }) +
+      return this.event("response.output_text.done", {
+        item_id: item.id,
+        output_index: index,
+        content_index: 0,
+        text: open.text,
+        logprobs: [],
+      }) +
         this.event("response.content_part.done", { item_id: item.id, output_index: index, content_index: 0, part }) +
         this.event("response.output_item.done", { output_index: index, item });
     }
     item.arguments = open.text;
-    return this.event("response.function_call_arguments.done", { item_id: item.id, output_index: index, arguments: open.text }) +
+    return this.event("response.function_call_arguments.done", {
+      item_id: item.id,
+      output_index: index,
+      arguments: open.text,
+    }) +
       this.event("response.output_item.done", { output_index: index, item });
   }
 
@@ -141,8 +183,13 @@ export class ResponseEvents {
   finish(): { events: string; finished: Finished } {
     const events = this.closeOpen();
     const estimated = this.usage === null;
-    const usage = this.usage ?? { promptTokens: estimateTokens(this.promptChars), completionTokens: estimateTokens(this.completionChars) };
-    const incomplete = this.finishReason === "length" ? "max_output_tokens" : this.finishReason === "content_filter" ? "content_filter" : null;
+    const usage = this.usage ??
+      { promptTokens: estimateTokens(this.promptChars), completionTokens: estimateTokens(this.completionChars) };
+    const incomplete = this.finishReason === "length"
+      ? "max_output_tokens"
+      : this.finishReason === "content_filter"
+      ? "content_filter"
+      : null;
     const status: ResponseStatus = incomplete ? "incomplete" : "completed";
     const response = responseObject(this.base, status, this.output, { usage: responsesUsage(usage), incomplete });
     return { events, finished: { response, usage, estimated } };
@@ -150,7 +197,9 @@ export class ResponseEvents {
 
   /** `response.completed` (or `response.incomplete` when the model ran out of tokens). */
   completed(finished: Finished): string {
-    return this.event(finished.response.status === "incomplete" ? "response.incomplete" : "response.completed", { response: finished.response });
+    return this.event(finished.response.status === "incomplete" ? "response.incomplete" : "response.completed", {
+      response: finished.response,
+    });
   }
 
   /** The upstream broke off: `response.failed`, which Responses clients raise as the error. */

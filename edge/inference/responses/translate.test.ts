@@ -3,7 +3,7 @@ import * as v from "valibot";
 import { HttpError } from "../../../shared/errors.ts";
 import { ResponsesRequest } from "./schema.ts";
 import { ResponseEvents } from "./stream.ts";
-import { assistantMessage, toChat, type ChatMessage } from "./translate.ts";
+import { assistantMessage, type ChatMessage, toChat } from "./translate.ts";
 
 const req = (body: Record<string, unknown>) => v.parse(ResponsesRequest, { model: "m", ...body });
 
@@ -25,20 +25,23 @@ describe("toChat", () => {
   });
 
   test("items: developer → system (leading run merged), text parts joined, calls grouped into one assistant turn", () => {
-    const plan = toChat(req({
-      input: [
-        { role: "developer", content: [{ type: "input_text", text: "a" }] },
-        { role: "system", content: "b" },
-        { role: "user", content: [{ type: "input_text", text: "one" }, { type: "input_text", text: "two" }] },
-        { role: "assistant", content: [{ type: "output_text", text: "let me look" }] },
-        { type: "function_call", call_id: "c1", name: "f", arguments: "{\"x\":1}" },
-        { type: "function_call", call_id: "c2", name: "g", arguments: "{}", namespace: "ns" },
-        { type: "function_call_output", call_id: "c1", output: "r1" },
-        { type: "function_call_output", call_id: "c2", output: [{ type: "input_text", text: "r2" }] },
-        { type: "reasoning", id: "rs_1", summary: [] },
-        { role: "developer", content: "later" },
-      ],
-    }), null);
+    const plan = toChat(
+      req({
+        input: [
+          { role: "developer", content: [{ type: "input_text", text: "a" }] },
+          { role: "system", content: "b" },
+          { role: "user", content: [{ type: "input_text", text: "one" }, { type: "input_text", text: "two" }] },
+          { role: "assistant", content: [{ type: "output_text", text: "let me look" }] },
+          { type: "function_call", call_id: "c1", name: "f", arguments: '{"x":1}' },
+          { type: "function_call", call_id: "c2", name: "g", arguments: "{}", namespace: "ns" },
+          { type: "function_call_output", call_id: "c1", output: "r1" },
+          { type: "function_call_output", call_id: "c2", output: [{ type: "input_text", text: "r2" }] },
+          { type: "reasoning", id: "rs_1", summary: [] },
+          { role: "developer", content: "later" },
+        ],
+      }),
+      null,
+    );
     expect(plan.chat.messages).toEqual([
       { role: "system", content: "a\n\nb" },
       { role: "user", content: "one\ntwo" },
@@ -46,7 +49,7 @@ describe("toChat", () => {
         role: "assistant",
         content: "let me look",
         tool_calls: [
-          { id: "c1", type: "function", function: { name: "f", arguments: "{\"x\":1}" } },
+          { id: "c1", type: "function", function: { name: "f", arguments: '{"x":1}' } },
           { id: "c2", type: "function", function: { name: "ns__g", arguments: "{}" } },
         ],
       },
@@ -58,31 +61,59 @@ describe("toChat", () => {
   });
 
   test("an image part keeps the user message as parts", () => {
-    const plan = toChat(req({ input: [{ role: "user", content: [{ type: "input_text", text: "what?" }, { type: "input_image", image_url: "data:image/png;base64,AA", detail: "low" }] }] }), null);
+    const plan = toChat(
+      req({
+        input: [{
+          role: "user",
+          content: [{ type: "input_text", text: "what?" }, {
+            type: "input_image",
+            image_url: "data:image/png;base64,AA",
+            detail: "low",
+          }],
+        }],
+      }),
+      null,
+    );
     expect((plan.chat.messages as ChatMessage[])[0]).toEqual({
       role: "user",
-      content: [{ type: "text", text: "what?" }, { type: "image_url", image_url: { url: "data:image/png;base64,AA", detail: "low" } }],
+      content: [{ type: "text", text: "what?" }, {
+        type: "image_url",
+        image_url: { url: "data:image/png;base64,AA", detail: "low" },
+      }],
     });
   });
 
   test("tools: functions forwarded, namespaces flattened, built-ins dropped; options mapped", () => {
-    const plan = toChat(req({
-      input: "x",
-      tools: [
-        { type: "function", name: "f", description: "d", strict: true, parameters: { type: "object", properties: {} } },
-        { type: "namespace", name: "ns", tools: [{ type: "function", name: "g" }, { type: "custom", name: "patch" }] },
-        { type: "web_search" },
-        { type: "file_search", vector_store_ids: [] },
-      ],
-      tool_choice: "required",
-      max_output_tokens: 50,
-      temperature: 0.2,
-      top_p: 0.9,
-      stream: true,
-      reasoning: { effort: "high" },
-      include: ["reasoning.encrypted_content"],
-      text: { format: { type: "json_schema", name: "out", schema: { type: "object" }, strict: true } },
-    }), null);
+    const plan = toChat(
+      req({
+        input: "x",
+        tools: [
+          {
+            type: "function",
+            name: "f",
+            description: "d",
+            strict: true,
+            parameters: { type: "object", properties: {} },
+          },
+          {
+            type: "namespace",
+            name: "ns",
+            tools: [{ type: "function", name: "g" }, { type: "custom", name: "patch" }],
+          },
+          { type: "web_search" },
+          { type: "file_search", vector_store_ids: [] },
+        ],
+        tool_choice: "required",
+        max_output_tokens: 50,
+        temperature: 0.2,
+        top_p: 0.9,
+        stream: true,
+        reasoning: { effort: "high" },
+        include: ["reasoning.encrypted_content"],
+        text: { format: { type: "json_schema", name: "out", schema: { type: "object" }, strict: true } },
+      }),
+      null,
+    );
     expect(plan.chat).toMatchObject({
       tools: [
         { type: "function", function: { name: "f", description: "d", parameters: { type: "object", properties: {} } } },
@@ -102,34 +133,63 @@ describe("toChat", () => {
   });
 
   test("tool_choice: a named function maps; allowed_tools narrows the list", () => {
-    const tools = [{ type: "function", name: "f" }, { type: "function", name: "g" }, { type: "namespace", name: "ns", tools: [{ type: "function", name: "h" }] }];
+    const tools = [{ type: "function", name: "f" }, { type: "function", name: "g" }, {
+      type: "namespace",
+      name: "ns",
+      tools: [{ type: "function", name: "h" }],
+    }];
     expect(toChat(req({ input: "x", tools, tool_choice: { type: "function", name: "g" } }), null).chat.tool_choice)
       .toEqual({ type: "function", function: { name: "g" } });
-    const narrowed = toChat(req({ input: "x", tools, tool_choice: { type: "allowed_tools", mode: "required", tools: [{ type: "function", name: "f" }, { type: "namespace", name: "ns" }] } }), null);
-    expect((narrowed.chat.tools as { function: { name: string } }[]).map((t) => t.function.name)).toEqual(["f", "ns__h"]);
+    const narrowed = toChat(
+      req({
+        input: "x",
+        tools,
+        tool_choice: {
+          type: "allowed_tools",
+          mode: "required",
+          tools: [{ type: "function", name: "f" }, { type: "namespace", name: "ns" }],
+        },
+      }),
+      null,
+    );
+    expect((narrowed.chat.tools as { function: { name: string } }[]).map((t) => t.function.name)).toEqual([
+      "f",
+      "ns__h",
+    ]);
     expect(narrowed.chat.tool_choice).toBe("required");
   });
 
   test("refused where dropping would change the meaning", () => {
     expect(refused({ input: "x", background: true }).code).toBe("unsupported_parameter");
     expect(refused({ input: "x", conversation: "conv_1" }).code).toBe("unsupported_parameter");
-    expect(refused({ input: "x", tools: [{ type: "web_search" }], tool_choice: { type: "web_search" } }).code).toBe("unsupported_tool_choice");
+    expect(refused({ input: "x", tools: [{ type: "web_search" }], tool_choice: { type: "web_search" } }).code).toBe(
+      "unsupported_tool_choice",
+    );
     expect(refused({ input: "x", tool_choice: { type: "function", name: "f" } }).code).toBe("invalid_tool_choice");
-    expect(refused({ input: [{ type: "function_call_output", output: "x" }] }).message).toBe("input[0].call_id is required");
-    expect(refused({ input: [{ role: "user", content: [{ type: "input_text", text: 5 }] }] }).message).toContain("input[0].content[0].text");
+    expect(refused({ input: [{ type: "function_call_output", output: "x" }] }).message).toBe(
+      "input[0].call_id is required",
+    );
+    expect(refused({ input: [{ role: "user", content: [{ type: "input_text", text: 5 }] }] }).message).toContain(
+      "input[0].content[0].text",
+    );
   });
 
   test("previous turns come first; the stored history has no instructions", () => {
     const previous: ChatMessage[] = [{ role: "user", content: "a" }, { role: "assistant", content: "b" }];
     const plan = toChat(req({ input: "c", instructions: "sys" }), previous);
-    expect(plan.chat.messages).toEqual([{ role: "system", content: "sys" }, ...previous, { role: "user", content: "c" }]);
+    expect(plan.chat.messages).toEqual([{ role: "system", content: "sys" }, ...previous, {
+      role: "user",
+      content: "c",
+    }]);
     expect(plan.history).toEqual([...previous, { role: "user", content: "c" }]);
   });
 });
 
 describe("ResponseEvents", () => {
   const base = { id: "resp_1", created_at: 1, model: "m", request: req({ input: "x" }) };
-  const chunk = (delta: Record<string, unknown>, finish: string | null = null) => ({ choices: [{ index: 0, delta, finish_reason: finish }] });
+  const chunk = (delta: Record<string, unknown>, finish: string | null = null) => ({
+    choices: [{ index: 0, delta, finish_reason: finish }],
+  });
   const parse = (sse: string) => sse.split("\n\n").filter(Boolean).map((e) => JSON.parse(e.split("\n")[1]!.slice(6)));
 
   test("text then a tool call: items close in order, numbered events, usage from the final chunk", () => {
@@ -137,7 +197,9 @@ describe("ResponseEvents", () => {
     let sse = ev.start();
     sse += ev.chunk(chunk({ content: "Hi" }));
     sse += ev.chunk(chunk({ content: " there" }));
-    sse += ev.chunk(chunk({ tool_calls: [{ index: 0, id: "call_1", function: { name: "ns__g", arguments: "{\"a\":" } }] }));
+    sse += ev.chunk(
+      chunk({ tool_calls: [{ index: 0, id: "call_1", function: { name: "ns__g", arguments: '{"a":' } }] }),
+    );
     sse += ev.chunk(chunk({ tool_calls: [{ index: 0, function: { arguments: "1}" } }] }, "tool_calls"));
     sse += ev.chunk({ choices: [], usage: { prompt_tokens: 3, completion_tokens: 4 } });
     const { events, finished } = ev.finish();
@@ -145,19 +207,49 @@ describe("ResponseEvents", () => {
     const all = parse(sse);
     expect(all.map((e) => e.sequence_number)).toEqual(all.map((_, i) => i));
     expect(all.map((e) => e.type)).toEqual([
-      "response.created", "response.in_progress",
-      "response.output_item.added", "response.content_part.added", "response.output_text.delta", "response.output_text.delta",
-      "response.output_text.done", "response.content_part.done", "response.output_item.done",
-      "response.output_item.added", "response.function_call_arguments.delta", "response.function_call_arguments.delta",
-      "response.function_call_arguments.done", "response.output_item.done", "response.completed",
+      "response.created",
+      "response.in_progress",
+      "response.output_item.added",
+      "response.content_part.added",
+      "response.output_text.delta",
+      "response.output_text.delta",
+      "response.output_text.done",
+      "response.content_part.done",
+      "response.output_item.done",
+      "response.output_item.added",
+      "response.function_call_arguments.delta",
+      "response.function_call_arguments.delta",
+      "response.function_call_arguments.done",
+      "response.output_item.done",
+      "response.completed",
     ]);
     const done = all.at(-1).response;
     expect(done.status).toBe("completed");
-    expect(done.usage).toEqual({ input_tokens: 3, input_tokens_details: { cached_tokens: 0 }, output_tokens: 4, output_tokens_details: { reasoning_tokens: 0 }, total_tokens: 7 });
-    expect(done.output[0]).toMatchObject({ type: "message", role: "assistant", status: "completed", content: [{ type: "output_text", text: "Hi there" }] });
-    expect(done.output[1]).toMatchObject({ type: "function_call", call_id: "call_1", name: "g", namespace: "ns", arguments: "{\"a\":1}", status: "completed" });
+    expect(done.usage).toEqual({
+      input_tokens: 3,
+      input_tokens_details: { cached_tokens: 0 },
+      output_tokens: 4,
+      output_tokens_details: { reasoning_tokens: 0 },
+      total_tokens: 7,
+    });
+    expect(done.output[0]).toMatchObject({
+      type: "message",
+      role: "assistant",
+      status: "completed",
+      content: [{ type: "output_text", text: "Hi there" }],
+    });
+    expect(done.output[1]).toMatchObject({
+      type: "function_call",
+      call_id: "call_1",
+      name: "g",
+      namespace: "ns",
+      arguments: '{"a":1}',
+      status: "completed",
+    });
     expect(assistantMessage(done.output)).toEqual({
-      role: "assistant", content: "Hi there", tool_calls: [{ id: "call_1", type: "function", function: { name: "ns__g", arguments: "{\"a\":1}" } }],
+      role: "assistant",
+      content: "Hi there",
+      tool_calls: [{ id: "call_1", type: "function", function: { name: "ns__g", arguments: '{"a":1}' } }],
     });
   });
 
@@ -176,6 +268,9 @@ describe("ResponseEvents", () => {
     const ev = new ResponseEvents(base, new Map(), 0);
     const failed = parse(ev.failed("upstream broke"))[0];
     expect(failed.type).toBe("response.failed");
-    expect(failed.response).toMatchObject({ status: "failed", error: { code: "server_error", message: "upstream broke" } });
+    expect(failed.response).toMatchObject({
+      status: "failed",
+      error: { code: "server_error", message: "upstream broke" },
+    });
   });
 });

@@ -10,7 +10,13 @@
 import { HttpError } from "../../../shared/errors.ts";
 import type { Usage } from "../normalise.ts";
 import {
-  check, FunctionTool, NamespaceTool, parseItem, readPart, type FunctionCallItem, type ResponsesRequest,
+  check,
+  type FunctionCallItem,
+  FunctionTool,
+  NamespaceTool,
+  parseItem,
+  readPart,
+  type ResponsesRequest,
 } from "./schema.ts";
 
 export type ChatMessage = { role: string; [field: string]: unknown };
@@ -108,7 +114,11 @@ function chatTool(t: FunctionTool, name: string) {
 }
 
 /** Function tools as chat tools; namespaces flattened; built-in tools dropped. */
-function toolsOf(req: ResponsesRequest, plan: { tools: Map<string, ToolRef>; flattened: string[] }, dropped: Set<string>) {
+function toolsOf(
+  req: ResponsesRequest,
+  plan: { tools: Map<string, ToolRef>; flattened: string[] },
+  dropped: Set<string>,
+) {
   const out: unknown[] = [];
   (req.tools ?? []).forEach((raw, i) => {
     if (raw.type === "function") {
@@ -138,21 +148,35 @@ function toolChoiceOf(req: ResponsesRequest, tools: Map<string, ToolRef>): unkno
   if (choice === undefined || choice === null || typeof choice === "string") return choice ?? undefined;
   const forced = (name: string) => {
     if (!tools.has(name)) {
-      throw new HttpError(400, `tool_choice forces the tool '${name}', which is not among the request's function tools`, { code: "invalid_tool_choice" });
+      throw new HttpError(
+        400,
+        `tool_choice forces the tool '${name}', which is not among the request's function tools`,
+        { code: "invalid_tool_choice" },
+      );
     }
     return { type: "function", function: { name } };
   };
   if (choice.type === "function") {
     const name = (choice as { name?: unknown }).name;
-    if (typeof name !== "string") throw new HttpError(400, "tool_choice.name is required for {type: \"function\"}", { code: "invalid_tool_choice" });
+    if (typeof name !== "string") {
+      throw new HttpError(400, 'tool_choice.name is required for {type: "function"}', { code: "invalid_tool_choice" });
+    }
     return forced(name);
   }
   if (choice.type === "allowed_tools") return undefined; // narrowed in toChat, where the tool list is at hand
-  throw new HttpError(400, `tool_choice forces the built-in tool '${choice.type}', which SAM's open models cannot run; use a function tool instead`, { code: "unsupported_tool_choice" });
+  throw new HttpError(
+    400,
+    `tool_choice forces the built-in tool '${choice.type}', which SAM's open models cannot run; use a function tool instead`,
+    { code: "unsupported_tool_choice" },
+  );
 }
 
 /** Apply `allowed_tools`: keep only the named functions (a namespace name keeps all of its functions). */
-function allowedOnly(req: ResponsesRequest, tools: unknown[], refs: Map<string, ToolRef>): { tools: unknown[]; choice: string } | null {
+function allowedOnly(
+  req: ResponsesRequest,
+  tools: unknown[],
+  refs: Map<string, ToolRef>,
+): { tools: unknown[]; choice: string } | null {
   const choice = req.tool_choice;
   if (typeof choice !== "object" || choice === null || choice.type !== "allowed_tools") return null;
   const allowed = (choice as { tools: { type: string; name?: string }[]; mode: string }).tools;
@@ -168,13 +192,23 @@ function allowedOnly(req: ResponsesRequest, tools: unknown[], refs: Map<string, 
 
 export function toChat(req: ResponsesRequest, previous: ChatMessage[] | null): ChatPlan {
   if (req.background) {
-    throw new HttpError(400, "background mode is not supported: SAM answers while the request is open; drop background or set it to false", { code: "unsupported_parameter" });
+    throw new HttpError(
+      400,
+      "background mode is not supported: SAM answers while the request is open; drop background or set it to false",
+      { code: "unsupported_parameter" },
+    );
   }
   if (req.conversation !== undefined && req.conversation !== null) {
-    throw new HttpError(400, "conversation is not supported: continue a conversation with previous_response_id instead", { code: "unsupported_parameter" });
+    throw new HttpError(
+      400,
+      "conversation is not supported: continue a conversation with previous_response_id instead",
+      { code: "unsupported_parameter" },
+    );
   }
   if (req.prompt !== undefined && req.prompt !== null) {
-    throw new HttpError(400, "prompt templates are not supported: send the prompt's text as instructions or input", { code: "unsupported_parameter" });
+    throw new HttpError(400, "prompt templates are not supported: send the prompt's text as instructions or input", {
+      code: "unsupported_parameter",
+    });
   }
   const dropped = new Set<string>();
   const plan: ChatPlan = { chat: {}, history: [], tools: new Map(), dropped: [], flattened: [] };
@@ -203,7 +237,10 @@ export function toChat(req: ResponsesRequest, previous: ChatMessage[] | null): C
   if (format?.type === "json_object") chat.response_format = { type: "json_object" };
   if (format?.type === "json_schema") {
     const f = format as { name?: string; schema: unknown; strict?: boolean | null };
-    chat.response_format = { type: "json_schema", json_schema: { name: f.name ?? "response", schema: f.schema, ...(f.strict != null ? { strict: f.strict } : {}) } };
+    chat.response_format = {
+      type: "json_schema",
+      json_schema: { name: f.name ?? "response", schema: f.schema, ...(f.strict != null ? { strict: f.strict } : {}) },
+    };
   }
   if (req.stream) {
     chat.stream = true;
@@ -250,7 +287,11 @@ export function responseObject(
   base: ResponseBase,
   status: ResponseStatus,
   output: OutputItem[],
-  extra: { usage?: ReturnType<typeof responsesUsage> | null; error?: { code: string; message: string } | null; incomplete?: string | null } = {},
+  extra: {
+    usage?: ReturnType<typeof responsesUsage> | null;
+    error?: { code: string; message: string } | null;
+    incomplete?: string | null;
+  } = {},
 ) {
   const r = base.request;
   return {
@@ -287,8 +328,13 @@ export function assistantMessage(output: OutputItem[]): ChatMessage | null {
   const calls = output.filter((o) => o.type === "function_call").map((o) => ({
     id: o.call_id,
     type: "function",
-    function: { name: o.namespace ? flatName(o.namespace as string, o.name as string) : o.name, arguments: o.arguments },
+    function: {
+      name: o.namespace ? flatName(o.namespace as string, o.name as string) : o.name,
+      arguments: o.arguments,
+    },
   }));
   if (text === "" && calls.length === 0) return null;
-  return calls.length > 0 ? { role: "assistant", content: text === "" ? null : text, tool_calls: calls } : { role: "assistant", content: text };
+  return calls.length > 0
+    ? { role: "assistant", content: text === "" ? null : text, tool_calls: calls }
+    : { role: "assistant", content: text };
 }

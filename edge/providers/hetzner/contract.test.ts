@@ -6,7 +6,7 @@
 // a server and waits for it, the tick's reaper lists SAM's servers, deleting the node deletes the server.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createServer } from "node:net";
-import { startTestEdge, until, type TestEdge } from "../../testing/harness.ts";
+import { startTestEdge, type TestEdge, until } from "../../testing/harness.ts";
 
 const SPEC = new URL("./testdata/hetzner-cloud.trimmed.spec.json", import.meta.url).pathname;
 const ROOT = new URL("../../../", import.meta.url).pathname;
@@ -29,7 +29,10 @@ let t: TestEdge;
 
 beforeAll(async () => {
   const port = await freePort();
-  prism = Bun.spawn([`${ROOT}node_modules/.bin/prism`, "mock", "-h", "127.0.0.1", "-p", String(port), SPEC], { stdout: "pipe", stderr: "pipe" });
+  prism = Bun.spawn([`${ROOT}node_modules/.bin/prism`, "mock", "-h", "127.0.0.1", "-p", String(port), SPEC], {
+    stdout: "pipe",
+    stderr: "pipe",
+  });
   const prismUrl = `http://127.0.0.1:${port}`;
   await until("prism serves the description", async () => {
     try {
@@ -44,7 +47,11 @@ beforeAll(async () => {
     port: 0,
     async fetch(req) {
       const u = new URL(req.url);
-      const res = await fetch(`${prismUrl}${u.pathname}${u.search}`, { method: req.method, headers: req.headers, body: req.body });
+      const res = await fetch(`${prismUrl}${u.pathname}${u.search}`, {
+        method: req.method,
+        headers: req.headers,
+        body: req.body,
+      });
       seen.push({ method: req.method, path: u.pathname, status: res.status });
       return res;
     },
@@ -69,32 +76,56 @@ afterAll(async () => {
 });
 
 describe("the hetzner provider against Hetzner's published API description (Prism)", () => {
-  test("a task creates a server and waits for it; the reaper lists; deleting the node deletes the server — every request valid", async () => {
-    const key = await t.createKey("contract");
-    const submit = await t.call("POST", "/api/tasks", { token: key.key, body: { prompt: "hello", agent: { type: "command", command: "true" } } });
-    expect(submit.status).toBe(201);
-    const task = await submit.json();
+  test(
+    "a task creates a server and waits for it; the reaper lists; deleting the node deletes the server — every request valid",
+    async () => {
+      const key = await t.createKey("contract");
+      const submit = await t.call("POST", "/api/tasks", {
+        token: key.key,
+        body: { prompt: "hello", agent: { type: "command", command: "true" } },
+      });
+      expect(submit.status).toBe(201);
+      const task = await submit.json();
 
-    const node = await until("the node's server is running", async () => {
-      const list = (await (await t.call("GET", "/api/nodes")).json()).data as { id: string; status: string; providerServerId: string | null; ipv4: string | null; providerTimings: { name: string }[] }[];
-      return list.find((n) => n.status === "booting" && n.providerTimings.some((p) => p.name === "server_running"));
-    }, 30_000);
-    // The description's example server.
-    expect(node.providerServerId).toBe("42");
-    expect(node.ipv4).toBe("1.2.3.4");
-    const view = await (await t.call("GET", `/api/tasks/${task.id}`, { token: key.key })).json();
-    expect(view.status).toBe("waiting_for_agent");
+      const node = await until("the node's server is running", async () => {
+        const list = (await (await t.call("GET", "/api/nodes")).json()).data as {
+          id: string;
+          status: string;
+          providerServerId: string | null;
+          ipv4: string | null;
+          providerTimings: { name: string }[];
+        }[];
+        return list.find((n) => n.status === "booting" && n.providerTimings.some((p) => p.name === "server_running"));
+      }, 30_000);
+      // The description's example server.
+      expect(node.providerServerId).toBe("42");
+      expect(node.ipv4).toBe("1.2.3.4");
+      const view = await (await t.call("GET", `/api/tasks/${task.id}`, { token: key.key })).json();
+      expect(view.status).toBe("waiting_for_agent");
 
-    await t.edge.tick();
-    await t.edge.runner.idle();
-    // The description's example servers carry no `sam-node` label: nothing of SAM's to reap.
-    expect(t.edge.runner.orphans).toMatchObject({ passes: 1, deleted: 0 });
+      await t.edge.tick();
+      await t.edge.runner.idle();
+      // The description's example servers carry no `sam-node` label: nothing of SAM's to reap.
+      expect(t.edge.runner.orphans).toMatchObject({ passes: 1, deleted: 0 });
 
-    expect((await t.call("DELETE", `/api/nodes/${node.id}`)).status).toBeLessThan(300);
-    await until("the server delete went out", () => seen.some((s) => s.method === "DELETE" && s.path === "/servers/42"), 15_000);
+      expect((await t.call("DELETE", `/api/nodes/${node.id}`)).status).toBeLessThan(300);
+      await until(
+        "the server delete went out",
+        () => seen.some((s) => s.method === "DELETE" && s.path === "/servers/42"),
+        15_000,
+      );
 
-    const calls = seen.map((s) => `${s.method} ${s.path.replace(/\/\d+$/, "/{id}")} ${s.status}`);
-    expect(calls).toEqual(expect.arrayContaining(["POST /servers 201", "GET /servers/{id} 200", "GET /servers 200", "DELETE /servers/{id} 200"]));
-    expect(seen.filter((s) => s.status >= 400)).toEqual([]);
-  }, 60_000);
+      const calls = seen.map((s) => `${s.method} ${s.path.replace(/\/\d+$/, "/{id}")} ${s.status}`);
+      expect(calls).toEqual(
+        expect.arrayContaining([
+          "POST /servers 201",
+          "GET /servers/{id} 200",
+          "GET /servers 200",
+          "DELETE /servers/{id} 200",
+        ]),
+      );
+      expect(seen.filter((s) => s.status >= 400)).toEqual([]);
+    },
+    60_000,
+  );
 });

@@ -5,7 +5,7 @@
 // run). The VM itself cannot boot here, so tasks stay waiting for their agent.
 import { afterAll, afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { parse } from "yaml";
-import { startTestEdge, until, type TestEdge } from "../../testing/harness.ts";
+import { startTestEdge, type TestEdge, until } from "../../testing/harness.ts";
 import { startHetznerFake } from "../../testing/hetzner-fake.ts";
 
 const TOKEN = "hcloud-edge-test-token";
@@ -34,14 +34,26 @@ afterEach(async () => {
   for (const e of edges.splice(0)) await e.stop();
 });
 
-const requests = (method: string, path: RegExp) => fake.requests.filter((r) => r.method === method && path.test(r.path));
+const requests = (method: string, path: RegExp) =>
+  fake.requests.filter((r) => r.method === method && path.test(r.path));
 const submit = async (e: TestEdge) => {
   const key = await e.createKey(`user-${Math.random().toString(36).slice(2, 8)}`);
-  const res = await e.call("POST", "/api/tasks", { token: key.key, body: { prompt: "hello", agent: { type: "command", command: "true" } } });
+  const res = await e.call("POST", "/api/tasks", {
+    token: key.key,
+    body: { prompt: "hello", agent: { type: "command", command: "true" } },
+  });
   expect(res.status).toBe(201);
   return { key, task: await res.json() };
 };
-const nodes = async (e: TestEdge) => (await (await e.call("GET", "/api/nodes")).json()).data as { id: string; status: string; providerServerId: string | null; providerTimings: { name: string }[]; ipv4: string | null; provider: string }[];
+const nodes = async (e: TestEdge) =>
+  (await (await e.call("GET", "/api/nodes")).json()).data as {
+    id: string;
+    status: string;
+    providerServerId: string | null;
+    providerTimings: { name: string }[];
+    ipv4: string | null;
+    provider: string;
+  }[];
 
 describe("the edge on the hetzner provider", () => {
   test("a task provisions a labelled server with SAM's cloud-init; deleting the node deletes it", async () => {
@@ -49,10 +61,16 @@ describe("the edge on the hetzner provider", () => {
     expect(t.edge.provider.name).toBe("hetzner");
     const { key, task } = await submit(t);
 
-    const node = await until("the node has its server", async () => (await nodes(t)).find((n) => n.providerTimings.some((p) => p.name === "server_running")), 15_000);
+    const node = await until(
+      "the node has its server",
+      async () => (await nodes(t)).find((n) => n.providerTimings.some((p) => p.name === "server_running")),
+      15_000,
+    );
     expect(node.provider).toBe("hetzner");
     expect(node.ipv4).toMatch(/^203\.0\.113\.\d+$/);
-    expect(node.providerTimings.map((p) => p.name)).toEqual(expect.arrayContaining(["create_call", "action_done", "server_running"]));
+    expect(node.providerTimings.map((p) => p.name)).toEqual(
+      expect.arrayContaining(["create_call", "action_done", "server_running"]),
+    );
 
     const server = fake.servers.get(Number(node.providerServerId))!;
     expect(server.labels).toMatchObject({ "sam-node": "true", "sam-node-id": node.id });
@@ -71,48 +89,66 @@ describe("the edge on the hetzner provider", () => {
     await until("the server is deleted at Hetzner", () => !fake.servers.has(Number(node.providerServerId)), 15_000);
   }, 30_000);
 
-  test("a create whose 201 cannot be parsed records the server on the node, deletes it, and the task gets a new node", async () => {
-    t = await edge();
-    fake.applyThenFailNextCreate({ brokenBody: true });
-    await submit(t);
-    const failed = await until("the first node failed", async () => (await nodes(t)).find((n) => n.status === "failed"), 15_000);
-    const firstId = Number(failed.providerServerId);
-    expect(firstId).toBeGreaterThan(0);
-    expect(fake.servers.has(firstId)).toBe(false);
-    expect(requests("DELETE", /^\/servers\/\d+$/).map((r) => r.path)).toEqual([`/servers/${firstId}`]);
+  test(
+    "a create whose 201 cannot be parsed records the server on the node, deletes it, and the task gets a new node",
+    async () => {
+      t = await edge();
+      fake.applyThenFailNextCreate({ brokenBody: true });
+      await submit(t);
+      const failed = await until(
+        "the first node failed",
+        async () => (await nodes(t)).find((n) => n.status === "failed"),
+        15_000,
+      );
+      const firstId = Number(failed.providerServerId);
+      expect(firstId).toBeGreaterThan(0);
+      expect(fake.servers.has(firstId)).toBe(false);
+      expect(
+        requests("DELETE", /^\/servers\/\d+$/).map((r) => r.path),
+      ).toEqual([`/servers/${firstId}`]);
 
-    const second = await until("the task got a second node with a server", async () => {
-      await t.edge.tick();
-      return (await nodes(t)).find((n) => n.status === "booting" && n.providerServerId);
-    }, 15_000);
-    expect([...fake.servers.keys()]).toEqual([Number(second.providerServerId)]);
-    expect(requests("POST", /^\/servers$/)).toHaveLength(2);
-  }, 30_000);
+      const second = await until("the task got a second node with a server", async () => {
+        await t.edge.tick();
+        return (await nodes(t)).find((n) => n.status === "booting" && n.providerServerId);
+      }, 15_000);
+      expect([...fake.servers.keys()]).toEqual([Number(second.providerServerId)]);
+      expect(requests("POST", /^\/servers$/)).toHaveLength(2);
+    },
+    30_000,
+  );
 
-  test("a failed create whose server cannot be deleted is not retried until the reaper has deleted that server", async () => {
-    t = await edge();
-    fake.failNextCreateAction("resource_unavailable", "no capacity in fsn1");
-    fake.inject("DELETE", /^\/servers\/\d+$/, { status: 503 }, 6);
-    await submit(t);
-    const failed = await until("the node failed", async () => (await nodes(t)).find((n) => n.status === "failed"), 15_000);
-    const leftover = Number(failed.providerServerId);
-    expect(fake.servers.has(leftover)).toBe(true);
-    await t.edge.runner.idle();
-    expect(requests("POST", /^\/servers$/)).toHaveLength(1);
-
-    await until("a second create", async () => {
-      await t.edge.tick();
+  test(
+    "a failed create whose server cannot be deleted is not retried until the reaper has deleted that server",
+    async () => {
+      t = await edge();
+      fake.failNextCreateAction("resource_unavailable", "no capacity in fsn1");
+      fake.inject("DELETE", /^\/servers\/\d+$/, { status: 503 }, 6);
+      await submit(t);
+      const failed = await until(
+        "the node failed",
+        async () => (await nodes(t)).find((n) => n.status === "failed"),
+        15_000,
+      );
+      const leftover = Number(failed.providerServerId);
+      expect(fake.servers.has(leftover)).toBe(true);
       await t.edge.runner.idle();
-      return requests("POST", /^\/servers$/).length === 2;
-    }, 15_000);
-    expect(fake.servers.has(leftover)).toBe(false);
-    const order = fake.requests.map((r) => `${r.method} ${r.path} ${r.status}`);
-    const deletedAt = order.indexOf(`DELETE /servers/${leftover} 200`);
-    const secondPost = order.findLastIndex((o) => o.startsWith("POST /servers "));
-    expect(deletedAt).toBeGreaterThan(-1);
-    expect(deletedAt).toBeLessThan(secondPost);
-    expect(t.edge.runner.orphans.deleted).toBe(1);
-  }, 30_000);
+      expect(requests("POST", /^\/servers$/)).toHaveLength(1);
+
+      await until("a second create", async () => {
+        await t.edge.tick();
+        await t.edge.runner.idle();
+        return requests("POST", /^\/servers$/).length === 2;
+      }, 15_000);
+      expect(fake.servers.has(leftover)).toBe(false);
+      const order = fake.requests.map((r) => `${r.method} ${r.path} ${r.status}`);
+      const deletedAt = order.indexOf(`DELETE /servers/${leftover} 200`);
+      const secondPost = order.findLastIndex((o) => o.startsWith("POST /servers "));
+      expect(deletedAt).toBeGreaterThan(-1);
+      expect(deletedAt).toBeLessThan(secondPost);
+      expect(t.edge.runner.orphans.deleted).toBe(1);
+    },
+    30_000,
+  );
 
   test("the tick reaps servers with SAM's label of no live node once past the grace period, and nothing else", async () => {
     const old = new Date(Date.now() - 3_600_000).toISOString();
@@ -130,7 +166,10 @@ describe("the edge on the hetzner provider", () => {
   });
 
   test("dry run only counts and logs what it would delete", async () => {
-    const orphan = fake.addServer({ labels: { "sam-node": "true", "sam-node-id": "n-gone" }, created: new Date(Date.now() - 3_600_000).toISOString() });
+    const orphan = fake.addServer({
+      labels: { "sam-node": "true", "sam-node-id": "n-gone" },
+      created: new Date(Date.now() - 3_600_000).toISOString(),
+    });
     t = await edge({ SAM_ORPHAN_REAPER: "dry-run" });
     await t.edge.tick();
     await t.edge.runner.idle();

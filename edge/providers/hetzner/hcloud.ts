@@ -59,7 +59,9 @@ const HcloudServer = v.object({
   created: Timestamp,
   public_net: v.object({
     ipv4: v.nullable(v.object({ ip: v.string() })),
-    ipv6: v.nullable(v.object({ ip: v.string(), dns_ptr: v.nullish(v.array(v.object({ ip: v.string(), dns_ptr: v.string() }))) })),
+    ipv6: v.nullable(
+      v.object({ ip: v.string(), dns_ptr: v.nullish(v.array(v.object({ ip: v.string(), dns_ptr: v.string() }))) }),
+    ),
   }),
   labels: v.record(v.string(), v.string()),
 });
@@ -88,7 +90,11 @@ function parse<S extends v.GenericSchema>(schema: S, value: unknown, what: strin
   if (result.success) return result.output;
   const issue = result.issues[0];
   // The path names the field, never its value (a create's answer carries the root password).
-  throw new HcloudError(502, "invalid_response", `hetzner: unexpected ${what} in the API response (${v.getDotPath(issue) ?? "body"}: ${issue.message})`);
+  throw new HcloudError(
+    502,
+    "invalid_response",
+    `hetzner: unexpected ${what} in the API response (${v.getDotPath(issue) ?? "body"}: ${issue.message})`,
+  );
 }
 
 function rateLimitOf(headers: Headers): RateLimit | null {
@@ -96,11 +102,19 @@ function rateLimitOf(headers: Headers): RateLimit | null {
   const remaining = Number(headers.get("ratelimit-remaining"));
   const reset = Number(headers.get("ratelimit-reset"));
   if (!headers.has("ratelimit-reset") || !Number.isFinite(reset) || reset <= 0) return null;
-  return { limit: Number.isFinite(limit) && limit > 0 ? limit : 1, remaining: Number.isFinite(remaining) ? remaining : 0, resetAt: reset * 1000 };
+  return {
+    limit: Number.isFinite(limit) && limit > 0 ? limit : 1,
+    remaining: Number.isFinite(remaining) ? remaining : 0,
+    resetAt: reset * 1000,
+  };
 }
 
 /** The page after `page`: from `meta.pagination`, else the `Link` header's rel="next". */
-function nextPage(page: number, meta: { pagination: { next_page: number | null } } | undefined, link: string | null): number | null {
+function nextPage(
+  page: number,
+  meta: { pagination: { next_page: number | null } } | undefined,
+  link: string | null,
+): number | null {
   let next = meta ? meta.pagination.next_page : null;
   if (!meta && link) {
     const m = /<([^>]+)>;\s*rel="next"/.exec(link);
@@ -127,7 +141,11 @@ export type HcloudApi = {
   getServer(id: number): Promise<HcloudServer>;
   deleteServer(id: number): Promise<void>;
   /** One page of servers matching a label selector. */
-  listServers(labelSelector: string, page: number, perPage: number): Promise<{ servers: HcloudServer[]; nextPage: number | null }>;
+  listServers(
+    labelSelector: string,
+    page: number,
+    perPage: number,
+  ): Promise<{ servers: HcloudServer[]; nextPage: number | null }>;
   getAction(id: number): Promise<HcloudAction>;
 };
 
@@ -143,14 +161,24 @@ export function createHcloudApi(opts: HcloudApiOptions): HcloudApi {
     try {
       res = await fetchFn(`${base}${path}`, {
         method,
-        headers: { Authorization: `Bearer ${opts.token}`, Accept: "application/json", ...(body === undefined ? {} : { "Content-Type": "application/json" }) },
+        headers: {
+          Authorization: `Bearer ${opts.token}`,
+          Accept: "application/json",
+          ...(body === undefined ? {} : { "Content-Type": "application/json" }),
+        },
         body: body === undefined ? undefined : JSON.stringify(body),
         signal: AbortSignal.timeout(opts.timeoutMs),
       });
       text = await res.text();
     } catch (err) {
       const timedOut = (err as Error).name === "TimeoutError" || (err as Error).name === "AbortError";
-      throw new HcloudError(0, timedOut ? "timeout" : "network_error", timedOut ? "hetzner: the API did not answer in time" : `hetzner: cannot reach the API (${(err as Error).message})`);
+      throw new HcloudError(
+        0,
+        timedOut ? "timeout" : "network_error",
+        timedOut
+          ? "hetzner: the API did not answer in time"
+          : `hetzner: cannot reach the API (${(err as Error).message})`,
+      );
     }
     let json: unknown;
     try {
@@ -161,10 +189,24 @@ export function createHcloudApi(opts: HcloudApiOptions): HcloudApi {
     if (!res.ok) {
       const rateLimit = rateLimitOf(res.headers);
       const e = v.safeParse(ErrorBody, json);
-      if (e.success) throw new HcloudError(res.status, e.output.error.code, `hetzner: ${e.output.error.message} (${e.output.error.code})`, rateLimit);
-      throw new HcloudError(res.status, res.status >= 500 ? "server_error" : "unexpected_response", `hetzner: HTTP ${res.status} without an API error body`, rateLimit);
+      if (e.success) {
+        throw new HcloudError(
+          res.status,
+          e.output.error.code,
+          `hetzner: ${e.output.error.message} (${e.output.error.code})`,
+          rateLimit,
+        );
+      }
+      throw new HcloudError(
+        res.status,
+        res.status >= 500 ? "server_error" : "unexpected_response",
+        `hetzner: HTTP ${res.status} without an API error body`,
+        rateLimit,
+      );
     }
-    if (json === undefined) throw new HcloudError(502, "invalid_response", `hetzner: ${method} ${path} answered ${res.status} without JSON`);
+    if (json === undefined) {
+      throw new HcloudError(502, "invalid_response", `hetzner: ${method} ${path} answered ${res.status} without JSON`);
+    }
     return { json, headers: res.headers };
   }
 
@@ -189,7 +231,11 @@ export function createHcloudApi(opts: HcloudApiOptions): HcloudApi {
       await call("DELETE", `/servers/${id}`);
     },
     async listServers(labelSelector, page, perPage) {
-      const query = new URLSearchParams({ label_selector: labelSelector, page: String(page), per_page: String(perPage) });
+      const query = new URLSearchParams({
+        label_selector: labelSelector,
+        page: String(page),
+        per_page: String(perPage),
+      });
       const { json, headers } = await call("GET", `/servers?${query}`);
       const list = parse(ListBody, json, "server list");
       return { servers: list.servers, nextPage: nextPage(page, list.meta, headers.get("link")) };

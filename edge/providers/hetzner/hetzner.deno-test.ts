@@ -10,43 +10,71 @@ const root = new URL("../../../", import.meta.url).pathname;
 const ADMIN = "admin-token-for-deno-hetzner-0123";
 const TOKEN = "hcloud-deno-token";
 
-
 Deno.test("under Deno: the tick reaps an orphan, a create that fails after its 201 leaves nothing behind, a node delete deletes its server", async () => {
   const fake = await startHetznerFake({ token: TOKEN, actionPolls: 1, runningPolls: 1 });
   const dataDir = await Deno.makeTempDir();
-  const orphan = fake.addServer({ labels: { "sam-node": "true", "sam-node-id": "n-lost" }, created: new Date(Date.now() - 3_600_000).toISOString() });
+  const orphan = fake.addServer({
+    labels: { "sam-node": "true", "sam-node-id": "n-lost" },
+    created: new Date(Date.now() - 3_600_000).toISOString(),
+  });
   fake.applyThenFailNextCreate({ brokenBody: true });
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "--allow-all", "edge/main.ts"],
     cwd: root,
     env: {
-      SAM_PORT: "0", SAM_DATA_DIR: dataDir, SAM_ADMIN_TOKEN: ADMIN,
-      HCLOUD_TOKEN: TOKEN, SAM_HCLOUD_API_BASE: fake.url, SAM_PUBLIC_URL: "https://sam.example.com",
-      SAM_AGENT_DOWNLOAD_URL: "https://downloads.example.com/sam-agent", SAM_AGENT_SHA256: "e".repeat(64),
-      SAM_TICK_INTERVAL: "200ms", SAM_RETRY_BACKOFF: "100ms", SAM_ORPHAN_GRACE: "1m",
+      SAM_PORT: "0",
+      SAM_DATA_DIR: dataDir,
+      SAM_ADMIN_TOKEN: ADMIN,
+      HCLOUD_TOKEN: TOKEN,
+      SAM_HCLOUD_API_BASE: fake.url,
+      SAM_PUBLIC_URL: "https://sam.example.com",
+      SAM_AGENT_DOWNLOAD_URL: "https://downloads.example.com/sam-agent",
+      SAM_AGENT_SHA256: "e".repeat(64),
+      SAM_TICK_INTERVAL: "200ms",
+      SAM_RETRY_BACKOFF: "100ms",
+      SAM_ORPHAN_GRACE: "1m",
     },
     stdout: "piped",
     stderr: "piped",
   }).spawn();
   let out = "";
   let err = "";
-  const drain = (s: ReadableStream<Uint8Array>, add: (t: string) => void) => s.pipeThrough(new TextDecoderStream()).pipeTo(new WritableStream({ write: add }));
-  const drained = Promise.all([drain(child.stdout, (t) => void (out += t)), drain(child.stderr, (t) => void (err += t))]);
+  const drain = (s: ReadableStream<Uint8Array>, add: (t: string) => void) =>
+    s.pipeThrough(new TextDecoderStream()).pipeTo(new WritableStream({ write: add }));
+  const drained = Promise.all([
+    drain(child.stdout, (t) => void (out += t)),
+    drain(child.stderr, (t) => void (err += t)),
+  ]);
   try {
-    const url = await until("the edge listens", async () => /listening on (http:\/\/[\d.]+:\d+)/.exec(out)?.[1], 20_000);
+    const url = await until(
+      "the edge listens",
+      async () => /listening on (http:\/\/[\d.]+:\d+)/.exec(out)?.[1],
+      20_000,
+    );
     const api = (method: string, path: string, token = ADMIN, body?: unknown) =>
-      fetch(`${url}${path}`, { method, headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" }, body: body === undefined ? undefined : JSON.stringify(body) });
+      fetch(`${url}${path}`, {
+        method,
+        headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
 
     await until("the tick reaped the orphan", async () => !fake.servers.has(orphan.id), 15_000);
 
     const key = await (await api("POST", "/api/keys", ADMIN, { name: "deno" })).json();
-    const submitted = await api("POST", "/api/tasks", key.key, { prompt: "hello", agent: { type: "command", command: "true" } });
+    const submitted = await api("POST", "/api/tasks", key.key, {
+      prompt: "hello",
+      agent: { type: "command", command: "true" },
+    });
     assert.equal(submitted.status, 201);
     await submitted.body?.cancel();
 
     type NodeView = { id: string; status: string; providerServerId: string | null };
     const nodes = async () => ((await (await api("GET", "/api/nodes")).json()).data as NodeView[]);
-    const booting = await until("a node whose server came up", async () => (await nodes()).find((n) => n.status === "booting"), 20_000);
+    const booting = await until(
+      "a node whose server came up",
+      async () => (await nodes()).find((n) => n.status === "booting"),
+      20_000,
+    );
     const failed = (await nodes()).find((n) => n.status === "failed");
     assert.ok(failed?.providerServerId, "the failed create's server id was recorded on its node");
     assert.equal(fake.servers.has(Number(failed.providerServerId)), false);

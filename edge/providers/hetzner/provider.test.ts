@@ -9,7 +9,7 @@ import { ConfigError } from "../../../shared/env.ts";
 import { VM } from "../../../cloud-init/vm-layout.ts";
 import type { CreateServerInput, Provider } from "../provider.ts";
 import { hetznerOptionsFromEnv } from "./config.ts";
-import { startHetznerFake, type HetznerFake } from "../../testing/hetzner-fake.ts";
+import { type HetznerFake, startHetznerFake } from "../../testing/hetzner-fake.ts";
 import { createHetznerProvider, HetznerProviderError, type HetznerProviderOptions } from "./provider.ts";
 
 const TOKEN = "hcloud-test-token";
@@ -32,7 +32,8 @@ const OPTIONS: HetznerProviderOptions = {
   retry: { baseMs: 5, maxMs: 50, attempts: 4 },
 };
 
-const provider = (extra: Partial<HetznerProviderOptions> = {}): Provider => createHetznerProvider({ ...OPTIONS, ...extra });
+const provider = (extra: Partial<HetznerProviderOptions> = {}): Provider =>
+  createHetznerProvider({ ...OPTIONS, ...extra });
 
 function input(nodeId = "nd-1"): CreateServerInput & { agentToken: string } {
   return {
@@ -49,15 +50,26 @@ const posts = () => fake.requests.filter((r) => r.method === "POST" && r.path ==
 describe("create", () => {
   test("creates a labelled docker-ce server booting SAM's cloud-init, and records the provider timings", async () => {
     const { server, timings } = await provider().create(input());
-    expect(server).toMatchObject({ nodeId: "nd-1", status: "running", labels: { "sam-node": "true", "sam-node-id": "nd-1", owner: "key-7" } });
+    expect(server).toMatchObject({
+      nodeId: "nd-1",
+      status: "running",
+      labels: { "sam-node": "true", "sam-node-id": "nd-1", owner: "key-7" },
+    });
     expect(server.ipv4).toMatch(/^203\.0\.113\.\d+$/);
     expect(fake.servers.has(Number(server.id))).toBe(true);
 
     const body = posts()[0]!.body as Record<string, unknown>;
-    expect(body).toMatchObject({ name: "sam-nd-1", server_type: "cx23", location: "fsn1", image: "docker-ce", start_after_create: true });
+    expect(body).toMatchObject({
+      name: "sam-nd-1",
+      server_type: "cx23",
+      location: "fsn1",
+      image: "docker-ce",
+      start_after_create: true,
+    });
     const userData = String(body.user_data);
     expect(userData.startsWith("#cloud-config\n")).toBe(true);
-    const files = (parse(userData) as { write_files: { path: string; content: string; permissions: string }[] }).write_files;
+    const files =
+      (parse(userData) as { write_files: { path: string; content: string; permissions: string }[] }).write_files;
     const tokens = files.find((f) => f.path === VM.tokenFile)!;
     expect(tokens.permissions).toBe("0600");
     expect(tokens.content).toContain(input().nodeToken);
@@ -89,7 +101,12 @@ describe("create", () => {
       limited.exhaustRateLimit();
       const waits: number[] = [];
       const sleep = (ms: number) => (waits.push(ms), new Promise<void>((r) => setTimeout(r, ms)));
-      const { server } = await createHetznerProvider({ ...OPTIONS, apiBase: limited.url, sleep, retry: { baseMs: 5, maxMs: 30_000, attempts: 4 } }).create(input());
+      const { server } = await createHetznerProvider({
+        ...OPTIONS,
+        apiBase: limited.url,
+        sleep,
+        retry: { baseMs: 5, maxMs: 30_000, attempts: 4 },
+      }).create(input());
       expect(server.status).toBe("running");
       expect(waits[0]).toBeGreaterThanOrEqual(90);
       expect(waits[0]).toBeLessThanOrEqual(150);
@@ -111,7 +128,9 @@ describe("create", () => {
   test("a 201 whose server cannot be parsed reports the id first, then deletes that server", async () => {
     fake.applyThenFailNextCreate({ brokenBody: true });
     const recorded: string[] = [];
-    const err = await provider().create({ ...input(), onServerCreated: async (id) => void recorded.push(id) }).catch((e) => e);
+    const err = await provider().create({ ...input(), onServerCreated: async (id) => void recorded.push(id) }).catch((
+      e,
+    ) => e);
     expect(err).toBeInstanceOf(HetznerProviderError);
     expect(err.message).toContain("public_net");
     expect(err.serverMayRemain).toBe(false);
@@ -121,7 +140,12 @@ describe("create", () => {
   });
 
   test("when the id cannot be recorded, the server is deleted and the create fails", async () => {
-    const err = await provider().create({ ...input(), onServerCreated: async () => { throw new Error("database is locked"); } }).catch((e) => e);
+    const err = await provider().create({
+      ...input(),
+      onServerCreated: async () => {
+        throw new Error("database is locked");
+      },
+    }).catch((e) => e);
     expect(err.message).toContain("database is locked");
     expect(fake.servers.size).toBe(0);
   });
@@ -164,7 +188,8 @@ describe("create", () => {
   test("a server that never reaches running is cleaned up at the deadline", async () => {
     const slow = await startHetznerFake({ token: TOKEN, runningPolls: 1_000_000 });
     try {
-      const err = await createHetznerProvider({ ...OPTIONS, apiBase: slow.url, createDeadlineMs: 100 }).create(input()).catch((e) => e);
+      const err = await createHetznerProvider({ ...OPTIONS, apiBase: slow.url, createDeadlineMs: 100 }).create(input())
+        .catch((e) => e);
       expect(err).toBeInstanceOf(HetznerProviderError);
       expect(err.code).toBe("create_timeout");
       expect(slow.servers.size).toBe(0);
@@ -219,7 +244,9 @@ describe("get, delete, list", () => {
   });
 
   test("list finds SAM's servers by label across pages, and only those", async () => {
-    for (let i = 0; i < 60; i++) fake.addServer({ name: `sam-n${i}`, labels: { "sam-node": "true", "sam-node-id": `n${i}` } });
+    for (let i = 0; i < 60; i++) {
+      fake.addServer({ name: `sam-n${i}`, labels: { "sam-node": "true", "sam-node-id": `n${i}` } });
+    }
     fake.addServer({ name: "someone-elses", labels: { team: "web" }, image: "ubuntu-24.04" });
     const all = await provider().list();
     expect(all).toHaveLength(60);
@@ -245,7 +272,12 @@ describe("configured from the edge's environment", () => {
     const config = loadEdgeConfig(env);
     expect(config.provider).toBe("hetzner");
     const p = createHetznerProvider({
-      ...hetznerOptionsFromEnv(env, { token: config.hetzner.token!, apiBase: config.hetzner.apiBase, retryBackoffMs: 5, heartbeatMs: config.timeouts.heartbeat }),
+      ...hetznerOptionsFromEnv(env, {
+        token: config.hetzner.token!,
+        apiBase: config.hetzner.apiBase,
+        retryBackoffMs: 5,
+        heartbeatMs: config.timeouts.heartbeat,
+      }),
       pollIntervalMs: 5,
     });
     const { server } = await p.create(input("nd-env"));

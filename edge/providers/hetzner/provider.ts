@@ -9,8 +9,15 @@
 import * as v from "valibot";
 import { renderCloudInit } from "../../../cloud-init/render.ts";
 import type { Arch } from "../../../cloud-init/inputs.ts";
-import { ProviderCreateError, type CreateServerInput, type Provider, type ProviderServer, type ProviderTiming, type ServerStatus } from "../provider.ts";
-import { createHcloudApi, HcloudError, type CreatedServer, type HcloudApi, type HcloudServer } from "./hcloud.ts";
+import {
+  type CreateServerInput,
+  type Provider,
+  ProviderCreateError,
+  type ProviderServer,
+  type ProviderTiming,
+  type ServerStatus,
+} from "../provider.ts";
+import { type CreatedServer, createHcloudApi, type HcloudApi, HcloudError, type HcloudServer } from "./hcloud.ts";
 import { REQUEST_TIMEOUTS, TIMER_BASES } from "../../../shared/timeouts.ts";
 
 /** Labels on every SAM server: `sam-node` marks it as ours, `sam-node-id` names the node. */
@@ -48,7 +55,13 @@ export type HetznerProviderOptions = {
 };
 
 /** Hetzner label values: ≤ 63 characters, alphanumeric at both ends. */
-const LabelValue = v.pipe(v.string(), v.regex(/^(?:[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$/, "must be a Hetzner label value (≤ 63 characters, letters, digits, '-', '_', '.', alphanumeric at both ends)"));
+const LabelValue = v.pipe(
+  v.string(),
+  v.regex(
+    /^(?:[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$/,
+    "must be a Hetzner label value (≤ 63 characters, letters, digits, '-', '_', '.', alphanumeric at both ends)",
+  ),
+);
 const LabelKey = v.pipe(
   v.string(),
   v.regex(/^(?:[a-z0-9.-]{1,253}\/)?[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/, "must be a Hetzner label key"),
@@ -59,7 +72,10 @@ const CreateInput = v.object({
   nodeId: v.pipe(LabelValue, v.minLength(1, "must not be empty")),
   nodeToken: v.string(),
   /** docs/protocol.md: the edge mints it with the node token; the VM gets both in one 0600 file. */
-  agentToken: v.pipe(v.string(), v.minLength(1, "agentToken is required: the edge must mint it with the node token (docs/protocol.md)")),
+  agentToken: v.pipe(
+    v.string(),
+    v.minLength(1, "agentToken is required: the edge must mint it with the node token (docs/protocol.md)"),
+  ),
   controlPlaneUrl: v.string(),
   labels: v.record(LabelKey, LabelValue),
 });
@@ -103,10 +119,18 @@ export function archOf(serverType: string): Arch {
 
 const realSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-export function createHetznerProvider(opts: HetznerProviderOptions, api: HcloudApi = createHcloudApi({ token: opts.token, apiBase: opts.apiBase, timeoutMs: opts.requestTimeoutMs ?? REQUEST_TIMEOUTS.hetznerRequest.ms })): Provider {
+export function createHetznerProvider(
+  opts: HetznerProviderOptions,
+  api: HcloudApi = createHcloudApi({
+    token: opts.token,
+    apiBase: opts.apiBase,
+    timeoutMs: opts.requestTimeoutMs ?? REQUEST_TIMEOUTS.hetznerRequest.ms,
+  }),
+): Provider {
   const now = opts.now ?? Date.now;
   const sleep = opts.sleep ?? realSleep;
-  const retry = opts.retry ?? { baseMs: TIMER_BASES.retryBackoff.default, maxMs: REQUEST_TIMEOUTS.hetznerBackoffCap.ms, attempts: 6 };
+  const retry = opts.retry ??
+    { baseMs: TIMER_BASES.retryBackoff.default, maxMs: REQUEST_TIMEOUTS.hetznerBackoffCap.ms, attempts: 6 };
   const pollMs = opts.pollIntervalMs ?? 1_000;
   const createDeadlineMs = opts.createDeadlineMs ?? REQUEST_TIMEOUTS.hetznerCreate.ms;
 
@@ -118,8 +142,11 @@ export function createHetznerProvider(opts: HetznerProviderOptions, api: HcloudA
   }
 
   /** Run `fn`, retrying transient failures; `beforeRetry` may settle an ambiguous failure instead. */
-  async function withRetry<T>(fn: () => Promise<T>, beforeRetry?: (err: HcloudError) => Promise<T | undefined>): Promise<T> {
-    for (let attempt = 0; ; attempt++) {
+  async function withRetry<T>(
+    fn: () => Promise<T>,
+    beforeRetry?: (err: HcloudError) => Promise<T | undefined>,
+  ): Promise<T> {
+    for (let attempt = 0;; attempt++) {
       try {
         return await fn();
       } catch (err) {
@@ -181,7 +208,10 @@ export function createHetznerProvider(opts: HetznerProviderOptions, api: HcloudA
       }
       const { nodeId, nodeToken, agentToken, controlPlaneUrl } = parsed.output;
       const userData = renderCloudInit({
-        nodeId, controlPlaneUrl, nodeToken, agentToken,
+        nodeId,
+        controlPlaneUrl,
+        nodeToken,
+        agentToken,
         agentDownloadUrl: opts.agentDownloadUrl,
         agentSha256: opts.agentSha256,
         baseImage: opts.baseImage,
@@ -198,7 +228,15 @@ export function createHetznerProvider(opts: HetznerProviderOptions, api: HcloudA
       let serverId: number | null = null;
       try {
         const created = await withRetry<CreatedServer>(
-          () => api.createServer({ name: serverName(nodeId), serverType: opts.serverType, location: opts.location, image: opts.image, userData, labels }),
+          () =>
+            api.createServer({
+              name: serverName(nodeId),
+              serverType: opts.serverType,
+              location: opts.location,
+              image: opts.image,
+              userData,
+              labels,
+            }),
           // A 5xx or a timeout may have created the server anyway: adopt it rather than create a twin. When
           // this listing fails, the create is not repeated (the error ends it, and the clean-up takes over).
           async () => {
@@ -218,21 +256,40 @@ export function createHetznerProvider(opts: HetznerProviderOptions, api: HcloudA
             action = await withRetry(() => api.getAction(actionId));
           }
           if (action?.status === "error") {
-            throw new HetznerProviderError(`hetzner: creating the server failed: ${action.error?.message ?? "unknown error"} (${action.error?.code ?? "error"})`, action.error?.code ?? "action_failed");
+            throw new HetznerProviderError(
+              `hetzner: creating the server failed: ${action.error?.message ?? "unknown error"} (${
+                action.error?.code ?? "error"
+              })`,
+              action.error?.code ?? "action_failed",
+            );
           }
-          if (action?.status === "success" && !timings.some((t) => t.name === "action_done")) timings.push({ name: "action_done", at: now() });
+          if (action?.status === "success" && !timings.some((t) => t.name === "action_done")) {
+            timings.push({ name: "action_done", at: now() });
+          }
           const server = await withRetry(() => api.getServer(created.id));
           if (server.status === "running") {
             timings.push({ name: "server_running", at: now() });
             return { server: toProviderServer(server), timings };
           }
-          if (now() >= deadline) throw new HetznerProviderError(`hetzner: the server did not reach running within ${Math.round(createDeadlineMs / 1000)} s`, "create_timeout");
+          if (now() >= deadline) {
+            throw new HetznerProviderError(
+              `hetzner: the server did not reach running within ${Math.round(createDeadlineMs / 1000)} s`,
+              "create_timeout",
+            );
+          }
           await sleep(pollMs);
         }
       } catch (err) {
         const gone = await cleanUp(nodeId, serverId);
-        const { message, code } = err instanceof HetznerProviderError || err instanceof HcloudError ? err : { message: `hetzner: ${(err as Error).message}`, code: "create_failed" };
-        throw new HetznerProviderError(gone ? message : `${message}; the server could not be deleted yet`, code, !gone, err);
+        const { message, code } = err instanceof HetznerProviderError || err instanceof HcloudError
+          ? err
+          : { message: `hetzner: ${(err as Error).message}`, code: "create_failed" };
+        throw new HetznerProviderError(
+          gone ? message : `${message}; the server could not be deleted yet`,
+          code,
+          !gone,
+          err,
+        );
       }
     },
 

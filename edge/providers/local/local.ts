@@ -26,13 +26,24 @@ export type LocalProviderOptions = {
 const INHERITED_ENV = ["PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ", "USER"];
 /** Agent settings an operator sets on the edge for its local nodes: how delivery commits and pushes (docs/delivery.md). */
 const DELIVERY_SETTINGS = [
-  "SAM_GIT_AUTHOR_NAME", "SAM_GIT_AUTHOR_EMAIL", "SAM_GIT_COMMITTER_NAME", "SAM_GIT_COMMITTER_EMAIL",
-  "SAM_TASK_SEES_REPO_CREDENTIAL", "SAM_RETRY_BACKOFF",
+  "SAM_GIT_AUTHOR_NAME",
+  "SAM_GIT_AUTHOR_EMAIL",
+  "SAM_GIT_COMMITTER_NAME",
+  "SAM_GIT_COMMITTER_EMAIL",
+  "SAM_TASK_SEES_REPO_CREDENTIAL",
+  "SAM_RETRY_BACKOFF",
 ];
 
 /** The task sandbox's settings (docs/sandbox.md) are the agent's, but an operator sets them where the edge starts. */
 const SANDBOX_SETTINGS = [
-  "SAM_TASK_SANDBOX", "SAM_TASK_UID", "SAM_TASK_GID", "SAM_TASK_MAX_PROCESSES", "SAM_TASK_MAX_OPEN_FILES", "SAM_TASK_MEMORY_LIMIT", "SAM_TASK_CPU_LIMIT", "SAM_TASK_TOOL_PATHS",
+  "SAM_TASK_SANDBOX",
+  "SAM_TASK_UID",
+  "SAM_TASK_GID",
+  "SAM_TASK_MAX_PROCESSES",
+  "SAM_TASK_MAX_OPEN_FILES",
+  "SAM_TASK_MEMORY_LIMIT",
+  "SAM_TASK_CPU_LIMIT",
+  "SAM_TASK_TOOL_PATHS",
 ];
 
 export class LocalProvider implements Provider {
@@ -68,9 +79,13 @@ export class LocalProvider implements Provider {
     const dir = join(this.nodesDir(), input.nodeId);
     mkdirSync(dir, { recursive: true });
     const tokenFile = join(dir, "tokens");
-    writeFileSync(tokenFile, `SAM_NODE_TOKEN=${input.nodeToken}\nSAM_AGENT_TOKEN=${input.agentToken}\n`, { mode: 0o600 });
+    writeFileSync(tokenFile, `SAM_NODE_TOKEN=${input.nodeToken}\nSAM_AGENT_TOKEN=${input.agentToken}\n`, {
+      mode: 0o600,
+    });
     const env: Record<string, string> = {};
-    for (const name of [...INHERITED_ENV, ...DELIVERY_SETTINGS, ...SANDBOX_SETTINGS]) if (process.env[name]) env[name] = process.env[name]!;
+    for (const name of [...INHERITED_ENV, ...DELIVERY_SETTINGS, ...SANDBOX_SETTINGS]) {
+      if (process.env[name]) env[name] = process.env[name]!;
+    }
     Object.assign(env, this.o.env ?? {}, {
       SAM_NODE_ID: input.nodeId,
       SAM_CONTROL_PLANE_URL: input.controlPlaneUrl,
@@ -113,7 +128,14 @@ export class LocalProvider implements Provider {
   async get(serverId: string): Promise<ProviderServer | null> {
     const entry = this.running.get(serverId);
     if (!entry || !isAgentOf(entry.pid, entry.nodeId)) return null;
-    return { id: serverId, nodeId: entry.nodeId, status: "running", ipv4: "127.0.0.1", createdAt: entry.createdAt, labels: { "sam-node": entry.nodeId } };
+    return {
+      id: serverId,
+      nodeId: entry.nodeId,
+      status: "running",
+      ipv4: "127.0.0.1",
+      createdAt: entry.createdAt,
+      labels: { "sam-node": entry.nodeId },
+    };
   }
 
   async delete(serverId: string): Promise<void> {
@@ -144,7 +166,6 @@ export class LocalProvider implements Provider {
 function serverIdOf(pid: number): string {
   return `local-${pid}`;
 }
-
 
 /** Alive and really this node's agent (a PID can be reused after a reboot): its environment names the node. */
 function isAgentOf(pid: number, nodeId: string): boolean {
