@@ -7,32 +7,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startForgeFake } from "../agent/testing/forge-fake.ts";
 import { createBareRepo, gitIn, startGitHttpServer } from "../agent/testing/git-http-server.ts";
+import { readUntil } from "../shared/testing/read-until.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 const ADMIN = "samadm_delivery_deno_test_0123456789";
 const SECRET = "forgejo_token_deno_5150";
-
-async function readUntil(
-  stream: ReadableStream<Uint8Array>,
-  pattern: RegExp,
-  timeoutMs: number,
-): Promise<RegExpMatchArray> {
-  const reader = stream.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  const deadline = Date.now() + timeoutMs;
-  try {
-    while (Date.now() < deadline) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      text += value;
-      const m = text.match(pattern);
-      if (m) return m;
-    }
-  } finally {
-    reader.releaseLock();
-  }
-  throw new Error(`did not see ${pattern} in: ${text}`);
-}
 
 Deno.test({
   name: "a task with repo.push ends as a Forgejo pull request, followed over SSE from the Deno-served edge",

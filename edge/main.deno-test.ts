@@ -1,5 +1,6 @@
 // The Deno path is real: start edge/main.ts under Deno, talk HTTP to it, stop it with SIGINT.
 import assert from "node:assert/strict";
+import { readUntil } from "../shared/testing/read-until.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 
@@ -12,28 +13,6 @@ function startEdge(env: Record<string, string>) {
     stderr: "piped",
   }).spawn();
   return child;
-}
-
-async function readUntil(
-  stream: ReadableStream<Uint8Array>,
-  pattern: RegExp,
-  timeoutMs: number,
-): Promise<RegExpMatchArray> {
-  const reader = stream.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  const deadline = Date.now() + timeoutMs;
-  try {
-    while (Date.now() < deadline) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      text += value;
-      const m = text.match(pattern);
-      if (m) return m;
-    }
-  } finally {
-    reader.releaseLock();
-  }
-  throw new Error(`did not see ${pattern} in: ${text}`);
 }
 
 Deno.test("the edge starts under Deno, answers /healthz and stops cleanly on SIGINT", async () => {

@@ -4,30 +4,9 @@
 // a daemon — which is gone once the task has reported.
 import assert from "node:assert/strict";
 import { until } from "../shared/testing/until.ts";
+import { readUntil } from "../shared/testing/read-until.ts";
 
 const root = new URL("..", import.meta.url).pathname;
-
-async function readUntil(
-  stream: ReadableStream<Uint8Array>,
-  pattern: RegExp,
-  timeoutMs: number,
-): Promise<RegExpMatchArray> {
-  const reader = stream.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  const deadline = Date.now() + timeoutMs;
-  try {
-    while (Date.now() < deadline) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      text += value;
-      const m = text.match(pattern);
-      if (m) return m;
-    }
-  } finally {
-    reader.releaseLock();
-  }
-  throw new Error(`did not see ${pattern} in: ${text}`);
-}
 
 /** Host pids whose environment carries the task's marker (what the agent's own reaper looks for). */
 async function processesOf(taskId: string): Promise<number[]> {

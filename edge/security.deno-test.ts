@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { createClient } from "@libsql/client";
 import { until } from "../shared/testing/until.ts";
+import { readUntil } from "../shared/testing/read-until.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 
@@ -29,28 +30,6 @@ async function startEdge(env: Record<string, string> = {}, dataDir?: string): Pr
       await child.status;
     },
   };
-}
-
-async function readUntil(
-  stream: ReadableStream<Uint8Array>,
-  pattern: RegExp,
-  timeoutMs: number,
-): Promise<RegExpMatchArray> {
-  const reader = stream.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  const deadline = Date.now() + timeoutMs;
-  try {
-    while (Date.now() < deadline) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      text += value;
-      const m = text.match(pattern);
-      if (m) return m;
-    }
-  } finally {
-    reader.releaseLock();
-  }
-  throw new Error(`did not see ${pattern} in: ${text}`);
 }
 
 function call(

@@ -5,31 +5,10 @@ import assert from "node:assert/strict";
 import { parse } from "yaml";
 import { startHetznerFake } from "../testing/hetzner-fake.ts";
 import { until } from "../../shared/testing/until.ts";
+import { readUntil } from "../../shared/testing/read-until.ts";
 
 const root = new URL("../..", import.meta.url).pathname;
 const ADMIN = "admin-token-for-boot-progress-0123";
-
-async function readUntil(
-  stream: ReadableStream<Uint8Array>,
-  pattern: RegExp,
-  timeoutMs: number,
-): Promise<RegExpMatchArray> {
-  const reader = stream.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  const deadline = Date.now() + timeoutMs;
-  try {
-    while (Date.now() < deadline) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      text += value;
-      const m = text.match(pattern);
-      if (m) return m;
-    }
-  } finally {
-    reader.releaseLock();
-  }
-  throw new Error(`did not see ${pattern} in: ${text}`);
-}
 
 Deno.test("boot progress: live phases, a degraded ready, the first boot kept after a reboot, a timeout naming the stuck phase", async () => {
   const fake = await startHetznerFake({ token: "hcloud-test-token", actionPolls: 0, runningPolls: 0 });

@@ -1,0 +1,25 @@
+/**
+ * Read a process's output until `pattern` matches (e.g. the edge's "listening on URL" line), or fail with
+ * what was read after `timeoutMs`. Runs under Deno and Bun alike.
+ */
+export async function readUntil(
+  stream: ReadableStream<Uint8Array>,
+  pattern: RegExp,
+  timeoutMs: number,
+): Promise<RegExpMatchArray> {
+  const reader = stream.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  const deadline = Date.now() + timeoutMs;
+  try {
+    while (Date.now() < deadline) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += value;
+      const m = text.match(pattern);
+      if (m) return m;
+    }
+  } finally {
+    reader.releaseLock();
+  }
+  throw new Error(`did not see ${pattern} in: ${text}`);
+}
