@@ -7,14 +7,15 @@ export async function readUntil(
   pattern: RegExp,
   timeoutMs: number,
 ): Promise<RegExpMatchArray> {
-  const reader = stream.pipeThrough(new TextDecoderStream()).getReader();
+  const reader = stream.getReader();
+  const decoder = new TextDecoder();
   let text = "";
   const deadline = Date.now() + timeoutMs;
   try {
     while (Date.now() < deadline) {
       const { value, done } = await reader.read();
       if (done) break;
-      text += value;
+      text += decoder.decode(value, { stream: true });
       const m = text.match(pattern);
       if (m) return m;
     }

@@ -76,8 +76,10 @@ export function bwrapArgv(c: SandboxCommand): string[] {
     if (m.kind === "dir") argv.push("--tmpfs", m.path);
     else argv.push("--ro-bind", "/dev/null", m.path);
   }
+  argv.push("--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp");
+  // After the private /tmp, so an extra dir under /tmp is not hidden by it (later mounts lie on top).
   // bwrap makes the missing parents of a bind 0700 (root's), which the task's uid could not traverse.
-  const made = new Set(c.layout.system.map((e) => e.path));
+  const made = new Set([...c.layout.system.map((e) => e.path), "/tmp"]);
   for (const p of c.layout.extraReadOnly) {
     const parts = p.split("/").filter(Boolean);
     for (let i = 1; i < parts.length; i++) {
@@ -89,14 +91,6 @@ export function bwrapArgv(c: SandboxCommand): string[] {
     argv.push("--ro-bind", p, p);
   }
   argv.push(
-    "--proc",
-    "/proc",
-    "--dev",
-    "/dev",
-    "--perms",
-    "1777",
-    "--tmpfs",
-    "/tmp",
     "--bind",
     c.workspace,
     SANDBOX_WORKSPACE,

@@ -76,6 +76,10 @@ describe("the bwrap command line", () => {
       "--perms 0755 --dir /opt --perms 0755 --dir /opt/agents --ro-bind /opt/agents/bin /opt/agents/bin",
     );
     expect(argv.filter((a) => a === "--bind")).toHaveLength(1);
+    // A tool dir under /tmp is bound after the private /tmp, which would otherwise hide it.
+    const tmp = bwrapArgv({ ...base, layout: { ...base.layout, extraReadOnly: ["/tmp/ci/node_modules"] } });
+    expect(tmp.indexOf("/tmp/ci/node_modules")).toBeGreaterThan(tmp.indexOf("--tmpfs"));
+    expect(tmp.join(" ")).toContain("--perms 0755 --dir /tmp/ci --ro-bind /tmp/ci/node_modules /tmp/ci/node_modules");
   });
 
   test("rlimits, then the switch to the task uid with no capabilities left, then the command", () => {
