@@ -46,6 +46,12 @@ export function agentEnvFile(config: CloudInitConfig): string {
     // The image the boot pre-pulls is the one workspaces use when a repo has no devcontainer.json.
     SAM_DEVCONTAINER_IMAGE: config.baseImage,
   };
+  // Who delivered commits are by, when the operator set it on the edge (else the agent's default identity).
+  const git = config.gitIdentity ?? {};
+  if (git.authorName) entries.SAM_GIT_AUTHOR_NAME = git.authorName;
+  if (git.authorEmail) entries.SAM_GIT_AUTHOR_EMAIL = git.authorEmail;
+  if (git.committerName) entries.SAM_GIT_COMMITTER_NAME = git.committerName;
+  if (git.committerEmail) entries.SAM_GIT_COMMITTER_EMAIL = git.committerEmail;
   return Object.entries(entries).map(([k, v]) => `${k}=${v}\n`).join("");
 }
 

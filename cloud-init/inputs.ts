@@ -56,6 +56,23 @@ export const SshPublicKey = v.pipe(
 
 export const MAX_SSH_KEYS = 10;
 
+/** A git author or committer name as it may stand in the agent's env file. */
+export const GitName = v.pipe(
+  v.string(),
+  v.regex(
+    /^[^\s"'`$\\<>=][^\r\n"'`$\\<>]{0,99}$/,
+    "a git name must be 1–100 characters without quotes, $, \\, <, > or line breaks",
+  ),
+);
+/** A git author or committer e-mail as it may stand in the agent's env file. */
+export const GitEmail = v.pipe(
+  v.string(),
+  v.regex(
+    /^[^\s"'`$\\<>@]{1,100}@[^\s"'`$\\<>@]{1,100}$/,
+    "a git e-mail must look like name@host, without quotes, $, \\, <, > or spaces",
+  ),
+);
+
 export const Arch = v.picklist(["amd64", "arm64"], "arch must be amd64 or arm64");
 export type Arch = v.InferOutput<typeof Arch>;
 
@@ -75,6 +92,16 @@ export const CloudInitInput = v.object({
   nodejsMirror: v.optional(safeUrl("nodejsMirror", 512), "https://nodejs.org/dist"),
   /** The npm registry the devcontainer CLI is installed from. */
   npmRegistry: v.optional(safeUrl("npmRegistry", 512), "https://registry.npmjs.org"),
+  /**
+   * Who the commits SAM pushes for a task are by (docs/delivery.md): the agent's `SAM_GIT_AUTHOR_*` and
+   * `SAM_GIT_COMMITTER_*`. A line of the agent's env file each, so no quote, `$`, backslash or line break.
+   */
+  gitIdentity: v.optional(v.object({
+    authorName: v.optional(GitName),
+    authorEmail: v.optional(GitEmail),
+    committerName: v.optional(GitName),
+    committerEmail: v.optional(GitEmail),
+  })),
   /** Heartbeat period in seconds, from the edge's timeout table. */
   heartbeatSeconds: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(3600)), 30),
 });

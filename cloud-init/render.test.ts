@@ -82,6 +82,23 @@ describe("the agent unit and its secrets", () => {
     expect(env.content).toContain(`SAM_CONTROL_PLANE_URL=${SAMPLE_INPUT.controlPlaneUrl}\n`);
     // Workspaces without a devcontainer.json use the very image the boot pre-pulled.
     expect(env.content).toContain(`SAM_DEVCONTAINER_IMAGE=${SAMPLE_INPUT.baseImage}\n`);
+    expect(env.content).not.toContain("SAM_GIT_");
+  });
+
+  test("the operator's commit identity reaches the VM's agent; one that could break out of its line is refused", () => {
+    const gitIdentity = { authorName: "SAM Bot", authorEmail: "sam@example.com", committerEmail: "ci@example.com" };
+    const env = file(render({ ...SAMPLE_INPUT, gitIdentity }), VM.agentEnv)!.content;
+    expect(env).toContain("SAM_GIT_AUTHOR_NAME=SAM Bot\n");
+    expect(env).toContain("SAM_GIT_AUTHOR_EMAIL=sam@example.com\n");
+    expect(env).toContain("SAM_GIT_COMMITTER_EMAIL=ci@example.com\n");
+    expect(env).not.toContain("SAM_GIT_COMMITTER_NAME");
+    for (
+      const bad of [{ authorName: "x\nSAM_TASK_SANDBOX=off" }, { authorName: 'a"b' }, { authorEmail: "not-an-email" }, {
+        authorName: "$(id)",
+      }]
+    ) {
+      expect(() => render({ ...SAMPLE_INPUT, gitIdentity: bad })).toThrow(CloudInitInputError);
+    }
   });
 });
 

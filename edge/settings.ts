@@ -130,6 +130,14 @@ export const EDGE_SETTINGS: SettingGroup[] = [
         meaning: "the npm registry a booting VM installs the devcontainer CLI from",
       },
       {
+        name: "SAM_GIT_AUTHOR_NAME",
+        default: "`SAM`",
+        meaning: "author of the commits VMs' agents push for tasks (docs/delivery.md); local agents read it themselves",
+      },
+      { name: "SAM_GIT_AUTHOR_EMAIL", default: "`sam@localhost`", meaning: "that author's e-mail" },
+      { name: "SAM_GIT_COMMITTER_NAME", default: "the author", meaning: "committer of those commits" },
+      { name: "SAM_GIT_COMMITTER_EMAIL", default: "the author's", meaning: "that committer's e-mail" },
+      {
         name: "SAM_NODE_AGENT_PORT",
         default: "`8443`",
         meaning: "the agent's HTTPS port (the firewall opens only it and SSH)",

@@ -3,7 +3,7 @@
  * edge's configuration, a bad value is a one-line `ConfigError` naming the variable.
  */
 import * as v from "valibot";
-import { CloudInitInput, ImageRef, SshPublicKey } from "../../../cloud-init/inputs.ts";
+import { CloudInitInput, GitEmail, GitName, ImageRef, SshPublicKey } from "../../../cloud-init/inputs.ts";
 import { ConfigError, type Env, envDuration, envInt, envParse, envString } from "../../../shared/env.ts";
 import type { HetznerProviderOptions } from "./provider.ts";
 import { REQUEST_TIMEOUTS } from "../../../shared/timeouts.ts";
@@ -23,6 +23,21 @@ export const HETZNER_DEFAULTS = {
   image: "docker-ce",
   baseImage: "mcr.microsoft.com/devcontainers/base:ubuntu",
 } as const;
+
+/** The commit identity VMs' agents deliver with: the same `SAM_GIT_*` settings a local agent reads. */
+function gitIdentityFromEnv(env: Env): HetznerProviderOptions["gitIdentity"] {
+  const get = (name: string, schema: v.GenericSchema<string, string>) => {
+    const value = envString(env, name);
+    return value === undefined ? undefined : envParse(name, schema, value);
+  };
+  const identity = {
+    authorName: get("SAM_GIT_AUTHOR_NAME", GitName),
+    authorEmail: get("SAM_GIT_AUTHOR_EMAIL", GitEmail),
+    committerName: get("SAM_GIT_COMMITTER_NAME", GitName),
+    committerEmail: get("SAM_GIT_COMMITTER_EMAIL", GitEmail),
+  };
+  return Object.values(identity).some((x) => x !== undefined) ? identity : undefined;
+}
 
 /** A URL setting the renderer will accept, checked at start rather than at the first node create. */
 function optionalUrl(env: Env, name: string, schema: v.GenericSchema<string, string>): string | undefined {
@@ -71,6 +86,7 @@ export function hetznerOptionsFromEnv(
     nodejsMirror: optionalUrl(env, "SAM_NODEJS_MIRROR", v.unwrap(CloudInitInput.entries.nodejsMirror)),
     npmRegistry: optionalUrl(env, "SAM_NPM_REGISTRY", v.unwrap(CloudInitInput.entries.npmRegistry)),
     heartbeatSeconds: Math.max(1, Math.round(base.heartbeatMs / 1000)),
+    gitIdentity: gitIdentityFromEnv(env),
     sshPublicKeys: keys.map((k) => envParse("SAM_HCLOUD_SSH_KEYS", SshPublicKey, k)),
     requestTimeoutMs: envDuration(env, "SAM_HCLOUD_REQUEST_TIMEOUT", REQUEST_TIMEOUTS.hetznerRequest.ms),
     retry: { baseMs: base.retryBackoffMs, maxMs: REQUEST_TIMEOUTS.hetznerBackoffCap.ms, attempts: 6 },

@@ -286,6 +286,25 @@ describe("configured from the edge's environment", () => {
     expect(String((posts()[0]!.body as { user_data: string }).user_data)).toContain("SAM_HEARTBEAT_INTERVAL=30s");
   });
 
+  test("the edge's SAM_GIT_* commit identity reaches the VM's agent env file", async () => {
+    const withGit = { ...env, SAM_GIT_AUTHOR_NAME: "SAM Bot", SAM_GIT_AUTHOR_EMAIL: "sam@example.com" };
+    const config = loadEdgeConfig(withGit);
+    const p = createHetznerProvider({
+      ...hetznerOptionsFromEnv(withGit, {
+        token: config.hetzner.token!,
+        apiBase: config.hetzner.apiBase,
+        retryBackoffMs: 5,
+        heartbeatMs: 30_000,
+      }),
+      pollIntervalMs: 5,
+    });
+    const before = posts().length;
+    await p.create(input("nd-git"));
+    const userData = String((posts()[before]!.body as { user_data: string }).user_data);
+    expect(userData).toContain("SAM_GIT_AUTHOR_NAME=SAM Bot");
+    expect(userData).toContain("SAM_GIT_AUTHOR_EMAIL=sam@example.com");
+  });
+
   test("a bad setting names its variable", () => {
     const base = { token: TOKEN, apiBase: fake.url, retryBackoffMs: 5, heartbeatMs: 30_000 };
     const cases: [Record<string, string>, string][] = [
@@ -294,6 +313,8 @@ describe("configured from the edge's environment", () => {
       [{ SAM_HCLOUD_SERVER_TYPE: "CX 22" }, "SAM_HCLOUD_SERVER_TYPE"],
       [{ SAM_DEVCONTAINER_IMAGE: "ubuntu;reboot" }, "SAM_DEVCONTAINER_IMAGE"],
       [{ SAM_HCLOUD_SSH_KEYS: "not a key" }, "SAM_HCLOUD_SSH_KEYS"],
+      [{ SAM_GIT_AUTHOR_NAME: "x\nSAM_TASK_SANDBOX=off" }, "SAM_GIT_AUTHOR_NAME"],
+      [{ SAM_GIT_COMMITTER_EMAIL: "nobody" }, "SAM_GIT_COMMITTER_EMAIL"],
     ];
     for (const [patch, name] of cases) {
       expect(() => hetznerOptionsFromEnv({ ...env, ...patch }, base)).toThrow(ConfigError);

@@ -39,6 +39,8 @@ export type HetznerProviderOptions = {
   /** A Node.js mirror laid out like nodejs.org/dist, and the npm registry (mirrors, air-gapped installs). */
   nodejsMirror?: string;
   npmRegistry?: string;
+  /** Who the commits a node's agent pushes are by (`SAM_GIT_*` on the edge); the agent's default otherwise. */
+  gitIdentity?: { authorName?: string; authorEmail?: string; committerName?: string; committerEmail?: string };
   /** OpenSSH public key lines for root (cloud-init), e.g. for debugging a node. */
   sshPublicKeys?: string[];
   /** Per-request timeout of an API call. */
@@ -221,6 +223,7 @@ export function createHetznerProvider(
         heartbeatSeconds: opts.heartbeatSeconds,
         nodejsMirror: opts.nodejsMirror,
         npmRegistry: opts.npmRegistry,
+        gitIdentity: opts.gitIdentity,
       });
       const labels = { ...parsed.output.labels, [SAM_LABEL]: "true", [NODE_ID_LABEL]: nodeId };
       const timings: ProviderTiming[] = [{ name: "create_call", at: now() }];
