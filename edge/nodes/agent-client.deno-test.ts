@@ -3,31 +3,12 @@
 import assert from "node:assert/strict";
 import { AgentClient, AgentUnreachable } from "./agent-client.ts";
 import { denoPinnedTls } from "./pinned-fetch.ts";
+import { selfSignedCertificateArgs } from "../testing/certificate-recipe.ts";
 
 async function certificate(name: string): Promise<{ cert: string; key: string }> {
   const dir = await Deno.makeTempDir({ prefix: "sam-tls-" });
   const out = await new Deno.Command("openssl", {
-    args: [
-      "req",
-      "-x509",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:prime256v1",
-      "-nodes",
-      "-days",
-      "2",
-      "-subj",
-      `/CN=${name}`,
-      "-addext",
-      `subjectAltName=DNS:${name},IP:127.0.0.1`,
-      "-addext",
-      "basicConstraints=critical,CA:FALSE",
-      "-keyout",
-      `${dir}/k.pem`,
-      "-out",
-      `${dir}/c.pem`,
-    ],
+    args: selfSignedCertificateArgs(name, { key: `${dir}/k.pem`, cert: `${dir}/c.pem` }),
     stderr: "piped",
   }).output();
   assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));

@@ -5,6 +5,7 @@
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { selfSignedCertificateArgs } from "./certificate-recipe.ts";
 
 export type TestCertificate = {
   cert: string;
@@ -21,34 +22,9 @@ export function selfSignedCertificate(name: string, o: { ip?: string; ca?: boole
   const dir = mkdtempSync(join(tmpdir(), "sam-tls-"));
   const certPath = join(dir, "agent.crt");
   const keyPath = join(dir, "agent.key");
-  const made = Bun.spawnSync([
-    "openssl",
-    "req",
-    "-x509",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:prime256v1",
-    "-nodes",
-    "-days",
-    "2",
-    "-subj",
-    `/CN=${name}`,
-    "-addext",
-    `subjectAltName=DNS:${name},IP:${o.ip ?? "127.0.0.1"}`,
-    ...(o.ca ? [] : [
-      "-addext",
-      "basicConstraints=critical,CA:FALSE",
-      "-addext",
-      "keyUsage=critical,digitalSignature",
-      "-addext",
-      "extendedKeyUsage=serverAuth",
-    ]),
-    "-keyout",
-    keyPath,
-    "-out",
-    certPath,
-  ], { stderr: "pipe" });
+  const made = Bun.spawnSync(["openssl", ...selfSignedCertificateArgs(name, { key: keyPath, cert: certPath }, o)], {
+    stderr: "pipe",
+  });
   if (made.exitCode !== 0) throw new Error(`openssl failed: ${made.stderr.toString()}`);
   const fp = Bun.spawnSync(["openssl", "x509", "-in", certPath, "-noout", "-fingerprint", "-sha256"]).stdout.toString();
   return {
