@@ -8,6 +8,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { HOSTS } from "./stand-ins.ts";
+import { edgeApiCall } from "../edge/testing/api-call.ts";
 
 export const LAB_ADMIN_TOKEN = "samlab-admin-token-0123456789abcdef";
 
@@ -71,15 +72,7 @@ export async function startLabEdge(
     }
     await Bun.sleep(200);
   }
-  const call = (method: string, path: string, body?: unknown, token = LAB_ADMIN_TOKEN) =>
-    fetch(`${url}${path}`, {
-      method,
-      headers: {
-        Authorization: `Bearer ${token}`,
-        ...(body === undefined ? {} : { "Content-Type": "application/json" }),
-      },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
+  const call = edgeApiCall(url, LAB_ADMIN_TOKEN);
   return {
     url,
     port,

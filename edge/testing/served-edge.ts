@@ -11,6 +11,7 @@ import { createEdge, type Edge } from "../compose.ts";
 import type { StubAgent } from "./stub-agent.ts";
 import { StubProvider } from "./stub-provider.ts";
 import { until } from "../../shared/testing/until.ts";
+import { edgeApiCall } from "./api-call.ts";
 export { until } from "../../shared/testing/until.ts";
 
 export type ServedEdge = {
@@ -40,15 +41,7 @@ export async function serveEdge(adminToken: string, opts: { realAgents?: boolean
   const url = `http://127.0.0.1:${server.port}`;
   edge.setPublicUrl(url);
 
-  const call = (method: string, path: string, body?: unknown, token = adminToken) =>
-    fetch(`${url}${path}`, {
-      method,
-      headers: {
-        Authorization: `Bearer ${token}`,
-        ...(body === undefined ? {} : { "Content-Type": "application/json" }),
-      },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
+  const call = edgeApiCall(url, adminToken);
 
   return {
     url,
