@@ -12,6 +12,7 @@ import { ensureAgentBinary } from "../agent/testing/binary.ts";
 import { type ForgeFake, startForgeFake } from "../agent/testing/forge-fake.ts";
 import { createBareRepo, type GitHttpServer, gitIn, startGitHttpServer } from "../agent/testing/git-http-server.ts";
 import { ADMIN, startTestEdge, type TestEdge, until } from "./testing/harness.ts";
+import { followTask } from "./testing/follow-task.ts";
 
 const SECRET = "ghp_e2e_delivery_token_77";
 let base: string;
@@ -36,29 +37,8 @@ afterAll(async () => {
   rmSync(base, { recursive: true, force: true });
 }, 30_000);
 
-async function follow(key: string, id: string): Promise<{ events: TaskEventView[]; end: Record<string, unknown> }> {
-  const res = await fetch(`${edge.url}/api/tasks/${id}/events?follow=1`, {
-    headers: { Authorization: `Bearer ${key}` },
-  });
-  const events: TaskEventView[] = [];
-  let end: Record<string, unknown> | null = null;
-  let buf = "";
-  const decoder = new TextDecoder();
-  for await (const chunk of res.body!) {
-    buf += decoder.decode(chunk, { stream: true });
-    let i: number;
-    while ((i = buf.indexOf("\n\n")) >= 0) {
-      const block = buf.slice(0, i);
-      buf = buf.slice(i + 2);
-      const type = /^event: (.*)$/m.exec(block)?.[1];
-      const data = /^data: (.*)$/m.exec(block)?.[1];
-      if (!data) continue;
-      if (type === "end") end = JSON.parse(data);
-      else events.push(JSON.parse(data));
-    }
-  }
-  if (!end) throw new Error("the stream closed without an end event");
-  return { events, end };
+async function follow(key: string, id: string) {
+  return await followTask(edge.url, key, id);
 }
 
 describe("a task that ends as a pull request", () => {

@@ -12,6 +12,7 @@ import { chatCompletion, type CloudflareFake, startCloudflareFake } from "./test
 import { startTestEdge, type TestEdge, until } from "./testing/harness.ts";
 import { AGENT_BINARY, ensureAgentBinary } from "../agent/testing/binary.ts";
 import { initRepo } from "../agent/testing/git-repo.ts";
+import { followTask } from "./testing/follow-task.ts";
 
 const BINARY = AGENT_BINARY;
 let base: string;
@@ -52,33 +53,10 @@ async function submit(t: TestEdge, key: string, body: unknown): Promise<TaskView
 }
 
 /** `curl -N …/events?follow=1`: every SSE event until `end`. */
-async function follow(
-  t: TestEdge,
-  key: string,
-  id: string,
-): Promise<{ events: TaskEventView[]; end: { status: string; error: string | null } }> {
-  const res = await fetch(`${t.url}/api/tasks/${id}/events?follow=1`, { headers: { Authorization: `Bearer ${key}` } });
-  expect(res.headers.get("content-type")).toStartWith("text/event-stream");
-  const events: TaskEventView[] = [];
-  let end: { status: string; error: string | null } | null = null;
-  const decoder = new TextDecoder();
-  let buf = "";
-  for await (const chunk of res.body!) {
-    buf += decoder.decode(chunk, { stream: true });
-    let i: number;
-    while ((i = buf.indexOf("\n\n")) >= 0) {
-      const block = buf.slice(0, i);
-      buf = buf.slice(i + 2);
-      const type = /^event: (.*)$/m.exec(block)?.[1];
-      const data = /^data: (.*)$/m.exec(block)?.[1];
-      if (!data) continue;
-      if (type === "end") end = JSON.parse(data);
-      else events.push(JSON.parse(data));
-    }
-    // No early break: the edge closes the stream after `end`, and reading to the close releases the connection.
-  }
-  if (!end) throw new Error("the stream closed without an end event");
-  return { events, end };
+async function follow(t: TestEdge, key: string, id: string) {
+  const followed = await followTask<{ status: string; error: string | null }>(t.url, key, id);
+  expect(followed.contentType).toStartWith("text/event-stream");
+  return followed;
 }
 
 async function finished(t: TestEdge, key: string, id: string): Promise<TaskView> {
