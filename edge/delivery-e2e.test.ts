@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { TaskEventView, TaskView } from "../shared/wire/api.ts";
+import type { TaskView } from "../shared/wire/api.ts";
 import { ensureAgentBinary } from "../agent/testing/binary.ts";
 import { type ForgeFake, startForgeFake } from "../agent/testing/forge-fake.ts";
 import { createBareRepo, type GitHttpServer, gitIn, startGitHttpServer } from "../agent/testing/git-http-server.ts";
