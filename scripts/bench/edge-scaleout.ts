@@ -9,10 +9,11 @@
  */
 import { createClient } from "@libsql/client";
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startSqld } from "../../edge/testing/sqld.ts";
+import { exportBaseline } from "./baseline.ts";
 import { summary } from "./edge-stats.ts";
 
 const root = join(import.meta.dir, "..", "..");
@@ -28,6 +29,7 @@ const BASELINE = flag("baseline", "9c7512b");
 const PROTOCOL = flag("protocol", "http") as "http" | "ws";
 const CONCURRENCY = 32;
 const WARMUP = 300;
+const BENCH_SECRET_KEY = "00".repeat(32);
 const ADMIN = "admin-token-for-the-bench-0123456789";
 const CLOCK_TICKS = Number(spawnSync("getconf", ["CLK_TCK"]).stdout.toString().trim()) || 100;
 
@@ -38,23 +40,14 @@ function cpuMicros(pid: number): number {
   return ((Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS) * 1e6;
 }
 
-function exportBaseline(ref: string): string {
-  mkdirSync(join(root, ".tmp"), { recursive: true });
-  const dir = mkdtempSync(join(root, ".tmp", "bench-baseline-"));
-  const archive = spawnSync("sh", ["-c", `git archive ${ref} edge shared cloud-init agent | tar -x -C '${dir}'`], {
-    cwd: root,
-    stdio: "inherit",
-  });
-  if (archive.status !== 0) throw new Error(`cannot export baseline ${ref}`);
-  return dir;
-}
-
 async function startEdge(code: string, env: Record<string, string>): Promise<{ url: string; child: ChildProcess }> {
   const child = spawn(join(root, "node_modules", ".bin", "deno"), ["run", "-A", "scripts/bench/edge-server.ts", code], {
     cwd: root,
     env: { ...process.env, ...env },
-    stdio: ["ignore", "pipe", "ignore"],
+    stdio: ["ignore", "pipe", "pipe"],
   });
+  let stderr = "";
+  child.stderr!.on("data", (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-2000)));
   const url = await new Promise<string>((resolve, reject) => {
     let out = "";
     child.stdout!.on("data", (chunk: Buffer) => {
@@ -62,7 +55,7 @@ async function startEdge(code: string, env: Record<string, string>): Promise<{ u
       const line = out.split("\n").find((l) => l.startsWith("{"));
       if (line) resolve((JSON.parse(line) as { url: string }).url);
     });
-    child.once("exit", (code) => reject(new Error(`edge exited (${code}) before listening`)));
+    child.once("exit", (code) => reject(new Error(`edge exited (${code}) before listening: ${stderr.trim().split("\n").at(-1)}`)));
   });
   return { url, child };
 }
@@ -125,6 +118,10 @@ async function runOnce(code: string, edgeCount: number): Promise<Run> {
         await startEdge(code, {
           SAM_DATA_DIR: dataDir,
           SAM_ADMIN_TOKEN: ADMIN,
+          // The bench is one key sending thousands a minute: above the default per-key limit, by design.
+          SAM_RATE_LIMIT_RPM: "1000000",
+          // Edges sharing one database must share the key that seals agent tokens and credentials in it.
+          SAM_SECRET_KEY: BENCH_SECRET_KEY,
           SAM_DATABASE_URL: databaseUrl,
           SAM_AGENT_READY_TIMEOUT: "2m",
         }),
@@ -179,7 +176,7 @@ async function runOnce(code: string, edgeCount: number): Promise<Run> {
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
-const baselineDir = exportBaseline(BASELINE);
+const baselineDir = exportBaseline(root, BASELINE);
 const head = spawnSync("git", ["rev-parse", "--short", "HEAD"], { cwd: root }).stdout.toString().trim();
 console.log(
   `POST /api/tasks on one sqld (${PROTOCOL}), ${REQUESTS} requests at concurrency ${CONCURRENCY} over 1..3 edges (Deno), ${ROUNDS} round(s); baseline ${BASELINE} vs this tree (${head})`,

@@ -5,6 +5,7 @@
  * (separate processes, holding their tasks). Prints one JSON line `{"url": …}` once it listens; stops on
  * SIGTERM/SIGINT.
  */
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { LocalProvider } from "../../edge/providers/local/local.ts";
@@ -17,7 +18,9 @@ type Serve = (
 const root = process.argv[2] ?? join(import.meta.dirname!, "..", "..");
 const here = join(import.meta.dirname!, "..", "..");
 const { loadEdgeConfig } = await import(pathToFileURL(join(root, "edge", "config.ts")).href);
-const { createEdge } = await import(pathToFileURL(join(root, "edge", "edge.ts")).href);
+// The composition root was edge/edge.ts before it was named for what it does; a baseline may predate that.
+const composition = existsSync(join(root, "edge", "compose.ts")) ? "compose.ts" : "edge.ts";
+const { createEdge } = await import(pathToFileURL(join(root, "edge", composition)).href);
 
 const config = loadEdgeConfig(process.env);
 const provider = new LocalProvider({

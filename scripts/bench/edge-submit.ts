@@ -15,6 +15,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startSqld } from "../../edge/testing/sqld.ts";
+import { exportBaseline } from "./baseline.ts";
 import { summary } from "./edge-stats.ts";
 
 const root = join(import.meta.dir, "..", "..");
@@ -30,6 +31,7 @@ const RUNTIMES = flag("runtimes", "bun,deno").split(",") as ("bun" | "deno")[];
 const DBS = flag("dbs", "file,sqld").split(",") as ("file" | "sqld")[];
 // The edge before the per-node count, dispatch batch and group commit.
 const BASELINE = flag("baseline", "898a341");
+const BENCH_SECRET_KEY = "00".repeat(32);
 const ADMIN = "admin-token-for-the-bench-0123456789";
 
 type Run = { reqPerSec: number; p50: number; p99: number; errors: number; drainedPerSec: number; cpuUsPerTask: number };
@@ -41,18 +43,6 @@ function cpuMicros(pid: number): number {
   return ((Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS) * 1e6;
 }
 const CLOCK_TICKS = Number(spawnSync("getconf", ["CLK_TCK"]).stdout.toString().trim()) || 100;
-
-function exportBaseline(ref: string): string {
-  mkdirSync(join(root, ".tmp"), { recursive: true });
-  // Inside the repo, so the baseline resolves the same node_modules (and deno.json) as this tree.
-  const dir = mkdtempSync(join(root, ".tmp", "bench-baseline-"));
-  const archive = spawnSync("sh", ["-c", `git archive ${ref} edge shared cloud-init agent | tar -x -C '${dir}'`], {
-    cwd: root,
-    stdio: "inherit",
-  });
-  if (archive.status !== 0) throw new Error(`cannot export baseline ${ref}`);
-  return dir;
-}
 
 let stderrTail = "";
 
@@ -127,6 +117,10 @@ async function runOnce(runtime: "bun" | "deno", db: "file" | "sqld", code: strin
     edge = await startEdge(runtime, code, {
       SAM_DATA_DIR: dataDir,
       SAM_ADMIN_TOKEN: ADMIN,
+      // The bench is one key sending thousands a minute: above the default per-key limit, by design.
+      SAM_RATE_LIMIT_RPM: "1000000",
+      // Edges sharing one database must share the key that seals agent tokens and credentials in it.
+      SAM_SECRET_KEY: BENCH_SECRET_KEY,
       SAM_DATABASE_URL: databaseUrl,
       SAM_AGENT_READY_TIMEOUT: "2m",
     });
@@ -185,7 +179,7 @@ async function runOnce(runtime: "bun" | "deno", db: "file" | "sqld", code: strin
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
-const baselineDir = exportBaseline(BASELINE);
+const baselineDir = exportBaseline(root, BASELINE);
 const head = spawnSync("git", ["rev-parse", "--short", "HEAD"], { cwd: root }).stdout.toString().trim();
 console.log(
   `POST /api/tasks: ${REQUESTS} requests at concurrency ${CONCURRENCY} (after ${WARMUP} warm-up), ${ROUNDS} rounds, medians; baseline ${BASELINE} vs this tree (${head})`,

@@ -6,6 +6,7 @@
  * 10,000 kept lines) and with the cap raised to keep all 100,000. Each measurement runs in its own process.
  *   node_modules/.bin/bun scripts/bench/task-logs.ts [--lines 100000] [--baseline 9c7512b]
  */
+import { exportBaseline } from "./baseline.ts";
 import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
@@ -78,15 +79,7 @@ if (process.argv[2] === "--child") {
 
 mkdirSync(join(root, ".tmp"), { recursive: true });
 const baselineRef = flag("baseline", "9c7512b");
-const baseline = mkdtempSync(join(root, ".tmp", "bench-baseline-"));
-if (
-  spawnSync("sh", ["-c", `git archive ${baselineRef} edge shared cloud-init agent | tar -x -C '${baseline}'`], {
-    cwd: root,
-    stdio: "inherit",
-  }).status !== 0
-) {
-  throw new Error(`cannot export baseline ${baselineRef}`);
-}
+const baseline = exportBaseline(root, baselineRef);
 const runs: [string, string, Record<string, string>][] = [
   [`baseline ${baselineRef}`, baseline, {}],
   ["this tree, default cap (10,000 lines kept)", root, {}],
