@@ -45,6 +45,8 @@ export function agentEnvFile(config: CloudInitConfig): string {
     SAM_BOOT_SOURCE: "journald",
     // The image the boot pre-pulls is the one workspaces use when a repo has no devcontainer.json.
     SAM_DEVCONTAINER_IMAGE: config.baseImage,
+    // The boot installs the devcontainer CLI after the agent starts; until this file goes, a task waits for it.
+    SAM_DEVCONTAINER_CLI_PENDING: VM.devcontainerCliPending,
   };
   // Who delivered commits are by, when the operator set it on the edge (else the agent's default identity).
   const git = config.gitIdentity ?? {};

@@ -8,7 +8,7 @@ import { createHash } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { NODE_VERSION, nodeTarball, PHASE_ORDER } from "./boot-plan.ts";
+import { BACKGROUND_PHASES, NODE_VERSION, nodeTarball, PHASE_ORDER } from "./boot-plan.ts";
 import type { CloudInitInput } from "./inputs.ts";
 import {
   type Call,
@@ -32,7 +32,7 @@ const AGENT_BYTES = "#!/bin/sh\necho sam-agent\n";
 const sha256 = (data: string | Buffer) => createHash("sha256").update(data).digest("hex");
 
 /** The downloads the fake curl serves: a Node.js tarball (with a recording `npm`) and its SHASUMS256.txt. */
-function buildDownloads(dir: string, agentBytes: string): void {
+function buildDownloads(dir: string, agentBytes: string, nodeSumWrong = false): void {
   mkdirSync(dir, { recursive: true });
   const tarball = nodeTarball(arch);
   const top = join(dir, "src", `node-v${NODE_VERSION}`);
@@ -43,6 +43,9 @@ function buildDownloads(dir: string, agentBytes: string): void {
     join(top, "bin", "npm"),
     `#!/bin/sh
 printf '%s %s npm %s\\n' "$(date +%s%6N)" "$(date +%s%6N)" "$*" >>"$SAM_FAKE_CALLS"
+test -e "$SAM_FAKE_ROOT/run/sam/devcontainer-cli.pending" && printf 'pending while npm ran\\n' >"$SAM_FAKE_ROOT/npm-saw-marker"
+sleep "\${SAM_FAKE_NPM_SECONDS:-0}"
+test "\${SAM_FAKE_NPM_EXIT:-0}" = 0 || exit "$SAM_FAKE_NPM_EXIT"
 prefix=; while [ $# -gt 0 ]; do case "$1" in --prefix) prefix=$2; shift 2;; *) shift;; esac; done
 case "$prefix" in "$SAM_FAKE_ROOT"/*) ;; *) echo "npm: prefix $prefix is outside the rehearsal root" >&2; exit 3;; esac
 mkdir -p "$prefix/bin" && printf '#!/bin/sh\\n' >"$prefix/bin/devcontainer" && chmod 0755 "$prefix/bin/devcontainer"
@@ -55,7 +58,7 @@ mkdir -p "$prefix/bin" && printf '#!/bin/sh\\n' >"$prefix/bin/devcontainer" && c
   writeFileSync(
     join(dir, "SHASUMS256.txt"),
     `${"0".repeat(64)}  node-v${NODE_VERSION}-darwin-arm64.tar.gz\n${
-      sha256(readFileSync(join(dir, tarball.file)))
+      nodeSumWrong ? "1".repeat(64) : sha256(readFileSync(join(dir, tarball.file)))
     }  ${tarball.file}\n`,
   );
   writeFileSync(join(dir, "sam-agent-linux"), agentBytes);
@@ -84,14 +87,24 @@ function readBootPhases(journal: string): Phase[] {
 type Boot = { root: string; exitCode: number; phases: Phase[]; calls: Call[]; stderr: string };
 
 /** Render, materialise and run one boot; `tamper` serves an agent binary that does not match its checksum. */
-function rehearse(name: string, opts: { tamper?: boolean; pullExit?: number; dockerSince?: string } = {}): Boot {
+function rehearse(
+  name: string,
+  opts: {
+    tamper?: boolean;
+    pullExit?: number;
+    dockerSince?: string;
+    npmSeconds?: number;
+    npmExit?: number;
+    nodeSumWrong?: boolean;
+  } = {},
+): Boot {
   const dir = join(work, name);
   const root = join(dir, "root");
   const fakes = join(dir, "fakes");
   const downloads = join(dir, "downloads");
   mkdirSync(root, { recursive: true });
   writeFakes(fakes);
-  buildDownloads(downloads, opts.tamper ? AGENT_BYTES + "# injected\n" : AGENT_BYTES);
+  buildDownloads(downloads, opts.tamper ? AGENT_BYTES + "# injected\n" : AGENT_BYTES, opts.nodeSumWrong);
   const input: CloudInitInput = {
     ...SAMPLE_INPUT,
     arch,
@@ -103,7 +116,7 @@ function rehearse(name: string, opts: { tamper?: boolean; pullExit?: number; doc
   const script = join(dir, "runcmd");
   const rooted = underRoot(runcmdScript(userData), root);
   // Refuse to run anything that would still write to this machine's own system paths.
-  const stray = /(?<![\w.-])\/(?:usr\/local|etc|var)\b/.exec(rooted.split(root).join("ROOT"));
+  const stray = /(?<![\w.-])\/(?:usr\/local|etc|var|run)\b/.exec(rooted.split(root).join("ROOT"));
   if (stray) throw new Error(`rehearsal: the script still references ${stray[0]} outside the temp root`);
   writeFileSync(script, rooted);
   const env = {
@@ -114,6 +127,8 @@ function rehearse(name: string, opts: { tamper?: boolean; pullExit?: number; doc
     SAM_FAKE_PULL_EXIT: String(opts.pullExit ?? 0),
     SAM_FAKE_ROOT: root,
     SAM_FAKE_DOCKER_SINCE: opts.dockerSince ?? "",
+    SAM_FAKE_NPM_SECONDS: String(opts.npmSeconds ?? 0),
+    SAM_FAKE_NPM_EXIT: String(opts.npmExit ?? 0),
   };
   const proc = Bun.spawnSync(["sh", script], { cwd: dir, env, timeout: 60_000 });
   const journal = existsSync(env.SAM_FAKE_JOURNAL) ? readFileSync(env.SAM_FAKE_JOURNAL, "utf8") : "";
@@ -136,7 +151,7 @@ describe("a rehearsed boot", () => {
     expect(ok.exitCode).toBe(0);
     // Foreground phases run one after another in the plan's order; the background jobs start (in any
     // order, they race) after the firewall is up.
-    const background = new Set(["nodejs-install", "image-pull", "agent-download"]);
+    const background = new Set(BACKGROUND_PHASES);
     expect(ok.phases.map((p) => p.name).sort()).toEqual([...PHASE_ORDER].sort());
     expect(ok.phases.filter((p) => !background.has(p.name)).map((p) => p.name)).toEqual(
       PHASE_ORDER.filter((n) => !background.has(n)),
@@ -167,7 +182,7 @@ describe("a rehearsed boot", () => {
     const progress = ok.calls.filter((c) => c.tool === "curl" && c.args[0]!.endsWith("/api/agent/boot-progress"))
       .map((c) => JSON.parse(c.args.slice(1).join(" ")) as { nodeId: string; kind: string; phase: string; at: number });
     // (The last report may still be on its way when the script ends: it never waits for one.)
-    for (const name of PHASE_ORDER.filter((n) => n !== "image-pull-wait")) {
+    for (const name of PHASE_ORDER.filter((n) => n !== "image-pull-wait" && n !== "devcontainer-cli-wait")) {
       for (const kind of ["START", "END"]) {
         expect(progress.some((p) => p.phase === name && p.kind === kind && p.nodeId === SAMPLE_INPUT.nodeId)).toBe(
           true,
@@ -220,9 +235,11 @@ describe("a rehearsed boot", () => {
     expect(node.startUs).toBeLessThan(pull.endUs!);
   });
 
-  test("installs what the agent needs before it starts: node, devcontainer CLI, TLS, verified binary", () => {
+  test("installs what the agent needs before it starts (TLS, verified binary), and node and the devcontainer CLI", () => {
     const { root } = ok;
     expect(existsSync(join(root, "usr/local/bin/devcontainer"))).toBe(true);
+    // The install is over: no agent waits for it any more.
+    expect(existsSync(join(root, VM.devcontainerCliPending))).toBe(false);
     expect(readFileSync(join(root, VM.agentBinary), "utf8")).toBe(AGENT_BYTES);
     expect(statSync(join(root, VM.agentBinary)).mode & 0o777).toBe(0o755);
     expect(readFileSync(join(root, VM.tlsCert), "utf8")).toContain("BEGIN CERTIFICATE");
@@ -274,6 +291,40 @@ describe("a rehearsed boot", () => {
     expect(status["image-pull-wait"]).toBe("ok");
     const by = Object.fromEntries(boot.phases.map((p) => [p.name, p]));
     expect(by["agent-start"]!.endUs!).toBeLessThanOrEqual(by["image-pull-wait"]!.startUs);
+  }, 90_000);
+
+  test("the agent starts while the devcontainer CLI still installs; the marker says so until the install ends", () => {
+    const boot = rehearse("slow-cli", { npmSeconds: 3 });
+    const by = Object.fromEntries(boot.phases.map((p) => [p.name, p]));
+    expect(statusOf(boot)["devcontainer-cli"]).toBe("ok");
+    expect(statusOf(boot)["devcontainer-cli-wait"]).toBe("ok");
+    // npm saw the marker: it exists from before the install until after it.
+    expect(existsSync(join(boot.root, "npm-saw-marker"))).toBe(true);
+    expect(existsSync(join(boot.root, VM.devcontainerCliPending))).toBe(false);
+    expect(by["agent-start"]!.endUs!).toBeLessThan(by["devcontainer-cli"]!.endUs!);
+    // The CLI install still waited for Node.js: a background job waits for its sibling.
+    expect(by["devcontainer-cli"]!.endUs!).toBeGreaterThan(by["nodejs-install"]!.endUs!);
+    const npm = boot.calls.find((c) => c.tool === "npm")!;
+    expect(npm.startUs).toBeGreaterThanOrEqual(by["nodejs-install"]!.endUs!);
+  }, 90_000);
+
+  test("a failed CLI install removes the marker (no task waits for it) and is FAILED in the timeline", () => {
+    const boot = rehearse("cli-fails", { npmExit: 7 });
+    const status = statusOf(boot);
+    expect(status["devcontainer-cli"]).toBe("failed");
+    expect(status["devcontainer-cli-wait"]).toBe("failed");
+    expect(status["agent-start"]).toBe("ok");
+    expect(existsSync(join(boot.root, VM.devcontainerCliPending))).toBe(false);
+  }, 90_000);
+
+  test("a failed Node.js install fails the CLI install that waits for it, without running npm", () => {
+    const boot = rehearse("node-fails", { nodeSumWrong: true });
+    const status = statusOf(boot);
+    expect(status["nodejs-install"]).toBe("failed");
+    expect(status["devcontainer-cli"]).toBe("failed");
+    expect(boot.calls.some((c) => c.tool === "npm")).toBe(false);
+    expect(existsSync(join(boot.root, VM.devcontainerCliPending))).toBe(false);
+    expect(status["agent-start"]).toBe("ok");
   }, 90_000);
 
   test("a failed phase is logged as FAILED and the agent still starts to report it", () => {

@@ -19,6 +19,8 @@ export type BootPhase = {
   background?: boolean;
   /** Background phases this one waits for (inside its markers) before its own commands. */
   joins?: string[];
+  /** Commands the script runs before it launches this (background) phase, outside its markers. */
+  launch?: string[];
   /** Commands run when the phase fails (after the FAILED marker), e.g. removing a rejected download. */
   onFailure?: string[];
 };
@@ -37,7 +39,16 @@ export const PHASE_ORDER = [
   "agent-verify",
   "agent-start",
   "image-pull-wait",
+  "devcontainer-cli-wait",
 ] as const;
+
+/** The phases that run as background jobs: they start in the order above and overlap what follows them. */
+export const BACKGROUND_PHASES: readonly string[] = [
+  "nodejs-install",
+  "image-pull",
+  "agent-download",
+  "devcontainer-cli",
+];
 
 /** Node.js for the devcontainer CLI (which needs Node ≥ 20): the official build, not Ubuntu's 18. */
 export const NODE_VERSION = "22.11.0";
@@ -157,13 +168,20 @@ export function bootPlan(config: CloudInitConfig): BootPhase[] {
       ],
     },
     {
+      // Off the agent's critical path: the agent starts meanwhile and offers devcontainer workspaces while
+      // the pending marker exists; a devcontainer task waits for the CLI (agent/work/workspace.ts). The
+      // marker goes when the install ends either way, so no task waits for an install that failed.
       name: "devcontainer-cli",
+      background: true,
       joins: ["nodejs-install"],
+      launch: [`mkdir -p ${VM.runDir}`, `echo installing >${VM.devcontainerCliPending}`],
       // The system trust store (a mirror may use a private CA); no update-notifier call during the boot.
       run: [
         `NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt npm install -g --prefix /usr/local --no-audit --no-fund --no-update-notifier ` +
         `--registry ${shellQuote(config.npmRegistry)} @devcontainers/cli@${DEVCONTAINER_CLI_VERSION}`,
+        `rm -f ${VM.devcontainerCliPending}`,
       ],
+      onFailure: [`rm -f ${VM.devcontainerCliPending}`],
     },
     // The drop-in was written by write_files; a restart applies it (markers go through /dev/log, buffered).
     { name: "journald-config", run: ["systemctl restart systemd-journald.service"] },
@@ -221,6 +239,8 @@ export function bootPlan(config: CloudInitConfig): BootPhase[] {
       name: "image-pull-wait",
       run: [`if test -n "\${pull_rc:-}"; then test "$pull_rc" = 0; else wait "$pid_image_pull"; fi`],
     },
+    // The script's end: the CLI install's outcome goes into the timeline like the pull's.
+    { name: "devcontainer-cli-wait", joins: ["devcontainer-cli"], run: [] },
   ];
 }
 
@@ -249,23 +269,41 @@ function progressReporter(config: CloudInitConfig): string {
   ].join("\n");
 }
 
+/**
+ * Waiting for a background phase. The script waits for its own jobs; a background job cannot `wait` for a
+ * sibling, so it polls the sibling's pid and then reads the exit status the sibling left in its `.rc` file.
+ */
+function joinCommand(phase: BootPhase, join: string): string {
+  if (!phase.background) return `wait "$${pidVar(join)}"`;
+  return `{ while kill -0 "$${pidVar(join)}" 2>/dev/null; do sleep 0.2; done; test "$(cat ${
+    rcFile(join)
+  } 2>/dev/null)" = 0; }`;
+}
+
+const rcFile = (phase: string) => `${VM.bootLogDir}/${phase}.rc`;
+
 function renderPhase(phase: BootPhase): string {
-  const joins = (phase.joins ?? []).map((j) => `wait "$${pidVar(j)}"`);
+  const joins = (phase.joins ?? []).map((j) => joinCommand(phase, j));
   const chain = [...joins, ...phase.run];
   const body = chain.length === 0 ? "true" : chain.join(" &&\n  ");
   const failure = [marker("FAILED", phase.name), ...(phase.onFailure ?? [])];
-  // A background job exits non-zero on failure so the phase that joins it fails too.
-  if (phase.background) failure.push("exit 1");
+  // A background job exits non-zero on failure so the phase that joins it fails too, and leaves its status
+  // for background phases that join it.
+  if (phase.background) failure.push(`echo 1 >${rcFile(phase.name)}`, "exit 1");
+  const ended = phase.background ? [marker("END", phase.name), `echo 0 >${rcFile(phase.name)}`] : [
+    marker("END", phase.name),
+  ];
   const lines = [
     marker("START", phase.name),
     `if ${body}; then`,
-    `  ${marker("END", phase.name)}`,
+    ...ended.map((l) => `  ${l}`),
     "else",
     ...failure.map((l) => `  ${l}`),
     "fi",
   ];
   if (!phase.background) return lines.join("\n");
   return [
+    ...(phase.launch ?? []),
     "(",
     ...lines.join("\n").split("\n").map((l) => `  ${l}`),
     `) >>${VM.bootLogDir}/${phase.name}.log 2>&1 &`,

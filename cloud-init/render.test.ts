@@ -2,9 +2,15 @@
 // ghost images, injection refusal and the 32 KiB limit.
 import { describe, expect, test } from "bun:test";
 import { parse } from "yaml";
-import { PHASE_ORDER } from "./boot-plan.ts";
+import { BACKGROUND_PHASES, bootPlan, PHASE_ORDER } from "./boot-plan.ts";
 import { imageReferences } from "./image-references.ts";
-import { type CloudConfig, CloudInitInputError, renderCloudInit, USER_DATA_LIMIT } from "./render.ts";
+import {
+  type CloudConfig,
+  CloudInitInputError,
+  parseCloudInitInput,
+  renderCloudInit,
+  USER_DATA_LIMIT,
+} from "./render.ts";
 import { ARM_INPUT, LARGEST_INPUT, SAMPLE_INPUT } from "./sample-inputs.ts";
 import { VM } from "./vm-layout.ts";
 
@@ -24,14 +30,15 @@ describe("phase order", () => {
     }
   });
 
-  test("the agent starts last; after it the script only waits for the pull, and never restarts Docker", () => {
+  test("the agent starts last; after it the script only waits for the pull and the CLI install, and never restarts Docker", () => {
     const commands = runcmd.split("\n").map((l) => l.trim()).filter((l) =>
       l && !l.startsWith("logger") && !["fi", "else", "(", "then"].includes(l)
     );
     const start = commands.findIndex((c) => c.includes("systemctl start --no-block sam-agent.service"));
     const after = commands.slice(start + 1);
-    expect(after).toHaveLength(1);
+    expect(after).toHaveLength(2);
     expect(after[0]).toContain('wait "$pid_image_pull"');
+    expect(after[1]).toBe('if wait "$pid_devcontainer_cli"; then');
     expect(after.join("\n")).not.toMatch(/docker|systemctl/);
     // Docker is restarted at most once, only when daemon.json is newer than the daemon, and then after the
     // pull was waited for.
@@ -42,8 +49,11 @@ describe("phase order", () => {
     );
   });
 
-  test("the pull, the Node.js install and the agent download run as background jobs, each logged", () => {
-    for (const name of ["nodejs-install", "image-pull", "agent-download"]) {
+  test("the pull, the Node.js install, the agent download and the CLI install run as background jobs, each logged", () => {
+    expect(BACKGROUND_PHASES).toEqual(
+      bootPlan(parseCloudInitInput(SAMPLE_INPUT)).filter((p) => p.background).map((p) => p.name),
+    );
+    for (const name of BACKGROUND_PHASES) {
       expect(runcmd).toContain(`) >>${VM.bootLogDir}/${name}.log 2>&1 &`);
     }
   });

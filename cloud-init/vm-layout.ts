@@ -18,6 +18,14 @@ export const VM = {
   agentUnit: "/etc/systemd/system/sam-agent.service",
   journaldDropIn: "/etc/systemd/journald.conf.d/sam.conf",
   dockerDaemonJson: "/etc/docker/daemon.json",
+  /**
+   * Exists while the boot installs the devcontainer CLI (after the agent started): the agent offers
+   * devcontainer workspaces meanwhile and a task waits for the CLI. Under /run, so a reboot clears it: a boot
+   * script does not run again, and no agent may wait for an install that will never finish.
+   */
+  devcontainerCliPending: "/run/sam/devcontainer-cli.pending",
+  /** Where boot state that must not survive a reboot lives (tmpfs). */
+  runDir: "/run/sam",
   /** Output of each background job, so a slow or failed one can be read after the fact. */
   bootLogDir: "/var/log/sam-boot",
 } as const;

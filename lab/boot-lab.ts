@@ -14,7 +14,7 @@ import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { buildBootTimeline, firstBootMarkers } from "../agent/boot/markers.ts";
-import { PHASE_ORDER } from "../cloud-init/boot-plan.ts";
+import { BACKGROUND_PHASES, PHASE_ORDER } from "../cloud-init/boot-plan.ts";
 import { HETZNER_DEFAULTS } from "../edge/providers/hetzner/config.ts";
 import { type HetznerFake, startHetznerFake } from "../edge/testing/hetzner-fake.ts";
 import type { NodeView, TaskView } from "../shared/wire/api.ts";
@@ -186,9 +186,8 @@ async function mainBoot(edge: LabEdge, nodeId: string, vms: Map<string, Vm>): Pr
           journal.phases.findIndex((p) => p.name === a) - journal.phases.findIndex((p) => p.name === b)
         ).join(",") &&
       PHASE_ORDER.every((n) => journal.phases.find((p) => p.name === n)?.status === "ok") &&
-      PHASE_ORDER.filter((n) => !["nodejs-install", "image-pull", "agent-download"].includes(n)).join(",") ===
-        journal.phases.map((p) => p.name).filter((n) => !["nodejs-install", "image-pull", "agent-download"].includes(n))
-          .join(","),
+      PHASE_ORDER.filter((n) => !BACKGROUND_PHASES.includes(n)).join(",") ===
+        journal.phases.map((p) => p.name).filter((n) => !BACKGROUND_PHASES.includes(n)).join(","),
     phaseSummary(journal),
   );
   check(

@@ -43,6 +43,7 @@ describe("agent configuration", () => {
       retentionMs: 7 * 86_400_000,
       bootSource: "auto",
       workspaceMode: "auto",
+      devcontainerCliPending: null,
       maxConcurrentTasks: 2,
     });
     expect(c.bootJournalCommand).toEqual(["journalctl", "-t", "sam-boot", "-o", "json", "--no-pager"]);

@@ -34,6 +34,8 @@ export type AgentConfig = {
   bootJournalCommand: string[];
   bootSyslogPath: string;
   workspaceMode: "auto" | "host" | "devcontainer";
+  /** While this file exists the boot still installs the devcontainer CLI (agent/work/workspace.ts). */
+  devcontainerCliPending: string | null;
   maxConcurrentTasks: number;
 };
 
@@ -84,6 +86,12 @@ export const SETTINGS: { name: string; default: string; meaning: string }[] = [
     name: "SAM_DEVCONTAINER_IMAGE",
     default: "mcr.microsoft.com/devcontainers/base:ubuntu",
     meaning: "image when a repo has no devcontainer.json",
+  },
+  {
+    name: "SAM_DEVCONTAINER_CLI_PENDING",
+    default: "none",
+    meaning:
+      "a file that exists while the boot still installs the devcontainer CLI: devcontainer workspaces are offered and a task waits for the CLI",
   },
   {
     name: "SAM_AGENT_MODEL",
@@ -310,6 +318,7 @@ export async function loadAgentConfig(env: Env): Promise<AgentConfig> {
     bootJournalCommand: journal ? journal.split(/\s+/) : DEFAULT_JOURNAL_COMMAND,
     bootSyslogPath: envString(env, "SAM_BOOT_SYSLOG_PATH", DEFAULT_SYSLOG_PATH),
     workspaceMode: envChoice(env, "SAM_WORKSPACE_MODE", ["auto", "host", "devcontainer"], "auto"),
+    devcontainerCliPending: envString(env, "SAM_DEVCONTAINER_CLI_PENDING") ?? null,
     maxConcurrentTasks: taskSlotsFromEnv(env),
   };
 }

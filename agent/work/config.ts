@@ -19,6 +19,8 @@ export type WorkConfig = {
   keepOnFailure: boolean;
   /** Image for a devcontainer when the repo has no devcontainer.json. */
   baseImage: string;
+  /** A file that exists while the boot still installs the devcontainer CLI (null: no such install). */
+  devcontainerCliPending: string | null;
   /** Default model of the built-in agent when the task names none. */
   defaultModel: string;
   /** Built-in agent: model round trips before it gives up. */
@@ -46,6 +48,7 @@ export const WORK_DEFAULTS: Omit<WorkConfig, "dataDir"> = {
   maxConcurrentTasks: TASK_SLOTS.default,
   keepOnFailure: false,
   baseImage: "mcr.microsoft.com/devcontainers/base:ubuntu",
+  devcontainerCliPending: null,
   defaultModel: "@cf/qwen/qwen3-30b-a3b-fp8",
   maxSteps: 30,
   commandTimeoutMs: 120_000,
@@ -75,6 +78,7 @@ export function workConfigFromEnv(env: Env, dataDir: string): WorkConfig {
     maxConcurrentTasks: taskSlotsFromEnv(env),
     keepOnFailure: envFlag(env, "SAM_KEEP_FAILED_WORKSPACES", WORK_DEFAULTS.keepOnFailure),
     baseImage: envString(env, "SAM_DEVCONTAINER_IMAGE", WORK_DEFAULTS.baseImage),
+    devcontainerCliPending: envString(env, "SAM_DEVCONTAINER_CLI_PENDING") ?? WORK_DEFAULTS.devcontainerCliPending,
     defaultModel: envString(env, "SAM_AGENT_MODEL", WORK_DEFAULTS.defaultModel),
     maxSteps: envInt(env, "SAM_AGENT_MAX_STEPS", WORK_DEFAULTS.maxSteps, 1, 1000),
     commandTimeoutMs: envDuration(env, "SAM_AGENT_COMMAND_TIMEOUT", WORK_DEFAULTS.commandTimeoutMs),

@@ -1,13 +1,23 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { HttpError } from "../../shared/errors.ts";
 import type { TaskDispatch } from "../../shared/wire/task.ts";
 import type { TaskExecutor } from "../contracts.ts";
 import { type ScriptedModel, startScriptedModel } from "../testing/scripted-model.ts";
 import { WORK_DEFAULTS, type WorkConfig } from "./config.ts";
 import { createTaskExecutor, RESTART_REASON } from "./executor.ts";
+import { workCapabilities } from "./index.ts";
 import { type FakeEdge, fetchControlPlane, memoryRecorder, startFakeEdge, until } from "../testing/fake-edge.ts";
 import { initRepo } from "../testing/git-repo.ts";
 import { SANDBOX_DEFAULTS } from "./sandbox/config.ts";
@@ -335,6 +345,57 @@ fi
       "the repository's .devcontainer.json sets initializeCommand, mounts, which would reach outside the container onto the node; SAM refuses it (remove them, or let the task use the configured base image)",
     );
     expect(existsSync(clis.record) ? readFileSync(clis.record, "utf8") : "").not.toContain("devcontainer up");
+  }, 20_000);
+
+  test("while the boot still installs the CLI, devcontainer is offered and a task waits for the CLI", async () => {
+    const clis = fakeClis("success");
+    // The CLI is not there yet: the boot's install is still running (its marker exists).
+    const cli = join(dirname(clis.record), "devcontainer");
+    renameSync(cli, `${cli}.later`);
+    const marker = join(base, `pending-${++n}`);
+    writeFileSync(marker, "installing\n");
+    expect(workCapabilities({ ...WORK_DEFAULTS, devcontainerCliPending: marker }, clis.env).workspaceModes).toEqual([
+      "devcontainer",
+      "host",
+    ]);
+    expect(workCapabilities({ ...WORK_DEFAULTS, devcontainerCliPending: null }, clis.env).workspaceModes).toEqual([
+      "host",
+    ]);
+    const { executor } = harness({ workspaceMode: "auto", devcontainerCliPending: marker }, clis.env);
+    const d = dispatch({ command: "echo waited >> hello.txt" });
+    await executor.start(d);
+    await until(
+      "the task to wait for the CLI",
+      () => edge.linesOf(d.taskId).includes("waiting for the boot to finish installing the devcontainer CLI"),
+    );
+    expect(existsSync(clis.record) ? readFileSync(clis.record, "utf8") : "").not.toContain("devcontainer up");
+    // The install ends: the CLI appears, then the marker goes.
+    renameSync(`${cli}.later`, cli);
+    rmSync(marker);
+    const result = await resultOf(d.taskId);
+    expect(result).toMatchObject({ status: "succeeded" });
+    expect(readFileSync(clis.record, "utf8")).toContain("devcontainer up");
+  }, 20_000);
+
+  test("an install that ends without the CLI fails the waiting task with the reason", async () => {
+    const clis = fakeClis("success");
+    rmSync(join(dirname(clis.record), "devcontainer"));
+    const marker = join(base, `pending-${++n}`);
+    writeFileSync(marker, "installing\n");
+    const { executor } = harness({ workspaceMode: "devcontainer", devcontainerCliPending: marker }, clis.env);
+    const d = dispatch({ command: "true" });
+    await executor.start(d);
+    await until(
+      "the task to wait for the CLI",
+      () => edge.linesOf(d.taskId).includes("waiting for the boot to finish installing the devcontainer CLI"),
+    );
+    rmSync(marker);
+    const result = await resultOf(d.taskId);
+    expect(result).toMatchObject({
+      status: "failed",
+      error:
+        "the devcontainer CLI install ended without the CLI (see the devcontainer-cli phase of the node's boot timeline)",
+    });
   }, 20_000);
 
   test("a failed devcontainer build fails the task with the CLI's message", async () => {

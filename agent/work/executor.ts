@@ -28,9 +28,11 @@ import { signalGroup } from "./process-group.ts";
 import { probeSandbox, reapTask, reclaimWorkspace } from "./sandbox/index.ts";
 import { hardenedGitEnv, restoreGitDir, snapshotGitConfig } from "./sandbox/repo-guard.ts";
 import {
+  awaitDevcontainerCli,
   buildDevcontainer,
   chooseMode,
   createWorkspaceDirs,
+  devcontainerCliPending,
   execInWorkspace,
   removeWorkspace,
   type Workspace,
@@ -224,7 +226,7 @@ export function createTaskExecutor(deps: TaskExecutorDeps): TaskExecutor {
     };
 
     const paths = createWorkspaceDirs(config.dataDir, taskId);
-    const mode = chooseMode(config.workspaceMode, baseEnv.PATH);
+    const mode = chooseMode(config.workspaceMode, baseEnv.PATH, devcontainerCliPending(config.devcontainerCliPending));
     const sandbox = mode === "host" ? probeSandbox(config.sandbox, baseEnv.PATH) : null;
     if (sandbox?.state === "unavailable") return failed(sandbox.message);
     const ws: Workspace = {
@@ -278,6 +280,11 @@ export function createTaskExecutor(deps: TaskExecutorDeps): TaskExecutor {
     }
 
     if (mode === "devcontainer") {
+      const missing = await awaitDevcontainerCli(baseEnv.PATH, config.devcontainerCliPending, {
+        signal,
+        onWait: () => sys("waiting for the boot to finish installing the devcontainer CLI"),
+      });
+      if (missing) return failed(missing);
       sys("building the devcontainer");
       const built = await step(
         "container.build",

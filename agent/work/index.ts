@@ -9,7 +9,7 @@ import type { AgentCapabilities } from "../../shared/wire/agent.ts";
 import type { TaskExecutor } from "../contracts.ts";
 import type { WorkConfig } from "./config.ts";
 import type { TaskExecutorDeps } from "./executor.ts";
-import { availableModes, chooseMode } from "./workspace.ts";
+import { availableModes, chooseMode, devcontainerCliPending } from "./workspace.ts";
 import { sandboxConfigFromEnv } from "./sandbox/config.ts";
 import { probeSandbox, sandboxCapability } from "./sandbox/probe.ts";
 
@@ -18,12 +18,13 @@ export type { TaskExecutorDeps } from "./executor.ts";
 
 /** The work-related part of the ready callback's capabilities; the mode a task gets is listed first. */
 export function workCapabilities(
-  config: Pick<WorkConfig, "workspaceMode" | "maxConcurrentTasks">,
+  config: Pick<WorkConfig, "workspaceMode" | "maxConcurrentTasks" | "devcontainerCliPending">,
   env: Env,
 ): Pick<AgentCapabilities, "workspaceModes" | "agents" | "maxConcurrentTasks" | "sandbox"> {
+  const pending = devcontainerCliPending(config.devcontainerCliPending);
   const modes = config.workspaceMode === "auto"
-    ? availableModes(env.PATH)
-    : [chooseMode(config.workspaceMode, env.PATH)];
+    ? availableModes(env.PATH, pending)
+    : [chooseMode(config.workspaceMode, env.PATH, pending)];
   // The env was validated at start (main.ts), so this parse cannot fail here.
   const sandbox = sandboxCapability(probeSandbox(sandboxConfigFromEnv(env), env.PATH));
   return {

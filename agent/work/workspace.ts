@@ -53,14 +53,59 @@ export function onPath(name: string, path: string | undefined): boolean {
   return !!path && Bun.which(name, { PATH: path }) !== null;
 }
 
-/** The modes this node can offer: host always; devcontainer when both CLIs are installed. */
-export function availableModes(path: string | undefined): WorkspaceMode[] {
-  return onPath("docker", path) && onPath("devcontainer", path) ? ["devcontainer", "host"] : ["host"];
+/**
+ * Whether the boot is still installing the devcontainer CLI: it writes a non-empty marker file before the
+ * install and removes it when the install ends, either way (cloud-init/boot-plan.ts). A size check, because
+ * Bun has no synchronous exists() and node:fs would cost the idle agent RSS.
+ */
+export function devcontainerCliPending(marker: string | null): boolean {
+  return !!marker && Bun.file(marker).size > 0;
 }
 
-export function chooseMode(setting: WorkspaceModeSetting, path: string | undefined): WorkspaceMode {
+/**
+ * The modes this node can offer: host always; devcontainer when Docker is there and the devcontainer CLI is
+ * installed or still being installed by the boot (a task then waits for it: `awaitDevcontainerCli`).
+ */
+export function availableModes(path: string | undefined, cliPending = false): WorkspaceMode[] {
+  return onPath("docker", path) && (onPath("devcontainer", path) || cliPending) ? ["devcontainer", "host"] : ["host"];
+}
+
+export function chooseMode(setting: WorkspaceModeSetting, path: string | undefined, cliPending = false): WorkspaceMode {
   if (setting !== "auto") return setting;
-  return availableModes(path)[0]!;
+  return availableModes(path, cliPending)[0]!;
+}
+
+/**
+ * Wait until the devcontainer CLI is on PATH while the boot still installs it (the agent starts before that
+ * install, so a node is ready sooner). Resolves null once the CLI is there, else why it will not be: the
+ * install ended without it, or the task was cancelled meanwhile. `onWait` is called once, when waiting starts.
+ */
+export async function awaitDevcontainerCli(
+  path: string | undefined,
+  marker: string | null,
+  opts: { signal?: AbortSignal; onWait?: () => void; pollMs?: number } = {},
+): Promise<string | null> {
+  let waiting = false;
+  for (;;) {
+    if (onPath("devcontainer", path)) return null;
+    if (!devcontainerCliPending(marker)) {
+      return waiting
+        ? "the devcontainer CLI install ended without the CLI (see the devcontainer-cli phase of the node's boot timeline)"
+        : "the devcontainer CLI is not installed on this node";
+    }
+    if (opts.signal?.aborted) return "cancelled while waiting for the devcontainer CLI";
+    if (!waiting) opts.onWait?.();
+    waiting = true;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done, opts.pollMs ?? 500);
+      function done() {
+        clearTimeout(timer);
+        opts.signal?.removeEventListener("abort", done);
+        resolve();
+      }
+      opts.signal?.addEventListener("abort", done, { once: true });
+    });
+  }
 }
 
 /** The repo's own devcontainer.json, or null when it has none (then the configured base image is used). */

@@ -32,7 +32,7 @@ export function runcmdScript(userData: string): string {
 /** Absolute VM paths the boot writes to, moved under `root`. `/dev/null` and friends stay. */
 export function underRoot(text: string, root: string): string {
   return text.replace(
-    /(^|[\s'"=>@])(\/(?:usr\/local|etc|var)(?=[\/\s'";]|$))/gm,
+    /(^|[\s'"=>@])(\/(?:usr\/local|etc|var|run)(?=[\/\s'";]|$))/gm,
     (_, pre: string, path: string) => `${pre}${root}${path}`,
   );
 }

@@ -129,18 +129,30 @@ Deno.test("boot progress: live phases, a degraded ready, the first boot kept aft
       (await a.post("boot-progress", { nodeId: a.nodeId, kind: "END", phase: "image-pull", at: t0 + 5000 })).status,
       200,
     );
+    // A phase the script began after the agent read its journal (the waits at its end) joins the record.
+    for (const [kind, at] of [["START", t0 + 5100], ["END", t0 + 5300]] as const) {
+      assert.equal(
+        (await a.post("boot-progress", { nodeId: a.nodeId, kind, phase: "devcontainer-cli-wait", at })).status,
+        200,
+      );
+    }
     let record = (await view(a.nodeId)).bootTimeline;
     assert.equal(record.source, "journald");
-    assert.deepEqual(record.phases.map((p: { name: string; durationMs: number }) => [p.name, p.durationMs]), [[
-      "docker-start",
-      800,
-    ], ["image-pull", 4100]]);
+    assert.deepEqual(record.phases.map((p: { name: string; durationMs: number }) => [p.name, p.durationMs]), [
+      ["docker-start", 800],
+      ["image-pull", 4100],
+      ["devcontainer-cli-wait", 200],
+    ]);
 
     // 3. A reboot: the agent of the second boot reports no phases; the first boot's timeline stays, the reboot shows.
     assert.equal((await a.post("ready", ready([], "b2", "b2"))).status, 200);
     assert.equal((await a.post("ready", ready(journal, "b1", "b2"))).status, 200);
     const rebooted = await view(a.nodeId);
-    assert.deepEqual(rebooted.bootTimeline.phases.map((p: { name: string }) => p.name), ["docker-start", "image-pull"]);
+    assert.deepEqual(rebooted.bootTimeline.phases.map((p: { name: string }) => p.name), [
+      "docker-start",
+      "image-pull",
+      "devcontainer-cli-wait",
+    ]);
     assert.equal(rebooted.bootTimeline.bootId, "b1");
     assert.ok(rebooted.providerTimings.some((t: { name: string }) => t.name === "machine_reboot"));
 

@@ -21,9 +21,16 @@ export function liveTimeline(markers: BootMarker[]): BootTimeline {
   return buildBootTimeline({ source: "live", markers, kernelUptimeMsAtAgentStart: null, agentStartedAt: latest });
 }
 
-/** Live END/FAILED markers complete the phases the agent's timeline still shows running. */
+/**
+ * Live END/FAILED markers complete the phases the agent's timeline still shows running, and phases the
+ * script started after the agent read its journal (the waits at the script's end) are added from them.
+ */
 export function completeWithLive(timeline: BootTimeline, markers: BootMarker[]): BootTimeline {
-  if (!timeline.phases.some((p) => p.status === "unterminated")) return timeline;
+  const known = new Set(timeline.phases.map((p) => p.name));
+  const later = markers.some((m) => !known.has(m.name))
+    ? liveTimeline(markers).phases.filter((p) => !known.has(p.name))
+    : [];
+  if (!timeline.phases.some((p) => p.status === "unterminated") && later.length === 0) return timeline;
   const phases = timeline.phases.map((phase) => {
     if (phase.status !== "unterminated") return phase;
     const end = markers.filter((m) =>
@@ -39,7 +46,7 @@ export function completeWithLive(timeline: BootTimeline, markers: BootMarker[]):
       status: end.kind === "end" ? "ok" as const : "failed" as const,
     };
   });
-  return { ...timeline, phases };
+  return { ...timeline, phases: [...phases, ...later].sort((a, b) => a.startedAt - b.startedAt) };
 }
 
 /** What the timeline on record becomes when progress arrives. */

@@ -26,6 +26,7 @@ const FIGURES: Record<string, Figure> = {
   "devcontainer-cli": { seconds: 8, source: "estimate: npm i -g @devcontainers/cli (0 dependencies)" },
   "journald-config": { seconds: 0.5, source: "estimate" },
   "image-pull-wait": { seconds: 0, source: "join only" },
+  "devcontainer-cli-wait": { seconds: 0, source: "join only (after the agent started)" },
   "docker-restart": { seconds: 3, source: "estimate: empty daemon, live-restore" },
   tls: { seconds: 0.3, source: "estimate: one EC P-256 key" },
   "agent-verify": { seconds: 0.5, source: "estimate: sha256 of ~104 MiB" },
@@ -46,7 +47,10 @@ const OLD_SERIAL: [string, Figure][] = [
 
 type Span = { name: string; start: number; end: number };
 
-/** Simulate the plan as the shell runs it: foreground in series, background from launch, joins wait. */
+/**
+ * Simulate the plan as the shell runs it: foreground in series, background from launch, joins wait (a
+ * background job's joins too). Ready is when the agent-start phase ends, not the script's end.
+ */
 export function criticalPath(
   plan: BootPhase[],
   figure: (name: string) => number,
@@ -57,16 +61,12 @@ export function criticalPath(
   let t = offset;
   for (const phase of plan) {
     const d = figure(phase.name);
-    if (phase.background) {
-      spans.push({ name: phase.name, start: t, end: t + d });
-      ends.set(phase.name, t + d);
-      continue;
-    }
-    const ready = Math.max(t, ...(phase.joins ?? []).map((j) => ends.get(j) ?? t));
-    spans.push({ name: phase.name, start: t, end: ready + d });
-    t = ready + d;
+    const joined = Math.max(t, ...(phase.joins ?? []).map((j) => ends.get(j) ?? t));
+    spans.push({ name: phase.name, start: t, end: joined + d });
+    ends.set(phase.name, joined + d);
+    if (!phase.background) t = joined + d;
   }
-  return { spans, ready: t };
+  return { spans, ready: ends.get("agent-start") ?? t };
 }
 
 if (import.meta.main) {
@@ -80,7 +80,7 @@ if (import.meta.main) {
   console.log(`before runcmd: ${offset} s (${BEFORE_RUNCMD.map((f) => f.source).join("; ")})\n`);
   console.log("our order (rendered plan)");
   for (const s of ours.spans) {
-    console.log(`  ${s.name.padEnd(18)} ${fmt(s.start)} → ${fmt(s.end)} s   ${FIGURES[s.name]?.source ?? ""}`);
+    console.log(`  ${s.name.padEnd(22)} ${fmt(s.start)} → ${fmt(s.end)} s   ${FIGURES[s.name]?.source ?? ""}`);
   }
   console.log("\nold serial order (journal)");
   for (const s of old) console.log(`  ${s.name.padEnd(38)} ${fmt(s.start)} → ${fmt(s.end)} s`);

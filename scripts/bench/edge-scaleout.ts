@@ -55,7 +55,10 @@ async function startEdge(code: string, env: Record<string, string>): Promise<{ u
       const line = out.split("\n").find((l) => l.startsWith("{"));
       if (line) resolve((JSON.parse(line) as { url: string }).url);
     });
-    child.once("exit", (code) => reject(new Error(`edge exited (${code}) before listening: ${stderr.trim().split("\n").at(-1)}`)));
+    child.once(
+      "exit",
+      (code) => reject(new Error(`edge exited (${code}) before listening: ${stderr.trim().split("\n").at(-1)}`)),
+    );
   });
   return { url, child };
 }
