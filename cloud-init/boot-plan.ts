@@ -256,7 +256,8 @@ export function marker(kind: "START" | "END" | "FAILED", phase: string): string 
 /**
  * `sam_progress KIND PHASE`: posts one marker to the edge's boot-progress callback so a boot that never
  * reaches the agent still shows where it is. In the background with short timeouts and every failure
- * ignored: it can neither block nor fail a phase. The node token goes in a header file (0600) read by curl,
+ * ignored: it can neither block nor fail a phase. Retried (a slow boot on a busy network lost reports,
+ * and a lost START or FAILED makes the boot timeout name the wrong phase); the edge drops duplicates. The node token goes in a header file (0600) read by curl,
  * never on a command line.
  */
 function progressReporter(config: CloudInitConfig): string {
@@ -264,7 +265,7 @@ function progressReporter(config: CloudInitConfig): string {
   const body = `{"nodeId":"${config.nodeId}","kind":"%s","phase":"%s","at":%s}`;
   return [
     `(umask 077 && sed -n 's/^SAM_NODE_TOKEN=/Authorization: Bearer /p' ${VM.tokenFile} >${VM.progressHeaders}) || true`,
-    `sam_progress() { curl -fsS -m 3 --connect-timeout 2 -o /dev/null -H @${VM.progressHeaders} -H 'Content-Type: application/json' ` +
+    `sam_progress() { curl -fsS -m 5 --connect-timeout 3 --retry 4 --retry-connrefused --retry-max-time 40 -o /dev/null -H @${VM.progressHeaders} -H 'Content-Type: application/json' ` +
     `--data-binary "$(printf '${body}' "$1" "$2" "$(date +%s%3N)")" ${shellQuote(url)} >/dev/null 2>&1 & }`,
   ].join("\n");
 }

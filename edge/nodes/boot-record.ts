@@ -15,8 +15,20 @@ export function progressMarker(p: BootProgress): BootMarker {
   return { at: p.at, kind: p.kind === "START" ? "start" : p.kind === "END" ? "end" : "failed", name: p.phase };
 }
 
+/** The boot script retries a report it cannot confirm, so the same marker may arrive twice: keep one. */
+function distinct(markers: BootMarker[]): BootMarker[] {
+  const seen = new Set<string>();
+  return markers.filter((m) => {
+    const key = `${m.at} ${m.kind} ${m.name}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
+
 /** The timeline the live markers alone describe (`source: "live"`), as of the latest marker. */
-export function liveTimeline(markers: BootMarker[]): BootTimeline {
+export function liveTimeline(all: BootMarker[]): BootTimeline {
+  const markers = distinct(all);
   const latest = markers.reduce((max, m) => Math.max(max, m.at), 0);
   return buildBootTimeline({ source: "live", markers, kernelUptimeMsAtAgentStart: null, agentStartedAt: latest });
 }
