@@ -232,15 +232,18 @@ async function mainBoot(edge: LabEdge, nodeId: string, vms: Map<string, Vm>): Pr
   }
 
   // A real devcontainer task: `devcontainer up` on the node's Docker with the base image from the lab registry.
-  const key = await edge.json<{ key: string }>("POST", "/api/keys", { name: "lab" });
+  const key = await edge.json<{ key: string }>("POST", "/api/keys", { body: { name: "lab" } });
   const task = await edge.json<TaskView>("POST", "/api/tasks", {
-    prompt: "lab task",
-    agent: { type: "command", command: "echo lab-task-ran-in $(cat /etc/os-release | head -1)" },
-  }, key.key);
+    token: key.key,
+    body: {
+      prompt: "lab task",
+      agent: { type: "command", command: "echo lab-task-ran-in $(cat /etc/os-release | head -1)" },
+    },
+  });
   const done = await until(
     "the devcontainer task",
     async () => {
-      const t = await edge.json<TaskView>("GET", `/api/tasks/${task.id}`, undefined, key.key);
+      const t = await edge.json<TaskView>("GET", `/api/tasks/${task.id}`, { token: key.key });
       return ["succeeded", "failed", "cancelled"].includes(t.status) ? t : undefined;
     },
     10 * 60_000,

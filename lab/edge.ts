@@ -8,7 +8,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { HOSTS } from "./stand-ins.ts";
-import { edgeApiCall } from "../edge/testing/api-call.ts";
+import { type ApiCall, type ApiCallOptions, edgeApiCall } from "../edge/testing/api-call.ts";
 
 export const LAB_ADMIN_TOKEN = "samlab-admin-token-0123456789abcdef";
 
@@ -16,8 +16,9 @@ export type LabEdge = {
   url: string;
   port: number;
   log: string[];
-  call(method: string, path: string, body?: unknown, token?: string): Promise<Response>;
-  json<T = any>(method: string, path: string, body?: unknown, token?: string): Promise<T>;
+  call: ApiCall;
+  /** A call whose answer must be a 2xx, parsed. */
+  json<T = any>(method: string, path: string, o?: ApiCallOptions): Promise<T>;
   stop(): Promise<void>;
 };
 
@@ -78,8 +79,8 @@ export async function startLabEdge(
     port,
     log,
     call,
-    async json(method, path, body, token) {
-      const res = await call(method, path, body, token);
+    async json(method, path, o) {
+      const res = await call(method, path, o);
       const text = await res.text();
       if (!res.ok) throw new Error(`lab: ${method} ${path} → ${res.status} ${text.slice(0, 300)}`);
       return JSON.parse(text);

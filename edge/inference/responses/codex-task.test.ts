@@ -10,7 +10,8 @@ import type { TaskView } from "../../../shared/wire/api.ts";
 import { AGENT_BINARY, ensureAgentBinary } from "../../../agent/testing/binary.ts";
 import { initRepo } from "../../../agent/testing/git-repo.ts";
 import { CODEX, writeFileScript } from "../../testing/codex.ts";
-import { startTestEdge, type TestEdge, until } from "../../testing/harness.ts";
+import { until } from "../../../shared/testing/until.ts";
+import { startTestEdge, type TestEdge } from "../../testing/test-edge.ts";
 import { type ScriptedChat, startScriptedChat } from "../../testing/scripted-chat.ts";
 
 let base: string;

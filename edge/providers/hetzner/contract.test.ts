@@ -6,7 +6,8 @@
 // a server and waits for it, the tick's reaper lists SAM's servers, deleting the node deletes the server.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createServer } from "node:net";
-import { startTestEdge, type TestEdge, until } from "../../testing/harness.ts";
+import { until } from "../../../shared/testing/until.ts";
+import { startTestEdge, type TestEdge } from "../../testing/test-edge.ts";
 
 const SPEC = new URL("./testdata/hetzner-cloud.trimmed.spec.json", import.meta.url).pathname;
 const ROOT = new URL("../../../", import.meta.url).pathname;
