@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { HttpError } from "../../shared/errors.ts";
 import type { TaskDispatch } from "../../shared/wire/task.ts";
 import type { TaskExecutor } from "../contracts.ts";
-import { type ScriptedModel, startScriptedModel } from "../testing/scripted-model.ts";
+import { type ScriptedChat, startScriptedChat } from "../../shared/testing/scripted-chat.ts";
 import { WORK_DEFAULTS, type WorkConfig } from "./config.ts";
 import { createTaskExecutor, RESTART_REASON } from "./executor.ts";
 import { type FakeEdge, fetchControlPlane, memoryRecorder, startFakeEdge, until } from "../testing/fake-edge.ts";
@@ -23,7 +23,7 @@ const baseEnv = {
 let base: string;
 let repo: string;
 let edge: FakeEdge;
-let model: ScriptedModel;
+let model: ScriptedChat;
 const executors: TaskExecutor[] = [];
 let n = 0;
 
@@ -31,12 +31,12 @@ beforeAll(async () => {
   base = mkdtempSync(join(tmpdir(), "sam-exec-"));
   repo = await initRepo(join(base, "repo"), { "hello.txt": "hello\n" }, baseEnv);
   edge = startFakeEdge();
-  model = startScriptedModel();
+  model = await startScriptedChat();
 });
 afterAll(async () => {
   await Promise.all(executors.map((e) => e.shutdown().catch(() => {})));
   await edge.stop();
-  await model.stop();
+  await model.close();
   rmSync(base, { recursive: true, force: true });
 });
 
@@ -227,8 +227,8 @@ describe("built-in agent tasks", () => {
   test("the model's write_file lands in the workspace and the result says so", async () => {
     const { executor } = harness();
     model.script = [
-      { toolCalls: [{ name: "write_file", args: { path: "notes/todo.md", content: "- ship it\n" } }] },
-      { content: "Wrote the todo list." },
+      { calls: [{ name: "write_file", args: { path: "notes/todo.md", content: "- ship it\n" } }] },
+      { text: "Wrote the todo list." },
     ];
     const d = dispatch({ repo: { url: repo }, model: "@cf/test/model" });
     await executor.start(d);

@@ -12,7 +12,7 @@ import { initRepo } from "../../../agent/testing/git-repo.ts";
 import { CODEX, writeFileScript } from "../../testing/codex.ts";
 import { until } from "../../../shared/testing/until.ts";
 import { startTestEdge, type TestEdge } from "../../testing/test-edge.ts";
-import { type ScriptedChat, startScriptedChat } from "../../testing/scripted-chat.ts";
+import { type ScriptedChat, startScriptedChat } from "../../../shared/testing/scripted-chat.ts";
 
 let base: string;
 let repo: string;
