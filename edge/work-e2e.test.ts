@@ -25,7 +25,7 @@ let bare: TestEdge;
 beforeAll(async () => {
   ensureAgentBinary();
   base = mkdtempSync(join(tmpdir(), "sam-work-e2e-"));
-  repo = await initRepo(join(base, "repo"), { "hello.txt": "hello world\n" });
+  repo = initRepo(join(base, "repo"), { "hello.txt": "hello world\n" });
   cf = startCloudflareFake();
   const common = { SAM_AGENT_BINARY: BINARY, SAM_HEARTBEAT_INTERVAL: "1s" };
   edge = await startTestEdge({

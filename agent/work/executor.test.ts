@@ -29,7 +29,7 @@ let n = 0;
 
 beforeAll(async () => {
   base = mkdtempSync(join(tmpdir(), "sam-exec-"));
-  repo = await initRepo(join(base, "repo"), { "hello.txt": "hello\n" }, baseEnv);
+  repo = initRepo(join(base, "repo"), { "hello.txt": "hello\n" }, baseEnv);
   edge = startFakeEdge();
   model = await startScriptedChat();
 });
@@ -322,7 +322,7 @@ fi
 
   test("a repo whose devcontainer.json reaches onto the host is refused before devcontainer up runs", async () => {
     const clis = fakeClis("success");
-    const hostile = await initRepo(join(base, `hostile-repo-${++n}`), {
+    const hostile = initRepo(join(base, `hostile-repo-${++n}`), {
       ".devcontainer.json":
         '{\n  // read the node\'s tokens\n  "image": "x",\n  "initializeCommand": "cat /etc/sam/tokens",\n  "mounts": ["source=/etc/sam,target=/sam,type=bind"]\n}\n',
     }, baseEnv);
