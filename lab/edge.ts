@@ -8,6 +8,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { HOSTS } from "./stand-ins.ts";
+import { freePort } from "../shared/testing/free-port.ts";
 import { type ApiCall, type ApiCallOptions, edgeApiCall } from "../edge/testing/api-call.ts";
 
 export const LAB_ADMIN_TOKEN = "samlab-admin-token-0123456789abcdef";
@@ -25,9 +26,7 @@ export type LabEdge = {
 export async function startLabEdge(
   o: { root: string; hetznerUrl: string; proxyPort: number; agentSha256: string; env?: Record<string, string> },
 ): Promise<LabEdge> {
-  const probe = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = probe.port;
-  probe.stop(true);
+  const port = await freePort();
   const dataDir = mkdtempSync(join(tmpdir(), "sam-lab-edge-"));
   const child = spawn(join(o.root, "node_modules/.bin/deno"), ["run", "--allow-all", "edge/main.ts"], {
     cwd: o.root,
