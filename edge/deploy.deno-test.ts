@@ -5,29 +5,18 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse } from "yaml";
 import { startHetznerFake } from "./testing/hetzner-fake.ts";
 import { startSqld } from "./testing/sqld.ts";
 import { until } from "../shared/testing/until.ts";
+import { freePort } from "../shared/testing/free-port.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 const ADMIN = "admin-token-for-the-deploy-test-0123";
 const HCLOUD = "hcloud-deploy-test-token";
 const SECRET_KEY = "a".repeat(64);
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 function deployEdge(env: Record<string, string>) {
   return new Deno.Command(Deno.execPath(), {

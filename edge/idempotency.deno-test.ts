@@ -2,22 +2,11 @@
 // database, and every request that failed at the client retried with the same Idempotency-Key and body:
 // each key ends up with exactly one task, whether its first try was lost before or after the commit.
 import assert from "node:assert/strict";
-import { createServer } from "node:net";
 import { startSqld } from "./testing/sqld.ts";
+import { freePort } from "../shared/testing/free-port.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 const ADMIN = "admin-token-for-the-retry-test-0123";
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 async function startEdge(dataDir: string, port: number, databaseUrl: string) {
   const child = new Deno.Command(Deno.execPath(), {

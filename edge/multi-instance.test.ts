@@ -1,6 +1,8 @@
 // Two edge instances against one real sqld: 200 concurrent submissions, every task dispatched exactly once.
 import { afterAll, describe, expect, test } from "bun:test";
-import { DoubleProvider, startTestEdge, type TestEdge, until } from "./testing/harness.ts";
+import { until } from "../shared/testing/until.ts";
+import { ProviderDouble } from "./testing/provider-double.ts";
+import { startTestEdge, type TestEdge } from "./testing/test-edge.ts";
 import { startSqld } from "./testing/sqld.ts";
 
 const cleanup: (() => Promise<void>)[] = [];
@@ -20,11 +22,11 @@ describe("two edge instances, one sqld", () => {
       SAM_SECRET_KEY: "5a".repeat(32),
       SAM_RATE_LIMIT_RPM: "1000000",
     };
-    const providerA = new DoubleProvider({ autoReady: true, double: { mode: "hold", capacity: 1000 } });
+    const providerA = new ProviderDouble({ autoReady: true, double: { mode: "hold", capacity: 1000 } });
     // Both start together: concurrent migrations must be safe too.
     const [a, b] = await Promise.all([
       startTestEdge({ provider: providerA, env }),
-      startTestEdge({ provider: new DoubleProvider(), env }),
+      startTestEdge({ provider: new ProviderDouble(), env }),
     ]) as [TestEdge, TestEdge];
     cleanup.push(() => a.stop(), () => b.stop());
     const key = await a.createKey();

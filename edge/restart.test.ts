@@ -3,7 +3,9 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DoubleProvider, startFrontProxy, startTestEdge, type TestEdge, until } from "./testing/harness.ts";
+import { until } from "../shared/testing/until.ts";
+import { ProviderDouble } from "./testing/provider-double.ts";
+import { startFrontProxy, startTestEdge, type TestEdge } from "./testing/test-edge.ts";
 
 const cleanup: (() => Promise<void> | void)[] = [];
 afterAll(async () => {
@@ -18,7 +20,7 @@ describe("edge restart", () => {
     cleanup.push(() => front.stop());
     const env = { SAM_PUBLIC_URL: front.url };
 
-    const provider = new DoubleProvider({ autoReady: true, keepOnClose: true, double: { mode: "hold" } });
+    const provider = new ProviderDouble({ autoReady: true, keepOnClose: true, double: { mode: "hold" } });
     const first: TestEdge = await startTestEdge({ provider, dataDir, env });
     front.target.url = first.url;
     const key = (await first.createKey()).key;
@@ -37,7 +39,7 @@ describe("edge restart", () => {
     // While the edge is down the agent's callbacks fail; it keeps its result and retries.
     expect((await agent.finish(task.id, { status: "succeeded", summary: "while down" })).status).toBe(502);
 
-    const second = await startTestEdge({ provider: new DoubleProvider(), dataDir, env });
+    const second = await startTestEdge({ provider: new ProviderDouble(), dataDir, env });
     cleanup.push(() => second.stop({ keepData: true }));
     front.target.url = second.url;
     expect((await (await second.call("GET", `/api/tasks/${task.id}`, { token: key })).json()).status).toBe("running");

@@ -24,7 +24,8 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TaskEventView, TaskView } from "../shared/wire/api.ts";
-import { startTestEdge, type TestEdge, until } from "./testing/harness.ts";
+import { until } from "../shared/testing/until.ts";
+import { startTestEdge, type TestEdge } from "./testing/test-edge.ts";
 import { LocalProvider } from "./providers/local/local.ts";
 import { AGENT_BINARY, ensureAgentBinary } from "../agent/testing/binary.ts";
 import { taskProcesses } from "../agent/work/sandbox/reap.ts";

@@ -9,7 +9,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TaskEventView, TaskView } from "../shared/wire/api.ts";
 import { chatCompletion, type CloudflareFake, startCloudflareFake } from "./testing/cloudflare-fake.ts";
-import { startTestEdge, type TestEdge, until } from "./testing/harness.ts";
+import { until } from "../shared/testing/until.ts";
+import { startTestEdge, type TestEdge } from "./testing/test-edge.ts";
 import { AGENT_BINARY, ensureAgentBinary } from "../agent/testing/binary.ts";
 import { initRepo } from "../agent/testing/git-repo.ts";
 import { followTask } from "./testing/follow-task.ts";
@@ -24,7 +25,7 @@ let bare: TestEdge;
 beforeAll(async () => {
   ensureAgentBinary();
   base = mkdtempSync(join(tmpdir(), "sam-work-e2e-"));
-  repo = await initRepo(join(base, "repo"), { "hello.txt": "hello world\n" });
+  repo = initRepo(join(base, "repo"), { "hello.txt": "hello world\n" });
   cf = startCloudflareFake();
   const common = { SAM_AGENT_BINARY: BINARY, SAM_HEARTBEAT_INTERVAL: "1s" };
   edge = await startTestEdge({

@@ -17,6 +17,7 @@ import { buildBootTimeline, firstBootMarkers } from "../agent/boot/markers.ts";
 import { BACKGROUND_PHASES, PHASE_ORDER } from "../cloud-init/boot-plan.ts";
 import { HETZNER_DEFAULTS } from "../edge/providers/hetzner/config.ts";
 import { type HetznerFake, startHetznerFake } from "../edge/testing/hetzner-fake.ts";
+import { until } from "../shared/testing/until.ts";
 import type { NodeView, TaskView } from "../shared/wire/api.ts";
 import type { BootTimeline } from "../shared/wire/boot.ts";
 import { busyboxImage, devcontainerCli, labCertificates, nodeDistribution } from "./assets.ts";
@@ -38,21 +39,6 @@ function check(name: string, ok: boolean, detail = ""): boolean {
   results.push({ name, ok, detail });
   console.log(`${ok ? "  ok  " : "  FAIL"} ${name}${detail ? ` — ${detail}` : ""}`);
   return ok;
-}
-
-async function until<T>(
-  what: string,
-  probe: () => Promise<T | undefined | null | false> | T | undefined | null | false,
-  ms: number,
-  everyMs = 2_000,
-): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${Math.round(ms / 1000)} s waiting for ${what}`);
-    await Bun.sleep(everyMs);
-  }
 }
 
 type Scenario = { name: string; subnet: number; faults: Faults; noRoute?: boolean; memoryMiB?: number; cpus?: number };
@@ -168,10 +154,15 @@ async function mainBoot(edge: LabEdge, nodeId: string, vms: Map<string, Vm>): Pr
       );
     }
   };
-  const state = await until("the guest journal to show the boot's end", () => {
-    const s = vm.state();
-    return s && /PHASE (END|FAILED): image-pull-wait/.test(s.journal) ? s : undefined;
-  }, 10 * 60_000);
+  const state = await until(
+    "the guest journal to show the boot's end",
+    () => {
+      const s = vm.state();
+      return s && /PHASE (END|FAILED): image-pull-wait/.test(s.journal) ? s : undefined;
+    },
+    10 * 60_000,
+    2_000,
+  );
   const journal = guestTimeline(state.journal);
   printPhases(journal);
   console.log(
@@ -231,15 +222,18 @@ async function mainBoot(edge: LabEdge, nodeId: string, vms: Map<string, Vm>): Pr
   }
 
   // A real devcontainer task: `devcontainer up` on the node's Docker with the base image from the lab registry.
-  const key = await edge.json<{ key: string }>("POST", "/api/keys", { name: "lab" });
+  const key = await edge.json<{ key: string }>("POST", "/api/keys", { body: { name: "lab" } });
   const task = await edge.json<TaskView>("POST", "/api/tasks", {
-    prompt: "lab task",
-    agent: { type: "command", command: "echo lab-task-ran-in $(cat /etc/os-release | head -1)" },
-  }, key.key);
+    token: key.key,
+    body: {
+      prompt: "lab task",
+      agent: { type: "command", command: "echo lab-task-ran-in $(cat /etc/os-release | head -1)" },
+    },
+  });
   const done = await until(
     "the devcontainer task",
     async () => {
-      const t = await edge.json<TaskView>("GET", `/api/tasks/${task.id}`, undefined, key.key);
+      const t = await edge.json<TaskView>("GET", `/api/tasks/${task.id}`, { token: key.key });
       return ["succeeded", "failed", "cancelled"].includes(t.status) ? t : undefined;
     },
     10 * 60_000,
@@ -275,10 +269,15 @@ async function mainBoot(edge: LabEdge, nodeId: string, vms: Map<string, Vm>): Pr
     kept && after.status === "ready",
     `bootId ${after.bootTimeline?.bootId}, machine ${after.bootTimeline?.machineBootId}, ${after.bootTimeline?.phases.length} phases`,
   );
-  const rebooted = await until("the guest probe after the reboot", () => {
-    const s = vm.state();
-    return s && s.activeState === "active" ? s : undefined;
-  }, 5 * 60_000);
+  const rebooted = await until(
+    "the guest probe after the reboot",
+    () => {
+      const s = vm.state();
+      return s && s.activeState === "active" ? s : undefined;
+    },
+    5 * 60_000,
+    2_000,
+  );
   check(
     "main: after the reboot the agent unit is active, no restart loop",
     rebooted.restarts === 0,
@@ -287,10 +286,15 @@ async function mainBoot(edge: LabEdge, nodeId: string, vms: Map<string, Vm>): Pr
   report("main", after);
 
   await edge.json("DELETE", `/api/nodes/${nodeId}`);
-  const gone = await until("the node's deletion", async () => {
-    const v = await node(edge, nodeId);
-    return v.status === "deleted" ? v : undefined;
-  }, 3 * 60_000);
+  const gone = await until(
+    "the node's deletion",
+    async () => {
+      const v = await node(edge, nodeId);
+      return v.status === "deleted" ? v : undefined;
+    },
+    3 * 60_000,
+    2_000,
+  );
   check(
     "main: a deleted node's server is deleted and its VM stops",
     gone.status === "deleted" &&

@@ -8,7 +8,8 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { HOSTS } from "./stand-ins.ts";
-import { edgeApiCall } from "../edge/testing/api-call.ts";
+import { freePort } from "../shared/testing/free-port.ts";
+import { type ApiCall, type ApiCallOptions, edgeApiCall } from "../edge/testing/api-call.ts";
 
 export const LAB_ADMIN_TOKEN = "samlab-admin-token-0123456789abcdef";
 
@@ -16,17 +17,16 @@ export type LabEdge = {
   url: string;
   port: number;
   log: string[];
-  call(method: string, path: string, body?: unknown, token?: string): Promise<Response>;
-  json<T = any>(method: string, path: string, body?: unknown, token?: string): Promise<T>;
+  call: ApiCall;
+  /** A call whose answer must be a 2xx, parsed. */
+  json<T = any>(method: string, path: string, o?: ApiCallOptions): Promise<T>;
   stop(): Promise<void>;
 };
 
 export async function startLabEdge(
   o: { root: string; hetznerUrl: string; proxyPort: number; agentSha256: string; env?: Record<string, string> },
 ): Promise<LabEdge> {
-  const probe = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = probe.port;
-  probe.stop(true);
+  const port = await freePort();
   const dataDir = mkdtempSync(join(tmpdir(), "sam-lab-edge-"));
   const child = spawn(join(o.root, "node_modules/.bin/deno"), ["run", "--allow-all", "edge/main.ts"], {
     cwd: o.root,
@@ -78,8 +78,8 @@ export async function startLabEdge(
     port,
     log,
     call,
-    async json(method, path, body, token) {
-      const res = await call(method, path, body, token);
+    async json(method, path, o) {
+      const res = await call(method, path, o);
       const text = await res.text();
       if (!res.ok) throw new Error(`lab: ${method} ${path} → ${res.status} ${text.slice(0, 300)}`);
       return JSON.parse(text);

@@ -15,6 +15,7 @@ import { createConnection } from "node:net";
 import { join } from "node:path";
 import type { Image } from "./image.ts";
 import { run } from "./process.ts";
+import { freePort } from "../shared/testing/free-port.ts";
 
 export type VmOptions = {
   name: string;
@@ -80,13 +81,6 @@ function network(o: VmOptions): string {
   ];
   if (!o.noRoute) lines.push("", "[Route]", `Gateway=10.0.${o.subnet}.2`);
   return `${lines.join("\n")}\n`;
-}
-
-async function freePort(): Promise<number> {
-  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = s.port;
-  s.stop(true);
-  return port;
 }
 
 function hmp(socketPath: string, command: string): Promise<void> {

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// `npm test`: every test of every part. Type checks (tsc for the Bun side, deno check for the Deno entry),
-// `bun test` for agent, shared, cloud-init and the edge app, and `deno test` for the Deno path of the edge.
+// `npm test`: every test of every part. Type checks (tsc for the Bun side, tsc without Bun types for the edge's
+// production code, deno check for the Deno entry), `bun test` for agent, shared, cloud-init and the edge app,
+// and `deno test` for the Deno path of the edge.
 // Ends with one "N passed, N failed" line summing both runners; any failure fails the command.
 import { spawn, spawnSync } from "node:child_process";
 import { readdirSync, statSync } from "node:fs";
@@ -57,6 +58,14 @@ const tsc = await step("type check (tsc: agent, shared, cloud-init, edge, script
   "tsconfig.json",
 ]);
 if (tsc.code !== 0) failures.push("tsc");
+
+// The edge runs on Deno: its production code (and the shared and cloud-init code it imports) is checked again
+// without Bun's types, so a `Bun.*` call cannot creep in behind the main tsconfig's `types: ["bun"]`.
+const tscEdge = await step("type check (tsc: edge production code without Bun types)", bin("tsc"), [
+  "-p",
+  "tsconfig.edge.json",
+]);
+if (tscEdge.code !== 0) failures.push("tsc -p tsconfig.edge.json");
 
 // One formatter at one line width (deno.json § fmt): `node_modules/.bin/deno fmt` rewrites, this only checks.
 const fmt = await step("format check (deno fmt --check)", bin("deno"), ["fmt", "--check"]);

@@ -3,14 +3,15 @@
  * server with Basic auth, serving the bare repositories under `root` as `/<owner>/<repo>.git`. Written with
  * `node:http` and `node:child_process` only, so Bun tests and Deno tests use the same server.
  */
-import { spawn, spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { Buffer } from "node:buffer";
 import { createServer, type IncomingMessage } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import process from "node:process";
+import { git, initRepo } from "./git-repo.ts";
 
 export type GitHttpServer = {
   url: string;
@@ -20,31 +21,16 @@ export type GitHttpServer = {
   close(): Promise<void>;
 };
 
-const GIT_IDENTITY = {
-  GIT_AUTHOR_NAME: "t",
-  GIT_AUTHOR_EMAIL: "t@e",
-  GIT_COMMITTER_NAME: "t",
-  GIT_COMMITTER_EMAIL: "t@e",
-};
 const baseEnv = () => ({ PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/tmp" });
-
-function git(cwd: string, args: string[], env: Record<string, string> = {}): string {
-  const r = spawnSync("git", args, { cwd, env: { ...baseEnv(), ...GIT_IDENTITY, ...env }, encoding: "utf8" });
-  if (r.status !== 0) throw new Error(`git ${args.join(" ")}: ${r.stderr}`);
-  return r.stdout;
-}
 
 /** A bare repository `root/<name>.git` (name like `acme/widgets`) on branch main, holding `files` in one commit. */
 export function createBareRepo(root: string, name: string, files: Record<string, string>): string {
   const work = mkdtempSync(join(tmpdir(), "sam-remote-src-"));
   try {
-    git(work, ["init", "-q", "-b", "main"]);
-    for (const [file, content] of Object.entries(files)) writeFileSync(join(work, file), content);
-    git(work, ["add", "-A"]);
-    git(work, ["commit", "-qm", "init"]);
+    initRepo(work, files, baseEnv());
     const bare = join(root, `${name}.git`);
     mkdirSync(dirname(bare), { recursive: true });
-    git(root, ["clone", "-q", "--bare", work, bare]);
+    git(root, ["clone", "-q", "--bare", work, bare], baseEnv());
     return bare;
   } finally {
     rmSync(work, { recursive: true, force: true });
@@ -53,7 +39,7 @@ export function createBareRepo(root: string, name: string, files: Record<string,
 
 /** Read a bare repository: `git <args>` in it. */
 export function gitIn(bare: string, args: string[]): string {
-  return git(bare, args);
+  return git(bare, args, baseEnv());
 }
 
 async function bodyOf(req: IncomingMessage): Promise<Buffer> {

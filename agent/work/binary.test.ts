@@ -79,7 +79,7 @@ describe("the agent binary runs tasks", () => {
   test(
     "a dispatched command edits the repo; the result has the diff; the agent's secrets are not in its env; heartbeat cancel stops a task",
     async () => {
-      const repo = await initRepo(join(base, "repo"), { "a.txt": "a\n" });
+      const repo = initRepo(join(base, "repo"), { "a.txt": "a\n" });
 
       const { url } = await startAgent(join(base, "data1"));
       expect(edge.ready).toMatchObject({ capabilities: { workspaceModes: ["host"], agents: ["builtin", "command"] } });

@@ -14,7 +14,7 @@ import { dirname, join } from "node:path";
 import { HttpError } from "../../shared/errors.ts";
 import type { TaskDispatch } from "../../shared/wire/task.ts";
 import type { TaskExecutor } from "../contracts.ts";
-import { type ScriptedModel, startScriptedModel } from "../testing/scripted-model.ts";
+import { type ScriptedChat, startScriptedChat } from "../../shared/testing/scripted-chat.ts";
 import { WORK_DEFAULTS, type WorkConfig } from "./config.ts";
 import { createTaskExecutor, RESTART_REASON } from "./executor.ts";
 import { workCapabilities } from "./index.ts";
@@ -33,20 +33,20 @@ const baseEnv = {
 let base: string;
 let repo: string;
 let edge: FakeEdge;
-let model: ScriptedModel;
+let model: ScriptedChat;
 const executors: TaskExecutor[] = [];
 let n = 0;
 
 beforeAll(async () => {
   base = mkdtempSync(join(tmpdir(), "sam-exec-"));
-  repo = await initRepo(join(base, "repo"), { "hello.txt": "hello\n" }, baseEnv);
+  repo = initRepo(join(base, "repo"), { "hello.txt": "hello\n" }, baseEnv);
   edge = startFakeEdge();
-  model = startScriptedModel();
+  model = await startScriptedChat();
 });
 afterAll(async () => {
   await Promise.all(executors.map((e) => e.shutdown().catch(() => {})));
   await edge.stop();
-  await model.stop();
+  await model.close();
   rmSync(base, { recursive: true, force: true });
 });
 
@@ -237,8 +237,8 @@ describe("built-in agent tasks", () => {
   test("the model's write_file lands in the workspace and the result says so", async () => {
     const { executor } = harness();
     model.script = [
-      { toolCalls: [{ name: "write_file", args: { path: "notes/todo.md", content: "- ship it\n" } }] },
-      { content: "Wrote the todo list." },
+      { calls: [{ name: "write_file", args: { path: "notes/todo.md", content: "- ship it\n" } }] },
+      { text: "Wrote the todo list." },
     ];
     const d = dispatch({ repo: { url: repo }, model: "@cf/test/model" });
     await executor.start(d);
@@ -332,7 +332,7 @@ fi
 
   test("a repo whose devcontainer.json reaches onto the host is refused before devcontainer up runs", async () => {
     const clis = fakeClis("success");
-    const hostile = await initRepo(join(base, `hostile-repo-${++n}`), {
+    const hostile = initRepo(join(base, `hostile-repo-${++n}`), {
       ".devcontainer.json":
         '{\n  // read the node\'s tokens\n  "image": "x",\n  "initializeCommand": "cat /etc/sam/tokens",\n  "mounts": ["source=/etc/sam,target=/sam,type=bind"]\n}\n',
     }, baseEnv);

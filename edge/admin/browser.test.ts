@@ -1,7 +1,7 @@
 /**
  * The admin pages in a real browser (chromium via playwright-core) against a real edge served on a loopback
- * port (`createEdge`, libSQL file, runner, JSON API) with nodes and a task seeded through its API and stub
- * agents' callbacks: login, the waterfall's geometry, the charts' points, a download that opens as SQLite, an
+ * port (`createEdge`, libSQL file, runner, JSON API) with nodes and a task seeded through its API and agent
+ * doubles' callbacks: login, the waterfall's geometry, the charts' points, a download that opens as SQLite, an
  * unreachable node, a wrong token, the live log, and a phone-width layout. Keeps docs/admin-node.png.
  */
 import { Database } from "bun:sqlite";
@@ -10,30 +10,36 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Page } from "playwright-core";
 import { launchBrowser } from "../testing/browser.ts";
-import { ADMIN_TOKEN } from "../testing/admin-mount.ts";
+import { until } from "../../shared/testing/until.ts";
+import type { AgentDouble } from "../testing/agent-double.ts";
 import { BOOT_PHASES } from "../testing/admin-seed.ts";
-import { type ServedEdge, serveEdge, until } from "../testing/served-edge.ts";
-import type { StubAgent } from "../testing/stub-agent.ts";
+import { HETZNER_MILESTONES, ProviderDouble } from "../testing/provider-double.ts";
+import { ADMIN_TOKEN, readyNode, startTestEdge, type TestEdge } from "../testing/test-edge.ts";
 
-let served: ServedEdge;
+let served: TestEdge;
 let browser: Awaited<ReturnType<typeof launchBrowser>>;
 let base: string;
-let ok: { id: string; agent: StubAgent };
-let gone: { id: string; agent: StubAgent };
+let ok: { id: string; agent: AgentDouble };
+let gone: { id: string; agent: AgentDouble };
 let taskId: string;
 
 beforeAll(async () => {
-  served = await serveEdge(ADMIN_TOKEN);
+  // Agents that report the admin pages' fixtures, wait to be told to call ready, and hold their tasks.
+  const provider = new ProviderDouble({
+    milestones: HETZNER_MILESTONES,
+    double: { diagnostics: "seeded", mode: "hold" },
+  });
+  served = await startTestEdge({ provider });
   base = served.url;
-  const key = (await (await served.call("POST", "/api/keys", { name: "alice" })).json()) as { id: string; key: string };
-  ok = await served.readyNode(key.id);
-  served.provider.troubledNext = true;
-  gone = await served.readyNode(null);
+  const key = await served.createKey("alice");
+  ok = await readyNode(served, provider, key.id);
+  provider.nextDouble = { diagnostics: "troubled" };
+  gone = await readyNode(served, provider, null);
   await gone.agent.stop();
   const submitted = await served.call("POST", "/api/tasks", {
-    prompt: "Add a --json flag to the CLI",
-    agent: { type: "command", command: "true" },
-  }, key.key);
+    token: key.key,
+    body: { prompt: "Add a --json flag to the CLI", agent: { type: "command", command: "true" } },
+  });
   expect(submitted.status).toBe(201);
   taskId = ((await submitted.json()) as { id: string }).id;
   await until(
@@ -41,7 +47,7 @@ beforeAll(async () => {
     async () =>
       ((await (await served.call("GET", `/api/tasks/${taskId}`)).json()) as { status: string }).status === "running",
   );
-  await ok.agent.log(taskId, ["cloning the repository", "reading src/cli.ts"]);
+  await ok.agent.logs(taskId, ["cloning the repository", "reading src/cli.ts"]);
   browser = await launchBrowser();
 }, 30_000);
 afterAll(async () => {
@@ -199,10 +205,10 @@ describe("admin pages in a browser", () => {
     try {
       await page.goto(`${base}/admin/tasks/${taskId}`);
       await page.waitForFunction(() => document.getElementById("log-state")?.textContent === "following live…");
-      expect(ok.agent.dispatched).toContain(taskId);
-      await ok.agent.log(taskId, ["added --json to src/cli.ts"]);
+      expect(ok.agent.dispatches.map((d) => d.taskId)).toContain(taskId);
+      await ok.agent.logs(taskId, ["added --json to src/cli.ts"]);
       await page.locator("#log li", { hasText: "added --json to src/cli.ts" }).waitFor({ timeout: 5_000 });
-      await ok.agent.finish(taskId, "Added the flag.");
+      await ok.agent.finish(taskId, { summary: "Added the flag." });
       await page.waitForFunction(() => document.querySelector("#task-status .badge")?.textContent === "succeeded");
       await page.waitForFunction(() => document.getElementById("log-state")?.textContent?.startsWith("task ended"));
       // Lines already on the page are not repeated by the stream.

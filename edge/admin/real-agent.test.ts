@@ -8,18 +8,18 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ADMIN_TOKEN } from "../testing/admin-mount.ts";
-import { type ServedEdge, serveEdge } from "../testing/served-edge.ts";
+import { ADMIN_TOKEN, startTestEdge, type TestEdge } from "../testing/test-edge.ts";
 
 const AGENT_BINARY = "agent/dist/sam-agent";
-let served: ServedEdge;
+let served: TestEdge;
 let nodeId: string;
 
 beforeAll(async () => {
   // npm test's setup builds the binary; a missing one is a broken setup, not a reason to skip.
   if (!existsSync(AGENT_BINARY)) throw new Error(`${AGENT_BINARY} is missing: run npm run build:agent`);
-  served = await serveEdge(ADMIN_TOKEN, { realAgents: true });
-  nodeId = await served.provision(15_000);
+  // No provider given: the edge's own local provider starts the real agent binary.
+  served = await startTestEdge();
+  nodeId = await served.provision({ timeoutMs: 15_000 });
 }, 20_000);
 afterAll(async () => {
   await served?.stop();

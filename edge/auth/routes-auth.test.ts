@@ -1,9 +1,11 @@
 // Table-driven: every route of the edge against every kind of wrong credential.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { DoubleProvider, startTestEdge, type TestEdge, until } from "../testing/harness.ts";
+import { until } from "../../shared/testing/until.ts";
+import { ProviderDouble } from "../testing/provider-double.ts";
+import { startTestEdge, type TestEdge } from "../testing/test-edge.ts";
 
 let t: TestEdge;
-let provider: DoubleProvider;
+let provider: ProviderDouble;
 let key: string;
 let nodeA: string;
 let nodeB: string;
@@ -13,7 +15,7 @@ let taskB: string;
 let taskToken: string;
 
 beforeAll(async () => {
-  provider = new DoubleProvider({ autoReady: true, double: { mode: "hold", capacity: 4 } });
+  provider = new ProviderDouble({ autoReady: true, double: { mode: "hold", capacity: 4 } });
   t = await startTestEdge({ provider });
   const k = await t.createKey("alice");
   key = k.key;

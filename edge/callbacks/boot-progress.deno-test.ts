@@ -6,6 +6,7 @@ import { parse } from "yaml";
 import { startHetznerFake } from "../testing/hetzner-fake.ts";
 import { until } from "../../shared/testing/until.ts";
 import { readUntil } from "../../shared/testing/read-until.ts";
+import { freePort } from "../../shared/testing/free-port.ts";
 
 const root = new URL("../..", import.meta.url).pathname;
 const ADMIN = "admin-token-for-boot-progress-0123";
@@ -14,9 +15,7 @@ Deno.test("boot progress: live phases, a degraded ready, the first boot kept aft
   const fake = await startHetznerFake({ token: "hcloud-test-token", actionPolls: 0, runningPolls: 0 });
   const dataDir = await Deno.makeTempDir();
   // The hetzner provider needs the public URL up front (the VMs call it): a free port, known before start.
-  const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (probe.addr as Deno.NetAddr).port;
-  probe.close();
+  const port = await freePort();
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "--allow-all", "edge/main.ts"],
     cwd: root,

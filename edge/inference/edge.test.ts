@@ -2,7 +2,7 @@
 // lands in the edge's own database, and an edge with no upstream answers 503 naming what to set.
 import { afterAll, describe, expect, test } from "bun:test";
 import OpenAI from "openai";
-import { startTestEdge } from "../testing/harness.ts";
+import { startTestEdge } from "../testing/test-edge.ts";
 import { chatCompletion, startCloudflareFake } from "../testing/cloudflare-fake.ts";
 
 const cf = startCloudflareFake();

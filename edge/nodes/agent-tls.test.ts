@@ -8,7 +8,9 @@ import * as v from "valibot";
 import { AGENT_BINARY, ensureAgentBinary } from "../../agent/testing/binary.ts";
 import { LocalProvider } from "../providers/local/local.ts";
 import { NodeView } from "../../shared/wire/api.ts";
-import { DoubleProvider, startTestEdge, type TestEdge, until } from "../testing/harness.ts";
+import { until } from "../../shared/testing/until.ts";
+import { ProviderDouble } from "../testing/provider-double.ts";
+import { startTestEdge, type TestEdge } from "../testing/test-edge.ts";
 import { selfSignedCertificate } from "../testing/tls.ts";
 
 const served = selfSignedCertificate("sam-node-a");
@@ -21,7 +23,7 @@ afterAll(async () => {
 });
 
 async function edgeWith(report: { tlsCertificate?: string | null; tlsFingerprint?: string | null }, autoReady = true) {
-  const provider = new DoubleProvider({ autoReady, double: { tls: { cert: served.cert, key: served.key, report } } });
+  const provider = new ProviderDouble({ autoReady, double: { tls: { cert: served.cert, key: served.key, report } } });
   const t = await startTestEdge({ provider });
   edges.push(t);
   const res = await t.call("POST", "/api/nodes", { body: {} });

@@ -5,13 +5,15 @@ import { Database } from "bun:sqlite";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DoubleProvider, startTestEdge, until } from "../testing/harness.ts";
+import { until } from "../../shared/testing/until.ts";
+import { ProviderDouble } from "../testing/provider-double.ts";
+import { startTestEdge } from "../testing/test-edge.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "sam-archive-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 test("a deleted node's events and metrics databases still download, valid, after its agent is gone", async () => {
-  const provider = new DoubleProvider({ autoReady: true });
+  const provider = new ProviderDouble({ autoReady: true });
   const t = await startTestEdge({ provider });
   try {
     const nodeId = (await (await t.call("POST", "/api/nodes", { body: {} })).json()).id as string;
@@ -41,7 +43,7 @@ test("a deleted node's events and metrics databases still download, valid, after
 });
 
 test("a node deleted before any agent reported has nothing archived: the export says the agent is gone", async () => {
-  const provider = new DoubleProvider({ autoReady: false });
+  const provider = new ProviderDouble({ autoReady: false });
   const t = await startTestEdge({ provider });
   try {
     const nodeId = (await (await t.call("POST", "/api/nodes", { body: {} })).json()).id as string;

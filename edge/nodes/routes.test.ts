@@ -6,14 +6,16 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as v from "valibot";
 import { NodeMetricsView, NodeView, pageOf } from "../../shared/wire/api.ts";
-import { DoubleProvider, startTestEdge, type TestEdge, until } from "../testing/harness.ts";
+import { until } from "../../shared/testing/until.ts";
+import { ProviderDouble } from "../testing/provider-double.ts";
+import { startTestEdge, type TestEdge } from "../testing/test-edge.ts";
 
 let t: TestEdge;
-let provider: DoubleProvider;
+let provider: ProviderDouble;
 let nodeId: string;
 
 beforeAll(async () => {
-  provider = new DoubleProvider({ autoReady: true });
+  provider = new ProviderDouble({ autoReady: true });
   t = await startTestEdge({ provider });
   const res = await t.call("POST", "/api/nodes", { body: {} });
   expect(res.status).toBe(201);

@@ -7,7 +7,9 @@ import { join } from "node:path";
 import { type Client, openDatabase } from "../db/client.ts";
 import { migrate } from "../db/migrate.ts";
 import { MIGRATIONS } from "../db/migrations.ts";
-import { DoubleProvider, startTestEdge, type TestEdge, until } from "../testing/harness.ts";
+import { until } from "../../shared/testing/until.ts";
+import { ProviderDouble } from "../testing/provider-double.ts";
+import { startTestEdge, type TestEdge } from "../testing/test-edge.ts";
 import { ON_NODE_SQL } from "../tasks/store.ts";
 
 let edges: TestEdge[] = [];
@@ -38,7 +40,7 @@ const statusOf = async (
 ) => ((await (await t.call("GET", `/api/tasks/${id}`)).json()) as { status: string; nodeId: string | null });
 
 test("the kept count matches COUNT(*) through a mixed run: results, cancels, timeouts, node deletion", async () => {
-  const provider = new DoubleProvider({ autoReady: true, double: { mode: "hold", capacity: 3 } });
+  const provider = new ProviderDouble({ autoReady: true, double: { mode: "hold", capacity: 3 } });
   const t = await startTestEdge({ provider, env: { SAM_MAX_NODES: "2" } });
   edges.push(t);
   const { key } = await t.createKey();

@@ -1,7 +1,9 @@
 // Growth with bounds: log lines stored a batch per row, a per-task cap with a visible marker, and retention
 // that prunes finished tasks' logs, finished tasks, dead nodes and old usage after their timers.
 import { afterAll, describe, expect, test } from "bun:test";
-import { DoubleProvider, startTestEdge, until } from "../testing/harness.ts";
+import { until } from "../../shared/testing/until.ts";
+import { ProviderDouble } from "../testing/provider-double.ts";
+import { startTestEdge } from "../testing/test-edge.ts";
 import { NodeStore } from "../nodes/store.ts";
 import { TaskStore } from "../tasks/store.ts";
 import { pruneOnce } from "./retention.ts";
@@ -9,7 +11,7 @@ import { retentionFromEnv } from "../../shared/timeouts.ts";
 import { SecretBox } from "../auth/secret-box.ts";
 
 const DAY = 86_400_000;
-const provider = new DoubleProvider({ autoReady: true, double: { mode: "hold" } });
+const provider = new ProviderDouble({ autoReady: true, double: { mode: "hold" } });
 const t = await startTestEdge({ provider, env: { SAM_TASK_LOG_MAX_LINES: "2500" } });
 afterAll(() => t.stop());
 const key = await t.createKey();

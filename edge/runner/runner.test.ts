@@ -2,7 +2,9 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import * as v from "valibot";
 import { TaskView } from "../../shared/wire/api.ts";
-import { DoubleProvider, startTestEdge, type TestEdge, until } from "../testing/harness.ts";
+import { until } from "../../shared/testing/until.ts";
+import { ProviderDouble } from "../testing/provider-double.ts";
+import { startTestEdge, type TestEdge } from "../testing/test-edge.ts";
 
 let edges: TestEdge[] = [];
 afterEach(async () => {
@@ -10,7 +12,7 @@ afterEach(async () => {
   edges = [];
 });
 
-async function edgeWith(provider: DoubleProvider, env: Record<string, string> = {}) {
+async function edgeWith(provider: ProviderDouble, env: Record<string, string> = {}) {
   const t = await startTestEdge({ provider, env });
   edges.push(t);
   return { t, key: (await t.createKey()).key };
@@ -22,7 +24,7 @@ async function view(t: TestEdge, id: string) {
 
 describe("runner", () => {
   test("the agent never calls back: the task fails exactly at its boot deadline, naming the timer and the phase", async () => {
-    const provider = new DoubleProvider({ autoReady: false });
+    const provider = new ProviderDouble({ autoReady: false });
     const { t, key } = await edgeWith(provider);
     const task = await (await t.call("POST", "/api/tasks", {
       token: key,
@@ -50,7 +52,7 @@ describe("runner", () => {
   test(
     "shortened timers, real ticks: the runner fails the stuck task after its boot budget, never the sweep first",
     async () => {
-      const provider = new DoubleProvider({ autoReady: false });
+      const provider = new ProviderDouble({ autoReady: false });
       const env = {
         SAM_AGENT_READY_TIMEOUT: "600ms",
         SAM_HEARTBEAT_INTERVAL: "100ms",
@@ -84,7 +86,7 @@ describe("runner", () => {
   );
 
   test("duplicate callbacks are idempotent: the same log batch twice, the result twice, ready twice", async () => {
-    const provider = new DoubleProvider({ autoReady: true, double: { mode: "hold" } });
+    const provider = new ProviderDouble({ autoReady: true, double: { mode: "hold" } });
     const { t, key } = await edgeWith(provider);
     const task = await (await t.call("POST", "/api/tasks", {
       token: key,
@@ -120,7 +122,7 @@ describe("runner", () => {
   });
 
   test("a transient dispatch failure is retried by the tick with backoff, then the dispatch deadline fails it", async () => {
-    const provider = new DoubleProvider({ autoReady: true, double: { dispatchStatus: 503 } });
+    const provider = new ProviderDouble({ autoReady: true, double: { dispatchStatus: 503 } });
     const { t, key } = await edgeWith(provider);
     const task = await (await t.call("POST", "/api/tasks", {
       token: key,
@@ -142,7 +144,7 @@ describe("runner", () => {
   });
 
   test("an agent that refuses a task (4xx) fails it with the agent's message", async () => {
-    const provider = new DoubleProvider({ autoReady: true, double: { dispatchStatus: 400 } });
+    const provider = new ProviderDouble({ autoReady: true, double: { dispatchStatus: 400 } });
     const { t, key } = await edgeWith(provider);
     const task = await (await t.call("POST", "/api/tasks", { token: key, body: { prompt: "p" } })).json();
     const failed = await until("failed", async () => {
@@ -153,7 +155,7 @@ describe("runner", () => {
   });
 
   test("a 202 whose body is not the task's run state is not taken as accepted: the dispatch is retried", async () => {
-    const provider = new DoubleProvider({ autoReady: true, double: { dispatchStatus: 202 } });
+    const provider = new ProviderDouble({ autoReady: true, double: { dispatchStatus: 202 } });
     const { t, key } = await edgeWith(provider);
     const task = await (await t.call("POST", "/api/tasks", {
       token: key,
@@ -171,7 +173,7 @@ describe("runner", () => {
   });
 
   test("a provider failure puts the task back in the queue; the queue wait fails it eventually", async () => {
-    const provider = new DoubleProvider({ failCreate: true });
+    const provider = new ProviderDouble({ failCreate: true });
     const { t, key } = await edgeWith(provider);
     const task = await (await t.call("POST", "/api/tasks", { token: key, body: { prompt: "p" } })).json();
     await t.edge.runner.idle();
@@ -188,7 +190,7 @@ describe("runner", () => {
   });
 
   test("idle nodes are reaped after their warm time; busy ones are not", async () => {
-    const provider = new DoubleProvider({ autoReady: true });
+    const provider = new ProviderDouble({ autoReady: true });
     const { t, key } = await edgeWith(provider);
     const task = await (await t.call("POST", "/api/tasks", {
       token: key,
@@ -210,7 +212,7 @@ describe("runner", () => {
   });
 
   test("a node whose server vanished (no heartbeats, provider has no server) fails, and so do its tasks", async () => {
-    const provider = new DoubleProvider({ autoReady: true, double: { mode: "hold" } });
+    const provider = new ProviderDouble({ autoReady: true, double: { mode: "hold" } });
     const { t, key } = await edgeWith(provider);
     const task = await (await t.call("POST", "/api/tasks", { token: key, body: { prompt: "p" } })).json();
     const running = await until("running", async () => {

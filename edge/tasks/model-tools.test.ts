@@ -4,13 +4,14 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { SETTINGS } from "../../agent/config/index.ts";
 import { WORK_DEFAULTS } from "../../agent/work/config.ts";
 import { catalogueModel } from "../inference/models.ts";
-import { DoubleProvider, startTestEdge, type TestEdge } from "../testing/harness.ts";
+import { ProviderDouble } from "../testing/provider-double.ts";
+import { startTestEdge, type TestEdge } from "../testing/test-edge.ts";
 
 let t: TestEdge;
 let key: string;
 
 beforeAll(async () => {
-  t = await startTestEdge({ provider: new DoubleProvider() });
+  t = await startTestEdge({ provider: new ProviderDouble() });
   key = (await t.createKey()).key;
 });
 afterAll(async () => {

@@ -1,15 +1,17 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import * as v from "valibot";
 import { pageOf, TaskEventView, TaskView } from "../../shared/wire/api.ts";
-import { DoubleProvider, startTestEdge, type TestEdge, until } from "../testing/harness.ts";
+import { until } from "../../shared/testing/until.ts";
+import { ProviderDouble } from "../testing/provider-double.ts";
+import { startTestEdge, type TestEdge } from "../testing/test-edge.ts";
 
 let t: TestEdge;
-let provider: DoubleProvider;
+let provider: ProviderDouble;
 let alice: { id: string; key: string };
 let bob: { id: string; key: string };
 
 beforeAll(async () => {
-  provider = new DoubleProvider({ autoReady: true });
+  provider = new ProviderDouble({ autoReady: true });
   t = await startTestEdge({ provider });
   alice = await t.createKey("alice");
   bob = await t.createKey("bob");
@@ -160,7 +162,7 @@ describe("tasks", () => {
   test(
     "a heartbeat answers which reported tasks to stop: unknown, ended or cancelled ones; its own running ones stay",
     async () => {
-      const hold = new DoubleProvider({ autoReady: true, double: { mode: "hold", capacity: 3 } });
+      const hold = new ProviderDouble({ autoReady: true, double: { mode: "hold", capacity: 3 } });
       const h = await startTestEdge({ provider: hold });
       try {
         const key = await h.createKey();
@@ -198,7 +200,7 @@ describe("tasks", () => {
   );
 
   test("cancel stops a running task on its node and answers 409 once it has ended", async () => {
-    const hold = new DoubleProvider({ autoReady: true, double: { mode: "hold" } });
+    const hold = new ProviderDouble({ autoReady: true, double: { mode: "hold" } });
     const h = await startTestEdge({ provider: hold });
     try {
       const key = await h.createKey();

@@ -1,15 +1,23 @@
 /**
- * A small agent that speaks docs/protocol.md, for the edge's tests until (and beside) the real agent
- * binary: it calls ready, heartbeats, accepts `POST /tasks`, runs `command` tasks with `sh -c` (streaming
- * their output as log batches, then the result), and serves `/events`, `/metrics`, `/boot` and real SQLite
- * exports. `hold` mode keeps tasks running until the test finishes them, to observe the states in between.
+ * The node agent's double for the edge's tests: it speaks docs/protocol.md — calls ready, heartbeats, accepts
+ * `POST /tasks`, runs `command` tasks with `sh -c` (streaming their output as log batches, then the result),
+ * and serves `/events`, `/metrics`, `/boot` and real SQLite exports. `hold` mode keeps tasks running until the
+ * test feeds their log and result, to observe the states in between. What it reports about itself is minimal,
+ * or seeded with the admin pages' fixtures (a boot timeline of known phase durations, an hour of metrics, an
+ * event log). The real agent binary runs in the end-to-end tests; this one stays small and follows the
+ * published shapes.
  */
-import { Database } from "bun:sqlite";
+import * as v from "valibot";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { AgentReady } from "../../shared/wire/agent.ts";
-import type { TaskDispatch, TaskLogEvent, TaskResult } from "../../shared/wire/task.ts";
+import type { BootTimeline } from "../../shared/wire/boot.ts";
+import type { NodeEvent } from "../../shared/wire/events.ts";
+import type { MetricsSample } from "../../shared/wire/metrics.ts";
+import { TaskDispatch, type TaskLogEvent, type TaskResult } from "../../shared/wire/task.ts";
+import { BOOT_PHASES, seedNodeEvents, seedSamples } from "./admin-seed.ts";
+import { sqliteDownload, sqliteFile } from "./sqlite-file.ts";
 
 export type AgentDoubleOptions = {
   nodeId: string;
@@ -26,6 +34,15 @@ export type AgentDoubleOptions = {
    * callback says (a missing or foreign certificate, a wrong fingerprint).
    */
   tls?: { cert: string; key: string; report?: { tlsCertificate?: string | null; tlsFingerprint?: string | null } };
+  /**
+   * What the agent reports about itself. `minimal` (the default): no boot phases, one metrics sample, one
+   * event, one row per export. `seeded`: the admin pages' fixtures — the boot phases of `BOOT_PHASES` counted
+   * from `createdAt`, an hour of metrics, an event log of every level, 25 rows per export. `troubled`: the same
+   * with a boot that went wrong (a `PHASE FAILED` and a phase that never ended).
+   */
+  diagnostics?: "minimal" | "seeded" | "troubled";
+  /** When the node's server was created, which the seeded boot counts from; default: when the double starts. */
+  createdAt?: number;
 };
 
 export type AgentDouble = {
@@ -38,19 +55,94 @@ export type AgentDouble = {
   heartbeat(activeTasks?: string[]): Promise<{ ok: boolean; cancel: string[] }>;
   /** Post a result for a held task, as the agent would. */
   finish(taskId: string, result: Partial<TaskResult>): Promise<Response>;
-  logs(taskId: string, events: TaskLogEvent[]): Promise<Response>;
+  /** Post a log batch for a task; plain lines become stdout events numbered on from the task's last batch. */
+  logs(taskId: string, events: TaskLogEvent[] | string[]): Promise<Response>;
   active(): string[];
   stop(): Promise<void>;
 };
+
+/** What the double reports about itself: its boot timeline, metrics, event log, and its exports' sizes. */
+type Diagnostics = {
+  boot: BootTimeline;
+  samples: MetricsSample[];
+  events: NodeEvent[];
+  exports: Record<"events" | "metrics", { table: string; rows: number }>;
+};
+
+function minimalDiagnostics(nodeId: string, startedAt: number): Diagnostics {
+  return {
+    boot: { source: "none", kernelUptimeMsAtAgentStart: null, agentStartedAt: startedAt, phases: [] },
+    samples: [{
+      at: startedAt,
+      cpuPercent: 12.5,
+      load1: 0.1,
+      load5: 0.1,
+      load15: 0.1,
+      memTotalBytes: 1000,
+      memUsedBytes: 500,
+      swapTotalBytes: 0,
+      swapUsedBytes: 0,
+      disk: { path: "/", totalBytes: 100, usedBytes: 40, freeBytes: 60 },
+    }],
+    events: [{
+      id: 1,
+      at: startedAt,
+      level: "info",
+      type: "agent.start",
+      nodeId,
+      workspaceId: null,
+      taskId: null,
+      message: "started",
+      detail: null,
+    }],
+    exports: { events: { table: "events", rows: 1 }, metrics: { table: "samples", rows: 1 } },
+  };
+}
+
+function seededDiagnostics(nodeId: string, startedAt: number, createdAt: number, troubled: boolean): Diagnostics {
+  const at = (s: number) => createdAt + s * 1000;
+  let phases: BootTimeline["phases"] = BOOT_PHASES.map((p) => ({
+    name: p.name,
+    startedAt: at(p.start),
+    endedAt: at(p.start + p.duration),
+    durationMs: p.duration * 1000,
+    status: "ok" as const,
+  }));
+  if (troubled) {
+    phases = [
+      ...phases.slice(0, 2),
+      { name: "tls", startedAt: at(60), endedAt: at(70), durationMs: 10_000, status: "failed" },
+      { name: "image-pull", startedAt: at(70), endedAt: null, durationMs: null, status: "unterminated" },
+    ];
+  }
+  return {
+    boot: {
+      source: "journald",
+      kernelUptimeMsAtAgentStart: 170_000,
+      agentStartedAt: Math.min(startedAt, at(205)),
+      phases,
+    },
+    samples: seedSamples(startedAt),
+    events: seedNodeEvents(startedAt, nodeId),
+    exports: { events: { table: "events", rows: 25 }, metrics: { table: "metrics", rows: 25 } },
+  };
+}
+
+const errorResponse = (status: number, type: string, message: string) =>
+  Response.json({ error: { message, type, code: null } }, { status });
 
 export async function startAgentDouble(o: AgentDoubleOptions): Promise<AgentDouble> {
   const dispatches: TaskDispatch[] = [];
   const cancels: string[] = [];
   const eventQueries: string[] = [];
   const active = new Map<string, { proc?: ReturnType<typeof Bun.spawn> }>();
+  const nextSeq = new Map<string, number>();
   const dir = mkdtempSync(join(tmpdir(), "sam-agent-double-"));
   const startedAt = Date.now();
   const capacity = o.capacity ?? 2;
+  const diagnostics = (o.diagnostics ?? "minimal") === "minimal"
+    ? minimalDiagnostics(o.nodeId, startedAt)
+    : seededDiagnostics(o.nodeId, startedAt, o.createdAt ?? startedAt, o.diagnostics === "troubled");
   let heartbeatTimer: ReturnType<typeof setInterval> | null = null;
 
   const post = (path: string, body: unknown) =>
@@ -60,10 +152,10 @@ export async function startAgentDouble(o: AgentDoubleOptions): Promise<AgentDoub
       body: JSON.stringify(body),
     });
 
-  const unauthorized = () =>
-    Response.json({ error: { message: "missing or invalid agent token", type: "authentication_error", code: null } }, {
-      status: 401,
-    });
+  function postLogs(taskId: string, events: TaskLogEvent[]): Promise<Response> {
+    for (const e of events) nextSeq.set(taskId, Math.max(nextSeq.get(taskId) ?? 0, e.seq + 1));
+    return post(`/api/agent/tasks/${taskId}/events`, { events });
+  }
 
   async function runCommand(d: TaskDispatch): Promise<void> {
     const command = d.agent.type === "command" ? d.agent.command : `echo ${JSON.stringify(d.prompt)}`;
@@ -85,11 +177,7 @@ export async function startAgentDouble(o: AgentDoubleOptions): Promise<AgentDoub
       ...out.split("\n").filter(Boolean).map((m) => ({ stream: "stdout" as const, message: m })),
       ...err.split("\n").filter(Boolean).map((m) => ({ stream: "stderr" as const, message: m })),
     ];
-    if (lines.length > 0) {
-      await post(`/api/agent/tasks/${d.taskId}/events`, {
-        events: lines.map((l, seq) => ({ seq, at: Date.now(), ...l })),
-      });
-    }
+    if (lines.length > 0) await postLogs(d.taskId, lines.map((l, seq) => ({ seq, at: Date.now(), ...l })));
     active.delete(d.taskId);
     const result: TaskResult = {
       status: exitCode === 0 ? "succeeded" : "failed",
@@ -101,42 +189,21 @@ export async function startAgentDouble(o: AgentDoubleOptions): Promise<AgentDoub
     await post(`/api/agent/tasks/${d.taskId}/result`, result);
   }
 
-  function exportDb(kind: "events" | "metrics"): Response {
-    const db = new Database(":memory:");
-    db.run(
-      kind === "events"
-        ? "CREATE TABLE events (id INTEGER PRIMARY KEY, at INTEGER, type TEXT, message TEXT)"
-        : "CREATE TABLE samples (at INTEGER PRIMARY KEY, cpu REAL)",
+  async function accept(req: Request): Promise<Response> {
+    const parsed = v.safeParse(TaskDispatch, await req.json());
+    if (!parsed.success) return errorResponse(400, "invalid_request_error", v.summarize(parsed.issues));
+    const d = parsed.output;
+    dispatches.push(d);
+    if (o.dispatchStatus) return errorResponse(o.dispatchStatus, "server_error", "injected");
+    if (active.has(d.taskId)) return errorResponse(409, "conflict_error", "duplicate");
+    if (active.size >= capacity) return errorResponse(429, "rate_limit_error", "at capacity");
+    active.set(d.taskId, {});
+    if ((o.mode ?? "run") === "run") void runCommand(d);
+    return Response.json(
+      { taskId: d.taskId, status: "running", startedAt: Date.now(), finishedAt: null, exitCode: null },
+      { status: 202 },
     );
-    if (kind === "events") {
-      db.run("INSERT INTO events (at, type, message) VALUES (?, 'agent.start', ?)", [
-        startedAt,
-        `agent double of ${o.nodeId}`,
-      ]);
-    } else db.run("INSERT INTO samples VALUES (?, 12.5)", [startedAt]);
-    const bytes = db.serialize();
-    db.close();
-    return new Response(new Uint8Array(bytes), {
-      headers: {
-        "Content-Type": "application/vnd.sqlite3",
-        "Content-Disposition": `attachment; filename="${o.nodeId}-${kind}.db"`,
-        "Content-Length": String(bytes.byteLength),
-      },
-    });
   }
-
-  const sample = {
-    at: startedAt,
-    cpuPercent: 12.5,
-    load1: 0.1,
-    load5: 0.1,
-    load15: 0.1,
-    memTotalBytes: 1000,
-    memUsedBytes: 500,
-    swapTotalBytes: 0,
-    swapUsedBytes: 0,
-    disk: { path: "/", totalBytes: 100, usedBytes: 40, freeBytes: 60 },
-  };
 
   const server = Bun.serve({
     hostname: "127.0.0.1",
@@ -144,38 +211,14 @@ export async function startAgentDouble(o: AgentDoubleOptions): Promise<AgentDoub
     tls: o.tls ? { cert: o.tls.cert, key: o.tls.key } : undefined,
     async fetch(req) {
       const url = new URL(req.url);
+      const q = url.searchParams;
       if (url.pathname === "/health") {
         return Response.json({ ok: true, version: "double", uptimeMs: Date.now() - startedAt, nodeId: o.nodeId });
       }
-      if (req.headers.get("Authorization") !== `Bearer ${o.agentToken}`) return unauthorized();
-      if (req.method === "POST" && url.pathname === "/tasks") {
-        const d = (await req.json()) as TaskDispatch;
-        dispatches.push(d);
-        if (o.dispatchStatus) {
-          return Response.json({ error: { message: "injected", type: "server_error", code: null } }, {
-            status: o.dispatchStatus,
-          });
-        }
-        if (active.has(d.taskId)) {
-          return Response.json({ error: { message: "duplicate", type: "conflict_error", code: null } }, {
-            status: 409,
-          });
-        }
-        if (active.size >= capacity) {
-          return Response.json({ error: { message: "at capacity", type: "rate_limit_error", code: null } }, {
-            status: 429,
-          });
-        }
-        active.set(d.taskId, {});
-        if ((o.mode ?? "run") === "run") void runCommand(d);
-        return Response.json({
-          taskId: d.taskId,
-          status: "running",
-          startedAt: Date.now(),
-          finishedAt: null,
-          exitCode: null,
-        }, { status: 202 });
+      if (req.headers.get("Authorization") !== `Bearer ${o.agentToken}`) {
+        return errorResponse(401, "authentication_error", "missing or invalid agent token");
       }
+      if (req.method === "POST" && url.pathname === "/tasks") return accept(req);
       const cancel = /^\/tasks\/([^/]+)\/cancel$/.exec(url.pathname);
       if (req.method === "POST" && cancel) {
         cancels.push(cancel[1]!);
@@ -184,35 +227,28 @@ export async function startAgentDouble(o: AgentDoubleOptions): Promise<AgentDoub
         active.delete(cancel[1]!);
         return Response.json({ cancelled: Boolean(entry) });
       }
-      if (url.pathname === "/events") {
-        eventQueries.push(url.search);
-        return Response.json({
-          data: [{
-            id: 1,
-            at: startedAt,
-            level: "info",
-            type: "agent.start",
-            nodeId: o.nodeId,
-            workspaceId: null,
-            taskId: null,
-            message: "started",
-            detail: null,
-          }],
-          nextCursor: null,
-        });
+      switch (url.pathname) {
+        case "/events": {
+          eventQueries.push(url.search);
+          const data = diagnostics.events.filter((e) =>
+            (!q.get("level") || e.level === q.get("level")) && (!q.get("type") || e.type === q.get("type"))
+          );
+          return Response.json({ data: data.slice(0, Number(q.get("limit") ?? 100)), nextCursor: null });
+        }
+        case "/metrics": {
+          const since = Number(q.get("since") ?? 0);
+          return Response.json({ samples: diagnostics.samples.filter((s) => s.at >= since) });
+        }
+        case "/boot":
+          return Response.json(diagnostics.boot);
+        case "/events/export":
+        case "/metrics/export": {
+          const kind = url.pathname === "/events/export" ? "events" : "metrics";
+          const { table, rows } = diagnostics.exports[kind];
+          return sqliteDownload(sqliteFile(table, rows), `${o.nodeId}-${kind}.db`);
+        }
       }
-      if (url.pathname === "/events/export") return exportDb("events");
-      if (url.pathname === "/metrics/export") return exportDb("metrics");
-      if (url.pathname === "/metrics") return Response.json({ samples: [sample] });
-      if (url.pathname === "/boot") {
-        return Response.json({
-          source: "none",
-          kernelUptimeMsAtAgentStart: null,
-          agentStartedAt: startedAt,
-          phases: [],
-        });
-      }
-      return Response.json({ error: { message: "no route", type: "not_found_error", code: null } }, { status: 404 });
+      return errorResponse(404, "not_found_error", `no route for ${req.method} ${url.pathname}`);
     },
   });
   const url = `${o.tls ? "https" : "http"}://127.0.0.1:${server.port}`;
@@ -228,7 +264,7 @@ export async function startAgentDouble(o: AgentDoubleOptions): Promise<AgentDoub
         version: "double-1",
         url,
         ...(o.tls ? { tlsCertificate: o.tls.cert, ...o.tls.report } : {}),
-        bootTimeline: { source: "none", kernelUptimeMsAtAgentStart: null, agentStartedAt: startedAt, phases: [] },
+        bootTimeline: diagnostics.boot,
         capabilities: {
           workspaceModes: ["host"],
           agents: ["command"],
@@ -246,7 +282,7 @@ export async function startAgentDouble(o: AgentDoubleOptions): Promise<AgentDoub
         at: Date.now(),
         uptimeMs: Date.now() - startedAt,
         activeTasks: activeTasks ?? [...active.keys()],
-        metrics: sample,
+        metrics: diagnostics.samples.at(-1),
       });
       return (await res.json()) as { ok: boolean; cancel: string[] };
     },
@@ -260,7 +296,13 @@ export async function startAgentDouble(o: AgentDoubleOptions): Promise<AgentDoub
       });
     },
     logs(taskId, events) {
-      return post(`/api/agent/tasks/${taskId}/events`, { events });
+      const first = nextSeq.get(taskId) ?? 0;
+      return postLogs(
+        taskId,
+        events.map((e, i) =>
+          typeof e === "string" ? { seq: first + i, at: Date.now(), stream: "stdout" as const, message: e } : e
+        ),
+      );
     },
     active: () => [...active.keys()],
     async stop() {

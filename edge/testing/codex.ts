@@ -3,7 +3,7 @@
  * as a custom model provider, and a scripted model that has it write a file with its shell tool.
  */
 import { join } from "node:path";
-import type { ChatBody, ChatStep } from "./scripted-chat.ts";
+import type { ChatBody, ChatStep } from "../../shared/testing/scripted-chat.ts";
 
 export const CODEX = join(import.meta.dirname!, "../../node_modules/.bin/codex");
 

@@ -12,6 +12,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { freePort } from "../../shared/testing/free-port.ts";
 
 const opt = (name: string, fallback: string) =>
   process.argv.find((a) => a.startsWith(`--${name}=`))?.split("=")[1] ?? fallback;
@@ -41,13 +42,6 @@ writeFileSync(
 );
 
 type Run = { rss: number; anon: number; health: number; dfg: string[] };
-
-async function freePort(): Promise<number> {
-  const probe = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response() });
-  const port = probe.port!;
-  probe.stop(true);
-  return port;
-}
 
 async function run(bin: string, i: number, label: string): Promise<Run> {
   // Drop the binary's pages from the page cache, as after a reboot (see agent-binary.ts).

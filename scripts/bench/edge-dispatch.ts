@@ -4,7 +4,9 @@
  * here side by side: the same edge with event-driven dispatch off, its tick every 5 s doing the dispatch.
  *   node_modules/.bin/bun scripts/bench/edge-dispatch.ts [--runs 50] [--anchor-runs 4]
  */
-import { DoubleProvider, startTestEdge, until } from "../../edge/testing/harness.ts";
+import { until } from "../../shared/testing/until.ts";
+import { ProviderDouble } from "../../edge/testing/provider-double.ts";
+import { startTestEdge } from "../../edge/testing/test-edge.ts";
 import { summary } from "./edge-stats.ts";
 
 const arg = (name: string, fallback: number) => {
@@ -13,7 +15,7 @@ const arg = (name: string, fallback: number) => {
 };
 
 async function measure(runs: number, pollMs: number | null): Promise<number[]> {
-  const provider = new DoubleProvider({ autoReady: false });
+  const provider = new ProviderDouble({ autoReady: false });
   const t = await startTestEdge({ provider, env: { SAM_MAX_NODES: "1000" } });
   // The anchor: the ready callback no longer dispatches; a poller every 5 s dispatches for every ready node.
   const runner = t.edge.runner;

@@ -24,11 +24,11 @@
  * competes with the generator for a core (on a 2-core machine; other processes still share both).
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { createServer } from "node:net";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { cpuNs } from "./inference-bisect.ts";
 import { BENCH_KEY, BENCH_MODEL } from "./inference-servers.ts";
+import { freePort } from "../../shared/testing/free-port.ts";
 
 const root = dirname(dirname(dirname(fileURLToPath(import.meta.url))));
 const arg = (name: string, fallback: number) => {
@@ -77,15 +77,6 @@ function startProcess(
     child.stdout!.on("data", onData);
     child.stderr!.on("data", onData);
     child.on("exit", (code) => reject(new Error(`${cmd} exited ${code}: ${out.slice(-500)}`)));
-  });
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
   });
 }
 

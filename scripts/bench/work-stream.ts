@@ -7,7 +7,8 @@
  */
 import { join } from "node:path";
 import type { TaskView } from "../../shared/wire/api.ts";
-import { startTestEdge, until } from "../../edge/testing/harness.ts";
+import { until } from "../../shared/testing/until.ts";
+import { startTestEdge } from "../../edge/testing/test-edge.ts";
 
 const lines = Number(process.argv[process.argv.indexOf("--lines") + 1] || 60) || 60;
 const root = join(import.meta.dir, "..", "..");

@@ -8,7 +8,8 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { NodeView, TaskView } from "../../shared/wire/api.ts";
-import { startTestEdge, until } from "../../edge/testing/harness.ts";
+import { until } from "../../shared/testing/until.ts";
+import { startTestEdge } from "../../edge/testing/test-edge.ts";
 
 const runs = Number(process.argv[process.argv.indexOf("--runs") + 1] || 30) || 30;
 const root = join(import.meta.dir, "..", "..");

@@ -10,8 +10,9 @@ import type { TaskView } from "../../../shared/wire/api.ts";
 import { AGENT_BINARY, ensureAgentBinary } from "../../../agent/testing/binary.ts";
 import { initRepo } from "../../../agent/testing/git-repo.ts";
 import { CODEX, writeFileScript } from "../../testing/codex.ts";
-import { startTestEdge, type TestEdge, until } from "../../testing/harness.ts";
-import { type ScriptedChat, startScriptedChat } from "../../testing/scripted-chat.ts";
+import { until } from "../../../shared/testing/until.ts";
+import { startTestEdge, type TestEdge } from "../../testing/test-edge.ts";
+import { type ScriptedChat, startScriptedChat } from "../../../shared/testing/scripted-chat.ts";
 
 let base: string;
 let repo: string;
@@ -24,7 +25,7 @@ beforeAll(async () => {
   // operator would with CLIs under /opt (SAM_TASK_TOOL_PATHS; the local provider passes it to its agents).
   process.env.SAM_TASK_TOOL_PATHS = join(import.meta.dir, "..", "..", "..", "node_modules");
   base = mkdtempSync(join(tmpdir(), "sam-codex-task-"));
-  repo = await initRepo(join(base, "repo"), { "README.md": "a repo\n" });
+  repo = initRepo(join(base, "repo"), { "README.md": "a repo\n" });
   model = await startScriptedChat(writeFileScript("CODEX.md", "written by codex"));
   edge = await startTestEdge({
     env: { SAM_AGENT_BINARY: AGENT_BINARY, SAM_HEARTBEAT_INTERVAL: "1s", SAM_INFERENCE_URL: model.url },

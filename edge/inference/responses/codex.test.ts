@@ -5,7 +5,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CODEX, codexConfig, writeFileScript } from "../../testing/codex.ts";
-import { type ScriptedChat, startScriptedChat } from "../../testing/scripted-chat.ts";
+import { type ScriptedChat, startScriptedChat } from "../../../shared/testing/scripted-chat.ts";
 import { type Served, serveInference, TOKENS } from "../../testing/inference-harness.ts";
 
 let upstream: ScriptedChat;

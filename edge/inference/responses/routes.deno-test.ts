@@ -5,7 +5,7 @@ import OpenAI from "openai";
 import { createClient } from "@libsql/client";
 import { loadEdgeConfig } from "../../config.ts";
 import { migrate } from "../../db/migrate.ts";
-import { startScriptedChat } from "../../testing/scripted-chat.ts";
+import { startScriptedChat } from "../../../shared/testing/scripted-chat.ts";
 import { loadInferenceConfig } from "../config.ts";
 import { createInferenceRoutes } from "../routes.ts";
 import { INFERENCE_MIGRATIONS } from "../usage.ts";

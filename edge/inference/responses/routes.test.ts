@@ -3,7 +3,7 @@
 import { Agent, OpenAIResponsesModel, run, setTracingDisabled, tool } from "@openai/agents";
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import OpenAI from "openai";
-import { type ScriptedChat, startScriptedChat } from "../../testing/scripted-chat.ts";
+import { type ScriptedChat, startScriptedChat } from "../../../shared/testing/scripted-chat.ts";
 import { type Served, serveInference, TOKENS } from "../../testing/inference-harness.ts";
 import { DROPPED_HEADER, FLATTENED_HEADER } from "./routes.ts";
 

@@ -5,8 +5,9 @@
 // stateless: what is checked is that every request was valid and that the flow completes — a task creates
 // a server and waits for it, the tick's reaper lists SAM's servers, deleting the node deletes the server.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { createServer } from "node:net";
-import { startTestEdge, type TestEdge, until } from "../../testing/harness.ts";
+import { until } from "../../../shared/testing/until.ts";
+import { startTestEdge, type TestEdge } from "../../testing/test-edge.ts";
+import { freePort } from "../../../shared/testing/free-port.ts";
 
 const SPEC = new URL("./testdata/hetzner-cloud.trimmed.spec.json", import.meta.url).pathname;
 const ROOT = new URL("../../../", import.meta.url).pathname;
@@ -14,14 +15,6 @@ const TOKEN = "contract-test-token";
 
 type Seen = { method: string; path: string; status: number };
 const seen: Seen[] = [];
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 let prism: ReturnType<typeof Bun.spawn>;
 let proxy: ReturnType<typeof Bun.serve>;

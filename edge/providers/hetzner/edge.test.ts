@@ -5,7 +5,8 @@
 // run). The VM itself cannot boot here, so tasks stay waiting for their agent.
 import { afterAll, afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { parse } from "yaml";
-import { startTestEdge, type TestEdge, until } from "../../testing/harness.ts";
+import { until } from "../../../shared/testing/until.ts";
+import { startTestEdge, type TestEdge } from "../../testing/test-edge.ts";
 import { startHetznerFake } from "../../testing/hetzner-fake.ts";
 
 const TOKEN = "hcloud-edge-test-token";

@@ -2,7 +2,8 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { startTestEdge, type TestEdge, until } from "../../testing/harness.ts";
+import { until } from "../../../shared/testing/until.ts";
+import { startTestEdge, type TestEdge } from "../../testing/test-edge.ts";
 import { LocalProvider } from "./local.ts";
 import { processRunning } from "../../../shared/process.ts";
 

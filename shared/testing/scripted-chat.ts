@@ -3,6 +3,7 @@
  * answers from a script — text, native tool calls, a Hermes `<tool_call>` written as text, or an error —
  * as JSON or, when asked to stream, as SSE shaped like Workers AI's: no `role` in the first delta,
  * arguments split over several chunks, usage in a final chunk without choices. Remembers every request.
+ * The edge's inference tests put it upstream of the edge; the agent's tests call it as the model.
  */
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -27,6 +28,8 @@ export type ScriptedChat = {
   /** The base URL, ending in /v1. */
   url: string;
   requests: ChatBody[];
+  /** Each request's Authorization header, in the order of `requests`. */
+  authorizations: (string | null)[];
   /** Steps answered in order, or a function choosing one from the request. */
   script: ChatStep[] | ((body: ChatBody) => ChatStep);
   close(): Promise<void>;
@@ -102,7 +105,7 @@ function json(id: string, model: string, step: Answer) {
 
 export async function startScriptedChat(script: ScriptedChat["script"] = []): Promise<ScriptedChat> {
   let n = 0;
-  const chat: ScriptedChat = { url: "", requests: [], script, close: async () => {} };
+  const chat: ScriptedChat = { url: "", requests: [], authorizations: [], script, close: async () => {} };
   const server = createServer((req, res) => {
     const parts: Buffer[] = [];
     req.on("data", (b: Buffer) => parts.push(b));
@@ -113,6 +116,7 @@ export async function startScriptedChat(script: ScriptedChat["script"] = []): Pr
       }
       const body = JSON.parse(Buffer.concat(parts).toString("utf8")) as ChatBody;
       chat.requests.push(body);
+      chat.authorizations.push(req.headers.authorization ?? null);
       const s = chat.script;
       const step = typeof s === "function" ? s(body) : s.shift() ?? { text: "(script exhausted)" };
       if ("status" in step) {
