@@ -110,12 +110,18 @@ async function integrity(edge: LabEdge, nodeId: string, kind: "events" | "metric
   return (await run("sqlite3", [file, "PRAGMA integrity_check;"])).trim();
 }
 
-function report(name: string, view: NodeView): void {
+function report(name: string, view: NodeView, vm?: Vm): void {
   console.log(
     `\n${name} — node ${view.id} (${view.status}${view.statusReason ? `: ${view.statusReason}` : ""})\n${
       waterfallText(view)
     }`,
   );
+  // A failed phase's own words: the tail of each background job's log, as the guest's probe last saw it.
+  const logs = vm?.state()?.bootLogs.trim();
+  if (logs && (view.bootTimeline?.phases ?? []).some((p) => p.status !== "ok")) {
+    writeFileSync(join(runDir, `boot-logs-${name}.txt`), logs + "\n");
+    console.log(`boot job logs (tail):\n${logs.split("\n").map((l) => `  ${l}`).join("\n")}`);
+  }
   const svg = join(runDir, `waterfall-${name}.svg`);
   writeFileSync(svg, waterfallSvg(view, `${name}: node ${view.id}`));
   console.log(`(SVG: ${svg})`);
@@ -126,7 +132,7 @@ async function mainBoot(edge: LabEdge, nodeId: string, vms: Map<string, Vm>): Pr
     "the main node's ready callback",
     async () => {
       const v = await node(edge, nodeId);
-      return v.status === "ready" ? v : v.status === "failed"
+      return v.status === "ready" ? v : v.status === "failed" || v.status === "deleted"
         ? (() => {
           throw new Error(`main node failed: ${v.statusReason}`);
         })()
@@ -283,7 +289,7 @@ async function mainBoot(edge: LabEdge, nodeId: string, vms: Map<string, Vm>): Pr
     rebooted.restarts === 0,
     `NRestarts=${rebooted.restarts}`,
   );
-  report("main", after);
+  report("main", after, vm);
 
   await edge.json("DELETE", `/api/nodes/${nodeId}`);
   const gone = await until(
@@ -334,10 +340,10 @@ async function failingBoot(edge: LabEdge, nodeId: string, vms: Map<string, Vm>):
     !!s && s.activeState === "active" && s.restarts === 0,
     s ? `${s.activeState}, NRestarts=${s.restarts}` : "no probe state (VM already stopped)",
   );
-  report("failing", failed);
+  report("failing", failed, vm);
 }
 
-async function stuckBoot(edge: LabEdge, nodeId: string): Promise<void> {
+async function stuckBoot(edge: LabEdge, nodeId: string, vms: Map<string, Vm>): Promise<void> {
   let live: NodeView | null = null;
   const failed = await until(
     "the stuck node's boot timeout",
@@ -362,7 +368,7 @@ async function stuckBoot(edge: LabEdge, nodeId: string): Promise<void> {
     /stuck in phase agent-download for \d+s/.test(failed.statusReason ?? ""),
     failed.statusReason ?? "",
   );
-  report("stuck", failed);
+  report("stuck", failed, vms.get(nodeId));
 }
 
 async function main(): Promise<number> {
@@ -449,7 +455,7 @@ async function main(): Promise<number> {
   await Promise.all([
     guard("main", mainBoot(mainEdge, mainId, vms)),
     failingId ? guard("failing", failingBoot(mainEdge, failingId, vms)) : null,
-    stuckId ? guard("stuck", stuckBoot(shortEdge, stuckId)) : null,
+    stuckId ? guard("stuck", stuckBoot(shortEdge, stuckId, vms)) : null,
   ]);
 
   for (const stop of stops) stop();

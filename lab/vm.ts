@@ -34,7 +34,15 @@ export type VmOptions = {
   cpus?: number;
 };
 
-export type GuestState = { activeState: string; subState: string; restarts: number; journal: string; files: string[] };
+export type GuestState = {
+  activeState: string;
+  subState: string;
+  restarts: number;
+  journal: string;
+  files: string[];
+  /** The last lines of each background job's log (/var/log/sam-boot), to read why one failed. */
+  bootLogs: string;
+};
 
 export type Vm = {
   name: string;
@@ -54,7 +62,7 @@ const PROBE = `#!/bin/sh
 # SAM lab probe: the agent unit's state and every sam-boot marker, to ttyS1 whenever they change.
 last=
 while :; do
-  s=$( { systemctl show sam-agent.service -p ActiveState -p SubState -p NRestarts; echo '--journal--'; journalctl -t sam-boot -o json --no-pager; echo '--files--'; ls /usr/local/lib/sam; } 2>&1 )
+  s=$( { systemctl show sam-agent.service -p ActiveState -p SubState -p NRestarts; echo '--journal--'; journalctl -t sam-boot -o json --no-pager; echo '--files--'; ls /usr/local/lib/sam; echo '--bootlogs--'; tail -n 4 /var/log/sam-boot/*.log; } 2>&1 )
   if [ "$s" != "$last" ]; then printf '=====BEGIN\\n%s\\n=====END\\n' "$s" >/dev/ttyS1; last=$s; fi
   sleep 2
 done
@@ -193,7 +201,8 @@ export async function bootVm(o: VmOptions): Promise<Vm> {
       if (begin < 0 || end < 0) return null;
       const block = text.slice(begin + 11, end);
       const [unit = "", rest = ""] = block.split("--journal--\n");
-      const [journal = "", files = ""] = rest.split("--files--\n");
+      const [journal = "", after = ""] = rest.split("--files--\n");
+      const [files = "", bootLogs = ""] = after.split("--bootlogs--\n");
       const prop = (k: string): string => unit.match(new RegExp(`^${k}=(.*)$`, "m"))?.[1] ?? "";
       return {
         activeState: prop("ActiveState"),
@@ -201,6 +210,7 @@ export async function bootVm(o: VmOptions): Promise<Vm> {
         restarts: Number(prop("NRestarts") || 0),
         journal,
         files: files.split("\n").filter(Boolean),
+        bootLogs,
       };
     },
     reboot: () => hmp(monitor, "sendkey ctrl-alt-delete"),
