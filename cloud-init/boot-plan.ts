@@ -59,7 +59,12 @@ export function shellQuote(value: string): string {
   return `'${value.replace(/'/g, `'\\''`)}'`;
 }
 
-const CURL = "curl -fsSL --retry 5 --retry-connrefused --connect-timeout 10";
+/**
+ * Downloads retry every failure, not only the ones curl deems transient: a boot on a slow link (the lab's
+ * emulated VM behind a busy host) saw a TLS handshake time out and a connection closed before the reply,
+ * and either one failed the phase for good. Five retries with curl's doubling delay end within ≈ 30 s.
+ */
+const CURL = "curl -fsSL --retry 5 --retry-all-errors --connect-timeout 20";
 const APT_INSTALL =
   "DEBIAN_FRONTEND=noninteractive apt-get -q -y -o DPkg::Lock::Timeout=120 install --no-install-recommends";
 
