@@ -21,6 +21,17 @@ export const SYSTEM_PACKAGES = {
     ["setpriv", "util-linux"],
     ["bwrap", "bubblewrap"],
   ],
+  // `npm run test:boot` (lab/): a Debian VM built with mmdebstrap, booted under qemu with a NoCloud seed ISO.
+  lab: [
+    ["qemu-system-x86_64", "qemu-system-x86"],
+    ["qemu-img", "qemu-utils"],
+    ["mmdebstrap", "mmdebstrap"],
+    ["genisoimage", "genisoimage"],
+    ["socat", "socat"],
+    ["/bin/busybox", "busybox-static"],
+    ["mkfs.ext4", "e2fsprogs"],
+    ["openssl", "openssl"],
+  ],
 };
 
 const present = (probe) =>
