@@ -8,9 +8,17 @@
 import { formatDuration } from "../../shared/duration.ts";
 import { errorMessageOf } from "../../shared/errors.ts";
 import type { Timeouts } from "../../shared/timeouts.ts";
-import { TASK_SLOTS } from "../../shared/wire/agent.ts";
+import { type AgentCapabilities, TASK_SLOTS } from "../../shared/wire/agent.ts";
 import * as v from "valibot";
-import { type TaskDispatch, TaskRunState, type TaskStatus, type TaskSubmission } from "../../shared/wire/task.ts";
+import {
+  isTerminal,
+  type TaskDispatch,
+  type TaskResult,
+  TaskRunState,
+  type TaskStatus,
+  type TaskSubmission,
+} from "../../shared/wire/task.ts";
+import type { BootTimeline } from "../../shared/wire/boot.ts";
 import { TOKEN_PREFIX } from "../auth/authenticate.ts";
 import { hashToken, randomToken } from "../auth/tokens.ts";
 import { type Provider, ProviderCreateError } from "../providers/provider.ts";
@@ -38,6 +46,16 @@ export type RunnerDeps = {
   /** Keeps a node's diagnostics (its agent's databases) before its server is deleted; best effort. */
   archive?: (node: NodeRecord) => Promise<string[]>;
   log?: (message: string) => void;
+};
+
+/** What an agent's ready callback tells about itself, checked by the route (its certificate: pinnable). */
+export type AgentReport = {
+  url: string;
+  /** The certificate (PEM) the edge pins for an `https` agent; null for an `http` one. */
+  tlsCertificate: string | null;
+  version: string;
+  bootTimeline: BootTimeline;
+  capabilities: AgentCapabilities;
 };
 
 /** Slots a node is assumed to have before its agent reports its capabilities (the agent's default). */
@@ -300,6 +318,51 @@ export class Runner {
     }
   }
 
+  /**
+   * The agent's ready callback: the node becomes ready and learns its agent (address, certificate, slots), then
+   * everything waiting for it is dispatched. A draining node keeps draining, but learns the agent too.
+   */
+  async agentReady(nodeId: string, agent: AgentReport, now = Date.now()): Promise<void> {
+    const fields = {
+      agent_url: agent.url,
+      agent_tls_cert: agent.tlsCertificate,
+      agent_version: agent.version,
+      boot_timeline: JSON.stringify(agent.bootTimeline),
+      capabilities: JSON.stringify(agent.capabilities),
+      slots: agent.capabilities.maxConcurrentTasks,
+      last_heartbeat_at: now,
+    };
+    const became = await this.d.nodes.transition(
+      nodeId,
+      ["provisioning", "booting", "ready"],
+      "ready",
+      null,
+      fields,
+      now,
+    );
+    if (!became) await this.d.nodes.update(nodeId, fields);
+    await this.d.nodes.update(nodeId, { ready_at: (await this.d.nodes.get(nodeId))?.readyAt ?? now });
+    await this.d.nodes.addTimings(nodeId, [{ name: "agent_ready", at: now }]);
+    if (became) this.background(() => this.nodeReady(nodeId));
+  }
+
+  /** The agent's ready callback of an agent that cannot serve work: the node fails with its reason, its timeline kept. */
+  async agentDegraded(
+    nodeId: string,
+    agent: { reason: string; version: string; bootTimeline: BootTimeline },
+    now = Date.now(),
+  ): Promise<void> {
+    await this.d.nodes.update(nodeId, {
+      boot_timeline: JSON.stringify(agent.bootTimeline),
+      agent_version: agent.version,
+      last_heartbeat_at: now,
+    });
+    if (await this.d.nodes.transition(nodeId, ["provisioning", "booting", "ready"], "failed", agent.reason)) {
+      await this.d.nodes.addTimings(nodeId, [{ name: "agent_degraded", at: now }]);
+      this.background(() => this.nodeFailed(nodeId, agent.reason));
+    }
+  }
+
   /** A node that reported it cannot work (a degraded agent): its tasks go elsewhere and its server goes. */
   async nodeFailed(nodeId: string, reason: string): Promise<void> {
     const node = await this.d.nodes.get(nodeId);
@@ -486,10 +549,37 @@ export class Runner {
     return ok;
   }
 
+  /** The agent's result: the task ends as the agent says, and its slot goes to the next task. */
+  async taskFinished(task: TaskRecord, result: TaskResult): Promise<boolean> {
+    const error = result.status === "succeeded"
+      ? null
+      : (result.error ?? `the task ${result.status} with exit code ${result.exitCode}`);
+    const ok = await this.d.tasks.transition(task.id, ["dispatched", "running"], result.status, {
+      message: result.status === "succeeded" ? succeededMessage(result) : error!,
+      error,
+      result,
+    });
+    this.d.wakeups.notify(task.id);
+    if (ok) this.background(() => this.taskLeftNode(task));
+    return ok;
+  }
+
   // ---- user actions ----
 
-  /** Cancel: a task not yet on a node stops at once; one on a node is marked and the agent is told. */
+  /**
+   * Cancel: a task not yet on a node stops at once; one on a node is marked and the agent is told. When the
+   * runner moved the task meanwhile (the CAS lost), the cancel applies to wherever it is now. False when the
+   * task ended first (or is gone).
+   */
   async cancel(task: TaskRecord): Promise<boolean> {
+    for (let current: TaskRecord | null = task; current && !isTerminal(current.status);) {
+      if (await this.cancelFrom(current)) return true;
+      current = await this.d.tasks.get(task.id);
+    }
+    return false;
+  }
+
+  private async cancelFrom(task: TaskRecord): Promise<boolean> {
     const onNode = task.status === "dispatched" || task.status === "running";
     if (onNode) await this.d.tasks.requestCancel(task.id);
     const ok = await this.d.tasks.transition(task.id, [task.status], "cancelled", {
@@ -708,4 +798,19 @@ function acceptedRun(text: string, taskId: string): boolean {
 
 function agentMessage(text: string): string {
   return errorMessageOf(text) ?? text.slice(0, 200);
+}
+
+/** A succeeded task's status line; when its work was to be delivered, whether it was and where. */
+function succeededMessage(result: TaskResult): string {
+  const d = result.delivery;
+  if (d?.status === "failed") {
+    return `succeeded, not delivered: ${d.reason ?? d.code ?? "unknown reason"} (the patch is in the result)`;
+  }
+  if (d?.status === "delivered") {
+    return `succeeded, delivered to branch ${d.branch}${
+      d.pullRequest ? ` — pull request #${d.pullRequest.number} ${d.pullRequest.url}` : ""
+    }`;
+  }
+  if (d?.status === "skipped") return `succeeded, nothing delivered: ${d.reason ?? "no changes"}`;
+  return `succeeded (exit code ${result.exitCode})`;
 }
