@@ -124,12 +124,11 @@ export function callbackRoutes(d: CallbackDeps): Hono<CallerEnv> {
     const nodeId = nodeOf(c.var.caller);
     const body = parseOrThrow(AgentHeartbeat, await readJsonBody(c.req.raw));
     sameNode(nodeId, body.nodeId);
-    const set: Record<string, string | number> = {
-      last_heartbeat_at: Date.now(),
-      active_tasks: JSON.stringify(body.activeTasks),
-    };
-    if (body.metrics) set.last_metrics = JSON.stringify(body.metrics);
-    await d.nodes.update(nodeId, set);
+    await d.nodes.update(nodeId, {
+      lastHeartbeatAt: Date.now(),
+      activeTasks: body.activeTasks,
+      ...(body.metrics ? { lastMetrics: body.metrics } : {}),
+    });
     // Tell the agent to stop what the edge no longer wants: tasks cancelled, failed by a deadline, or not its own.
     const standing = await d.tasks.standing(body.activeTasks);
     const cancel = body.activeTasks.filter((id) => {

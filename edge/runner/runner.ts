@@ -23,9 +23,9 @@ import { TOKEN_PREFIX } from "../auth/authenticate.ts";
 import { hashToken, randomToken } from "../auth/tokens.ts";
 import { type Provider, ProviderCreateError } from "../providers/provider.ts";
 import { type AgentClient, AgentUnreachable } from "../nodes/agent-client.ts";
-import { nodeFromRow, nodeHealth, type NodeRecord, type NodeStore } from "../nodes/store.ts";
+import { type NodeFields, nodeFromRow, nodeHealth, type NodeRecord, type NodeStore } from "../nodes/store.ts";
 import type { NodeStatus } from "../../shared/wire/api.ts";
-import { dispatchingMessage, type TaskRecord, type TaskStore } from "../tasks/store.ts";
+import { dispatchingMessage, type TaskRecord, type TaskStore, type TransitionGuard } from "../tasks/store.ts";
 import { type ActiveStatus, runnerDeadline, SWEEP_LIMITS, sweepDeadline } from "./deadlines.ts";
 import { type OrphanReaperMode, reapOrphans } from "./orphans.ts";
 import type { Wakeups } from "../tasks/wakeups.ts";
@@ -178,11 +178,7 @@ export class Runner {
         : nodeStatus === "booting"
         ? "waiting_for_agent"
         : "provisioning";
-      const capacity = {
-        sql:
-          "EXISTS (SELECT 1 FROM nodes n WHERE n.id = ? AND n.status = ? AND n.owner_key_id = ? AND n.tasks_on_node < n.slots)",
-        args: [node.id, nodeStatus, task.keyId],
-      };
+      const capacity: TransitionGuard = { nodeHasSlot: { nodeId: node.id, status: nodeStatus, keyId: task.keyId } };
       if (target === "dispatched") {
         const claimed = await this.claimDispatch(task, node, ["queued"], capacity);
         if (claimed) {
@@ -198,7 +194,7 @@ export class Runner {
           : `waiting for the agent of node ${node.id}`,
         nodeId: node.id,
         deadline: runnerDeadline(target, now, this.t, node.createdAt),
-        andWhere: capacity,
+        when: capacity,
         now,
       });
       launch(); // even when another instance placed the task first: the node then stays warm for the next one
@@ -276,9 +272,9 @@ export class Runner {
         controlPlaneUrl: this.d.publicUrl(),
         labels: { "sam-node": nodeId, ...(ownerKeyId ? { "sam-key": ownerKeyId } : {}) },
         // Recorded before anything else can fail, so no server exists that its node does not name.
-        onServerCreated: (serverId) => this.d.nodes.update(nodeId, { provider_server_id: serverId }),
+        onServerCreated: (serverId) => this.d.nodes.update(nodeId, { providerServerId: serverId }),
       });
-      await this.d.nodes.update(nodeId, { provider_server_id: server.id, ipv4: server.ipv4 });
+      await this.d.nodes.update(nodeId, { providerServerId: server.id, ipv4: server.ipv4 });
       await this.d.nodes.addTimings(nodeId, timings);
       // The agent may already have called ready (a local one is fast); then the node stays ready.
       await this.d.nodes.transition(nodeId, ["provisioning"], "booting", null);
@@ -323,14 +319,14 @@ export class Runner {
    * everything waiting for it is dispatched. A draining node keeps draining, but learns the agent too.
    */
   async agentReady(nodeId: string, agent: AgentReport, now = Date.now()): Promise<void> {
-    const fields = {
-      agent_url: agent.url,
-      agent_tls_cert: agent.tlsCertificate,
-      agent_version: agent.version,
-      boot_timeline: JSON.stringify(agent.bootTimeline),
-      capabilities: JSON.stringify(agent.capabilities),
+    const fields: NodeFields = {
+      agentUrl: agent.url,
+      agentTlsCert: agent.tlsCertificate,
+      agentVersion: agent.version,
+      bootTimeline: agent.bootTimeline,
+      capabilities: agent.capabilities,
       slots: agent.capabilities.maxConcurrentTasks,
-      last_heartbeat_at: now,
+      lastHeartbeatAt: now,
     };
     const became = await this.d.nodes.transition(
       nodeId,
@@ -341,7 +337,7 @@ export class Runner {
       now,
     );
     if (!became) await this.d.nodes.update(nodeId, fields);
-    await this.d.nodes.update(nodeId, { ready_at: (await this.d.nodes.get(nodeId))?.readyAt ?? now });
+    await this.d.nodes.firstReady(nodeId, now);
     await this.d.nodes.addTimings(nodeId, [{ name: "agent_ready", at: now }]);
     if (became) this.background(() => this.nodeReady(nodeId));
   }
@@ -353,9 +349,9 @@ export class Runner {
     now = Date.now(),
   ): Promise<void> {
     await this.d.nodes.update(nodeId, {
-      boot_timeline: JSON.stringify(agent.bootTimeline),
-      agent_version: agent.version,
-      last_heartbeat_at: now,
+      bootTimeline: agent.bootTimeline,
+      agentVersion: agent.version,
+      lastHeartbeatAt: now,
     });
     if (await this.d.nodes.transition(nodeId, ["provisioning", "booting", "ready"], "failed", agent.reason)) {
       await this.d.nodes.addTimings(nodeId, [{ name: "agent_degraded", at: now }]);
@@ -451,7 +447,7 @@ export class Runner {
     task: TaskRecord,
     node: NodeRecord,
     from: TaskStatus[],
-    andWhere?: { sql: string; args: (string | number)[] },
+    when?: TransitionGuard,
   ): Promise<{ task: TaskRecord; token: string } | null> {
     const now = Date.now();
     const deadline = runnerDeadline("dispatched", now, this.t);
@@ -462,7 +458,7 @@ export class Runner {
       nodeId: node.id,
       deadline,
       nextAttemptAt,
-      andWhere,
+      when,
       inferenceTokenHash: hashToken(token),
       now,
     });
@@ -613,11 +609,11 @@ export class Runner {
     task: TaskRecord,
     from: TaskStatus[],
     reason: string,
-    andWhere?: { sql: string; args: (string | number)[] },
+    when?: TransitionGuard,
   ): Promise<boolean> {
     const onNode = task.status === "dispatched" || task.status === "running";
     if (onNode) await this.d.tasks.requestCancel(task.id);
-    const ok = await this.d.tasks.transition(task.id, from, "failed", { message: reason, error: reason, andWhere });
+    const ok = await this.d.tasks.transition(task.id, from, "failed", { message: reason, error: reason, when });
     if (!ok) return false;
     this.log(`task ${task.id} failed: ${reason}`);
     this.d.wakeups.notify(task.id);
@@ -650,20 +646,14 @@ export class Runner {
     // 1. Runner deadlines: each task's own, derived from the table when it entered its phase.
     for (const task of await this.d.tasks.pastDeadline(now)) {
       const deadline = runnerDeadline(task.status as ActiveStatus, task.statusAt, this.t);
-      await this.fail(task, [task.status], await this.timeoutReason(task, deadline.describe), {
-        sql: "deadline_at <= ?",
-        args: [now],
-      });
+      await this.fail(task, [task.status], await this.timeoutReason(task, deadline.describe), { deadlineBy: now });
     }
     // 2. The sweep: a task with no (or a lost) deadline that has sat in its phase past the stuck limit.
     for (const status of Object.keys(SWEEP_LIMITS) as ActiveStatus[]) {
       const limit = this.t[SWEEP_LIMITS[status]];
       for (const task of await this.d.tasks.inStatus([status], { enteredBefore: now - limit })) {
         const sweep = sweepDeadline(status, task.statusAt, this.t);
-        await this.fail(task, [status], await this.timeoutReason(task, sweep.describe), {
-          sql: "status_at <= ?",
-          args: [now - limit],
-        });
+        await this.fail(task, [status], await this.timeoutReason(task, sweep.describe), { enteredBy: now - limit });
       }
     }
     // 3. Dispatches that failed transiently, or whose dispatching instance died before the agent answered.
