@@ -9,8 +9,14 @@ const root = join(import.meta.dir, "..", "..");
 const edge = join(root, "edge");
 
 /** The store methods that move a task's or a node's status (or create a task or node in one). */
-const STATUS_WRITE =
-  /\.(transition|dispatchQueued|drainIdleFor|insertUnderCap)\(|\btasks\.submit\(|UPDATE\s+(tasks|nodes)\s+SET\s+status\b/g;
+const STATUS_WRITE = new RegExp(
+  [
+    String.raw`\.(transition|dispatchQueued|drainIdleFor|insertUnderCap)\(`,
+    String.raw`\btasks\.submit\(`,
+    String.raw`UPDATE\s+(tasks|nodes)\s+SET\s+status\b`,
+  ].join("|"),
+  "g",
+);
 
 function sources(dir: string, out: string[] = []): string[] {
   for (const entry of readdirSync(dir)) {
