@@ -98,15 +98,16 @@ export async function requeueTasksOf(r: RunnerContext, nodeId: string, reason: s
 }
 
 /**
- * The agent's ready callback: the node becomes ready and learns its agent (address, certificate, slots), then
- * everything waiting for it is dispatched. A draining node keeps draining, but learns the agent too.
+ * The agent's ready callback: the node becomes ready and learns its agent (address, certificate, slots). A
+ * draining node keeps draining, but learns the agent too. True when the node became ready: what waits for it
+ * is then to be dispatched (`nodeReady`).
  */
 export async function agentReady(
   r: RunnerContext,
   nodeId: string,
   agent: AgentReport,
   now = Date.now(),
-): Promise<void> {
+): Promise<boolean> {
   const fields: NodeFields = {
     agentUrl: agent.url,
     agentTlsCert: agent.tlsCertificate,
@@ -120,21 +121,23 @@ export async function agentReady(
   if (!became) await r.nodes.update(nodeId, fields);
   await r.nodes.firstReady(nodeId, now);
   await r.nodes.addTimings(nodeId, [{ name: "agent_ready", at: now }]);
-  if (became) r.background(() => nodeReady(r, nodeId));
+  return became;
 }
 
-/** The ready callback of an agent that cannot serve work: the node fails with its reason, its timeline kept. */
+/**
+ * The ready callback of an agent that cannot serve work: the node fails with its reason, its timeline kept.
+ * True when it failed now: its tasks are then to go elsewhere and its server to go (`nodeFailed`).
+ */
 export async function agentDegraded(
   r: RunnerContext,
   nodeId: string,
   agent: DegradedReport,
   now = Date.now(),
-): Promise<void> {
+): Promise<boolean> {
   await r.nodes.update(nodeId, { bootTimeline: agent.bootTimeline, agentVersion: agent.version, lastHeartbeatAt: now });
-  if (await r.nodes.transition(nodeId, ["provisioning", "booting", "ready"], "failed", agent.reason)) {
-    await r.nodes.addTimings(nodeId, [{ name: "agent_degraded", at: now }]);
-    r.background(() => nodeFailed(r, nodeId, agent.reason));
-  }
+  if (!(await r.nodes.transition(nodeId, ["provisioning", "booting", "ready"], "failed", agent.reason))) return false;
+  await r.nodes.addTimings(nodeId, [{ name: "agent_degraded", at: now }]);
+  return true;
 }
 
 /** A node that reported it cannot work (a degraded agent): its tasks go elsewhere and its server goes. */
