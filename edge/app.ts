@@ -15,6 +15,7 @@ import type { EdgeConfig } from "./config.ts";
 import type { Client } from "./db/client.ts";
 import { renderError, renderNotFound } from "./http-errors.ts";
 import { keyRoutes } from "./keys/routes.ts";
+import { KeyStore } from "./keys/store.ts";
 import type { AgentClient } from "./nodes/agent-client.ts";
 import { NodeArchive } from "./nodes/archive.ts";
 import { nodeRoutes } from "./nodes/routes.ts";
@@ -91,7 +92,8 @@ export function createApp(deps: AppDeps): Hono {
   });
 
   const { authenticate, tasks, nodes, runner, agent, wakeups, config } = deps;
-  app.route("/api/keys", keyRoutes(deps.db, authenticate, deps.keyRevoked));
+  const keys = new KeyStore(deps.db);
+  app.route("/api/keys", keyRoutes(keys, authenticate, deps.keyRevoked));
   app.route(
     "/api/tasks",
     taskRoutes({
@@ -113,9 +115,7 @@ export function createApp(deps: AppDeps): Hono {
       timeouts: config.timeouts,
       maxNodes: config.maxNodes,
       archive: new NodeArchive(deps.db),
-      keyExists: async (id) =>
-        (await deps.db.execute({ sql: "SELECT 1 FROM api_keys WHERE id = ? AND revoked_at IS NULL", args: [id] })).rows
-          .length > 0,
+      keyExists: (id) => keys.isActive(id),
     }),
   );
   app.route("/api/sessions", sessionRoutes(deps.sessions, authenticate));

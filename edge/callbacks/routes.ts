@@ -77,21 +77,6 @@ function pinnedCertificate(body: AgentReady): string | null {
   return cert.toString();
 }
 
-/** A succeeded task's status line; when its work was to be delivered, whether it was and where. */
-function succeededMessage(result: TaskResult): string {
-  const d = result.delivery;
-  if (d?.status === "failed") {
-    return `succeeded, not delivered: ${d.reason ?? d.code ?? "unknown reason"} (the patch is in the result)`;
-  }
-  if (d?.status === "delivered") {
-    return `succeeded, delivered to branch ${d.branch}${
-      d.pullRequest ? ` — pull request #${d.pullRequest.number} ${d.pullRequest.url}` : ""
-    }`;
-  }
-  if (d?.status === "skipped") return `succeeded, nothing delivered: ${d.reason ?? "no changes"}`;
-  return `succeeded (exit code ${result.exitCode})`;
-}
-
 export function callbackRoutes(d: CallbackDeps): Hono<CallerEnv> {
   const app = new Hono<CallerEnv>();
   app.use("*", guard(d.authenticate, "node"));
@@ -118,32 +103,20 @@ export function callbackRoutes(d: CallbackDeps): Hono<CallerEnv> {
     if (boot.reboot) await d.nodes.addTimings(nodeId, [{ name: "machine_reboot", at: body.startedAt }]);
     if (body.degraded) {
       // It cannot serve work (no certificate, …): the node fails with the agent's reason, its timeline kept.
-      const reason = `agent degraded: ${body.degraded}`;
-      await d.nodes.update(nodeId, {
-        boot_timeline: JSON.stringify(boot.timeline),
-        agent_version: body.version,
-        last_heartbeat_at: now,
-      });
-      if (await d.nodes.transition(nodeId, ["provisioning", "booting", "ready"], "failed", reason)) {
-        await d.nodes.addTimings(nodeId, [{ name: "agent_degraded", at: now }]);
-        d.runner.background(() => d.runner.nodeFailed(nodeId, reason));
-      }
+      await d.runner.agentDegraded(nodeId, {
+        reason: `agent degraded: ${body.degraded}`,
+        version: body.version,
+        bootTimeline: boot.timeline,
+      }, now);
       return c.json({ ok: true, degraded: true });
     }
-    const fields = {
-      agent_url: body.url,
-      agent_tls_cert: pinnedCertificate(body),
-      agent_version: body.version,
-      boot_timeline: JSON.stringify(boot.timeline),
-      capabilities: JSON.stringify(body.capabilities),
-      slots: body.capabilities.maxConcurrentTasks,
-      last_heartbeat_at: now,
-    };
-    const became = await d.nodes.transition(nodeId, ["provisioning", "booting", "ready"], "ready", null, fields, now);
-    if (!became) await d.nodes.update(nodeId, fields); // a draining node keeps draining, but learns the agent
-    await d.nodes.update(nodeId, { ready_at: (await d.nodes.get(nodeId))?.readyAt ?? now });
-    await d.nodes.addTimings(nodeId, [{ name: "agent_ready", at: now }]);
-    if (became) d.runner.background(() => d.runner.nodeReady(nodeId));
+    await d.runner.agentReady(nodeId, {
+      url: body.url,
+      tlsCertificate: pinnedCertificate(body),
+      version: body.version,
+      bootTimeline: boot.timeline,
+      capabilities: body.capabilities,
+    }, now);
     return c.json({ ok: true });
   });
 
@@ -151,12 +124,11 @@ export function callbackRoutes(d: CallbackDeps): Hono<CallerEnv> {
     const nodeId = nodeOf(c.var.caller);
     const body = parseOrThrow(AgentHeartbeat, await readJsonBody(c.req.raw));
     sameNode(nodeId, body.nodeId);
-    const set: Record<string, string | number> = {
-      last_heartbeat_at: Date.now(),
-      active_tasks: JSON.stringify(body.activeTasks),
-    };
-    if (body.metrics) set.last_metrics = JSON.stringify(body.metrics);
-    await d.nodes.update(nodeId, set);
+    await d.nodes.update(nodeId, {
+      lastHeartbeatAt: Date.now(),
+      activeTasks: body.activeTasks,
+      ...(body.metrics ? { lastMetrics: body.metrics } : {}),
+    });
     // Tell the agent to stop what the edge no longer wants: tasks cancelled, failed by a deadline, or not its own.
     const standing = await d.tasks.standing(body.activeTasks);
     const cancel = body.activeTasks.filter((id) => {
@@ -184,16 +156,7 @@ export function callbackRoutes(d: CallbackDeps): Hono<CallerEnv> {
     const task = await taskOfNode(nodeId, c.req.param("taskId"));
     const result = parseOrThrow(TaskResult, await readJsonBody(c.req.raw));
     if (isTerminal(task.status)) return c.json({ ok: true, status: task.status }); // a retry, or after a cancel
-    const error = result.status === "succeeded"
-      ? null
-      : (result.error ?? `the task ${result.status} with exit code ${result.exitCode}`);
-    const ok = await d.tasks.transition(task.id, ["dispatched", "running"], result.status, {
-      message: result.status === "succeeded" ? succeededMessage(result) : error!,
-      error,
-      result,
-    });
-    d.wakeups.notify(task.id);
-    if (ok) d.runner.background(() => d.runner.taskLeftNode(task));
+    await d.runner.taskFinished(task, result);
     const now = await d.tasks.get(task.id);
     return c.json({ ok: true, status: now?.status ?? result.status });
   });

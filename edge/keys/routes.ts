@@ -10,7 +10,7 @@ import { type CallerEnv, guard } from "../auth/guard.ts";
 import type { Authenticate } from "../auth/caller.ts";
 import { TOKEN_PREFIX } from "../auth/authenticate.ts";
 import { hashToken, randomToken } from "../auth/tokens.ts";
-import type { Client } from "../db/client.ts";
+import type { KeyStore } from "./store.ts";
 
 export const KeyCreation = v.strictObject({
   name: v.pipe(v.string(), v.minLength(1, "name must not be empty"), v.maxLength(200)),
@@ -31,20 +31,9 @@ export const KeyView = v.object({
 });
 export type KeyView = v.InferOutput<typeof KeyView>;
 
-function keyView(row: Record<string, unknown>): KeyView {
-  return {
-    id: String(row.id),
-    name: String(row.name),
-    prefix: String(row.prefix),
-    rateLimitPerMinute: row.rate_limit_per_minute === null ? null : Number(row.rate_limit_per_minute),
-    createdAt: Number(row.created_at),
-    revokedAt: row.revoked_at === null ? null : Number(row.revoked_at),
-  };
-}
-
 /** `onRevoked` lets this instance's auth cache forget a key the moment it is revoked. */
 export function keyRoutes(
-  db: Client,
+  keys: KeyStore,
   authenticate: Authenticate,
   onRevoked: (keyId: string) => void = () => {},
 ): Hono<CallerEnv> {
@@ -56,10 +45,13 @@ export function keyRoutes(
     const secret = randomToken(TOKEN_PREFIX.key);
     const id = `key_${randomToken("k").slice(2, 18)}`;
     const now = Date.now();
-    await db.execute({
-      sql:
-        "INSERT INTO api_keys (id, name, token_hash, prefix, rate_limit_per_minute, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-      args: [id, input.name, hashToken(secret), secret.slice(0, 8), input.rateLimitPerMinute, now],
+    await keys.insert({
+      id,
+      name: input.name,
+      tokenHash: hashToken(secret),
+      prefix: secret.slice(0, 8),
+      rateLimitPerMinute: input.rateLimitPerMinute,
+      createdAt: now,
     });
     const view: KeyView = {
       id,
@@ -73,27 +65,21 @@ export function keyRoutes(
   });
 
   app.get("/", async (c) => {
-    const r = await db.execute("SELECT * FROM api_keys ORDER BY created_at DESC, id");
-    return c.json({ data: r.rows.map((row) => keyView(row as Record<string, unknown>)), nextCursor: null });
+    const data: KeyView[] = await keys.list();
+    return c.json({ data, nextCursor: null });
   });
 
   app.get("/:id", async (c) => {
-    const r = await db.execute({ sql: "SELECT * FROM api_keys WHERE id = ?", args: [c.req.param("id")] });
-    if (!r.rows[0]) throw new HttpError(404, `no API key ${c.req.param("id")}`, { code: "key_not_found" });
-    return c.json(keyView(r.rows[0] as Record<string, unknown>));
+    const key: KeyView | null = await keys.get(c.req.param("id"));
+    if (!key) throw new HttpError(404, `no API key ${c.req.param("id")}`, { code: "key_not_found" });
+    return c.json(key);
   });
 
   app.delete("/:id", async (c) => {
     const id = c.req.param("id");
-    const r = await db.execute({
-      sql: "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
-      args: [Date.now(), id],
-    });
+    const revoked = await keys.revoke(id, Date.now());
     onRevoked(id);
-    if (r.rowsAffected === 0) {
-      const exists = await db.execute({ sql: "SELECT 1 FROM api_keys WHERE id = ?", args: [id] });
-      if (!exists.rows[0]) throw new HttpError(404, `no API key ${id}`, { code: "key_not_found" });
-    }
+    if (!revoked && !(await keys.get(id))) throw new HttpError(404, `no API key ${id}`, { code: "key_not_found" });
     return c.json({ id, revoked: true });
   });
 

@@ -46,6 +46,52 @@ export type NodeRecord = {
   capabilities: AgentCapabilities | null;
 };
 
+/** What is written about a node besides its status, by the record's names (`update`, `transition`). */
+export type NodeFields = Partial<
+  Pick<
+    NodeRecord,
+    | "providerServerId"
+    | "ipv4"
+    | "slots"
+    | "lastHeartbeatAt"
+    | "agentVersion"
+    | "agentUrl"
+    | "agentTlsCert"
+    | "activeTasks"
+    | "bootTimeline"
+    | "lastMetrics"
+    | "capabilities"
+  >
+>;
+
+/** Each field's column; the JSON ones are stored as text. */
+const NODE_COLUMNS = {
+  providerServerId: ["provider_server_id", false],
+  ipv4: ["ipv4", false],
+  slots: ["slots", false],
+  lastHeartbeatAt: ["last_heartbeat_at", false],
+  agentVersion: ["agent_version", false],
+  agentUrl: ["agent_url", false],
+  agentTlsCert: ["agent_tls_cert", false],
+  activeTasks: ["active_tasks", true],
+  bootTimeline: ["boot_timeline", true],
+  lastMetrics: ["last_metrics", true],
+  capabilities: ["capabilities", true],
+} as const satisfies Record<keyof NodeFields, readonly [string, boolean]>;
+
+/** `col = ?` assignments and their args for the fields present in `set`. */
+function assignments(set: NodeFields): { sql: string[]; args: InValue[] } {
+  const sql: string[] = [];
+  const args: InValue[] = [];
+  for (const [field, value] of Object.entries(set) as [keyof NodeFields, NodeFields[keyof NodeFields]][]) {
+    if (value === undefined) continue;
+    const [column, json] = NODE_COLUMNS[field];
+    sql.push(`${column} = ?`);
+    args.push(json && value !== null ? JSON.stringify(value) : value as InValue);
+  }
+  return { sql, args };
+}
+
 type Row = Record<string, unknown>;
 const num = (x: unknown) => (x === null || x === undefined ? null : Number(x));
 const str = (x: unknown) => (x === null || x === undefined ? null : String(x));
@@ -214,30 +260,33 @@ export class NodeStore {
     return r.rows.map((row) => nodeFromRow(row as Row));
   }
 
-  /** Compare-and-set on the node's status. */
+  /** Compare-and-set on the node's status; `set` is written with the move, only when it happens. */
   async transition(
     id: string,
     from: readonly NodeStatus[],
     to: NodeStatus,
     reason: string | null,
-    set: Record<string, InValue> = {},
+    set: NodeFields = {},
     now = Date.now(),
   ): Promise<boolean> {
-    const cols = Object.keys(set);
+    const more = assignments(set);
     const r = await this.db.execute({
-      sql: `UPDATE nodes SET status = ?, status_reason = ?, status_at = ?${cols.map((c) => `, ${c} = ?`).join("")}
+      sql: `UPDATE nodes SET ${["status = ?", "status_reason = ?", "status_at = ?", ...more.sql].join(", ")}
             WHERE id = ? AND status IN (${from.map(() => "?").join(",")})`,
-      args: [to, reason, now, ...cols.map((c) => set[c]!), id, ...from],
+      args: [to, reason, now, ...more.args, id, ...from],
     });
     return r.rowsAffected === 1;
   }
 
-  async update(id: string, set: Record<string, InValue>): Promise<void> {
-    const cols = Object.keys(set);
-    await this.db.execute({
-      sql: `UPDATE nodes SET ${cols.map((c) => `${c} = ?`).join(", ")} WHERE id = ?`,
-      args: [...cols.map((c) => set[c]!), id],
-    });
+  async update(id: string, set: NodeFields): Promise<void> {
+    const { sql, args } = assignments(set);
+    if (sql.length === 0) return;
+    await this.db.execute({ sql: `UPDATE nodes SET ${sql.join(", ")} WHERE id = ?`, args: [...args, id] });
+  }
+
+  /** When the node's agent first reported ready; a later ready (a restarted agent) keeps the first time. */
+  async firstReady(id: string, at: number): Promise<void> {
+    await this.db.execute({ sql: "UPDATE nodes SET ready_at = COALESCE(ready_at, ?) WHERE id = ?", args: [at, id] });
   }
 
   /**

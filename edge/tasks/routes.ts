@@ -130,12 +130,11 @@ export function taskRoutes(d: TaskRouteDeps): Hono<CallerEnv> {
   });
 
   app.post("/:id/cancel", guard(d.authenticate, "key", "admin"), limitReads, async (c) => {
-    let task = await visibleTask(c.var.caller, c.req.param("id"));
+    const task = await visibleTask(c.var.caller, c.req.param("id"));
     if (isTerminal(task.status)) {
       throw new HttpError(409, `task ${task.id} has already ended (${task.status})`, { code: "task_ended" });
     }
-    // The CAS loses when the runner moved the task meanwhile; cancel from wherever it is now.
-    while (!isTerminal(task.status) && !(await d.runner.cancel(task))) task = (await d.tasks.get(task.id))!;
+    await d.runner.cancel(task);
     return c.json(await viewOf((await d.tasks.get(task.id))!));
   });
 

@@ -4,7 +4,7 @@
  */
 import type { InArgs, InValue } from "@libsql/client";
 import { HttpError } from "../../shared/errors.ts";
-import type { TaskEventView } from "../../shared/wire/api.ts";
+import type { NodeStatus, TaskEventView } from "../../shared/wire/api.ts";
 import {
   type RepoPush,
   type TaskAgent,
@@ -124,6 +124,19 @@ export type SubmitDispatch = {
   deadline: { at: number; timer: string };
   nextAttemptAt: number;
   inferenceTokenHash: string;
+};
+
+/**
+ * Conditions a transition checks on the row in its own statement, so nothing can change between the runner's
+ * read and its move (another instance, a callback).
+ */
+export type TransitionGuard = {
+  /** The node is still in this status, still the key's, and has a free slot. */
+  nodeHasSlot?: { nodeId: string; status: NodeStatus; keyId: string };
+  /** The task's deadline is at or before this time: it did not move on to a later one meanwhile. */
+  deadlineBy?: number;
+  /** The task entered its status at or before this time: it did not leave and come back meanwhile. */
+  enteredBy?: number;
 };
 
 export function newTaskId(): string {
@@ -296,8 +309,8 @@ export class TaskStore {
     deadline?: { at: number; timer: string } | null;
     nextAttemptAt?: number | null;
     result?: TaskResult;
-    /** Extra SQL condition on the row, e.g. a node capacity check; args follow the rest. */
-    andWhere?: { sql: string; args: InValue[] };
+    /** What else must hold for the move, checked in the same statement. */
+    when?: TransitionGuard;
     /** Store this task inference token hash with the move (in the same batch), only when the move happens. */
     inferenceTokenHash?: string;
     now?: number;
@@ -322,10 +335,15 @@ export class TaskStore {
     if (TERMINAL_STATUSES.includes(to)) sets.push("repo_credential = NULL");
     const whereArgs: InValue[] = [id, ...from];
     let extra = "";
-    if (opts.andWhere) {
-      extra = ` AND ${opts.andWhere.sql}`;
-      whereArgs.push(...opts.andWhere.args);
+    const when = opts.when ?? {};
+    if (when.nodeHasSlot) {
+      const n = when.nodeHasSlot;
+      extra +=
+        " AND EXISTS (SELECT 1 FROM nodes n WHERE n.id = ? AND n.status = ? AND n.owner_key_id = ? AND n.tasks_on_node < n.slots)";
+      whereArgs.push(n.nodeId, n.status, n.keyId);
     }
+    if (when.deadlineBy !== undefined) (extra += " AND deadline_at <= ?", whereArgs.push(when.deadlineBy));
+    if (when.enteredBy !== undefined) (extra += " AND status_at <= ?", whereArgs.push(when.enteredBy));
     const [update] = await this.db.batch([
       {
         sql: `UPDATE tasks SET ${sets.join(", ")} WHERE id = ? AND status IN (${
