@@ -151,12 +151,12 @@ export function callbackRoutes(d: CallbackDeps): Hono<CallerEnv> {
     const nodeId = nodeOf(c.var.caller);
     const body = parseOrThrow(AgentHeartbeat, await readJsonBody(c.req.raw));
     sameNode(nodeId, body.nodeId);
-    const set: Record<string, string | number> = {
-      last_heartbeat_at: Date.now(),
-      active_tasks: JSON.stringify(body.activeTasks),
-    };
-    if (body.metrics) set.last_metrics = JSON.stringify(body.metrics);
-    await d.nodes.update(nodeId, set);
+    // The warnings and errors it carries are kept beside the node, so they outlive it (its events.db may not).
+    await d.nodes.recordHeartbeat(nodeId, {
+      activeTasks: body.activeTasks,
+      metrics: body.metrics,
+      problems: body.recentProblems ?? [],
+    });
     // Tell the agent to stop what the edge no longer wants: tasks cancelled, failed by a deadline, or not its own.
     const standing = await d.tasks.standing(body.activeTasks);
     const cancel = body.activeTasks.filter((id) => {
