@@ -8,7 +8,9 @@
  * arrives as one line and does not push out what came before it. When the ring is full the oldest entry goes,
  * and one note says how many went.
  */
+import * as v from "valibot";
 import { NODE_PROBLEM_LIMITS, type NodeProblem } from "../../shared/wire/agent.ts";
+import { Id } from "../../shared/wire/common.ts";
 import type { EventInput } from "../contracts.ts";
 
 /** The note standing for the entries dropped from a full ring. */
@@ -21,8 +23,6 @@ export type ProblemBatch = { problems: NodeProblem[]; upTo: number };
 
 /** How many entries a full ring dropped, the first and last drop. */
 type Drops = { count: number; firstAt: number; lastAt: number };
-
-const TASK_ID = /^[A-Za-z0-9_-]{1,64}$/;
 
 /** Cut to `max` UTF-16 units without leaving half a surrogate pair at the end. */
 function cut(s: string, max: number): string {
@@ -54,7 +54,8 @@ export class RecentProblems {
       level: event.level,
       type: cut(event.type, NODE_PROBLEM_LIMITS.typeLength) || "event",
       message: cut(event.message, NODE_PROBLEM_LIMITS.messageLength),
-      taskId: typeof event.taskId === "string" && TASK_ID.test(event.taskId) ? event.taskId : null,
+      // Task ids come from the edge; anything else in the field would make the edge refuse the heartbeat.
+      taskId: v.is(Id, event.taskId) ? event.taskId : null,
     };
     const same = this.entries.find((e) =>
       e.seq > this.inFlightUpTo && e.problem.type === problem.type && e.problem.message === problem.message &&
