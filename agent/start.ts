@@ -252,6 +252,7 @@ export async function startAgent(
       startedAt,
       latestMetrics: () => monitor.latest(),
       executor,
+      problems: events.recentProblems,
       intervalMs: config.heartbeatMs,
     });
   })();

@@ -300,7 +300,7 @@ export const RETENTION_TIMERS = {
   deadNodes: {
     env: "SAM_NODE_RETENTION",
     default: 7 * 24 * 60 * MINUTE,
-    meaning: "the row of a deleted or failed node is kept this long",
+    meaning: "the row of a deleted or failed node (its timings, its last warnings and errors) is kept this long",
   },
   usage: {
     env: "SAM_USAGE_RETENTION",

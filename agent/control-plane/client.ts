@@ -9,6 +9,7 @@ import type { AgentHeartbeat, AgentReady } from "../../shared/wire/agent.ts";
 import { EVENT_TYPES } from "../../shared/wire/events.ts";
 import type { MetricsSample } from "../../shared/wire/metrics.ts";
 import type { ControlPlane, EventRecorder, TaskExecutor } from "../contracts.ts";
+import type { RecentProblems } from "../events/recent-problems.ts";
 import { REQUEST_TIMEOUTS } from "../../shared/timeouts.ts";
 
 export class ControlPlaneClient implements ControlPlane {
@@ -99,18 +100,25 @@ export type HeartbeatDeps = {
   startedAt: number;
   latestMetrics: () => MetricsSample | null;
   executor: TaskExecutor | null;
+  /** The warnings and errors since the last accepted heartbeat (the event store's), carried to the edge. */
+  problems?: RecentProblems;
   now?: () => number;
 };
 
-/** One heartbeat: send, record, and act on the tasks the edge wants cancelled. Never throws. */
+/**
+ * One heartbeat: send, record, and act on the tasks the edge wants cancelled. Never throws. It carries the
+ * warnings and errors recorded since the last accepted one; only an accepted heartbeat forgets them.
+ */
 export async function heartbeat(deps: HeartbeatDeps): Promise<boolean> {
   const now = (deps.now ?? Date.now)();
+  const problems = deps.problems?.empty === false ? deps.problems.take() : null;
   const body: AgentHeartbeat = {
     nodeId: deps.nodeId,
     at: now,
     uptimeMs: Math.max(0, now - deps.startedAt),
     activeTasks: deps.executor?.activeTaskIds() ?? [],
     metrics: deps.latestMetrics(),
+    ...(problems ? { recentProblems: problems.problems } : {}),
   };
   let res: Response | null = null;
   let error: unknown = null;
@@ -119,6 +127,12 @@ export async function heartbeat(deps: HeartbeatDeps): Promise<boolean> {
     res = await deps.controlPlane.post("/api/agent/heartbeat", body);
   } catch (err) {
     error = err;
+  }
+  if (problems) {
+    // A 400 may be the problems themselves (an edge with other limits): sent again they would be refused
+    // again, and the node, its heartbeats all refused, would look dead. They are dropped, the node stays seen.
+    // Settled before the failure is recorded, so a failure like the last one counts on the entry waiting.
+    deps.problems!.settle(problems, res?.ok === true || res?.status === 400);
   }
   if (!res?.ok) {
     const reason = await failureReason(res, error);

@@ -9,6 +9,7 @@ import type { Database } from "bun:sqlite";
 import type { EventInput, EventRecorder } from "../contracts.ts";
 import { EVENT_TYPES, type EventLevel, type NodeEvent } from "../../shared/wire/events.ts";
 import { openDatabase, pruneInChunks, type Snapshot, Snapshots } from "../storage/sqlite.ts";
+import { RecentProblems } from "./recent-problems.ts";
 
 /** While the disk refuses writes, at most this many events wait in memory; older ones are dropped. */
 const MAX_QUEUED_ON_FAILURE = 50_000;
@@ -100,6 +101,8 @@ export class EventStore implements EventRecorder {
   private readonly insert;
   private readonly insertMany;
   private readonly snapshots: Snapshots;
+  /** The warnings and errors the next heartbeat carries to the edge (they outlive this database). */
+  readonly recentProblems = new RecentProblems();
 
   constructor(path: string, opts: EventStoreOptions) {
     this.path = path;
@@ -128,8 +131,10 @@ export class EventStore implements EventRecorder {
 
   record(event: EventInput): void {
     if (this.closed) return;
+    const at = event.at ?? this.now();
+    if (event.level === "warn" || event.level === "error") this.recentProblems.add(event, at);
     this.queue.push([
-      event.at ?? this.now(),
+      at,
       event.level ?? "info",
       event.type,
       event.workspaceId ?? null,

@@ -124,10 +124,11 @@ export function callbackRoutes(d: CallbackDeps): Hono<CallerEnv> {
     const nodeId = nodeOf(c.var.caller);
     const body = parseOrThrow(AgentHeartbeat, await readJsonBody(c.req.raw));
     sameNode(nodeId, body.nodeId);
-    await d.nodes.update(nodeId, {
-      lastHeartbeatAt: Date.now(),
+    // The warnings and errors it carries are kept beside the node, so they outlive it (its events.db may not).
+    await d.nodes.recordHeartbeat(nodeId, {
       activeTasks: body.activeTasks,
-      ...(body.metrics ? { lastMetrics: body.metrics } : {}),
+      metrics: body.metrics,
+      problems: body.recentProblems ?? [],
     });
     // Tell the agent to stop what the edge no longer wants: tasks cancelled, failed by a deadline, or not its own.
     const standing = await d.tasks.standing(body.activeTasks);

@@ -235,4 +235,17 @@ export const MIGRATIONS: Migration[] = [
         PRIMARY KEY (node_id, kind))`,
     ],
   },
+  {
+    // The warnings and errors a node's heartbeats carried: its last words, still there when the node died with
+    // its events.db (edge/nodes/store.ts keeps the newest per node; they go with the node's row). `task_id` is
+    // '' for none so that the unique key, which makes a resent heartbeat update rather than repeat, holds.
+    id: "0032-node-problems",
+    statements: [
+      `CREATE TABLE node_problems (
+        id INTEGER PRIMARY KEY, node_id TEXT NOT NULL, at INTEGER NOT NULL, level TEXT NOT NULL, type TEXT NOT NULL,
+        message TEXT NOT NULL, task_id TEXT NOT NULL DEFAULT '', repeats INTEGER NOT NULL DEFAULT 0, last_at INTEGER,
+        received_at INTEGER NOT NULL)`,
+      "CREATE UNIQUE INDEX node_problems_key ON node_problems (node_id, at, type, task_id, message)",
+    ],
+  },
 ];

@@ -146,7 +146,9 @@ export function nodeRoutes(d: NodeRouteDeps): Hono<CallerEnv> {
   });
 
   app.get("/:id", async (c) => {
-    return c.json(await d.nodes.view(await nodeOr404(c.req.param("id")), d.timeouts));
+    const node = await nodeOr404(c.req.param("id"));
+    const [view, recentProblems] = await Promise.all([d.nodes.view(node, d.timeouts), d.nodes.problems(node.id)]);
+    return c.json({ ...view, recentProblems });
   });
 
   app.delete("/:id", async (c) => {

@@ -1,7 +1,7 @@
 /** Nodes in libSQL: credentials (node token hashed, agent token sealed), status CAS, heartbeats, timings. */
 import type { InValue } from "@libsql/client";
-import type { NodeHealth, NodeStatus, NodeView } from "../../shared/wire/api.ts";
-import type { AgentCapabilities } from "../../shared/wire/agent.ts";
+import type { NodeHealth, NodeProblemView, NodeStatus, NodeView } from "../../shared/wire/api.ts";
+import type { AgentCapabilities, NodeProblem } from "../../shared/wire/agent.ts";
 import type { BootTimeline } from "../../shared/wire/boot.ts";
 import type { BootMarker } from "../../agent/boot/markers.ts";
 import type { MetricsSample } from "../../shared/wire/metrics.ts";
@@ -15,6 +15,17 @@ const LIVE_NODE_SQL = sqlList(["provisioning", "booting", "ready"] satisfies Nod
 /** What counts against SAM_MAX_NODES: every node that has, or may yet get, a server (a draining one still has it). */
 export const CAPPED_NODE_STATUSES = ["provisioning", "booting", "ready", "draining"] as const satisfies NodeStatus[];
 const CAPPED_NODE_SQL = sqlList(CAPPED_NODE_STATUSES);
+
+/** The warnings and errors kept per node (the newest): a few heartbeats' worth, bounded whatever a node sends. */
+export const NODE_PROBLEMS_KEPT = 100;
+
+/** What one accepted heartbeat writes. */
+export type HeartbeatWrite = {
+  activeTasks: string[];
+  /** Absent: the last sample stays. */
+  metrics?: MetricsSample | null;
+  problems: NodeProblem[];
+};
 
 export type NodeRecord = {
   id: string;
@@ -209,19 +220,14 @@ export class NodeStore {
     return r.rows[0] ? nodeFromRow(r.rows[0] as Row) : null;
   }
 
-  /** Rows of nodes deleted or failed before `before`, at most `limit`; their timings go with them. */
+  /** Rows of nodes deleted or failed before `before`, at most `limit`; their timings and problems go with them. */
   async pruneDead(before: number, limit: number): Promise<number> {
-    const [, r] = await this.db.batch([
-      {
-        sql:
-          `DELETE FROM node_timings WHERE node_id IN (SELECT id FROM nodes WHERE status IN ('deleted','failed') AND status_at < ? ORDER BY status_at LIMIT ?)`,
-        args: [before, limit],
-      },
-      {
-        sql:
-          `DELETE FROM nodes WHERE id IN (SELECT id FROM nodes WHERE status IN ('deleted','failed') AND status_at < ? ORDER BY status_at LIMIT ?)`,
-        args: [before, limit],
-      },
+    const dead =
+      `SELECT id FROM nodes WHERE status IN ('deleted','failed') AND status_at < ? ORDER BY status_at LIMIT ?`;
+    const [, , r] = await this.db.batch([
+      { sql: `DELETE FROM node_timings WHERE node_id IN (${dead})`, args: [before, limit] },
+      { sql: `DELETE FROM node_problems WHERE node_id IN (${dead})`, args: [before, limit] },
+      { sql: `DELETE FROM nodes WHERE id IN (${dead})`, args: [before, limit] },
     ], "write");
     return r!.rowsAffected;
   }
@@ -287,6 +293,60 @@ export class NodeStore {
   /** When the node's agent first reported ready; a later ready (a restarted agent) keeps the first time. */
   async firstReady(id: string, at: number): Promise<void> {
     await this.db.execute({ sql: "UPDATE nodes SET ready_at = COALESCE(ready_at, ?) WHERE id = ?", args: [at, id] });
+  }
+
+  /**
+   * An accepted heartbeat: the node's liveness, tasks and last sample, and the warnings and errors it carried,
+   * in one write. A resent problem (its heartbeat's answer was lost) updates its row instead of adding one;
+   * then only the newest `NODE_PROBLEMS_KEPT` stay.
+   */
+  async recordHeartbeat(id: string, hb: HeartbeatWrite, now = Date.now()): Promise<void> {
+    const set: Record<string, InValue> = { last_heartbeat_at: now, active_tasks: JSON.stringify(hb.activeTasks) };
+    if (hb.metrics) set.last_metrics = JSON.stringify(hb.metrics);
+    const cols = Object.keys(set);
+    const update = {
+      sql: `UPDATE nodes SET ${cols.map((c) => `${c} = ?`).join(", ")} WHERE id = ?`,
+      args: [...cols.map((c) => set[c]!), id],
+    };
+    if (hb.problems.length === 0) {
+      await this.db.execute(update);
+      return;
+    }
+    await this.db.batch([
+      update,
+      ...hb.problems.map((p) => ({
+        sql: `INSERT INTO node_problems (node_id, at, level, type, message, task_id, repeats, last_at, received_at)
+              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+              ON CONFLICT (node_id, at, type, task_id, message) DO UPDATE SET
+                repeats = max(repeats, excluded.repeats),
+                last_at = COALESCE(max(last_at, excluded.last_at), last_at, excluded.last_at)`,
+        args: [id, p.at, p.level, p.type, p.message, p.taskId ?? "", p.repeats ?? 0, p.lastAt ?? null, now],
+      })),
+      {
+        sql: `DELETE FROM node_problems WHERE node_id = ? AND id NOT IN
+                (SELECT id FROM node_problems WHERE node_id = ? ORDER BY at DESC, id DESC LIMIT ?)`,
+        args: [id, id, NODE_PROBLEMS_KEPT],
+      },
+    ], "write");
+  }
+
+  /** The node's kept warnings and errors, newest first. */
+  async problems(id: string): Promise<NodeProblemView[]> {
+    const r = await this.db.execute({
+      sql: `SELECT at, level, type, message, task_id, repeats, last_at, received_at FROM node_problems
+            WHERE node_id = ? ORDER BY at DESC, id DESC LIMIT ?`,
+      args: [id, NODE_PROBLEMS_KEPT],
+    });
+    return r.rows.map((row) => ({
+      at: Number(row.at),
+      level: String(row.level) as NodeProblemView["level"],
+      type: String(row.type),
+      message: String(row.message),
+      taskId: row.task_id ? String(row.task_id) : null,
+      repeats: Number(row.repeats),
+      lastAt: num(row.last_at),
+      receivedAt: Number(row.received_at),
+    }));
   }
 
   /**

@@ -80,7 +80,7 @@ describe("task logs", () => {
 });
 
 describe("retention", () => {
-  test("a finished task's logs go after their retention, the task after its own; dead nodes and old usage go too", async () => {
+  test("a finished task's logs go after their retention, the task after its own; dead nodes (with their last words) and old usage go too", async () => {
     const { id, nodeId, agent } = await runningTask();
     await agent.logs(id, lines(0, 10));
     await agent.finish(id, {});
@@ -89,6 +89,18 @@ describe("retention", () => {
       return v.status === "succeeded" ? v.transitions.at(-1).at as number : undefined;
     });
     await t.edge.runner.idle();
+    // Its last words, kept beside the node's row until the row goes.
+    const beat = await t.call("POST", "/api/agent/heartbeat", {
+      token: provider.inputs.get(nodeId)!.nodeToken,
+      body: {
+        nodeId,
+        at: ended,
+        uptimeMs: 1,
+        activeTasks: [],
+        recentProblems: [{ at: ended, level: "warn", type: "disk", message: "disk 95% full" }],
+      },
+    });
+    expect(beat.status).toBe(200);
     expect((await (await t.call("DELETE", `/api/nodes/${nodeId}`)).json()).status).toBe("deleted");
     // Pruning reads no sealed secret: any key opens the stores.
     const box = await SecretBox.fromKey(crypto.getRandomValues(new Uint8Array(32)));
@@ -115,6 +127,11 @@ describe("retention", () => {
     expect(kept.filter((e) => e.type === "log")).toEqual([]);
     expect(kept.map((e) => e.type)).toContain("status");
     expect((await t.call("GET", `/api/nodes/${nodeId}`)).status).toBe(404);
+    const problems = await t.edge.db.execute({
+      sql: "SELECT COUNT(*) AS n FROM node_problems WHERE node_id = ?",
+      args: [nodeId],
+    });
+    expect(Number(problems.rows[0]!.n)).toBe(0);
 
     await pruneOnce(stores, Date.now() + 30 * DAY + 1_000);
     expect((await t.call("GET", `/api/tasks/${id}`)).status).toBe(404);

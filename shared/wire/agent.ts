@@ -63,6 +63,26 @@ export const AgentReady = v.object({
 });
 export type AgentReady = v.InferOutput<typeof AgentReady>;
 
+/** The most warnings and errors one heartbeat carries, and the longest type and message of each. */
+export const NODE_PROBLEM_LIMITS = { perHeartbeat: 50, typeLength: 64, messageLength: 1_000 } as const;
+
+/**
+ * A warning or error the agent recorded (an event of level `warn` or `error`), carried to the edge by the
+ * heartbeats so it outlives the node: a VM that vanishes takes its events.db with it. One entry may stand for
+ * a run of the same problem (a heartbeat failing through an outage): `repeats` more times after `at`, the last
+ * at `lastAt`.
+ */
+export const NodeProblem = v.object({
+  at: EpochMs,
+  level: v.picklist(["warn", "error"], "level must be warn or error"),
+  type: v.pipe(v.string(), v.minLength(1), v.maxLength(NODE_PROBLEM_LIMITS.typeLength)),
+  message: v.pipe(v.string(), v.maxLength(NODE_PROBLEM_LIMITS.messageLength)),
+  taskId: v.optional(v.nullable(Id)),
+  repeats: v.optional(NonNegativeInt),
+  lastAt: v.optional(v.nullable(EpochMs)),
+});
+export type NodeProblem = v.InferOutput<typeof NodeProblem>;
+
 /** `POST /api/agent/heartbeat` */
 export const AgentHeartbeat = v.object({
   nodeId: Id,
@@ -71,5 +91,18 @@ export const AgentHeartbeat = v.object({
   /** The tasks the agent runs (at most its concurrency; the bound keeps one heartbeat's work bounded). */
   activeTasks: v.pipe(v.array(Id), v.maxLength(1_000, "activeTasks lists at most 1000 tasks")),
   metrics: v.optional(v.nullable(MetricsSample)),
+  /**
+   * Warnings and errors recorded since the last accepted heartbeat, oldest first (absent from agents that
+   * predate it). A heartbeat the edge did not accept carries them again, so the edge stores them idempotently.
+   */
+  recentProblems: v.optional(
+    v.pipe(
+      v.array(NodeProblem),
+      v.maxLength(
+        NODE_PROBLEM_LIMITS.perHeartbeat,
+        `recentProblems lists at most ${NODE_PROBLEM_LIMITS.perHeartbeat} problems`,
+      ),
+    ),
+  ),
 });
 export type AgentHeartbeat = v.InferOutput<typeof AgentHeartbeat>;

@@ -16,6 +16,21 @@ export type NodeHealth = v.InferOutput<typeof NodeHealth>;
 
 export const ProviderTimingView = v.object({ name: v.string(), at: EpochMs });
 
+/** A warning or error the node's heartbeats carried (shared/wire/agent.ts `NodeProblem`), as the edge kept it. */
+export const NodeProblemView = v.object({
+  at: EpochMs,
+  level: v.picklist(["warn", "error"]),
+  type: v.string(),
+  message: v.string(),
+  taskId: v.nullable(v.string()),
+  /** Recorded this many more times after `at`, the last at `lastAt` (a heartbeat failing through an outage). */
+  repeats: NonNegativeInt,
+  lastAt: v.nullable(EpochMs),
+  /** When the edge got it: the heartbeat after the problem, or the first accepted one after an outage. */
+  receivedAt: EpochMs,
+});
+export type NodeProblemView = v.InferOutput<typeof NodeProblemView>;
+
 export const NodeView = v.object({
   id: Id,
   status: NodeStatus,
@@ -37,6 +52,12 @@ export const NodeView = v.object({
   providerTimings: v.array(ProviderTimingView),
   bootTimeline: v.nullable(BootTimeline),
   lastMetrics: v.nullable(MetricsSample),
+  /**
+   * Its last warnings and errors, newest first, as its heartbeats carried them (at most 100): kept when the
+   * node fails or is deleted, so a node that died suddenly still says what went wrong. Only on
+   * `GET /api/nodes/:id`, not in the list.
+   */
+  recentProblems: v.optional(v.array(NodeProblemView)),
 });
 export type NodeView = v.InferOutput<typeof NodeView>;
 

@@ -1,9 +1,10 @@
 /**
- * A node's page: who it is, its boot waterfall, resource charts over a chosen window, its recent event log
- * with filters, and the two diagnostics downloads. When the agent cannot be reached the page says so plainly
- * and still shows what the edge last knew.
+ * A node's page: who it is, the last warnings and errors its heartbeats carried, its boot waterfall, resource
+ * charts over a chosen window, its recent event log with filters, and the two diagnostics downloads. When the
+ * agent cannot be reached the page says so plainly and still shows what the edge last knew — for a node that
+ * died suddenly, its last warnings and errors are what is left.
  */
-import type { NodeMetricsView, NodeView } from "../../../shared/wire/api.ts";
+import type { NodeMetricsView, NodeProblemView, NodeView } from "../../../shared/wire/api.ts";
 import type { NodeEvent } from "../../../shared/wire/events.ts";
 import type { ApiResult } from "../api-client.ts";
 import { formatAge, formatBytes, formatPercent, formatTime } from "../format.ts";
@@ -82,6 +83,13 @@ export function NodePage(p: NodePageProps) {
           </>
         )}
       </dl>
+
+      {node.recentProblems && (
+        <section>
+          <h2>Last warnings and errors</h2>
+          <ProblemTable problems={node.recentProblems} base={base} />
+        </section>
+      )}
 
       <section>
         <h2>Boot timeline</h2>
@@ -191,6 +199,52 @@ function EventTable({ events }: { events: NodeEvent[] }) {
                 <code>{e.type}</code>
               </td>
               <td>{e.message}{e.taskId && <span class="muted">(task {e.taskId})</span>}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
+  );
+}
+
+/** Newest first, as the edge kept them: they outlive the node, its event log does not. */
+function ProblemTable({ problems, base }: { problems: NodeProblemView[]; base: string }) {
+  if (problems.length === 0) return <p class="muted" id="problems">None reported by its heartbeats.</p>;
+  return (
+    <div class="scroll">
+      <table class="list events" id="problems">
+        <thead>
+          <tr>
+            <th>Time</th>
+            <th>Level</th>
+            <th>Type</th>
+            <th>Message</th>
+          </tr>
+        </thead>
+        <tbody>
+          {problems.map((p) => (
+            <tr class={`lvl-${p.level}`} data-level={p.level} data-type={p.type}>
+              <td class="nowrap">{formatTime(p.at)}</td>
+              <td>
+                <Badge value={p.level} />
+              </td>
+              <td>
+                <code>{p.type}</code>
+              </td>
+              <td>
+                {p.message}
+                {p.repeats > 0 && (
+                  <span class="muted">
+                    {" "}(×{p.repeats + 1}
+                    {p.lastAt === null ? "" : `, the last at ${formatTime(p.lastAt)}`})
+                  </span>
+                )}
+                {p.taskId && (
+                  <span class="muted">
+                    {" "}(task <a href={`${base}/tasks/${encodeURIComponent(p.taskId)}`}>{p.taskId}</a>)
+                  </span>
+                )}
+              </td>
             </tr>
           ))}
         </tbody>
