@@ -198,7 +198,8 @@ export async function startAgentDouble(o: AgentDoubleOptions): Promise<AgentDoub
     if (active.has(d.taskId)) return errorResponse(409, "conflict_error", "duplicate");
     if (active.size >= capacity) return errorResponse(429, "rate_limit_error", "at capacity");
     active.set(d.taskId, {});
-    if ((o.mode ?? "run") === "run") void runCommand(d);
+    // Its log and result posts may meet an edge the test already stopped: they are lost, not an error.
+    if ((o.mode ?? "run") === "run") void runCommand(d).catch(() => {});
     return Response.json(
       { taskId: d.taskId, status: "running", startedAt: Date.now(), finishedAt: null, exitCode: null },
       { status: 202 },
