@@ -96,6 +96,7 @@ function rehearse(
     npmSeconds?: number;
     npmExit?: number;
     nodeSumWrong?: boolean;
+    aptExit?: number;
   } = {},
 ): Boot {
   const dir = join(work, name);
@@ -129,6 +130,7 @@ function rehearse(
     SAM_FAKE_DOCKER_SINCE: opts.dockerSince ?? "",
     SAM_FAKE_NPM_SECONDS: String(opts.npmSeconds ?? 0),
     SAM_FAKE_NPM_EXIT: String(opts.npmExit ?? 0),
+    SAM_FAKE_APT_EXIT: String(opts.aptExit ?? 0),
   };
   const proc = Bun.spawnSync(["sh", script], { cwd: dir, env, timeout: 60_000 });
   const journal = existsSync(env.SAM_FAKE_JOURNAL) ? readFileSync(env.SAM_FAKE_JOURNAL, "utf8") : "";
@@ -325,6 +327,19 @@ describe("a rehearsed boot", () => {
     expect(boot.calls.some((c) => c.tool === "npm")).toBe(false);
     expect(existsSync(join(boot.root, VM.devcontainerCliPending))).toBe(false);
     expect(status["agent-start"]).toBe("ok");
+  }, 90_000);
+
+  test("no bubblewrap to be had (no mirror): the sandbox phase fails, the agent still starts and reports", () => {
+    const boot = rehearse("no-bubblewrap", { aptExit: 100 });
+    const status = statusOf(boot);
+    expect(status["sandbox-install"]).toBe("failed");
+    expect(status["agent-download"]).toBe("ok");
+    expect(status["agent-verify"]).toBe("ok");
+    expect(status["agent-start"]).toBe("ok");
+    // Both tries: the install from the image's lists, then after refreshing them.
+    expect(boot.calls.filter((c) => c.tool === "apt-get").map((c) => c.args[0] === "-q" ? c.args[1] : c.args[0]))
+      .toEqual(["-y", "update"]);
+    expect(systemctlCalls(boot).at(-1)).toBe("start --no-block sam-agent.service");
   }, 90_000);
 
   test("a failed phase is logged as FAILED and the agent still starts to report it", () => {

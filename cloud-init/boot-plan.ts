@@ -32,6 +32,7 @@ export const PHASE_ORDER = [
   "nodejs-install",
   "image-pull",
   "agent-download",
+  "sandbox-install",
   "devcontainer-cli",
   "journald-config",
   "docker-restart",
@@ -47,6 +48,7 @@ export const BACKGROUND_PHASES: readonly string[] = [
   "nodejs-install",
   "image-pull",
   "agent-download",
+  "sandbox-install",
   "devcontainer-cli",
 ];
 
@@ -165,12 +167,16 @@ export function bootPlan(config: CloudInitConfig): BootPhase[] {
     {
       name: "agent-download",
       background: true,
-      run: [
-        `${CURL} -o ${VM.agentDownload} ${shellQuote(config.agentDownloadUrl)}`,
-        // The agent runs host-mode tasks in bubblewrap (docs/sandbox.md). In the background, off the critical
-        // path; the package lists are refreshed only when the image ships none.
-        `{ ${APT_INSTALL} bubblewrap || { apt-get -q update && ${APT_INSTALL} bubblewrap; }; }`,
-      ],
+      run: [`${CURL} -o ${VM.agentDownload} ${shellQuote(config.agentDownloadUrl)}`],
+    },
+    {
+      // The agent runs host-mode tasks in bubblewrap (docs/sandbox.md) and reports it at start, so the agent
+      // starts after this install — but never fails to start because of it: a node without bubblewrap
+      // still reports, and refuses host-mode tasks naming the package. Its own phase, so a failure shows.
+      // The package lists are refreshed only when the image ships none.
+      name: "sandbox-install",
+      background: true,
+      run: [`{ ${APT_INSTALL} bubblewrap || { apt-get -q update && ${APT_INSTALL} bubblewrap; }; }`],
     },
     {
       // Off the agent's critical path: the agent starts meanwhile and offers devcontainer workspaces while
@@ -233,6 +239,8 @@ export function bootPlan(config: CloudInitConfig): BootPhase[] {
       name: "agent-start",
       run: [
         `test -x ${VM.agentBinary}`,
+        // Waited for, not joined: its failure is its own phase's, not the agent's.
+        `{ wait "$${pidVar("sandbox-install")}" || true; }`,
         "systemctl daemon-reload",
         "systemctl enable sam-agent.service",
         "systemctl start --no-block sam-agent.service",

@@ -23,6 +23,8 @@ export const PACKAGES = [
   "curl",
   "ca-certificates",
   "xz-utils",
+  // The boot installs it when missing (the task sandbox); the lab's VMs have no Debian mirror to fetch it from.
+  "bubblewrap",
   "git",
   "procps",
   "dbus",

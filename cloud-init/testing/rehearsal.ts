@@ -85,7 +85,7 @@ record curl "$url"
   ip: `${RECORD}record ip "$@"\nprintf '1.1.1.1 via 172.31.1.1 dev eth0 src 203.0.113.7 uid 0 \\n    cache \\n'\n`,
   iptables: `${RECORD}record iptables "$@"\n[ "$1" = -C ] && exit 1\nexit 0\n`,
   ip6tables: `${RECORD}record ip6tables "$@"\n[ "$1" = -C ] && exit 1\nexit 0\n`,
-  "apt-get": `${RECORD}sleep 0.2\nrecord apt-get "$@"\n`,
+  "apt-get": `${RECORD}sleep 0.2\nrecord apt-get "$@"\nexit "\${SAM_FAKE_APT_EXIT:-0}"\n`,
 };
 
 /** Write the fakes into `dir` (executable). */

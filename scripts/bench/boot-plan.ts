@@ -22,6 +22,7 @@ const FIGURES: Record<string, Figure> = {
   firewall: { seconds: 0.5, source: "estimate: 12 iptables calls" },
   "nodejs-install": { seconds: 6, source: "estimate: ~48 MB official .tar.gz at ~50 MB/s + gzip extract" },
   "image-pull": { seconds: 25, source: "journal: ~270 MB devcontainers/base:ubuntu; ~50 MB/s incl. extraction" },
+  "sandbox-install": { seconds: 4, source: "estimate: apt-get install bubblewrap (one small package)" },
   "agent-download": { seconds: 3, source: "CRAFT.md: ~104 MiB binary (~49 MiB gzip) at ~50 MB/s" },
   "devcontainer-cli": { seconds: 8, source: "estimate: npm i -g @devcontainers/cli (0 dependencies)" },
   "journald-config": { seconds: 0.5, source: "estimate" },
