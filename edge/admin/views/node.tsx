@@ -175,11 +175,13 @@ function Charts({ metrics, window, now }: { metrics: NodeMetricsView; window: Me
   );
 }
 
-function EventTable({ events }: { events: NodeEvent[] }) {
-  if (events.length === 0) return <p class="muted">No events match.</p>;
+/** One row of a level/type/message table: the node's events, or the warnings and errors the edge kept. */
+type LevelRow = { at: number; level: string; type: string; message: unknown };
+
+function LevelTable({ id, rows }: { id: string; rows: LevelRow[] }) {
   return (
     <div class="scroll">
-      <table class="list events" id="events">
+      <table class="list events" id={id}>
         <thead>
           <tr>
             <th>Time</th>
@@ -189,16 +191,16 @@ function EventTable({ events }: { events: NodeEvent[] }) {
           </tr>
         </thead>
         <tbody>
-          {events.map((e) => (
-            <tr class={`lvl-${e.level}`} data-level={e.level} data-type={e.type}>
-              <td class="nowrap">{formatTime(e.at)}</td>
+          {rows.map((r) => (
+            <tr class={`lvl-${r.level}`} data-level={r.level} data-type={r.type}>
+              <td class="nowrap">{formatTime(r.at)}</td>
               <td>
-                <Badge value={e.level} />
+                <Badge value={r.level} />
               </td>
               <td>
-                <code>{e.type}</code>
+                <code>{r.type}</code>
               </td>
-              <td>{e.message}{e.taskId && <span class="muted">(task {e.taskId})</span>}</td>
+              <td>{r.message}</td>
             </tr>
           ))}
         </tbody>
@@ -207,49 +209,45 @@ function EventTable({ events }: { events: NodeEvent[] }) {
   );
 }
 
+function EventTable({ events }: { events: NodeEvent[] }) {
+  if (events.length === 0) return <p class="muted">No events match.</p>;
+  return (
+    <LevelTable
+      id="events"
+      rows={events.map((e) => ({
+        ...e,
+        message: <>{e.message}{e.taskId && <span class="muted">(task {e.taskId})</span>}</>,
+      }))}
+    />
+  );
+}
+
 /** Newest first, as the edge kept them: they outlive the node, its event log does not. */
 function ProblemTable({ problems, base }: { problems: NodeProblemView[]; base: string }) {
   if (problems.length === 0) return <p class="muted" id="problems">None reported by its heartbeats.</p>;
   return (
-    <div class="scroll">
-      <table class="list events" id="problems">
-        <thead>
-          <tr>
-            <th>Time</th>
-            <th>Level</th>
-            <th>Type</th>
-            <th>Message</th>
-          </tr>
-        </thead>
-        <tbody>
-          {problems.map((p) => (
-            <tr class={`lvl-${p.level}`} data-level={p.level} data-type={p.type}>
-              <td class="nowrap">{formatTime(p.at)}</td>
-              <td>
-                <Badge value={p.level} />
-              </td>
-              <td>
-                <code>{p.type}</code>
-              </td>
-              <td>
-                {p.message}
-                {p.repeats > 0 && (
-                  <span class="muted">
-                    {" "}(×{p.repeats + 1}
-                    {p.lastAt === null ? "" : `, the last at ${formatTime(p.lastAt)}`})
-                  </span>
-                )}
-                {p.taskId && (
-                  <span class="muted">
-                    {" "}(task <a href={`${base}/tasks/${encodeURIComponent(p.taskId)}`}>{p.taskId}</a>)
-                  </span>
-                )}
-              </td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
-    </div>
+    <LevelTable
+      id="problems"
+      rows={problems.map((p) => ({
+        ...p,
+        message: (
+          <>
+            {p.message}
+            {p.repeats > 0 && (
+              <span class="muted">
+                {" "}(×{p.repeats + 1}
+                {p.lastAt === null ? "" : `, the last at ${formatTime(p.lastAt)}`})
+              </span>
+            )}
+            {p.taskId && (
+              <span class="muted">
+                {" "}(task <a href={`${base}/tasks/${encodeURIComponent(p.taskId)}`}>{p.taskId}</a>)
+              </span>
+            )}
+          </>
+        ),
+      }))}
+    />
   );
 }
 
