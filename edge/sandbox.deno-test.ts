@@ -4,7 +4,7 @@
 // a daemon — which is gone once the task has reported.
 import assert from "node:assert/strict";
 import { until } from "../shared/testing/until.ts";
-import { readUntil } from "../shared/testing/read-until.ts";
+import { startDenoEdge } from "./testing/deno-edge.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 
@@ -26,24 +26,18 @@ async function processesOf(taskId: string): Promise<number[]> {
 
 Deno.test("a task under the Deno edge runs sandboxed: no admin token, no edge environment, uid 65534, no daemon left", async () => {
   const dataDir = await Deno.makeTempDir();
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", "edge/main.ts"],
-    cwd: root,
+  const edge = await startDenoEdge({
     env: {
       SAM_PORT: "0",
       SAM_DATA_DIR: dataDir,
       SAM_AGENT_BINARY: `${root}agent/dist/sam-agent`,
       SAM_HEARTBEAT_INTERVAL: "1s",
     },
-    stdout: "piped",
-    stderr: "null",
-  }).spawn();
+    ready: /listening on (http:\/\/[\d.]+:\d+)[\s\S]*admin token: (samadm_\w+)/,
+    timeoutMs: 20_000,
+  });
   try {
-    const m = await readUntil(
-      child.stdout,
-      /listening on (http:\/\/[\d.]+:\d+)[\s\S]*admin token: (samadm_\w+)/,
-      20_000,
-    );
+    const m = edge.match;
     const [url, admin] = [m[1]!, m[2]!];
     const call = (method: string, path: string, token: string, body?: unknown) =>
       fetch(`${url}${path}`, {
@@ -60,7 +54,7 @@ Deno.test("a task under the Deno edge runs sandboxed: no admin token, no edge en
     const command = [
       `if [ "$(id -u)" = 0 ]; then echo "ESCAPED running as root"; exit 1; fi`,
       `cat ${dataDir}/${tokenFile} >/dev/null 2>&1 && echo "ESCAPED admin-token" || echo "blocked admin-token"`,
-      `cat /proc/${child.pid}/environ >/dev/null 2>&1 && echo "ESCAPED edge-environ" || echo "blocked edge-environ"`,
+      `cat /proc/${edge.child.pid}/environ >/dev/null 2>&1 && echo "ESCAPED edge-environ" || echo "blocked edge-environ"`,
       `echo "uid $(id -u)"`,
       "setsid nohup sleep 300 >/dev/null 2>&1 &",
       "echo done",
@@ -84,9 +78,7 @@ Deno.test("a task under the Deno edge runs sandboxed: no admin token, no edge en
     assert.deepEqual(lines.filter((l) => l.startsWith("ESCAPED")), []);
     assert.deepEqual(await processesOf(task.id), []);
   } finally {
-    child.kill("SIGINT");
-    await child.status;
-    await child.stdout.cancel().catch(() => {});
+    await edge.stop();
     await Deno.remove(dataDir, { recursive: true });
   }
 });

@@ -5,10 +5,9 @@ import assert from "node:assert/strict";
 import { parse } from "yaml";
 import { startHetznerFake } from "../testing/hetzner-fake.ts";
 import { until } from "../../shared/testing/until.ts";
-import { readUntil } from "../../shared/testing/read-until.ts";
+import { startDenoEdge } from "../testing/deno-edge.ts";
 import { freePort } from "../../shared/testing/free-port.ts";
 
-const root = new URL("../..", import.meta.url).pathname;
 const ADMIN = "admin-token-for-boot-progress-0123";
 
 Deno.test("boot progress: live phases, a degraded ready, the first boot kept after a reboot, a timeout naming the stuck phase", async () => {
@@ -16,9 +15,7 @@ Deno.test("boot progress: live phases, a degraded ready, the first boot kept aft
   const dataDir = await Deno.makeTempDir();
   // The hetzner provider needs the public URL up front (the VMs call it): a free port, known before start.
   const port = await freePort();
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", "edge/main.ts"],
-    cwd: root,
+  const edge = await startDenoEdge({
     env: {
       SAM_PORT: String(port),
       SAM_PUBLIC_URL: `http://127.0.0.1:${port}`,
@@ -33,11 +30,9 @@ Deno.test("boot progress: live phases, a degraded ready, the first boot kept aft
       SAM_TICK_INTERVAL: "1s",
       SAM_TIMEOUT_BUFFER: "3s",
     },
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+  });
   try {
-    const url = (await readUntil(child.stdout, /listening on (http:\/\/[\d.]+:\d+)/, 30_000))[1]!;
+    const url = edge.url;
     const admin = (path: string, init: RequestInit = {}) =>
       fetch(`${url}${path}`, { ...init, headers: { Authorization: `Bearer ${ADMIN}`, ...init.headers } });
 
@@ -188,13 +183,7 @@ Deno.test("boot progress: live phases, a degraded ready, the first boot kept aft
       /^agent not ready after 6s \(boot budget\); stuck in phase agent-download for \d+s$/,
     );
   } finally {
-    try {
-      child.kill("SIGINT");
-    } catch {
-      // already exited (a failed start); its status says so below
-    }
-    await child.status;
-    await child.stderr.cancel();
+    await edge.stop();
     await fake.close();
     await Deno.remove(dataDir, { recursive: true });
   }

@@ -3,19 +3,16 @@
 // them once the node is deleted or has failed, when its agent and events.db are gone. The local provider's
 // "agent" is a sleeping process; the test speaks for it with the node token the provider wrote.
 import assert from "node:assert/strict";
-import { readUntil } from "../../shared/testing/read-until.ts";
 import { until } from "../../shared/testing/until.ts";
+import { startDenoEdge } from "../testing/deno-edge.ts";
 
-const root = new URL("../..", import.meta.url).pathname;
 const ADMIN = "admin-token-for-last-words-0123456";
 
 type Problem = { at: number; level: string; type: string; message: string; taskId: string | null; repeats: number };
 
 Deno.test("last words: heartbeats' warnings and errors outlive a deleted and a failed node; bad ones are a 400", async () => {
   const dataDir = await Deno.makeTempDir();
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", "edge/main.ts"],
-    cwd: root,
+  const edge = await startDenoEdge({
     env: {
       SAM_PORT: "0",
       SAM_DATA_DIR: dataDir,
@@ -23,11 +20,9 @@ Deno.test("last words: heartbeats' warnings and errors outlive a deleted and a f
       SAM_AGENT_BINARY: "sleep 600",
       SAM_TICK_INTERVAL: "1s",
     },
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+  });
   try {
-    const url = (await readUntil(child.stdout, /listening on (http:\/\/[\d.]+:\d+)/, 30_000))[1]!;
+    const url = edge.url;
     const admin = (path: string, init: RequestInit = {}) =>
       fetch(`${url}${path}`, { ...init, headers: { Authorization: `Bearer ${ADMIN}`, ...init.headers } });
     const view = async (id: string) => await (await admin(`/api/nodes/${id}`)).json();
@@ -160,14 +155,7 @@ Deno.test("last words: heartbeats' warnings and errors outlive a deleted and a f
     assert.equal(failed.recentProblems[0].message, "problem 149");
     assert.equal(failed.recentProblems[99].message, "problem 50");
   } finally {
-    try {
-      child.kill("SIGINT");
-    } catch {
-      // already exited (a failed start)
-    }
-    await child.status;
-    await child.stdout.cancel().catch(() => {});
-    await child.stderr.cancel();
+    await edge.stop();
     await Deno.remove(dataDir, { recursive: true });
   }
 });

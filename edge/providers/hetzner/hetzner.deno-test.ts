@@ -5,8 +5,8 @@
 import assert from "node:assert/strict";
 import { startHetznerFake } from "../../testing/hetzner-fake.ts";
 import { until } from "../../../shared/testing/until.ts";
+import { startDenoEdge } from "../../testing/deno-edge.ts";
 
-const root = new URL("../../../", import.meta.url).pathname;
 const ADMIN = "admin-token-for-deno-hetzner-0123";
 const TOKEN = "hcloud-deno-token";
 
@@ -18,9 +18,7 @@ Deno.test("under Deno: the tick reaps an orphan, a create that fails after its 2
     created: new Date(Date.now() - 3_600_000).toISOString(),
   });
   fake.applyThenFailNextCreate({ brokenBody: true });
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", "edge/main.ts"],
-    cwd: root,
+  const edge = await startDenoEdge({
     env: {
       SAM_PORT: "0",
       SAM_DATA_DIR: dataDir,
@@ -34,23 +32,10 @@ Deno.test("under Deno: the tick reaps an orphan, a create that fails after its 2
       SAM_RETRY_BACKOFF: "100ms",
       SAM_ORPHAN_GRACE: "1m",
     },
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  let out = "";
-  let err = "";
-  const drain = (s: ReadableStream<Uint8Array>, add: (t: string) => void) =>
-    s.pipeThrough(new TextDecoderStream()).pipeTo(new WritableStream({ write: add }));
-  const drained = Promise.all([
-    drain(child.stdout, (t) => void (out += t)),
-    drain(child.stderr, (t) => void (err += t)),
-  ]);
+    timeoutMs: 20_000,
+  });
   try {
-    const url = await until(
-      "the edge listens",
-      async () => /listening on (http:\/\/[\d.]+:\d+)/.exec(out)?.[1],
-      20_000,
-    );
+    const url = edge.url;
     const api = (method: string, path: string, token = ADMIN, body?: unknown) =>
       fetch(`${url}${path}`, {
         method,
@@ -85,14 +70,12 @@ Deno.test("under Deno: the tick reaps an orphan, a create that fails after its 2
     assert.ok(del.status < 300);
     await del.body?.cancel();
     await until("nothing is left in the project", async () => fake.servers.size === 0, 15_000);
-    assert.match(err, new RegExp(`orphan reaper: deleted server ${orphan.id} \\(node n-lost is unknown\\)`));
+    assert.match(edge.output(), new RegExp(`orphan reaper: deleted server ${orphan.id} \\(node n-lost is unknown\\)`));
     const config = await (await api("GET", "/api/config")).json();
     assert.equal(config.orphanReaper.mode, "on");
     assert.ok(config.orphanReaper.deleted >= 1, "the reaper counted what it deleted");
   } finally {
-    child.kill("SIGINT");
-    const status = await child.status;
-    await drained;
+    const status = await edge.stop();
     await fake.close();
     await Deno.remove(dataDir, { recursive: true });
     assert.equal(status.code, 0);
