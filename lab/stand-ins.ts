@@ -46,8 +46,10 @@ export function startStandIns(a: StandInAssets, faults: Faults): StandIns {
       const host = (req.headers.get("host") ?? "").replace(/:\d+$/, "");
       requests.push(`${req.method} ${host}${url.pathname}`);
       if (host === HOSTS.downloads && url.pathname === "/sam-agent") {
-        // Accepted and never answered: the boot's download hangs like one behind a broken mirror.
-        if (faults.hangAgentDownload) return new Promise<Response>(() => {});
+        // Answered, then stalled: a byte every few seconds and never the end, like a download behind a broken
+        // mirror. (A request never answered at all is closed by the path in between after a while, and the
+        // boot's retries then fail the phase instead of leaving it stuck.)
+        if (faults.hangAgentDownload) return stalledBody();
         return file(a.agentBinary);
       }
       if (host === HOSTS.nodejs) {
@@ -127,4 +129,25 @@ export function startAgentProxy(routes: Map<string, number>): { port: number; st
   });
   server.listen(0, "127.0.0.1");
   return { port: (server.address() as { port: number }).port, stop: () => server.close() };
+}
+
+/** A 200 whose body trickles one byte every 5 s and never ends. */
+function stalledBody(): Response {
+  let timer: ReturnType<typeof setInterval> | undefined;
+  const body = new ReadableStream<Uint8Array>({
+    start(controller) {
+      controller.enqueue(new Uint8Array([0]));
+      timer = setInterval(() => {
+        try {
+          controller.enqueue(new Uint8Array([0]));
+        } catch {
+          clearInterval(timer);
+        }
+      }, 5_000);
+    },
+    cancel() {
+      clearInterval(timer);
+    },
+  });
+  return new Response(body, { headers: { "content-type": "application/octet-stream" } });
 }

@@ -2,7 +2,8 @@
  * The real edge (edge/main.ts) as its own Deno process, for the tests that go through the production entry
  * and runtime: started with the given environment and permissions, ready once its output matches (the
  * listening line by default), its stdout and stderr drained into one kept string (a test can read it, and a
- * full pipe never blocks the edge), stopped with SIGINT as an operator would.
+ * full pipe never blocks the edge), stopped with SIGINT as an operator would. Deno-only: `deno check` (npm test)
+ * checks it with the Deno tests that import it; tsconfig.json leaves it out.
  */
 import { until } from "../../shared/testing/until.ts";
 
