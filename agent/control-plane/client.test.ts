@@ -7,6 +7,7 @@ import { EventStore } from "../events/store.ts";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { readyReport } from "../../shared/testing/agent-ready.ts";
 
 const NODE_TOKEN = "samnode_test_0123456789";
 type Call = { path: string; auth: string | null; body: unknown };
@@ -23,21 +24,13 @@ const edge = Bun.serve({
 afterAll(() => edge.stop(true));
 const client = new ControlPlaneClient(`http://127.0.0.1:${edge.port}`, NODE_TOKEN);
 
-const ready: AgentReady = {
-  nodeId: "node-1",
+const ready: AgentReady = readyReport("node-1", {
   version: "1.0.0",
   url: "http://127.0.0.1:1234",
   tlsFingerprint: null,
   startedAt: 1,
   bootTimeline: { source: "none", kernelUptimeMsAtAgentStart: null, agentStartedAt: 1, phases: [] },
-  capabilities: {
-    workspaceModes: ["host"],
-    agents: ["builtin", "command"],
-    maxConcurrentTasks: 2,
-    arch: "x64",
-    os: "linux",
-  },
-};
+});
 const errorAnswer = (status: number, message: string) => () =>
   Response.json({ error: { message, type: "unavailable_error", code: null } }, { status });
 

@@ -6,6 +6,7 @@ import { parse } from "yaml";
 import { startHetznerFake } from "../testing/hetzner-fake.ts";
 import { until } from "../../shared/testing/until.ts";
 import { startDenoEdge } from "../testing/deno-edge.ts";
+import { readyReport } from "../../shared/testing/agent-ready.ts";
 import { freePort } from "../../shared/testing/free-port.ts";
 
 const ADMIN = "admin-token-for-boot-progress-0123";
@@ -98,17 +99,7 @@ Deno.test("boot progress: live phases, a degraded ready, the first boot kept aft
 
     // 2. The agent reports (its journal timeline is the record); a live END completes the pull it saw running.
     const ready = (phases: unknown[], bootId: string, machineBootId: string, extra: Record<string, unknown> = {}) => ({
-      nodeId: a.nodeId,
-      version: "0.1.0",
-      url: "http://127.0.0.1:9",
-      startedAt: Date.now(),
-      capabilities: {
-        workspaceModes: ["host"],
-        agents: ["builtin", "command"],
-        maxConcurrentTasks: 2,
-        arch: "x64",
-        os: "linux",
-      },
+      ...readyReport(a.nodeId),
       bootTimeline: {
         source: "journald",
         kernelUptimeMsAtAgentStart: 9000,

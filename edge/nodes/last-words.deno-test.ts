@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { until } from "../../shared/testing/until.ts";
 import { startDenoEdge } from "../testing/deno-edge.ts";
+import { readyReport } from "../../shared/testing/agent-ready.ts";
 
 const ADMIN = "admin-token-for-last-words-0123456";
 
@@ -48,22 +49,7 @@ Deno.test("last words: heartbeats' warnings and errors outlive a deleted and a f
         });
       const heartbeat = (recentProblems?: unknown[]) =>
         post("heartbeat", { nodeId, at: Date.now(), uptimeMs: 1_000, activeTasks: [], recentProblems });
-      const ready = (extra: Record<string, unknown> = {}) =>
-        post("ready", {
-          nodeId,
-          version: "0.1.0",
-          url: "http://127.0.0.1:9",
-          startedAt: Date.now(),
-          capabilities: {
-            workspaceModes: ["host"],
-            agents: ["builtin", "command"],
-            maxConcurrentTasks: 2,
-            arch: "x64",
-            os: "linux",
-          },
-          bootTimeline: { source: "none", kernelUptimeMsAtAgentStart: null, agentStartedAt: Date.now(), phases: [] },
-          ...extra,
-        });
+      const ready = (extra: Record<string, unknown> = {}) => post("ready", { ...readyReport(nodeId), ...extra });
       return { nodeId, heartbeat, ready };
     }
     const t0 = Date.now() - 60_000;
