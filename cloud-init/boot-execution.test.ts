@@ -169,10 +169,10 @@ describe("a rehearsed boot", () => {
     expect(ok.phases.every((p) => p.status === "ok")).toBe(true);
     const sc = systemctlCalls(ok);
     expect(sc[0]).toBe("start docker.service");
-    expect(sc.at(-1)).toBe("start --no-block sam-agent.service");
+    expect(sc.at(-1)).toBe("enable --now --no-block sam-agent.service");
     const restart = sc.indexOf("restart docker.service");
     expect(restart).toBeGreaterThan(0);
-    expect(restart).toBeLessThan(sc.indexOf("start --no-block sam-agent.service"));
+    expect(restart).toBeLessThan(sc.indexOf("enable --now --no-block sam-agent.service"));
     // The restart comes after the pull finished, so it never aborts it.
     const pull = ok.calls.find((c) => c.tool === "docker" && c.args[0] === "pull")!;
     const restartCall = ok.calls.find((c) => c.tool === "systemctl" && c.args.join(" ") === "restart docker.service")!;
@@ -339,7 +339,7 @@ describe("a rehearsed boot", () => {
     // Both tries: the install from the image's lists, then after refreshing them.
     expect(boot.calls.filter((c) => c.tool === "apt-get").map((c) => c.args[0] === "-q" ? c.args[1] : c.args[0]))
       .toEqual(["-y", "update"]);
-    expect(systemctlCalls(boot).at(-1)).toBe("start --no-block sam-agent.service");
+    expect(systemctlCalls(boot).at(-1)).toBe("enable --now --no-block sam-agent.service");
   }, 90_000);
 
   test("a failed phase is logged as FAILED and the agent still starts to report it", () => {
@@ -348,6 +348,6 @@ describe("a rehearsed boot", () => {
     expect(status["image-pull"]).toBe("failed");
     expect(status["image-pull-wait"]).toBe("failed");
     expect(status["agent-start"]).toBe("ok");
-    expect(systemctlCalls(boot).at(-1)).toBe("start --no-block sam-agent.service");
+    expect(systemctlCalls(boot).at(-1)).toBe("enable --now --no-block sam-agent.service");
   }, 90_000);
 });

@@ -34,7 +34,7 @@ describe("phase order", () => {
     const commands = runcmd.split("\n").map((l) => l.trim()).filter((l) =>
       l && !l.startsWith("logger") && !["fi", "else", "(", "then"].includes(l)
     );
-    const start = commands.findIndex((c) => c.includes("systemctl start --no-block sam-agent.service"));
+    const start = commands.findIndex((c) => c.includes("systemctl enable --now --no-block sam-agent.service"));
     const after = commands.slice(start + 1);
     expect(after).toHaveLength(2);
     expect(after[0]).toContain('wait "$pid_image_pull"');
