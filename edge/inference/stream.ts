@@ -49,6 +49,18 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   return all;
 }
 
+function joinAll(parts: Uint8Array[]): Uint8Array {
+  let size = 0;
+  for (const p of parts) size += p.byteLength;
+  const all = new Uint8Array(size);
+  let at = 0;
+  for (const p of parts) {
+    all.set(p, at);
+    at += p.byteLength;
+  }
+  return all;
+}
+
 function dataOf(event: string): string | null {
   let data: string | null = null;
   for (const line of event.split(/\r?\n/)) {
@@ -92,30 +104,33 @@ export class StreamNormaliser {
     };
   }
 
-  /** Bytes in from upstream; bytes out to the client, now. */
-  push(bytes: Uint8Array): Uint8Array[] {
+  /**
+   * Bytes in from upstream; the bytes to send the client now, as one chunk (one write to the client rather
+   * than one per event), or null. `bytes` is not kept nor returned: the caller may read into it again.
+   */
+  push(bytes: Uint8Array): Uint8Array | null {
     if (this.toolNames.size === 0) return this.passThrough(bytes);
     this.buffer += this.decoder.decode(bytes, { stream: true });
     const out: string[] = [];
     this.drainEvents((event) => {
       out.push(...this.repair(event));
     });
-    return out.length === 0 ? [] : [encoder.encode(out.join(""))];
+    return out.length === 0 ? null : encoder.encode(out.join(""));
   }
 
   /** The upstream body ended: release what was held and make sure `[DONE]` closes the stream. */
-  end(): Uint8Array[] {
-    const out: Uint8Array[] = [];
+  end(): Uint8Array | null {
+    let tail: Uint8Array | null = null;
     const text: string[] = [];
     if (this.toolNames.size === 0) {
-      const tail = this.pending;
+      const pending = this.pending;
       this.pending = null;
-      if (tail !== null) {
-        const event = utf8.decode(tail);
+      if (pending !== null) {
+        const event = utf8.decode(pending);
         const rewritten = event.trim() === "" ? null : this.watch(event + "\n\n");
         if (rewritten !== null) text.push(rewritten);
         else {
-          out.push(tail);
+          tail = pending;
           if (event.trim() !== "") text.push(event.endsWith("\n") ? "\n" : "\n\n");
         }
       }
@@ -132,15 +147,16 @@ export class StreamNormaliser {
       text.push("data: [DONE]\n\n");
       this.sawDone = true;
     }
-    if (text.length > 0) out.push(encoder.encode(text.join("")));
-    return out;
+    if (text.length === 0) return tail;
+    const more = encoder.encode(text.join(""));
+    return tail === null ? more : concat(tail, more);
   }
 
   /**
-   * Without tools: complete events go out as the upstream's own bytes (views, no copy), except a choice's
-   * first delta without a role, which is re-encoded with one.
+   * Without tools: complete events go out as the upstream's own bytes, except a choice's first delta without
+   * a role, which is re-encoded with one. The bytes are copied out of `bytes`, which the caller reuses.
    */
-  private passThrough(bytes: Uint8Array): Uint8Array[] {
+  private passThrough(bytes: Uint8Array): Uint8Array | null {
     const pending = this.pending;
     const data = pending === null ? bytes : concat(pending, bytes);
     const out: Uint8Array[] = [];
@@ -162,7 +178,9 @@ export class StreamNormaliser {
     }
     if (start > sent) out.push(data.subarray(sent, start));
     this.pending = start === data.byteLength ? null : data.slice(start);
-    return out;
+    if (out.length === 0) return null;
+    // One part: a copy of it. `slice`, not `subarray`: the bytes read go back into the reader's buffer.
+    return out.length === 1 ? out[0]!.slice() : joinAll(out);
   }
 
   /** An upstream failure after the stream began: an error event OpenAI clients raise, then `[DONE]`. */
@@ -377,6 +395,13 @@ export class StreamNormaliser {
 export type IdleWatch = { deadlines: Deadlines; message: string };
 
 /**
+ * Bytes of the buffer a stream reads its upstream into, one per stream, read after read. Under Deno a fetch
+ * body is a byte stream, and its default reader allocates a fresh 64 KiB buffer for every read (a chunk of
+ * a few hundred bytes); that garbage cost more CPU per stream than SAM's own work on the events.
+ */
+const READ_BUFFER_BYTES = 16 * 1024;
+
+/**
  * The client-facing body: reads upstream as the client reads (no buffering ahead), and calls `onEnd` once,
  * whether the stream completed, failed, went idle, or the client went away. An upstream that sends no byte
  * within the idle deadline is cancelled and the client gets an error event and `[DONE]` instead of a hang.
@@ -387,7 +412,16 @@ export function proxyStream(
   onEnd: (end: StreamEnd) => void,
   idle?: IdleWatch,
 ): ReadableStream<Uint8Array> {
-  const reader = upstream.getReader();
+  // A byte stream (Deno's fetch bodies) is read into the stream's own buffer; any other (Bun's, a JS
+  // stream) cannot be, and is read as it comes.
+  let byob: ReadableStreamBYOBReader | null = null;
+  let reader: ReadableStreamDefaultReader<Uint8Array> | null = null;
+  try {
+    byob = upstream.getReader({ mode: "byob" });
+  } catch {
+    reader = upstream.getReader();
+  }
+  let buffer = new Uint8Array(byob === null ? 0 : READ_BUFFER_BYTES);
   let ended = false;
   let wentIdle = false;
   const finish = (completed: boolean) => {
@@ -395,10 +429,11 @@ export function proxyStream(
     ended = true;
     onEnd(normaliser.result(completed));
   };
+  const cancelUpstream = (reason: unknown) => (byob ?? reader!).cancel(reason);
   const onIdle = () => {
     wentIdle = true;
     // A pending read then resolves as done; `wentIdle` tells it apart from a clean end.
-    reader.cancel(new DOMException("upstream idle", "TimeoutError")).catch(() => {});
+    cancelUpstream(new DOMException("upstream idle", "TimeoutError")).catch(() => {});
   };
   const fail = (controller: ReadableStreamDefaultController<Uint8Array>, message: string) => {
     controller.enqueue(normaliser.fail(message));
@@ -410,10 +445,22 @@ export function proxyStream(
     // yields bytes for the client (an upstream read may end mid-event) or the upstream ends.
     async pull(controller) {
       for (;;) {
-        let read: Awaited<ReturnType<typeof reader.read>>;
+        /** The bytes read, or null at the upstream's end. */
+        let chunk: Uint8Array | null;
         const stopWatch = idle?.deadlines.add(onIdle);
         try {
-          read = await reader.read();
+          if (byob === null) {
+            const read = await reader!.read();
+            chunk = read.done ? null : read.value;
+          } else {
+            const read = await byob.read(buffer);
+            if (read.done) chunk = null;
+            else {
+              chunk = read.value;
+              // The read hands the buffer back (transferred): the next read goes into it again.
+              buffer = new Uint8Array(read.value.buffer);
+            }
+          }
         } catch {
           if (ended) return;
           return fail(
@@ -424,20 +471,23 @@ export function proxyStream(
           stopWatch?.();
         }
         if (wentIdle) return ended ? undefined : fail(controller, idle!.message);
-        if (read.done) {
-          for (const bytes of normaliser.end()) controller.enqueue(bytes);
+        if (chunk === null) {
+          const tail = normaliser.end();
+          if (tail !== null) controller.enqueue(tail);
           controller.close();
           finish(true);
           return;
         }
-        const out = normaliser.push(read.value);
-        for (const bytes of out) controller.enqueue(bytes);
-        if (out.length > 0) return;
+        const out = normaliser.push(chunk);
+        if (out !== null) {
+          controller.enqueue(out);
+          return;
+        }
       }
     },
     async cancel(reason) {
       finish(false);
-      await reader.cancel(reason).catch(() => {});
+      await cancelUpstream(reason).catch(() => {});
     },
   }, { highWaterMark: 0 });
 }
