@@ -26,13 +26,12 @@ type ChoiceState = {
 };
 
 const encoder = new TextEncoder();
-const EVENT_END = /\r?\n\r?\n/;
 const LF = 10;
 const CR = 13;
 
 /**
- * End (exclusive) of the first complete SSE event in `b` at or after `from`, or -1: the bytes form of
- * `EVENT_END`, a line feed followed by an optional carriage return and a line feed.
+ * End (exclusive) of the first complete SSE event in `b` at or after `from`, or -1: a line feed followed by
+ * an optional carriage return and a line feed (`/\r?\n\r?\n/` on the bytes).
  */
 function eventEnd(b: Uint8Array, from: number): number {
   for (let i = b.indexOf(LF, from); i !== -1; i = b.indexOf(LF, i + 1)) {
@@ -49,19 +48,55 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   return all;
 }
 
-function joinAll(parts: Uint8Array[]): Uint8Array {
+/**
+ * One chunk for the client out of the upstream's bytes (views, copied here: the reader's buffer is read into
+ * again) and text SAM wrote, in order.
+ */
+function assemble(parts: (Uint8Array | string)[]): Uint8Array {
+  if (parts.length === 1) {
+    const only = parts[0]!;
+    return typeof only === "string" ? encoder.encode(only) : only.slice();
+  }
+  const bytes: Uint8Array[] = [];
+  let text = "";
   let size = 0;
-  for (const p of parts) size += p.byteLength;
+  for (const p of parts) {
+    if (typeof p === "string") {
+      text += p;
+      continue;
+    }
+    if (text !== "") {
+      const encoded = encoder.encode(text);
+      bytes.push(encoded);
+      size += encoded.byteLength;
+      text = "";
+    }
+    bytes.push(p);
+    size += p.byteLength;
+  }
+  if (text !== "") {
+    const encoded = encoder.encode(text);
+    bytes.push(encoded);
+    size += encoded.byteLength;
+  }
   const all = new Uint8Array(size);
   let at = 0;
-  for (const p of parts) {
-    all.set(p, at);
-    at += p.byteLength;
+  for (const b of bytes) {
+    all.set(b, at);
+    at += b.byteLength;
   }
   return all;
 }
 
+/** The data of an SSE event: its `data:` lines joined by line feeds, or null when it has none. */
 function dataOf(event: string): string | null {
+  // Nearly every event is one `data:` line and the blank line after it: no split for those.
+  const lf = event.indexOf("\n");
+  const rest = event.length - lf - 1;
+  if (lf > 0 && (rest === 1 || (rest === 2 && event.charCodeAt(lf + 1) === CR))) {
+    if (!event.startsWith("data:")) return null;
+    return event.slice(5, event.charCodeAt(lf - 1) === CR ? lf - 1 : lf).trimStart();
+  }
   let data: string | null = null;
   for (const line of event.split(/\r?\n/)) {
     if (line.startsWith("data:")) data = (data === null ? "" : data + "\n") + line.slice(5).trimStart();
@@ -83,9 +118,7 @@ function withRole(choice: Record<string, unknown>): boolean {
 }
 
 export class StreamNormaliser {
-  private readonly decoder = new TextDecoder();
-  private buffer = "";
-  /** Without tools: the bytes of an event not yet complete. */
+  /** The bytes of an event not yet complete. */
   private pending: Uint8Array | null = null;
   /** Without tools: choice indices whose first delta went out. */
   private readonly seenChoices = new Set<number>();
@@ -106,60 +139,14 @@ export class StreamNormaliser {
 
   /**
    * Bytes in from upstream; the bytes to send the client now, as one chunk (one write to the client rather
-   * than one per event), or null. `bytes` is not kept nor returned: the caller may read into it again.
+   * than one per event), or null. An event left as it came goes out as the upstream's own bytes (decoding
+   * and re-encoding it cost more than reading it); `bytes` is not kept: the caller may read into it again.
    */
   push(bytes: Uint8Array): Uint8Array | null {
-    if (this.toolNames.size === 0) return this.passThrough(bytes);
-    this.buffer += this.decoder.decode(bytes, { stream: true });
-    const out: string[] = [];
-    this.drainEvents((event) => {
-      out.push(...this.repair(event));
-    });
-    return out.length === 0 ? null : encoder.encode(out.join(""));
-  }
-
-  /** The upstream body ended: release what was held and make sure `[DONE]` closes the stream. */
-  end(): Uint8Array | null {
-    let tail: Uint8Array | null = null;
-    const text: string[] = [];
-    if (this.toolNames.size === 0) {
-      const pending = this.pending;
-      this.pending = null;
-      if (pending !== null) {
-        const event = utf8.decode(pending);
-        const rewritten = event.trim() === "" ? null : this.watch(event + "\n\n");
-        if (rewritten !== null) text.push(rewritten);
-        else {
-          tail = pending;
-          if (event.trim() !== "") text.push(event.endsWith("\n") ? "\n" : "\n\n");
-        }
-      }
-    } else {
-      const tail = this.buffer + this.decoder.decode();
-      this.buffer = "";
-      if (tail.trim() !== "") text.push(...this.repair(tail + "\n\n"));
-    }
-    if (!this.sawDone) {
-      for (const [index, st] of this.choices) {
-        text.push(...this.release(st, index));
-        if (st.sawToolCalls && !st.finished) text.push(this.chunk({ index, delta: {}, finish_reason: "tool_calls" }));
-      }
-      text.push("data: [DONE]\n\n");
-      this.sawDone = true;
-    }
-    if (text.length === 0) return tail;
-    const more = encoder.encode(text.join(""));
-    return tail === null ? more : concat(tail, more);
-  }
-
-  /**
-   * Without tools: complete events go out as the upstream's own bytes, except a choice's first delta without
-   * a role, which is re-encoded with one. The bytes are copied out of `bytes`, which the caller reuses.
-   */
-  private passThrough(bytes: Uint8Array): Uint8Array | null {
     const pending = this.pending;
     const data = pending === null ? bytes : concat(pending, bytes);
-    const out: Uint8Array[] = [];
+    const tools = this.toolNames.size > 0;
+    const out: (Uint8Array | string)[] = [];
     let start = 0;
     let sent = 0;
     // Bytes of `pending` were scanned already; only its last two could begin an event end.
@@ -168,19 +155,48 @@ export class StreamNormaliser {
       end !== -1;
       end = eventEnd(data, start)
     ) {
-      const rewritten = this.watch(utf8.decode(data.subarray(start, end)));
-      if (rewritten !== null) {
+      const event = utf8.decode(data.subarray(start, end));
+      const instead = tools ? this.repair(event) : this.watch(event);
+      if (instead !== null) {
         if (start > sent) out.push(data.subarray(sent, start));
-        out.push(encoder.encode(rewritten));
+        if (instead !== "") out.push(instead);
         sent = end;
       }
       start = end;
     }
     if (start > sent) out.push(data.subarray(sent, start));
     this.pending = start === data.byteLength ? null : data.slice(start);
-    if (out.length === 0) return null;
-    // One part: a copy of it. `slice`, not `subarray`: the bytes read go back into the reader's buffer.
-    return out.length === 1 ? out[0]!.slice() : joinAll(out);
+    return out.length === 0 ? null : assemble(out);
+  }
+
+  /** The upstream body ended: release what was held and make sure `[DONE]` closes the stream. */
+  end(): Uint8Array | null {
+    const out: (Uint8Array | string)[] = [];
+    const pending = this.pending;
+    this.pending = null;
+    if (pending !== null) {
+      const event = utf8.decode(pending);
+      const blank = event.trim() === "";
+      if (this.toolNames.size > 0) {
+        if (!blank) out.push(this.repair(event + "\n\n") ?? event + "\n\n");
+      } else {
+        const rewritten = blank ? null : this.watch(event + "\n\n");
+        if (rewritten !== null) out.push(rewritten);
+        else {
+          out.push(pending);
+          if (!blank) out.push(event.endsWith("\n") ? "\n" : "\n\n");
+        }
+      }
+    }
+    if (!this.sawDone) {
+      for (const [index, st] of this.choices) {
+        out.push(...this.release(st, index));
+        if (st.sawToolCalls && !st.finished) out.push(this.chunk({ index, delta: {}, finish_reason: "tool_calls" }));
+      }
+      out.push("data: [DONE]\n\n");
+      this.sawDone = true;
+    }
+    return out.length === 0 ? null : assemble(out);
   }
 
   /** An upstream failure after the stream began: an error event OpenAI clients raise, then `[DONE]`. */
@@ -192,16 +208,6 @@ export class StreamNormaliser {
 
   result(completed: boolean): StreamEnd {
     return { usage: this.usage, completionChars: this.completionChars, completed };
-  }
-
-  private drainEvents(each: (event: string) => void): void {
-    for (;;) {
-      const m = EVENT_END.exec(this.buffer);
-      if (!m) return;
-      const end = m.index + m[0].length;
-      each(this.buffer.slice(0, end));
-      this.buffer = this.buffer.slice(end);
-    }
   }
 
   private parse(event: string): { data: string | null; chunk: Record<string, unknown> | null } {
@@ -263,23 +269,22 @@ export class StreamNormaliser {
     return sse({ ...this.template, choices: [choice] });
   }
 
-  /** One upstream event in, the events to send in its place out. */
-  private repair(event: string): string[] {
+  /** One upstream event in; the events to send in its place ("" for none), or null to send it as it came. */
+  private repair(event: string): string | null {
     const { data, chunk } = this.parse(event);
     if (data === "[DONE]") {
-      if (this.sawDone) return [];
+      if (this.sawDone) return "";
       this.sawDone = true;
       const out: string[] = [];
       for (const [index, st] of this.choices) {
         out.push(...this.release(st, index));
         if (st.sawToolCalls && !st.finished) out.push(this.chunk({ index, delta: {}, finish_reason: "tool_calls" }));
       }
-      out.push(event);
-      return out;
+      return out.length === 0 ? null : out.join("") + event;
     }
-    if (!chunk) return [event];
+    if (!chunk) return null;
     this.note(chunk);
-    if (!Array.isArray(chunk.choices)) return [event];
+    if (!Array.isArray(chunk.choices)) return null;
     const seed = this.template.id;
     const before: string[] = [];
     let changed = false;
@@ -331,7 +336,8 @@ export class StreamNormaliser {
         }
       }
     });
-    return [...before, changed ? sse(chunk) : event];
+    if (before.length === 0) return changed ? sse(chunk) : null;
+    return before.join("") + (changed ? sse(chunk) : event);
   }
 
   /** Streamed text for one choice: what may go out now; the rest is held while it could be a tool call. */
