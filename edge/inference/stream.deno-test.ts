@@ -1,5 +1,6 @@
 // Streaming behaviour under Deno.serve that a client sees: an upstream that goes quiet after its headers ends
-// the stream with an error event and [DONE], and a role-less first delta reaches the client with a role.
+// the stream with an error event and [DONE], a role-less first delta reaches the client with a role, and a
+// long answer read in many reads arrives intact.
 import assert from "node:assert/strict";
 import { createClient } from "@libsql/client";
 import { loadEdgeConfig } from "../config.ts";
@@ -118,3 +119,18 @@ Deno.test("openai-node's chat.completions.stream() gets role-less upstream strea
     }
   });
 });
+
+for (const tools of [false, true]) {
+  Deno.test(`an answer that arrives in one burst larger than SAM's read buffer reaches the client intact (tools: ${tools})`, async () => {
+    // 2,000 events, ≈ 200 KiB in one body: SAM reads it in several reads, back to back.
+    const events = [sse({ role: "assistant", content: "Hello" })];
+    for (let i = 0; i < 2_000; i++) events.push(sse({ content: ` word${i}` }));
+    events.push(sse({}, "stop"), "data: [DONE]\n\n");
+    const upstream = () => new Response(events.join(""), { headers: { "content-type": "text/event-stream" } });
+    await withSam(upstream, {}, async (base) => {
+      const res = await chat(base, tools);
+      assert.equal(res.status, 200);
+      assert.ok(await res.text() === events.join(""), "the answer arrived changed");
+    });
+  });
+}

@@ -79,6 +79,18 @@ describe("stream normaliser", () => {
     expect(evs.at(-1)!.choices[0]!.finish_reason).toBe("stop");
   });
 
+  test("what push returns never shares memory with the bytes it was given (the reader reads into them again)", () => {
+    const input = textStream(["a", "b"]).join("");
+    for (const tools of [[], ["f"]]) {
+      const n = new StreamNormaliser(new Set(tools), "seed-1", "m");
+      const bytes = enc.encode(input);
+      const out = n.push(bytes)!;
+      const sent = dec.decode(out);
+      bytes.fill(0);
+      expect(dec.decode(out)).toBe(sent);
+    }
+  });
+
   test("a stream that ends without a finish or [DONE] still yields the tool call, a finish and [DONE]", () => {
     const input = sseEvents([chunk({ content: '{"name": "f", "arguments": {}}' })], { done: false }).join("");
     const evs = events(run(input, ["f"], 64).out);
