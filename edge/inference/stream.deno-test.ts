@@ -134,3 +134,36 @@ for (const tools of [false, true]) {
     });
   });
 }
+
+Deno.test("a client that goes away mid-stream cancels the upstream stream under Deno", async () => {
+  let upstreamCancelled = false;
+  const upstream = () =>
+    new Response(
+      new ReadableStream({
+        start(c) {
+          c.enqueue(new TextEncoder().encode(sse({ content: "first " })));
+        },
+        cancel() {
+          upstreamCancelled = true;
+        },
+      }),
+      { headers: { "content-type": "text/event-stream" } },
+    );
+  await withSam(upstream, {}, async (base) => {
+    const ac = new AbortController();
+    const res = await fetch(`${base}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: "Bearer sam_k" },
+      body: JSON.stringify({ model: "m", stream: true, messages: [{ role: "user", content: "hi" }] }),
+      signal: ac.signal,
+    });
+    const reader = res.body!.getReader();
+    assert.match(new TextDecoder().decode((await reader.read()).value), /first /);
+    // Longer than the client watch waits before it looks at the client (CLIENT_WATCH_AFTER_MS).
+    await new Promise((r) => setTimeout(r, 50));
+    ac.abort();
+    const deadline = Date.now() + 3_000;
+    while (!upstreamCancelled && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    assert.ok(upstreamCancelled, "the upstream stream was not cancelled");
+  });
+});
