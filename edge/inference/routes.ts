@@ -453,10 +453,10 @@ export function createInferenceRoutes(deps: InferenceDeps): Inference {
 
     if ((res.headers.get("content-type") ?? "").includes("text/event-stream") && res.body) {
       const normaliser = new StreamNormaliser(toolNames, seed, request.model);
-      const body = proxyStream(res.body, normaliser, (end) => {
-        release();
-        record(end.usage, end.completionChars);
-      }, idle);
+      const body = proxyStream(res.body, normaliser, (end) => record(end.usage, end.completionChars), idle);
+      // From here a client that goes away cancels `body`, and with it the upstream's: the client watch
+      // would only add a cancellation watch per stream (see `send`).
+      release();
       return respond(body, "text/event-stream; charset=utf-8", limitHeaders, samHeaders, STREAM_HEADERS);
     }
     let raw: string;

@@ -16,8 +16,9 @@ const ToolCall = v.looseObject({
   function: v.looseObject({ name: v.string(), arguments: v.string("arguments must be a JSON string") }),
 });
 
+// The commonest roles first: valibot tries the options in order, and every option tried before the match
+// builds an issue with its message (≈ 0.5 µs each, per message of a long conversation).
 const Message = v.variant("role", [
-  v.looseObject({ role: v.picklist(["system", "developer"]), content: Content }),
   v.looseObject({ role: v.literal("user"), content: Content }),
   v.looseObject({
     role: v.literal("assistant"),
@@ -29,6 +30,7 @@ const Message = v.variant("role", [
     content: Content,
     tool_call_id: v.string("a tool message needs tool_call_id"),
   }),
+  v.looseObject({ role: v.picklist(["system", "developer"]), content: Content }),
 ], (issue) => `role must be one of system, developer, user, assistant, tool (got ${JSON.stringify(issue.input)})`);
 
 const FUNCTION_NAME = /^[A-Za-z0-9_-]{1,64}$/;

@@ -1,5 +1,6 @@
 // Streaming behaviour under Deno.serve that a client sees: an upstream that goes quiet after its headers ends
-// the stream with an error event and [DONE], and a role-less first delta reaches the client with a role.
+// the stream with an error event and [DONE], a role-less first delta reaches the client with a role, and a
+// long answer read in many reads arrives intact.
 import assert from "node:assert/strict";
 import { createClient } from "@libsql/client";
 import { loadEdgeConfig } from "../config.ts";
@@ -116,5 +117,53 @@ Deno.test("openai-node's chat.completions.stream() gets role-less upstream strea
       assert.equal(call.function.name, "get_weather", shape);
       assert.deepEqual(JSON.parse(call.function.arguments), CITY_ARGS);
     }
+  });
+});
+
+for (const tools of [false, true]) {
+  Deno.test(`an answer that arrives in one burst larger than SAM's read buffer reaches the client intact (tools: ${tools})`, async () => {
+    // 2,000 events, ≈ 200 KiB in one body: SAM reads it in several reads, back to back.
+    const events = [sse({ role: "assistant", content: "Hello" })];
+    for (let i = 0; i < 2_000; i++) events.push(sse({ content: ` word${i}` }));
+    events.push(sse({}, "stop"), "data: [DONE]\n\n");
+    const upstream = () => new Response(events.join(""), { headers: { "content-type": "text/event-stream" } });
+    await withSam(upstream, {}, async (base) => {
+      const res = await chat(base, tools);
+      assert.equal(res.status, 200);
+      assert.ok(await res.text() === events.join(""), "the answer arrived changed");
+    });
+  });
+}
+
+Deno.test("a client that goes away mid-stream cancels the upstream stream under Deno", async () => {
+  let upstreamCancelled = false;
+  const upstream = () =>
+    new Response(
+      new ReadableStream({
+        start(c) {
+          c.enqueue(new TextEncoder().encode(sse({ content: "first " })));
+        },
+        cancel() {
+          upstreamCancelled = true;
+        },
+      }),
+      { headers: { "content-type": "text/event-stream" } },
+    );
+  await withSam(upstream, {}, async (base) => {
+    const ac = new AbortController();
+    const res = await fetch(`${base}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: "Bearer sam_k" },
+      body: JSON.stringify({ model: "m", stream: true, messages: [{ role: "user", content: "hi" }] }),
+      signal: ac.signal,
+    });
+    const reader = res.body!.getReader();
+    assert.match(new TextDecoder().decode((await reader.read()).value), /first /);
+    // Longer than the client watch waits before it looks at the client (CLIENT_WATCH_AFTER_MS).
+    await new Promise((r) => setTimeout(r, 50));
+    ac.abort();
+    const deadline = Date.now() + 3_000;
+    while (!upstreamCancelled && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    assert.ok(upstreamCancelled, "the upstream stream was not cancelled");
   });
 });

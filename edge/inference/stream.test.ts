@@ -5,13 +5,16 @@ import { proxyStream, StreamNormaliser } from "./stream.ts";
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
-/** Run SSE text through a normaliser, `size` bytes at a time; returns the output and each push's output. */
+/** Run SSE text through a normaliser, `size` bytes at a time; returns the output and the stream's result. */
 function run(input: string, tools: string[], size: number) {
   const n = new StreamNormaliser(new Set(tools), "seed-1", "m");
   const bytes = enc.encode(input);
   let out = "";
-  for (let i = 0; i < bytes.length; i += size) for (const b of n.push(bytes.slice(i, i + size))) out += dec.decode(b);
-  for (const b of n.end()) out += dec.decode(b);
+  const add = (b: Uint8Array | null) => {
+    if (b !== null) out += dec.decode(b);
+  };
+  for (let i = 0; i < bytes.length; i += size) add(n.push(bytes.slice(i, i + size)));
+  add(n.end());
   return { out, result: n.result(true) };
 }
 
@@ -74,6 +77,18 @@ describe("stream normaliser", () => {
     const evs = events(run(input, ["f"], 4).out);
     expect(evs.map((e) => e.choices[0]?.delta.content ?? "").join("")).toBe("x <top> y");
     expect(evs.at(-1)!.choices[0]!.finish_reason).toBe("stop");
+  });
+
+  test("what push returns never shares memory with the bytes it was given (the reader reads into them again)", () => {
+    const input = textStream(["a", "b"]).join("");
+    for (const tools of [[], ["f"]]) {
+      const n = new StreamNormaliser(new Set(tools), "seed-1", "m");
+      const bytes = enc.encode(input);
+      const out = n.push(bytes)!;
+      const sent = dec.decode(out);
+      bytes.fill(0);
+      expect(dec.decode(out)).toBe(sent);
+    }
   });
 
   test("a stream that ends without a finish or [DONE] still yields the tool call, a finish and [DONE]", () => {

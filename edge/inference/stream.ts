@@ -26,13 +26,12 @@ type ChoiceState = {
 };
 
 const encoder = new TextEncoder();
-const EVENT_END = /\r?\n\r?\n/;
 const LF = 10;
 const CR = 13;
 
 /**
- * End (exclusive) of the first complete SSE event in `b` at or after `from`, or -1: the bytes form of
- * `EVENT_END`, a line feed followed by an optional carriage return and a line feed.
+ * End (exclusive) of the first complete SSE event in `b` at or after `from`, or -1: a line feed followed by
+ * an optional carriage return and a line feed (`/\r?\n\r?\n/` on the bytes).
  */
 function eventEnd(b: Uint8Array, from: number): number {
   for (let i = b.indexOf(LF, from); i !== -1; i = b.indexOf(LF, i + 1)) {
@@ -49,7 +48,55 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   return all;
 }
 
+/**
+ * One chunk for the client out of the upstream's bytes (views, copied here: the reader's buffer is read into
+ * again) and text SAM wrote, in order.
+ */
+function assemble(parts: (Uint8Array | string)[]): Uint8Array {
+  if (parts.length === 1) {
+    const only = parts[0]!;
+    return typeof only === "string" ? encoder.encode(only) : only.slice();
+  }
+  const bytes: Uint8Array[] = [];
+  let text = "";
+  let size = 0;
+  for (const p of parts) {
+    if (typeof p === "string") {
+      text += p;
+      continue;
+    }
+    if (text !== "") {
+      const encoded = encoder.encode(text);
+      bytes.push(encoded);
+      size += encoded.byteLength;
+      text = "";
+    }
+    bytes.push(p);
+    size += p.byteLength;
+  }
+  if (text !== "") {
+    const encoded = encoder.encode(text);
+    bytes.push(encoded);
+    size += encoded.byteLength;
+  }
+  const all = new Uint8Array(size);
+  let at = 0;
+  for (const b of bytes) {
+    all.set(b, at);
+    at += b.byteLength;
+  }
+  return all;
+}
+
+/** The data of an SSE event: its `data:` lines joined by line feeds, or null when it has none. */
 function dataOf(event: string): string | null {
+  // Nearly every event is one `data:` line and the blank line after it: no split for those.
+  const lf = event.indexOf("\n");
+  const rest = event.length - lf - 1;
+  if (lf > 0 && (rest === 1 || (rest === 2 && event.charCodeAt(lf + 1) === CR))) {
+    if (!event.startsWith("data:")) return null;
+    return event.slice(5, event.charCodeAt(lf - 1) === CR ? lf - 1 : lf).trimStart();
+  }
   let data: string | null = null;
   for (const line of event.split(/\r?\n/)) {
     if (line.startsWith("data:")) data = (data === null ? "" : data + "\n") + line.slice(5).trimStart();
@@ -71,9 +118,7 @@ function withRole(choice: Record<string, unknown>): boolean {
 }
 
 export class StreamNormaliser {
-  private readonly decoder = new TextDecoder();
-  private buffer = "";
-  /** Without tools: the bytes of an event not yet complete. */
+  /** The bytes of an event not yet complete. */
   private pending: Uint8Array | null = null;
   /** Without tools: choice indices whose first delta went out. */
   private readonly seenChoices = new Set<number>();
@@ -92,58 +137,16 @@ export class StreamNormaliser {
     };
   }
 
-  /** Bytes in from upstream; bytes out to the client, now. */
-  push(bytes: Uint8Array): Uint8Array[] {
-    if (this.toolNames.size === 0) return this.passThrough(bytes);
-    this.buffer += this.decoder.decode(bytes, { stream: true });
-    const out: string[] = [];
-    this.drainEvents((event) => {
-      out.push(...this.repair(event));
-    });
-    return out.length === 0 ? [] : [encoder.encode(out.join(""))];
-  }
-
-  /** The upstream body ended: release what was held and make sure `[DONE]` closes the stream. */
-  end(): Uint8Array[] {
-    const out: Uint8Array[] = [];
-    const text: string[] = [];
-    if (this.toolNames.size === 0) {
-      const tail = this.pending;
-      this.pending = null;
-      if (tail !== null) {
-        const event = utf8.decode(tail);
-        const rewritten = event.trim() === "" ? null : this.watch(event + "\n\n");
-        if (rewritten !== null) text.push(rewritten);
-        else {
-          out.push(tail);
-          if (event.trim() !== "") text.push(event.endsWith("\n") ? "\n" : "\n\n");
-        }
-      }
-    } else {
-      const tail = this.buffer + this.decoder.decode();
-      this.buffer = "";
-      if (tail.trim() !== "") text.push(...this.repair(tail + "\n\n"));
-    }
-    if (!this.sawDone) {
-      for (const [index, st] of this.choices) {
-        text.push(...this.release(st, index));
-        if (st.sawToolCalls && !st.finished) text.push(this.chunk({ index, delta: {}, finish_reason: "tool_calls" }));
-      }
-      text.push("data: [DONE]\n\n");
-      this.sawDone = true;
-    }
-    if (text.length > 0) out.push(encoder.encode(text.join("")));
-    return out;
-  }
-
   /**
-   * Without tools: complete events go out as the upstream's own bytes (views, no copy), except a choice's
-   * first delta without a role, which is re-encoded with one.
+   * Bytes in from upstream; the bytes to send the client now, as one chunk (one write to the client rather
+   * than one per event), or null. An event left as it came goes out as the upstream's own bytes (decoding
+   * and re-encoding it cost more than reading it); `bytes` is not kept: the caller may read into it again.
    */
-  private passThrough(bytes: Uint8Array): Uint8Array[] {
+  push(bytes: Uint8Array): Uint8Array | null {
     const pending = this.pending;
     const data = pending === null ? bytes : concat(pending, bytes);
-    const out: Uint8Array[] = [];
+    const tools = this.toolNames.size > 0;
+    const out: (Uint8Array | string)[] = [];
     let start = 0;
     let sent = 0;
     // Bytes of `pending` were scanned already; only its last two could begin an event end.
@@ -152,17 +155,48 @@ export class StreamNormaliser {
       end !== -1;
       end = eventEnd(data, start)
     ) {
-      const rewritten = this.watch(utf8.decode(data.subarray(start, end)));
-      if (rewritten !== null) {
+      const event = utf8.decode(data.subarray(start, end));
+      const instead = tools ? this.repair(event) : this.watch(event);
+      if (instead !== null) {
         if (start > sent) out.push(data.subarray(sent, start));
-        out.push(encoder.encode(rewritten));
+        if (instead !== "") out.push(instead);
         sent = end;
       }
       start = end;
     }
     if (start > sent) out.push(data.subarray(sent, start));
     this.pending = start === data.byteLength ? null : data.slice(start);
-    return out;
+    return out.length === 0 ? null : assemble(out);
+  }
+
+  /** The upstream body ended: release what was held and make sure `[DONE]` closes the stream. */
+  end(): Uint8Array | null {
+    const out: (Uint8Array | string)[] = [];
+    const pending = this.pending;
+    this.pending = null;
+    if (pending !== null) {
+      const event = utf8.decode(pending);
+      const blank = event.trim() === "";
+      if (this.toolNames.size > 0) {
+        if (!blank) out.push(this.repair(event + "\n\n") ?? event + "\n\n");
+      } else {
+        const rewritten = blank ? null : this.watch(event + "\n\n");
+        if (rewritten !== null) out.push(rewritten);
+        else {
+          out.push(pending);
+          if (!blank) out.push(event.endsWith("\n") ? "\n" : "\n\n");
+        }
+      }
+    }
+    if (!this.sawDone) {
+      for (const [index, st] of this.choices) {
+        out.push(...this.release(st, index));
+        if (st.sawToolCalls && !st.finished) out.push(this.chunk({ index, delta: {}, finish_reason: "tool_calls" }));
+      }
+      out.push("data: [DONE]\n\n");
+      this.sawDone = true;
+    }
+    return out.length === 0 ? null : assemble(out);
   }
 
   /** An upstream failure after the stream began: an error event OpenAI clients raise, then `[DONE]`. */
@@ -174,16 +208,6 @@ export class StreamNormaliser {
 
   result(completed: boolean): StreamEnd {
     return { usage: this.usage, completionChars: this.completionChars, completed };
-  }
-
-  private drainEvents(each: (event: string) => void): void {
-    for (;;) {
-      const m = EVENT_END.exec(this.buffer);
-      if (!m) return;
-      const end = m.index + m[0].length;
-      each(this.buffer.slice(0, end));
-      this.buffer = this.buffer.slice(end);
-    }
   }
 
   private parse(event: string): { data: string | null; chunk: Record<string, unknown> | null } {
@@ -245,23 +269,22 @@ export class StreamNormaliser {
     return sse({ ...this.template, choices: [choice] });
   }
 
-  /** One upstream event in, the events to send in its place out. */
-  private repair(event: string): string[] {
+  /** One upstream event in; the events to send in its place ("" for none), or null to send it as it came. */
+  private repair(event: string): string | null {
     const { data, chunk } = this.parse(event);
     if (data === "[DONE]") {
-      if (this.sawDone) return [];
+      if (this.sawDone) return "";
       this.sawDone = true;
       const out: string[] = [];
       for (const [index, st] of this.choices) {
         out.push(...this.release(st, index));
         if (st.sawToolCalls && !st.finished) out.push(this.chunk({ index, delta: {}, finish_reason: "tool_calls" }));
       }
-      out.push(event);
-      return out;
+      return out.length === 0 ? null : out.join("") + event;
     }
-    if (!chunk) return [event];
+    if (!chunk) return null;
     this.note(chunk);
-    if (!Array.isArray(chunk.choices)) return [event];
+    if (!Array.isArray(chunk.choices)) return null;
     const seed = this.template.id;
     const before: string[] = [];
     let changed = false;
@@ -313,7 +336,8 @@ export class StreamNormaliser {
         }
       }
     });
-    return [...before, changed ? sse(chunk) : event];
+    if (before.length === 0) return changed ? sse(chunk) : null;
+    return before.join("") + (changed ? sse(chunk) : event);
   }
 
   /** Streamed text for one choice: what may go out now; the rest is held while it could be a tool call. */
@@ -377,6 +401,30 @@ export class StreamNormaliser {
 export type IdleWatch = { deadlines: Deadlines; message: string };
 
 /**
+ * Bytes of the buffer a stream reads its upstream into, read after read (and stream after stream, see
+ * `spareReadBuffers`). Under Deno a fetch body is a byte stream, and its default reader allocates a fresh
+ * 64 KiB buffer for every read (a chunk of a few hundred bytes); that garbage cost more CPU per stream than
+ * SAM's own work on the events.
+ */
+const READ_BUFFER_BYTES = 16 * 1024;
+
+/**
+ * Whether upstream bodies here are byte streams, learnt from the first: asking a stream that is not one for
+ * a BYOB reader throws, and the exception cost ≈ 15 µs, more than the reader saves. Where the first body
+ * was not one (Bun's fetch bodies never are) no later body is asked; where one was (Deno's fetch bodies),
+ * every body is.
+ */
+let byobReads: "untried" | "work" | "never" = "untried";
+
+/**
+ * Read buffers of streams that ended, handed to the next streams: allocating one per stream still cost
+ * ≈ 4 µs of CPU per stream (a zeroed 16 KiB buffer, and the garbage collection its external memory
+ * prompts). A buffer comes back only from a clean end, when nothing refers to it any more.
+ */
+const spareReadBuffers: ArrayBuffer[] = [];
+const MAX_SPARE_READ_BUFFERS = 64;
+
+/**
  * The client-facing body: reads upstream as the client reads (no buffering ahead), and calls `onEnd` once,
  * whether the stream completed, failed, went idle, or the client went away. An upstream that sends no byte
  * within the idle deadline is cancelled and the client gets an error event and `[DONE]` instead of a hang.
@@ -387,7 +435,22 @@ export function proxyStream(
   onEnd: (end: StreamEnd) => void,
   idle?: IdleWatch,
 ): ReadableStream<Uint8Array> {
-  const reader = upstream.getReader();
+  // A byte stream (Deno's fetch bodies) is read into the stream's own buffer; any other (Bun's, a JS
+  // stream) cannot be, and is read as it comes.
+  let byob: ReadableStreamBYOBReader | null = null;
+  let reader: ReadableStreamDefaultReader<Uint8Array> | null = null;
+  if (byobReads !== "never") {
+    try {
+      byob = upstream.getReader({ mode: "byob" });
+      byobReads = "work";
+    } catch {
+      if (byobReads === "untried") byobReads = "never";
+    }
+  }
+  if (byob === null) reader = upstream.getReader();
+  let buffer = new Uint8Array(
+    byob === null ? new ArrayBuffer(0) : spareReadBuffers.pop() ?? new ArrayBuffer(READ_BUFFER_BYTES),
+  );
   let ended = false;
   let wentIdle = false;
   const finish = (completed: boolean) => {
@@ -395,10 +458,11 @@ export function proxyStream(
     ended = true;
     onEnd(normaliser.result(completed));
   };
+  const cancelUpstream = (reason: unknown) => (byob ?? reader!).cancel(reason);
   const onIdle = () => {
     wentIdle = true;
     // A pending read then resolves as done; `wentIdle` tells it apart from a clean end.
-    reader.cancel(new DOMException("upstream idle", "TimeoutError")).catch(() => {});
+    cancelUpstream(new DOMException("upstream idle", "TimeoutError")).catch(() => {});
   };
   const fail = (controller: ReadableStreamDefaultController<Uint8Array>, message: string) => {
     controller.enqueue(normaliser.fail(message));
@@ -410,10 +474,26 @@ export function proxyStream(
     // yields bytes for the client (an upstream read may end mid-event) or the upstream ends.
     async pull(controller) {
       for (;;) {
-        let read: Awaited<ReturnType<typeof reader.read>>;
+        /** The bytes read, or null at the upstream's end. */
+        let chunk: Uint8Array | null;
         const stopWatch = idle?.deadlines.add(onIdle);
         try {
-          read = await reader.read();
+          if (byob === null) {
+            const read = await reader!.read();
+            chunk = read.done ? null : read.value;
+          } else {
+            const read = await byob.read(buffer);
+            if (read.done) {
+              chunk = null;
+              if (read.value !== undefined && spareReadBuffers.length < MAX_SPARE_READ_BUFFERS) {
+                spareReadBuffers.push(read.value.buffer);
+              }
+            } else {
+              chunk = read.value;
+              // The read hands the buffer back (transferred): the next read goes into it again.
+              buffer = new Uint8Array(read.value.buffer);
+            }
+          }
         } catch {
           if (ended) return;
           return fail(
@@ -424,20 +504,23 @@ export function proxyStream(
           stopWatch?.();
         }
         if (wentIdle) return ended ? undefined : fail(controller, idle!.message);
-        if (read.done) {
-          for (const bytes of normaliser.end()) controller.enqueue(bytes);
+        if (chunk === null) {
+          const tail = normaliser.end();
+          if (tail !== null) controller.enqueue(tail);
           controller.close();
           finish(true);
           return;
         }
-        const out = normaliser.push(read.value);
-        for (const bytes of out) controller.enqueue(bytes);
-        if (out.length > 0) return;
+        const out = normaliser.push(chunk);
+        if (out !== null) {
+          controller.enqueue(out);
+          return;
+        }
       }
     },
     async cancel(reason) {
       finish(false);
-      await reader.cancel(reason).catch(() => {});
+      await cancelUpstream(reason).catch(() => {});
     },
   }, { highWaterMark: 0 });
 }

@@ -84,18 +84,20 @@ export function parseTextToolCalls(
   return { calls, content: null };
 }
 
+const TAG = "<tool_call>";
+
 /**
  * Where, in streamed text, a tool call may begin: the index from which text must be held back rather
  * than forwarded (a complete or partial `<tool_call>` tag), or -1 when all of it can go out now.
  */
 export function toolCallStart(text: string): number {
-  const full = text.indexOf("<tool_call>");
+  const full = text.indexOf(TAG);
   if (full >= 0) return full;
-  const tag = "<tool_call>";
-  for (let k = Math.min(tag.length - 1, text.length); k > 0; k--) {
-    if (text.endsWith(tag.slice(0, k))) return text.length - k;
-  }
-  return -1;
+  // A partial tag at the end starts at the last "<" (the tag has no other), and what follows it is shorter
+  // than the tag and begins it.
+  const lt = text.lastIndexOf("<");
+  if (lt < 0 || text.length - lt >= TAG.length) return -1;
+  return TAG.startsWith(text.slice(lt)) ? lt : -1;
 }
 
 /** Repair one tool call in place: id, type and a string `arguments`. Returns whether anything changed. */

@@ -5,7 +5,7 @@
  * from the summed per-thread `schedstat` (ns resolution, so a short run suffices), interleaved in rounds.
  *
  *   node_modules/.bin/bun scripts/bench/inference-bisect.ts [--runtime deno|bun] [--rounds 3] [--requests 4000]
- *     [--concurrency 32] [--variants "bare;bare,headers;…;sam;base"] [--base DIR] [--pin]
+ *     [--concurrency 32] [--stream [--tools]] [--variants "bare;bare,headers;…;sam;base"] [--base DIR] [--pin]
  *
  * Features (comma-separated, added to the bare proxy): `headers` reads the authorization and content-length
  * headers; `text` reads the body as text and sends a string upstream; `decode` decodes it but sends the bytes;
@@ -13,7 +13,11 @@
  * headers; `ctl` passes an AbortController's signal to the upstream fetch; `reqsignal` touches the request's
  * `signal`; `signal` wires it through the controller to the upstream fetch; `timer` arms and clears a
  * first-byte timer; `hono` serves the handler through a Hono router; `pipe` puts a JS ReadableStream between
- * the upstream body and the client (as SAM's streaming path does), worth measuring with --stream (SSE). `sam` is SAM's real inference app, `base`
+ * the upstream body and the client (as SAM's streaming path did), worth measuring with --stream (SSE); `byob` the
+ * same read with a BYOB reader into one buffer, `transform` the same through `pipeThrough` and an identity
+ * TransformStream; `normalise` is SAM's own stream (proxyStream and its normaliser) without SAM's route, with
+ * `tools` as for a request with tools and `idle` with the idle deadline. `--tools` sends a request with tools
+ * (the upstream then streams a role-less tool call, which SAM repairs). `sam` is SAM's real inference app, `base`
  * the one in the code tree at --base (`git archive <ref> | tar -x -C DIR` plus a node_modules symlink), for a
  * before → after in one run; `sam,realauth` uses the edge's real key check (see inference-servers.ts). Under Deno, `nolegacy` runs the process with `--unstable-no-legacy-abort` (the
  * request's signal then aborts only on a disconnect), and `cdp` takes a V8 CPU profile over the inspector and
@@ -27,12 +31,17 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Hono } from "hono";
 import { BENCH_KEY, BENCH_MODEL, type Handler, serve } from "./inference-servers.ts";
+import { proxyStream, StreamNormaliser } from "../../edge/inference/stream.ts";
+import { Deadlines } from "../../edge/inference/timer-queue.ts";
 
 const root = dirname(dirname(dirname(fileURLToPath(import.meta.url))));
 const BUN = join(root, "node_modules/.bin/bun");
 const DENO = join(root, "node_modules/.bin/deno");
 
 const utf8 = new TextDecoder();
+
+/** The idle deadline of the `normalise,idle` variant (never reached). */
+const idle = { deadlines: new Deadlines(120_000), message: "idle" };
 
 /** The bare proxy with the features named switched on, one at a time, in SAM's order. */
 function variant(upstreamUrl: string, features: Set<string>): Handler {
@@ -76,6 +85,37 @@ function variant(upstreamUrl: string, features: Set<string>): Handler {
       : {};
     headers["content-type"] = res.headers.get("content-type") ?? "application/json";
     if (features.has("buffer")) return new Response(await res.text(), { status: res.status, headers });
+    if (features.has("normalise") && res.body) {
+      // SAM's stream alone: its reader and normaliser on the upstream body, without SAM's route around it.
+      const tools = new Set(features.has("tools") ? ["get_weather"] : []);
+      const body = proxyStream(
+        res.body,
+        new StreamNormaliser(tools, "chatcmpl-x", BENCH_MODEL),
+        () => {},
+        features.has("idle") ? idle : undefined,
+      );
+      return new Response(body, { status: res.status, headers });
+    }
+    if (features.has("transform") && res.body) {
+      // The same through `pipeThrough` and an identity TransformStream.
+      const body = res.body.pipeThrough(new TransformStream<Uint8Array, Uint8Array>());
+      return new Response(body, { status: res.status, headers });
+    }
+    if (features.has("byob") && res.body) {
+      // The same, read with a BYOB reader into one buffer (a copy goes out), as SAM reads a byte stream.
+      const reader = res.body.getReader({ mode: "byob" });
+      let buf = new Uint8Array(16384);
+      const body = new ReadableStream<Uint8Array>({
+        async pull(controller) {
+          const { done, value } = await reader.read(buf);
+          if (done) return controller.close();
+          buf = new Uint8Array(value.buffer);
+          controller.enqueue(value.slice());
+        },
+        cancel: (reason) => reader.cancel(reason),
+      }, { highWaterMark: 0 });
+      return new Response(body, { status: res.status, headers });
+    }
     if (features.has("pipe") && res.body) {
       // A JS stream between the upstream body and the client, pulled as the client reads (as SAM's is).
       const reader = res.body.getReader();
@@ -212,7 +252,15 @@ function start(cpu: number, cmd: string, args: string[]): Promise<{ child: Child
 }
 
 const STREAM = process.argv.includes("--stream");
-const BODY = JSON.stringify({ model: BENCH_MODEL, stream: STREAM, messages: [{ role: "user", content: "ping" }] });
+const TOOLS = process.argv.includes("--tools")
+  ? { tools: [{ type: "function", function: { name: "get_weather", parameters: { type: "object" } } }] }
+  : {};
+const BODY = JSON.stringify({
+  model: BENCH_MODEL,
+  stream: STREAM,
+  messages: [{ role: "user", content: "ping" }],
+  ...TOOLS,
+});
 const HEADERS = { "content-type": "application/json", authorization: `Bearer ${BENCH_KEY}` };
 
 async function load(url: string, n: number, c: number): Promise<void> {

@@ -3,7 +3,7 @@
  * only SAM's own work per request is measured — no sockets, no server. Steady enough on a busy machine to
  * steer micro-optimisations; the served path is measured by `inference-bisect.ts` and `inference-overhead.ts`.
  *
- *   node_modules/.bin/bun scripts/bench/inference-handler.ts [--requests 50000] [--stream]
+ *   node_modules/.bin/bun scripts/bench/inference-handler.ts [--requests 50000] [--stream [--tools]]
  *   node_modules/.bin/deno run -A scripts/bench/inference-handler.ts …
  */
 import { mkdtempSync, rmSync } from "node:fs";
@@ -15,7 +15,7 @@ import { migrate } from "../../edge/db/migrate.ts";
 import { loadInferenceConfig } from "../../edge/inference/config.ts";
 import { createInferenceRoutes } from "../../edge/inference/routes.ts";
 import { INFERENCE_MIGRATIONS } from "../../edge/inference/usage.ts";
-import { BENCH_KEY, BENCH_MODEL, COMPLETION, STREAM } from "./inference-servers.ts";
+import { BENCH_KEY, BENCH_MODEL, COMPLETION, STREAM, TOOL_STREAM } from "./inference-servers.ts";
 
 const arg = (name: string, fallback: number) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -23,6 +23,36 @@ const arg = (name: string, fallback: number) => {
 };
 const REQUESTS = arg("requests", 50_000);
 const STREAMING = process.argv.includes("--stream");
+/** With tools in the request: the stub streams a role-less tool call, which SAM repairs (as Workers AI sends it). */
+const TOOLS = process.argv.includes("--tools");
+
+const streamed = new TextEncoder().encode(TOOLS ? TOOL_STREAM : STREAM);
+
+/**
+ * The stub's streamed body as each runtime's fetch gives one: a byte stream under Deno (its default reader
+ * allocates a 64 KiB buffer per read, as for a fetch body), a plain stream under Bun.
+ */
+function streamBody(): ReadableStream<Uint8Array> {
+  if (!("Deno" in globalThis)) return new Response(streamed).body!;
+  let at = 0;
+  return new ReadableStream({
+    type: "bytes",
+    autoAllocateChunkSize: 65_536,
+    pull(controller) {
+      const request = controller.byobRequest!;
+      if (at === streamed.byteLength) {
+        controller.close();
+        request.respond(0);
+        return;
+      }
+      const view = request.view!;
+      const n = Math.min(view.byteLength, streamed.byteLength - at);
+      new Uint8Array(view.buffer, view.byteOffset, n).set(streamed.subarray(at, at + n));
+      at += n;
+      request.respond(n);
+    },
+  });
+}
 
 const dir = mkdtempSync(join(tmpdir(), "sam-bench-"));
 const env = { SAM_DATA_DIR: dir, SAM_INFERENCE_URL: "http://upstream.invalid/v1", SAM_RATE_LIMIT_RPM: "1000000" };
@@ -36,11 +66,18 @@ const inference = createInferenceRoutes({
   db,
   fetch: (async () =>
     STREAMING
-      ? new Response(STREAM, { headers: { "content-type": "text/event-stream" } })
+      ? new Response(streamBody(), { headers: { "content-type": "text/event-stream" } })
       : new Response(COMPLETION, { headers: { "content-type": "application/json" } })) as unknown as typeof fetch,
 });
 
-const body = JSON.stringify({ model: BENCH_MODEL, stream: STREAMING, messages: [{ role: "user", content: "ping" }] });
+const body = JSON.stringify({
+  model: BENCH_MODEL,
+  stream: STREAMING,
+  messages: [{ role: "user", content: "ping" }],
+  ...(TOOLS
+    ? { tools: [{ type: "function", function: { name: "get_weather", parameters: { type: "object" } } }] }
+    : {}),
+});
 const headers = {
   "content-type": "application/json",
   "content-length": String(body.length),
@@ -61,7 +98,7 @@ for (let i = 0; i < REQUESTS; i++) await once();
 const wall = performance.now() - start;
 const used = process.cpuUsage(cpu);
 console.log(
-  `${"Deno" in globalThis ? "Deno" : "Bun"}${STREAMING ? ", streaming" : ""}: ${
+  `${"Deno" in globalThis ? "Deno" : "Bun"}${STREAMING ? ", streaming" : ""}${TOOLS ? " with tools" : ""}: ${
     (wall * 1000 / REQUESTS).toFixed(1)
   } µs/request wall, ${
     ((used.user + used.system) / REQUESTS).toFixed(1)

@@ -3,8 +3,9 @@
  * ("direct"), through SAM, and through the Portkey gateway, in one run and interleaved in rounds so machine
  * load hits all alike. Prints latency p50/p99 for non-streaming at concurrency 1 and 32 and time-to-first-
  * chunk for streaming, without and with tools (a role-less native tool-call stream, which SAM repairs), the
- * overhead added over direct, and a summary of SAM's added p50 against the bare forwarder's (the floor) and
- * Portkey's. SAM is measured under Bun
+ * overhead added over direct, and a summary of SAM's added p50 against the bare forwarder's (the floor), the
+ * JS pipe's (the bare forwarder passing the answer through a JS stream, as any proxy that reads the streamed
+ * bytes must) and Portkey's. SAM is measured under Bun
  * (`Bun.serve`) and under Deno (`Deno.serve`, the edge's production runtime); a bare fetch-forwarding proxy
  * in each runtime shows the floor any proxy there pays. Also printed: the proxy process's CPU time per
  * request (from /proc), which machine load disturbs far less than latency does.
@@ -166,6 +167,8 @@ async function main() {
   const before = BASE ? [await server([BUN], "sam", BASE), await server([DENO, "run", "-A"], "sam", BASE)] : null;
   const bareBun = await server([BUN], "bare");
   const bareDeno = await server([DENO, "run", "-A"], "bare");
+  const pipeBun = await server([BUN], "pipe");
+  const pipeDeno = await server([DENO, "run", "-A"], "pipe");
   const portkeyPort = await freePort();
   // Portkey under Bun, like SAM here: under Node 20 its streaming path fails ("TypeError: immutable" when it
   // appends headers to undici's fetch response), so Node cannot serve the streaming row.
@@ -210,6 +213,8 @@ async function main() {
       : []),
     { name: "bare proxy (Bun)", url: at(bareBun), headers: json, pid: bareBun.child.pid! },
     { name: "bare proxy (Deno)", url: at(bareDeno), headers: json, pid: bareDeno.child.pid! },
+    { name: "JS pipe (Bun)", url: at(pipeBun), headers: json, pid: pipeBun.child.pid! },
+    { name: "JS pipe (Deno)", url: at(pipeDeno), headers: json, pid: pipeDeno.child.pid! },
   ];
 
   const scenarios = [
@@ -285,19 +290,23 @@ async function main() {
     for (const rt of ["Deno", "Bun"]) {
       const sam = added(`SAM (${rt})`);
       const floor = added(`bare proxy (${rt})`);
+      const pipe = added(`JS pipe (${rt})`);
       const portkey = added("Portkey (Bun)");
       summary.push(
         `| ${sc.name} | ${rt} | ${sam.toFixed(3)} | ${floor.toFixed(3)} | ${(sam / floor).toFixed(2)}× | ${
-          portkey.toFixed(3)
-        } | ${sam < portkey ? "yes" : "no"} |`,
+          pipe.toFixed(3)
+        } | ${(sam / pipe).toFixed(2)}× | ${portkey.toFixed(3)} | ${sam < portkey ? "yes" : "no"} |`,
       );
     }
   }
-  console.log("\nSAM's added p50 against the floor (a bare fetch forwarder in the same runtime) and Portkey; ms\n");
   console.log(
-    "| scenario | runtime | SAM added p50 | floor added p50 | SAM ÷ floor | Portkey added p50 | SAM ahead of Portkey |",
+    "\nSAM's added p50 against the floor (a bare fetch forwarder in the same runtime), the JS pipe (the bare " +
+      "forwarder reading the answer through a JS stream) and Portkey; ms\n",
   );
-  console.log("| --- | --- | ---: | ---: | ---: | ---: | --- |");
+  console.log(
+    "| scenario | runtime | SAM added p50 | floor added p50 | SAM ÷ floor | JS pipe added p50 | SAM ÷ JS pipe | Portkey added p50 | SAM ahead of Portkey |",
+  );
+  console.log("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
   for (const line of summary) console.log(line);
 }
 

@@ -2,8 +2,10 @@
  * The servers of the inference benchmark, each run as its own process so the load generator does not
  * share their event loop: `upstream` (an OpenAI-compatible server that answers instantly, JSON and SSE),
  * `sam --upstream URL [--real-auth]` (SAM's inference routes in front of it; by default the key check is a
- * constant comparison, with `--real-auth` the edge's own: SHA-256 of the token, key cache, database) and `bare --upstream URL` (the floor: a
- * proxy that only forwards the request with `fetch` and returns the response, no auth, checks or usage).
+ * constant comparison, with `--real-auth` the edge's own: SHA-256 of the token, key cache, database), `bare --upstream URL` (the floor: a
+ * proxy that only forwards the request with `fetch` and returns the response, no auth, checks or usage) and
+ * `pipe --upstream URL` (the bare proxy reading the answer through a JS stream: the floor for any proxy that
+ * looks at the streamed bytes, as SAM does).
  * Each prints `PORT <n>` when listening. Under Bun they are served by `Bun.serve`; run with
  * `deno run -A` they are served by `Deno.serve`, the edge's production runtime.
  */
@@ -93,6 +95,48 @@ function bare(upstreamUrl: string) {
   });
 }
 
+/**
+ * The least a proxy that reads the answer in JS can do in this runtime: the bare forwarder, with the upstream
+ * body passed to the client through a JS stream that reads it as SAM's does (into one buffer when it is a
+ * byte stream, as Deno's fetch bodies are), pulled as the client reads, each chunk copied out.
+ */
+function pipe(upstreamUrl: string) {
+  serve(async (req) => {
+    const res = await fetch(`${upstreamUrl}/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: await req.arrayBuffer(),
+    });
+    const headers = { "content-type": res.headers.get("content-type") ?? "application/json" };
+    if (!res.body) return new Response(null, { status: res.status, headers });
+    return new Response(readInJs(res.body), { status: res.status, headers });
+  });
+}
+
+function readInJs(upstream: ReadableStream<Uint8Array>): ReadableStream<Uint8Array> {
+  // Deno's fetch bodies are byte streams, Bun's are not (and asking one for a BYOB reader throws).
+  const byob = "Deno" in globalThis ? upstream.getReader({ mode: "byob" }) : null;
+  const reader = byob === null ? upstream.getReader() : null;
+  let buffer = new Uint8Array(new ArrayBuffer(16 * 1024));
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      let chunk: Uint8Array;
+      if (byob === null) {
+        const read = await reader!.read();
+        if (read.done) return controller.close();
+        chunk = read.value;
+      } else {
+        const read = await byob.read(buffer);
+        if (read.done) return controller.close();
+        chunk = read.value;
+        buffer = new Uint8Array(read.value.buffer);
+      }
+      controller.enqueue(chunk.slice());
+    },
+    cancel: (reason) => (byob ?? reader!).cancel(reason),
+  }, { highWaterMark: 0 });
+}
+
 /** The edge's real key check (hash, then the key cache, then the database) with the bench key stored. */
 async function realAuthenticate(db: Client): Promise<Authenticate> {
   await migrate(db, MIGRATIONS);
@@ -132,9 +176,10 @@ if (import.meta.main) {
   if (role === "upstream") upstream();
   else if (role === "sam" && url) await sam(url, process.argv.includes("--real-auth"));
   else if (role === "bare" && url) bare(url);
+  else if (role === "pipe" && url) pipe(url);
   else {
     console.error(
-      "usage: inference-servers.ts upstream | sam --upstream http://127.0.0.1:PORT/v1 [--real-auth] | bare --upstream …",
+      "usage: inference-servers.ts upstream | sam --upstream http://127.0.0.1:PORT/v1 [--real-auth] | bare --upstream … | pipe --upstream …",
     );
     process.exit(2);
   }

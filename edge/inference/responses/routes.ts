@@ -105,6 +105,8 @@ export function mountResponses(app: Hono, deps: ResponsesDeps): void {
       }, deps.idle);
       const stream = responsesStream(chat, events, keep);
       if (request.stream) {
+        // A client that goes away now cancels `stream`, and with it the upstream's (see the chat route).
+        release();
         return respond(stream, "text/event-stream; charset=utf-8", limitHeaders, samHeaders, headers, STREAM_HEADERS);
       }
       // An upstream that streamed unasked: read the events to the end and answer with the final object.
