@@ -58,6 +58,32 @@ export type Vm = {
   exited: Promise<number | null>;
 };
 
+/**
+ * The guest state in the probe's serial log: its last complete block. The probe may be half-way through
+ * writing the next one (a block is ~15 KB and an emulated serial line is slow), so this reads up to the last
+ * END, not from the last BEGIN.
+ */
+export function parseProbe(log: string): GuestState | null {
+  // The serial line turns each \n into \r\n.
+  const text = log.replace(/\r/g, "");
+  const end = text.lastIndexOf("=====END");
+  const begin = end < 0 ? -1 : text.lastIndexOf("=====BEGIN\n", end);
+  if (begin < 0) return null;
+  const block = text.slice(begin + 11, end);
+  const [unit = "", rest = ""] = block.split("--journal--\n");
+  const [journal = "", after = ""] = rest.split("--files--\n");
+  const [files = "", bootLogs = ""] = after.split("--bootlogs--\n");
+  const prop = (k: string): string => unit.match(new RegExp(`^${k}=(.*)$`, "m"))?.[1] ?? "";
+  return {
+    activeState: prop("ActiveState"),
+    subState: prop("SubState"),
+    restarts: Number(prop("NRestarts") || 0),
+    journal,
+    files: files.split("\n").filter(Boolean),
+    bootLogs,
+  };
+}
+
 const PROBE = `#!/bin/sh
 # SAM lab probe: the agent unit's state and every sam-boot marker, to ttyS1 whenever they change.
 last=
@@ -192,27 +218,7 @@ export async function bootVm(o: VmOptions): Promise<Vm> {
     startedAt,
     consoleLog,
     exited,
-    state() {
-      if (!existsSync(probeLog)) return null;
-      // The serial line turns each \n into \r\n.
-      const text = readFileSync(probeLog, "utf8").replace(/\r/g, "");
-      const begin = text.lastIndexOf("=====BEGIN\n");
-      const end = text.indexOf("=====END", begin);
-      if (begin < 0 || end < 0) return null;
-      const block = text.slice(begin + 11, end);
-      const [unit = "", rest = ""] = block.split("--journal--\n");
-      const [journal = "", after = ""] = rest.split("--files--\n");
-      const [files = "", bootLogs = ""] = after.split("--bootlogs--\n");
-      const prop = (k: string): string => unit.match(new RegExp(`^${k}=(.*)$`, "m"))?.[1] ?? "";
-      return {
-        activeState: prop("ActiveState"),
-        subState: prop("SubState"),
-        restarts: Number(prop("NRestarts") || 0),
-        journal,
-        files: files.split("\n").filter(Boolean),
-        bootLogs,
-      };
-    },
+    state: () => (existsSync(probeLog) ? parseProbe(readFileSync(probeLog, "utf8")) : null),
     reboot: () => hmp(monitor, "sendkey ctrl-alt-delete"),
     async stop() {
       if (child.exitCode !== null) return;
