@@ -248,4 +248,22 @@ export const MIGRATIONS: Migration[] = [
       "CREATE UNIQUE INDEX node_problems_key ON node_problems (node_id, at, type, task_id, message)",
     ],
   },
+  {
+    // A submission that finds a free slot is inserted already `dispatched` (one statement, not an insert and
+    // then the dispatch CAS): the database server prepares every statement it runs, and a statement that
+    // writes tasks compiles its triggers too, so the CAS was the dearest part of a submission's work. The task
+    // was still queued first, for an instant: the insert's trigger records both moves, in order. The queued
+    // message is QUEUED_MESSAGE (edge/tasks/store.ts) written out: a shipped migration's text never changes.
+    id: "0033-dispatched-on-insert",
+    statements: [
+      "DROP TRIGGER task_status_event_insert",
+      `CREATE TRIGGER task_status_event_insert AFTER INSERT ON tasks
+        BEGIN
+          INSERT INTO task_events (task_id, at, type, status, message)
+            SELECT NEW.id, NEW.created_at, 'status', 'queued', 'task queued' WHERE NEW.status = 'dispatched';
+          INSERT INTO task_events (task_id, at, type, status, message)
+            VALUES (NEW.id, NEW.status_at, 'status', NEW.status, COALESCE(NEW.status_message, ''));
+        END`,
+    ],
+  },
 ];

@@ -139,8 +139,20 @@ export type TransitionGuard = {
   enteredBy?: number;
 };
 
-export function newTaskId(): string {
-  return `t_${randomToken("x").slice(2, 22)}`;
+/** Base62 in ASCII order, so that a fixed-width number sorts as text the way it sorts as a number. */
+const SORTABLE = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/**
+ * `t_` + the creation time (milliseconds, 8 base62 characters in ASCII order, good until the year 8900) + 12
+ * random characters (~71 bits). Time first, as UUIDv7 and ULID do: the indexes keyed by task id (the id's
+ * own, task_events by task) then grow at their right edge, so a commit of a burst's submissions dirties a
+ * page or two of each instead of one random page per task — on sqld every dirty page is written twice (WAL
+ * and its replication log). An id still says nothing a key holder could use: tasks are found by key.
+ */
+export function newTaskId(now = Date.now()): string {
+  let time = "";
+  for (let n = Math.max(0, Math.floor(now)), i = 0; i < 8; i++, n = Math.floor(n / 62)) time = SORTABLE[n % 62] + time;
+  return `t_${time}${randomToken("x").slice(2, 14)}`;
 }
 
 /** A stable digest of a submission, so a replayed Idempotency-Key with a different body is refused. */
@@ -171,58 +183,83 @@ export class TaskStore {
     now = Date.now(),
     dispatch?: SubmitDispatch,
   ): Promise<{ task: TaskRecord; created: boolean; node: NodeRow | null }> {
-    const id = newTaskId();
+    const id = newTaskId(now);
     const hash = requestHash(s);
     const credential = s.repo?.credential === undefined ? null : await this.box.seal(s.repo.credential);
-    const results = await this.db.batch([
-      {
-        // The trigger of migration 0051 records the queued event from status_message.
-        sql:
-          `INSERT INTO tasks (id, key_id, idempotency_key, request_hash, status, status_at, deadline_at, deadline_timer, prompt,
-                repo_url, repo_branch, repo_credential, repo_push, agent, model, labels, created_at, updated_at, status_message)
-              VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    const values = [
+      id,
+      keyId,
+      idempotencyKey,
+      hash,
+      now,
+      s.prompt,
+      s.repo?.url ?? null,
+      s.repo?.branch ?? null,
+      credential,
+      s.repo?.push ? JSON.stringify(s.repo.push) : null,
+      JSON.stringify(s.agent),
+      s.model ?? null,
+      JSON.stringify(s.labels),
+      now,
+      now,
+    ];
+    const columns =
+      `id, key_id, idempotency_key, request_hash, status_at, prompt, repo_url, repo_branch, repo_credential,
+      repo_push, agent, model, labels, created_at, updated_at, status, deadline_at, deadline_timer, status_message`;
+    const results = await this.db.batch(
+      dispatch
+        ? [
+          {
+            // The submission and its dispatch in one statement: `dispatched` to the key's oldest ready node with
+            // a free slot, or `queued` when there is none. The triggers count the slot and record the status
+            // events (queued, then dispatched: migration 0033).
+            sql: `INSERT INTO tasks (${columns}, node_id, next_attempt_at)
+              SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
+                  CASE WHEN slot.id IS NULL THEN 'queued' ELSE 'dispatched' END,
+                  CASE WHEN slot.id IS NULL THEN ? ELSE ? END,
+                  CASE WHEN slot.id IS NULL THEN ? ELSE ? END,
+                  CASE WHEN slot.id IS NULL THEN ? ELSE 'dispatching to node ' || slot.id END,
+                  slot.id,
+                  CASE WHEN slot.id IS NULL THEN NULL ELSE ? END
+                FROM (SELECT (${FREE_SLOT}) AS id) AS slot
+                WHERE true
               ON CONFLICT (key_id, idempotency_key) DO NOTHING
-              RETURNING *`,
-        args: [
-          id,
-          keyId,
-          idempotencyKey,
-          hash,
-          now,
-          deadline.at,
-          deadline.timer,
-          s.prompt,
-          s.repo?.url ?? null,
-          s.repo?.branch ?? null,
-          credential,
-          s.repo?.push ? JSON.stringify(s.repo.push) : null,
-          JSON.stringify(s.agent),
-          s.model ?? null,
-          JSON.stringify(s.labels),
-          now,
-          now,
-          QUEUED_MESSAGE,
-        ],
-      },
-      ...(dispatch ? dispatchOnSubmit(id, keyId, now, dispatch) : []),
-    ], "write");
+              RETURNING *, (${NODE_FOR_DISPATCH_JSON}) AS dispatch_node`,
+            args: [
+              ...values,
+              deadline.at,
+              dispatch.deadline.at,
+              deadline.timer,
+              dispatch.deadline.timer,
+              QUEUED_MESSAGE,
+              dispatch.nextAttemptAt,
+              keyId,
+              dispatch.heartbeatAfter,
+            ],
+          },
+          {
+            // The attempt's inference token, when the task went out (a new id exists only if it was inserted).
+            sql: `INSERT INTO task_tokens (token_hash, task_id, created_at)
+              SELECT ?, id, ? FROM tasks WHERE id = ? AND status = 'dispatched'`,
+            args: [dispatch.inferenceTokenHash, now, id],
+          },
+        ]
+        : [{
+          // The trigger of migration 0051 records the queued event from status_message.
+          sql: `INSERT INTO tasks (${columns}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)
+            ON CONFLICT (key_id, idempotency_key) DO NOTHING
+            RETURNING *`,
+          args: [...values, deadline.at, deadline.timer, QUEUED_MESSAGE],
+        }],
+      "write",
+    );
     const inserted = results[0]!.rows[0] as Row | undefined;
     if (inserted) {
       const task = taskFromRow(inserted);
-      const node = dispatch ? (results[results.length - 1]!.rows[0] as Row | undefined) ?? null : null;
-      if (!node) return { task, created: true, node: null };
-      const placed: TaskRecord = {
-        ...task,
-        status: "dispatched",
-        statusAt: now,
-        updatedAt: now,
-        nodeId: String(node.id),
-        deadlineAt: dispatch!.deadline.at,
-        deadlineTimer: dispatch!.deadline.timer,
-        nextAttemptAt: dispatch!.nextAttemptAt,
-        attempts: 0,
-      };
-      return { task: placed, created: true, node };
+      const node = task.status === "dispatched" && typeof inserted.dispatch_node === "string"
+        ? JSON.parse(inserted.dispatch_node) as NodeRow
+        : null;
+      return { task, created: true, node };
     }
     const r = await this.db.execute({
       sql: "SELECT * FROM tasks WHERE key_id = ? AND idempotency_key = ?",
@@ -240,7 +277,7 @@ export class TaskStore {
 
   /**
    * Dispatch queued tasks of one key to its ready nodes' free slots, oldest first, in one write batch: per
-   * task the same CAS, event, token and node read as a submission's. Tasks beyond the free slots stay queued
+   * task the CAS (with its event), the token and the node read. Tasks beyond the free slots stay queued
    * (their CAS finds no slot). Returns the node each dispatched task went to.
    */
   async dispatchQueued(
@@ -251,7 +288,7 @@ export class TaskStore {
   ): Promise<Map<string, NodeRow>> {
     if (tasks.length === 0) return new Map();
     const results = await this.db.batch(
-      tasks.flatMap((t) => dispatchOnSubmit(t.id, keyId, now, { ...d, inferenceTokenHash: t.inferenceTokenHash })),
+      tasks.flatMap((t) => dispatchQueuedTask(t.id, keyId, now, { ...d, inferenceTokenHash: t.inferenceTokenHash })),
       "write",
     );
     const placed = new Map<string, NodeRow>();
@@ -563,13 +600,12 @@ export function truncationMarker(maxLines: number): string {
 }
 
 /**
- * The statements that dispatch a just-inserted task in its submission batch: the CAS to `dispatched` on the
- * oldest ready, fresh node of the key with a free slot (the capacity check, the slot count and the status
- * event, kept by triggers, move in the same statement), the inference token (only when the move happened:
- * `changes()` is the update's), then that node's row. Nothing happens on an
- * idempotent replay: the new id was never inserted.
+ * The statements that dispatch a queued task: the CAS to `dispatched` on the oldest ready, fresh node of the
+ * key with a free slot (the capacity check, the slot count and the status event, kept by triggers, move in
+ * the same statement), the inference token (only when the move happened: `changes()` is the update's), then
+ * that node's row. A submission does the same in its insert (`submit`).
  */
-function dispatchOnSubmit(
+function dispatchQueuedTask(
   id: string,
   keyId: string,
   now: number,
@@ -579,8 +615,7 @@ function dispatchOnSubmit(
     {
       sql: `UPDATE tasks SET status = 'dispatched', status_at = ?, updated_at = ?, deadline_at = ?, deadline_timer = ?,
               node_id = slot.id, next_attempt_at = ?, attempts = 0, status_message = 'dispatching to node ' || slot.id
-            FROM (SELECT n.id FROM nodes n WHERE n.status = 'ready' AND n.owner_key_id = ? AND n.tasks_on_node < n.slots
-                    AND COALESCE(n.last_heartbeat_at, n.ready_at) > ? ORDER BY n.created_at LIMIT 1) AS slot
+            FROM (${FREE_SLOT}) AS slot
             WHERE tasks.id = ? AND tasks.status = 'queued'`,
       args: [now, now, d.deadline.at, d.deadline.timer, d.nextAttemptAt, keyId, d.heartbeatAfter, id],
     },
@@ -588,12 +623,42 @@ function dispatchOnSubmit(
       sql: "INSERT INTO task_tokens (token_hash, task_id, created_at) SELECT ?, ?, ? WHERE changes() = 1",
       args: [d.inferenceTokenHash, id, now],
     },
-    {
-      // Only what a dispatch needs (the agent's address and credentials), not the node's timeline and metrics.
-      sql:
-        `SELECT n.id, n.status, n.status_at, n.provider, n.owner_key_id, n.agent_token, n.slots, n.created_at, n.agent_url, n.agent_tls_cert
-            FROM tasks t JOIN nodes n ON n.id = t.node_id WHERE t.id = ? AND t.status = 'dispatched'`,
-      args: [id],
-    },
+    nodeForDispatch(id),
   ];
 }
+
+/** The key's oldest ready node with a free slot and a fresh heartbeat (parameters: key id, heartbeat after). */
+const FREE_SLOT =
+  `SELECT n.id FROM nodes n WHERE n.status = 'ready' AND n.owner_key_id = ? AND n.tasks_on_node < n.slots
+  AND COALESCE(n.last_heartbeat_at, n.ready_at) > ? ORDER BY n.created_at LIMIT 1`;
+
+/** Of the node a task was dispatched to, only what a dispatch needs (address, credentials), not its timeline. */
+const NODE_FOR_DISPATCH = [
+  "id",
+  "status",
+  "status_at",
+  "provider",
+  "owner_key_id",
+  "agent_token",
+  "slots",
+  "created_at",
+  "agent_url",
+  "agent_tls_cert",
+];
+
+/** The node a task was just dispatched to, read in the batch that dispatched it. */
+function nodeForDispatch(taskId: string): { sql: string; args: InValue[] } {
+  return {
+    sql: `SELECT ${NODE_FOR_DISPATCH.map((c) => `n.${c}`).join(", ")}
+          FROM tasks t JOIN nodes n ON n.id = t.node_id WHERE t.id = ? AND t.status = 'dispatched'`,
+    args: [taskId],
+  };
+}
+
+/**
+ * The same, as one JSON value in the RETURNING clause of the insert that dispatched the task (a subquery may
+ * read other tables there), so a submission needs no statement of its own to read it.
+ */
+const NODE_FOR_DISPATCH_JSON = `SELECT json_object(${
+  NODE_FOR_DISPATCH.map((c) => `'${c}', n.${c}`).join(", ")
+}) FROM nodes n WHERE n.id = tasks.node_id`;
