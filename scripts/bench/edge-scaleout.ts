@@ -33,7 +33,19 @@ const BENCH_SECRET_KEY = "00".repeat(32);
 const ADMIN = "admin-token-for-the-bench-0123456789";
 const CLOCK_TICKS = Number(spawnSync("getconf", ["CLK_TCK"]).stdout.toString().trim()) || 100;
 
-type Run = { reqPerSec: number; p50: number; p99: number; errors: number; sqldUsPerTask: number };
+type Run = {
+  reqPerSec: number;
+  p50: number;
+  p99: number;
+  errors: number;
+  sqldUsPerTask: number;
+  /** Bytes sqld wrote (write(2)/pwrite(2): WAL, replication log, network) per submission. */
+  sqldBytesPerTask: number;
+};
+
+function writtenBytes(pid: number): number {
+  return Number(readFileSync(`/proc/${pid}/io`, "utf8").match(/^wchar: (\d+)$/m)?.[1] ?? NaN);
+}
 
 function cpuMicros(pid: number): number {
   const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
@@ -156,6 +168,7 @@ async function runOnce(code: string, edgeCount: number): Promise<Run> {
       await poll("warm-up dispatched", async () => ((await running()) >= WARMUP ? true : undefined), 120_000);
       const latencies: number[] = [];
       const cpuBefore = cpuMicros(sqld.pid);
+      const writtenBefore = writtenBytes(sqld.pid);
       const started = performance.now();
       const errors = await load(urls, key.key, REQUESTS, latencies);
       const seconds = (performance.now() - started) / 1000;
@@ -166,8 +179,9 @@ async function runOnce(code: string, edgeCount: number): Promise<Run> {
       );
       // The polling reads above cost sqld a little too; they are counted, against this tree and the baseline alike.
       const sqldUsPerTask = (cpuMicros(sqld.pid) - cpuBefore) / REQUESTS;
+      const sqldBytesPerTask = (writtenBytes(sqld.pid) - writtenBefore) / REQUESTS;
       const s = summary(latencies);
-      return { reqPerSec: REQUESTS / seconds, p50: s.p50, p99: s.p99, errors, sqldUsPerTask };
+      return { reqPerSec: REQUESTS / seconds, p50: s.p50, p99: s.p99, errors, sqldUsPerTask, sqldBytesPerTask };
     } finally {
       counter.close();
     }
@@ -197,9 +211,9 @@ try {
         console.log(
           `  round ${round + 1} ${n} edge(s) ${label.padEnd(9)} ${r.reqPerSec.toFixed(0).padStart(5)} req/s  p50 ${
             r.p50.toFixed(1)
-          } ms  p99 ${r.p99.toFixed(1)} ms  sqld CPU ${
-            (r.sqldUsPerTask / 1000).toFixed(3)
-          } ms/task  errors ${r.errors}`,
+          } ms  p99 ${r.p99.toFixed(1)} ms  sqld CPU ${(r.sqldUsPerTask / 1000).toFixed(3)} ms/task  ${
+            (r.sqldBytesPerTask / 1024).toFixed(1)
+          } KiB written/task  errors ${r.errors}`,
         );
         results.set(id, [...(results.get(id) ?? []), r]);
       }
@@ -210,9 +224,9 @@ try {
 }
 
 console.log(
-  "\n| edges | code | req/s | p50 ms | p99 ms | sqld CPU ms/submission | errors | req/s vs baseline | sqld CPU vs baseline |",
+  "\n| edges | code | req/s | p50 ms | p99 ms | sqld CPU ms/submission | sqld KiB written/submission | errors | req/s vs baseline | sqld CPU vs baseline |",
 );
-console.log("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+console.log("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
 for (const n of EDGES) {
   const base = results.get(`${n} baseline`);
   for (const label of ["baseline", "this tree"]) {
@@ -223,9 +237,9 @@ for (const n of EDGES) {
     console.log(
       `| ${n} | ${label} | ${m((r) => r.reqPerSec).toFixed(0)} | ${m((r) => r.p50).toFixed(1)} | ${
         m((r) => r.p99).toFixed(1)
-      } | ${(m((r) => r.sqldUsPerTask) / 1000).toFixed(3)} | ${runs.reduce((k, r) => k + r.errors, 0)} | ${
-        vs((r) => r.reqPerSec)
-      } | ${vs((r) => r.sqldUsPerTask)} |`,
+      } | ${(m((r) => r.sqldUsPerTask) / 1000).toFixed(3)} | ${(m((r) => r.sqldBytesPerTask) / 1024).toFixed(1)} | ${
+        runs.reduce((k, r) => k + r.errors, 0)
+      } | ${vs((r) => r.reqPerSec)} | ${vs((r) => r.sqldUsPerTask)} |`,
     );
   }
 }
