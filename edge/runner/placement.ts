@@ -15,8 +15,9 @@ import { asDispatched, claimDispatch, dispatch } from "./dispatch.ts";
 import { createServer, deleteServer } from "./node-lifecycle.ts";
 
 /**
- * A submission: the task is inserted and, when a ready node of its key has a free slot, dispatched to it in
- * the same write batch; the agent call (or the placement on another node) then runs off the request's path.
+ * A submission: the task is inserted — already dispatched, in the same statement, when a ready node of its
+ * key has a free slot (edge/tasks/store.ts `submit`); the agent call (or the placement on another node) then
+ * runs off the request's path.
  */
 export async function submit(
   r: RunnerContext,
