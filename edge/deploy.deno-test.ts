@@ -108,6 +108,34 @@ Deno.test("deploy profile: a task runs end to end on sqld and the Hetzner fake, 
       await (await fetch(`${url}/api/tasks/${task.id}/events`, { headers: { Authorization: `Bearer ${key.key}` } }))
         .json();
     assert.ok(events.data.some((e: { message: string }) => e.message === "hello from deploy"));
+
+    // The node is ready and has a free slot: the next submission is inserted already dispatched (one
+    // statement on sqld, its node read back in RETURNING), and still shows that it was queued first.
+    const second = await (await fetch(`${url}/api/tasks`, {
+      method: "POST",
+      headers: {
+        Authorization: `Bearer ${key.key}`,
+        "Content-Type": "application/json",
+        "Idempotency-Key": "deploy-second",
+      },
+      body: JSON.stringify({ prompt: "again", agent: { type: "command", command: "echo second" } }),
+    })).json();
+    assert.equal(second.status, "dispatched");
+    assert.equal(second.nodeId, done.nodeId);
+    const secondDone = await until("the second task ends", async () => {
+      const view =
+        await (await fetch(`${url}/api/tasks/${second.id}`, { headers: { Authorization: `Bearer ${key.key}` } }))
+          .json();
+      return view.status === "succeeded" || view.status === "failed" ? view : undefined;
+    }, 30_000);
+    assert.equal(secondDone.status, "succeeded");
+    const secondEvents =
+      await (await fetch(`${url}/api/tasks/${second.id}/events`, { headers: { Authorization: `Bearer ${key.key}` } }))
+        .json();
+    assert.deepEqual(
+      secondEvents.data.filter((e: { type: string }) => e.type === "status").map((e: { status: string }) => e.status),
+      ["queued", "dispatched", "running", "succeeded"],
+    );
     assert.equal(await Deno.stat(dataDir).then(() => true, () => false), false);
   } finally {
     edge.kill("SIGINT");
