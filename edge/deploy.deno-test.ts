@@ -70,17 +70,24 @@ Deno.test("deploy profile: a task runs end to end on sqld and the Hetzner fake, 
       headers: admin,
       body: JSON.stringify({ name: "deploy" }),
     })).json();
-    const submit = await fetch(`${url}/api/tasks`, {
-      method: "POST",
-      headers: {
-        Authorization: `Bearer ${key.key}`,
-        "Content-Type": "application/json",
-        "Idempotency-Key": "deploy-first",
-      },
-      body: JSON.stringify({ prompt: "hello", agent: { type: "command", command: "echo hello from deploy" } }),
-    });
-    assert.equal(submit.status, 201);
-    const task = await submit.json();
+    const asKey = { Authorization: `Bearer ${key.key}` };
+    const submitTask = async (idempotencyKey: string, prompt: string, command: string) => {
+      const res = await fetch(`${url}/api/tasks`, {
+        method: "POST",
+        headers: { ...asKey, "Content-Type": "application/json", "Idempotency-Key": idempotencyKey },
+        body: JSON.stringify({ prompt, agent: { type: "command", command } }),
+      });
+      assert.equal(res.status, 201);
+      return await res.json();
+    };
+    const ended = (what: string, id: string) =>
+      until(what, async () => {
+        const view = await (await fetch(`${url}/api/tasks/${id}`, { headers: asKey })).json();
+        return view.status === "succeeded" || view.status === "failed" ? view : undefined;
+      }, 30_000);
+    const eventsOf = async (id: string) =>
+      (await (await fetch(`${url}/api/tasks/${id}/events`, { headers: asKey })).json()).data;
+    const task = await submitTask("deploy-first", "hello", "echo hello from deploy");
 
     // The VM cannot boot here: play its agent with the tokens its cloud-init carries.
     const server = await until("the server exists", async () => [...fake.servers.values()][0], 15_000);
@@ -98,42 +105,20 @@ Deno.test("deploy profile: a task runs end to end on sqld and the Hetzner fake, 
       stdio: "ignore",
     });
 
-    const done = await until("the task ends", async () => {
-      const view =
-        await (await fetch(`${url}/api/tasks/${task.id}`, { headers: { Authorization: `Bearer ${key.key}` } })).json();
-      return view.status === "succeeded" || view.status === "failed" ? view : undefined;
-    }, 30_000);
+    const done = await ended("the task ends", task.id);
     assert.equal(done.status, "succeeded");
-    const events =
-      await (await fetch(`${url}/api/tasks/${task.id}/events`, { headers: { Authorization: `Bearer ${key.key}` } }))
-        .json();
-    assert.ok(events.data.some((e: { message: string }) => e.message === "hello from deploy"));
+    assert.ok((await eventsOf(task.id)).some((e: { message: string }) => e.message === "hello from deploy"));
 
     // The node is ready and has a free slot: the next submission is inserted already dispatched (one
     // statement on sqld, its node read back in RETURNING), and still shows that it was queued first.
-    const second = await (await fetch(`${url}/api/tasks`, {
-      method: "POST",
-      headers: {
-        Authorization: `Bearer ${key.key}`,
-        "Content-Type": "application/json",
-        "Idempotency-Key": "deploy-second",
-      },
-      body: JSON.stringify({ prompt: "again", agent: { type: "command", command: "echo second" } }),
-    })).json();
+    const second = await submitTask("deploy-second", "again", "echo second");
     assert.equal(second.status, "dispatched");
     assert.equal(second.nodeId, done.nodeId);
-    const secondDone = await until("the second task ends", async () => {
-      const view =
-        await (await fetch(`${url}/api/tasks/${second.id}`, { headers: { Authorization: `Bearer ${key.key}` } }))
-          .json();
-      return view.status === "succeeded" || view.status === "failed" ? view : undefined;
-    }, 30_000);
-    assert.equal(secondDone.status, "succeeded");
-    const secondEvents =
-      await (await fetch(`${url}/api/tasks/${second.id}/events`, { headers: { Authorization: `Bearer ${key.key}` } }))
-        .json();
+    assert.equal((await ended("the second task ends", second.id)).status, "succeeded");
     assert.deepEqual(
-      secondEvents.data.filter((e: { type: string }) => e.type === "status").map((e: { status: string }) => e.status),
+      (await eventsOf(second.id)).filter((e: { type: string }) => e.type === "status").map((e: { status: string }) =>
+        e.status
+      ),
       ["queued", "dispatched", "running", "succeeded"],
     );
     assert.equal(await Deno.stat(dataDir).then(() => true, () => false), false);
