@@ -9,7 +9,7 @@
  */
 import { createClient } from "@libsql/client";
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startSqld } from "../../edge/testing/sqld.ts";
@@ -41,6 +41,45 @@ type Run = {
   sqldUsPerTask: number;
   /** Bytes sqld wrote (write(2)/pwrite(2): WAL, replication log, network) per submission. */
   sqldBytesPerTask: number;
+  /** CPU of the edge processes, of the agent double (their children) and of this load generator, per submission. */
+  edgeUsPerTask: number;
+  nodeUsPerTask: number;
+  loadUsPerTask: number;
+};
+
+/** A process's descendants (the edge's agent double; its tasks are held, not spawned). */
+function descendants(pid: number): number[] {
+  const out: number[] = [];
+  let tasks: string[] = [];
+  try {
+    tasks = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const t of tasks) {
+    let children = "";
+    try {
+      children = readFileSync(`/proc/${pid}/task/${t}/children`, "utf8");
+    } catch {
+      continue;
+    }
+    for (const c of children.split(" ").filter(Boolean).map(Number)) out.push(c, ...descendants(c));
+  }
+  return out;
+}
+
+/** CPU of several processes; one that has exited counts 0. */
+const cpuOf = (pids: number[]) =>
+  pids.reduce((sum, pid) => {
+    try {
+      return sum + cpuMicros(pid);
+    } catch {
+      return sum;
+    }
+  }, 0);
+const selfMicros = () => {
+  const u = process.cpuUsage();
+  return u.user + u.system;
 };
 
 function writtenBytes(pid: number): number {
@@ -169,6 +208,11 @@ async function runOnce(code: string, edgeCount: number): Promise<Run> {
       const latencies: number[] = [];
       const cpuBefore = cpuMicros(sqld.pid);
       const writtenBefore = writtenBytes(sqld.pid);
+      const edgePids = edges.map((e) => e.child.pid!);
+      const nodePids = edgePids.flatMap(descendants);
+      const edgeBefore = cpuOf(edgePids);
+      const nodeBefore = cpuOf(nodePids);
+      const loadBefore = selfMicros();
       const started = performance.now();
       const errors = await load(urls, key.key, REQUESTS, latencies);
       const seconds = (performance.now() - started) / 1000;
@@ -180,8 +224,21 @@ async function runOnce(code: string, edgeCount: number): Promise<Run> {
       // The polling reads above cost sqld a little too; they are counted, against this tree and the baseline alike.
       const sqldUsPerTask = (cpuMicros(sqld.pid) - cpuBefore) / REQUESTS;
       const sqldBytesPerTask = (writtenBytes(sqld.pid) - writtenBefore) / REQUESTS;
+      const edgeUsPerTask = (cpuOf(edgePids) - edgeBefore) / REQUESTS;
+      const nodeUsPerTask = (cpuOf(nodePids) - nodeBefore) / REQUESTS;
+      const loadUsPerTask = (selfMicros() - loadBefore) / REQUESTS;
       const s = summary(latencies);
-      return { reqPerSec: REQUESTS / seconds, p50: s.p50, p99: s.p99, errors, sqldUsPerTask, sqldBytesPerTask };
+      return {
+        reqPerSec: REQUESTS / seconds,
+        p50: s.p50,
+        p99: s.p99,
+        errors,
+        sqldUsPerTask,
+        sqldBytesPerTask,
+        edgeUsPerTask,
+        nodeUsPerTask,
+        loadUsPerTask,
+      };
     } finally {
       counter.close();
     }
@@ -213,7 +270,9 @@ try {
             r.p50.toFixed(1)
           } ms  p99 ${r.p99.toFixed(1)} ms  sqld CPU ${(r.sqldUsPerTask / 1000).toFixed(3)} ms/task  ${
             (r.sqldBytesPerTask / 1024).toFixed(1)
-          } KiB written/task  errors ${r.errors}`,
+          } KiB written/task  CPU ms/task: edges ${(r.edgeUsPerTask / 1000).toFixed(3)} node ${
+            (r.nodeUsPerTask / 1000).toFixed(3)
+          } load ${(r.loadUsPerTask / 1000).toFixed(3)}  errors ${r.errors}`,
         );
         results.set(id, [...(results.get(id) ?? []), r]);
       }
