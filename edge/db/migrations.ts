@@ -266,4 +266,22 @@ export const MIGRATIONS: Migration[] = [
         END`,
     ],
   },
+  {
+    // The inference token of a dispatch is filed by a trigger from the statement that dispatches the task
+    // (its hash in `dispatch_token_hash`), not by a statement of its own: a submission on a warm node is then
+    // one statement up to the agent call, a dispatch of a queued task two. The row keeps the hash of its last
+    // dispatch's token; task_tokens stays the one place tokens are looked up.
+    id: "0034-dispatch-token-by-trigger",
+    statements: [
+      "ALTER TABLE tasks ADD COLUMN dispatch_token_hash TEXT",
+      `CREATE TRIGGER task_dispatch_token_insert AFTER INSERT ON tasks
+        WHEN NEW.dispatch_token_hash IS NOT NULL AND NEW.status = 'dispatched'
+        BEGIN INSERT INTO task_tokens (token_hash, task_id, created_at)
+          VALUES (NEW.dispatch_token_hash, NEW.id, NEW.status_at); END`,
+      `CREATE TRIGGER task_dispatch_token_update AFTER UPDATE OF dispatch_token_hash ON tasks
+        WHEN NEW.dispatch_token_hash IS NOT NULL AND NEW.dispatch_token_hash IS NOT OLD.dispatch_token_hash
+        BEGIN INSERT INTO task_tokens (token_hash, task_id, created_at)
+          VALUES (NEW.dispatch_token_hash, NEW.id, NEW.updated_at); END`,
+    ],
+  },
 ];

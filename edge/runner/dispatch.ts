@@ -128,7 +128,7 @@ export async function dispatch(r: RunnerContext, task: TaskRecord, node: NodeRec
 /** The agent has the task: `dispatched → running`, with the run deadline from now. */
 export async function markRunning(r: RunnerContext, taskId: string, nodeId: string): Promise<boolean> {
   const now = Date.now();
-  const ok = await r.tasks.transition(taskId, ["dispatched"], "running", {
+  const ok = await r.tasks.markRunning(taskId, {
     message: `running on node ${nodeId}`,
     deadline: runnerDeadline("running", now, r.t),
     now,

@@ -17,6 +17,7 @@ import {
 import type { SecretBox } from "../auth/secret-box.ts";
 import { randomToken, sha256Hex } from "../auth/tokens.ts";
 import type { Client } from "../db/client.ts";
+import { TurnBatch } from "../db/turn-batch.ts";
 
 type NodeRow = Record<string, unknown>;
 
@@ -117,6 +118,9 @@ export function submittedTransitions(task: TaskRecord): { status: TaskStatus; at
  */
 export const EVENT_ID_STRIDE = 1024;
 
+/** A task's move to running: what `transition` would set for it. */
+export type RunningMove = { id: string; message: string; deadline: { at: number; timer: string }; now: number };
+
 /** A dispatch decided with the submission: to a ready node of the key with a free slot, if there is one. */
 export type SubmitDispatch = {
   /** A ready node counts only with a heartbeat (or its ready call) after this. */
@@ -163,16 +167,49 @@ function requestHash(s: TaskSubmission): string {
 export class TaskStore {
   constructor(private readonly db: Client, private readonly box: SecretBox) {}
 
+  /** The `dispatched → running` moves of one event-loop turn, as one statement (see `markRunning`). */
+  private readonly runningMoves = new TurnBatch<RunningMove, boolean>((moves) => this.moveToRunning(moves));
+
+  /**
+   * `dispatched → running` (the agent took the task), with its message and run deadline: a compare-and-set
+   * like `transition`, true exactly when this call made the move. The moves asked for in one event-loop turn
+   * are written as one statement: in a burst the agents' answers arrive together, and one UPDATE of twenty
+   * tasks costs the database server one preparation instead of twenty.
+   */
+  markRunning(id: string, move: Omit<RunningMove, "id">): Promise<boolean> {
+    return this.runningMoves.call({ id, ...move });
+  }
+
+  private async moveToRunning(moves: RunningMove[]): Promise<boolean[]> {
+    // A task asked for twice in one turn moves once; as with two CAS in a row, only the first call made it.
+    const first = new Map<string, number>();
+    moves.forEach((m, i) => first.has(m.id) || first.set(m.id, i));
+    const unique = [...first.keys()].map((id) => moves[first.get(id)!]!);
+    const [update] = await this.db.batch([{
+      // The status event comes from the row's trigger (migration 0051), one per moved task.
+      sql: `WITH moves (id, at, deadline_at, deadline_timer, message) AS (VALUES ${
+        unique.map(() => "(?, ?, ?, ?, ?)").join(", ")
+      })
+        UPDATE tasks SET status = 'running', status_at = moves.at, updated_at = moves.at,
+          deadline_at = moves.deadline_at, deadline_timer = moves.deadline_timer, status_message = moves.message
+        FROM moves WHERE tasks.id = moves.id AND tasks.status = 'dispatched'
+        RETURNING id`,
+      args: unique.flatMap((m) => [m.id, m.now, m.deadline.at, m.deadline.timer, m.message]),
+    }], "write");
+    const moved = new Set(update!.rows.map((r) => String(r.id)));
+    return moves.map((m, i) => first.get(m.id) === i && moved.has(m.id));
+  }
+
   /** The plain repo credential of a task record, for its dispatch. */
   async openCredential(sealed: string): Promise<string> {
     return await this.box.open(sealed);
   }
 
   /**
-   * Insert a queued task, or return the one an earlier request with the same Idempotency-Key made. One write
-   * batch, one round trip: with `dispatch`, the same batch also moves the new task to a ready node of its key
-   * that has a free slot (the CAS, its event, the attempt's inference token) and reads that node back, so a
-   * submission on a warm node costs one transaction up to the agent call. A new task comes back from the
+   * Insert a queued task, or return the one an earlier request with the same Idempotency-Key made. One
+   * statement: with `dispatch`, the insert itself puts the new task on a ready node of its key that has a free
+   * slot (its triggers keep the slot count, the events and the attempt's inference token) and reads that node
+   * back, so a submission on a warm node costs one statement up to the agent call. A new task comes back from the
    * insert itself (RETURNING), so nothing is read again.
    */
   async submit(
@@ -211,15 +248,16 @@ export class TaskStore {
         ? [
           {
             // The submission and its dispatch in one statement: `dispatched` to the key's oldest ready node with
-            // a free slot, or `queued` when there is none. The triggers count the slot and record the status
-            // events (queued, then dispatched: migration 0033).
-            sql: `INSERT INTO tasks (${columns}, node_id, next_attempt_at)
+            // a free slot, or `queued` when there is none. The triggers count the slot, record the status
+            // events (queued, then dispatched: migration 0033) and file the attempt's inference token (0034).
+            sql: `INSERT INTO tasks (${columns}, node_id, next_attempt_at, dispatch_token_hash)
               SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
                   CASE WHEN slot.id IS NULL THEN 'queued' ELSE 'dispatched' END,
                   CASE WHEN slot.id IS NULL THEN ? ELSE ? END,
                   CASE WHEN slot.id IS NULL THEN ? ELSE ? END,
                   CASE WHEN slot.id IS NULL THEN ? ELSE 'dispatching to node ' || slot.id END,
                   slot.id,
+                  CASE WHEN slot.id IS NULL THEN NULL ELSE ? END,
                   CASE WHEN slot.id IS NULL THEN NULL ELSE ? END
                 FROM (SELECT (${FREE_SLOT}) AS id) AS slot
                 WHERE true
@@ -233,15 +271,10 @@ export class TaskStore {
               dispatch.deadline.timer,
               QUEUED_MESSAGE,
               dispatch.nextAttemptAt,
+              dispatch.inferenceTokenHash,
               keyId,
               dispatch.heartbeatAfter,
             ],
-          },
-          {
-            // The attempt's inference token, when the task went out (a new id exists only if it was inserted).
-            sql: `INSERT INTO task_tokens (token_hash, task_id, created_at)
-              SELECT ?, id, ? FROM tasks WHERE id = ? AND status = 'dispatched'`,
-            args: [dispatch.inferenceTokenHash, now, id],
           },
         ]
         : [{
@@ -277,7 +310,7 @@ export class TaskStore {
 
   /**
    * Dispatch queued tasks of one key to its ready nodes' free slots, oldest first, in one write batch: per
-   * task the CAS (with its event), the token and the node read. Tasks beyond the free slots stay queued
+   * task the CAS (its triggers write the event and file the token) and the node read. Tasks beyond the free slots stay queued
    * (their CAS finds no slot). Returns the node each dispatched task went to.
    */
   async dispatchQueued(
@@ -293,8 +326,8 @@ export class TaskStore {
     );
     const placed = new Map<string, NodeRow>();
     tasks.forEach((t, i) => {
-      const node = results[i * 3 + 2]!.rows[0] as NodeRow | undefined;
-      if (node && results[i * 3]!.rowsAffected === 1) placed.set(t.id, node);
+      const node = results[i * 2 + 1]!.rows[0] as NodeRow | undefined;
+      if (node && results[i * 2]!.rowsAffected === 1) placed.set(t.id, node);
     });
     return placed;
   }
@@ -348,7 +381,7 @@ export class TaskStore {
     result?: TaskResult;
     /** What else must hold for the move, checked in the same statement. */
     when?: TransitionGuard;
-    /** Store this task inference token hash with the move (in the same batch), only when the move happens. */
+    /** File this inference token hash with the move (the row's trigger does, only when the move happens). */
     inferenceTokenHash?: string;
     now?: number;
   }): Promise<boolean> {
@@ -368,6 +401,10 @@ export class TaskStore {
     }
     if (opts.error !== undefined) (sets.push("error = ?"), args.push(opts.error));
     if (opts.result !== undefined) (sets.push("result = ?"), args.push(JSON.stringify(opts.result)));
+    // Filed in task_tokens by a trigger, so only when the move happens (migration 0034).
+    if (opts.inferenceTokenHash !== undefined) {
+      (sets.push("dispatch_token_hash = ?"), args.push(opts.inferenceTokenHash));
+    }
     // An ended task never needs its repo credential again: every way a task ends comes through here.
     if (TERMINAL_STATUSES.includes(to)) sets.push("repo_credential = NULL");
     const whereArgs: InValue[] = [id, ...from];
@@ -388,11 +425,6 @@ export class TaskStore {
         })${extra}`,
         args: [...args, ...whereArgs],
       },
-      // changes() is the update's own (a trigger's rows are not counted): 1 exactly when the move happened.
-      ...(opts.inferenceTokenHash === undefined ? [] : [{
-        sql: "INSERT INTO task_tokens (token_hash, task_id, created_at) SELECT ?, ?, ? WHERE changes() = 1",
-        args: [opts.inferenceTokenHash, id, now],
-      }]),
     ], "write");
     return update!.rowsAffected === 1;
   }
@@ -602,8 +634,7 @@ export function truncationMarker(maxLines: number): string {
 /**
  * The statements that dispatch a queued task: the CAS to `dispatched` on the oldest ready, fresh node of the
  * key with a free slot (the capacity check, the slot count and the status event, kept by triggers, move in
- * the same statement), the inference token (only when the move happened: `changes()` is the update's), then
- * that node's row. A submission does the same in its insert (`submit`).
+ * the same statement, as does the inference token's filing: migration 0034), then that node's row. A submission does the same in its insert (`submit`).
  */
 function dispatchQueuedTask(
   id: string,
@@ -614,14 +645,21 @@ function dispatchQueuedTask(
   return [
     {
       sql: `UPDATE tasks SET status = 'dispatched', status_at = ?, updated_at = ?, deadline_at = ?, deadline_timer = ?,
-              node_id = slot.id, next_attempt_at = ?, attempts = 0, status_message = 'dispatching to node ' || slot.id
+              node_id = slot.id, next_attempt_at = ?, attempts = 0, status_message = 'dispatching to node ' || slot.id,
+              dispatch_token_hash = ?
             FROM (${FREE_SLOT}) AS slot
             WHERE tasks.id = ? AND tasks.status = 'queued'`,
-      args: [now, now, d.deadline.at, d.deadline.timer, d.nextAttemptAt, keyId, d.heartbeatAfter, id],
-    },
-    {
-      sql: "INSERT INTO task_tokens (token_hash, task_id, created_at) SELECT ?, ?, ? WHERE changes() = 1",
-      args: [d.inferenceTokenHash, id, now],
+      args: [
+        now,
+        now,
+        d.deadline.at,
+        d.deadline.timer,
+        d.nextAttemptAt,
+        d.inferenceTokenHash,
+        keyId,
+        d.heartbeatAfter,
+        id,
+      ],
     },
     nodeForDispatch(id),
   ];

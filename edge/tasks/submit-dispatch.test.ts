@@ -1,5 +1,6 @@
-// A submission that finds a free slot is inserted already dispatched: one statement for the task (with its
-// node read in RETURNING) and one for its inference token — not an insert, a dispatch CAS and a node read.
+// A submission that finds a free slot is inserted already dispatched: one statement for the task, its node read
+// in RETURNING and its inference token filed by a trigger — not an insert, a dispatch CAS, a token and a node
+// read. The agents' answers of one turn move their tasks to running in one statement.
 // Through the edge's HTTP door, with what the database saw counted statement by statement.
 import { afterAll, describe, expect, test } from "bun:test";
 import type { Client, InStatement } from "@libsql/client";
@@ -58,22 +59,30 @@ async function statusEvents(taskId: string): Promise<string[]> {
 describe("a submission to a ready node", () => {
   let first: { id: string; status: string; nodeId: string | null };
 
-  test("is one write batch of two statements: the task (dispatched, its node read back) and its token", async () => {
+  test("is one statement: the task (dispatched, its node read back, its token filed)", async () => {
     const batches = await statementsDuring(async () => {
       first = await submit("one");
     });
     expect(first.status).toBe("dispatched");
     expect(first.nodeId).toBe(node.id);
     const submission = batches.find((b) => b.some((s) => s.startsWith("INSERT INTO tasks")))!;
-    expect(submission).toHaveLength(2);
+    expect(submission).toHaveLength(1);
     expect(submission[0]).toContain("RETURNING *, (SELECT json_object(");
-    expect(submission[1]).toStartWith("INSERT INTO task_tokens");
+    expect(batches.flat().filter((s) => s.includes("task_tokens"))).toEqual([]);
     // No dispatch CAS and no node read of its own, before or after.
     expect(
       batches.flat().filter((s) => /^UPDATE tasks SET status = 'dispatched'|JOIN nodes n ON n.id = t.node_id/.test(s)),
     )
       .toEqual([]);
     expect(await count("SELECT COUNT(*) AS n FROM task_tokens WHERE task_id = ?", first.id)).toBe(1);
+  });
+
+  test("its inference token is the one filed: the model endpoint takes it, and a made-up one is refused", async () => {
+    const agent = provider.agents.get(node.id)!;
+    const dispatched = await until("the dispatch", () => agent.dispatches.find((d) => d.taskId === first.id));
+    const models = (token: string) => t.call("GET", "/v1/models", { token });
+    expect((await models(dispatched.inference.token)).status).toBe(200);
+    expect((await models(`${dispatched.inference.token.slice(0, -4)}beef`)).status).toBe(401);
   });
 
   test("the task was queued first: both moves are in its events, in order, and the node counts its slot", async () => {
