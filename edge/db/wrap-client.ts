@@ -4,7 +4,7 @@
  */
 import type { Client } from "@libsql/client";
 
-export function wrapClient(client: Client, methods: Partial<Pick<Client, "execute" | "batch">>): Client {
+export function wrapClient(client: Client, methods: Partial<Pick<Client, "execute" | "batch" | "close">>): Client {
   return new Proxy(client, {
     get(target, prop, receiver) {
       const own = methods[prop as keyof typeof methods];
