@@ -2,9 +2,10 @@
  * The one place that picks a libSQL client by URL scheme. Deno Deploy loads no native addons, so remote
  * URLs go through `@libsql/client/web` and only `file:` loads the native client (imported lazily).
  */
-import type { Client, InStatement } from "@libsql/client";
+import type { Client, InArgs, InStatement, ResultSet, TransactionMode } from "@libsql/client";
 import { ensurePrivateDatabase } from "../auth/private-files.ts";
 import { groupCommits } from "./group-commit.ts";
+import { WriteStream } from "./write-stream.ts";
 import { wrapClient } from "./wrap-client.ts";
 import { REQUEST_TIMEOUTS } from "../../shared/timeouts.ts";
 
@@ -30,9 +31,13 @@ export async function openDatabase(url: string, authToken: string | null): Promi
   }
   const { createClient } = await import("@libsql/client/web");
   const remote = url.startsWith("libsql:") ? url.replace(/^libsql:/, "https:") : url;
-  const open = (fetch: typeof fetchWithTimeout) =>
-    createClient({ url: remote, authToken: authToken ?? undefined, fetch });
-  return groupCommits(remoteClient(open(fetchWithTimeout), open(uncompressed)));
+  const reads = createClient({ url: remote, authToken: authToken ?? undefined, fetch: fetchWithTimeout });
+  // Over WebSocket one connection carries every stream; there the writes share the reads' client.
+  if (!/^https?:/.test(remote)) return groupCommits(remoteClient(reads, reads));
+  // Over HTTP, writes keep one stream (one server connection) and ask for uncompressed answers.
+  const base = new URL(remote);
+  const writes = new WriteStream(`${base.origin}${base.pathname}`, authToken ?? undefined, uncompressed);
+  return groupCommits(remoteClient(reads, writes));
 }
 
 /** A request to the database server that hangs fails instead of holding its caller forever. */
@@ -59,7 +64,7 @@ const BUSY_RETRY_MS = 5_000;
 
 /**
  * The remote client as the edge uses it: one write in flight per instance, SQLITE_BUSY retried, and writes over
- * a client of their own that asks for uncompressed answers (`uncompressed`).
+ * HTTP on one long-lived stream that asks for uncompressed answers (write-stream.ts, `uncompressed`).
  *
  * Why one write at a time: sqld has no busy timeout over HTTP, and its lock waiters spin. With tens of
  * concurrent writers (a burst of submissions plus their placement and dispatch), its threads spin on the
@@ -71,7 +76,14 @@ const BUSY_RETRY_MS = 5_000;
  * A statement or batch that failed with SQLITE_BUSY was rolled back whole, so retrying it with a short
  * backoff is safe; the queue is released during the backoff so reads and the other instance progress.
  */
-function remoteClient(client: Client, writer: Client): Client {
+/** What the write path needs of a client: the remote client itself, or a WriteStream. */
+type Writer = {
+  execute(stmt: InStatement): Promise<ResultSet>;
+  batch(stmts: Parameters<Client["batch"]>[0], mode?: TransactionMode): Promise<ResultSet[]>;
+  close(): void;
+};
+
+function remoteClient(client: Client, writer: Writer): Client {
   const writes = new WriteQueue();
   const retry = async <T>(write: boolean, work: () => Promise<T>): Promise<T> => {
     const deadline = Date.now() + BUSY_RETRY_MS;
@@ -84,17 +96,21 @@ function remoteClient(client: Client, writer: Client): Client {
       }
     }
   };
-  const over = (write: boolean) => (write ? writer : client);
+  const over = (write: boolean): Writer => (write ? writer : client);
   return wrapClient(client, {
-    execute: (...args: Parameters<Client["execute"]>) => {
-      const write = isWrite(args[0]);
-      return retry(write, () => over(write).execute(...args));
+    execute: (stmtOrSql: InStatement, args?: InArgs) => {
+      const stmt = typeof stmtOrSql === "string" && args !== undefined ? { sql: stmtOrSql, args } : stmtOrSql;
+      const write = isWrite(stmt);
+      return retry(write, () => over(write).execute(stmt));
     },
     batch: (...args: Parameters<Client["batch"]>) => {
       const write = args[1] !== "read";
       return retry(write, () => over(write).batch(...args));
     },
-    close: () => (writer.close(), client.close()),
+    close: () => {
+      if (writer !== client) writer.close();
+      client.close();
+    },
   });
 }
 
