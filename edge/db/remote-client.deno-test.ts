@@ -3,40 +3,12 @@
 // ≈ 7 % of sqld's CPU per submission), reads still ask for compression. A recording proxy between the client
 // and a real sqld sees each request's Accept-Encoding and each answer's Content-Encoding.
 import assert from "node:assert/strict";
-import { createServer, request } from "node:http";
 import { openDatabase } from "./client.ts";
-import { startSqld } from "../testing/sqld.ts";
+import { startProxiedSqld } from "../testing/sqld-proxy.ts";
 
 Deno.test("writes ask sqld for uncompressed answers; reads still accept compressed ones", async () => {
-  const sqld = await startSqld();
-  const upstream = new URL(sqld.url);
-  const seen: { body: string; accept: string; encoding: string }[] = [];
-  const proxy = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on("data", (c: Buffer) => chunks.push(c));
-    req.on("end", () => {
-      const body = Buffer.concat(chunks);
-      const out = request({
-        host: upstream.hostname,
-        port: upstream.port,
-        method: req.method,
-        path: req.url,
-        headers: { ...req.headers, host: upstream.host },
-      }, (answer) => {
-        seen.push({
-          body: body.toString(),
-          accept: String(req.headers["accept-encoding"] ?? ""),
-          encoding: String(answer.headers["content-encoding"] ?? ""),
-        });
-        res.writeHead(answer.statusCode!, answer.headers);
-        answer.pipe(res);
-      });
-      out.end(body);
-    });
-  });
-  await new Promise<void>((r) => proxy.listen(0, "127.0.0.1", r));
-  const { port } = proxy.address() as { port: number };
-  const db = await openDatabase(`http://127.0.0.1:${port}`, null);
+  const p = await startProxiedSqld();
+  const db = await openDatabase(p.url, null);
   try {
     await db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)");
     const rows = Array.from(
@@ -48,16 +20,15 @@ Deno.test("writes ask sqld for uncompressed answers; reads still accept compress
     const read = await db.execute("SELECT * FROM t ORDER BY id");
     assert.equal(read.rows.length, 50);
 
-    const writes = seen.filter((s) => s.body.includes("INSERT INTO t"));
-    const reads = seen.filter((s) => s.body.includes("SELECT * FROM t"));
-    assert.ok(writes.length >= 1 && reads.length >= 1, JSON.stringify(seen));
+    const writes = p.seen.filter((s) => s.kinds.includes("batch"));
+    const reads = p.seen.filter((s) => s.body.includes("SELECT * FROM t"));
+    assert.ok(writes.length >= 1 && reads.length >= 1, JSON.stringify(p.seen));
     for (const w of writes) assert.deepEqual([w.accept, w.encoding], ["identity", ""]);
     for (const r of reads) assert.match(r.accept, /gzip/);
     // sqld compresses what it may: the read's answer came deflated, so the write's plain one was the header's doing.
     assert.ok(reads.some((r) => r.encoding !== ""), JSON.stringify(reads));
   } finally {
     db.close();
-    proxy.close();
-    await sqld.stop();
+    await p.stop();
   }
 });

@@ -1,92 +1,30 @@
 // The edge's writes to sqld over one long-lived Hrana stream, under Deno, against a real sqld behind a proxy
 // that records every pipeline request (its baton, its requests) and can misbehave as the network and the server
-// do: answer as sqld does for an expired stream or an unknown baton, or drop the connection after the server ran
-// the request.
+// do (edge/testing/sqld-proxy.ts).
 import assert from "node:assert/strict";
-import { createServer, request } from "node:http";
-import type { Socket } from "node:net";
 import { type Client, openDatabase } from "./client.ts";
 import { WriteStream } from "./write-stream.ts";
-import { startSqld } from "../testing/sqld.ts";
+import { type ProxiedSqld, type SeenRequest, startProxiedSqld } from "../testing/sqld-proxy.ts";
 
-type Seen = { baton: string | null; kinds: string[]; sql: string };
-type Fault = "expired" | "invalid-baton" | "drop-after-run" | null;
-
-async function proxiedSqld() {
-  const sqld = await startSqld();
-  const upstream = new URL(sqld.url);
-  const seen: Seen[] = [];
-  let fault: Fault = null;
-  const sockets = new Set<Socket>();
-  const server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on("data", (c: Buffer) => chunks.push(c));
-    req.on("end", () => {
-      const body = Buffer.concat(chunks);
-      const text = body.toString();
-      if (req.url?.includes("pipeline")) {
-        const parsed = JSON.parse(text) as { baton: string | null; requests: { type: string }[] };
-        seen.push({ baton: parsed.baton ?? null, kinds: parsed.requests.map((r) => r.type), sql: text });
-        // sqld's own answers, byte for byte, to a request on a stream it no longer has.
-        if (fault === "expired" && parsed.baton) {
-          fault = null;
-          res.writeHead(400, { "content-type": "application/json" });
-          res.end(JSON.stringify({ message: "The stream has expired due to inactivity", code: "STREAM_EXPIRED" }));
-          return;
-        }
-        if (fault === "invalid-baton" && parsed.baton) {
-          fault = null;
-          res.writeHead(400, { "content-type": "text/plain" });
-          res.end("Received an invalid baton");
-          return;
-        }
-      }
-      const out = request({
-        host: upstream.hostname,
-        port: upstream.port,
-        method: req.method,
-        path: req.url,
-        headers: { ...req.headers, host: upstream.host },
-      }, (answer) => {
-        if (fault === "drop-after-run" && req.url?.includes("pipeline")) {
-          // The server ran it; the answer never arrives.
-          fault = null;
-          answer.resume();
-          req.socket.destroy();
-          return;
-        }
-        res.writeHead(answer.statusCode!, answer.headers);
-        answer.pipe(res);
-      });
-      out.end(body);
-    });
-  });
-  server.on("connection", (s: Socket) => (sockets.add(s), s.on("close", () => sockets.delete(s))));
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const { port } = server.address() as { port: number };
-  return {
-    url: `http://127.0.0.1:${port}`,
-    seen,
-    fail(next: Fault) {
-      fault = next;
-    },
-    async stop() {
-      for (const s of sockets) s.destroy();
-      server.close();
-      await sqld.stop();
-    },
-  };
+/** A proxied sqld and the edge's client for it, for the length of one test. */
+async function withDb(fn: (db: Client, p: ProxiedSqld) => Promise<void>): Promise<void> {
+  const p = await startProxiedSqld();
+  const db = await openDatabase(p.url, null);
+  try {
+    await fn(db, p);
+  } finally {
+    db.close();
+    await p.stop();
+  }
 }
 
 /** The pipeline requests that carried writes, in order: all but the tests' reads and bare closes. */
-const writesOf = (seen: Seen[]) =>
-  seen.filter((s) => !s.sql.includes("SELECT ") && !(s.kinds.length === 1 && s.kinds[0] === "close"));
+const writesOf = (seen: SeenRequest[]) =>
+  seen.filter((s) => !s.body.includes("SELECT ") && !(s.kinds.length === 1 && s.kinds[0] === "close"));
 const count = async (db: Client) => Number((await db.execute("SELECT COUNT(*) AS n FROM t")).rows[0]!.n);
 
-Deno.test("the edge's writes share one stream: one server connection, the baton passed on, texts stored once", async () => {
-  const p = await proxiedSqld();
-  const db = await openDatabase(p.url, null);
-  try {
+Deno.test("the edge's writes share one stream: one server connection, the baton passed on, texts stored once", () =>
+  withDb(async (db, p) => {
     await db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL UNIQUE)");
     for (let i = 0; i < 5; i++) {
       const rs = await db.batch([
@@ -106,22 +44,16 @@ Deno.test("the edge's writes share one stream: one server connection, the baton 
     // One stream opened (no baton) for the first write; every later write carries the baton it was given.
     assert.deepEqual(writes.map((w) => w.baton === null), [true, false, false, false, false, false, false]);
     // The INSERT's text went to the server once, stored on the stream; later batches refer to it by id.
-    assert.equal(p.seen.filter((s) => s.sql.includes("INSERT INTO t (v) VALUES (?) RETURNING id, v")).length, 1);
+    assert.equal(p.seen.filter((s) => s.body.includes("INSERT INTO t (v) VALUES (?) RETURNING id, v")).length, 1);
     // Reads are not on the write stream: each is a stream of its own, opened and closed in one request.
     const before = p.seen.length;
     assert.equal(await count(db), 10);
-    const read = p.seen.slice(before).find((s) => s.sql.includes("COUNT(*)"))!;
+    const read = p.seen.slice(before).find((s) => s.body.includes("COUNT(*)"))!;
     assert.deepEqual([read.baton, read.kinds.includes("close")], [null, true]);
-  } finally {
-    db.close();
-    await p.stop();
-  }
-});
+  }));
 
-Deno.test("a failing statement fails its batch alone, with SQLite's code, rolled back; the stream goes on", async () => {
-  const p = await proxiedSqld();
-  const db = await openDatabase(p.url, null);
-  try {
+Deno.test("a failing statement fails its batch alone, with SQLite's code, rolled back; the stream goes on", () =>
+  withDb(async (db, p) => {
     await db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL UNIQUE)");
     await db.batch([{ sql: "INSERT INTO t (v) VALUES ('x')", args: [] }], "write");
     const err = await db.batch([
@@ -133,16 +65,10 @@ Deno.test("a failing statement fails its batch alone, with SQLite's code, rolled
     await db.batch([{ sql: "INSERT INTO t (v) VALUES ('z')", args: [] }], "write");
     assert.equal(await count(db), 2);
     assert.equal(writesOf(p.seen).filter((w) => w.baton === null).length, 1);
-  } finally {
-    db.close();
-    await p.stop();
-  }
-});
+  }));
 
-Deno.test("a stream the server expired ran nothing: the write goes again once, on a new stream", async () => {
-  const p = await proxiedSqld();
-  const db = await openDatabase(p.url, null);
-  try {
+Deno.test("a stream the server expired ran nothing: the write goes again once, on a new stream", () =>
+  withDb(async (db, p) => {
     await db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)");
     await db.batch([{ sql: "INSERT INTO t (v) VALUES ('first')", args: [] }], "write");
     p.fail("expired");
@@ -150,34 +76,22 @@ Deno.test("a stream the server expired ran nothing: the write goes again once, o
     assert.deepEqual((await db.execute("SELECT v FROM t ORDER BY id")).rows.map((r) => r.v), ["first", "second"]);
     // The table (a new stream), first, second refused on that stream, second again on a new one.
     assert.deepEqual(writesOf(p.seen).map((w) => w.baton === null), [true, false, false, true]);
-  } finally {
-    db.close();
-    await p.stop();
-  }
-});
+  }));
 
-Deno.test("a baton the server does not know (it restarted) fails that write only; the next opens a new stream", async () => {
-  const p = await proxiedSqld();
-  const db = await openDatabase(p.url, null);
-  try {
+Deno.test("a baton the server does not know (it restarted) fails that write only; the next opens a new stream", () =>
+  withDb(async (db, p) => {
     await db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)");
     p.fail("invalid-baton");
     await assert.rejects(db.batch([{ sql: "INSERT INTO t (v) VALUES ('refused')", args: [] }], "write"));
     await db.batch([{ sql: "INSERT INTO t (v) VALUES ('next')", args: [] }], "write");
     assert.deepEqual((await db.execute("SELECT v FROM t")).rows.map((r) => r.v), ["next"]);
     assert.deepEqual(writesOf(p.seen).map((w) => w.baton === null), [true, false, true]);
-  } finally {
-    db.close();
-    await p.stop();
-  }
-});
+  }));
 
 // Deno's fetch sends a POST again when a reused connection closes before the answer (Bun's does not): here the
 // lost request arrives twice with the same baton, and sqld refuses the second instead of running it again.
-Deno.test("a write whose answer was lost runs once: its caller gets the error, the next write a new stream", async () => {
-  const p = await proxiedSqld();
-  const db = await openDatabase(p.url, null);
-  try {
+Deno.test("a write whose answer was lost runs once: its caller gets the error, the next write a new stream", () =>
+  withDb(async (db, p) => {
     // No unique key: a second run of the lost insert would show as a second row.
     await db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)");
     await db.batch([{ sql: "INSERT INTO t (v) VALUES ('first')", args: [] }], "write");
@@ -187,14 +101,10 @@ Deno.test("a write whose answer was lost runs once: its caller gets the error, t
     assert.deepEqual((await db.execute("SELECT v FROM t ORDER BY id")).rows.map((r) => r.v), ["first", "lost", "next"]);
     // The next write went on a new stream.
     assert.equal(writesOf(p.seen).at(-1)!.baton, null);
-  } finally {
-    db.close();
-    await p.stop();
-  }
-});
+  }));
 
 Deno.test("an idle write stream is closed by the edge before the server would expire it", async () => {
-  const p = await proxiedSqld();
+  const p = await startProxiedSqld();
   const writes = new WriteStream(p.url, undefined, fetch, 100);
   try {
     await writes.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL UNIQUE)");
