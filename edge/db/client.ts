@@ -35,8 +35,10 @@ export async function openDatabase(url: string, authToken: string | null): Promi
   // Over WebSocket one connection carries every stream; there the writes share the reads' client.
   if (!/^https?:/.test(remote)) return groupCommits(remoteClient(reads, reads));
   // Over HTTP, writes keep one stream (one server connection) and ask for uncompressed answers.
+  // The token as @libsql/client takes it: given apart, or as the URL's `authToken` parameter.
   const base = new URL(remote);
-  const writes = new WriteStream(`${base.origin}${base.pathname}`, authToken ?? undefined, uncompressed);
+  const token = authToken ?? base.searchParams.get("authToken") ?? undefined;
+  const writes = new WriteStream(`${base.origin}${base.pathname}`, token, uncompressed);
   return groupCommits(remoteClient(reads, writes));
 }
 
@@ -54,7 +56,8 @@ function fetchWithTimeout(input: RequestInfo | URL, init?: RequestInit): Promise
  * throughput (docs/benchmarks.md § Scale-out). Reads, whose pages of log lines can be large, stay compressed.
  */
 function uncompressed(input: RequestInfo | URL, init?: RequestInit): Promise<Response> {
-  const headers = new Headers(init?.headers);
+  // The Hrana client passes a Request (its Authorization and Content-Type on it) and no init: keep its headers.
+  const headers = new Headers(init?.headers ?? (input instanceof Request ? input.headers : undefined));
   headers.set("Accept-Encoding", "identity");
   return fetchWithTimeout(input, { ...init, headers });
 }

@@ -120,3 +120,25 @@ Deno.test("an idle write stream is closed by the edge before the server would ex
     await p.stop();
   }
 });
+
+Deno.test("the write stream presents the database token, given apart or as the URL's authToken", async () => {
+  const p = await startProxiedSqld();
+  try {
+    for (
+      const [url, token, expected] of [[p.url, "given-apart", "given-apart"], [
+        `${p.url}?authToken=in-url`,
+        null,
+        "in-url",
+      ]] as const
+    ) {
+      const db = await openDatabase(url, token);
+      const before = p.seen.length;
+      await db.batch([{ sql: "SELECT 1", args: [] }], "write");
+      db.close();
+      const writes = p.seen.slice(before).filter((s) => s.kinds.includes("batch"));
+      assert.deepEqual(writes.map((w) => w.authorization), [`Bearer ${expected}`]);
+    }
+  } finally {
+    await p.stop();
+  }
+});

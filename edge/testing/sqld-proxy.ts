@@ -1,6 +1,6 @@
 /**
  * Test support: a real sqld behind an HTTP proxy that records every pipeline request (its baton, its request
- * types, its body, the Accept-Encoding it asked for and the Content-Encoding it got) and can misbehave as the
+ * types, its body, its Authorization, the Accept-Encoding it asked for and the Content-Encoding it got) and can misbehave as the
  * server and the network do: answer as sqld does for an expired stream or a baton it does not know, or drop the
  * connection after the server ran the request. node:http on both sides, so the answer's bytes pass untouched
  * (no fetch to inflate them) under Bun and Deno alike.
@@ -16,6 +16,7 @@ export type SeenRequest = {
   body: string;
   accept: string;
   encoding: string;
+  authorization: string;
 };
 
 export type SqldFault = "expired" | "invalid-baton" | "drop-after-run";
@@ -50,6 +51,7 @@ export async function startProxiedSqld(): Promise<ProxiedSqld> {
           body: text,
           accept: String(req.headers["accept-encoding"] ?? ""),
           encoding: "",
+          authorization: String(req.headers.authorization ?? ""),
         };
         seen.push(entry);
         // sqld's own answers, byte for byte, to a request on a stream it no longer has.
