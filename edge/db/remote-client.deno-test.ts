@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { openDatabase } from "./client.ts";
 import { startProxiedSqld } from "../testing/sqld-proxy.ts";
+import { signedJwt, startSqld } from "../testing/sqld.ts";
 
 Deno.test("writes ask sqld for uncompressed answers; reads still accept compressed ones", async () => {
   const p = await startProxiedSqld();
@@ -30,5 +31,24 @@ Deno.test("writes ask sqld for uncompressed answers; reads still accept compress
   } finally {
     db.close();
     await p.stop();
+  }
+});
+
+Deno.test("against a sqld that takes only signed tokens, as Turso does: the edge's reads and writes present its token", async () => {
+  const { publicKeyPem, token } = signedJwt();
+  const sqld = await startSqld({ jwtKey: publicKeyPem });
+  const db = await openDatabase(sqld.url, token);
+  const anonymous = await openDatabase(sqld.url, null);
+  try {
+    await db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)");
+    await db.batch([{ sql: "INSERT INTO t (v) VALUES (?)", args: ["with the token"] }], "write");
+    assert.deepEqual((await db.execute("SELECT v FROM t")).rows.map((r) => r.v), ["with the token"]);
+    // The same server refuses both paths without it: the token is what let them through.
+    await assert.rejects(anonymous.batch([{ sql: "INSERT INTO t (v) VALUES ('no')", args: [] }], "write"), /401|auth/i);
+    await assert.rejects(anonymous.execute("SELECT v FROM t"), /401|auth/i);
+  } finally {
+    db.close();
+    anonymous.close();
+    await sqld.stop();
   }
 });

