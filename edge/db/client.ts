@@ -65,6 +65,13 @@ function uncompressed(input: RequestInfo | URL, init?: RequestInit): Promise<Res
 /** How long a statement keeps retrying while the server reports the database locked. */
 const BUSY_RETRY_MS = 5_000;
 
+/** What the write path needs of a client: the remote client itself, or a WriteStream. */
+type Writer = {
+  execute(stmt: InStatement): Promise<ResultSet>;
+  batch(stmts: Parameters<Client["batch"]>[0], mode?: TransactionMode): Promise<ResultSet[]>;
+  close(): void;
+};
+
 /**
  * The remote client as the edge uses it: one write in flight per instance, SQLITE_BUSY retried, and writes over
  * HTTP on one long-lived stream that asks for uncompressed answers (write-stream.ts, `uncompressed`).
@@ -79,13 +86,6 @@ const BUSY_RETRY_MS = 5_000;
  * A statement or batch that failed with SQLITE_BUSY was rolled back whole, so retrying it with a short
  * backoff is safe; the queue is released during the backoff so reads and the other instance progress.
  */
-/** What the write path needs of a client: the remote client itself, or a WriteStream. */
-type Writer = {
-  execute(stmt: InStatement): Promise<ResultSet>;
-  batch(stmts: Parameters<Client["batch"]>[0], mode?: TransactionMode): Promise<ResultSet[]>;
-  close(): void;
-};
-
 function remoteClient(client: Client, writer: Writer): Client {
   const writes = new WriteQueue();
   const retry = async <T>(write: boolean, work: () => Promise<T>): Promise<T> => {

@@ -1,7 +1,7 @@
 /**
- * One call made from many: calls that arrive while the previous call is being written (a burst's agent
- * answers arrive over its ~15 ms) gather, and are handed to `run` as one list when it is done; each caller gets
- * its own answer. The database server prepares and parses every statement it runs, so N equal moves written as
+ * One call made from many: the calls of one event-loop turn, and those that arrive while the previous call is
+ * being written (a burst's agent answers arrive over its few milliseconds), gather and are handed to `run` as
+ * one list; each caller gets its own answer. The database server prepares and parses every statement it runs, so N equal moves written as
  * one statement cost it one preparation instead of N. Group commit (group-commit.ts) puts concurrent statements
  * in one transaction; this makes them one statement. `run` answers per item, in order; if it throws, every
  * caller of that list gets the error.

@@ -1,7 +1,7 @@
 /**
  * The edge's writes to a remote database (sqld, Turso) over one long-lived Hrana stream instead of a new one
  * per request. The server opens an SQLite connection for every new stream — it loads the schema (every table,
- * index and trigger) and starts with a cold page cache — which cost sqld ≈ 0.9 ms of CPU and the edge ≈ 1 ms
+ * index and trigger) and starts with a cold page cache — which cost sqld ≈ 1 ms of CPU and the edge ≈ 1.1 ms
  * of waiting per request, a group commit's fixed price (docs/benchmarks.md § Scale-out). The edge writes one
  * request at a time anyway (client.ts), so one stream serves them all, its baton passed from each answer to
  * the next request.

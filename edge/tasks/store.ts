@@ -167,21 +167,22 @@ function requestHash(s: TaskSubmission): string {
 export class TaskStore {
   constructor(private readonly db: Client, private readonly box: SecretBox) {}
 
-  /** The `dispatched → running` moves of one event-loop turn, as one statement (see `markRunning`). */
+  /** The `dispatched → running` moves asked for together, as one statement (see `markRunning`). */
   private readonly runningMoves = new TurnBatch<RunningMove, boolean>((moves) => this.moveToRunning(moves));
 
   /**
    * `dispatched → running` (the agent took the task), with its message and run deadline: a compare-and-set
-   * like `transition`, true exactly when this call made the move. The moves asked for in one event-loop turn
-   * are written as one statement: in a burst the agents' answers arrive together, and one UPDATE of twenty
-   * tasks costs the database server one preparation instead of twenty.
+   * like `transition`, true exactly when this call made the move. The moves asked for while the last such
+   * statement was being written go out together as the next one (edge/db/turn-batch.ts): in a burst the
+   * agents' answers arrive together, and one UPDATE of twenty tasks costs the database server one preparation
+   * instead of twenty.
    */
   markRunning(id: string, move: Omit<RunningMove, "id">): Promise<boolean> {
     return this.runningMoves.call({ id, ...move });
   }
 
   private async moveToRunning(moves: RunningMove[]): Promise<boolean[]> {
-    // A task asked for twice in one turn moves once; as with two CAS in a row, only the first call made it.
+    // A task asked for twice in one list moves once; as with two CAS in a row, only the first call made it.
     const first = new Map<string, number>();
     moves.forEach((m, i) => first.has(m.id) || first.set(m.id, i));
     const unique = [...first.keys()].map((id) => moves[first.get(id)!]!);
