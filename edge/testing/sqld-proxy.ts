@@ -1,8 +1,8 @@
 /**
  * Test support: a real sqld behind an HTTP proxy that records every pipeline request (its baton, its request
- * types, its body, its Authorization, the Accept-Encoding it asked for and the Content-Encoding it got) and can misbehave as the
- * server and the network do: answer as sqld does for an expired stream or a baton it does not know, or drop the
- * connection after the server ran the request. node:http on both sides, so the answer's bytes pass untouched
+ * types, its body, its Authorization, the Accept-Encoding it asked for and the Content-Encoding it got) and can
+ * misbehave as the server and the network do: answer as sqld does for an expired stream or a baton it does not
+ * know, or drop the connection after the server ran the request. node:http on both sides, so the answer's bytes pass untouched
  * (no fetch to inflate them) under Bun and Deno alike.
  */
 import { createServer, request } from "node:http";

@@ -9,18 +9,14 @@
  */
 import { createClient } from "@libsql/client";
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startSqld } from "../../edge/testing/sqld.ts";
 import { exportBaseline } from "./baseline.ts";
-import { summary } from "./edge-stats.ts";
+import { cpuMicros, flag, median, summary } from "./edge-stats.ts";
 
 const root = join(import.meta.dir, "..", "..");
-const flag = (name: string, fallback: string) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? process.argv[i + 1]! : fallback;
-};
 const REQUESTS = Number(flag("requests", "3000"));
 const ROUNDS = Number(flag("rounds", "1"));
 const EDGES = flag("edges", "1,2,3").split(",").map(Number);
@@ -31,7 +27,6 @@ const CONCURRENCY = 32;
 const WARMUP = 300;
 const BENCH_SECRET_KEY = "00".repeat(32);
 const ADMIN = "admin-token-for-the-bench-0123456789";
-const CLOCK_TICKS = Number(spawnSync("getconf", ["CLK_TCK"]).stdout.toString().trim()) || 100;
 
 type Run = {
   reqPerSec: number;
@@ -84,11 +79,6 @@ const selfMicros = () => {
 
 function writtenBytes(pid: number): number {
   return Number(readFileSync(`/proc/${pid}/io`, "utf8").match(/^wchar: (\d+)$/m)?.[1] ?? NaN);
-}
-
-function cpuMicros(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-  return ((Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS) * 1e6;
 }
 
 async function startEdge(code: string, env: Record<string, string>): Promise<{ url: string; child: ChildProcess }> {
@@ -249,7 +239,6 @@ async function runOnce(code: string, edgeCount: number): Promise<Run> {
   }
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
 const baselineDir = exportBaseline(root, BASELINE);
 const head = spawnSync("git", ["rev-parse", "--short", "HEAD"], { cwd: root }).stdout.toString().trim();
 console.log(

@@ -11,18 +11,14 @@
  */
 import { createClient } from "@libsql/client";
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startSqld } from "../../edge/testing/sqld.ts";
 import { exportBaseline } from "./baseline.ts";
-import { summary } from "./edge-stats.ts";
+import { cpuMicros, flag, median, summary } from "./edge-stats.ts";
 
 const root = join(import.meta.dir, "..", "..");
-const flag = (name: string, fallback: string) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? process.argv[i + 1]! : fallback;
-};
 const REQUESTS = Number(flag("requests", "3000"));
 const CONCURRENCY = Number(flag("concurrency", "32"));
 const ROUNDS = Number(flag("rounds", "3"));
@@ -35,14 +31,6 @@ const BENCH_SECRET_KEY = "00".repeat(32);
 const ADMIN = "admin-token-for-the-bench-0123456789";
 
 type Run = { reqPerSec: number; p50: number; p99: number; errors: number; drainedPerSec: number; cpuUsPerTask: number };
-
-/** CPU time (user + system) a process has used so far, in µs: the steady measure beside the wall-clock ones. */
-function cpuMicros(pid: number): number {
-  // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-  return ((Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS) * 1e6;
-}
-const CLOCK_TICKS = Number(spawnSync("getconf", ["CLK_TCK"]).stdout.toString().trim()) || 100;
 
 let stderrTail = "";
 
@@ -178,7 +166,6 @@ async function runOnce(runtime: "bun" | "deno", db: "file" | "sqld", code: strin
   }
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
 const baselineDir = exportBaseline(root, BASELINE);
 const head = spawnSync("git", ["rev-parse", "--short", "HEAD"], { cwd: root }).stdout.toString().trim();
 console.log(

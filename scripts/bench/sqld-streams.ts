@@ -7,25 +7,15 @@
  *   node_modules/.bin/bun scripts/bench/sqld-streams.ts [--batches 2000] [--rounds 4]
  */
 import { createClient } from "@libsql/client/web";
-import { readFileSync } from "node:fs";
-import { spawnSync } from "node:child_process";
 import { openDatabase } from "../../edge/db/client.ts";
 import { migrate } from "../../edge/db/migrate.ts";
 import { MIGRATIONS } from "../../edge/db/migrations.ts";
 import { WriteStream } from "../../edge/db/write-stream.ts";
 import { startSqld } from "../../edge/testing/sqld.ts";
+import { cpuMicros, flag, median } from "./edge-stats.ts";
 
-const flag = (name: string, fallback: string) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? process.argv[i + 1]! : fallback;
-};
 const BATCHES = Number(flag("batches", "2000"));
 const ROUNDS = Number(flag("rounds", "4"));
-const CLOCK_TICKS = Number(spawnSync("getconf", ["CLK_TCK"]).stdout.toString().trim()) || 100;
-const cpuMs = (pid: number) => {
-  const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-  return ((Number(f[11]) + Number(f[12])) / CLOCK_TICKS) * 1000;
-};
 
 const sqld = await startSqld();
 const setup = await openDatabase(sqld.url, null);
@@ -45,11 +35,11 @@ for (let round = 0; round < ROUNDS; round++) {
   for (const name of round % 2 ? names.reverse() : names) {
     const target = targets[name]!();
     await target.batch(batch(), "write"); // connect and negotiate the protocol version outside the measure
-    const cpu0 = cpuMs(sqld.pid);
+    const cpu0 = cpuMicros(sqld.pid);
     const t0 = performance.now();
     for (let i = 0; i < BATCHES; i++) await target.batch(batch(), "write");
     const wall = (performance.now() - t0) / BATCHES;
-    const cpu = (cpuMs(sqld.pid) - cpu0) / BATCHES;
+    const cpu = (cpuMicros(sqld.pid) - cpu0) / 1000 / BATCHES;
     target.close();
     const r = results.get(name) ?? { cpu: [], wall: [] };
     r.cpu.push(cpu);
@@ -59,7 +49,6 @@ for (let round = 0; round < ROUNDS; round++) {
 }
 await sqld.stop();
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
 const [perRequest, one] = [...results.values()];
 console.log(`${BATCHES} write batches × ${ROUNDS} interleaved rounds against one sqld (the edge's schema), medians`);
 console.log("| client | sqld CPU ms/batch | wall ms/batch |");
