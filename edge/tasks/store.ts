@@ -207,11 +207,12 @@ export class TaskStore {
   }
 
   /**
-   * Insert a queued task, or return the one an earlier request with the same Idempotency-Key made. One
-   * statement: with `dispatch`, the insert itself puts the new task on a ready node of its key that has a free
-   * slot (its triggers keep the slot count, the events and the attempt's inference token) and reads that node
-   * back, so a submission on a warm node costs one statement up to the agent call. A new task comes back from the
-   * insert itself (RETURNING), so nothing is read again.
+   * Insert a queued task, or return the one an earlier request with the same Idempotency-Key made. With
+   * `dispatch`, the insert itself puts the new task on a ready node of its key that has a free slot (its
+   * triggers keep the slot count, the events and the attempt's inference token) and reads that node back, so a
+   * submission on a warm node costs one statement up to the agent call — and the submissions that arrive while
+   * the last ones are written share that statement (`insertSubmissions`). The new task's record is built from
+   * what was inserted and what the statement decided (its seq and node), so nothing is read again.
    */
   async submit(
     keyId: string,
@@ -221,80 +222,29 @@ export class TaskStore {
     now = Date.now(),
     dispatch?: SubmitDispatch,
   ): Promise<{ task: TaskRecord; created: boolean; node: NodeRow | null }> {
-    const id = newTaskId(now);
     const hash = requestHash(s);
     const credential = s.repo?.credential === undefined ? null : await this.box.seal(s.repo.credential);
-    const values = [
-      id,
-      keyId,
-      idempotencyKey,
-      hash,
-      now,
-      s.prompt,
-      s.repo?.url ?? null,
-      s.repo?.branch ?? null,
-      credential,
-      s.repo?.push ? JSON.stringify(s.repo.push) : null,
-      JSON.stringify(s.agent),
-      s.model ?? null,
-      JSON.stringify(s.labels),
-      now,
-      now,
-    ];
-    const columns =
-      `id, key_id, idempotency_key, request_hash, status_at, prompt, repo_url, repo_branch, repo_credential,
-      repo_push, agent, model, labels, created_at, updated_at, status, deadline_at, deadline_timer, status_message`;
-    const results = await this.db.batch(
-      dispatch
-        ? [
-          {
-            // The submission and its dispatch in one statement: `dispatched` to the key's oldest ready node with
-            // a free slot, or `queued` when there is none. The triggers count the slot, record the status
-            // events (queued, then dispatched: migration 0033) and file the attempt's inference token (0034).
-            sql: `INSERT INTO tasks (${columns}, node_id, next_attempt_at, dispatch_token_hash)
-              SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
-                  CASE WHEN slot.id IS NULL THEN 'queued' ELSE 'dispatched' END,
-                  CASE WHEN slot.id IS NULL THEN ? ELSE ? END,
-                  CASE WHEN slot.id IS NULL THEN ? ELSE ? END,
-                  CASE WHEN slot.id IS NULL THEN ? ELSE 'dispatching to node ' || slot.id END,
-                  slot.id,
-                  CASE WHEN slot.id IS NULL THEN NULL ELSE ? END,
-                  CASE WHEN slot.id IS NULL THEN NULL ELSE ? END
-                FROM (SELECT (${FREE_SLOT}) AS id) AS slot
-                WHERE true
-              ON CONFLICT (key_id, idempotency_key) DO NOTHING
-              RETURNING *, (${NODE_FOR_DISPATCH_JSON}) AS dispatch_node`,
-            args: [
-              ...values,
-              deadline.at,
-              dispatch.deadline.at,
-              deadline.timer,
-              dispatch.deadline.timer,
-              QUEUED_MESSAGE,
-              dispatch.nextAttemptAt,
-              dispatch.inferenceTokenHash,
-              keyId,
-              dispatch.heartbeatAfter,
-            ],
-          },
-        ]
-        : [{
-          // The trigger of migration 0051 records the queued event from status_message.
-          sql: `INSERT INTO tasks (${columns}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)
-            ON CONFLICT (key_id, idempotency_key) DO NOTHING
-            RETURNING *`,
-          args: [...values, deadline.at, deadline.timer, QUEUED_MESSAGE],
-        }],
-      "write",
-    );
-    const inserted = results[0]!.rows[0] as Row | undefined;
-    if (inserted) {
-      const task = taskFromRow(inserted);
-      const node = task.status === "dispatched" && typeof inserted.dispatch_node === "string"
-        ? JSON.parse(inserted.dispatch_node) as NodeRow
-        : null;
-      return { task, created: true, node };
-    }
+    const row: Row = {
+      id: newTaskId(now),
+      key_id: keyId,
+      idempotency_key: idempotencyKey,
+      request_hash: hash,
+      prompt: s.prompt,
+      repo_url: s.repo?.url ?? null,
+      repo_branch: s.repo?.branch ?? null,
+      repo_credential: credential,
+      repo_push: s.repo?.push ? JSON.stringify(s.repo.push) : null,
+      agent: JSON.stringify(s.agent),
+      model: s.model ?? null,
+      labels: JSON.stringify(s.labels),
+      created_at: now,
+      updated_at: now,
+      status_at: now,
+    };
+    const inserted = dispatch
+      ? unwrap(await this.submissions.call({ row, queued: deadline, dispatch }))
+      : await this.insertQueued(row, deadline);
+    if (inserted) return { task: taskFromRow(inserted.row), created: true, node: inserted.node };
     const r = await this.db.execute({
       sql: "SELECT * FROM tasks WHERE key_id = ? AND idempotency_key = ?",
       args: [keyId, idempotencyKey],
@@ -307,6 +257,75 @@ export class TaskStore {
       });
     }
     return { task: taskFromRow(existing), created: false, node: null };
+  }
+
+  /** A submission without a dispatch: queued, its event from the insert trigger. Null when the key was used. */
+  private async insertQueued(row: Row, deadline: { at: number; timer: string }): Promise<Inserted | null> {
+    const [r] = await this.db.batch([{
+      sql: `INSERT INTO tasks (${SUBMITTED_COLUMNS.join(", ")}, status, deadline_at, deadline_timer, status_message)
+        VALUES (${SUBMITTED_COLUMNS.map(() => "?").join(", ")}, 'queued', ?, ?, ?)
+        ON CONFLICT (key_id, idempotency_key) DO NOTHING
+        RETURNING *`,
+      args: [...SUBMITTED_COLUMNS.map((c) => row[c] as InValue), deadline.at, deadline.timer, QUEUED_MESSAGE],
+    }], "write");
+    const inserted = r!.rows[0] as Row | undefined;
+    return inserted ? { row: inserted, node: null } : null;
+  }
+
+  /** The submissions asked for together, as one statement (see `insertSubmissions`). */
+  private readonly submissions = new TurnBatch<Submitting, Outcome>((items) => this.insertSubmissions(items));
+
+  /**
+   * Submissions with their dispatch, many in one statement: the database server prepares and parses a statement
+   * each time it runs one (a submission's insert, its three triggers and its RETURNING were most of sqld's CPU
+   * per submission), so a burst's submissions gathered into one `INSERT … SELECT` cost it one preparation.
+   *
+   * Each task goes to the free slots of its key's ready nodes in submission order, oldest node first: the k-th
+   * task of a key in the statement takes the first node whose free slots, summed over the nodes before it and
+   * itself, reach k; beyond them it stays queued (and is placed as any queued task is). The free slots are read
+   * once, before the first row is inserted: the rows' triggers count the slots they take as the rows go in, and
+   * a count read again per row would give those slots away twice (a CTE with a window function is computed
+   * whole anyway; `MATERIALIZED` says so, whatever the planner of the day prefers). It runs inside the write
+   * transaction, so no other writer can take a slot in between. A row whose Idempotency-Key was already used is
+   * not inserted (its caller reads the task that was); its place in the order may leave a slot free for this
+   * statement, which placement then fills: `inserted` is null for such a row.
+   */
+  private async insertSubmissions(items: Submitting[]): Promise<Outcome[]> {
+    let rows: Row[];
+    try {
+      rows = (await this.db.batch([submissionsStatement(items)], "write"))[0]!.rows as unknown as Row[];
+    } catch (error) {
+      // A statement SQLite refused changed nothing: each submission again alone, so only the faulty one fails.
+      // Any other failure (sqld unreachable, an answer lost) may have committed: every caller gets the error.
+      if (items.length === 1 || !String((error as { code?: unknown }).code ?? "").startsWith("SQLITE_")) {
+        return items.map(() => ({ error }));
+      }
+      const alone: Outcome[] = [];
+      for (const item of items) alone.push((await this.insertSubmissions([item]))[0]!);
+      return alone;
+    }
+    const back = new Map(rows.map((r) => [String(r.id), r]));
+    return items.map(({ row, queued, dispatch }) => {
+      const r = back.get(String(row.id));
+      if (!r) return { inserted: null };
+      const nodeId = str(r.node_id);
+      return {
+        inserted: {
+          row: {
+            ...row,
+            ...INSERT_DEFAULTS,
+            seq: r.seq,
+            node_id: nodeId,
+            status: nodeId ? "dispatched" : "queued",
+            deadline_at: nodeId ? dispatch.deadline.at : queued.at,
+            deadline_timer: nodeId ? dispatch.deadline.timer : queued.timer,
+            status_message: nodeId ? dispatchingMessage(nodeId) : QUEUED_MESSAGE,
+            next_attempt_at: nodeId ? dispatch.nextAttemptAt : null,
+          },
+          node: nodeId && typeof r.dispatch_node === "string" ? JSON.parse(r.dispatch_node) as NodeRow : null,
+        },
+      };
+    });
   }
 
   /**
@@ -664,6 +683,107 @@ function dispatchQueuedTask(
     },
     nodeForDispatch(id),
   ];
+}
+
+/** What a submission inserts as given (every other column is decided by the statement or is its default). */
+const SUBMITTED_COLUMNS = [
+  "id",
+  "key_id",
+  "idempotency_key",
+  "request_hash",
+  "prompt",
+  "repo_url",
+  "repo_branch",
+  "repo_credential",
+  "repo_push",
+  "agent",
+  "model",
+  "labels",
+  "created_at",
+  "updated_at",
+  "status_at",
+] as const;
+
+/** The defaults of the columns a submission leaves alone, as the table declares them (migrations). */
+const INSERT_DEFAULTS = {
+  attempts: 0,
+  cancel_requested: 0,
+  result: null,
+  error: null,
+  log_seq: -1,
+  log_lines: 0,
+} satisfies Row;
+
+type Submitting = { row: Row; queued: { at: number; timer: string }; dispatch: SubmitDispatch };
+type Inserted = { row: Row; node: NodeRow | null };
+/** One submission's part of a shared statement: its row (null: the Idempotency-Key was used), or its own error. */
+type Outcome = { inserted: Inserted | null } | { error: unknown };
+const unwrap = (o: Outcome): Inserted | null => {
+  if ("error" in o) throw o.error;
+  return o.inserted;
+};
+
+/** Per submission: what it inserts, then what either outcome (queued, dispatched) sets. */
+const SUBMISSION_VALUES = [
+  ...SUBMITTED_COLUMNS,
+  "queued_deadline_at",
+  "queued_deadline_timer",
+  "dispatched_deadline_at",
+  "dispatched_deadline_timer",
+  "next_attempt_at",
+  "token_hash",
+];
+
+/**
+ * The statement of `insertSubmissions`. The submissions travel as one JSON array of rows (one parameter, read by
+ * `json_each`), so the statement's text — and what the server parses and prepares — is the same for one
+ * submission or a hundred; its array index is the submission's order.
+ */
+function submissionsStatement(items: Submitting[]): { sql: string; args: InValue[] } {
+  const ifSlot = (dispatched: string, queued: string) =>
+    `CASE WHEN x.slot IS NULL THEN ${queued} ELSE ${dispatched} END`;
+  return {
+    sql: `WITH v AS (SELECT j.key AS ord, ${
+      SUBMISSION_VALUES.map((c, i) => `j.value ->> ${i} AS ${c}`).join(", ")
+    } FROM json_each(?1) AS j),
+      ranked AS (SELECT v.*, row_number() OVER (PARTITION BY v.key_id ORDER BY v.ord) AS place FROM v),
+      free AS MATERIALIZED (
+        SELECT n.id, n.owner_key_id AS key_id,
+            SUM(n.slots - n.tasks_on_node) OVER (PARTITION BY n.owner_key_id ORDER BY n.created_at, n.id) AS upto
+          FROM nodes n
+          WHERE n.status = 'ready' AND n.owner_key_id IN (SELECT value FROM json_each(?2)) AND n.tasks_on_node < n.slots
+            AND COALESCE(n.last_heartbeat_at, n.ready_at) > ?3)
+      INSERT INTO tasks (${SUBMITTED_COLUMNS.join(", ")}, status, deadline_at, deadline_timer, status_message,
+          node_id, next_attempt_at, dispatch_token_hash)
+        SELECT ${SUBMITTED_COLUMNS.map((c) => `x.${c}`).join(", ")},
+            ${ifSlot("'dispatched'", "'queued'")},
+            ${ifSlot("x.dispatched_deadline_at", "x.queued_deadline_at")},
+            ${ifSlot("x.dispatched_deadline_timer", "x.queued_deadline_timer")},
+            ${ifSlot("'dispatching to node ' || x.slot", `'${QUEUED_MESSAGE}'`)},
+            x.slot,
+            ${ifSlot("x.next_attempt_at", "NULL")},
+            ${ifSlot("x.token_hash", "NULL")}
+          FROM (SELECT ranked.*, (SELECT f.id FROM free f WHERE f.key_id = ranked.key_id AND f.upto >= ranked.place
+            ORDER BY f.upto LIMIT 1) AS slot FROM ranked) AS x
+          WHERE true
+          ORDER BY x.ord
+        ON CONFLICT (key_id, idempotency_key) DO NOTHING
+        RETURNING id, seq, node_id, (${NODE_FOR_DISPATCH_JSON}) AS dispatch_node`,
+    args: [
+      JSON.stringify(items.map(({ row, queued, dispatch }) => [
+        ...SUBMITTED_COLUMNS.map((c) => row[c]),
+        queued.at,
+        queued.timer,
+        dispatch.deadline.at,
+        dispatch.deadline.timer,
+        dispatch.nextAttemptAt,
+        dispatch.inferenceTokenHash,
+      ])),
+      JSON.stringify([...new Set(items.map((i) => i.row.key_id))]),
+      // The strictest of the submissions' freshness bounds (they were taken milliseconds apart).
+      Math.max(...items.map((i) => i.dispatch.heartbeatAfter)),
+    ],
+  };
 }
 
 /** The key's oldest ready node with a free slot and a fresh heartbeat (parameters: key id, heartbeat after). */
