@@ -92,7 +92,8 @@ function listenUrl(config: AgentConfig, port: number): string {
 
 function capabilities(config: AgentConfig): AgentCapabilities {
   // The work side decides which mode tasks get (listed first), so it also says what the node offers.
-  return { ...workCapabilities(config, process.env), arch: process.arch, os: process.platform };
+  // `batchDispatch`: the server takes `POST /tasks/batch` (agent/server/app.ts).
+  return { ...workCapabilities(config, process.env), batchDispatch: true, arch: process.arch, os: process.platform };
 }
 
 /** Builds the executor from parts the agent creates itself (the event store, the control-plane client). */

@@ -100,6 +100,7 @@ const PROTECTED: [string, string][] = [
   ["GET", "/metrics/export"],
   ["GET", "/boot"],
   ["POST", "/tasks"],
+  ["POST", "/tasks/batch"],
   ["GET", "/tasks/t1"],
   ["POST", "/tasks/t1/cancel"],
   ["GET", "/no-such-route"],
@@ -264,5 +265,36 @@ describe("agent server", () => {
     await expectError(await get("/tasks/t-43", withExecutor), 404, /no task t-43/);
     const cancel = await fetch(url("/tasks/t-42/cancel", withExecutor), { method: "POST", headers: auth });
     expect(await cancel.json()).toEqual({ cancelled: true });
+  });
+
+  test("a batch of dispatches: each task taken or refused on its own, in order, as POST /tasks would answer it", async () => {
+    const post = (body: string) =>
+      fetch(url("/tasks/batch", withExecutor), {
+        method: "POST",
+        headers: { ...auth, "Content-Type": "application/json" },
+        body,
+      });
+    const task = (taskId: string) => ({
+      taskId,
+      prompt: "fix",
+      agent: { type: "command", command: "true" },
+      inference: { baseUrl: "http://127.0.0.1:1/v1", token: "x" },
+      timeoutMs: 1000,
+    });
+    // The batch itself must be one: a list of 1 to 64 tasks.
+    await expectError(await post("{nope"), 400, /not valid JSON/);
+    await expectError(await post(JSON.stringify({ tasks: [] })), 400, /^tasks: /);
+    await expectError(await post(JSON.stringify({ tasks: Array(65).fill(task("t-x")) })), 400, /^tasks: /);
+    const res = await post(JSON.stringify({
+      tasks: [task("t-50"), { ...task("t-51"), timeoutMs: 0 }, task("t-50"), task("t-52")],
+    }));
+    expect(res.status).toBe(200);
+    const { results } = (await res.json()) as { results: { status: number; body: unknown }[] };
+    expect(results.map((r) => r.status)).toEqual([202, 400, 409, 202]);
+    expect(results[0]!.body).toMatchObject({ taskId: "t-50", status: "running" });
+    expect(v.parse(ErrorBody, results[1]!.body).error.message).toMatch(/^timeoutMs: /);
+    expect(v.parse(ErrorBody, results[2]!.body).error.message).toMatch(/already/);
+    expect(results[3]!.body).toMatchObject({ taskId: "t-52", status: "running" });
+    expect(dispatched.map((d) => d.taskId).slice(-2)).toEqual(["t-50", "t-52"]);
   });
 });

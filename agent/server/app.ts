@@ -6,7 +6,8 @@
 // first request, ≈ 0.4 MiB of the idle agent's RSS (docs/benchmarks.md § The VM agent).
 import { Hono } from "hono/quick";
 import { bodyLimit } from "hono/body-limit";
-import { HttpError } from "../../shared/errors.ts";
+import { errorBody, HttpError } from "../../shared/errors.ts";
+import { TASK_DISPATCH_BATCH } from "../../shared/wire/agent.ts";
 import { parseOrThrow, readJsonBody } from "../../shared/validate.ts";
 import type { BootTimeline } from "../../shared/wire/boot.ts";
 import type { TaskExecutor } from "../contracts.ts";
@@ -124,6 +125,29 @@ export function createAgentApp(deps: AgentAppDeps): Hono {
     const { TaskDispatch } = await import("../../shared/wire/task.ts");
     const dispatch = parseOrThrow(TaskDispatch, await readJsonBody(c.req.raw));
     return c.json(await ex.start(dispatch), 202);
+  });
+
+  // A burst's dispatches to this node in one call: each task taken or refused on its own, in order, with the
+  // status and body `POST /tasks` would have answered (shared/wire/task.ts TaskDispatchBatch).
+  app.post("/tasks/batch", bodyLimit({ maxSize: TASK_DISPATCH_BATCH.maxBytes }), async (c) => {
+    const ex = executor();
+    const { TaskDispatch, TaskDispatchBatch } = await import("../../shared/wire/task.ts");
+    const batch = parseOrThrow(TaskDispatchBatch, await readJsonBody(c.req.raw));
+    const results: { status: number; body: unknown }[] = [];
+    for (const task of batch.tasks) {
+      try {
+        results.push({ status: 202, body: await ex.start(parseOrThrow(TaskDispatch, task)) });
+      } catch (err) {
+        if (err instanceof HttpError) {
+          results.push({ status: err.status, body: err.toBody() });
+          continue;
+        }
+        // As the error renderer does for one dispatch: logged here, a 500 without details for that task alone.
+        deps.events.record({ type: "error", level: "error", message: `POST /tasks/batch: ${(err as Error).message}` });
+        results.push({ status: 500, body: errorBody("internal error; see the agent's event log", "server_error") });
+      }
+    }
+    return c.json({ results }, 200);
   });
 
   app.get("/tasks/:id", (c) => {

@@ -10,6 +10,7 @@ import type { NodeRecord, NodeStore } from "../nodes/store.ts";
 import type { Provider } from "../providers/provider.ts";
 import type { TaskStore } from "../tasks/store.ts";
 import type { Wakeups } from "../tasks/wakeups.ts";
+import type { DispatchBatcher } from "./dispatch-batch.ts";
 import type { OrphanReaperMode } from "./orphans.ts";
 
 export type RunnerDeps = {
@@ -40,6 +41,8 @@ export type RunnerContext = RunnerDeps & {
   background: (work: () => Promise<unknown>) => void;
   /** One orphan pass at a time per instance: the provider's listing may be slow or retrying. */
   reaper: { running: boolean; counts: OrphanCounts };
+  /** The agent calls of dispatches, one per node and turn where the agent takes batches (dispatch-batch.ts). */
+  dispatches: DispatchBatcher;
 };
 
 /** Tasks placed on a node whose agent has not reported ready yet. */

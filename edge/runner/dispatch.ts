@@ -96,8 +96,9 @@ export async function dispatch(r: RunnerContext, task: TaskRecord, node: NodeRec
   if (task.model) body.model = task.model;
   let transient: string;
   try {
-    const res = await r.agent.call(node, "/tasks", { method: "POST", body, timeoutMs: requestTimeoutMs(r.t) });
-    const text = await res.text();
+    // With the other dispatches to this node in this turn, as one call if its agent takes batches.
+    const res = await r.dispatches.send(node, body, requestTimeoutMs(r.t));
+    const text = res.text;
     if (res.status === 409) {
       // The agent has this task already (a retried dispatch whose first answer was lost).
       await markRunning(r, task.id, node.id);

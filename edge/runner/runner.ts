@@ -23,6 +23,7 @@ import {
   nodeFailed,
   nodeReady,
 } from "./node-lifecycle.ts";
+import { DispatchBatcher } from "./dispatch-batch.ts";
 import { place, placeWaiting, provisionNode, submit, taskLeftNode } from "./placement.ts";
 import { tick } from "./tick.ts";
 
@@ -42,6 +43,7 @@ export class Runner {
       log: d.log ?? ((m) => console.error(`sam runner: ${m}`)),
       background: (work) => this.background(work),
       reaper: { running: false, counts: this.orphans },
+      dispatches: new DispatchBatcher(d.agent),
     };
   }
 

@@ -803,6 +803,8 @@ const NODE_FOR_DISPATCH = [
   "created_at",
   "agent_url",
   "agent_tls_cert",
+  // Whether its agent takes several dispatches in one call (edge/runner/dispatch-batch.ts).
+  "capabilities",
 ];
 
 /** The node a task was just dispatched to, read in the batch that dispatched it. */

@@ -15,7 +15,7 @@ import type { AgentReady } from "../../shared/wire/agent.ts";
 import type { BootTimeline } from "../../shared/wire/boot.ts";
 import type { NodeEvent } from "../../shared/wire/events.ts";
 import type { MetricsSample } from "../../shared/wire/metrics.ts";
-import { TaskDispatch, type TaskLogEvent, type TaskResult } from "../../shared/wire/task.ts";
+import { TaskDispatch, TaskDispatchBatch, type TaskLogEvent, type TaskResult } from "../../shared/wire/task.ts";
 import { BOOT_PHASES, seedNodeEvents, seedSamples } from "./admin-seed.ts";
 import { sqliteDownload, sqliteFile } from "./sqlite-file.ts";
 
@@ -29,6 +29,12 @@ export type AgentDoubleOptions = {
   heartbeatMs?: number;
   /** Answer `POST /tasks` with this status instead of accepting (fault injection). */
   dispatchStatus?: number;
+  /**
+   * `POST /tasks/batch`: taken and reported in the ready callback (`true`, the default, as the real agent does);
+   * `false`, an agent that predates it (not reported, the route unknown); or a status to answer the whole batch
+   * with while still reporting it (fault injection).
+   */
+  batchDispatch?: boolean | number;
   /**
    * Serve HTTPS with this certificate, and report it in the ready callback; `report` overrides what the ready
    * callback says (a missing or foreign certificate, a wrong fingerprint).
@@ -47,8 +53,10 @@ export type AgentDoubleOptions = {
 
 export type AgentDouble = {
   url: string;
-  /** Every `POST /tasks` received, in order (duplicates included). */
+  /** Every dispatch received, alone or in a batch, in order (duplicates included). */
   dispatches: TaskDispatch[];
+  /** Each `POST /tasks/batch` received: how many tasks it carried (0: refused whole). */
+  batchCalls: number[];
   cancels: string[];
   eventQueries: string[];
   ready(): Promise<Response>;
@@ -133,6 +141,8 @@ const errorResponse = (status: number, type: string, message: string) =>
 
 export async function startAgentDouble(o: AgentDoubleOptions): Promise<AgentDouble> {
   const dispatches: TaskDispatch[] = [];
+  const batchCalls: number[] = [];
+  const batch = o.batchDispatch ?? true;
   const cancels: string[] = [];
   const eventQueries: string[] = [];
   const active = new Map<string, { proc?: ReturnType<typeof Bun.spawn> }>();
@@ -190,7 +200,12 @@ export async function startAgentDouble(o: AgentDoubleOptions): Promise<AgentDoub
   }
 
   async function accept(req: Request): Promise<Response> {
-    const parsed = v.safeParse(TaskDispatch, await req.json());
+    return take(await req.json());
+  }
+
+  /** One dispatch, as `POST /tasks` answers it; `/tasks/batch` answers each of its tasks the same way. */
+  function take(body: unknown): Response {
+    const parsed = v.safeParse(TaskDispatch, body);
     if (!parsed.success) return errorResponse(400, "invalid_request_error", v.summarize(parsed.issues));
     const d = parsed.output;
     dispatches.push(d);
@@ -220,6 +235,19 @@ export async function startAgentDouble(o: AgentDoubleOptions): Promise<AgentDoub
         return errorResponse(401, "authentication_error", "missing or invalid agent token");
       }
       if (req.method === "POST" && url.pathname === "/tasks") return accept(req);
+      if (req.method === "POST" && url.pathname === "/tasks/batch" && batch !== false) {
+        batchCalls.push(0);
+        if (typeof batch === "number") return errorResponse(batch, "server_error", "injected");
+        const parsed = v.safeParse(TaskDispatchBatch, await req.json());
+        if (!parsed.success) return errorResponse(400, "invalid_request_error", v.summarize(parsed.issues));
+        batchCalls[batchCalls.length - 1] = parsed.output.tasks.length;
+        const results = [];
+        for (const task of parsed.output.tasks) {
+          const res = take(task);
+          results.push({ status: res.status, body: await res.json() });
+        }
+        return Response.json({ results });
+      }
       const cancel = /^\/tasks\/([^/]+)\/cancel$/.exec(url.pathname);
       if (req.method === "POST" && cancel) {
         cancels.push(cancel[1]!);
@@ -257,6 +285,7 @@ export async function startAgentDouble(o: AgentDoubleOptions): Promise<AgentDoub
   const double: AgentDouble = {
     url,
     dispatches,
+    batchCalls,
     cancels,
     eventQueries,
     ready() {
@@ -270,6 +299,7 @@ export async function startAgentDouble(o: AgentDoubleOptions): Promise<AgentDoub
           workspaceModes: ["host"],
           agents: ["command"],
           maxConcurrentTasks: capacity,
+          ...(batch === false ? {} : { batchDispatch: true }),
           arch: process.arch,
           os: process.platform,
         },

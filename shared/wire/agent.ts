@@ -15,6 +15,9 @@ export type WorkspaceMode = v.InferOutput<typeof WorkspaceMode>;
 export const TASK_SLOTS = { default: 2, min: 1, max: 64 } as const;
 
 /** The one parser of `SAM_MAX_CONCURRENT_TASKS` (agent and work configuration both call it). */
+/** The most one `POST /tasks/batch` may carry (shared/wire/task.ts TaskDispatchBatch): tasks, and bytes of body. */
+export const TASK_DISPATCH_BATCH = { maxTasks: 64, maxBytes: 4 * 1024 * 1024 } as const;
+
 export const taskSlotsFromEnv = (env: Env): number =>
   envInt(env, "SAM_MAX_CONCURRENT_TASKS", TASK_SLOTS.default, TASK_SLOTS.min, TASK_SLOTS.max);
 
@@ -27,6 +30,8 @@ export const AgentCapabilities = v.object({
    * `unavailable`, bwrap missing, so host-mode tasks are refused. Absent from agents that predate it.
    */
   sandbox: v.optional(v.picklist(["bubblewrap", "off", "unavailable"])),
+  /** Takes several dispatches in one `POST /tasks/batch` (shared/wire/task.ts). Absent from agents that predate it. */
+  batchDispatch: v.optional(v.boolean()),
   arch: v.string(),
   os: v.string(),
 });

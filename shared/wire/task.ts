@@ -1,5 +1,6 @@
 /** Tasks as users submit and read them (`/api/tasks`), and as the edge hands them to an agent. */
 import * as v from "valibot";
+import { TASK_DISPATCH_BATCH } from "./agent.ts";
 import { EpochMs, Id, Labels, NonNegativeInt } from "./common.ts";
 
 export const TASK_STATUSES = [
@@ -214,6 +215,21 @@ export const TaskDispatch = v.object({
   timeoutMs: v.pipe(v.number(), v.integer(), v.minValue(1)),
 });
 export type TaskDispatch = v.InferOutput<typeof TaskDispatch>;
+
+/**
+ * Edge → agent: `POST /tasks/batch`, the dispatches of a burst to one node in one call (agents whose ready
+ * callback reports `batchDispatch`). Each task is taken or refused on its own, in order, exactly as `POST /tasks`
+ * would: its answer is the status and body that call would have had. A task that is not a valid dispatch is
+ * that task's 400, not the batch's.
+ */
+export const TaskDispatchBatch = v.object({
+  tasks: v.pipe(v.array(v.unknown()), v.minLength(1), v.maxLength(TASK_DISPATCH_BATCH.maxTasks)),
+});
+export type TaskDispatchBatch = { tasks: TaskDispatch[] };
+export const TaskDispatchBatchAnswer = v.object({
+  results: v.array(v.object({ status: v.pipe(v.number(), v.integer()), body: v.unknown() })),
+});
+export type TaskDispatchBatchAnswer = v.InferOutput<typeof TaskDispatchBatchAnswer>;
 
 /** One line of a task's log as it travels agent → edge → user. `seq` orders and de-duplicates. */
 export const TaskLogEvent = v.object({
