@@ -11,8 +11,8 @@ import {
   TaskRunState,
   type TaskStatus,
 } from "../../shared/wire/task.ts";
-import { TOKEN_PREFIX } from "../auth/authenticate.ts";
-import { hashToken, randomToken } from "../auth/tokens.ts";
+import { taskToken } from "../auth/authenticate.ts";
+import { hashToken } from "../auth/tokens.ts";
 import { AgentUnreachable } from "../nodes/agent-client.ts";
 import type { NodeRecord } from "../nodes/store.ts";
 import { dispatchingMessage, type TaskRecord, type TransitionGuard } from "../tasks/store.ts";
@@ -34,7 +34,7 @@ export async function claimDispatch(
   const now = Date.now();
   const deadline = runnerDeadline("dispatched", now, r.t);
   const nextAttemptAt = dispatchLease(r.t, now);
-  const token = randomToken(TOKEN_PREFIX.task);
+  const token = taskToken(task.id);
   const ok = await r.tasks.transition(task.id, from, "dispatched", {
     message: dispatchingMessage(node.id),
     nodeId: node.id,
@@ -73,7 +73,7 @@ export function asDispatched(
 export async function postDispatch(r: RunnerContext, taskId: string, node: NodeRecord): Promise<void> {
   const task = await r.tasks.get(taskId);
   if (!task || task.status !== "dispatched") return;
-  const token = randomToken(TOKEN_PREFIX.task);
+  const token = taskToken(task.id);
   await r.tasks.mintInferenceToken(task.id, hashToken(token));
   await dispatch(r, task, node, token);
 }

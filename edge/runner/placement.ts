@@ -5,10 +5,10 @@
  */
 import { TASK_SLOTS } from "../../shared/wire/agent.ts";
 import type { TaskStatus, TaskSubmission } from "../../shared/wire/task.ts";
-import { TOKEN_PREFIX } from "../auth/authenticate.ts";
+import { taskToken, TOKEN_PREFIX } from "../auth/authenticate.ts";
 import { hashToken, randomToken } from "../auth/tokens.ts";
 import { nodeFromRow, type NodeRecord } from "../nodes/store.ts";
-import type { TaskRecord, TransitionGuard } from "../tasks/store.ts";
+import { newTaskId, type TaskRecord, type TransitionGuard } from "../tasks/store.ts";
 import { dispatchLease, type RunnerContext } from "./context.ts";
 import { runnerDeadline } from "./deadlines.ts";
 import { asDispatched, claimDispatch, dispatch } from "./dispatch.ts";
@@ -26,7 +26,9 @@ export async function submit(
   idempotencyKey: string | null,
   now = Date.now(),
 ): Promise<{ task: TaskRecord; created: boolean }> {
-  const token = randomToken(TOKEN_PREFIX.task);
+  // The task's id is made here, so that its inference token can name it (taskToken).
+  const taskId = newTaskId(now);
+  const token = taskToken(taskId);
   const { task, created, node } = await r.tasks.submit(
     keyId,
     submission,
@@ -38,6 +40,7 @@ export async function submit(
       deadline: runnerDeadline("dispatched", now, r.t),
       nextAttemptAt: dispatchLease(r.t, now),
       inferenceTokenHash: hashToken(token),
+      taskId,
     },
   );
   if (created) {
@@ -196,7 +199,7 @@ export async function placeQueued(r: RunnerContext, keyId: string, now?: number)
   const at = Date.now();
   const deadline = runnerDeadline("dispatched", at, r.t);
   const nextAttemptAt = dispatchLease(r.t, at);
-  const tokens = new Map(queued.map((t) => [t.id, randomToken(TOKEN_PREFIX.task)]));
+  const tokens = new Map(queued.map((t) => [t.id, taskToken(t.id)]));
   const placed = await r.tasks.dispatchQueued(
     keyId,
     queued.map((t) => ({ id: t.id, inferenceTokenHash: hashToken(tokens.get(t.id)!) })),

@@ -128,6 +128,8 @@ export type SubmitDispatch = {
   deadline: { at: number; timer: string };
   nextAttemptAt: number;
   inferenceTokenHash: string;
+  /** The id the new task gets (the inference token names it); a fresh one when absent. */
+  taskId?: string;
 };
 
 /**
@@ -225,7 +227,7 @@ export class TaskStore {
     const hash = requestHash(s);
     const credential = s.repo?.credential === undefined ? null : await this.box.seal(s.repo.credential);
     const row: Row = {
-      id: newTaskId(now),
+      id: dispatch?.taskId ?? newTaskId(now),
       key_id: keyId,
       idempotency_key: idempotencyKey,
       request_hash: hash,
@@ -482,8 +484,8 @@ export class TaskStore {
   /** A fresh task inference token (one per dispatch attempt); only its hash is stored. */
   async mintInferenceToken(taskId: string, hash: string): Promise<void> {
     await this.db.execute({
-      sql: "INSERT INTO task_tokens (token_hash, task_id, created_at) VALUES (?, ?, ?)",
-      args: [hash, taskId, Date.now()],
+      sql: "INSERT INTO task_tokens (task_id, token_hash, created_at) VALUES (?, ?, ?)",
+      args: [taskId, hash, Date.now()],
     });
   }
 
