@@ -14,16 +14,16 @@ afterAll(async () => {
   for (const t of edges) await t.stop();
 });
 
-async function burstTo(double: Partial<AgentDoubleOptions>) {
-  const provider = new ProviderDouble({ double: { mode: "hold", capacity: BURST, ...double } });
+async function burstTo(double: Partial<AgentDoubleOptions>, prompt = (i: number) => `task ${i}`, count = BURST) {
+  const provider = new ProviderDouble({ double: { mode: "hold", capacity: count, ...double } });
   const t = await startTestEdge({ provider, env: { SAM_RATE_LIMIT_RPM: "1000000" } });
   edges.push(t);
   const key = await t.createKey();
   const node = await readyNode(t, provider, key.id);
-  const ids = await Promise.all(Array.from({ length: BURST }, async (_, i) => {
+  const ids = await Promise.all(Array.from({ length: count }, async (_, i) => {
     const res = await t.call("POST", "/api/tasks", {
       token: key.key,
-      body: { prompt: `task ${i}`, agent: { type: "command", command: "true" } },
+      body: { prompt: prompt(i), agent: { type: "command", command: "true" } },
     });
     expect(res.status).toBe(201);
     return ((await res.json()) as { id: string }).id;
@@ -42,6 +42,15 @@ describe("dispatches to one node", () => {
     expect(agent.dispatches.map((d) => d.taskId).sort()).toEqual([...ids].sort());
     // Whatever went alone (a dispatch with no company in its turn) and what went in batches add up to the burst.
     expect(agent.batchCalls.reduce((a, b) => a + b, 0)).toBeLessThanOrEqual(BURST);
+  });
+
+  test("a batch stays within half the agent's body limit, counted in UTF-8 bytes", async () => {
+    // Eight prompts of 100,000 three-byte characters: 300 KB each, 2.4 MB for all — within 2 MiB as characters
+    // (800,000), not as bytes, so they go as more than one batch.
+    const { agent, ids } = await burstTo({}, (i) => `${i}${"€".repeat(99_999)}`, 8);
+    expect(agent.dispatches.map((d) => d.taskId).sort()).toEqual([...ids].sort());
+    expect(agent.batchCalls.every((n) => n * 300_000 <= 2 * 1024 * 1024)).toBe(true);
+    expect(agent.batchCalls.length).toBeGreaterThan(0);
   });
 
   test("an agent that does not report batches gets one POST /tasks per task", async () => {

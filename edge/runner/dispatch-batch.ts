@@ -24,7 +24,8 @@ export type DispatchAnswer = { status: number; text: string };
 type Pending = {
   node: NodeRecord;
   body: TaskDispatch;
-  json: string;
+  /** The size of its JSON in UTF-8 bytes (at most). */
+  bytes: number;
   timeoutMs: number;
   resolve(a: DispatchAnswer): void;
   reject(err: unknown): void;
@@ -40,13 +41,13 @@ export class DispatchBatcher {
 
   send(node: NodeRecord, body: TaskDispatch, timeoutMs: number): Promise<DispatchAnswer> {
     return new Promise((resolve, reject) => {
-      const json = JSON.stringify(body);
+      const bytes = utf8Bytes(JSON.stringify(body));
       const queue = this.pending.get(node.id);
       if (queue) {
-        queue.push({ node, body, json, timeoutMs, resolve, reject });
+        queue.push({ node, body, bytes, timeoutMs, resolve, reject });
         return;
       }
-      this.pending.set(node.id, [{ node, body, json, timeoutMs, resolve, reject }]);
+      this.pending.set(node.id, [{ node, body, bytes, timeoutMs, resolve, reject }]);
       // After this turn's callbacks: the dispatches they make to the same node join this call.
       setImmediate(() => {
         const items = this.pending.get(node.id) ?? [];
@@ -64,19 +65,19 @@ export class DispatchBatcher {
     }
     const chunks: Pending[][] = [];
     let chunk: Pending[] = [];
-    let bytes = 0;
+    let size = 0;
     for (const p of items) {
-      if (p.json.length > BATCH_BYTES) {
+      if (p.bytes > BATCH_BYTES) {
         void this.alone(p);
         continue;
       }
-      if (chunk.length === TASK_DISPATCH_BATCH.maxTasks || bytes + p.json.length > BATCH_BYTES) {
+      if (chunk.length === TASK_DISPATCH_BATCH.maxTasks || size + p.bytes > BATCH_BYTES) {
         chunks.push(chunk);
         chunk = [];
-        bytes = 0;
+        size = 0;
       }
       chunk.push(p);
-      bytes += p.json.length + 1;
+      size += p.bytes + 1;
     }
     if (chunk.length > 0) chunks.push(chunk);
     await Promise.all(chunks.map((c) => (c.length === 1 ? this.alone(c[0]!) : this.together(node, c))));
@@ -122,6 +123,13 @@ export class DispatchBatcher {
     }
     parsed.output.results.forEach((r, i) => items[i]!.resolve({ status: r.status, text: JSON.stringify(r.body) }));
   }
+}
+
+const encoder = new TextEncoder();
+
+/** UTF-8 bytes of a string: counted when it is long, bounded (3 per UTF-16 unit) when it is not. */
+function utf8Bytes(s: string): number {
+  return s.length <= 4_096 ? s.length * 3 : encoder.encode(s).byteLength;
 }
 
 function parseJson(text: string): unknown {
