@@ -5,6 +5,10 @@
  * one statement cost it one preparation instead of N. Group commit (group-commit.ts) puts concurrent statements
  * in one transaction; this makes them one statement. `run` answers per item, in order; if it throws, every
  * caller of that list gets the error.
+ *
+ * With `fillMs`, the next list also waits, up to that long, until it holds as many items as the last one did:
+ * under a steady closed-loop load (N callers each waiting for its answer before asking again) the list then
+ * settles at all N instead of two halves taking turns.
  */
 import { setImmediate } from "node:timers";
 
@@ -15,8 +19,18 @@ export class TurnBatch<T, R> {
   private scheduled = false;
   private running = false;
 
-  /** `max`: most items per call of `run` (an SQL statement's parameters are bounded). */
-  constructor(private readonly run: (items: T[]) => Promise<R[]>, private readonly max = 100) {}
+  private last = 0;
+  private waitTimer: ReturnType<typeof setTimeout> | null = null;
+
+  /**
+   * `max`: most items per call of `run` (an SQL statement's parameters are bounded). `fillMs`: after a call,
+   * wait up to this long for as many items as that call carried before the next one goes (0: never wait).
+   */
+  constructor(
+    private readonly run: (items: T[]) => Promise<R[]>,
+    private readonly max = 100,
+    private readonly fillMs = 0,
+  ) {}
 
   call(item: T): Promise<R> {
     return new Promise<R>((resolve, reject) => {
@@ -27,6 +41,15 @@ export class TurnBatch<T, R> {
 
   private schedule(): void {
     if (this.scheduled || this.running || this.pending.length === 0) return;
+    if (this.fillMs > 0 && this.pending.length < Math.min(this.last, this.max)) {
+      this.waitTimer ??= setTimeout(() => {
+        this.waitTimer = null;
+        this.last = 0;
+        this.schedule();
+      }, this.fillMs);
+      return;
+    }
+    if (this.waitTimer) (clearTimeout(this.waitTimer), this.waitTimer = null);
     this.scheduled = true;
     // After this turn's I/O callbacks, as group commit gathers: their calls join this list.
     setImmediate(() => void this.flush());
@@ -36,6 +59,7 @@ export class TurnBatch<T, R> {
     this.scheduled = false;
     this.running = true;
     const chunk = this.pending.splice(0, this.max);
+    this.last = chunk.length;
     try {
       const results = await this.run(chunk.map((p) => p.item));
       chunk.forEach((p, j) => p.resolve(results[j]!));
