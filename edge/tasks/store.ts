@@ -727,7 +727,7 @@ const INSERT_DEFAULTS = {
  * milliseconds with their next submissions: waiting for them makes one statement of what would be two halves.
  * A lone submission after a burst waits this long at most.
  */
-const SUBMISSIONS_FILL_MS = 2;
+const SUBMISSIONS_FILL_MS = 5;
 
 type Submitting = { row: Row; queued: { at: number; timer: string }; dispatch: SubmitDispatch };
 type Inserted = { row: Row; node: NodeRow | null };
