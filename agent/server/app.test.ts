@@ -239,20 +239,20 @@ describe("agent server", () => {
     }
   });
 
+  /** A valid dispatch of `taskId`, and a POST of a raw body to a task route of the agent with an executor. */
+  const dispatchOf = (taskId: string) => ({
+    taskId,
+    prompt: "fix",
+    agent: { type: "command", command: "true" },
+    inference: { baseUrl: "http://127.0.0.1:1/v1", token: "x" },
+    timeoutMs: 1000,
+  });
+  const postTo = (path: string) => (body: string) =>
+    fetch(url(path, withExecutor), { method: "POST", headers: { ...auth, "Content-Type": "application/json" }, body });
+
   test("task routes validate the dispatch and delegate to the executor", async () => {
-    const post = (body: string) =>
-      fetch(url("/tasks", withExecutor), {
-        method: "POST",
-        headers: { ...auth, "Content-Type": "application/json" },
-        body,
-      });
-    const dispatch = {
-      taskId: "t-42",
-      prompt: "fix",
-      agent: { type: "command", command: "true" },
-      inference: { baseUrl: "http://127.0.0.1:1/v1", token: "x" },
-      timeoutMs: 1000,
-    };
+    const post = postTo("/tasks");
+    const dispatch = dispatchOf("t-42");
     await expectError(await post("{nope"), 400, /not valid JSON/);
     await expectError(await post(JSON.stringify({ ...dispatch, taskId: "bad id" })), 400, /^taskId: /);
     await expectError(await post(JSON.stringify({ ...dispatch, timeoutMs: 0 })), 400, /^timeoutMs: /);
@@ -268,19 +268,8 @@ describe("agent server", () => {
   });
 
   test("a batch of dispatches: each task taken or refused on its own, in order, as POST /tasks would answer it", async () => {
-    const post = (body: string) =>
-      fetch(url("/tasks/batch", withExecutor), {
-        method: "POST",
-        headers: { ...auth, "Content-Type": "application/json" },
-        body,
-      });
-    const task = (taskId: string) => ({
-      taskId,
-      prompt: "fix",
-      agent: { type: "command", command: "true" },
-      inference: { baseUrl: "http://127.0.0.1:1/v1", token: "x" },
-      timeoutMs: 1000,
-    });
+    const post = postTo("/tasks/batch");
+    const task = dispatchOf;
     // The batch itself must be one: a list of 1 to 64 tasks.
     await expectError(await post("{nope"), 400, /not valid JSON/);
     await expectError(await post(JSON.stringify({ tasks: [] })), 400, /^tasks: /);

@@ -2,29 +2,10 @@
 // own time, message and deadline, and each caller told whether its own move happened — as separate
 // compare-and-sets would. (Through the HTTP door, submit-dispatch.test.ts sees a task reach running.)
 import { afterAll, expect, test } from "bun:test";
-import type { Client, InStatement } from "@libsql/client";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { SecretBox } from "../auth/secret-box.ts";
-import { openDatabase } from "../db/client.ts";
-import { migrate } from "../db/migrate.ts";
-import { MIGRATIONS } from "../db/migrations.ts";
-import { wrapClient } from "../db/wrap-client.ts";
-import { TaskStore } from "./store.ts";
+import { countedTaskStore } from "../testing/counted-store.ts";
 
-const dir = mkdtempSync(join(tmpdir(), "sam-running-moves-"));
-const db = await openDatabase(`file:${join(dir, "edge.db")}`, null);
-await migrate(db, MIGRATIONS);
-afterAll(() => (db.close(), rmSync(dir, { recursive: true, force: true })));
-
-const statements: string[] = [];
-const counted = wrapClient(db, {
-  batch: (stmts: InStatement[], mode?: Parameters<Client["batch"]>[1]) => (
-    statements.push(...stmts.map((s) => (typeof s === "string" ? s : s.sql))), db.batch(stmts, mode)
-  ),
-});
-const store = new TaskStore(counted, await SecretBox.fromKey(new Uint8Array(32).fill(7)));
+const { db, store, statements, close } = await countedTaskStore("running-moves");
+afterAll(close);
 
 async function task(id: string, status: "dispatched" | "queued"): Promise<void> {
   await db.execute({

@@ -4,6 +4,7 @@
 // task. (The statement's ranking, key by key and node by node, is in submissions.test.ts.)
 import assert from "node:assert/strict";
 import { createClient } from "@libsql/client";
+import { startDenoEdge } from "../testing/deno-edge.ts";
 import { startSqld } from "../testing/sqld.ts";
 import { freePort } from "../../shared/testing/free-port.ts";
 
@@ -15,9 +16,7 @@ Deno.test("a burst to a warm node fills its slots exactly, queues the rest, and 
   const dataDir = await Deno.makeTempDir();
   const port = await freePort();
   const sqld = await startSqld();
-  const edge = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", "edge/main.ts"],
-    cwd: root,
+  const edge = await startDenoEdge({
     env: {
       SAM_PORT: String(port),
       SAM_DATA_DIR: dataDir,
@@ -30,17 +29,11 @@ Deno.test("a burst to a warm node fills its slots exactly, queues the rest, and 
       SAM_AGENT_BINARY:
         `/usr/bin/env SAM_DOUBLE_MODE=hold SAM_MAX_CONCURRENT_TASKS=${SLOTS} ${root}node_modules/.bin/bun ${root}edge/testing/agent-double-main.ts`,
     },
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-  const url = `http://127.0.0.1:${port}`;
+  });
+  const url = edge.url;
   const db = createClient({ url: sqld.url });
   try {
     const started = Date.now();
-    while (!(await fetch(`${url}/healthz`).then((r) => (r.body?.cancel(), r.ok), () => false))) {
-      if (Date.now() - started > 30_000) throw new Error("the edge did not start");
-      await new Promise((r) => setTimeout(r, 50));
-    }
     const admin = { Authorization: `Bearer ${ADMIN}`, "Content-Type": "application/json" };
     const key = await (await fetch(`${url}/api/keys`, { method: "POST", headers: admin, body: '{"name":"burst"}' }))
       .json();
@@ -89,8 +82,7 @@ Deno.test("a burst to a warm node fills its slots exactly, queues the rest, and 
     assert.deepEqual([Number(slots.tasks_on_node), Number(slots.slots)], [SLOTS, SLOTS]);
   } finally {
     db.close();
-    edge.kill("SIGTERM");
-    await edge.status;
+    await edge.stop();
     await sqld.stop();
     await Deno.remove(dataDir, { recursive: true }).catch(() => {});
   }

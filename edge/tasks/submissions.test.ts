@@ -2,30 +2,12 @@
 // fresh nodes in submission order, oldest node first, never more than a node has; the rest stay queued. What
 // each caller gets back is what the table holds. (Through the HTTP door under Deno: submissions.deno-test.ts.)
 import { afterAll, beforeEach, expect, test } from "bun:test";
-import type { Client, InStatement } from "@libsql/client";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import type { TaskSubmission } from "../../shared/wire/task.ts";
-import { SecretBox } from "../auth/secret-box.ts";
-import { openDatabase } from "../db/client.ts";
-import { migrate } from "../db/migrate.ts";
-import { MIGRATIONS } from "../db/migrations.ts";
-import { wrapClient } from "../db/wrap-client.ts";
-import { type SubmitDispatch, taskFromRow, TaskStore } from "./store.ts";
+import { countedTaskStore } from "../testing/counted-store.ts";
+import { type SubmitDispatch, taskFromRow } from "./store.ts";
 
-const dir = mkdtempSync(join(tmpdir(), "sam-submissions-"));
-const db = await openDatabase(`file:${join(dir, "edge.db")}`, null);
-await migrate(db, MIGRATIONS);
-afterAll(() => (db.close(), rmSync(dir, { recursive: true, force: true })));
-
-const statements: string[] = [];
-const counted = wrapClient(db, {
-  batch: (stmts: InStatement[], mode?: Parameters<Client["batch"]>[1]) => (
-    statements.push(...stmts.map((s) => (typeof s === "string" ? s : s.sql))), db.batch(stmts, mode)
-  ),
-});
-const store = new TaskStore(counted, await SecretBox.fromKey(new Uint8Array(32).fill(7)));
+const { db, store, statements, close } = await countedTaskStore("submissions");
+afterAll(close);
 
 const NOW = 1_000_000;
 const FRESH_AFTER = NOW - 60_000;
