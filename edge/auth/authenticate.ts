@@ -73,7 +73,7 @@ export function createAuthenticate(db: Client, adminToken: string, keys = new Ke
           args: [taskId, hash],
         }
         : {
-          // A token minted before tokens named their task: looked for under the tasks still running (CROSS JOIN
+          // A token minted before tokens named their task: looked for under the tasks not yet ended (CROSS JOIN
           // keeps that order: the active tasks by their status index, then each one's tokens by key). Such
           // tokens end with their tasks, so this path empties by itself after an upgrade.
           sql: `SELECT t.id, t.key_id, t.node_id, k.name, k.rate_limit_per_minute

@@ -14,10 +14,10 @@ export type WorkspaceMode = v.InferOutput<typeof WorkspaceMode>;
  */
 export const TASK_SLOTS = { default: 2, min: 1, max: 64 } as const;
 
-/** The one parser of `SAM_MAX_CONCURRENT_TASKS` (agent and work configuration both call it). */
 /** The most one `POST /tasks/batch` may carry (shared/wire/task.ts TaskDispatchBatch): tasks, and bytes of body. */
 export const TASK_DISPATCH_BATCH = { maxTasks: 64, maxBytes: 4 * 1024 * 1024 } as const;
 
+/** The one parser of `SAM_MAX_CONCURRENT_TASKS` (agent and work configuration both call it). */
 export const taskSlotsFromEnv = (env: Env): number =>
   envInt(env, "SAM_MAX_CONCURRENT_TASKS", TASK_SLOTS.default, TASK_SLOTS.min, TASK_SLOTS.max);
 
