@@ -4,12 +4,10 @@
  * and the admin token is compared in constant time.
  */
 import type { Client } from "../db/client.ts";
-import { ACTIVE_STATUSES, sqlList, TERMINAL_SQL } from "../tasks/store.ts";
+import { ACTIVE_SQL, TERMINAL_SQL } from "../tasks/store.ts";
 import type { Authenticate, Caller } from "./caller.ts";
 import { KeyCache } from "./key-cache.ts";
 import { hashToken, randomToken, timingSafeEqualString } from "./tokens.ts";
-
-const ACTIVE_SQL = sqlList(ACTIVE_STATUSES);
 
 export const TOKEN_PREFIX = { key: "sam", node: "samnode", agent: "samagent", task: "samtask" } as const;
 

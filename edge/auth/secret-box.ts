@@ -11,7 +11,7 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Client } from "../db/client.ts";
 import { parseSecretKey } from "../config.ts";
-import { ACTIVE_STATUSES, sqlList } from "../tasks/store.ts";
+import { ACTIVE_SQL } from "../tasks/store.ts";
 import { ensurePrivateDir, ensurePrivateFile } from "./private-files.ts";
 
 /** Marks a sealed value: version, then base64url of IV ‖ ciphertext ‖ tag. Plain tokens never start so. */
@@ -76,7 +76,6 @@ export function resolveSecretKey(configured: Uint8Array | null, dataDir: string)
 }
 
 const CHECK_PLAIN = "sam secret key check";
-const ON_NODE_OR_QUEUED = sqlList(ACTIVE_STATUSES);
 
 /**
  * Refuses a key other than the one this database's secrets were sealed with. The first instance to start
@@ -115,7 +114,7 @@ export async function sealPlainSecrets(db: Client, box: SecretBox): Promise<numb
   // Only live tasks hold a credential (an ended one's is dropped), and their statuses are indexed: no scan of
   // the whole task history at every start.
   const tasks = await db.execute(`SELECT id, repo_credential FROM tasks
-    WHERE status IN ${ON_NODE_OR_QUEUED} AND repo_credential IS NOT NULL AND repo_credential NOT LIKE '${SEALED_PREFIX}%'`);
+    WHERE status IN ${ACTIVE_SQL} AND repo_credential IS NOT NULL AND repo_credential NOT LIKE '${SEALED_PREFIX}%'`);
   for (const row of tasks.rows) {
     const plain = String(row.repo_credential);
     const r = await db.execute({

@@ -26,7 +26,7 @@ export type GroupCommitOptions = {
 };
 
 /** An error SQLite itself raised for a statement (constraint, busy, …): its transaction was rolled back. */
-function isStatementError(err: unknown): boolean {
+export function isStatementError(err: unknown): boolean {
   const code = (err as { code?: unknown } | null)?.code;
   return typeof code === "string" && code.startsWith("SQLITE_");
 }

@@ -17,6 +17,7 @@ import {
 import type { SecretBox } from "../auth/secret-box.ts";
 import { randomToken, sha256Hex } from "../auth/tokens.ts";
 import type { Client } from "../db/client.ts";
+import { isStatementError } from "../db/group-commit.ts";
 import { TurnBatch } from "../db/turn-batch.ts";
 
 type NodeRow = Record<string, unknown>;
@@ -36,6 +37,7 @@ export const ACTIVE_STATUSES = [
   "dispatched",
   "running",
 ] as const satisfies TaskStatus[];
+export const ACTIVE_SQL = sqlList(ACTIVE_STATUSES);
 
 export type TaskRecord = {
   id: string;
@@ -303,7 +305,7 @@ export class TaskStore {
     } catch (error) {
       // A statement SQLite refused changed nothing: each submission again alone, so only the faulty one fails.
       // Any other failure (sqld unreachable, an answer lost) may have committed: every caller gets the error.
-      if (items.length === 1 || !String((error as { code?: unknown }).code ?? "").startsWith("SQLITE_")) {
+      if (items.length === 1 || !isStatementError(error)) {
         return items.map(() => ({ error }));
       }
       const alone: Outcome[] = [];
