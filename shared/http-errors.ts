@@ -5,7 +5,7 @@
  */
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
-import { errorBody, errorTypeFor, HttpError } from "./errors.ts";
+import { type ErrorBody, errorBody, errorTypeFor, HttpError } from "./errors.ts";
 
 export type ErrorRendererOptions = {
   /** Wording for the statuses Hono's middleware (bearer-auth, body-limit) throws; falls back to its message. */
@@ -16,9 +16,12 @@ export type ErrorRendererOptions = {
   internalHint: string;
 };
 
-export function createErrorRenderer(opts: ErrorRendererOptions) {
-  return function renderError(err: Error, c: Context): Response {
-    if (err instanceof HttpError) return c.json(err.toBody(), err.status as 400, err.headers);
+/** What a failure answers, before it is a response: one part of an answer that carries several (a batch). */
+export type ErrorAnswer = { status: number; body: ErrorBody; headers: Record<string, string> };
+
+export function createErrorAnswer(opts: ErrorRendererOptions) {
+  return function answerError(err: Error, c: Context): ErrorAnswer {
+    if (err instanceof HttpError) return { status: err.status, body: err.toBody(), headers: err.headers };
     if (err instanceof HTTPException) {
       const status = err.status;
       const message = opts.messages?.[status] ??
@@ -26,10 +29,22 @@ export function createErrorRenderer(opts: ErrorRendererOptions) {
       const headers: Record<string, string> = {};
       const www = err.res?.headers.get("WWW-Authenticate");
       if (www) headers["WWW-Authenticate"] = www;
-      return c.json(errorBody(message, errorTypeFor(status), null), status, headers);
+      return { status, body: errorBody(message, errorTypeFor(status), null), headers };
     }
     opts.onUnexpected(err, c);
-    return c.json(errorBody(`internal error; ${opts.internalHint}`, "server_error", "internal"), 500);
+    return {
+      status: 500,
+      body: errorBody(`internal error; ${opts.internalHint}`, "server_error", "internal"),
+      headers: {},
+    };
+  };
+}
+
+export function createErrorRenderer(opts: ErrorRendererOptions) {
+  const answerError = createErrorAnswer(opts);
+  return function renderError(err: Error, c: Context): Response {
+    const { status, body, headers } = answerError(err, c);
+    return c.json(body, status as 400, headers);
   };
 }
 

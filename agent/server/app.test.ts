@@ -30,6 +30,7 @@ let boot: BootTimeline | null = null;
 const dispatched: TaskDispatch[] = [];
 const executor: TaskExecutor = {
   async start(d) {
+    if (d.taskId === "t-boom") throw new Error("the executor broke");
     if (dispatched.some((x) => x.taskId === d.taskId)) {
       throw new HttpError(409, `task ${d.taskId} is already on this node`);
     }
@@ -285,5 +286,15 @@ describe("agent server", () => {
     expect(v.parse(ErrorBody, results[2]!.body).error.message).toMatch(/already/);
     expect(results[3]!.body).toMatchObject({ taskId: "t-52", status: "running" });
     expect(dispatched.map((d) => d.taskId).slice(-2)).toEqual(["t-50", "t-52"]);
+    // An unexpected error is that task's 500, as POST /tasks answers it, and recorded in the event log.
+    const single = await postTo("/tasks")(JSON.stringify(dispatchOf("t-boom")));
+    const batch = await post(JSON.stringify({ tasks: [task("t-boom")] }));
+    const [boom] = ((await batch.json()) as { results: { status: number; body: unknown }[] }).results;
+    expect([single.status, boom!.status]).toEqual([500, 500]);
+    expect(boom!.body).toEqual(await single.json());
+    events.flush();
+    expect(events.query({ type: "error", limit: 100 }).data.map((e) => e.message)).toContain(
+      "POST /tasks/batch: the executor broke",
+    );
   });
 });

@@ -6,7 +6,7 @@
 // first request, ≈ 0.4 MiB of the idle agent's RSS (docs/benchmarks.md § The VM agent).
 import { Hono } from "hono/quick";
 import { bodyLimit } from "hono/body-limit";
-import { errorBody, HttpError } from "../../shared/errors.ts";
+import { HttpError } from "../../shared/errors.ts";
 import { TASK_DISPATCH_BATCH } from "../../shared/wire/agent.ts";
 import { parseOrThrow, readJsonBody } from "../../shared/validate.ts";
 import type { BootTimeline } from "../../shared/wire/boot.ts";
@@ -14,7 +14,7 @@ import type { TaskExecutor } from "../contracts.ts";
 import type { EventStore } from "../events/store.ts";
 import type { MetricsStore } from "../monitor/store.ts";
 import { agentAuth } from "./auth.ts";
-import { errorRenderer, renderNotFound } from "./errors.ts";
+import { errorAnswer, errorRenderer, renderNotFound } from "./errors.ts";
 import { type Connection, exportResponse } from "./export.ts";
 import { parseEventsQuery, parseMetricsQuery } from "./query.ts";
 
@@ -53,6 +53,7 @@ export function createAgentApp(deps: AgentAppDeps): Hono {
   const now = deps.now ?? Date.now;
   const app = new Hono();
   app.onError(errorRenderer(deps.events));
+  const answerError = errorAnswer(deps.events);
   app.notFound(renderNotFound);
 
   app.use("*", async function headerLimit(c, next) {
@@ -138,13 +139,9 @@ export function createAgentApp(deps: AgentAppDeps): Hono {
       try {
         results.push({ status: 202, body: await ex.start(parseOrThrow(TaskDispatch, task)) });
       } catch (err) {
-        if (err instanceof HttpError) {
-          results.push({ status: err.status, body: err.toBody() });
-          continue;
-        }
-        // As the error renderer does for one dispatch: logged here, a 500 without details for that task alone.
-        deps.events.record({ type: "error", level: "error", message: `POST /tasks/batch: ${(err as Error).message}` });
-        results.push({ status: 500, body: errorBody("internal error; see the agent's event log", "server_error") });
+        // Answered as the app answers a failed `POST /tasks` (an unexpected error recorded, a bare 500).
+        const { status, body } = answerError(err as Error, c);
+        results.push({ status, body });
       }
     }
     return c.json({ results }, 200);
