@@ -34,3 +34,12 @@ export async function readJsonBody(req: Request): Promise<unknown> {
     throw new HttpError(400, "request body is not valid JSON", { code: "invalid_json" });
   }
 }
+
+/** JSON text parsed, or `undefined` when it is not JSON (for answers whose shape a schema checks next). */
+export function parseJsonText(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}

@@ -3,6 +3,7 @@
  * as text (Hermes `<tool_call>{…}</tool_call>`, or a bare `{"name", "arguments"}` object), with `arguments`
  * as an object, or without ids. These helpers detect and repair exactly that, and nothing else.
  */
+import { parseJsonText } from "../../shared/validate.ts";
 
 export type ToolCall = { id: string; type: "function"; function: { name: string; arguments: string } };
 
@@ -40,14 +41,6 @@ function asCall(value: unknown): Named | null {
   return { name, arguments: argumentsString(args) };
 }
 
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-}
-
 const HERMES = /<tool_call>\s*([\s\S]*?)\s*(?:<\/tool_call>|$)/g;
 
 /**
@@ -62,7 +55,7 @@ export function parseTextToolCalls(
   if (text.includes("<tool_call>")) {
     const calls: Named[] = [];
     for (const m of text.matchAll(HERMES)) {
-      const call = asCall(parseJson(m[1]!));
+      const call = asCall(parseJsonText(m[1]!));
       if (!call) return null;
       calls.push(call);
     }
@@ -72,7 +65,7 @@ export function parseTextToolCalls(
   }
   const trimmed = text.trim();
   if (!trimmed.startsWith("{") && !trimmed.startsWith("[")) return null;
-  const parsed = parseJson(trimmed);
+  const parsed = parseJsonText(trimmed);
   const items = Array.isArray(parsed) ? parsed : [parsed];
   if (items.length === 0) return null;
   const calls: Named[] = [];

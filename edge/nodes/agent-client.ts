@@ -48,7 +48,8 @@ export class AgentClient {
   async call(
     node: Pick<NodeRecord, "id" | "agentUrl" | "agentToken" | "agentTlsCert" | "status">,
     path: string,
-    init: { method?: string; body?: unknown; timeoutMs: number },
+    /** `body` is sent as JSON; `json`, a body already serialised, as it is. */
+    init: { method?: string; body?: unknown; json?: string; timeoutMs: number },
   ): Promise<Response> {
     if (!node.agentUrl) {
       throw new HttpError(409, `node ${node.id} has no agent yet (status: ${node.status})`, {
@@ -62,6 +63,7 @@ export class AgentClient {
       throw new AgentUnreachable("unreachable", `node ${node.id} serves https but reported no certificate`);
     }
     const token = await this.token(node.agentToken);
+    const json = init.json ?? (init.body === undefined ? undefined : JSON.stringify(init.body));
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), init.timeoutMs);
     try {
@@ -69,9 +71,9 @@ export class AgentClient {
         method: init.method ?? "GET",
         headers: {
           Authorization: `Bearer ${token}`,
-          ...(init.body === undefined ? {} : { "Content-Type": "application/json" }),
+          ...(json === undefined ? {} : { "Content-Type": "application/json" }),
         },
-        body: init.body === undefined ? undefined : JSON.stringify(init.body),
+        body: json,
         signal: controller.signal,
         ...(https ? this.pinnedTls(node.agentTlsCert!) : {}),
       });

@@ -13,6 +13,7 @@
 import { setImmediate } from "node:timers";
 import * as v from "valibot";
 import { errorBody } from "../../shared/errors.ts";
+import { parseJsonText } from "../../shared/validate.ts";
 import { TASK_DISPATCH_BATCH } from "../../shared/wire/agent.ts";
 import { type TaskDispatch, TaskDispatchBatchAnswer } from "../../shared/wire/task.ts";
 import type { AgentClient } from "../nodes/agent-client.ts";
@@ -23,8 +24,9 @@ export type DispatchAnswer = { status: number; text: string };
 
 type Pending = {
   node: NodeRecord;
-  body: TaskDispatch;
-  /** The size of its JSON in UTF-8 bytes (at most). */
+  /** The dispatch as JSON, serialised once: sent alone or as one element of a batch's list. */
+  json: string;
+  /** The size of `json` in UTF-8 bytes (at most). */
   bytes: number;
   timeoutMs: number;
   resolve(a: DispatchAnswer): void;
@@ -41,13 +43,14 @@ export class DispatchBatcher {
 
   send(node: NodeRecord, body: TaskDispatch, timeoutMs: number): Promise<DispatchAnswer> {
     return new Promise((resolve, reject) => {
-      const bytes = utf8Bytes(JSON.stringify(body));
+      const json = JSON.stringify(body);
+      const item = { node, json, bytes: utf8Bytes(json), timeoutMs, resolve, reject };
       const queue = this.pending.get(node.id);
       if (queue) {
-        queue.push({ node, body, bytes, timeoutMs, resolve, reject });
+        queue.push(item);
         return;
       }
-      this.pending.set(node.id, [{ node, body, bytes, timeoutMs, resolve, reject }]);
+      this.pending.set(node.id, [item]);
       // After this turn's callbacks: the dispatches they make to the same node join this call.
       setImmediate(() => {
         const items = this.pending.get(node.id) ?? [];
@@ -85,7 +88,7 @@ export class DispatchBatcher {
 
   private async alone(p: Pending): Promise<void> {
     try {
-      const res = await this.agent.call(p.node, "/tasks", { method: "POST", body: p.body, timeoutMs: p.timeoutMs });
+      const res = await this.agent.call(p.node, "/tasks", { method: "POST", json: p.json, timeoutMs: p.timeoutMs });
       p.resolve({ status: res.status, text: await res.text() });
     } catch (err) {
       p.reject(err);
@@ -97,7 +100,7 @@ export class DispatchBatcher {
     try {
       const res = await this.agent.call(node, "/tasks/batch", {
         method: "POST",
-        body: { tasks: items.map((p) => p.body) },
+        json: `{"tasks":[${items.map((p) => p.json).join(",")}]}`,
         timeoutMs: Math.max(...items.map((p) => p.timeoutMs)),
       });
       answer = { status: res.status, text: await res.text() };
@@ -114,7 +117,7 @@ export class DispatchBatcher {
       for (const p of items) p.resolve(answer);
       return;
     }
-    const parsed = v.safeParse(TaskDispatchBatchAnswer, parseJson(answer.text));
+    const parsed = v.safeParse(TaskDispatchBatchAnswer, parseJsonText(answer.text));
     if (!parsed.success || parsed.output.results.length !== items.length) {
       const message = `the agent's answer to a batch of ${items.length} dispatches is not an answer for each`;
       const bad = { status: 502, text: JSON.stringify(errorBody(message, "upstream_error", "bad_batch_answer")) };
@@ -130,12 +133,4 @@ const encoder = new TextEncoder();
 /** UTF-8 bytes of a string: counted when it is long, bounded (3 per UTF-16 unit) when it is not. */
 function utf8Bytes(s: string): number {
   return s.length <= 4_096 ? s.length * 3 : encoder.encode(s).byteLength;
-}
-
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return null;
-  }
 }
