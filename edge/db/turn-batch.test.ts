@@ -2,6 +2,7 @@
 // `fillMs` the next list also waits (up to that long) for as many items as the last one had — so a closed loop
 // of N callers settles at one list of N instead of two halves taking turns — and a lone call still goes.
 import { expect, test } from "bun:test";
+import { setImmediate } from "node:timers";
 import { TurnBatch } from "./turn-batch.ts";
 
 /** A batch whose runs the test releases one by one; each run is recorded with its items. */
@@ -69,4 +70,69 @@ test("without a fill time the next list goes with whatever is waiting", async ()
   expect(runs[1]!.items).toEqual(["d"]);
   runs[1]!.release();
   expect(await second).toBe("d!");
+});
+
+/** A batch riding with `carrier`; its runs are recorded and answered at once. */
+function rider(carrier: TurnBatch<string, string>, waitMs: number) {
+  const runs: string[][] = [];
+  const batch = new TurnBatch<string, string>(
+    (items) => (runs.push(items), Promise.resolve(items.map((i) => `${i}?`))),
+    100,
+    0,
+    { with: carrier, waitMs },
+  );
+  return { batch, runs };
+}
+
+test("while its carrier is busy, a rider waits for the carrier's next call and starts with it, in the same step", async () => {
+  const carrier = controlled(60_000);
+  const { batch, runs } = rider(carrier.batch, 60_000);
+  let run = carrier.nextRun();
+  const first = ["a", "b"].map((x) => carrier.batch.call(x));
+  await run;
+  // The carrier's first list is running: the rider's call waits (its own wait is a minute here).
+  const moved = batch.call("m");
+  await new Promise((r) => setTimeout(r, 20));
+  expect(runs).toEqual([]);
+  carrier.runs[0]!.release();
+  await Promise.all(first);
+  // Still waiting while the carrier gathers its next list, which then starts; the rider starts right with it.
+  const second = ["c", "d"].map((x) => carrier.batch.call(x));
+  run = carrier.nextRun();
+  await run;
+  expect(carrier.runs[1]!.items).toEqual(["c", "d"]);
+  expect(runs).toEqual([["m"]]);
+  expect(await moved).toBe("m?");
+  carrier.runs[1]!.release();
+  await Promise.all(second);
+});
+
+/** One turn of the event loop: what a batch scheduled without waiting has started by then. */
+const aTurn = () => new Promise((r) => setImmediate(r));
+
+test("a rider goes alone once its wait is over, and in its own turn when its carrier has been quiet", async () => {
+  const carrier = controlled(60_000);
+  const { batch, runs } = rider(carrier.batch, 30);
+  // The carrier never ran: nothing to wait for.
+  const x = batch.call("x");
+  await aTurn();
+  expect(runs).toEqual([["x"]]);
+  expect(await x).toBe("x?");
+  const run = carrier.nextRun();
+  const first = carrier.batch.call("a");
+  await run;
+  carrier.runs[0]!.release();
+  await first;
+  // The carrier ran just now and nothing follows: the rider waits (30 ms), then goes alone.
+  const y = batch.call("y");
+  await aTurn();
+  expect(runs).toEqual([["x"]]);
+  expect(await y).toBe("y?");
+  expect(runs).toEqual([["x"], ["y"]]);
+  // Longer than that after the carrier's last call: in its own turn again.
+  await new Promise((r) => setTimeout(r, 40));
+  const z = batch.call("z");
+  await aTurn();
+  expect(runs).toEqual([["x"], ["y"], ["z"]]);
+  expect(await z).toBe("z?");
 });

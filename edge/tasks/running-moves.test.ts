@@ -2,7 +2,12 @@
 // own time, message and deadline, and each caller told whether its own move happened — as separate
 // compare-and-sets would. (Through the HTTP door, submit-dispatch.test.ts sees a task reach running.)
 import { afterAll, expect, test } from "bun:test";
+import { setImmediate } from "node:timers";
+import type { TaskSubmission } from "../../shared/wire/task.ts";
+import { SecretBox } from "../auth/secret-box.ts";
+import { groupCommits } from "../db/group-commit.ts";
 import { countedTaskStore } from "../testing/counted-store.ts";
+import { RUNNING_MOVES_SQL, TaskStore } from "./store.ts";
 
 const { db, store, statements, close } = await countedTaskStore("running-moves");
 afterAll(close);
@@ -53,4 +58,71 @@ test("a move in a later turn is a compare-and-set of its own: a task already run
   expect(await store.markRunning("t_q", { message: "no", deadline: { at: 9, timer: "run" }, now: 9 })).toBe(false);
   expect(statements).toHaveLength(2);
   expect(await runningEvents("t_a")).toHaveLength(1);
+});
+
+test("each move finds its task by id, not by walking every dispatched task", async () => {
+  // On a database of its own: the native client steps an EXPLAIN of a write once and leaves it open.
+  const own = await countedTaskStore("running-moves-plan");
+  const plan = (await own.db.execute({ sql: `EXPLAIN QUERY PLAN ${RUNNING_MOVES_SQL}`, args: ["[]"] })).rows.map((
+    r,
+  ) => String(r.detail));
+  own.close();
+  expect(plan).toEqual([
+    expect.stringMatching(/^SCAN m VIRTUAL TABLE/),
+    expect.stringMatching(/^SEARCH tasks USING INDEX sqlite_autoindex_tasks_1 \(id=\?\)/),
+  ]);
+});
+
+test("the moves made while submissions come in ride with the next submissions statement: one commit for both", async () => {
+  const commits: number[] = [];
+  const grouped = new TaskStore(
+    groupCommits(db, { onCommit: (n) => commits.push(n) }),
+    await SecretBox.fromKey(new Uint8Array(32).fill(7)),
+  );
+  const now = Date.now();
+  await db.execute({
+    sql: `INSERT INTO nodes (id, status, status_at, provider, owner_key_id, node_token_hash, agent_token, slots,
+      created_at, ready_at, last_heartbeat_at) VALUES ('node_r', 'ready', 1, 'local', 'key_r', 'hash-r', 'sealed', 100, 1, ?, ?)`,
+    args: [now, now],
+  });
+  const submit = (n: number) =>
+    grouped.submit(
+      "key_r",
+      { prompt: `task ${n}`, agent: { type: "command", command: "true" }, labels: {} } as TaskSubmission,
+      `ride-${n}`,
+      { at: now + 9_000, timer: "queued" },
+      now,
+      {
+        heartbeatAfter: now - 1,
+        deadline: { at: now + 5_000, timer: "dispatched" },
+        nextAttemptAt: now + 1_000,
+        inferenceTokenHash: `ride-hash-${n}`,
+      },
+    );
+  const first = await Promise.all([0, 1, 2, 3].map(submit));
+  expect(first.map((r) => r.task.status)).toEqual(["dispatched", "dispatched", "dispatched", "dispatched"]);
+  commits.length = 0;
+  // The next burst starts coming in (its statement waits to fill up to four), and the first burst's agents answer
+  // meanwhile; the rest of the burst arrives a turn later.
+  const second = [4, 5].map(submit);
+  const moves = first.map(({ task }) =>
+    grouped.markRunning(task.id, {
+      message: "running on node node_r",
+      deadline: { at: now + 60_000, timer: "run" },
+      now,
+    })
+  );
+  await new Promise((r) => setImmediate(r));
+  second.push(...[6, 7].map(submit));
+  expect(await Promise.all(moves)).toEqual([true, true, true, true]);
+  expect((await Promise.all(second)).map((r) => r.task.status)).toEqual([
+    "dispatched",
+    "dispatched",
+    "dispatched",
+    "dispatched",
+  ]);
+  // One transaction held both: the four submissions' statement and the four moves.
+  expect(commits).toEqual([2]);
+  const running = await db.execute("SELECT COUNT(*) AS n FROM tasks WHERE node_id = 'node_r' AND status = 'running'");
+  expect(Number(running.rows[0]!.n)).toBe(4);
 });

@@ -1,11 +1,11 @@
 /**
- * Scale-out on one sqld: `POST /api/tasks` at concurrency 32 spread over 1, 2 and 3 edge processes (Deno, the
+ * Scale-out on one sqld: `POST /api/tasks` at concurrency 32 (or `--concurrency`) spread over 1, 2 and 3 edge processes (Deno, the
  * production runtime) sharing one real sqld, for a baseline commit and this tree side by side in one run
  * (interleaved, so machine load hits both alike). Reports req/s, p50/p99, and sqld's CPU time per submission
  * (user + system from /proc/<sqld pid>/stat over the measured requests until the last of them runs on its
  * node: submission, placement, dispatch and the running transition all count). Each edge is
  * scripts/bench/edge-server.ts; the one node is a local agent double process holding every task.
- *   node_modules/.bin/bun scripts/bench/edge-scaleout.ts [--requests 3000] [--rounds 1] [--edges 1,2,3] [--baseline 9c7512b]
+ *   node_modules/.bin/bun scripts/bench/edge-scaleout.ts [--requests 3000] [--rounds 1] [--edges 1,2,3] [--baseline 9c7512b] [--concurrency 32]
  */
 import { createClient } from "@libsql/client";
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
@@ -23,7 +23,7 @@ const EDGES = flag("edges", "1,2,3").split(",").map(Number);
 const BASELINE = flag("baseline", "9c7512b");
 // sqld speaks Hrana over HTTP and over WebSocket; `ws` keeps one stream per client instead of a request each.
 const PROTOCOL = flag("protocol", "http") as "http" | "ws";
-const CONCURRENCY = 32;
+const CONCURRENCY = Number(flag("concurrency", "32"));
 const WARMUP = 300;
 const BENCH_SECRET_KEY = "00".repeat(32);
 const ADMIN = "admin-token-for-the-bench-0123456789";
