@@ -2,7 +2,7 @@
  * Tasks in libSQL: submission, compare-and-set transitions (each recorded as a task event in the same
  * batch), log lines de-duplicated by the agent's `seq`, and the reads behind `/api/tasks*`.
  */
-import type { InArgs, InValue } from "@libsql/client";
+import type { InValue } from "@libsql/client";
 import { HttpError } from "../../shared/errors.ts";
 import type { NodeStatus, TaskEventView } from "../../shared/wire/api.ts";
 import {
