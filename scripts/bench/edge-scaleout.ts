@@ -5,9 +5,10 @@
  * (user + system from /proc/<sqld pid>/stat over the measured requests until the last of them runs on its
  * node: submission, placement, dispatch and the running transition all count). Each edge is
  * scripts/bench/edge-server.ts; the one node is a local agent double process holding every task.
- *   node_modules/.bin/bun scripts/bench/edge-scaleout.ts [--requests 3000] [--rounds 1] [--edges 1,2,3] [--baseline 9c7512b] [--concurrency 32]
+ *   node_modules/.bin/bun scripts/bench/edge-scaleout.ts [--requests 3000] [--rounds 1] [--edges 1,2,3] [--baseline 9c7512b] [--concurrency 32] [--db-latency MS]
  */
 import { createClient } from "@libsql/client";
+import { connect, createServer, type Server } from "node:net";
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -23,6 +24,8 @@ const EDGES = flag("edges", "1,2,3").split(",").map(Number);
 const BASELINE = flag("baseline", "9c7512b");
 // sqld speaks Hrana over HTTP and over WebSocket; `ws` keeps one stream per client instead of a request each.
 const PROTOCOL = flag("protocol", "http") as "http" | "ws";
+// One-way delay between the edges and sqld (ms): a database in another host or zone, as Turso is to an edge.
+const DB_LATENCY_MS = Number(flag("db-latency", "0"));
 const CONCURRENCY = Number(flag("concurrency", "32"));
 const WARMUP = 300;
 const BENCH_SECRET_KEY = "00".repeat(32);
@@ -79,6 +82,26 @@ const selfMicros = () => {
 
 function writtenBytes(pid: number): number {
   return Number(readFileSync(`/proc/${pid}/io`, "utf8").match(/^wchar: (\d+)$/m)?.[1] ?? NaN);
+}
+
+/**
+ * A TCP relay to `target` that holds every chunk `ms` in each direction, in order: the network between an edge
+ * and its database. Resolves to the relay's `host:port`.
+ */
+async function delayedRelay(target: URL, ms: number): Promise<{ address: string; server: Server }> {
+  const server = createServer((client) => {
+    const upstream = connect(Number(target.port), target.hostname);
+    const relay = (from: typeof client, to: typeof client) => {
+      from.on("data", (chunk) => setTimeout(() => to.write(chunk), ms));
+      from.on("end", () => setTimeout(() => to.end(), ms));
+      from.on("error", () => to.destroy());
+    };
+    relay(client, upstream);
+    relay(upstream, client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as { port: number };
+  return { address: `127.0.0.1:${port}`, server };
 }
 
 async function startEdge(code: string, env: Record<string, string>): Promise<{ url: string; child: ChildProcess }> {
@@ -151,13 +174,15 @@ async function load(urls: string[], key: string, n: number, latencies: number[] 
 
 async function runOnce(code: string, edgeCount: number): Promise<Run> {
   const sqld = await startSqld();
+  const relay = DB_LATENCY_MS > 0 ? await delayedRelay(new URL(sqld.url), DB_LATENCY_MS) : null;
   const dirs: string[] = [];
   const edges: { url: string; child: ChildProcess }[] = [];
   try {
     for (let e = 0; e < edgeCount; e++) {
       const dataDir = mkdtempSync(join(tmpdir(), "sam-bench-scaleout-"));
       dirs.push(dataDir);
-      const databaseUrl = PROTOCOL === "ws" ? sqld.url.replace(/^http:/, "ws:") : sqld.url;
+      const viaRelay = relay ? `http://${relay.address}` : sqld.url;
+      const databaseUrl = PROTOCOL === "ws" ? viaRelay.replace(/^http:/, "ws:") : viaRelay;
       edges.push(
         await startEdge(code, {
           SAM_DATA_DIR: dataDir,
@@ -234,6 +259,7 @@ async function runOnce(code: string, edgeCount: number): Promise<Run> {
     }
   } finally {
     for (const e of edges) await stopEdge(e.child);
+    relay?.server.close();
     await sqld.stop();
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
   }
@@ -242,7 +268,9 @@ async function runOnce(code: string, edgeCount: number): Promise<Run> {
 const baselineDir = exportBaseline(root, BASELINE);
 const head = spawnSync("git", ["rev-parse", "--short", "HEAD"], { cwd: root }).stdout.toString().trim();
 console.log(
-  `POST /api/tasks on one sqld (${PROTOCOL}), ${REQUESTS} requests at concurrency ${CONCURRENCY} over 1..3 edges (Deno), ${ROUNDS} round(s); baseline ${BASELINE} vs this tree (${head})`,
+  `POST /api/tasks on one sqld (${PROTOCOL}${
+    DB_LATENCY_MS ? `, ${DB_LATENCY_MS} ms each way` : ""
+  }), ${REQUESTS} requests at concurrency ${CONCURRENCY} over 1..3 edges (Deno), ${ROUNDS} round(s); baseline ${BASELINE} vs this tree (${head})`,
 );
 const results = new Map<string, Run[]>();
 try {
