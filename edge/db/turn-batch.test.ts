@@ -73,13 +73,13 @@ test("without a fill time the next list goes with whatever is waiting", async ()
 });
 
 /** A batch riding with `carrier`; its runs are recorded and answered at once. */
-function rider(carrier: TurnBatch<string, string>, waitMs: number) {
+function rider(carrier: TurnBatch<string, string>, waitMs: number, activeMs = waitMs) {
   const runs: string[][] = [];
   const batch = new TurnBatch<string, string>(
     (items) => (runs.push(items), Promise.resolve(items.map((i) => `${i}?`))),
     100,
     0,
-    { with: carrier, waitMs },
+    { with: carrier, waitMs, activeMs },
   );
   return { batch, runs };
 }
@@ -112,7 +112,7 @@ const aTurn = () => new Promise((r) => setImmediate(r));
 
 test("a rider goes alone once its wait is over, and in its own turn when its carrier has been quiet", async () => {
   const carrier = controlled(60_000);
-  const { batch, runs } = rider(carrier.batch, 30);
+  const { batch, runs } = rider(carrier.batch, 20, 30);
   // The carrier never ran: nothing to wait for.
   const x = batch.call("x");
   await aTurn();
@@ -123,13 +123,13 @@ test("a rider goes alone once its wait is over, and in its own turn when its car
   await run;
   carrier.runs[0]!.release();
   await first;
-  // The carrier ran just now and nothing follows: the rider waits (30 ms), then goes alone.
+  // The carrier ran just now and nothing follows: the rider waits (20 ms), then goes alone.
   const y = batch.call("y");
   await aTurn();
   expect(runs).toEqual([["x"]]);
   expect(await y).toBe("y?");
   expect(runs).toEqual([["x"], ["y"]]);
-  // Longer than that after the carrier's last call: in its own turn again.
+  // Longer after the carrier's last call than it counts as active (30 ms): in its own turn again.
   await new Promise((r) => setTimeout(r, 40));
   const z = batch.call("z");
   await aTurn();

@@ -10,9 +10,9 @@
  * under a steady closed-loop load (N callers each waiting for its answer before asking again) the list then
  * settles at all N instead of two halves taking turns.
  *
- * With `ride`, the list rides with another batch's (the carrier's) next call while the carrier is busy — it
- * has items waiting, a call running, or made one within the last `waitMs` — and goes alone after `waitMs` at
- * the latest. Both calls then start in the same turn, so group commit writes them in one transaction and one
+ * With `ride`, the list rides with another batch's (the carrier's) next call while the carrier is active — it
+ * has items waiting, a call running, or started one within the last `activeMs` — and goes alone after `waitMs`
+ * at the latest. Both calls then start in the same turn, so group commit writes them in one transaction and one
  * request: the database server's fixed price per request and per commit (the pages both statements touch are
  * written once) is paid once for the two.
  */
@@ -21,7 +21,7 @@ import { setImmediate } from "node:timers";
 type Pending<T, R> = { item: T; resolve(r: R): void; reject(err: unknown): void };
 
 /** What a batch that rides with another needs of it (see `ride`). */
-type Carrier = { busy(withinMs: number): boolean; carry(rider: () => void): void; drop(rider: () => void): void };
+type Carrier = { active(withinMs: number): boolean; carry(rider: () => void): void; drop(rider: () => void): void };
 
 export class TurnBatch<T, R> implements Carrier {
   private pending: Pending<T, R>[] = [];
@@ -46,10 +46,10 @@ export class TurnBatch<T, R> implements Carrier {
     private readonly run: (items: T[]) => Promise<R[]>,
     private readonly max = 100,
     private readonly fillMs = 0,
-    private readonly ride?: { with: Carrier; waitMs: number },
+    private readonly ride?: { with: Carrier; waitMs: number; activeMs: number },
   ) {}
 
-  busy(withinMs: number): boolean {
+  active(withinMs: number): boolean {
     return this.pending.length > 0 || this.running || performance.now() - this.startedAt < withinMs;
   }
 
@@ -70,7 +70,7 @@ export class TurnBatch<T, R> implements Carrier {
 
   private schedule(): void {
     if (this.scheduled || this.running || this.pending.length === 0 || this.rideTimer) return;
-    if (this.ride?.with.busy(this.ride.waitMs)) {
+    if (this.ride?.with.active(this.ride.activeMs)) {
       this.ride.with.carry(this.boarded);
       this.rideTimer = setTimeout(() => this.endRide(), this.ride.waitMs);
       return;

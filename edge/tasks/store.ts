@@ -187,7 +187,7 @@ export class TaskStore {
     (moves) => this.moveToRunning(moves),
     100,
     0,
-    { with: this.submissions, waitMs: RUNNING_MOVES_RIDE_MS },
+    { with: this.submissions, waitMs: RUNNING_MOVES_RIDE_MS, activeMs: SUBMISSIONS_ACTIVE_MS },
   );
 
   /**
@@ -738,6 +738,12 @@ const SUBMISSIONS_FILL_MS = 5;
  * one statement in flight and the next one's fill time.
  */
 const RUNNING_MOVES_RIDE_MS = 10;
+/**
+ * Submissions count as coming in while one started within this long: under load a burst's agents answer between
+ * two submissions statements (≈ 15 ms apart with two edges on one sqld), so a shorter window let half of the
+ * moves go alone; with none coming, a move waits `RUNNING_MOVES_RIDE_MS` for nothing.
+ */
+const SUBMISSIONS_ACTIVE_MS = 100;
 
 type Submitting = { row: Row; queued: { at: number; timer: string }; dispatch: SubmitDispatch };
 type Inserted = { row: Row; node: NodeRow | null };
