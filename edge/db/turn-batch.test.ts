@@ -84,7 +84,7 @@ function rider(carrier: TurnBatch<string, string>, waitMs: number, activeMs = wa
   return { batch, runs };
 }
 
-test("while its carrier is busy, a rider waits for the carrier's next call and starts with it, in the same step", async () => {
+test("while its carrier is active, a rider waits for the carrier's next call and starts with it, in the same step", async () => {
   const carrier = controlled(60_000);
   const { batch, runs } = rider(carrier.batch, 60_000);
   let run = carrier.nextRun();
