@@ -112,7 +112,7 @@ const aTurn = () => new Promise((r) => setImmediate(r));
 
 test("a rider goes alone once its wait is over, and in its own turn when its carrier has been quiet", async () => {
   const carrier = controlled(60_000);
-  const { batch, runs } = rider(carrier.batch, 20, 30);
+  const { batch, runs } = rider(carrier.batch, 20, 300);
   // The carrier never ran: nothing to wait for.
   const x = batch.call("x");
   await aTurn();
@@ -129,8 +129,8 @@ test("a rider goes alone once its wait is over, and in its own turn when its car
   expect(runs).toEqual([["x"]]);
   expect(await y).toBe("y?");
   expect(runs).toEqual([["x"], ["y"]]);
-  // Longer after the carrier's last call than it counts as active (30 ms): in its own turn again.
-  await new Promise((r) => setTimeout(r, 40));
+  // Longer after the carrier's last call than it counts as active (300 ms): in its own turn again.
+  await new Promise((r) => setTimeout(r, 320));
   const z = batch.call("z");
   await aTurn();
   expect(runs).toEqual([["x"], ["y"], ["z"]]);

@@ -33,7 +33,7 @@ export class TurnBatch<T, R> implements Carrier {
 
   /** When the last call started (performance.now()), and the batches waiting to start with the next one. */
   private startedAt = -Infinity;
-  private riders = new Set<() => void>();
+  private readonly riders = new Set<() => void>();
   /** This batch's wait for its carrier's next call, and the callback the carrier calls to end it. */
   private rideTimer: ReturnType<typeof setTimeout> | null = null;
   private readonly boarded = () => this.endRide();

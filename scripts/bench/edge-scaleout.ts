@@ -1,11 +1,13 @@
 /**
- * Scale-out on one sqld: `POST /api/tasks` at concurrency 32 (or `--concurrency`) spread over 1, 2 and 3 edge processes (Deno, the
- * production runtime) sharing one real sqld, for a baseline commit and this tree side by side in one run
+ * Scale-out on one sqld: `POST /api/tasks` at concurrency 32 (or `--concurrency`) spread over 1, 2 and 3 edge
+ * processes (Deno, the production runtime) sharing one real sqld (with `--db-latency`, behind a relay that holds
+ * each chunk that long each way), for a baseline commit and this tree side by side in one run
  * (interleaved, so machine load hits both alike). Reports req/s, p50/p99, and sqld's CPU time per submission
  * (user + system from /proc/<sqld pid>/stat over the measured requests until the last of them runs on its
  * node: submission, placement, dispatch and the running transition all count). Each edge is
  * scripts/bench/edge-server.ts; the one node is a local agent double process holding every task.
- *   node_modules/.bin/bun scripts/bench/edge-scaleout.ts [--requests 3000] [--rounds 1] [--edges 1,2,3] [--baseline 9c7512b] [--concurrency 32] [--db-latency MS]
+ *   node_modules/.bin/bun scripts/bench/edge-scaleout.ts [--requests 3000] [--rounds 1] [--edges 1,2,3]
+ *     [--baseline 9c7512b] [--concurrency 32] [--db-latency MS]
  */
 import { createClient } from "@libsql/client";
 import { connect, createServer, type Server } from "node:net";
