@@ -4,7 +4,9 @@
  * each chunk that long each way), for a baseline commit and this tree side by side in one run
  * (interleaved, so machine load hits both alike). Reports req/s, p50/p99, and sqld's CPU time per submission
  * (user + system from /proc/<sqld pid>/stat over the measured requests until the last of them runs on its
- * node: submission, placement, dispatch and the running transition all count). Each edge is
+ * node: submission, placement, dispatch and the running transition all count), and per submission the CPU of
+ * the edges, the agent double and the load generator and the edges' context switches (wake-ups, and preemptions
+ * by another runnable thread: how crowded the cores are). Each edge is
  * scripts/bench/edge-server.ts; the one node is a local agent double process holding every task.
  *   node_modules/.bin/bun scripts/bench/edge-scaleout.ts [--requests 3000] [--rounds 1] [--edges 1,2,3]
  *     [--baseline 9c7512b] [--concurrency 32] [--db-latency MS]
@@ -17,7 +19,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startSqld } from "../../edge/testing/sqld.ts";
 import { exportBaseline } from "./baseline.ts";
-import { cpuMicros, flag, median, summary } from "./edge-stats.ts";
+import { contextSwitches, cpuMicros, flag, median, summary } from "./edge-stats.ts";
 
 const root = join(import.meta.dir, "..", "..");
 const REQUESTS = Number(flag("requests", "3000"));
@@ -45,6 +47,9 @@ type Run = {
   edgeUsPerTask: number;
   nodeUsPerTask: number;
   loadUsPerTask: number;
+  /** The edge processes' context switches per submission: wake-ups, and preemptions by other runnable threads. */
+  edgeWakeupsPerTask: number;
+  edgePreemptionsPerTask: number;
 };
 
 /** A process's descendants (the edge's agent double; its tasks are held, not spawned). */
@@ -77,6 +82,16 @@ const cpuOf = (pids: number[]) =>
       return sum;
     }
   }, 0);
+/** Context switches of several processes; one that has exited counts 0. */
+const switchesOf = (pids: number[]) =>
+  pids.reduce((sum, pid) => {
+    try {
+      const s = contextSwitches(pid);
+      return { voluntary: sum.voluntary + s.voluntary, involuntary: sum.involuntary + s.involuntary };
+    } catch {
+      return sum;
+    }
+  }, { voluntary: 0, involuntary: 0 });
 const selfMicros = () => {
   const u = process.cpuUsage();
   return u.user + u.system;
@@ -228,6 +243,7 @@ async function runOnce(code: string, edgeCount: number): Promise<Run> {
       const edgePids = edges.map((e) => e.child.pid!);
       const nodePids = edgePids.flatMap(descendants);
       const edgeBefore = cpuOf(edgePids);
+      const switchesBefore = switchesOf(edgePids);
       const nodeBefore = cpuOf(nodePids);
       const loadBefore = selfMicros();
       const started = performance.now();
@@ -244,6 +260,7 @@ async function runOnce(code: string, edgeCount: number): Promise<Run> {
       const edgeUsPerTask = (cpuOf(edgePids) - edgeBefore) / REQUESTS;
       const nodeUsPerTask = (cpuOf(nodePids) - nodeBefore) / REQUESTS;
       const loadUsPerTask = (selfMicros() - loadBefore) / REQUESTS;
+      const switches = switchesOf(edgePids);
       const s = summary(latencies);
       return {
         reqPerSec: REQUESTS / seconds,
@@ -255,6 +272,8 @@ async function runOnce(code: string, edgeCount: number): Promise<Run> {
         edgeUsPerTask,
         nodeUsPerTask,
         loadUsPerTask,
+        edgeWakeupsPerTask: (switches.voluntary - switchesBefore.voluntary) / REQUESTS,
+        edgePreemptionsPerTask: (switches.involuntary - switchesBefore.involuntary) / REQUESTS,
       };
     } finally {
       counter.close();
@@ -291,7 +310,9 @@ try {
             (r.sqldBytesPerTask / 1024).toFixed(1)
           } KiB written/task  CPU ms/task: edges ${(r.edgeUsPerTask / 1000).toFixed(3)} node ${
             (r.nodeUsPerTask / 1000).toFixed(3)
-          } load ${(r.loadUsPerTask / 1000).toFixed(3)}  errors ${r.errors}`,
+          } load ${(r.loadUsPerTask / 1000).toFixed(3)}  edges' switches/task: wake-ups ${
+            r.edgeWakeupsPerTask.toFixed(2)
+          } preemptions ${r.edgePreemptionsPerTask.toFixed(2)}  errors ${r.errors}`,
         );
         results.set(id, [...(results.get(id) ?? []), r]);
       }

@@ -1,6 +1,6 @@
 /** What the edge and database benchmarks share: their flags, percentiles and medians, a process's CPU time. */
 import { spawnSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 
 /** `--name value` from the command line, or the fallback. */
 export const flag = (name: string, fallback: string): string => {
@@ -28,4 +28,24 @@ export function percentile(sorted: number[], p: number): number {
 export function summary(samples: number[]): { n: number; p50: number; p90: number; p99: number } {
   const s = [...samples].sort((a, b) => a - b);
   return { n: s.length, p50: percentile(s, 50), p90: percentile(s, 90), p99: percentile(s, 99) };
+}
+
+/**
+ * Context switches of a process so far, summed over its threads: voluntary (it waited: a wake-up each) and
+ * involuntary (the scheduler took its core for another runnable thread).
+ */
+export function contextSwitches(pid: number): { voluntary: number; involuntary: number } {
+  let voluntary = 0;
+  let involuntary = 0;
+  for (const t of readdirSync(`/proc/${pid}/task`)) {
+    let status: string;
+    try {
+      status = readFileSync(`/proc/${pid}/task/${t}/status`, "utf8");
+    } catch {
+      continue; // the thread ended meanwhile
+    }
+    voluntary += Number(status.match(/^voluntary_ctxt_switches:\s+(\d+)$/m)?.[1] ?? 0);
+    involuntary += Number(status.match(/^nonvoluntary_ctxt_switches:\s+(\d+)$/m)?.[1] ?? 0);
+  }
+  return { voluntary, involuntary };
 }
