@@ -281,7 +281,7 @@ async function mainBoot(edge: LabEdge, nodeId: string, vms: Map<string, Vm>): Pr
     3_000,
   );
   // The same boot's phases: a phase the edge first completed from a live report (the script's last waits)
-  // is now read from the journal, whose clock differs from the script's `date` by a few milliseconds.
+  // is now read from systemd's journal on the VM, whose clock differs from the script's `date` by a few milliseconds.
   const summary = (t: BootTimeline) => t.phases.map((p) => `${p.name}:${p.status}:${Math.round(p.startedAt / 1000)}`);
   const kept = JSON.stringify(summary(after.bootTimeline!)) === JSON.stringify(summary(before)) &&
     after.bootTimeline!.bootId === before.bootId;

@@ -73,25 +73,23 @@ function descendants(pid: number): number[] {
   return out;
 }
 
-/** CPU of several processes; one that has exited counts 0. */
-const cpuOf = (pids: number[]) =>
-  pids.reduce((sum, pid) => {
+/** `read` of each of several processes, leaving out one that has exited. */
+const ofLive = <T>(pids: number[], read: (pid: number) => T): T[] =>
+  pids.flatMap((pid) => {
     try {
-      return sum + cpuMicros(pid);
+      return [read(pid)];
     } catch {
-      return sum;
+      return [];
     }
-  }, 0);
+  });
+/** CPU of several processes; one that has exited counts 0. */
+const cpuOf = (pids: number[]) => ofLive(pids, cpuMicros).reduce((sum, us) => sum + us, 0);
 /** Context switches of several processes; one that has exited counts 0. */
 const switchesOf = (pids: number[]) =>
-  pids.reduce((sum, pid) => {
-    try {
-      const s = contextSwitches(pid);
-      return { voluntary: sum.voluntary + s.voluntary, involuntary: sum.involuntary + s.involuntary };
-    } catch {
-      return sum;
-    }
-  }, { voluntary: 0, involuntary: 0 });
+  ofLive(pids, contextSwitches).reduce(
+    (sum, s) => ({ voluntary: sum.voluntary + s.voluntary, involuntary: sum.involuntary + s.involuntary }),
+    { voluntary: 0, involuntary: 0 },
+  );
 const selfMicros = () => {
   const u = process.cpuUsage();
   return u.user + u.system;
